@@ -1,0 +1,74 @@
+/* p2c2r/executor.h - the executor ABI: how task types plug into p2c2r-peer.
+ *
+ * An executor is a static table entry: a name, a version, limits, an input
+ * check and a run function.  The peer calls check on its I/O thread before
+ * queueing a task and run on one of its executor threads (or inline on the
+ * I/O thread for executors flagged P2C2R_EXEC_CHEAP with small inputs).
+ *
+ * Executors are pure computation: no sockets, no global mutable state, and
+ * deterministic output (the same input and params give byte-identical output
+ * on every peer), which is what makes result caching and redundant checks
+ * possible. */
+#ifndef P2C2R_EXECUTOR_H
+#define P2C2R_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "p2c2r/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define P2C2R_EXEC_ABI_VERSION 1
+
+/* The executor is so cheap that running it inline on the I/O thread (for
+ * inputs under P2C2R_EXEC_INLINE_MAX bytes) beats a thread hand-off. */
+#define P2C2R_EXEC_CHEAP 0x1u
+#define P2C2R_EXEC_INLINE_MAX 4096
+
+/* One call of an executor.  Everything here is borrowed and valid until run
+ * returns. */
+struct p2c2r_exec_call {
+    const uint8_t *input;
+    size_t input_len;
+    const char *params; /* "key=value\n" lines, not NUL-terminated */
+    size_t params_len;
+
+    /* Returns a buffer of n bytes for the output (owned by the peer), or NULL
+     * when n is over the output limit or memory is short (then run returns
+     * P2C2R_ETOOBIG or P2C2R_ENOMEM).  Call at most once per run. */
+    void *(*alloc_output)(struct p2c2r_exec_call *call, size_t n);
+    void *opaque; /* for alloc_output */
+
+    /* On failure run may write a one-line reason here (NUL-terminated). */
+    char *err;
+    size_t err_cap;
+};
+
+struct p2c2r_executor {
+    const char *name;   /* task type, 1..32 bytes of [a-z0-9_-] */
+    uint32_t version;   /* bumped whenever output for the same input changes */
+    uint32_t flags;     /* P2C2R_EXEC_* */
+    size_t max_input;   /* inputs over this are rejected before run */
+
+    /* Optional: validates params and input size cheaply before queueing.
+     * Returns 0 or P2C2R_EINVAL with a reason in err.  Thread-safe. */
+    int (*check)(const struct p2c2r_exec_call *call);
+
+    /* Runs the task.  Returns 0 after alloc_output was called and the output
+     * fully written, or a negative p2c2r_error with a reason in call->err.
+     * Called concurrently from several threads: must be reentrant. */
+    int (*run)(struct p2c2r_exec_call *call);
+};
+
+/* Finds the value of key in a "key=value\n" params block.  Returns 1 and
+ * sets *val / *val_len (borrowed from params) when found, 0 otherwise. */
+P2C2R_API int p2c2r_param_get(const char *params, size_t params_len, const char *key,
+                    const char **val, size_t *val_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages p2c2r needs to build, test and benchmark.
+# Idempotent: installs only what is missing.  Usage: scripts/deps.sh [--bench]
+set -euo pipefail
+
+pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+      libuv1-dev libssl-dev libzstd-dev libxxhash-dev)
+if [ "${1:-}" = "--bench" ]; then
+    pkgs+=(gearman-job-server libgearman-dev nats-server libnats-dev)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

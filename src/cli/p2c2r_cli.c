@@ -1,0 +1,557 @@
+/* p2c2r_cli.c - the p2c2r command-line tool: submit, bench, stats.
+ *
+ * Uses only the public API (p2c2r/client.h) plus the shared option-table
+ * helper.  Exit status: 0 success, 1 failure (task failed, connection
+ * refused), 2 usage error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cliopt.h"
+#include "p2c2r/client.h"
+
+#define PROG "p2c2r"
+#define MAX_INPUT ((size_t)1 << 30)
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static const char *default_coordinator(void)
+{
+    const char *e = getenv("P2C2R_COORDINATOR");
+    return e && *e ? e : "127.0.0.1:8765";
+}
+
+static int connect_or_explain(const char *addr, const char *token, p2c2r_client **c)
+{
+    struct p2c2r_client_options o = {token, "p2c2r-cli", 5000, 0};
+    int rc = p2c2r_client_connect(addr, &o, c);
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, addr, p2c2r_strerror(rc));
+        if (rc == P2C2R_EIO || rc == P2C2R_ETIMEDOUT)
+            fprintf(stderr, "Is p2c2rd running there? Start one with 'make run', or pass --coordinator HOST:PORT.\n");
+        else if (rc == P2C2R_EAUTH)
+            fprintf(stderr, "Pass a valid token with --token or P2C2R_TOKEN.\n");
+    }
+    return rc;
+}
+
+/* Reads a whole file ("-" = stdin) into a new buffer. */
+static int read_all(const char *path, uint8_t **out, size_t *len)
+{
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t cap = 65536, n = 0;
+    uint8_t *b = malloc(cap);
+    for (;;) {
+        if (!b)
+            break;
+        if (n == cap) {
+            if (cap >= MAX_INPUT) {
+                errno = EFBIG;
+                free(b);
+                b = NULL;
+                break;
+            }
+            uint8_t *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (!b)
+        return -1;
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void json_escape(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch >= 0x7f)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* ---- submit ------------------------------------------------------------------ */
+
+static int cmd_submit(int argc, char **argv)
+{
+    const char *coord = default_coordinator(), *in = NULL, *outp = NULL;
+    const char *token = getenv("P2C2R_TOKEN");
+    struct cliopt_multi params = {{0}, 0};
+    int64_t timeout = 30000, deadline = 0, minver = 0, prio = 1;
+    int json = 0;
+    const struct cliopt opts[] = {
+        {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
+        {"param", 'p', OPT_MULTI, "K=V", 0, 0, "task parameter, repeatable", &params},
+        {"input", 'i', OPT_STR, "FILE", 0, 0, "input file, - for stdin (default: stdin unless it is a terminal)", &in},
+        {"output", 'o', OPT_STR, "FILE", 0, 0, "write the result here (default stdout)", &outp},
+        {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up waiting after MS (default 30000)", &timeout},
+        {"deadline", 0, OPT_INT, "MS", 0, 86400000, "task deadline at the coordinator (default: its default)", &deadline},
+        {"min-version", 0, OPT_INT, "N", 0, UINT32_MAX, "lowest executor version accepted (default any)", &minver},
+        {"priority", 0, OPT_INT, "N", 0, 2, "0 realtime, 1 interactive, 2 background (default 1)", &prio},
+        {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        {"json", 0, OPT_FLAG, NULL, 0, 0, "print the outcome as JSON (the output goes to --output only)", &json},
+    };
+    int pos;
+    int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), PROG " submit",
+                          "TYPE [OPTIONS]",
+                          "Runs one task of type TYPE (echo, sha256, ...) on the fabric and prints its result.",
+                          &pos);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (pos != argc - 1) {
+        fprintf(stderr, "%s submit: expected exactly one TYPE (e.g. 'p2c2r submit echo -i file')\n", PROG);
+        return 2;
+    }
+    const char *type = argv[pos];
+    char pbuf[4096];
+    size_t pl = 0;
+    for (int i = 0; i < params.n; i++) {
+        const char *eq = strchr(params.v[i], '=');
+        size_t l = strlen(params.v[i]);
+        if (!eq || eq == params.v[i] || strchr(params.v[i], '\n') || pl + l + 1 > sizeof(pbuf)) {
+            fprintf(stderr, "%s submit: --param expects KEY=VALUE without newlines, got '%s'\n", PROG, params.v[i]);
+            return 2;
+        }
+        memcpy(pbuf + pl, params.v[i], l);
+        pl += l;
+        pbuf[pl++] = '\n';
+    }
+    uint8_t *input = NULL;
+    size_t ilen = 0;
+    if (!in && !isatty(STDIN_FILENO))
+        in = "-";
+    if (in && read_all(in, &input, &ilen) != 0) {
+        fprintf(stderr, "%s submit: cannot read input %s: %s\n", PROG, in, strerror(errno));
+        return 1;
+    }
+    p2c2r_client *c;
+    if (connect_or_explain(coord, token, &c) != 0) {
+        free(input);
+        return 1;
+    }
+    struct p2c2r_task t = {type, (uint32_t)minver, (uint32_t)deadline, (uint8_t)prio, pbuf, pl, input, ilen};
+    p2c2r_ticket tk;
+    uint64_t t0 = mono_us();
+    rc = p2c2r_client_submit(c, &t, &tk);
+    if (rc != 0) {
+        fprintf(stderr, "%s submit: %s\n", PROG, p2c2r_strerror(rc));
+        p2c2r_client_close(c);
+        free(input);
+        return rc == P2C2R_EINVAL || rc == P2C2R_ETOOBIG ? 2 : 1;
+    }
+    struct p2c2r_result r;
+    rc = p2c2r_client_wait(c, tk, (int)timeout, &r);
+    uint64_t us = mono_us() - t0;
+    int status = 0;
+    if (rc != 0) {
+        fprintf(stderr, "%s submit: no result within %lld ms (%s)\n", PROG, (long long)timeout, p2c2r_strerror(rc));
+        status = 1;
+    } else if (json) {
+        printf("{\"status\":\"%s\",\"code\":%d,\"output_bytes\":%zu,\"exec_us\":%u,\"round_trip_us\":%" PRIu64
+               ",\"peer\":%u,\"attempts\":%u",
+               r.status ? p2c2r_errname(r.status) : "ok", r.status, r.output_len, r.exec_us, us, r.peer_id,
+               r.attempts);
+        if (r.status) {
+            printf(",\"error\":");
+            json_escape(stdout, r.output ? r.output : "", r.output_len);
+        }
+        printf("}\n");
+        if (r.status == 0 && outp) {
+            int fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (fd < 0 || write_all(fd, r.output, r.output_len) != 0) {
+                fprintf(stderr, "%s submit: cannot write %s: %s\n", PROG, outp, strerror(errno));
+                status = 1;
+            }
+            if (fd >= 0)
+                close(fd);
+        }
+        status = status || r.status != 0;
+    } else if (r.status != 0) {
+        fprintf(stderr, "%s submit: task failed: %s: %.*s\n", PROG, p2c2r_strerror(r.status),
+                (int)r.output_len, r.output ? (char *)r.output : "");
+        status = 1;
+    } else {
+        int fd = outp ? open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : STDOUT_FILENO;
+        if (fd < 0 || write_all(fd, r.output, r.output_len) != 0) {
+            fprintf(stderr, "%s submit: cannot write %s: %s\n", PROG, outp ? outp : "stdout", strerror(errno));
+            status = 1;
+        }
+        if (outp && fd >= 0)
+            close(fd);
+        if (outp)
+            fprintf(stderr, "%zu bytes from peer %u in %.3f ms\n", r.output_len, r.peer_id, us / 1000.0);
+    }
+    if (rc == 0)
+        p2c2r_result_release(&r);
+    p2c2r_client_close(c);
+    free(input);
+    return status;
+}
+
+/* ---- bench ------------------------------------------------------------------- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t pct(const uint32_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)ceil(p * (double)n) - 1;
+    if (i >= n)
+        i = n - 1;
+    return v[i];
+}
+
+static void progress(uint64_t done, uint64_t total, uint64_t t0)
+{
+    int width = 40;
+    int fill = total ? (int)(done * (uint64_t)width / total) : width;
+    double el = (mono_us() - t0) / 1e6;
+    fprintf(stderr, "\r[%.*s%*s] %" PRIu64 "/%" PRIu64 " %.0f tasks/s ", fill,
+            "########################################", width - fill, "", done, total,
+            el > 0 ? done / el : 0.0);
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    const char *coord = default_coordinator(), *type = "echo", *token = getenv("P2C2R_TOKEN");
+    int64_t tasks = 10000, inflight = 1, size = 64, timeout = 60000, warmup = -1;
+    int json = 0, noverify = 0;
+    const struct cliopt opts[] = {
+        {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
+        {"tasks", 'n', OPT_INT, "N", 1, 1000000000, "tasks to run (default 10000)", &tasks},
+        {"inflight", 'k', OPT_INT, "K", 1, 1 << 20, "tasks kept in flight; 1 measures latency (default 1)", &inflight},
+        {"size", 's', OPT_INT, "BYTES", 0, 1 << 28, "input size per task (default 64)", &size},
+        {"type", 't', OPT_STR, "TYPE", 0, 0, "task type (default echo; echo results are verified)", &type},
+        {"warmup", 0, OPT_INT, "N", 0, 1000000000, "untimed tasks first (default: tasks/20, at most 2000)", &warmup},
+        {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up when no result arrives for MS (default 60000)", &timeout},
+        {"no-verify", 0, OPT_FLAG, NULL, 0, 0, "do not check echo outputs", &noverify},
+        {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        {"json", 0, OPT_FLAG, NULL, 0, 0, "print one JSON object instead of text", &json},
+    };
+    int pos;
+    int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), PROG " bench",
+                          "[OPTIONS]",
+                          "Runs N tasks keeping K in flight and reports latency percentiles (K=1) or\n"
+                          "throughput, with completed / failed / timed-out counts.",
+                          &pos);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (pos != argc) {
+        fprintf(stderr, "%s bench: unexpected argument '%s'\n", PROG, argv[pos]);
+        return 2;
+    }
+    if (warmup < 0)
+        warmup = tasks / 20 < 2000 ? tasks / 20 : 2000;
+    p2c2r_client *c;
+    if (connect_or_explain(coord, token, &c) != 0)
+        return 1;
+    if ((uint64_t)inflight > p2c2r_client_max_inflight(c)) {
+        fprintf(stderr, "%s bench: --inflight %lld is over the coordinator's limit of %u per connection\n",
+                PROG, (long long)inflight, p2c2r_client_max_inflight(c));
+        p2c2r_client_close(c);
+        return 2;
+    }
+    uint8_t *input = malloc(size ? (size_t)size : 1);
+    uint32_t *lat = malloc(sizeof(uint32_t) * (size_t)tasks);
+    uint64_t *sent_at = calloc((size_t)(tasks + warmup) + 1, sizeof(uint64_t));
+    if (!input || !lat || !sent_at) {
+        fprintf(stderr, "%s bench: out of memory for %lld tasks\n", PROG, (long long)tasks);
+        return 1;
+    }
+    for (int64_t i = 0; i < size; i++)
+        input[i] = (uint8_t)(i * 131 + 7);
+    int verify = strcmp(type, "echo") == 0 && !noverify;
+    struct p2c2r_task t = {type, 0, 0, 1, NULL, 0, input, (size_t)size};
+    uint64_t total = (uint64_t)(tasks + warmup), submitted = 0, finished = 0;
+    uint64_t completed = 0, failed = 0, timed_out = 0, mismatched = 0, nlat = 0, bytes = 0;
+    uint64_t first_ticket = 0, t0 = 0, last_progress = 0;
+    int tty = isatty(STDERR_FILENO) && !json;
+    int last_err = 0;
+    struct rusage ru0, ru1;
+    struct p2c2r_result res[256];
+    uint64_t last_result_us = mono_us();
+    while (finished < total) {
+        while (submitted < total && submitted - finished < (uint64_t)inflight) {
+            p2c2r_ticket tk;
+            rc = p2c2r_client_submit(c, &t, &tk);
+            if (rc == P2C2R_EAGAIN)
+                break;
+            if (rc != 0) {
+                last_err = rc;
+                goto out;
+            }
+            if (!first_ticket)
+                first_ticket = tk.id;
+            if (submitted == (uint64_t)warmup) {
+                t0 = mono_us();
+                getrusage(RUSAGE_SELF, &ru0);
+            }
+            sent_at[tk.id - first_ticket] = mono_us();
+            submitted++;
+        }
+        int n = p2c2r_client_poll(c, res, 256, 100);
+        if (n < 0) {
+            last_err = n;
+            break;
+        }
+        uint64_t now = mono_us();
+        if (n == 0 && now - last_result_us > (uint64_t)timeout * 1000) {
+            timed_out += submitted - finished;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct p2c2r_result *r = &res[i];
+            uint64_t idx = r->ticket.id - first_ticket;
+            last_result_us = now;
+            finished++;
+            if (idx >= (uint64_t)warmup) {
+                if (r->status == 0) {
+                    if (verify && (r->output_len != (size_t)size ||
+                                   (size && memcmp(r->output, input, (size_t)size) != 0))) {
+                        mismatched++;
+                        failed++;
+                    } else {
+                        completed++;
+                        bytes += r->output_len;
+                    }
+                } else if (r->status == P2C2R_ETIMEDOUT) {
+                    timed_out++;
+                } else {
+                    failed++;
+                    last_err = r->status;
+                }
+                if (nlat < (uint64_t)tasks)
+                    lat[nlat++] = (uint32_t)((now - sent_at[idx]) > UINT32_MAX ? UINT32_MAX : now - sent_at[idx]);
+            }
+            p2c2r_result_release(r);
+        }
+        if (tty && now - last_progress > 100000) {
+            progress(finished, total, t0 ? t0 : now);
+            last_progress = now;
+        }
+    }
+out:
+    ;
+    uint64_t t1 = mono_us();
+    getrusage(RUSAGE_SELF, &ru1);
+    if (tty)
+        fprintf(stderr, "\r%*s\r", 70, "");
+    if (!t0)
+        t0 = t1;
+    double secs = (t1 - t0) / 1e6;
+    qsort(lat, nlat, sizeof(uint32_t), cmp_u32);
+    double cpu = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                 (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    double tps = secs > 0 ? completed / secs : 0, mbps = secs > 0 ? bytes / secs / 1e6 : 0;
+    double mean = 0;
+    for (uint64_t i = 0; i < nlat; i++)
+        mean += lat[i];
+    mean = nlat ? mean / (double)nlat : 0;
+    if (json) {
+        printf("{\"type\":\"%s\",\"tasks\":%lld,\"inflight\":%lld,\"size\":%lld,\"completed\":%" PRIu64
+               ",\"failed\":%" PRIu64 ",\"timed_out\":%" PRIu64 ",\"mismatched\":%" PRIu64
+               ",\"seconds\":%.6f,\"tasks_per_s\":%.1f,\"mb_per_s\":%.2f,\"mean_us\":%.1f,\"p50_us\":%u,"
+               "\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u,\"client_cpu_us_per_task\":%.3f}\n",
+               type, (long long)tasks, (long long)inflight, (long long)size, completed, failed, timed_out,
+               mismatched, secs, tps, mbps, mean, pct(lat, nlat, 0.5), pct(lat, nlat, 0.9),
+               pct(lat, nlat, 0.99), nlat ? lat[nlat - 1] : 0, completed ? cpu * 1e6 / completed : 0.0);
+    } else {
+        printf("%s: %" PRIu64 " completed, %" PRIu64 " failed, %" PRIu64 " timed out in %.3f s "
+               "(%lld in flight, %lld-byte inputs)\n",
+               type, completed, failed, timed_out, secs, (long long)inflight, (long long)size);
+        printf("throughput: %.0f tasks/s, %.2f MB/s\n", tps, mbps);
+        printf("latency us: p50 %u  p90 %u  p99 %u  max %u  mean %.1f\n", pct(lat, nlat, 0.5),
+               pct(lat, nlat, 0.9), pct(lat, nlat, 0.99), nlat ? lat[nlat - 1] : 0, mean);
+        if (mismatched)
+            printf("WARNING: %" PRIu64 " echo results differed from their input\n", mismatched);
+    }
+    if (last_err)
+        fprintf(stderr, "%s bench: %s%s%s\n", PROG, p2c2r_strerror(last_err),
+                *p2c2r_client_last_error(c) ? ": " : "", p2c2r_client_last_error(c));
+    p2c2r_client_close(c);
+    free(input);
+    free(lat);
+    free(sent_at);
+    return (failed || timed_out || completed < (uint64_t)tasks) ? 1 : 0;
+}
+
+/* ---- stats ------------------------------------------------------------------ */
+
+/* Prints a JSON document as indented "key: value" lines: enough structure
+ * for a person, with no JSON library. */
+static void print_human(const char *s)
+{
+    int depth = 0, in_str = 0, line_start = 1;
+    for (; *s; s++) {
+        char ch = *s;
+        if (in_str) {
+            if (ch == '\\' && s[1]) {
+                putchar(*++s);
+                continue;
+            }
+            if (ch == '"') {
+                in_str = 0;
+                continue;
+            }
+            putchar(ch);
+            continue;
+        }
+        if (line_start) {
+            printf("%*s", depth * 2, "");
+            line_start = 0;
+        }
+        switch (ch) {
+        case '"': in_str = 1; break;
+        case '{': case '[':
+            depth++;
+            putchar('\n');
+            line_start = 1;
+            break;
+        case '}': case ']':
+            depth--;
+            break;
+        case ',':
+            putchar('\n');
+            line_start = 1;
+            break;
+        case ':': fputs(": ", stdout); break;
+        default: putchar(ch);
+        }
+    }
+    putchar('\n');
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    const char *coord = default_coordinator(), *token = getenv("P2C2R_TOKEN");
+    int json = 0;
+    const struct cliopt opts[] = {
+        {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
+        {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        {"json", 0, OPT_FLAG, NULL, 0, 0, "print the raw JSON document", &json},
+    };
+    int pos;
+    int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), PROG " stats",
+                          "[OPTIONS]", "Shows the coordinator's peers (capabilities, load), queues and counters.", &pos);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (pos != argc) {
+        fprintf(stderr, "%s stats: unexpected argument '%s'\n", PROG, argv[pos]);
+        return 2;
+    }
+    p2c2r_client *c;
+    if (connect_or_explain(coord, token, &c) != 0)
+        return 1;
+    char *js = NULL;
+    rc = p2c2r_client_stats(c, 5000, &js);
+    if (rc != 0) {
+        fprintf(stderr, "%s stats: %s\n", PROG, p2c2r_strerror(rc));
+        p2c2r_client_close(c);
+        return 1;
+    }
+    if (json)
+        printf("%s\n", js);
+    else
+        print_human(js);
+    free(js);
+    p2c2r_client_close(c);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: p2c2r COMMAND [OPTIONS]\n\n"
+            "Commands:\n"
+            "  submit TYPE   run one task (input from -i FILE or stdin) and print its result\n"
+            "  bench         measure latency (--inflight 1) or throughput (--inflight K)\n"
+            "  stats         show peers, queues and counters of a coordinator\n\n"
+            "Every command takes --coordinator HOST:PORT (default $P2C2R_COORDINATOR or 127.0.0.1:8765)\n"
+            "and --help.  'p2c2r --version' prints the version.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("p2c2r %s\n", p2c2r_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "submit"))
+        return cmd_submit(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stats"))
+        return cmd_stats(argc - 1, argv + 1);
+    fprintf(stderr, "p2c2r: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,723 @@
+/* client.c - libp2c2r: the renter's side of the protocol.
+ *
+ * One non-blocking socket, an output buffer that submit appends to, an input
+ * buffer that process drains, and a table of outstanding tickets.  No threads
+ * and no signals: blocking calls are poll() loops with a deadline.
+ *
+ * Invariants: each ticket is in the table from submit until its result is
+ * collected; a completed ticket is also on the done list (completion order);
+ * when the connection fails every incomplete ticket is completed with the
+ * failure, so each submit yields exactly one result. */
+#include "p2c2r/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/list.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "common/version.h"
+
+#define READ_CHUNK (256u * 1024)
+#define STATS_REQ_BIT (1ull << 63)
+
+struct entry {
+    uint64_t ticket;
+    struct entry *hnext;
+    struct list_node node; /* done list */
+    int done;
+    struct p2c2r_result res;
+};
+
+struct p2c2r_client {
+    int fd;
+    int err; /* 0 while the connection is usable */
+    struct buf in, out;
+    uint64_t next_ticket;
+    uint64_t next_ctl;
+    uint32_t max_inflight, max_body;
+    size_t max_result;
+
+    struct entry **buckets;
+    size_t nbuckets, nentries, ninflight;
+    struct entry *free_entries;
+    struct list_node done;
+
+    uint64_t stats_id;
+    char *stats_json;
+    int stats_done;
+    char last_error[256];
+};
+
+const char *p2c2r_version(void) { return P2C2R_VERSION_STRING; }
+
+/* ---- ticket table ------------------------------------------------------------ */
+
+static struct entry **slot_of(p2c2r_client *c, uint64_t ticket)
+{
+    struct entry **pp = &c->buckets[ticket & (c->nbuckets - 1)];
+    while (*pp && (*pp)->ticket != ticket)
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static int table_grow(p2c2r_client *c)
+{
+    size_t nb = c->nbuckets ? c->nbuckets * 2 : 1024;
+    struct entry **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return P2C2R_ENOMEM;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        struct entry *e = c->buckets[i];
+        while (e) {
+            struct entry *next = e->hnext;
+            e->hnext = b[e->ticket & (nb - 1)];
+            b[e->ticket & (nb - 1)] = e;
+            e = next;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
+    return 0;
+}
+
+static struct entry *entry_new(p2c2r_client *c, uint64_t ticket)
+{
+    if (c->nentries >= c->nbuckets && table_grow(c) != 0)
+        return NULL;
+    struct entry *e = c->free_entries;
+    if (e)
+        c->free_entries = e->hnext;
+    else if (!(e = malloc(sizeof(*e))))
+        return NULL;
+    memset(e, 0, sizeof(*e));
+    e->ticket = ticket;
+    list_init(&e->node);
+    struct entry **pp = &c->buckets[ticket & (c->nbuckets - 1)];
+    e->hnext = *pp;
+    *pp = e;
+    c->nentries++;
+    c->ninflight++;
+    return e;
+}
+
+/* Unlinks e from the table and the done list and recycles it; its result
+ * must have been moved out or released. */
+static void entry_drop(p2c2r_client *c, struct entry *e)
+{
+    struct entry **pp = slot_of(c, e->ticket);
+    *pp = e->hnext;
+    list_remove(&e->node);
+    c->nentries--;
+    if (!e->done)
+        c->ninflight--;
+    e->hnext = c->free_entries;
+    c->free_entries = e;
+}
+
+static void entry_complete(p2c2r_client *c, struct entry *e, int status, const void *out,
+                           size_t len, uint32_t exec_us, uint32_t peer_id, uint16_t attempts)
+{
+    if (e->done)
+        return;
+    e->done = 1;
+    c->ninflight--;
+    e->res.ticket.id = e->ticket;
+    e->res.status = status;
+    e->res.exec_us = exec_us;
+    e->res.peer_id = peer_id;
+    e->res.attempts = attempts;
+    e->res.output = NULL;
+    e->res.output_len = 0;
+    if (len || status == 0) {
+        /* One extra byte so text results are NUL-terminated for printing. */
+        e->res.output = malloc(len + 1);
+        if (e->res.output) {
+            memcpy(e->res.output, out, len);
+            ((char *)e->res.output)[len] = '\0';
+            e->res.output_len = len;
+        } else if (status == 0) {
+            e->res.status = P2C2R_ENOMEM;
+        }
+    }
+    list_push_back(&c->done, &e->node);
+}
+
+/* The connection is gone: every incomplete ticket completes with err. */
+static void conn_failed(p2c2r_client *c, int err, const char *why)
+{
+    if (c->err)
+        return;
+    c->err = err;
+    if (why && !c->last_error[0])
+        snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct entry *e = c->buckets[i]; e; e = e->hnext) {
+            if (!e->done)
+                entry_complete(c, e, err, c->last_error, strlen(c->last_error), 0, 0, 0);
+        }
+    }
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
+    c->stats_done = 1;
+}
+
+/* ---- I/O ------------------------------------------------------------------------ */
+
+static int do_write(p2c2r_client *c)
+{
+    while (buf_used(&c->out)) {
+        ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+        if (n > 0) {
+            buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        conn_failed(c, P2C2R_EIO, "write to coordinator failed");
+        return c->err;
+    }
+    buf_shrink(&c->out, 1u << 20);
+    return 0;
+}
+
+static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_t *body)
+{
+    switch (h->type) {
+    case MSG_DELIVER: {
+        struct msg_deliver m;
+        if (proto_parse_deliver(body, h->body_len, &m) != 0)
+            return P2C2R_EPROTO;
+        struct entry *e = *slot_of(c, h->req_id);
+        if (!e || e->done)
+            return 0; /* cancelled and collected already: nothing to do */
+        if (m.output.len > c->max_result)
+            return P2C2R_ETOOBIG;
+        int st = m.status ? -(int)m.status : 0;
+        entry_complete(c, e, st, m.output.p, m.output.len, m.exec_us, m.peer_id, m.attempts);
+        return 1;
+    }
+    case MSG_REJECTED: {
+        struct msg_error m;
+        if (proto_parse_error(body, h->body_len, &m) != 0)
+            return P2C2R_EPROTO;
+        struct entry *e = *slot_of(c, h->req_id);
+        if (!e || e->done)
+            return 0;
+        entry_complete(c, e, m.code ? -(int)m.code : P2C2R_EINVAL, m.text.p, m.text.len, 0, 0, 0);
+        return 1;
+    }
+    case MSG_ACCEPTED:
+    case MSG_PONG:
+        return 0;
+    case MSG_PING: {
+        uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + h->body_len);
+        if (b) {
+            proto_put_hdr(b, MSG_PONG, 0, h->req_id, h->body_len);
+            memcpy(b + PROTO_HDR_LEN, body, h->body_len);
+            buf_commit(&c->out, PROTO_HDR_LEN + h->body_len);
+        }
+        return 0;
+    }
+    case MSG_STATS:
+        if (h->req_id == c->stats_id && !c->stats_done) {
+            c->stats_json = malloc(h->body_len + 1);
+            if (c->stats_json) {
+                memcpy(c->stats_json, body, h->body_len);
+                c->stats_json[h->body_len] = '\0';
+            }
+            c->stats_done = 1;
+        }
+        return 0;
+    case MSG_HELLO_OK: {
+        struct msg_hello_ok m;
+        if (proto_parse_hello_ok(body, h->body_len, &m) != 0)
+            return P2C2R_EPROTO;
+        c->max_inflight = m.max_inflight;
+        c->max_body = m.max_body;
+        return 0;
+    }
+    case MSG_ERROR: {
+        struct msg_error m;
+        int code = P2C2R_EPROTO;
+        if (proto_parse_error(body, h->body_len, &m) == 0) {
+            snprintf(c->last_error, sizeof(c->last_error), "%.*s", (int)m.text.len,
+                     (const char *)m.text.p);
+            if (m.code && -(int)m.code >= P2C2R_ERROR_MIN)
+                code = -(int)m.code;
+        }
+        conn_failed(c, code, NULL);
+        return code;
+    }
+    default:
+        return P2C2R_EPROTO;
+    }
+}
+
+/* Reads what the socket has and handles every whole frame.  Returns the
+ * number of results completed, or a connection error. */
+static int do_read(p2c2r_client *c)
+{
+    int completed = 0;
+    for (int rounds = 0; rounds < 64 && !c->err; rounds++) {
+        size_t want = READ_CHUNK;
+        struct frame_hdr fh;
+        if (buf_used(&c->in) >= PROTO_HDR_LEN &&
+            proto_decode_hdr(buf_head(&c->in), buf_used(&c->in), UINT32_MAX, &fh) == 0 &&
+            PROTO_HDR_LEN + (size_t)fh.body_len - buf_used(&c->in) > want)
+            want = PROTO_HDR_LEN + (size_t)fh.body_len - buf_used(&c->in);
+        uint8_t *p = buf_reserve(&c->in, want);
+        if (!p) {
+            conn_failed(c, P2C2R_ETOOBIG, "frame from coordinator over the result limit");
+            break;
+        }
+        ssize_t n = recv(c->fd, p, c->in.cap - c->in.len, 0);
+        if (n == 0) {
+            conn_failed(c, P2C2R_ECLOSED, "coordinator closed the connection");
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            conn_failed(c, P2C2R_EIO, "read from coordinator failed");
+            break;
+        }
+        buf_commit(&c->in, (size_t)n);
+        for (;;) {
+            struct frame_hdr h;
+            int64_t fl = proto_decode_hdr(buf_head(&c->in), buf_used(&c->in),
+                                          (uint32_t)(c->max_result + PROTO_DELIVER_PREFIX), &h);
+            if (fl == 0)
+                break;
+            if (fl < 0) {
+                conn_failed(c, P2C2R_EPROTO, "malformed frame from coordinator");
+                break;
+            }
+            int rc = handle_frame(c, &h, buf_head(&c->in) + PROTO_HDR_LEN);
+            buf_consume(&c->in, (size_t)fl);
+            if (rc < 0) {
+                conn_failed(c, rc, "protocol error from coordinator");
+                break;
+            }
+            completed += rc;
+        }
+        if ((size_t)n < want)
+            break; /* drained the socket */
+    }
+    buf_shrink(&c->in, 4u << 20);
+    return completed;
+}
+
+int p2c2r_client_process(p2c2r_client *c)
+{
+    if (!c)
+        return P2C2R_EINVAL;
+    if (c->err)
+        return c->err;
+    int n = do_read(c);
+    if (!c->err)
+        do_write(c);
+    return c->err ? c->err : n;
+}
+
+/* Waits until the socket is readable (or writable while output is pending)
+ * or the deadline passes, then processes.  deadline_us 0 = no wait,
+ * UINT64_MAX = forever. */
+static int wait_io(p2c2r_client *c, uint64_t deadline_us)
+{
+    if (c->err)
+        return c->err;
+    do_write(c);
+    if (c->err)
+        return c->err;
+    struct pollfd pfd = {c->fd, POLLIN | (buf_used(&c->out) ? POLLOUT : 0), 0};
+    int ms;
+    if (deadline_us == UINT64_MAX) {
+        ms = -1;
+    } else {
+        uint64_t now = now_us();
+        ms = deadline_us > now ? (int)((deadline_us - now + 999) / 1000) : 0;
+    }
+    int r = poll(&pfd, 1, ms);
+    if (r < 0 && errno != EINTR) {
+        conn_failed(c, P2C2R_EIO, "poll failed");
+        return c->err;
+    }
+    if (r > 0) {
+        if (pfd.revents & (POLLIN | POLLERR | POLLHUP))
+            do_read(c);
+        if (!c->err && buf_used(&c->out))
+            do_write(c);
+    }
+    return c->err;
+}
+
+static uint64_t deadline_after(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return UINT64_MAX;
+    return now_us() + (uint64_t)timeout_ms * 1000;
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *opts,
+                         p2c2r_client **out)
+{
+    struct p2c2r_client_options o = {0};
+    if (opts)
+        o = *opts;
+    if (o.connect_timeout_ms <= 0)
+        o.connect_timeout_ms = 5000;
+    if (!o.max_result_bytes)
+        o.max_result_bytes = PROTO_MAX_BODY_DEFAULT;
+    if (!out || (o.token && strlen(o.token) > PROTO_MAX_TOKEN) ||
+        (o.name && strlen(o.name) > PROTO_MAX_NAME))
+        return P2C2R_EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = addr_parse(addr, &ss, &sl);
+    if (rc != 0)
+        return rc;
+    p2c2r_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return P2C2R_ENOMEM;
+    c->max_result = o.max_result_bytes;
+    buf_init(&c->in, c->max_result + PROTO_DELIVER_PREFIX + PROTO_HDR_LEN + READ_CHUNK);
+    buf_init(&c->out, 1u << 30);
+    list_init(&c->done);
+    c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        rc = P2C2R_EIO;
+        goto fail;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    uint64_t deadline = deadline_after(o.connect_timeout_ms);
+    if (connect(c->fd, (struct sockaddr *)&ss, sl) != 0) {
+        if (errno != EINPROGRESS) {
+            rc = P2C2R_EIO;
+            goto fail;
+        }
+        struct pollfd pfd = {c->fd, POLLOUT, 0};
+        int r = poll(&pfd, 1, o.connect_timeout_ms);
+        int soerr = 0;
+        socklen_t el = sizeof(soerr);
+        if (r == 0) {
+            rc = P2C2R_ETIMEDOUT;
+            goto fail;
+        }
+        if (r < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 || soerr) {
+            rc = P2C2R_EIO;
+            goto fail;
+        }
+    }
+    struct msg_hello m = {PROTO_VERSION, PROTO_VERSION, ROLE_RENTER, {NULL, 0}, {NULL, 0}};
+    if (o.token) {
+        m.token.p = (const uint8_t *)o.token;
+        m.token.len = strlen(o.token);
+    }
+    if (o.name) {
+        m.name.p = (const uint8_t *)o.name;
+        m.name.len = strlen(o.name);
+    }
+    size_t hl = proto_hello_size(&m);
+    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + hl);
+    if (!b) {
+        rc = P2C2R_ENOMEM;
+        goto fail;
+    }
+    proto_put_hdr(b, MSG_HELLO, 0, 0, (uint32_t)hl);
+    proto_put_hello(b + PROTO_HDR_LEN, &m);
+    buf_commit(&c->out, PROTO_HDR_LEN + hl);
+    while (!c->max_inflight && !c->err && now_us() < deadline)
+        wait_io(c, deadline);
+    if (c->err) {
+        rc = c->err == P2C2R_ECLOSED ? P2C2R_EIO : c->err;
+        goto fail;
+    }
+    if (!c->max_inflight) {
+        rc = P2C2R_ETIMEDOUT;
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    p2c2r_client_close(c);
+    return rc;
+}
+
+void p2c2r_client_close(p2c2r_client *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        struct entry *e = c->buckets[i];
+        while (e) {
+            struct entry *n = e->hnext;
+            p2c2r_result_release(&e->res);
+            free(e);
+            e = n;
+        }
+    }
+    while (c->free_entries) {
+        struct entry *n = c->free_entries->hnext;
+        free(c->free_entries);
+        c->free_entries = n;
+    }
+    free(c->buckets);
+    free(c->stats_json);
+    buf_fini(&c->in);
+    buf_fini(&c->out);
+    free(c);
+}
+
+static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t *size)
+{
+    if (!t || !t->type)
+        return P2C2R_EINVAL;
+    size_t tl = strlen(t->type);
+    if (tl == 0 || tl > PROTO_MAX_TYPE_NAME || t->params_len > PROTO_MAX_PARAMS ||
+        (t->params_len && !t->params) || (t->input_len && !t->input))
+        return P2C2R_EINVAL;
+    size_t n = proto_task_size(tl, t->params_len, t->input_len);
+    if (t->input_len > UINT32_MAX || n + PROTO_BATCH_ENTRY_PREFIX + 4 > c->max_body)
+        return P2C2R_ETOOBIG;
+    *size = n;
+    return 0;
+}
+
+static void put_task(uint8_t *b, const struct p2c2r_task *t)
+{
+    size_t o = proto_put_task_head(b, t->type, strlen(t->type), t->min_version, t->deadline_ms,
+                                   t->priority, t->params, t->params_len, (uint32_t)t->input_len);
+    if (t->input_len)
+        memcpy(b + o, t->input, t->input_len);
+}
+
+int p2c2r_client_submit(p2c2r_client *c, const struct p2c2r_task *t, p2c2r_ticket *out)
+{
+    return p2c2r_client_submit_batch(c, t, 1, out);
+}
+
+int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, size_t n,
+                              p2c2r_ticket *tickets)
+{
+    if (!c || !tasks || !tickets || n == 0)
+        return P2C2R_EINVAL;
+    if (c->err)
+        return c->err;
+    if (c->ninflight + n > c->max_inflight)
+        return P2C2R_EAGAIN;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t sz;
+        int rc = task_check(c, &tasks[i], &sz);
+        if (rc)
+            return rc;
+        total += PROTO_HDR_LEN + PROTO_BATCH_ENTRY_PREFIX + 4 + sz;
+    }
+    if (!buf_reserve(&c->out, total))
+        return P2C2R_EAGAIN;
+    size_t mark = c->out.len;
+    uint64_t first = c->next_ticket + 1;
+    size_t i = 0;
+    while (i < n) {
+        /* Pack as many tasks as fit in one frame; a lone task goes as SUBMIT. */
+        size_t body = 4, j = i;
+        while (j < n && j - i < PROTO_MAX_BATCH) {
+            size_t sz;
+            task_check(c, &tasks[j], &sz);
+            if (body + PROTO_BATCH_ENTRY_PREFIX + sz > c->max_body)
+                break;
+            body += PROTO_BATCH_ENTRY_PREFIX + sz;
+            j++;
+        }
+        if (j - i == 1) {
+            size_t sz;
+            task_check(c, &tasks[i], &sz);
+            uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + sz);
+            proto_put_hdr(b, MSG_SUBMIT, 0, ++c->next_ticket, (uint32_t)sz);
+            put_task(b + PROTO_HDR_LEN, &tasks[i]);
+            buf_commit(&c->out, PROTO_HDR_LEN + sz);
+        } else {
+            uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + body);
+            proto_put_hdr(b, MSG_SUBMIT_BATCH, 0, ++c->next_ctl | STATS_REQ_BIT, (uint32_t)body);
+            wr32(b + PROTO_HDR_LEN, (uint32_t)(j - i));
+            size_t o = PROTO_HDR_LEN + 4;
+            for (size_t k = i; k < j; k++) {
+                size_t sz;
+                task_check(c, &tasks[k], &sz);
+                wr64(b + o, ++c->next_ticket);
+                wr32(b + o + 8, (uint32_t)sz);
+                put_task(b + o + PROTO_BATCH_ENTRY_PREFIX, &tasks[k]);
+                o += PROTO_BATCH_ENTRY_PREFIX + sz;
+            }
+            buf_commit(&c->out, o);
+        }
+        i = j;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!entry_new(c, first + k)) {
+            /* Roll back: nothing of this call is sent. */
+            for (size_t r = 0; r < k; r++)
+                entry_drop(c, *slot_of(c, first + r));
+            c->out.len = mark;
+            c->next_ticket = first - 1;
+            return P2C2R_ENOMEM;
+        }
+        tickets[k].id = first + k;
+    }
+    /* Keep the kernel busy when a lot is queued, without a syscall per task. */
+    if (buf_used(&c->out) >= 256u * 1024)
+        do_write(c);
+    return 0;
+}
+
+void p2c2r_result_release(struct p2c2r_result *r)
+{
+    if (!r)
+        return;
+    free(r->output);
+    r->output = NULL;
+    r->output_len = 0;
+}
+
+static void take_result(p2c2r_client *c, struct entry *e, struct p2c2r_result *out)
+{
+    *out = e->res;
+    e->res.output = NULL;
+    entry_drop(c, e);
+}
+
+int p2c2r_client_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms, struct p2c2r_result *out)
+{
+    if (!c || !out)
+        return P2C2R_EINVAL;
+    struct entry *e = c->nbuckets ? *slot_of(c, t.id) : NULL;
+    if (!e)
+        return P2C2R_ENOTFOUND;
+    uint64_t deadline = deadline_after(timeout_ms);
+    for (;;) {
+        if (e->done) {
+            take_result(c, e, out);
+            return 0;
+        }
+        if (now_us() >= deadline && timeout_ms >= 0) {
+            if (!c->err)
+                p2c2r_client_process(c);
+            if (e->done)
+                continue;
+            return P2C2R_ETIMEDOUT;
+        }
+        wait_io(c, timeout_ms == 0 ? 0 : deadline);
+    }
+}
+
+int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_t max, int timeout_ms)
+{
+    if (!c || !out || max == 0)
+        return P2C2R_EINVAL;
+    uint64_t deadline = deadline_after(timeout_ms);
+    if (list_empty(&c->done) && !c->err)
+        p2c2r_client_process(c);
+    while (list_empty(&c->done) && c->ninflight && !c->err) {
+        if (timeout_ms >= 0 && now_us() >= deadline)
+            break;
+        wait_io(c, timeout_ms == 0 ? 0 : deadline);
+        if (timeout_ms == 0)
+            break;
+    }
+    size_t n = 0;
+    while (n < max && !list_empty(&c->done)) {
+        struct entry *e = list_entry(c->done.next, struct entry, node);
+        take_result(c, e, &out[n++]);
+    }
+    if (!c->err && buf_used(&c->out))
+        do_write(c);
+    return (int)n;
+}
+
+int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t)
+{
+    if (!c)
+        return P2C2R_EINVAL;
+    struct entry *e = c->nbuckets ? *slot_of(c, t.id) : NULL;
+    if (!e)
+        return P2C2R_ENOTFOUND;
+    if (e->done || c->err)
+        return 0;
+    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN);
+    if (!b)
+        return P2C2R_ENOMEM;
+    proto_put_hdr(b, MSG_CANCEL, 0, t.id, 0);
+    buf_commit(&c->out, PROTO_HDR_LEN);
+    return 0;
+}
+
+int p2c2r_client_fd(const p2c2r_client *c) { return c ? c->fd : -1; }
+
+int p2c2r_client_want_write(const p2c2r_client *c) { return c && !c->err && buf_used(&c->out) > 0; }
+
+int p2c2r_client_flush(p2c2r_client *c, int timeout_ms)
+{
+    if (!c)
+        return P2C2R_EINVAL;
+    uint64_t deadline = deadline_after(timeout_ms);
+    while (buf_used(&c->out) && !c->err) {
+        if (timeout_ms >= 0 && now_us() >= deadline)
+            return P2C2R_ETIMEDOUT;
+        wait_io(c, deadline);
+    }
+    return c->err;
+}
+
+size_t p2c2r_client_pending(const p2c2r_client *c) { return c ? c->nentries : 0; }
+
+uint32_t p2c2r_client_max_inflight(const p2c2r_client *c) { return c ? c->max_inflight : 0; }
+
+int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
+{
+    if (!c || !json)
+        return P2C2R_EINVAL;
+    if (c->err)
+        return c->err;
+    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN);
+    if (!b)
+        return P2C2R_ENOMEM;
+    c->stats_id = ++c->next_ctl | STATS_REQ_BIT;
+    c->stats_done = 0;
+    free(c->stats_json);
+    c->stats_json = NULL;
+    proto_put_hdr(b, MSG_STATS_REQ, 0, c->stats_id, 0);
+    buf_commit(&c->out, PROTO_HDR_LEN);
+    uint64_t deadline = deadline_after(timeout_ms);
+    while (!c->stats_done && !c->err) {
+        if (timeout_ms >= 0 && now_us() >= deadline)
+            return P2C2R_ETIMEDOUT;
+        wait_io(c, deadline);
+    }
+    if (!c->stats_json)
+        return c->err ? c->err : P2C2R_ENOMEM;
+    *json = c->stats_json;
+    c->stats_json = NULL;
+    return 0;
+}
+
+const char *p2c2r_client_last_error(const p2c2r_client *c) { return c ? c->last_error : ""; }

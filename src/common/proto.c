@@ -1,0 +1,428 @@
+/* proto.c - encoders and decoders for the p2c2r wire protocol.
+ *
+ * Invariants: no function here allocates; every read is bounds-checked
+ * against the length passed in; a parser either accepts a body whose fields
+ * exactly fill it or returns P2C2R_EPROTO. */
+#include "common/proto.h"
+
+#include <string.h>
+
+#include "p2c2r/error.h"
+
+int64_t proto_decode_hdr(const uint8_t *buf, size_t len, uint32_t max_body,
+                         struct frame_hdr *out)
+{
+    /* Check the magic as soon as its bytes arrive so that garbage is
+     * rejected early instead of waiting for 20 bytes. */
+    static const uint8_t magic[4] = {'P', '2', 'C', 'R'};
+    size_t m = len < 4 ? len : 4;
+    if (memcmp(buf, magic, m) != 0)
+        return P2C2R_EPROTO;
+    if (len >= 5 && buf[4] != PROTO_VERSION)
+        return P2C2R_EPROTO;
+    if (len < PROTO_HDR_LEN)
+        return 0;
+    out->version = buf[4];
+    out->type = buf[5];
+    out->flags = rd16(buf + 6);
+    out->req_id = rd64(buf + 8);
+    out->body_len = rd32(buf + 16);
+    if (out->body_len > max_body)
+        return P2C2R_ETOOBIG;
+    if (len - PROTO_HDR_LEN < out->body_len)
+        return 0;
+    return (int64_t)PROTO_HDR_LEN + out->body_len;
+}
+
+void proto_put_hdr(uint8_t *dst, uint8_t type, uint16_t flags, uint64_t req_id,
+                   uint32_t body_len)
+{
+    dst[0] = 'P';
+    dst[1] = '2';
+    dst[2] = 'C';
+    dst[3] = 'R';
+    dst[4] = PROTO_VERSION;
+    dst[5] = type;
+    wr16(dst + 6, flags);
+    wr64(dst + 8, req_id);
+    wr32(dst + 16, body_len);
+}
+
+const char *proto_type_name(uint8_t type)
+{
+    switch (type) {
+    case MSG_HELLO: return "HELLO";
+    case MSG_HELLO_OK: return "HELLO_OK";
+    case MSG_ERROR: return "ERROR";
+    case MSG_PING: return "PING";
+    case MSG_PONG: return "PONG";
+    case MSG_PEER_REGISTER: return "PEER_REGISTER";
+    case MSG_REGISTER_OK: return "REGISTER_OK";
+    case MSG_CREDIT: return "CREDIT";
+    case MSG_SUBMIT: return "SUBMIT";
+    case MSG_SUBMIT_BATCH: return "SUBMIT_BATCH";
+    case MSG_ACCEPTED: return "ACCEPTED";
+    case MSG_REJECTED: return "REJECTED";
+    case MSG_CANCEL: return "CANCEL";
+    case MSG_ASSIGN: return "ASSIGN";
+    case MSG_RESULT: return "RESULT";
+    case MSG_DELIVER: return "DELIVER";
+    case MSG_STATS_REQ: return "STATS_REQ";
+    case MSG_STATS: return "STATS";
+    default: return "UNKNOWN";
+    }
+}
+
+/* A bounds-checked cursor over a body. */
+struct rd {
+    const uint8_t *p, *end;
+    int bad;
+};
+
+static int rd_need(struct rd *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static uint8_t rd_u8(struct rd *r)
+{
+    if (!rd_need(r, 1))
+        return 0;
+    return *r->p++;
+}
+
+static uint16_t rd_u16(struct rd *r)
+{
+    if (!rd_need(r, 2))
+        return 0;
+    uint16_t v = rd16(r->p);
+    r->p += 2;
+    return v;
+}
+
+static uint32_t rd_u32(struct rd *r)
+{
+    if (!rd_need(r, 4))
+        return 0;
+    uint32_t v = rd32(r->p);
+    r->p += 4;
+    return v;
+}
+
+static uint64_t rd_u64(struct rd *r)
+{
+    if (!rd_need(r, 8))
+        return 0;
+    uint64_t v = rd64(r->p);
+    r->p += 8;
+    return v;
+}
+
+static struct bytes_view rd_bytes(struct rd *r, size_t n)
+{
+    struct bytes_view v = {NULL, 0};
+    if (!rd_need(r, n))
+        return v;
+    v.p = r->p;
+    v.len = n;
+    r->p += n;
+    return v;
+}
+
+static int rd_done(const struct rd *r)
+{
+    return r->bad || r->p != r->end ? P2C2R_EPROTO : 0;
+}
+
+int proto_parse_hello(const uint8_t *b, size_t n, struct msg_hello *out)
+{
+    struct rd r = {b, b + n, 0};
+    out->ver_min = rd_u16(&r);
+    out->ver_max = rd_u16(&r);
+    out->role = rd_u8(&r);
+    (void)rd_u8(&r);
+    uint16_t tl = rd_u16(&r);
+    if (tl > PROTO_MAX_TOKEN)
+        return P2C2R_EPROTO;
+    out->token = rd_bytes(&r, tl);
+    uint8_t nl = rd_u8(&r);
+    if (nl > PROTO_MAX_NAME)
+        return P2C2R_EPROTO;
+    out->name = rd_bytes(&r, nl);
+    if (out->ver_min > out->ver_max)
+        return P2C2R_EPROTO;
+    return rd_done(&r);
+}
+
+int proto_parse_hello_ok(const uint8_t *b, size_t n, struct msg_hello_ok *out)
+{
+    struct rd r = {b, b + n, 0};
+    out->version = rd_u16(&r);
+    (void)rd_u16(&r);
+    out->max_body = rd_u32(&r);
+    out->max_inflight = rd_u32(&r);
+    out->conn_id = rd_u64(&r);
+    return rd_done(&r);
+}
+
+int proto_parse_error(const uint8_t *b, size_t n, struct msg_error *out)
+{
+    struct rd r = {b, b + n, 0};
+    out->code = rd_u16(&r);
+    uint16_t tl = rd_u16(&r);
+    out->text = rd_bytes(&r, tl);
+    return rd_done(&r);
+}
+
+int proto_parse_register(const uint8_t *b, size_t n, struct msg_register *out)
+{
+    struct rd r = {b, b + n, 0};
+    out->cores = rd_u16(&r);
+    out->slots = rd_u16(&r);
+    out->mem_bytes = rd_u64(&r);
+    out->gpu = rd_u8(&r);
+    out->ntypes = rd_u8(&r);
+    uint16_t gl = rd_u16(&r);
+    if (gl > PROTO_MAX_NAME || out->ntypes > PROTO_MAX_TYPES)
+        return P2C2R_EPROTO;
+    out->gpu_model = rd_bytes(&r, gl);
+    for (unsigned i = 0; i < out->ntypes; i++) {
+        uint8_t tl = rd_u8(&r);
+        if (tl == 0 || tl > PROTO_MAX_TYPE_NAME)
+            return P2C2R_EPROTO;
+        out->types[i].name = rd_bytes(&r, tl);
+        out->types[i].version = rd_u32(&r);
+    }
+    return rd_done(&r);
+}
+
+int proto_parse_task(const uint8_t *b, size_t n, struct msg_task *out)
+{
+    struct rd r = {b, b + n, 0};
+    uint8_t tl = rd_u8(&r);
+    if (tl == 0 || tl > PROTO_MAX_TYPE_NAME)
+        return P2C2R_EPROTO;
+    out->type = rd_bytes(&r, tl);
+    out->priority = rd_u8(&r);
+    (void)rd_u8(&r);
+    out->min_version = rd_u32(&r);
+    out->deadline_ms = rd_u32(&r);
+    uint16_t pl = rd_u16(&r);
+    if (pl > PROTO_MAX_PARAMS)
+        return P2C2R_EPROTO;
+    out->params = rd_bytes(&r, pl);
+    uint32_t il = rd_u32(&r);
+    out->input = rd_bytes(&r, il);
+    return rd_done(&r);
+}
+
+int proto_parse_result(const uint8_t *b, size_t n, struct msg_result *out)
+{
+    struct rd r = {b, b + n, 0};
+    out->status = rd_u16(&r);
+    (void)rd_u16(&r);
+    out->exec_us = rd_u32(&r);
+    if (r.bad)
+        return P2C2R_EPROTO;
+    out->output.p = r.p;
+    out->output.len = (size_t)(r.end - r.p);
+    return 0;
+}
+
+int proto_parse_deliver(const uint8_t *b, size_t n, struct msg_deliver *out)
+{
+    struct rd r = {b, b + n, 0};
+    out->status = rd_u16(&r);
+    out->attempts = rd_u16(&r);
+    out->exec_us = rd_u32(&r);
+    out->peer_id = rd_u32(&r);
+    (void)rd_u32(&r);
+    if (r.bad)
+        return P2C2R_EPROTO;
+    out->output.p = r.p;
+    out->output.len = (size_t)(r.end - r.p);
+    return 0;
+}
+
+int proto_parse_u32(const uint8_t *b, size_t n, uint32_t *out)
+{
+    if (n != 4)
+        return P2C2R_EPROTO;
+    *out = rd32(b);
+    return 0;
+}
+
+int proto_parse_u64(const uint8_t *b, size_t n, uint64_t *out)
+{
+    if (n != 8)
+        return P2C2R_EPROTO;
+    *out = rd64(b);
+    return 0;
+}
+
+int proto_batch_begin(const uint8_t *b, size_t n, struct proto_batch_iter *it,
+                      uint32_t *count)
+{
+    if (n < 4)
+        return P2C2R_EPROTO;
+    uint32_t c = rd32(b);
+    if (c == 0 || c > PROTO_MAX_BATCH)
+        return P2C2R_EPROTO;
+    /* Every entry needs at least its prefix and a minimal task. */
+    if ((uint64_t)c * (PROTO_BATCH_ENTRY_PREFIX + PROTO_TASK_FIXED + 1) > n - 4)
+        return P2C2R_EPROTO;
+    it->p = b + 4;
+    it->end = b + n;
+    it->left = c;
+    *count = c;
+    return 0;
+}
+
+int proto_batch_next(struct proto_batch_iter *it, uint64_t *req_id,
+                     const uint8_t **task, size_t *task_len)
+{
+    if (it->left == 0)
+        return it->p == it->end ? 0 : P2C2R_EPROTO;
+    size_t avail = (size_t)(it->end - it->p);
+    if (avail < PROTO_BATCH_ENTRY_PREFIX)
+        return P2C2R_EPROTO;
+    uint64_t id = rd64(it->p);
+    uint32_t tl = rd32(it->p + 8);
+    if (tl > avail - PROTO_BATCH_ENTRY_PREFIX)
+        return P2C2R_EPROTO;
+    *req_id = id;
+    *task = it->p + PROTO_BATCH_ENTRY_PREFIX;
+    *task_len = tl;
+    it->p += PROTO_BATCH_ENTRY_PREFIX + tl;
+    it->left--;
+    return 1;
+}
+
+size_t proto_hello_size(const struct msg_hello *m)
+{
+    return 9 + m->token.len + m->name.len;
+}
+
+size_t proto_put_hello(uint8_t *d, const struct msg_hello *m)
+{
+    wr16(d, m->ver_min);
+    wr16(d + 2, m->ver_max);
+    d[4] = m->role;
+    d[5] = 0;
+    wr16(d + 6, (uint16_t)m->token.len);
+    if (m->token.len)
+        memcpy(d + 8, m->token.p, m->token.len);
+    size_t o = 8 + m->token.len;
+    d[o++] = (uint8_t)m->name.len;
+    if (m->name.len)
+        memcpy(d + o, m->name.p, m->name.len);
+    return o + m->name.len;
+}
+
+size_t proto_put_hello_ok(uint8_t *d, const struct msg_hello_ok *m)
+{
+    wr16(d, m->version);
+    wr16(d + 2, 0);
+    wr32(d + 4, m->max_body);
+    wr32(d + 8, m->max_inflight);
+    wr64(d + 12, m->conn_id);
+    return PROTO_HELLO_OK_LEN;
+}
+
+size_t proto_error_size(size_t text_len)
+{
+    return 4 + (text_len > 1024 ? 1024 : text_len);
+}
+
+size_t proto_put_error(uint8_t *d, uint16_t code, const char *text, size_t text_len)
+{
+    if (text_len > 1024)
+        text_len = 1024;
+    wr16(d, code);
+    wr16(d + 2, (uint16_t)text_len);
+    if (text_len)
+        memcpy(d + 4, text, text_len);
+    return 4 + text_len;
+}
+
+size_t proto_register_size(const struct msg_register *m)
+{
+    size_t n = 16 + m->gpu_model.len;
+    for (unsigned i = 0; i < m->ntypes; i++)
+        n += 5 + m->types[i].name.len;
+    return n;
+}
+
+size_t proto_put_register(uint8_t *d, const struct msg_register *m)
+{
+    wr16(d, m->cores);
+    wr16(d + 2, m->slots);
+    wr64(d + 4, m->mem_bytes);
+    d[12] = m->gpu;
+    d[13] = m->ntypes;
+    wr16(d + 14, (uint16_t)m->gpu_model.len);
+    size_t o = 16;
+    if (m->gpu_model.len)
+        memcpy(d + o, m->gpu_model.p, m->gpu_model.len);
+    o += m->gpu_model.len;
+    for (unsigned i = 0; i < m->ntypes; i++) {
+        d[o++] = (uint8_t)m->types[i].name.len;
+        memcpy(d + o, m->types[i].name.p, m->types[i].name.len);
+        o += m->types[i].name.len;
+        wr32(d + o, m->types[i].version);
+        o += 4;
+    }
+    return o;
+}
+
+size_t proto_task_size(size_t type_len, size_t params_len, size_t input_len)
+{
+    return PROTO_TASK_FIXED + type_len + params_len + input_len;
+}
+
+size_t proto_put_task_head(uint8_t *d, const char *type, size_t type_len,
+                           uint32_t min_version, uint32_t deadline_ms,
+                           uint8_t priority, const char *params,
+                           size_t params_len, uint32_t input_len)
+{
+    size_t o = 0;
+    d[o++] = (uint8_t)type_len;
+    memcpy(d + o, type, type_len);
+    o += type_len;
+    d[o++] = priority;
+    d[o++] = 0;
+    wr32(d + o, min_version);
+    o += 4;
+    wr32(d + o, deadline_ms);
+    o += 4;
+    wr16(d + o, (uint16_t)params_len);
+    o += 2;
+    if (params_len)
+        memcpy(d + o, params, params_len);
+    o += params_len;
+    wr32(d + o, input_len);
+    return o + 4;
+}
+
+size_t proto_put_result_head(uint8_t *d, uint16_t status, uint32_t exec_us)
+{
+    wr16(d, status);
+    wr16(d + 2, 0);
+    wr32(d + 4, exec_us);
+    return PROTO_RESULT_PREFIX;
+}
+
+size_t proto_put_deliver_head(uint8_t *d, uint16_t status, uint16_t attempts,
+                              uint32_t exec_us, uint32_t peer_id)
+{
+    wr16(d, status);
+    wr16(d + 2, attempts);
+    wr32(d + 4, exec_us);
+    wr32(d + 8, peer_id);
+    wr32(d + 12, 0);
+    return PROTO_DELIVER_PREFIX;
+}

@@ -1,0 +1,201 @@
+/* proto.h - the p2c2r wire protocol: frame header, message types, and
+ * allocation-free encoders and decoders for every message body.
+ *
+ * docs/PROTOCOL.md is the normative description; this header mirrors it.
+ * All integers are little-endian.  Decoders return views that point into the
+ * caller's buffer (valid as long as that buffer is), never allocate and never
+ * read past the length they were given. */
+#ifndef P2C2R_PROTO_H
+#define P2C2R_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MAGIC 0x52433250u /* "P2CR" in memory order */
+#define PROTO_VERSION 1
+#define PROTO_HDR_LEN 20
+#define PROTO_MAX_BODY_DEFAULT (16u << 20)  /* 16 MiB */
+#define PROTO_MAX_TOKEN 256
+#define PROTO_MAX_NAME 64
+#define PROTO_MAX_TYPE_NAME 32
+#define PROTO_MAX_TYPES 32
+#define PROTO_MAX_PARAMS 4096
+#define PROTO_MAX_BATCH 4096
+
+enum proto_type {
+    MSG_HELLO = 0x01,
+    MSG_HELLO_OK = 0x02,
+    MSG_ERROR = 0x03,
+    MSG_PING = 0x04,
+    MSG_PONG = 0x05,
+    MSG_PEER_REGISTER = 0x10,
+    MSG_REGISTER_OK = 0x11,
+    MSG_CREDIT = 0x12,
+    MSG_SUBMIT = 0x20,
+    MSG_SUBMIT_BATCH = 0x21,
+    MSG_ACCEPTED = 0x22,
+    MSG_REJECTED = 0x23,
+    MSG_CANCEL = 0x24,
+    MSG_ASSIGN = 0x30,
+    MSG_RESULT = 0x31,
+    MSG_DELIVER = 0x40,
+    MSG_STATS_REQ = 0x50,
+    MSG_STATS = 0x51,
+};
+
+enum proto_role { ROLE_NONE = 0, ROLE_RENTER = 1, ROLE_PEER = 2 };
+
+/* Flags in the frame header. */
+#define PROTO_F_WANT_ACK 0x0001u /* SUBMIT/SUBMIT_BATCH: send ACCEPTED */
+
+struct frame_hdr {
+    uint8_t version;
+    uint8_t type;
+    uint16_t flags;
+    uint64_t req_id;
+    uint32_t body_len;
+};
+
+/* Decodes a frame header from buf[0..len).  Returns the total frame length
+ * (header + body, > 0) when a whole frame is present, 0 when more bytes are
+ * needed, or P2C2R_EPROTO (bad magic or version) / P2C2R_ETOOBIG (body over
+ * max_body).  *out is written whenever the header itself is complete (so a
+ * caller can see the announced size while waiting for the body). */
+int64_t proto_decode_hdr(const uint8_t *buf, size_t len, uint32_t max_body,
+                         struct frame_hdr *out);
+
+/* Writes a 20-byte header at dst. */
+void proto_put_hdr(uint8_t *dst, uint8_t type, uint16_t flags, uint64_t req_id,
+                   uint32_t body_len);
+
+/* Returns a static name for a message type ("SUBMIT"), or "UNKNOWN". */
+const char *proto_type_name(uint8_t type);
+
+/* ---- message bodies: views ---------------------------------------------- */
+
+struct bytes_view {
+    const uint8_t *p;
+    size_t len;
+};
+
+struct msg_hello {
+    uint16_t ver_min, ver_max;
+    uint8_t role;
+    struct bytes_view token; /* <= PROTO_MAX_TOKEN */
+    struct bytes_view name;  /* <= PROTO_MAX_NAME */
+};
+
+struct msg_hello_ok {
+    uint16_t version;
+    uint32_t max_body;
+    uint32_t max_inflight; /* tasks a renter may have outstanding */
+    uint64_t conn_id;
+};
+
+struct msg_error {
+    uint16_t code; /* absolute value of a p2c2r_error */
+    struct bytes_view text;
+};
+
+struct proto_tasktype {
+    struct bytes_view name;
+    uint32_t version;
+};
+
+struct msg_register {
+    uint16_t cores;
+    uint16_t slots;
+    uint64_t mem_bytes;
+    uint8_t gpu;
+    uint8_t ntypes;
+    struct bytes_view gpu_model;
+    struct proto_tasktype types[PROTO_MAX_TYPES];
+};
+
+/* A task as carried by SUBMIT, each SUBMIT_BATCH entry, and ASSIGN. */
+struct msg_task {
+    struct bytes_view type;  /* 1..PROTO_MAX_TYPE_NAME */
+    uint32_t min_version;
+    uint32_t deadline_ms;    /* 0 = coordinator default */
+    uint8_t priority;
+    struct bytes_view params; /* <= PROTO_MAX_PARAMS, "key=value\n" lines */
+    struct bytes_view input;
+};
+
+struct msg_result {
+    uint16_t status; /* 0 = ok, else abs(p2c2r_error) and output is text */
+    uint32_t exec_us;
+    struct bytes_view output;
+};
+
+struct msg_deliver {
+    uint16_t status;
+    uint16_t attempts;
+    uint32_t exec_us;
+    uint32_t peer_id;
+    struct bytes_view output;
+};
+
+#define PROTO_TASK_FIXED 17 /* task body without its three strings */
+#define PROTO_RESULT_PREFIX 8
+#define PROTO_DELIVER_PREFIX 16
+#define PROTO_BATCH_ENTRY_PREFIX 12
+
+/* Each parser returns 0 or P2C2R_EPROTO; on failure *out is unspecified. */
+int proto_parse_hello(const uint8_t *b, size_t n, struct msg_hello *out);
+int proto_parse_hello_ok(const uint8_t *b, size_t n, struct msg_hello_ok *out);
+int proto_parse_error(const uint8_t *b, size_t n, struct msg_error *out);
+int proto_parse_register(const uint8_t *b, size_t n, struct msg_register *out);
+int proto_parse_task(const uint8_t *b, size_t n, struct msg_task *out);
+int proto_parse_result(const uint8_t *b, size_t n, struct msg_result *out);
+int proto_parse_deliver(const uint8_t *b, size_t n, struct msg_deliver *out);
+int proto_parse_u32(const uint8_t *b, size_t n, uint32_t *out);
+int proto_parse_u64(const uint8_t *b, size_t n, uint64_t *out);
+
+/* Batch iteration: proto_batch_begin checks the count; proto_batch_next
+ * returns 1 with the next entry, 0 at a clean end, P2C2R_EPROTO when the
+ * entries do not exactly fill the body. */
+struct proto_batch_iter {
+    const uint8_t *p, *end;
+    uint32_t left;
+};
+int proto_batch_begin(const uint8_t *b, size_t n, struct proto_batch_iter *it,
+                      uint32_t *count);
+int proto_batch_next(struct proto_batch_iter *it, uint64_t *req_id,
+                     const uint8_t **task, size_t *task_len);
+
+/* ---- encoders -------------------------------------------------------------
+ * Each *_size function returns the body length; each put function writes the
+ * body at dst (which must have that much room) and returns the bytes written. */
+size_t proto_hello_size(const struct msg_hello *m);
+size_t proto_put_hello(uint8_t *dst, const struct msg_hello *m);
+#define PROTO_HELLO_OK_LEN 20
+size_t proto_put_hello_ok(uint8_t *dst, const struct msg_hello_ok *m);
+size_t proto_error_size(size_t text_len);
+size_t proto_put_error(uint8_t *dst, uint16_t code, const char *text, size_t text_len);
+size_t proto_register_size(const struct msg_register *m);
+size_t proto_put_register(uint8_t *dst, const struct msg_register *m);
+size_t proto_task_size(size_t type_len, size_t params_len, size_t input_len);
+/* Writes the task fields except the input bytes; returns the bytes written.
+ * The input (input_len bytes) must follow immediately. */
+size_t proto_put_task_head(uint8_t *dst, const char *type, size_t type_len,
+                           uint32_t min_version, uint32_t deadline_ms,
+                           uint8_t priority, const char *params,
+                           size_t params_len, uint32_t input_len);
+size_t proto_put_result_head(uint8_t *dst, uint16_t status, uint32_t exec_us);
+size_t proto_put_deliver_head(uint8_t *dst, uint16_t status, uint16_t attempts,
+                              uint32_t exec_us, uint32_t peer_id);
+
+/* Little-endian helpers. */
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void wr32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 4, (uint32_t)(v >> 32)); }
+
+#endif

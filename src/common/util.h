@@ -1,0 +1,46 @@
+/* util.h - small helpers shared by the daemons and the library: monotonic
+ * time, HOST:PORT parsing, a fast seeded PRNG, and abort-on-OOM allocation
+ * (daemons only; the library handles allocation failure itself). */
+#ifndef P2C2R_UTIL_H
+#define P2C2R_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* Monotonic clock in microseconds / nanoseconds. */
+uint64_t now_us(void);
+uint64_t now_ns(void);
+
+/* Parses "HOST:PORT" or "[V6]:PORT" (numeric or resolvable host, port
+ * 0..65535) into *out.  Returns 0 or P2C2R_EADDR. */
+int addr_parse(const char *s, struct sockaddr_storage *out, socklen_t *outlen);
+
+/* Formats a socket address as "HOST:PORT" ("[::1]:PORT" for IPv6). */
+void addr_format(const struct sockaddr *sa, char *dst, size_t cap);
+
+/* xoshiro-style 64-bit PRNG, deterministic for a given seed. */
+struct rng {
+    uint64_t s;
+};
+static inline uint64_t rng_next(struct rng *r)
+{
+    /* splitmix64 */
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Parses a decimal integer in [min, max]; returns 0 or -1. */
+int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+#endif

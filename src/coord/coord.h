@@ -1,0 +1,52 @@
+/* coord.h - the coordinator: one libuv loop that owns every connection,
+ * task and peer record.  No locks: nothing here is touched from another
+ * thread except through coord_stop (a uv_async). */
+#ifndef P2C2R_COORD_H
+#define P2C2R_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct coord;
+
+struct coord_config {
+    const char *listen;           /* HOST:PORT, port 0 = any */
+    const char *tokens_file;      /* NULL = no authentication */
+    const char *ready_file;       /* written with HOST:PORT once ready */
+    uint32_t max_body;            /* largest frame body accepted */
+    uint32_t renter_max_inflight; /* outstanding tasks per renter connection */
+    size_t max_output;            /* bytes buffered for one connection */
+    uint32_t queue_max;           /* queued tasks, all renters */
+    uint64_t queue_max_bytes;     /* queued input bytes, all renters */
+    uint32_t max_attempts;        /* tries before a lost task fails */
+    uint32_t max_conns;
+    uint32_t hello_timeout_ms;    /* a connection must say HELLO within this */
+    uint32_t peer_timeout_ms;     /* a peer silent this long is dropped */
+    uint32_t default_deadline_ms; /* tasks that name no deadline */
+    uint32_t orphan_timeout_ms;   /* queued task whose type lost every peer */
+    uint32_t ready_peers;         /* ready once this many peers registered */
+
+    /* Called once on the loop thread after the socket is bound, with the
+     * bound address ("HOST:PORT"); may start local peers. */
+    void (*on_listening)(void *arg, const char *addr);
+    /* Called once when ready_peers peers have registered. */
+    void (*on_ready)(void *arg, const char *addr);
+    void *arg;
+};
+
+/* Fills cfg with the defaults documented in p2c2rd --help. */
+void coord_config_defaults(struct coord_config *cfg);
+
+/* Creates a coordinator and binds its listening socket.  Returns 0 or a
+ * negative p2c2r_error; errmsg gets a reason for the operator. */
+int coord_new(const struct coord_config *cfg, struct coord **out, char *errmsg, size_t errcap);
+
+/* Runs the loop until coord_stop or SIGINT/SIGTERM.  Returns 0. */
+int coord_run(struct coord *co);
+
+/* Asks the loop to shut down.  Thread-safe and async-signal-safe. */
+void coord_stop(struct coord *co);
+
+void coord_free(struct coord *co);
+
+#endif

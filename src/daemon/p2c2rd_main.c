@@ -1,0 +1,153 @@
+/* p2c2rd_main.c - the p2c2rd program: options, then the coordinator loop.
+ *
+ * This file is the composition root: it is the one place that links the
+ * coordinator with the peer agent, for --local-peers (peer workers running
+ * on threads of this process, connected over loopback like any peer). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cliopt.h"
+#include "common/log.h"
+#include "common/version.h"
+#include "coord/coord.h"
+#include "peer/peer.h"
+
+struct local_peers {
+    int64_t n;
+    const char *token;
+    struct peer_agent *agent;
+    pthread_t thread;
+    int started;
+};
+
+static void *local_main(void *arg)
+{
+    peer_agent_run(arg);
+    return NULL;
+}
+
+static void on_listening(void *arg, const char *addr)
+{
+    struct local_peers *lp = arg;
+    if (lp->n <= 0)
+        return;
+    struct peer_config pc;
+    peer_config_defaults(&pc);
+    pc.coordinator = addr;
+    pc.connections = (uint32_t)lp->n;
+    pc.slots = 1;
+    pc.threads = (uint32_t)lp->n;
+    pc.name = "local";
+    pc.token = lp->token;
+    char err[256];
+    if (peer_agent_new(&pc, &lp->agent, err, sizeof(err)) != 0) {
+        LOG_E("local_peers_failed", "reason=\"%s\"", err);
+        return;
+    }
+    if (pthread_create(&lp->thread, NULL, local_main, lp->agent) == 0)
+        lp->started = 1;
+}
+
+static void on_ready(void *arg, const char *addr)
+{
+    struct local_peers *lp = arg;
+    if (isatty(STDOUT_FILENO) || getenv("P2C2R_BANNER")) {
+        printf("p2c2rd %s listening on %s with %lld local peer%s. Ctrl-C stops it.\n"
+               "From another terminal, try:\n"
+               "  echo hello | build/p2c2r submit echo --coordinator %s\n"
+               "  build/p2c2r bench --coordinator %s --tasks 100000 --inflight 256\n"
+               "  build/p2c2r stats --coordinator %s\n",
+               P2C2R_VERSION_STRING, addr, (long long)lp->n, lp->n == 1 ? "" : "s", addr, addr, addr);
+        fflush(stdout);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct coord_config cfg;
+    coord_config_defaults(&cfg);
+    const char *listen = cfg.listen, *tokens = NULL, *ready = NULL, *level = "info";
+    const char *local_token = NULL;
+    int64_t local = 0, max_body = cfg.max_body, max_inflight = cfg.renter_max_inflight;
+    int64_t max_output = (int64_t)cfg.max_output, queue_max = cfg.queue_max;
+    int64_t attempts = cfg.max_attempts, hello_ms = cfg.hello_timeout_ms;
+    int64_t peer_ms = cfg.peer_timeout_ms, deadline_ms = cfg.default_deadline_ms;
+    int64_t orphan_ms = cfg.orphan_timeout_ms, max_conns = cfg.max_conns;
+    const struct cliopt opts[] = {
+        {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers (default 127.0.0.1:8765; port 0 = any)", &listen},
+        {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon (default 0)", &local},
+        {"tokens", 't', OPT_STR, "FILE", 0, 0, "require a token from FILE (one per line, optional renter:/peer: prefix)", &tokens},
+        {"local-token", 0, OPT_STR, "TOKEN", 0, 0, "token the local peers present when --tokens is set", &local_token},
+        {"ready-file", 0, OPT_STR, "PATH", 0, 0, "write HOST:PORT to PATH once listening and local peers registered", &ready},
+        {"log-level", 0, OPT_STR, "LEVEL", 0, 0, "debug, info, warn, error or off (default info)", &level},
+        {"max-frame", 0, OPT_INT, "BYTES", 1024, 1 << 30, "largest frame body accepted (default 16 MiB)", &max_body},
+        {"max-inflight", 0, OPT_INT, "N", 1, 1 << 24, "outstanding tasks per renter connection (default 8192)", &max_inflight},
+        {"max-output", 0, OPT_INT, "BYTES", 65536, (int64_t)1 << 34, "output buffered per connection before it is cut (default 64 MiB)", &max_output},
+        {"queue-max", 0, OPT_INT, "N", 1, 1 << 28, "queued tasks, all renters (default 1000000)", &queue_max},
+        {"max-attempts", 0, OPT_INT, "N", 1, 100, "assignments before a lost task fails (default 3)", &attempts},
+        {"max-conns", 0, OPT_INT, "N", 1, 1000000, "simultaneous connections (default 20000)", &max_conns},
+        {"hello-timeout", 0, OPT_INT, "MS", 10, 3600000, "time a new connection has to send HELLO (default 5000)", &hello_ms},
+        {"peer-timeout", 0, OPT_INT, "MS", 100, 3600000, "a peer silent this long is dropped (default 30000)", &peer_ms},
+        {"deadline", 0, OPT_INT, "MS", 1, 86400000, "deadline of tasks that name none (default 60000)", &deadline_ms},
+        {"orphan-timeout", 0, OPT_INT, "MS", 0, 86400000, "queued tasks of a type with no peer fail after this (default 10000)", &orphan_ms},
+    };
+    int pos;
+    int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
+                          "[OPTIONS]",
+                          "The p2c2r coordinator: accepts renters and peers on one TCP port, queues\n"
+                          "each task, runs it on a peer that supports its type and returns the result.",
+                          &pos);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (pos < argc) {
+        fprintf(stderr, "p2c2rd: unexpected argument '%s'\nTry 'p2c2rd --help'.\n", argv[pos]);
+        return 2;
+    }
+    int lvl;
+    if (log_level_parse(level, &lvl) != 0) {
+        fprintf(stderr, "p2c2rd: --log-level must be debug, info, warn, error or off, got '%s'\n", level);
+        return 2;
+    }
+    log_set_level(lvl);
+    log_set_component("p2c2rd");
+    if (tokens && local > 0 && !local_token) {
+        fprintf(stderr, "p2c2rd: --local-peers with --tokens needs --local-token TOKEN (a token from the file)\n");
+        return 2;
+    }
+    struct local_peers lp = {local, local_token, NULL, 0, 0};
+    cfg.listen = listen;
+    cfg.tokens_file = tokens;
+    cfg.ready_file = ready;
+    cfg.max_body = (uint32_t)max_body;
+    cfg.renter_max_inflight = (uint32_t)max_inflight;
+    cfg.max_output = (size_t)max_output;
+    cfg.queue_max = (uint32_t)queue_max;
+    cfg.max_attempts = (uint32_t)attempts;
+    cfg.max_conns = (uint32_t)max_conns;
+    cfg.hello_timeout_ms = (uint32_t)hello_ms;
+    cfg.peer_timeout_ms = (uint32_t)peer_ms;
+    cfg.default_deadline_ms = (uint32_t)deadline_ms;
+    cfg.orphan_timeout_ms = (uint32_t)orphan_ms;
+    cfg.ready_peers = (uint32_t)local;
+    cfg.on_listening = on_listening;
+    cfg.on_ready = on_ready;
+    cfg.arg = &lp;
+
+    struct coord *co;
+    char err[512];
+    if ((rc = coord_new(&cfg, &co, err, sizeof(err))) != 0) {
+        fprintf(stderr, "p2c2rd: %s\n", err);
+        return 1;
+    }
+    coord_run(co);
+    if (lp.started) {
+        peer_agent_stop(lp.agent);
+        pthread_join(lp.thread, NULL);
+    }
+    peer_agent_free(lp.agent);
+    coord_free(co);
+    return 0;
+}

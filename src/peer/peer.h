@@ -1,0 +1,42 @@
+/* peer.h - the peer agent: connections to a coordinator plus a pool of
+ * executor threads.  One libuv loop does all I/O; executor threads only run
+ * executors and post finished results back through a uv_async. */
+#ifndef P2C2R_PEER_H
+#define P2C2R_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct peer_agent;
+
+struct peer_config {
+    const char *coordinator; /* HOST:PORT */
+    const char *token;       /* NULL = none */
+    const char *name;        /* shown in coordinator stats */
+    const char *types;       /* comma-separated list, NULL = every built-in */
+    uint32_t slots;          /* credits advertised per connection */
+    uint32_t threads;        /* executor threads shared by all connections */
+    uint32_t connections;    /* coordinator connections (each a peer) */
+    uint32_t max_output;     /* largest result accepted from an executor */
+    uint32_t backoff_min_ms, backoff_max_ms;
+    int handle_signals;      /* stop on SIGINT/SIGTERM */
+};
+
+/* Fills cfg with defaults (slots and threads = number of cores). */
+void peer_config_defaults(struct peer_config *cfg);
+
+/* Validates cfg and creates an agent (nothing connects yet).  Returns 0 or a
+ * negative p2c2r_error with a reason in err. */
+int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char *err, size_t errcap);
+
+/* Connects, registers and serves until peer_agent_stop.  Reconnects with
+ * exponential backoff and jitter when the coordinator goes away.  Blocks the
+ * calling thread.  Returns 0. */
+int peer_agent_run(struct peer_agent *a);
+
+/* Asks the agent to stop.  Thread-safe. */
+void peer_agent_stop(struct peer_agent *a);
+
+void peer_agent_free(struct peer_agent *a);
+
+#endif

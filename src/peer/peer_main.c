@@ -1,0 +1,65 @@
+/* peer_main.c - the p2c2r-peer program: options, then the peer agent. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cliopt.h"
+#include "common/log.h"
+#include "peer/peer.h"
+
+int main(int argc, char **argv)
+{
+    struct peer_config cfg;
+    peer_config_defaults(&cfg);
+    const char *coordinator = getenv("P2C2R_COORDINATOR");
+    if (!coordinator)
+        coordinator = cfg.coordinator;
+    const char *types = NULL, *token = getenv("P2C2R_TOKEN"), *name = NULL, *level = "info";
+    int64_t slots = cfg.slots, threads = 0, conns = 1;
+    const struct cliopt opts[] = {
+        {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator address (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coordinator},
+        {"slots", 's', OPT_INT, "N", 1, 65535, "tasks run at once per connection (default: number of cores)", &slots},
+        {"threads", 0, OPT_INT, "N", 1, 1024, "executor threads (default: --slots)", &threads},
+        {"types", 'T', OPT_STR, "LIST", 0, 0, "comma-separated task types to serve (default: all built-in: echo,sha256)", &types},
+        {"connections", 0, OPT_INT, "N", 1, 10000, "coordinator connections, each registered as a peer (default 1)", &conns},
+        {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        {"name", 'n', OPT_STR, "NAME", 0, 0, "name shown in coordinator stats", &name},
+        {"log-level", 0, OPT_STR, "LEVEL", 0, 0, "debug, info, warn, error or off (default info)", &level},
+    };
+    int pos;
+    int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2r-peer",
+                          "[OPTIONS]",
+                          "A p2c2r peer: registers with a coordinator, runs the tasks it is given on a\n"
+                          "pool of executor threads, and reconnects when the coordinator goes away.",
+                          &pos);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (pos < argc) {
+        fprintf(stderr, "p2c2r-peer: unexpected argument '%s'\nTry 'p2c2r-peer --help'.\n", argv[pos]);
+        return 2;
+    }
+    int lvl;
+    if (log_level_parse(level, &lvl) != 0) {
+        fprintf(stderr, "p2c2r-peer: --log-level must be debug, info, warn, error or off\n");
+        return 2;
+    }
+    log_set_level(lvl);
+    log_set_component("p2c2r-peer");
+    cfg.coordinator = coordinator;
+    cfg.types = types;
+    cfg.token = token;
+    cfg.name = name;
+    cfg.slots = (uint32_t)slots;
+    cfg.threads = (uint32_t)(threads ? threads : slots);
+    cfg.connections = (uint32_t)conns;
+    cfg.handle_signals = 1;
+    struct peer_agent *a;
+    char err[512];
+    if (peer_agent_new(&cfg, &a, err, sizeof(err)) != 0) {
+        fprintf(stderr, "p2c2r-peer: %s\n", err);
+        return 2;
+    }
+    peer_agent_run(a);
+    peer_agent_free(a);
+    return 0;
+}

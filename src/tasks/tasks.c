@@ -1,0 +1,123 @@
+/* tasks.c - the built-in executors: echo (returns its input) and sha256
+ * (the SHA-256 digest of its input, 32 raw bytes, or 64 hex characters with
+ * params "format=hex").  Pure computation, no I/O, no global state. */
+#include "tasks/tasks.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TASK_MAX_INPUT (8u << 20)
+
+int p2c2r_param_get(const char *params, size_t params_len, const char *key,
+                    const char **val, size_t *val_len)
+{
+    size_t kl = strlen(key);
+    const char *p = params, *end = params + params_len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if ((size_t)(le - p) > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
+            *val = p + kl + 1;
+            *val_len = (size_t)(le - (p + kl + 1));
+            return 1;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}
+
+static void set_err(struct p2c2r_exec_call *c, const char *msg)
+{
+    if (c->err && c->err_cap)
+        snprintf(c->err, c->err_cap, "%s", msg);
+}
+
+static int echo_run(struct p2c2r_exec_call *c)
+{
+    void *out = c->alloc_output(c, c->input_len);
+    if (!out) {
+        set_err(c, "output over limit");
+        return P2C2R_ETOOBIG;
+    }
+    if (c->input_len)
+        memcpy(out, c->input, c->input_len);
+    return 0;
+}
+
+static int sha256_hex(const struct p2c2r_exec_call *c, int *hex)
+{
+    const char *v;
+    size_t vl;
+    *hex = 0;
+    if (!p2c2r_param_get(c->params, c->params_len, "format", &v, &vl))
+        return 0;
+    if (vl == 3 && memcmp(v, "hex", 3) == 0) {
+        *hex = 1;
+        return 0;
+    }
+    if (vl == 3 && memcmp(v, "raw", 3) == 0)
+        return 0;
+    return P2C2R_EINVAL;
+}
+
+static int sha256_check(const struct p2c2r_exec_call *c)
+{
+    int hex;
+    if (sha256_hex(c, &hex) != 0) {
+        if (c->err && c->err_cap)
+            snprintf(c->err, c->err_cap, "param format must be raw or hex");
+        return P2C2R_EINVAL;
+    }
+    return 0;
+}
+
+static int sha256_run(struct p2c2r_exec_call *c)
+{
+    int hex;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (sha256_hex(c, &hex) != 0) {
+        set_err(c, "param format must be raw or hex");
+        return P2C2R_EINVAL;
+    }
+    if (!EVP_Digest(c->input, c->input_len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+        set_err(c, "sha256 failed");
+        return P2C2R_ETASK;
+    }
+    uint8_t *out = c->alloc_output(c, hex ? 64 : 32);
+    if (!out) {
+        set_err(c, "output over limit");
+        return P2C2R_ENOMEM;
+    }
+    if (hex) {
+        static const char digits[] = "0123456789abcdef";
+        for (int i = 0; i < 32; i++) {
+            out[2 * i] = (uint8_t)digits[md[i] >> 4];
+            out[2 * i + 1] = (uint8_t)digits[md[i] & 15];
+        }
+    } else {
+        memcpy(out, md, 32);
+    }
+    return 0;
+}
+
+static const struct p2c2r_executor builtin[] = {
+    {"echo", 1, P2C2R_EXEC_CHEAP, TASK_MAX_INPUT, NULL, echo_run},
+    {"sha256", 1, P2C2R_EXEC_CHEAP, TASK_MAX_INPUT, sha256_check, sha256_run},
+};
+
+const struct p2c2r_executor *tasks_builtin(size_t *count)
+{
+    *count = sizeof(builtin) / sizeof(builtin[0]);
+    return builtin;
+}
+
+const struct p2c2r_executor *tasks_find(const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        if (strlen(builtin[i].name) == name_len && memcmp(builtin[i].name, name, name_len) == 0)
+            return &builtin[i];
+    }
+    return NULL;
+}
