@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,6 +533,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* Frames of tens of KiB are allocated and freed at a high rate; keep
+     * glibc from returning that memory to the kernel (and faulting it back
+     * in) on every cycle. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     if (argc < 2) {
         usage(stderr);
         return 2;

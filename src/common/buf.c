@@ -28,9 +28,10 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
     size_t used = b->len - b->off;
     if (n > b->max || used > b->max - n)
         return NULL;
-    /* Slide the data down when that alone makes enough room and the slide
-     * is cheap relative to what is being kept. */
-    if (b->off > 0 && b->cap - used >= n && used <= b->off) {
+    /* Slide the data down when that alone makes enough room: moving the
+     * unconsumed tail (usually part of one frame) is cheaper than a new
+     * allocation, whose fresh pages would all fault in again. */
+    if (b->cap - used >= n) {
         memmove(b->data, b->data + b->off, used);
         b->off = 0;
         b->len = used;
@@ -41,16 +42,16 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
         want *= 2;
     if (want > b->max)
         want = b->max;
-    uint8_t *d = malloc(want);
+    if (b->off) {
+        memmove(b->data, b->data + b->off, used);
+        b->off = 0;
+        b->len = used;
+    }
+    uint8_t *d = realloc(b->data, want);
     if (!d)
         return NULL;
-    if (used)
-        memcpy(d, b->data + b->off, used);
-    free(b->data);
     b->data = d;
     b->cap = want;
-    b->off = 0;
-    b->len = used;
     return b->data + b->len;
 }
 

@@ -4,6 +4,7 @@
  * coordinator with the peer agent, for --local-peers (peer workers running
  * on threads of this process, connected over loopback like any peer). */
 #include <pthread.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,11 @@ static void on_ready(void *arg, const char *addr)
 
 int main(int argc, char **argv)
 {
+    /* Frames of tens of KiB are allocated and freed at a high rate; keep
+     * glibc from returning that memory to the kernel (and faulting it back
+     * in) on every cycle. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     struct coord_config cfg;
     coord_config_defaults(&cfg);
     const char *listen = cfg.listen, *tokens = NULL, *ready = NULL, *level = "info";

@@ -1,4 +1,5 @@
 /* peer_main.c - the p2c2r-peer program: options, then the peer agent. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,11 @@
 
 int main(int argc, char **argv)
 {
+    /* Frames of tens of KiB are allocated and freed at a high rate; keep
+     * glibc from returning that memory to the kernel (and faulting it back
+     * in) on every cycle. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     struct peer_config cfg;
     peer_config_defaults(&cfg);
     const char *coordinator = getenv("P2C2R_COORDINATOR");
