@@ -635,8 +635,6 @@ int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_t max, int
     if (!c || !out || max == 0)
         return P2C2R_EINVAL;
     uint64_t deadline = deadline_after(timeout_ms);
-    if (list_empty(&c->done) && !c->err)
-        p2c2r_client_process(c);
     while (list_empty(&c->done) && c->ninflight && !c->err) {
         if (timeout_ms >= 0 && now_us() >= deadline)
             break;

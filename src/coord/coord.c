@@ -36,7 +36,7 @@
 #include "common/version.h"
 #include "p2c2r/error.h"
 
-#define READ_CHUNK (64u * 1024)
+#define READ_CHUNK (256u * 1024)
 #define SWEEP_MS 20
 #define DRAIN_MS 200
 #define TASK_CHUNK 1024
@@ -122,12 +122,12 @@ struct conn {
     uv_tcp_t tcp;
     struct coord *co;
     uint64_t id;
-    uint8_t role, state, writing, dirty;
+    uint8_t role, state, writing, dirty, detached;
     char addr[64];
     char name[PROTO_MAX_NAME + 1];
     struct buf in, out, sending;
     uv_write_t wreq;
-    struct list_node dirty_node, all_node;
+    struct list_node dirty_node, all_node, reap_node;
     uint64_t created_us, last_rx_us, drain_until_us;
     uint32_t inflight;      /* renter: outstanding tasks */
     struct list_node tasks; /* renter: its outstanding tasks */
@@ -158,7 +158,7 @@ struct coord {
     char addr[64];
     int stopping, ready_sent;
 
-    struct list_node conns, dirty;
+    struct list_node conns, dirty, reap;
     uint32_t nconns, nrenters, npeers;
     uint64_t next_conn_id;
     uint32_t next_peer_id;
@@ -173,6 +173,7 @@ struct coord {
     uint32_t queued_total;
     uint64_t queued_bytes;
 
+    uint8_t *rbuf; /* shared read buffer: a connection keeps its own only for a partial frame */
     struct rng rng;
     struct counters n;
     struct token *tokens;
@@ -271,7 +272,7 @@ static void conn_mark_dirty(struct conn *c)
 static uint8_t *conn_frame(struct conn *c, uint8_t type, uint16_t flags,
                            uint64_t req_id, uint32_t body_len)
 {
-    if (c->state >= CS_CLOSED)
+    if (c->state >= CS_DRAINING)
         return NULL;
     uint8_t *p = buf_reserve(&c->out, PROTO_HDR_LEN + (size_t)body_len);
     if (!p)
@@ -300,7 +301,7 @@ static void conn_flush(struct conn *c)
     }
     buf_consume(&c->out, (size_t)n);
     if (buf_used(&c->out) == 0) {
-        buf_shrink(&c->out, 1u << 20);
+        buf_shrink(&c->out, 64u << 10);
         return;
     }
     /* The kernel took only part: hand the rest to libuv and keep collecting
@@ -323,7 +324,7 @@ static void on_write(uv_write_t *req, int status)
     struct conn *c = req->data;
     c->writing = 0;
     buf_consume(&c->sending, buf_used(&c->sending));
-    buf_shrink(&c->sending, 1u << 20);
+    buf_shrink(&c->sending, 64u << 10);
     if (status < 0) {
         if (c->state < CS_CLOSED)
             conn_close(c);
@@ -333,10 +334,21 @@ static void on_write(uv_write_t *req, int status)
         conn_mark_dirty(c);
 }
 
+static void conn_detach(struct conn *c);
+
+/* Detaches the connections cut since the last call (see conn_fail). */
+static void conn_reap(struct coord *co)
+{
+    struct list_node *n;
+    while ((n = list_pop_front(&co->reap)) != NULL)
+        conn_detach(list_entry(n, struct conn, reap_node));
+}
+
 static void on_check(uv_check_t *h)
 {
     struct coord *co = h->data;
     struct list_node *n;
+    conn_reap(co);
     while ((n = list_pop_front(&co->dirty)) != NULL) {
         struct conn *c = list_entry(n, struct conn, dirty_node);
         c->dirty = 0;
@@ -554,9 +566,8 @@ static void task_end_early(struct coord *co, struct task *t, int status, const c
         task_free(co, t);
     } else if (t->state == TS_ASSIGNED) {
         task_set_state(t, TS_ORPHAN);
-        struct conn *pc = t->peer->conn;
-        if (pc->state == CS_READY && !conn_frame(pc, MSG_CANCEL, 0, t->id, 0))
-            conn_fail(pc, P2C2R_ELIMIT, "peer output over limit");
+        /* Best effort: with its output full the peer just runs it. */
+        (void)conn_frame(t->peer->conn, MSG_CANCEL, 0, t->id, 0);
     }
 }
 
@@ -577,6 +588,10 @@ static void on_closed(uv_handle_t *h)
 static void conn_detach(struct conn *c)
 {
     struct coord *co = c->co;
+    if (c->detached)
+        return;
+    c->detached = 1;
+    list_remove(&c->reap_node);
     if (c->role == ROLE_RENTER && c->state != CS_HELLO) {
         co->nrenters--;
         struct list_node *n;
@@ -589,9 +604,7 @@ static void conn_detach(struct conn *c)
                 task_free(co, t);
             } else if (t->state == TS_ASSIGNED) {
                 task_set_state(t, TS_ORPHAN);
-                struct conn *pc = t->peer->conn;
-                if (pc->state == CS_READY && !conn_frame(pc, MSG_CANCEL, 0, t->id, 0))
-                    conn_fail(pc, P2C2R_ELIMIT, "peer output over limit");
+                (void)conn_frame(t->peer->conn, MSG_CANCEL, 0, t->id, 0);
             }
         }
     }
@@ -647,10 +660,8 @@ static void conn_close(struct conn *c)
     if (c->state >= CS_CLOSED)
         return;
     struct coord *co = c->co;
-    int was = c->state;
+    conn_detach(c);
     c->state = CS_CLOSED;
-    if (was != CS_DRAINING)
-        conn_detach(c);
     if (c->dirty) {
         list_remove(&c->dirty_node);
         c->dirty = 0;
@@ -681,9 +692,19 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
           c->addr, c->role, conn_state_name(c->state), p2c2r_errname(code), text);
     if (code == P2C2R_EPROTO || code == P2C2R_ETOOBIG)
         c->co->n.proto_errors++;
-    conn_detach(c);
+    /* Detaching requeues or frees tasks, which must not happen under a
+     * caller that is walking a task list: it is deferred to conn_reap, at
+     * the top of the next check or sweep.  Until then the connection takes
+     * no new work: it is draining, and a peer's slots drop to zero. */
     c->state = CS_DRAINING;
     c->drain_until_us = now_us() + DRAIN_MS * 1000;
+    if (c->peer) {
+        uint32_t before = peer_free(c->peer);
+        c->peer->slots = 0;
+        peer_free_changed(c->co, c->peer, before);
+    }
+    if (!c->detached && !list_linked(&c->reap_node))
+        list_push_back(&c->co->reap, &c->reap_node);
     /* Drop whatever was queued for it but not yet being written: an error
      * should not wait behind megabytes of results nobody reads. */
     buf_consume(&c->out, buf_used(&c->out));
@@ -1198,10 +1219,16 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct conn *c = h->data;
     (void)suggested;
+    /* With nothing pending, read into the loop's shared buffer: an idle
+     * connection then holds no input memory at all, which is what keeps
+     * 10,000 peer connections cheap. */
+    if (buf_used(&c->in) == 0) {
+        *out = uv_buf_init((char *)c->co->rbuf, READ_CHUNK);
+        return;
+    }
     size_t want = READ_CHUNK;
     struct frame_hdr fh;
-    if (c->state < CS_DRAINING &&
-        buf_used(&c->in) >= PROTO_HDR_LEN &&
+    if (c->state < CS_DRAINING && buf_used(&c->in) >= PROTO_HDR_LEN &&
         proto_decode_hdr(buf_head(&c->in), buf_used(&c->in), c->co->cfg.max_body, &fh) == 0) {
         size_t need = PROTO_HDR_LEN + fh.body_len - buf_used(&c->in);
         if (need > want)
@@ -1215,10 +1242,33 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     *out = uv_buf_init((char *)p, (unsigned)(c->in.cap - c->in.len));
 }
 
+/* Handles every whole frame in p[0..n) and returns the bytes consumed. */
+static size_t conn_process(struct conn *c, const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (c->state < CS_DRAINING) {
+        struct frame_hdr h;
+        int64_t fl = proto_decode_hdr(p + off, n - off, c->co->cfg.max_body, &h);
+        if (fl == 0)
+            break;
+        if (fl < 0) {
+            if (fl == P2C2R_ETOOBIG)
+                conn_fail(c, P2C2R_ETOOBIG, "frame body of %u bytes over the limit of %u", h.body_len,
+                          c->co->cfg.max_body);
+            else
+                conn_fail(c, P2C2R_EPROTO, "bad frame header (magic or version)");
+            break;
+        }
+        if (conn_dispatch(c, &h, p + off + PROTO_HDR_LEN) != 0)
+            break;
+        off += (size_t)fl;
+    }
+    return off;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = s->data;
-    (void)b;
     if (nread < 0) {
         if (nread == UV_ENOBUFS)
             conn_fail(c, P2C2R_ETOOBIG, "input buffer limit reached");
@@ -1226,34 +1276,22 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             conn_close(c);
         return;
     }
-    if (nread == 0)
-        return;
-    if (c->state >= CS_DRAINING)
-        return; /* discarding while the error leaves */
-    buf_commit(&c->in, (size_t)nread);
+    if (nread == 0 || c->state >= CS_DRAINING)
+        return; /* nothing, or discarding while the error leaves */
     c->co->n.bytes_in += (uint64_t)nread;
     c->last_rx_us = now_us();
-    while (c->state < CS_DRAINING) {
-        struct frame_hdr h;
-        int64_t n = proto_decode_hdr(buf_head(&c->in), buf_used(&c->in), c->co->cfg.max_body, &h);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            if (n == P2C2R_ETOOBIG)
-                conn_fail(c, P2C2R_ETOOBIG, "frame body of %u bytes over the limit of %u", h.body_len,
-                          c->co->cfg.max_body);
-            else
-                conn_fail(c, P2C2R_EPROTO, "bad frame header (magic or version)");
-            break;
-        }
-        if (conn_dispatch(c, &h, buf_head(&c->in) + PROTO_HDR_LEN) != 0)
-            break;
-        buf_consume(&c->in, (size_t)n);
+    if ((uint8_t *)b->base == c->co->rbuf) {
+        size_t used = conn_process(c, c->co->rbuf, (size_t)nread);
+        if (c->state < CS_DRAINING && used < (size_t)nread &&
+            buf_append(&c->in, c->co->rbuf + used, (size_t)nread - used) != 0)
+            conn_fail(c, P2C2R_ETOOBIG, "input buffer limit reached");
+        return;
     }
+    buf_commit(&c->in, (size_t)nread);
+    buf_consume(&c->in, conn_process(c, buf_head(&c->in), buf_used(&c->in)));
     if (c->state >= CS_DRAINING)
         buf_consume(&c->in, buf_used(&c->in));
-    else
-        buf_shrink(&c->in, 1u << 20);
+    buf_shrink(&c->in, 0);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -1278,6 +1316,7 @@ static void on_connection(uv_stream_t *server, int status)
     buf_init(&c->out, co->cfg.max_output);
     buf_init(&c->sending, co->cfg.max_output);
     list_init(&c->dirty_node);
+    list_init(&c->reap_node);
     list_init(&c->tasks);
     list_push_back(&co->conns, &c->all_node);
     co->nconns++;
@@ -1340,6 +1379,7 @@ static void on_sweep(uv_timer_t *h)
 {
     struct coord *co = h->data;
     uint64_t now = now_us();
+    conn_reap(co);
     struct list_node *n = co->conns.next;
     while (n != &co->conns) {
         struct conn *c = list_entry(n, struct conn, all_node);
@@ -1476,11 +1516,14 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     co->cfg = *cfg;
     co->free_head = NO_FREE;
     co->rng.s = now_ns();
+    co->rbuf = xmalloc(READ_CHUNK);
     list_init(&co->conns);
     list_init(&co->dirty);
+    list_init(&co->reap);
     int rc;
     if (cfg->tokens_file && (rc = load_tokens(co, cfg->tokens_file, err, errcap)) != 0) {
         free(co->tokens);
+        free(co->rbuf);
         free(co);
         return rc;
     }
@@ -1489,6 +1532,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     if (addr_parse(cfg->listen, &ss, &sl) != 0) {
         snprintf(err, errcap, "cannot parse listen address '%s': expected HOST:PORT", cfg->listen);
         free(co->tokens);
+        free(co->rbuf);
         free(co);
         return P2C2R_EADDR;
     }
@@ -1503,6 +1547,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
         free(co->tokens);
+        free(co->rbuf);
         free(co);
         return P2C2R_EADDR;
     }
@@ -1561,5 +1606,6 @@ void coord_free(struct coord *co)
     }
     free(co->chunks);
     free(co->tokens);
+    free(co->rbuf);
     free(co);
 }

@@ -1,0 +1,197 @@
+/* harness.h - the integration tests' harness: real daemons on loopback.
+ *
+ * Each test process owns one harness (a process-wide singleton, because the
+ * watchdog's signal handler must reach it).  h_init makes a fresh temporary
+ * directory; every daemon started through it listens on 127.0.0.1 port 0,
+ * reports its address through a ready file in that directory, and has its
+ * stdout and stderr redirected to a log file there.  h_finish stops every
+ * process still running (SIGTERM, then SIGKILL after a bound), checks that
+ * each exited cleanly and that no sanitizer report appeared in any log,
+ * prints the logs when anything failed, and removes the directory.
+ *
+ * Every wait here is bounded.  A watchdog (alarm) fires a little before the
+ * ctest TIMEOUT (environment P2C2R_TEST_TIMEOUT, seconds): it kills the
+ * daemons, prints their logs and the phase the test was in, and exits, so a
+ * hang never leaves stray processes or an unexplained timeout behind.
+ *
+ * argv of every test: p2c2rd p2c2r-peer [p2c2r]. */
+#ifndef P2C2R_IT_HARNESS_H
+#define P2C2R_IT_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/proto.h"
+#include "p2c2r/client.h"
+
+#define H_MAX_PROCS 64
+
+struct h_proc {
+    char name[32];
+    char log[512];
+    pid_t pid;       /* 0 before start */
+    int reaped;      /* waitpid collected status */
+    int status;      /* raw waitpid status once reaped */
+    int killed;      /* we sent SIGKILL on purpose: any end is accepted */
+    int checked;     /* its exit was already judged by the test itself */
+};
+
+/* ---- checks -----------------------------------------------------------------
+ * H_CHECK records a failure (the test goes on; h_finish returns 1 and prints
+ * the logs).  H_REQUIRE records it and ends the test at once.  Both take a
+ * printf format describing what was expected.  Safe from any thread. */
+#define H_CHECK(cond, ...) \
+    ((cond) ? 1 : (h_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__), 0))
+#define H_REQUIRE(cond, ...)                                 \
+    do {                                                     \
+        if (!(cond)) {                                       \
+            h_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__); \
+            h_abort();                                       \
+        }                                                    \
+    } while (0)
+
+void h_fail_at(const char *file, int line, const char *expr, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Stops everything, prints logs, removes the directory and exits 1. */
+_Noreturn void h_abort(void);
+int h_failures(void);
+
+/* Says what the test is doing now; printed with every failure and by the
+ * watchdog.  Also logged to stderr.  Call from the main thread. */
+void h_phase(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void h_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- set-up and tear-down -------------------------------------------------- */
+
+/* Parses argv (p2c2rd, p2c2r-peer, optional p2c2r CLI), creates the temporary
+ * directory and arms the watchdog.  Exits 2 on a usage error. */
+void h_init(int argc, char **argv, const char *test_name);
+
+/* Stops everything and cleans up; returns the test's exit status (0 when
+ * nothing failed).  Use as: return h_finish(); */
+int h_finish(void);
+
+const char *h_coord_bin(void);
+const char *h_peer_bin(void);
+const char *h_cli_bin(void); /* NULL when not given */
+const char *h_dir(void);
+
+/* Writes DIR/name into dst; the file is removed at the end. */
+void h_path(char *dst, size_t cap, const char *name);
+
+/* P2C2R_TEST_SCALE (default 1.0, or P2C2R_TEST_SCALE_DEFAULT set by CMake
+ * for sanitizer builds). */
+double h_scale(void);
+/* 1 in a sanitizer build (P2C2R_TEST_SANITIZED set by CMake). */
+int h_sanitized(void);
+/* A time bound, stretched for slow (sanitizer) builds. */
+int h_bound_ms(int ms);
+
+uint64_t h_now_ms(void);
+void h_sleep_ms(int ms);
+
+/* ---- processes ----------------------------------------------------------- */
+
+/* Starts argv[0] with stdin from /dev/null and stdout+stderr appended to
+ * DIR/<name>.log.  The child dies with the test (PR_SET_PDEATHSIG). */
+struct h_proc *h_spawn(const char *name, const char *const *argv);
+
+/* Starts p2c2rd listening on listen (NULL = 127.0.0.1:0) with --ready-file,
+ * plus the NULL-terminated extra arguments (may be NULL); waits (bounded) for
+ * the ready file and stores the address it reports (see h_addr).  Requires
+ * success.  The new coordinator becomes the current one. */
+struct h_proc *h_coord_start(const char *listen, const char *const *extra);
+struct h_proc *h_coord(void);
+const char *h_addr(void);
+
+/* Starts a p2c2r-peer connected to the current coordinator.  types may be
+ * NULL (all built-in); extra is NULL-terminated or NULL. */
+struct h_proc *h_peer_start(const char *name, int slots, const char *types,
+                            const char *const *extra);
+
+/* Polls the current coordinator's stats until "peers_connected" equals n
+ * (bounded); requires success.  token may be NULL. */
+void h_wait_peers(int n, const char *token);
+
+/* Sends sig; SIGKILL marks the process as killed on purpose. */
+void h_signal(struct h_proc *p, int sig);
+/* Reaps p if it has exited, waiting up to timeout_ms.  Returns 1 when it has
+ * exited (p->status valid), 0 when still running. */
+int h_wait_exit(struct h_proc *p, int timeout_ms);
+int h_running(struct h_proc *p);
+/* Describes a waitpid status ("exit 0", "signal 9") in a static buffer. */
+const char *h_status_str(int status);
+
+/* Runs argv to completion with stdin from in_path (NULL = /dev/null) and
+ * stdout/stderr to the given files; kills it after timeout_ms.  Returns the
+ * waitpid status, or -1 on timeout. */
+int h_run(const char *const *argv, const char *in_path, const char *out_path,
+          const char *err_path, int timeout_ms);
+
+/* Reads a whole file into a new NUL-terminated buffer (free it); NULL on error. */
+char *h_read_file(const char *path, size_t *len);
+int h_write_file(const char *path, const void *p, size_t n);
+
+/* ---- coordinator stats ---------------------------------------------------- */
+
+/* Fetches the current coordinator's stats JSON (free it); NULL on failure. */
+char *h_stats(const char *token);
+/* The integer after "key": in json (first match at or after the first
+ * occurrence of anchor when anchor is not NULL), or -1. */
+long long h_json_num(const char *json, const char *anchor, const char *key);
+
+/* ---- data ------------------------------------------------------------------ */
+
+uint64_t h_rand(uint64_t *state); /* splitmix64 */
+/* Fills p with a pattern that depends on seed and on every byte position. */
+void h_fill(uint8_t *p, size_t n, uint64_t seed);
+/* A size in [0, max] whose logarithm is uniform, so small and large sizes
+ * are equally represented while the mean stays near max / ln(max). */
+size_t h_log_uniform(uint64_t *state, size_t max);
+/* Raw SHA-256 (OpenSSL EVP). */
+void h_sha256(const void *p, size_t n, uint8_t out[32]);
+const char *h_err(int code); /* "ETIMEDOUT(-5)" in a thread-local buffer */
+
+/* ---- raw protocol connections (for bad input and exact frame counting) ---- */
+
+struct h_raw {
+    int fd;
+    uint8_t *buf;
+    size_t off, len, cap;
+};
+
+struct h_frame {
+    struct frame_hdr hdr;
+    const uint8_t *body; /* valid until the next read on the connection */
+};
+
+#define H_RAW_EOF 0
+#define H_RAW_FRAME 1
+#define H_RAW_TIMEOUT (-100)
+#define H_RAW_RESET (-101)
+#define H_RAW_MALFORMED (-102)
+
+/* Connects (blocking, bounded).  Returns 0 or -1. */
+int h_raw_connect(struct h_raw *r, const char *addr);
+void h_raw_close(struct h_raw *r);
+/* Sends all of p within timeout_ms.  Returns 0, or -1 (error or timeout). */
+int h_raw_send(struct h_raw *r, const void *p, size_t n, int timeout_ms);
+int h_raw_send_frame(struct h_raw *r, uint8_t type, uint16_t flags, uint64_t req_id,
+                     const void *body, size_t len, int timeout_ms);
+/* Reads one frame: H_RAW_FRAME, H_RAW_EOF, H_RAW_TIMEOUT, H_RAW_RESET or
+ * H_RAW_MALFORMED (bytes that are not a frame). */
+int h_raw_read(struct h_raw *r, struct h_frame *f, int timeout_ms);
+/* Sends HELLO and reads the reply.  Returns 0 on HELLO_OK, the (negative)
+ * code of an ERROR reply, or H_RAW_* on anything else. */
+int h_raw_hello(struct h_raw *r, uint8_t role, const char *token, struct msg_hello_ok *ok);
+/* Reads frames (skipping others) until an ERROR frame and then the close.
+ * Returns the (negative) code of the ERROR, or 0 when the connection closed
+ * with no ERROR, or H_RAW_TIMEOUT when it was still open after timeout_ms.
+ * *closed says whether the close was seen. */
+int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed);
+/* Builds a task body (type, params, input) into a new buffer; *len set. */
+uint8_t *h_task_body(const char *type, uint32_t min_version, uint32_t deadline_ms,
+                     const char *params, const void *input, size_t input_len, size_t *len);
+
+#endif
