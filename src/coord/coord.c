@@ -19,6 +19,7 @@
  *   state at once and freed only from its uv_close callback. */
 #include "coord/coord.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -157,6 +158,7 @@ struct coord {
     uv_async_t stopper;
     char addr[64];
     int stopping, ready_sent;
+    uint64_t stop_deadline_us;
 
     struct list_node conns, dirty, reap;
     uint32_t nconns, nrenters, npeers;
@@ -284,6 +286,50 @@ static uint8_t *conn_frame(struct conn *c, uint8_t type, uint16_t flags,
     return p + PROTO_HDR_LEN;
 }
 
+#define DIRECT_MIN (16u * 1024)
+
+/* Sends a frame whose body is prefix + payload.  A large payload going to a
+ * connection with nothing else queued is written straight from where it
+ * lies (no copy into the output buffer); whatever the kernel does not take
+ * is appended, so frame order is kept.  Returns 0, or -1 when the output
+ * would pass its cap (the caller cuts the connection). */
+static int conn_send(struct conn *c, uint8_t type, uint64_t req_id, const uint8_t *prefix,
+                     size_t prefix_len, const uint8_t *payload, size_t payload_len)
+{
+    if (c->state >= CS_DRAINING)
+        return -1;
+    uint8_t head[PROTO_HDR_LEN + 32];
+    size_t body = prefix_len + payload_len, total = PROTO_HDR_LEN + body, done = 0;
+    assert(prefix_len <= 32);
+    proto_put_hdr(head, type, 0, req_id, (uint32_t)body);
+    if (prefix_len)
+        memcpy(head + PROTO_HDR_LEN, prefix, prefix_len);
+    size_t hl = PROTO_HDR_LEN + prefix_len;
+    if (payload_len >= DIRECT_MIN && !c->writing && buf_used(&c->out) == 0) {
+        uv_buf_t v[2] = {uv_buf_init((char *)head, (unsigned)hl),
+                         uv_buf_init((char *)payload, (unsigned)payload_len)};
+        int n = uv_try_write((uv_stream_t *)&c->tcp, v, 2);
+        done = n > 0 ? (size_t)n : 0;
+        c->co->n.bytes_out += done;
+        if (done == total)
+            return 0;
+    }
+    uint8_t *p = buf_reserve(&c->out, total - done);
+    if (!p)
+        return -1;
+    if (done < hl) {
+        memcpy(p, head + done, hl - done);
+        if (payload_len)
+            memcpy(p + hl - done, payload, payload_len);
+    } else {
+        memcpy(p, payload + (done - hl), total - done);
+    }
+    buf_commit(&c->out, total - done);
+    c->co->n.bytes_out += total - done;
+    conn_mark_dirty(c);
+    return 0;
+}
+
 static void on_write(uv_write_t *req, int status);
 
 static void conn_flush(struct conn *c)
@@ -384,18 +430,47 @@ static int type_find(struct coord *co, const uint8_t *name, size_t len)
     return -1;
 }
 
+/* Type names are 1..32 bytes of [a-z0-9_.-]: they appear in logs, JSON
+ * and metrics without escaping. */
+static int type_name_ok(const uint8_t *name, size_t len)
+{
+    if (len == 0 || len > PROTO_MAX_TYPE_NAME)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+              ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A type with no peer and nothing queued references nothing (a task of a
+ * type is either queued or on a peer of that type), so its slot can be
+ * given to a new name: peers cannot fill the table for good. */
+static int type_slot_free(const struct ttype *tt) { return tt->npeers == 0 && tt->queued == 0; }
+
 static int type_intern(struct coord *co, const uint8_t *name, size_t len)
 {
     int i = type_find(co, name, len);
-    if (i >= 0 || co->ntypes >= PROTO_MAX_TYPES)
+    if (i >= 0)
         return i;
-    struct ttype *tt = &co->types[co->ntypes];
+    struct ttype *tt = NULL;
+    if (co->ntypes < PROTO_MAX_TYPES) {
+        tt = &co->types[co->ntypes++];
+    } else {
+        for (uint32_t k = 0; k < co->ntypes && !tt; k++)
+            if (type_slot_free(&co->types[k]))
+                tt = &co->types[k];
+        if (!tt)
+            return -1;
+    }
     memcpy(tt->name, name, len);
     tt->name[len] = '\0';
     tt->name_len = (uint8_t)len;
     list_init(&tt->queue);
     tt->no_peer_since = now_us();
-    return (int)co->ntypes++;
+    return (int)(tt - co->types);
 }
 
 static struct peer_rec *pick_peer(struct coord *co, struct ttype *tt, uint32_t min_version, int ti)
@@ -460,13 +535,11 @@ static void task_dequeue(struct coord *co, struct task *t)
  * output is full (t is then untouched and still the caller's). */
 static int task_assign(struct coord *co, struct task *t, struct peer_rec *p)
 {
-    uint8_t *b = conn_frame(p->conn, MSG_ASSIGN, 0, t->id, t->body_len);
-    if (!b) {
+    if (conn_send(p->conn, MSG_ASSIGN, t->id, NULL, 0, t->body, t->body_len) != 0) {
         co->n.limit_cuts++;
         conn_fail(p->conn, P2C2R_ELIMIT, "peer output over %zu bytes", co->cfg.max_output);
         return -1;
     }
-    memcpy(b, t->body, t->body_len);
     task_set_state(t, TS_ASSIGNED);
     t->peer = p;
     t->attempts++;
@@ -537,17 +610,15 @@ static void task_deliver(struct coord *co, struct task *t, int status,
         co->n.delivered_ok++;
     else
         co->n.delivered_err++;
-    uint8_t *b = conn_frame(r, MSG_DELIVER, 0, t->ticket, (uint32_t)(PROTO_DELIVER_PREFIX + len));
-    if (!b) {
+    uint8_t head[PROTO_DELIVER_PREFIX];
+    proto_put_deliver_head(head, (uint16_t)(status < 0 ? -status : status), t->attempts, exec_us,
+                           t->peer ? t->peer->id : 0);
+    if (conn_send(r, MSG_DELIVER, t->ticket, head, sizeof(head), out, len) != 0 &&
+        r->state < CS_DRAINING) {
         co->n.limit_cuts++;
         conn_fail(r, P2C2R_ELIMIT,
                   "renter output over %zu bytes: read your results", co->cfg.max_output);
-        return;
     }
-    proto_put_deliver_head(b, (uint16_t)(status < 0 ? -status : status), t->attempts,
-                           exec_us, t->peer ? t->peer->id : 0);
-    if (len)
-        memcpy(b + PROTO_DELIVER_PREFIX, out, len);
 }
 
 static void deliver_text(struct coord *co, struct task *t, int status, const char *text)
@@ -705,9 +776,11 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
     }
     if (!c->detached && !list_linked(&c->reap_node))
         list_push_back(&c->co->reap, &c->reap_node);
-    /* Drop whatever was queued for it but not yet being written: an error
-     * should not wait behind megabytes of results nobody reads. */
-    buf_consume(&c->out, buf_used(&c->out));
+    /* A connection cut for not reading loses what was queued for it: the
+     * error should not wait behind megabytes nobody reads.  Otherwise what
+     * was queued (outcomes, at shutdown) goes out before the error. */
+    if (code == P2C2R_ELIMIT)
+        buf_consume(&c->out, buf_used(&c->out));
     size_t bl = proto_error_size((size_t)n);
     uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + bl);
     if (b) {
@@ -805,6 +878,27 @@ static int on_register(struct conn *c, const struct frame_hdr *h, const uint8_t 
         conn_fail(c, P2C2R_EINVAL, "PEER_REGISTER lists no task types");
         return -1;
     }
+    /* Check every name and that the table can take the new ones before
+     * touching any shared state, so a refusal leaves nothing behind. */
+    uint32_t fresh = 0, recyclable = PROTO_MAX_TYPES - co->ntypes;
+    for (uint32_t k = 0; k < co->ntypes; k++)
+        recyclable += type_slot_free(&co->types[k]);
+    for (unsigned i = 0; i < m.ntypes; i++) {
+        if (!type_name_ok(m.types[i].name.p, m.types[i].name.len)) {
+            conn_fail(c, P2C2R_EINVAL, "task type names are 1..32 bytes of a-z 0-9 _ . -");
+            return -1;
+        }
+        int dup = 0;
+        for (unsigned k = 0; k < i; k++)
+            dup |= m.types[k].name.len == m.types[i].name.len &&
+                   memcmp(m.types[k].name.p, m.types[i].name.p, m.types[i].name.len) == 0;
+        if (!dup && type_find(co, m.types[i].name.p, m.types[i].name.len) < 0)
+            fresh++;
+    }
+    if (fresh > recyclable) {
+        conn_fail(c, P2C2R_ELIMIT, "too many distinct task types (max %d)", PROTO_MAX_TYPES);
+        return -1;
+    }
     struct peer_rec *p = xcalloc(1, sizeof(*p));
     p->id = ++co->next_peer_id;
     p->conn = c;
@@ -815,11 +909,7 @@ static int on_register(struct conn *c, const struct frame_hdr *h, const uint8_t 
     list_init(&p->tasks);
     for (unsigned i = 0; i < m.ntypes; i++) {
         int ti = type_intern(co, m.types[i].name.p, m.types[i].name.len);
-        if (ti < 0) {
-            free(p);
-            conn_fail(c, P2C2R_ELIMIT, "too many distinct task types (max %d)", PROTO_MAX_TYPES);
-            return -1;
-        }
+        assert(ti >= 0); /* capacity was checked above */
         if (p->types & (1u << ti))
             continue;
         struct ttype *tt = &co->types[ti];
@@ -900,6 +990,14 @@ static int on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     return 0;
 }
 
+static int type_has_version(const struct ttype *tt, int ti, uint32_t v)
+{
+    for (uint32_t i = 0; i < tt->npeers; i++)
+        if (tt->peers[i]->versions[ti] >= v)
+            return 1;
+    return 0;
+}
+
 /* Accepts one task from a renter.  Returns 0 (accepted or rejected) or -1
  * when the connection was cut. */
 static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size_t len, int *accepted)
@@ -922,6 +1020,10 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         code = P2C2R_EUNSUPPORTED;
         snprintf(reason, sizeof(reason), "no connected peer runs task type '%.*s'",
                  (int)m.type.len, (const char *)m.type.p);
+    } else if (m.min_version && !type_has_version(&co->types[ti], ti, m.min_version)) {
+        code = P2C2R_EUNSUPPORTED;
+        snprintf(reason, sizeof(reason), "no connected peer runs '%.*s' at version %u or later",
+                 (int)m.type.len, (const char *)m.type.p, m.min_version);
     } else if (co->queued_total >= co->cfg.queue_max ||
                co->queued_bytes + len > co->cfg.queue_max_bytes) {
         code = P2C2R_EQUEUEFULL;
@@ -995,8 +1097,13 @@ static int on_submit_batch(struct conn *c, const struct frame_hdr *h, const uint
     const uint8_t *tb;
     size_t tl;
     int r;
-    while ((r = proto_batch_next(&chk, &id, &tb, &tl)) == 1)
-        ;
+    struct msg_task mt;
+    while ((r = proto_batch_next(&chk, &id, &tb, &tl)) == 1) {
+        if (proto_parse_task(tb, tl, &mt) != 0) {
+            r = P2C2R_EPROTO;
+            break;
+        }
+    }
     if (r != 0) {
         conn_fail(c, P2C2R_EPROTO, "malformed SUBMIT_BATCH entries");
         return -1;
@@ -1136,8 +1243,9 @@ static int on_stats(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
         int ft = 1;
         for (uint32_t m = p->types; m; m &= m - 1) {
             int ti = __builtin_ctz(m);
-            jprintf(&o, "%s{\"name\":\"%s\",\"version\":%u}", ft ? "" : ",", co->types[ti].name,
-                    p->versions[ti]);
+            jprintf(&o, "%s{\"name\":", ft ? "" : ",");
+            json_str(&o, co->types[ti].name);
+            jprintf(&o, ",\"version\":%u}", p->versions[ti]);
             ft = 0;
         }
         buf_append(&o, "]}", 2);
@@ -1375,6 +1483,8 @@ static void sweep_deadlines(struct coord *co, uint64_t now)
     }
 }
 
+static void finish_shutdown(struct coord *co);
+
 static void on_sweep(uv_timer_t *h)
 {
     struct coord *co = h->data;
@@ -1395,6 +1505,8 @@ static void on_sweep(uv_timer_t *h)
             conn_close(c);
     }
     sweep_deadlines(co, now);
+    if (co->stopping && (co->nconns == 0 || now >= co->stop_deadline_us))
+        finish_shutdown(co);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -1416,14 +1528,21 @@ static void begin_shutdown(struct coord *co)
             task_end_early(co, t, P2C2R_ESHUTDOWN, "coordinator shutting down");
         }
     }
+    /* The outcomes and then an ERROR go out like any cut connection's; the
+     * sweep closes each one once its output left (or after DRAIN_MS), and
+     * finish_shutdown closes the loop's own handles when none is left. */
     struct list_node *n = co->conns.next;
     while (n != &co->conns) {
         struct conn *c = list_entry(n, struct conn, all_node);
         n = n->next;
         conn_fail(c, P2C2R_ESHUTDOWN, "coordinator shutting down");
     }
-    on_check(&co->flusher);
-    n = co->conns.next;
+    co->stop_deadline_us = now_us() + 2 * DRAIN_MS * 1000;
+}
+
+static void finish_shutdown(struct coord *co)
+{
+    struct list_node *n = co->conns.next;
     while (n != &co->conns) {
         struct conn *c = list_entry(n, struct conn, all_node);
         n = n->next;
@@ -1488,6 +1607,8 @@ static int load_tokens(struct coord *co, const char *path, char *err, size_t err
             roles = 1u << ROLE_PEER;
             s += 5;
         }
+        while (*s == ' ' || *s == '\t')
+            s++;
         size_t tl = strlen(s);
         while (tl && (s[tl - 1] == ' ' || s[tl - 1] == '\t'))
             s[--tl] = '\0';

@@ -54,6 +54,8 @@ struct link {
     uint32_t backoff_ms;
     uint64_t last_tx_us;
     uint32_t inflight;
+    uint32_t max_body;   /* from HELLO_OK: largest frame body either way */
+    uint32_t max_output; /* largest result this link may send */
     uint64_t done, failed;
 };
 
@@ -300,9 +302,19 @@ static void on_wake(uv_async_t *h)
                 l->done++;
             else
                 l->failed++;
-            if (buf_append(&l->out, j->frame, j->frame_len) != 0)
+            /* A large result going to an idle link is written from the
+             * job's own buffer; only what the kernel leaves is copied. */
+            size_t sent = 0;
+            if (j->frame_len >= 16384 && !l->writing && buf_used(&l->out) == 0) {
+                uv_buf_t v = uv_buf_init((char *)j->frame, (unsigned)j->frame_len);
+                int w = uv_try_write((uv_stream_t *)&l->tcp, &v, 1);
+                sent = w > 0 ? (size_t)w : 0;
+                l->last_tx_us = now_us();
+            }
+            if (sent < j->frame_len &&
+                buf_append(&l->out, j->frame + sent, j->frame_len - sent) != 0)
                 link_close(l, "output buffer full");
-            else
+            else if (sent < j->frame_len)
                 link_mark_dirty(l);
         }
         job_free(j);
@@ -401,7 +413,7 @@ static int on_assign(struct link *l, const struct frame_hdr *h, const uint8_t *b
         }
     }
     if ((ex->flags & P2C2R_EXEC_CHEAP) && t.input.len <= P2C2R_EXEC_INLINE_MAX) {
-        struct inline_ctx ic = {l, h->req_id, NULL, 0, a->cfg.max_output};
+        struct inline_ctx ic = {l, h->req_id, NULL, 0, l->max_output};
         call.alloc_output = inline_alloc;
         call.opaque = &ic;
         uint64_t t0 = now_us();
@@ -435,7 +447,7 @@ static int on_assign(struct link *l, const struct frame_hdr *h, const uint8_t *b
     j->session = l->session;
     j->task_id = h->req_id;
     j->ex = ex;
-    j->max_output = a->cfg.max_output;
+    j->max_output = l->max_output;
     l->inflight++;
     pthread_mutex_lock(&a->mu);
     list_push_back(&a->pending, &j->node);
@@ -485,8 +497,16 @@ static int link_dispatch(struct link *l, const struct frame_hdr *h, const uint8_
     switch (h->type) {
     case MSG_HELLO_OK: {
         struct msg_hello_ok ok;
-        if (l->state != LS_HELLO || proto_parse_hello_ok(body, h->body_len, &ok) != 0)
+        if (l->state != LS_HELLO || proto_parse_hello_ok(body, h->body_len, &ok) != 0 ||
+            ok.max_body < 1024)
             return P2C2R_EPROTO;
+        /* A result must fit in a DELIVER frame within the coordinator's
+         * limit, which is what the renter was promised. */
+        l->max_body = ok.max_body;
+        l->max_output = ok.max_body - PROTO_DELIVER_PREFIX;
+        if (l->max_output > l->a->cfg.max_output)
+            l->max_output = l->a->cfg.max_output;
+        l->in.max = (size_t)ok.max_body + PROTO_HDR_LEN + READ_CHUNK;
         send_register(l);
         return 0;
     }
@@ -593,7 +613,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     size_t want = READ_CHUNK;
     struct frame_hdr fh;
     if (buf_used(&l->in) >= PROTO_HDR_LEN &&
-        proto_decode_hdr(buf_head(&l->in), buf_used(&l->in), PROTO_MAX_BODY_DEFAULT, &fh) == 0) {
+        proto_decode_hdr(buf_head(&l->in), buf_used(&l->in), l->max_body, &fh) == 0) {
         size_t need = PROTO_HDR_LEN + fh.body_len - buf_used(&l->in);
         if (need > want)
             want = need;
@@ -615,7 +635,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     buf_commit(&l->in, (size_t)nread);
     while (l->state == LS_HELLO || l->state == LS_READY) {
         struct frame_hdr h;
-        int64_t n = proto_decode_hdr(buf_head(&l->in), buf_used(&l->in), PROTO_MAX_BODY_DEFAULT, &h);
+        int64_t n = proto_decode_hdr(buf_head(&l->in), buf_used(&l->in), l->max_body, &h);
         if (n == 0)
             break;
         if (n < 0) {
@@ -647,6 +667,8 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     l->state = LS_HELLO;
+    l->max_body = PROTO_MAX_BODY_DEFAULT;
+    l->max_output = a->cfg.max_output;
     uv_tcp_nodelay(&l->tcp, 1);
     struct msg_hello m = {PROTO_VERSION, PROTO_VERSION, ROLE_PEER, {NULL, 0}, {NULL, 0}};
     if (a->cfg.token) {
@@ -758,6 +780,13 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
                  cfg->coordinator);
         free(a);
         return P2C2R_EADDR;
+    }
+    if ((cfg->name && strlen(cfg->name) > PROTO_MAX_NAME) ||
+        (cfg->token && strlen(cfg->token) > PROTO_MAX_TOKEN)) {
+        snprintf(err, errcap, "name must be at most %d bytes and token at most %d", PROTO_MAX_NAME,
+                 PROTO_MAX_TOKEN);
+        free(a);
+        return P2C2R_EINVAL;
     }
     if (cfg->slots == 0 || cfg->slots > 65535 || cfg->threads == 0 || cfg->threads > 1024 ||
         cfg->connections == 0 || cfg->connections > 10000) {

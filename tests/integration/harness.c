@@ -1,0 +1,926 @@
+/* harness.c - see harness.h.
+ *
+ * One process-wide harness: the temporary directory, the processes started
+ * (coordinators, peers), the current coordinator's address and the failure
+ * count.  Only the main thread starts or stops processes; checks may fail
+ * from any thread (the count is atomic and each report is one write).
+ *
+ * The watchdog runs in a signal handler, so it uses only async-signal-safe
+ * calls (kill, open, read, write, unlink, rmdir, _exit) on data that the main
+ * thread wrote before arming it or only appends to. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+#define MAX_PATHS 256
+#define LOG_TAIL (256u * 1024)
+#define RAW_MAX_FRAME ((size_t)64 << 20)
+
+static struct {
+    char dir[256];
+    char test[64];
+    const char *coord_bin, *peer_bin, *cli_bin;
+    struct h_proc procs[H_MAX_PROCS];
+    int nprocs;
+    struct h_proc *coord;
+    char addr[64];
+    char paths[MAX_PATHS][320];
+    int npaths;
+    atomic_int failures;
+    char phase[256];
+    uint64_t t0_ms;
+    double scale;
+    int sanitized;
+    int ncoords;
+    int finished;
+} H;
+
+/* ---- small utilities -------------------------------------------------------- */
+
+uint64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void h_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void sig_write(const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t w = write(STDERR_FILENO, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+void h_log(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    char line[1200];
+    snprintf(line, sizeof(line), "[%s +%.3fs] %s\n", H.test,
+             (double)(h_now_ms() - H.t0_ms) / 1000.0, msg);
+    sig_write(line);
+}
+
+void h_phase(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(H.phase, sizeof(H.phase), fmt, ap);
+    va_end(ap);
+    h_log("phase: %s", H.phase);
+}
+
+void h_fail_at(const char *file, int line, const char *expr, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    atomic_fetch_add(&H.failures, 1);
+    char out[2048];
+    snprintf(out, sizeof(out), "[%s +%.3fs] FAIL %s:%d: %s\n    check: %s\n    phase: %s\n", H.test,
+             (double)(h_now_ms() - H.t0_ms) / 1000.0, file, line, msg, expr, H.phase);
+    sig_write(out);
+}
+
+int h_failures(void) { return atomic_load(&H.failures); }
+
+double h_scale(void) { return H.scale; }
+int h_sanitized(void) { return H.sanitized; }
+int h_bound_ms(int ms) { return H.sanitized ? ms * 4 : ms; }
+
+const char *h_coord_bin(void) { return H.coord_bin; }
+const char *h_peer_bin(void) { return H.peer_bin; }
+const char *h_cli_bin(void) { return H.cli_bin; }
+const char *h_dir(void) { return H.dir; }
+struct h_proc *h_coord(void) { return H.coord; }
+const char *h_addr(void) { return H.addr; }
+
+void h_path(char *dst, size_t cap, const char *name)
+{
+    snprintf(dst, cap, "%s/%s", H.dir, name);
+    for (int i = 0; i < H.npaths; i++) {
+        if (strcmp(H.paths[i], dst) == 0)
+            return;
+    }
+    if (H.npaths < MAX_PATHS)
+        snprintf(H.paths[H.npaths++], sizeof(H.paths[0]), "%s", dst);
+}
+
+const char *h_status_str(int status)
+{
+    static char b[64];
+    if (status == -1)
+        snprintf(b, sizeof(b), "still running");
+    else if (WIFEXITED(status))
+        snprintf(b, sizeof(b), "exit %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(b, sizeof(b), "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(b, sizeof(b), "status 0x%x", status);
+    return b;
+}
+
+const char *h_err(int code)
+{
+    static _Thread_local char b[64];
+    snprintf(b, sizeof(b), "%s(%d)", p2c2r_errname(code), code);
+    return b;
+}
+
+char *h_read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap + 1);
+    for (;;) {
+        if (!b)
+            break;
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2 + 1);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (!b)
+        return NULL;
+    b[n] = '\0';
+    if (len)
+        *len = n;
+    return b;
+}
+
+int h_write_file(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return close(fd);
+}
+
+/* ---- logs -------------------------------------------------------------------- */
+
+/* Async-signal-safe: prints the last LOG_TAIL bytes of one log. */
+static void dump_log(const struct h_proc *p)
+{
+    /* snprintf is not async-signal-safe in theory: write the pieces. */
+    sig_write("\n======== log of ");
+    sig_write(p->name);
+    sig_write(" (");
+    sig_write(p->log);
+    sig_write(") ========\n");
+    int fd = open(p->log, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        sig_write("(cannot open)\n");
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > LOG_TAIL) {
+        lseek(fd, st.st_size - (off_t)LOG_TAIL, SEEK_SET);
+        sig_write("(... earlier lines cut ...)\n");
+    }
+    char b[8192];
+    ssize_t r;
+    while ((r = read(fd, b, sizeof(b))) > 0) {
+        ssize_t o = 0;
+        while (o < r) {
+            ssize_t w = write(STDERR_FILENO, b + o, (size_t)(r - o));
+            if (w <= 0)
+                break;
+            o += w;
+        }
+    }
+    close(fd);
+    sig_write("======== end of log ========\n");
+}
+
+static void dump_logs(void)
+{
+    for (int i = 0; i < H.nprocs; i++)
+        dump_log(&H.procs[i]);
+}
+
+/* Looks for sanitizer reports and fatal log events in every log. */
+static void scan_logs(void)
+{
+    static const char *const bad[] = {
+        "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+        "WARNING: ThreadSanitizer", "task_bad_transition", "Assertion",
+    };
+    for (int i = 0; i < H.nprocs; i++) {
+        char *s = h_read_file(H.procs[i].log, NULL);
+        if (!s)
+            continue;
+        for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+            const char *m = strstr(s, bad[k]);
+            if (m) {
+                const char *eol = strchr(m, '\n');
+                int len = eol ? (int)(eol - m) : (int)strlen(m);
+                h_fail_at(__FILE__, __LINE__, "no sanitizer report in logs", "%s log contains: %.*s",
+                          H.procs[i].name, len > 300 ? 300 : len, m);
+            }
+        }
+        free(s);
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* ---- watchdog ----------------------------------------------------------------- */
+
+static void on_fatal_signal(int sig)
+{
+    sig_write(sig == SIGALRM ? "\n*** WATCHDOG: the test ran past its time bound; killing daemons.\n"
+                             : "\n*** interrupted; killing daemons.\n");
+    sig_write("*** phase: ");
+    sig_write(H.phase);
+    sig_write("\n");
+    for (int i = 0; i < H.nprocs; i++) {
+        if (H.procs[i].pid > 0 && !H.procs[i].reaped)
+            kill(H.procs[i].pid, SIGKILL);
+    }
+    dump_logs();
+    if (!getenv("P2C2R_TEST_KEEP")) {
+        for (int i = 0; i < H.npaths; i++)
+            unlink(H.paths[i]);
+        rmdir(H.dir);
+    }
+    _exit(1);
+}
+
+/* ---- set-up / tear-down ------------------------------------------------------- */
+
+void h_init(int argc, char **argv, const char *test_name)
+{
+    snprintf(H.test, sizeof(H.test), "%s", test_name);
+    H.t0_ms = h_now_ms();
+    snprintf(H.phase, sizeof(H.phase), "start");
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s P2C2RD P2C2R-PEER [P2C2R-CLI]\n", argv[0]);
+        exit(2);
+    }
+    H.coord_bin = argv[1];
+    H.peer_bin = argv[2];
+    H.cli_bin = argc > 3 ? argv[3] : NULL;
+    const char *s = getenv("P2C2R_TEST_SCALE");
+    if (!s || !*s)
+        s = getenv("P2C2R_TEST_SCALE_DEFAULT");
+    H.scale = s && *s ? strtod(s, NULL) : 1.0;
+    if (!(H.scale > 0))
+        H.scale = 1.0;
+    s = getenv("P2C2R_TEST_SANITIZED");
+    H.sanitized = s && *s && strcmp(s, "0") != 0;
+
+    const char *tmp = getenv("TMPDIR");
+    snprintf(H.dir, sizeof(H.dir), "%s/p2c2r-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", test_name);
+    if (!mkdtemp(H.dir)) {
+        fprintf(stderr, "%s: mkdtemp %s: %s\n", test_name, H.dir, strerror(errno));
+        exit(2);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_fatal_signal;
+    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* Fire before ctest's TIMEOUT so the logs get printed. */
+    s = getenv("P2C2R_TEST_TIMEOUT");
+    long limit = s && *s ? strtol(s, NULL, 10) : 900;
+    long wd = limit > 30 ? limit - 10 : (limit > 5 ? limit - 2 : limit);
+    alarm((unsigned)(wd > 0 ? wd : 1));
+    h_log("dir=%s scale=%.2f sanitized=%d watchdog=%lds", H.dir, H.scale, H.sanitized, wd);
+}
+
+/* Stops p: SIGCONT (it may be stopped), SIGTERM, then SIGKILL after a bound. */
+static void stop_proc(struct h_proc *p)
+{
+    if (p->pid <= 0 || p->reaped)
+        return;
+    kill(p->pid, SIGCONT);
+    kill(p->pid, SIGTERM);
+    if (!h_wait_exit(p, h_bound_ms(10000))) {
+        h_fail_at(__FILE__, __LINE__, "exit after SIGTERM", "%s (pid %d) still running %d ms after SIGTERM",
+                  p->name, (int)p->pid, h_bound_ms(10000));
+        kill(p->pid, SIGKILL);
+        p->killed = 1;
+        h_wait_exit(p, 5000);
+    }
+}
+
+int h_finish(void)
+{
+    if (H.finished)
+        return h_failures() ? 1 : 0;
+    H.finished = 1;
+    snprintf(H.phase, sizeof(H.phase), "finish: stopping processes");
+    /* Peers first, so the coordinators see them go and exit with no peer
+     * traffic in flight. */
+    for (int i = 0; i < H.nprocs; i++) {
+        if (strncmp(H.procs[i].name, "p2c2rd", 6) != 0)
+            stop_proc(&H.procs[i]);
+    }
+    for (int i = 0; i < H.nprocs; i++)
+        stop_proc(&H.procs[i]);
+    for (int i = 0; i < H.nprocs; i++) {
+        struct h_proc *p = &H.procs[i];
+        if (p->killed || p->checked || !p->reaped)
+            continue;
+        if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0)
+            h_fail_at(__FILE__, __LINE__, "clean exit", "%s (pid %d) ended with %s", p->name,
+                      (int)p->pid, h_status_str(p->status));
+    }
+    scan_logs();
+    int failed = h_failures() != 0;
+    if (failed || getenv("P2C2R_TEST_VERBOSE"))
+        dump_logs();
+    if (getenv("P2C2R_TEST_KEEP"))
+        h_log("kept %s", H.dir);
+    else
+        nftw(H.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    alarm(0);
+    h_log("%s after %.3fs", failed ? "FAILED" : "passed", (double)(h_now_ms() - H.t0_ms) / 1000.0);
+    return failed ? 1 : 0;
+}
+
+_Noreturn void h_abort(void)
+{
+    h_log("aborting the test");
+    h_finish();
+    exit(1);
+}
+
+/* ---- processes ------------------------------------------------------------------ */
+
+static pid_t fork_exec(const char *const *argv, const char *in, const char *out, const char *err,
+                       int append)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* Child: only async-signal-safe calls until exec. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    int flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
+    int fi = open(in ? in : "/dev/null", O_RDONLY);
+    int fo = open(out, flags, 0644);
+    int fe = err == out ? fo : open(err, flags, 0644);
+    if (fi < 0 || fo < 0 || fe < 0)
+        _exit(127);
+    dup2(fi, STDIN_FILENO);
+    dup2(fo, STDOUT_FILENO);
+    dup2(fe, STDERR_FILENO);
+    /* Ignored signals stay ignored across exec: give the daemons the
+     * default dispositions a shell would. */
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGALRM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execv(argv[0], (char *const *)argv);
+    static const char msg[] = "harness: exec failed\n";
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+        /* nothing more to do */
+    }
+    _exit(127);
+}
+
+struct h_proc *h_spawn(const char *name, const char *const *argv)
+{
+    H_REQUIRE(H.nprocs < H_MAX_PROCS, "too many processes");
+    struct h_proc *p = &H.procs[H.nprocs];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    char file[64];
+    snprintf(file, sizeof(file), "%s.log", name);
+    h_path(p->log, sizeof(p->log), file);
+    char cmd[1024] = "";
+    for (int i = 0; argv[i]; i++) {
+        strncat(cmd, argv[i], sizeof(cmd) - strlen(cmd) - 2);
+        strncat(cmd, " ", sizeof(cmd) - strlen(cmd) - 1);
+    }
+    /* The command line heads the log, for whoever reads it after a failure. */
+    FILE *f = fopen(p->log, "a");
+    if (f) {
+        fprintf(f, "# %s\n", cmd);
+        fclose(f);
+    }
+    pid_t pid = fork_exec(argv, NULL, p->log, p->log, 1);
+    H_REQUIRE(pid > 0, "fork: %s", strerror(errno));
+    p->pid = pid;
+    H.nprocs++;
+    h_log("started %s pid=%d: %s", name, (int)pid, cmd);
+    return p;
+}
+
+int h_wait_exit(struct h_proc *p, int timeout_ms)
+{
+    if (p->pid <= 0)
+        return 1;
+    uint64_t end = h_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        if (p->reaped)
+            return 1;
+        int st;
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid) {
+            p->reaped = 1;
+            p->status = st;
+            h_log("%s pid=%d ended: %s", p->name, (int)p->pid, h_status_str(st));
+            return 1;
+        }
+        if (r < 0 && errno != EINTR) {
+            p->reaped = 1;
+            p->status = -1;
+            return 1;
+        }
+        if (h_now_ms() >= end)
+            return 0;
+        h_sleep_ms(5);
+    }
+}
+
+int h_running(struct h_proc *p) { return p->pid > 0 && !h_wait_exit(p, 0); }
+
+void h_signal(struct h_proc *p, int sig)
+{
+    if (p->pid <= 0 || p->reaped)
+        return;
+    if (sig == SIGKILL)
+        p->killed = 1;
+    kill(p->pid, sig);
+}
+
+struct h_proc *h_coord_start(const char *listen, const char *const *extra)
+{
+    char ready[320], rname[32], name[32];
+    H.ncoords++;
+    snprintf(rname, sizeof(rname), "ready-%d", H.ncoords);
+    snprintf(name, sizeof(name), H.ncoords == 1 ? "p2c2rd" : "p2c2rd-%d", H.ncoords);
+    h_path(ready, sizeof(ready), rname);
+    char tmpready[320], tname[40];
+    snprintf(tname, sizeof(tname), "%s.tmp", rname);
+    h_path(tmpready, sizeof(tmpready), tname); /* the daemon writes it, then renames it */
+    unlink(ready);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = H.coord_bin;
+    argv[n++] = "--listen";
+    argv[n++] = listen ? listen : "127.0.0.1:0";
+    argv[n++] = "--ready-file";
+    argv[n++] = ready;
+    for (int i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    struct h_proc *p = h_spawn(name, argv);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    char *s = NULL;
+    while (h_now_ms() < end) {
+        s = h_read_file(ready, NULL);
+        if (s && strchr(s, '\n'))
+            break;
+        free(s);
+        s = NULL;
+        if (!h_running(p))
+            break;
+        h_sleep_ms(5);
+    }
+    H_REQUIRE(s, "%s wrote no ready file within %d ms (%s)", name, h_bound_ms(10000),
+              h_running(p) ? "still running" : h_status_str(p->status));
+    s[strcspn(s, "\r\n")] = '\0';
+    H_REQUIRE(strncmp(s, "127.0.0.1:", 10) == 0 && strlen(s) < sizeof(H.addr),
+              "ready file holds '%s', expected 127.0.0.1:PORT", s);
+    snprintf(H.addr, sizeof(H.addr), "%s", s);
+    free(s);
+    H.coord = p;
+    h_log("%s ready at %s", name, H.addr);
+    return p;
+}
+
+struct h_proc *h_peer_start(const char *name, int slots, const char *types, const char *const *extra)
+{
+    char sl[16];
+    snprintf(sl, sizeof(sl), "%d", slots);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = H.peer_bin;
+    argv[n++] = "--coordinator";
+    argv[n++] = H.addr;
+    argv[n++] = "--slots";
+    argv[n++] = sl;
+    argv[n++] = "--name";
+    argv[n++] = name;
+    if (types) {
+        argv[n++] = "--types";
+        argv[n++] = types;
+    }
+    for (int i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    return h_spawn(name, argv);
+}
+
+char *h_stats(const char *token)
+{
+    struct p2c2r_client_options o = {token, "it-stats", h_bound_ms(5000), 0};
+    p2c2r_client *c;
+    if (p2c2r_client_connect(H.addr, &o, &c) != 0)
+        return NULL;
+    char *js = NULL;
+    if (p2c2r_client_stats(c, h_bound_ms(5000), &js) != 0)
+        js = NULL;
+    p2c2r_client_close(c);
+    return js;
+}
+
+long long h_json_num(const char *json, const char *anchor, const char *key)
+{
+    if (!json)
+        return -1;
+    const char *s = json;
+    if (anchor && !(s = strstr(json, anchor)))
+        return -1;
+    char k[128];
+    snprintf(k, sizeof(k), "\"%s\":", key);
+    const char *m = strstr(s, k);
+    if (!m)
+        return -1;
+    return strtoll(m + strlen(k), NULL, 10);
+}
+
+void h_wait_peers(int n, const char *token)
+{
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(15000);
+    long long got = -1;
+    while (h_now_ms() < end) {
+        char *js = h_stats(token);
+        got = h_json_num(js, NULL, "peers_connected");
+        free(js);
+        if (got == n)
+            return;
+        if (H.coord && !h_running(H.coord))
+            break;
+        h_sleep_ms(20);
+    }
+    H_REQUIRE(0, "expected %d peers registered within %d ms, last saw %lld", n, h_bound_ms(15000), got);
+}
+
+int h_run(const char *const *argv, const char *in_path, const char *out_path, const char *err_path,
+          int timeout_ms)
+{
+    pid_t pid = fork_exec(argv, in_path, out_path, err_path, 0);
+    H_REQUIRE(pid > 0, "fork: %s", strerror(errno));
+    uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (h_now_ms() >= end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        h_sleep_ms(5);
+    }
+}
+
+/* ---- data ------------------------------------------------------------------------ */
+
+uint64_t h_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void h_fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t st = seed * 0x2545f4914f6cdd1dull + 1;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = h_rand(&st);
+        memcpy(p + i, &v, 8);
+    }
+    if (i < n) {
+        uint64_t v = h_rand(&st);
+        memcpy(p + i, &v, n - i);
+    }
+}
+
+size_t h_log_uniform(uint64_t *state, size_t max)
+{
+    /* exp(U * ln(max + 2)) - 1 is in [0, max] with a uniform logarithm. */
+    double u = (double)(h_rand(state) >> 11) / 9007199254740992.0;
+    double v = exp(u * log((double)max + 2.0)) - 1.0;
+    size_t s = (size_t)v;
+    return s > max ? max : s;
+}
+
+void h_sha256(const void *p, size_t n, uint8_t out[32])
+{
+    unsigned int len = 0;
+    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+/* ---- raw connections ------------------------------------------------------------ */
+
+int h_raw_connect(struct h_raw *r, const char *addr)
+{
+    memset(r, 0, sizeof(*r));
+    r->fd = -1;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (addr_parse(addr, &ss, &sl) != 0)
+        return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+        if (errno != EINPROGRESS) {
+            close(fd);
+            return -1;
+        }
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        int soerr = 0;
+        socklen_t el = sizeof(soerr);
+        if (poll(&pfd, 1, h_bound_ms(5000)) != 1 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 || soerr) {
+            close(fd);
+            return -1;
+        }
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    r->fd = fd;
+    return 0;
+}
+
+void h_raw_close(struct h_raw *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    free(r->buf);
+    r->buf = NULL;
+    r->off = r->len = r->cap = 0;
+}
+
+int h_raw_send(struct h_raw *r, const void *p, size_t n, int timeout_ms)
+{
+    const uint8_t *b = p;
+    uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+    while (n) {
+        ssize_t w = send(r->fd, b, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            b += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            uint64_t now = h_now_ms();
+            if (now >= end)
+                return -1;
+            struct pollfd pfd = {r->fd, POLLOUT, 0};
+            poll(&pfd, 1, (int)(end - now));
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int h_raw_send_frame(struct h_raw *r, uint8_t type, uint16_t flags, uint64_t req_id, const void *body,
+                     size_t len, int timeout_ms)
+{
+    uint8_t hdr[PROTO_HDR_LEN];
+    proto_put_hdr(hdr, type, flags, req_id, (uint32_t)len);
+    if (h_raw_send(r, hdr, sizeof(hdr), timeout_ms) != 0)
+        return -1;
+    return len ? h_raw_send(r, body, len, timeout_ms) : 0;
+}
+
+int h_raw_read(struct h_raw *r, struct h_frame *f, int timeout_ms)
+{
+    uint64_t end = h_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    /* The previous frame's body may be referenced until now: compact only
+     * here, before reading more. */
+    if (r->off) {
+        memmove(r->buf, r->buf + r->off, r->len - r->off);
+        r->len -= r->off;
+        r->off = 0;
+    }
+    for (;;) {
+        size_t have = r->len - r->off;
+        if (have > 0) {
+            int64_t n = proto_decode_hdr(r->buf + r->off, have, (uint32_t)RAW_MAX_FRAME, &f->hdr);
+            if (n < 0)
+                return H_RAW_MALFORMED;
+            if (n > 0) {
+                f->body = r->buf + r->off + PROTO_HDR_LEN;
+                r->off += (size_t)n;
+                return H_RAW_FRAME;
+            }
+        }
+        if (r->cap - r->len < 65536) {
+            size_t nc = r->cap ? r->cap * 2 : 262144;
+            if (nc > RAW_MAX_FRAME + 65536 + PROTO_HDR_LEN)
+                return H_RAW_MALFORMED;
+            uint8_t *nb = realloc(r->buf, nc);
+            if (!nb)
+                return H_RAW_MALFORMED;
+            r->buf = nb;
+            r->cap = nc;
+        }
+        ssize_t n = recv(r->fd, r->buf + r->len, r->cap - r->len, 0);
+        if (n > 0) {
+            r->len += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return H_RAW_EOF;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return H_RAW_RESET;
+        uint64_t now = h_now_ms();
+        if (now >= end)
+            return H_RAW_TIMEOUT;
+        struct pollfd pfd = {r->fd, POLLIN, 0};
+        poll(&pfd, 1, (int)(end - now));
+    }
+}
+
+int h_raw_hello(struct h_raw *r, uint8_t role, const char *token, struct msg_hello_ok *ok)
+{
+    struct msg_hello m = {PROTO_VERSION, PROTO_VERSION, role, {NULL, 0}, {(const uint8_t *)"it-raw", 6}};
+    if (token) {
+        m.token.p = (const uint8_t *)token;
+        m.token.len = strlen(token);
+    }
+    uint8_t body[512];
+    size_t n = proto_put_hello(body, &m);
+    if (h_raw_send_frame(r, MSG_HELLO, 0, 0, body, n, h_bound_ms(5000)) != 0)
+        return H_RAW_RESET;
+    struct h_frame f;
+    int rc = h_raw_read(r, &f, h_bound_ms(5000));
+    if (rc != H_RAW_FRAME)
+        return rc;
+    if (f.hdr.type == MSG_ERROR) {
+        struct msg_error e;
+        if (proto_parse_error(f.body, f.hdr.body_len, &e) != 0)
+            return H_RAW_MALFORMED;
+        return -(int)e.code;
+    }
+    struct msg_hello_ok tmp;
+    if (f.hdr.type != MSG_HELLO_OK || proto_parse_hello_ok(f.body, f.hdr.body_len, &tmp) != 0)
+        return H_RAW_MALFORMED;
+    if (ok)
+        *ok = tmp;
+    return 0;
+}
+
+int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed)
+{
+    uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+    int code = 0;
+    *closed = 0;
+    for (;;) {
+        uint64_t now = h_now_ms();
+        int left = now >= end ? 0 : (int)(end - now);
+        struct h_frame f;
+        int rc = h_raw_read(r, &f, left);
+        if (rc == H_RAW_FRAME) {
+            if (f.hdr.type == MSG_ERROR && code == 0) {
+                struct msg_error e;
+                if (proto_parse_error(f.body, f.hdr.body_len, &e) == 0) {
+                    code = -(int)e.code;
+                    h_log("  ERROR frame: code=%s text=\"%.*s\"", h_err(code), (int)e.text.len,
+                          (const char *)e.text.p);
+                }
+            }
+            continue;
+        }
+        if (rc == H_RAW_MALFORMED) {
+            /* Not frames (e.g. a stream cut mid-frame): drop and keep
+             * reading until the close. */
+            r->off = r->len;
+            char junk[65536];
+            for (;;) {
+                ssize_t n = recv(r->fd, junk, sizeof(junk), 0);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                    *closed = 1;
+                    return code;
+                }
+                now = h_now_ms();
+                if (now >= end)
+                    return code ? code : H_RAW_TIMEOUT;
+                if (n < 0) {
+                    struct pollfd pfd = {r->fd, POLLIN, 0};
+                    poll(&pfd, 1, (int)(end - now));
+                }
+            }
+        }
+        if (rc == H_RAW_EOF || rc == H_RAW_RESET) {
+            *closed = 1;
+            return code;
+        }
+        return code ? code : H_RAW_TIMEOUT;
+    }
+}
+
+uint8_t *h_task_body(const char *type, uint32_t min_version, uint32_t deadline_ms, const char *params,
+                     const void *input, size_t input_len, size_t *len)
+{
+    size_t tl = strlen(type), pl = params ? strlen(params) : 0;
+    size_t n = proto_task_size(tl, pl, input_len);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b)
+        return NULL;
+    size_t o = proto_put_task_head(b, type, tl, min_version, deadline_ms, 1, params, pl,
+                                   (uint32_t)input_len);
+    if (input_len)
+        memcpy(b + o, input, input_len);
+    *len = n;
+    return b;
+}
