@@ -40,7 +40,7 @@ struct p2c2r_client_options {
     const char *token;       /* credential, NULL for none */
     const char *name;        /* shown in coordinator stats, NULL for none */
     int connect_timeout_ms;  /* 0 = 5000 */
-    size_t max_result_bytes; /* larger results fail the connection; 0 = 16 MiB */
+    size_t max_result_bytes; /* larger results fail the connection; 0 = 16 MiB, max 1 GiB */
 };
 
 /* Connects to a coordinator at "HOST:PORT" and completes the HELLO exchange

@@ -48,7 +48,7 @@ struct p2c2r_exec_call {
 };
 
 struct p2c2r_executor {
-    const char *name;   /* task type, 1..32 bytes of [a-z0-9_-] */
+    const char *name;   /* task type, 1..32 bytes of [a-z0-9_.-] */
     uint32_t version;   /* bumped whenever output for the same input changes */
     uint32_t flags;     /* P2C2R_EXEC_* */
     size_t max_input;   /* inputs over this are rejected before run */

@@ -385,6 +385,8 @@ int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *op
         o.connect_timeout_ms = 5000;
     if (!o.max_result_bytes)
         o.max_result_bytes = PROTO_MAX_BODY_DEFAULT;
+    if (o.max_result_bytes > (1u << 30))
+        return P2C2R_EINVAL;
     if (!out || (o.token && strlen(o.token) > PROTO_MAX_TOKEN) ||
         (o.name && strlen(o.name) > PROTO_MAX_NAME))
         return P2C2R_EINVAL;

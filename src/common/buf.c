@@ -23,7 +23,7 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 {
     if (b->off == b->len)
         b->off = b->len = 0;
-    if (b->cap - b->len >= n)
+    if (b->data && b->cap - b->len >= n)
         return b->data + b->len;
     size_t used = b->len - b->off;
     if (n > b->max || used > b->max - n)
@@ -31,7 +31,7 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
     /* Slide the data down when that alone makes enough room: moving the
      * unconsumed tail (usually part of one frame) is cheaper than a new
      * allocation, whose fresh pages would all fault in again. */
-    if (b->cap - used >= n) {
+    if (b->data && b->cap - used >= n) {
         memmove(b->data, b->data + b->off, used);
         b->off = 0;
         b->len = used;
@@ -57,6 +57,8 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 
 int buf_append(struct buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0;
     uint8_t *d = buf_reserve(b, n);
     if (!d)
         return (n > b->max || buf_used(b) > b->max - n) ? P2C2R_ETOOBIG : P2C2R_ENOMEM;

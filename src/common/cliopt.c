@@ -55,7 +55,7 @@ int cliopt_parse(int argc, char **argv, const struct cliopt *opts, int nopts, co
     so[sp++] = 'h';
     so[sp++] = 'V';
     so[sp] = '\0';
-    optind = 1;
+    optind = 0; /* 0, not 1: makes glibc reset its state for a fresh argv */
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
@@ -68,7 +68,8 @@ int cliopt_parse(int argc, char **argv, const struct cliopt *opts, int nopts, co
             return 1;
         }
         if (c == '?' || c == ':') {
-            const char *bad = argv[optind - 1];
+            char shortopt[3] = {'-', (char)optopt, '\0'};
+            const char *bad = optopt > 0 && optopt < 256 ? shortopt : argv[optind - 1];
             fprintf(stderr, "%s: %s '%s'\nTry '%s --help' for the list of options.\n", prog,
                     c == ':' ? "missing value for option" : "unknown option", bad, prog);
             return 2;

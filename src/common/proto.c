@@ -15,6 +15,8 @@ int64_t proto_decode_hdr(const uint8_t *buf, size_t len, uint32_t max_body,
     /* Check the magic as soon as its bytes arrive so that garbage is
      * rejected early instead of waiting for 20 bytes. */
     static const uint8_t magic[4] = {'P', '2', 'C', 'R'};
+    if (len == 0)
+        return 0;
     size_t m = len < 4 ? len : 4;
     if (memcmp(buf, magic, m) != 0)
         return P2C2R_EPROTO;

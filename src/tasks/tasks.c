@@ -12,6 +12,8 @@
 int p2c2r_param_get(const char *params, size_t params_len, const char *key,
                     const char **val, size_t *val_len)
 {
+    if (!params || params_len == 0)
+        return 0;
     size_t kl = strlen(key);
     const char *p = params, *end = params + params_len;
     while (p < end) {
@@ -88,7 +90,7 @@ static int sha256_run(struct p2c2r_exec_call *c)
     uint8_t *out = c->alloc_output(c, hex ? 64 : 32);
     if (!out) {
         set_err(c, "output over limit");
-        return P2C2R_ENOMEM;
+        return P2C2R_ETOOBIG;
     }
     if (hex) {
         static const char digits[] = "0123456789abcdef";

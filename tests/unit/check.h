@@ -21,15 +21,19 @@ static unsigned long check_count;
 static unsigned long check_failed;
 static unsigned long check_xfailed;
 
-static inline int check_fail(const char *file, int line, const char *expr)
+/* Returns whether cond held, so a test can skip what depends on it:
+ * `if (CHECK(p != NULL)) use(p);`. */
+static inline int check_true(int cond, const char *file, int line, const char *expr)
 {
+    check_count++;
+    if (cond)
+        return 1;
     check_failed++;
     fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, expr);
     return 0;
 }
 
-#define CHECK(cond)                                                                     \
-    (check_count++, (cond) ? 1 : check_fail(__FILE__, __LINE__, #cond))
+#define CHECK(cond) check_true((cond) ? 1 : 0, __FILE__, __LINE__, #cond)
 
 /* Integer equality that prints both values when it fails. */
 #define CHECK_EQ(a, b)                                                                  \

@@ -144,7 +144,10 @@ static void check_truncations(const uint8_t *body, size_t n, parse_any_fn parse,
         CHECK_EQ(parse(c, k), k < tail_from ? P2C2R_EPROTO : 0);
         free(c);
     }
-    uint8_t *c = dup_exact(body, n + 1);
+    uint8_t *c = malloc(n + 1);
+    if (!c)
+        abort();
+    memcpy(c, body, n);
     c[n] = 0;
     CHECK_EQ(parse(c, n + 1), tail_from == SIZE_MAX ? P2C2R_EPROTO : 0);
     c[n] = 0xff;
@@ -833,9 +836,14 @@ static void test_batch(void)
             if (!CHECK(proto_batch_next(&it, &id, &t, &tl) == 1))
                 break;
             CHECK_EQU(id, 500 + i);
+            CHECK(t == b + 4 + (i + 1) * PROTO_BATCH_ENTRY_PREFIX +
+                           (i > 0 ? proto_task_size(4, 0, sizeof(in)) : 0) +
+                           (i > 1 ? proto_task_size(6, 11, 0) : 0));
+            uint8_t *e = dup_exact(t, tl); /* entry-exact, for ASan */
             struct msg_task o;
-            if (CHECK(proto_parse_task(t, tl, &o) == 0))
-                check_task_fields(&o, &tasks[i], b, n);
+            if (CHECK(proto_parse_task(e, tl, &o) == 0))
+                check_task_fields(&o, &tasks[i], e, tl);
+            free(e);
         }
         uint64_t id;
         const uint8_t *t;
@@ -887,8 +895,11 @@ static void test_batch(void)
     struct proto_batch_iter it2;
     CHECK_EQ(proto_batch_begin(body_buf, n, &it2, &count), P2C2R_EPROTO);
 
-    /* Overrun: the count promises a second entry the body does not have. */
-    n = put_batch(body_buf, 2, tasks, 1, 1);
+    /* Overrun: the count promises a second entry the body does not have
+     * (the first entry is big enough to pass the up-front size check). */
+    static const uint8_t in100[100] = {0};
+    const struct task_spec big = {"echo", 4, 0, 0, 0, NULL, 0, in100, sizeof(in100)};
+    n = put_batch(body_buf, 2, &big, 1, 1);
     CHECK_EQ(proto_batch_begin(body_buf, n, &it2, &count), 0);
     CHECK_EQ(batch_walk(body_buf, n, &entries), P2C2R_EPROTO);
     CHECK_EQU(entries, 1);
