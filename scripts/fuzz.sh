@@ -26,7 +26,9 @@ case $secs in '' | *[!0-9]*) echo "$0: SECONDS must be a whole number, got '$sec
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 corpus_root=$root/tests/fuzz/corpus
-targets=(fuzz_frame fuzz_body)
+# Every directory under the corpus root names a target.
+targets=()
+for d in "$corpus_root"/*/; do targets+=("$(basename "$d")"); done
 
 if [ ! -f "$build/build.ninja" ] && [ ! -f "$build/Makefile" ]; then
     echo "$0: $build is not a configured build directory." >&2

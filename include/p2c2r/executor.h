@@ -28,6 +28,14 @@ extern "C" {
 #define P2C2R_EXEC_CHEAP 0x1u
 #define P2C2R_EXEC_INLINE_MAX 4096
 
+/* A content-addressed blob (a map, a mesh) that many tasks reference by the
+ * SHA-256 of its bytes instead of carrying it in every input. */
+struct p2c2r_blob {
+    uint8_t hash[32];
+    const uint8_t *data;
+    size_t len;
+};
+
 /* One call of an executor.  Everything here is borrowed and valid until run
  * returns. */
 struct p2c2r_exec_call {
@@ -45,6 +53,10 @@ struct p2c2r_exec_call {
     /* On failure run may write a one-line reason here (NUL-terminated). */
     char *err;
     size_t err_cap;
+
+    /* Blobs the task referenced, resolved by the peer before the call. */
+    const struct p2c2r_blob *blobs;
+    size_t nblobs;
 };
 
 struct p2c2r_executor {
@@ -67,6 +79,12 @@ struct p2c2r_executor {
  * sets *val / *val_len (borrowed from params) when found, 0 otherwise. */
 P2C2R_API int p2c2r_param_get(const char *params, size_t params_len, const char *key,
                     const char **val, size_t *val_len);
+
+/* Finds a blob of the call by its reference: 64 lowercase hex digits of its
+ * SHA-256 (ref_len bytes, not NUL-terminated).  Returns 1 and sets *data /
+ * *len (borrowed, valid during run) when present, 0 otherwise. */
+P2C2R_API int p2c2r_exec_blob(const struct p2c2r_exec_call *call, const char *ref, size_t ref_len,
+                              const uint8_t **data, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,32 @@ int p2c2r_param_get(const char *params, size_t params_len, const char *key,
     return 0;
 }
 
+int p2c2r_exec_blob(const struct p2c2r_exec_call *call, const char *ref, size_t ref_len,
+                    const uint8_t **data, size_t *len)
+{
+    uint8_t h[32];
+    if (ref_len != 64)
+        return 0;
+    for (int i = 0; i < 64; i++) {
+        char ch = ref[i];
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (v < 0)
+            return 0;
+        if (i % 2 == 0)
+            h[i / 2] = (uint8_t)(v << 4);
+        else
+            h[i / 2] |= (uint8_t)v;
+    }
+    for (size_t i = 0; i < call->nblobs; i++) {
+        if (memcmp(call->blobs[i].hash, h, 32) == 0) {
+            *data = call->blobs[i].data;
+            *len = call->blobs[i].len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void set_err(struct p2c2r_exec_call *c, const char *msg)
 {
     if (c->err && c->err_cap)
