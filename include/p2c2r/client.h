@@ -66,6 +66,9 @@ struct p2c2r_task {
     size_t params_len;
     const void *input;     /* borrowed: copied into the send buffer */
     size_t input_len;
+    const uint8_t (*blobs)[32]; /* hashes of uploaded blobs the task uses (see
+                                   p2c2r_client_put_blob), may be NULL */
+    size_t nblobs;              /* at most 4 */
 };
 
 /* Queues one task for sending without blocking and returns its ticket.
@@ -134,6 +137,20 @@ P2C2R_API uint32_t p2c2r_client_max_inflight(const p2c2r_client *c);
 /* Fetches the coordinator's statistics as a JSON document (blocking).  On
  * success *json is a NUL-terminated string the caller frees with free(). */
 P2C2R_API int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json);
+
+/* Uploads a blob (a map, a mesh: bytes many tasks share) to the coordinator
+ * and waits up to timeout_ms for its content hash (SHA-256), written to
+ * hash.  Tasks then name it in p2c2r_task.blobs, and the executor finds it
+ * by the hash's 64-hex form (p2c2r_blob_hex) in its params.  The
+ * coordinator forwards a blob to a peer only when that peer lacks it.
+ * Uploading the same bytes again is cheap (answered from the store).
+ * Errors: ETOOBIG (over the frame or store limit), EQUEUEFULL (store full),
+ * ETIMEDOUT, connection errors.  Blocking. */
+P2C2R_API int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,
+                                    uint8_t hash[32]);
+
+/* Writes the 64 lowercase hex digits of hash and a NUL to out. */
+P2C2R_API void p2c2r_blob_hex(const uint8_t hash[32], char out[65]);
 
 /* Text of the last connection-level error the coordinator sent, or "". */
 P2C2R_API const char *p2c2r_client_last_error(const p2c2r_client *c);

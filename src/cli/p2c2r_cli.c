@@ -132,12 +132,13 @@ static int cmd_submit(int argc, char **argv)
 {
     const char *coord = default_coordinator(), *in = NULL, *outp = NULL;
     const char *token = getenv("P2C2R_TOKEN");
-    struct cliopt_multi params = {{0}, 0};
+    struct cliopt_multi params = {{0}, 0}, blobs = {{0}, 0};
     int64_t timeout = 30000, deadline = 0, minver = 0, prio = 1;
     int json = 0;
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"param", 'p', OPT_MULTI, "K=V", 0, 0, "task parameter, repeatable", &params},
+        {"blob", 'b', OPT_MULTI, "K=FILE", 0, 0, "upload FILE as a blob and pass its hash as param K (at most 4)", &blobs},
         {"input", 'i', OPT_STR, "FILE", 0, 0, "input file, - for stdin (default: stdin unless it is a terminal)", &in},
         {"output", 'o', OPT_STR, "FILE", 0, 0, "write the result here (default stdout)", &outp},
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up waiting after MS (default 30000)", &timeout},
@@ -180,12 +181,48 @@ static int cmd_submit(int argc, char **argv)
         fprintf(stderr, "%s submit: cannot read input %s: %s\n", PROG, in, strerror(errno));
         return 1;
     }
+    if (blobs.n > 4) {
+        fprintf(stderr, "%s submit: at most 4 --blob options\n", PROG);
+        free(input);
+        return 2;
+    }
     p2c2r_client *c;
     if (connect_or_explain(coord, token, &c) != 0) {
         free(input);
         return 1;
     }
-    struct p2c2r_task t = {type, (uint32_t)minver, (uint32_t)deadline, (uint8_t)prio, pbuf, pl, input, ilen};
+    uint8_t hashes[4][32];
+    for (int i = 0; i < blobs.n; i++) {
+        const char *eq = strchr(blobs.v[i], '=');
+        uint8_t *bd = NULL;
+        size_t bl = 0;
+        char hx[65];
+        if (!eq || eq == blobs.v[i] || (size_t)(eq - blobs.v[i]) > 64) {
+            fprintf(stderr, "%s submit: --blob expects KEY=FILE, got '%s'\n", PROG, blobs.v[i]);
+            rc = 2;
+        } else if (read_all(eq + 1, &bd, &bl) != 0) {
+            fprintf(stderr, "%s submit: cannot read blob %s: %s\n", PROG, eq + 1, strerror(errno));
+            rc = 1;
+        } else if ((rc = p2c2r_client_put_blob(c, bd, bl, (int)timeout, hashes[i])) != 0) {
+            fprintf(stderr, "%s submit: uploading %s failed: %s\n", PROG, eq + 1, p2c2r_strerror(rc));
+            rc = 1;
+        } else if (pl + (size_t)(eq - blobs.v[i]) + 66 > sizeof(pbuf)) {
+            fprintf(stderr, "%s submit: parameters too long\n", PROG);
+            rc = 2;
+        } else {
+            p2c2r_blob_hex(hashes[i], hx);
+            pl += (size_t)snprintf(pbuf + pl, sizeof(pbuf) - pl, "%.*s=%s\n", (int)(eq - blobs.v[i]),
+                                   blobs.v[i], hx);
+        }
+        free(bd);
+        if (rc) {
+            p2c2r_client_close(c);
+            free(input);
+            return rc;
+        }
+    }
+    struct p2c2r_task t = {type, (uint32_t)minver, (uint32_t)deadline, (uint8_t)prio, pbuf, pl, input, ilen,
+                           (const uint8_t (*)[32])hashes, (size_t)blobs.n};
     p2c2r_ticket tk;
     uint64_t t0 = mono_us();
     rc = p2c2r_client_submit(c, &t, &tk);

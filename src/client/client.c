@@ -55,6 +55,10 @@ struct p2c2r_client {
     uint64_t stats_id;
     char *stats_json;
     int stats_done;
+
+    uint64_t blob_id;  /* outstanding BLOB_PUT, 0 = none */
+    int blob_status;   /* 1 = waiting, 0 = stored, < 0 = refused */
+    uint8_t blob_hash[PROTO_HASH_LEN];
     char last_error[256];
 };
 
@@ -209,10 +213,22 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         entry_complete(c, e, st, m.output.p, m.output.len, m.exec_us, m.peer_id, m.attempts);
         return 1;
     }
+    case MSG_BLOB_OK:
+        if (h->req_id == c->blob_id && c->blob_status == 1 && h->body_len == PROTO_HASH_LEN) {
+            memcpy(c->blob_hash, body, PROTO_HASH_LEN);
+            c->blob_status = 0;
+        }
+        return 0;
     case MSG_REJECTED: {
         struct msg_error m;
         if (proto_parse_error(body, h->body_len, &m) != 0)
             return P2C2R_EPROTO;
+        if (h->req_id == c->blob_id && c->blob_status == 1) {
+            c->blob_status = m.code ? -(int)m.code : P2C2R_EINVAL;
+            snprintf(c->last_error, sizeof(c->last_error), "%.*s", (int)m.text.len,
+                     (const char *)m.text.p);
+            return 0;
+        }
         struct entry *e = *slot_of(c, h->req_id);
         if (!e || e->done)
             return 0;
@@ -496,9 +512,10 @@ static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t 
         return P2C2R_EINVAL;
     size_t tl = strlen(t->type);
     if (tl == 0 || tl > PROTO_MAX_TYPE_NAME || t->params_len > PROTO_MAX_PARAMS ||
-        (t->params_len && !t->params) || (t->input_len && !t->input))
+        (t->params_len && !t->params) || (t->input_len && !t->input) ||
+        t->nblobs > PROTO_MAX_BLOBS || (t->nblobs && !t->blobs))
         return P2C2R_EINVAL;
-    size_t n = proto_task_size(tl, t->params_len, t->input_len);
+    size_t n = proto_task_size(tl, t->params_len, t->nblobs, t->input_len);
     if (t->input_len > UINT32_MAX || n + PROTO_BATCH_ENTRY_PREFIX + 4 > c->max_body)
         return P2C2R_ETOOBIG;
     *size = n;
@@ -508,7 +525,8 @@ static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t 
 static void put_task(uint8_t *b, const struct p2c2r_task *t)
 {
     size_t o = proto_put_task_head(b, t->type, strlen(t->type), t->min_version, t->deadline_ms,
-                                   t->priority, t->params, t->params_len, (uint32_t)t->input_len);
+                                   t->priority, t->params, t->params_len,
+                                   (const uint8_t *)t->blobs, t->nblobs, (uint32_t)t->input_len);
     if (t->input_len)
         memcpy(b + o, t->input, t->input_len);
 }
@@ -721,3 +739,45 @@ int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
 }
 
 const char *p2c2r_client_last_error(const p2c2r_client *c) { return c ? c->last_error : ""; }
+
+int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,
+                          uint8_t hash[32])
+{
+    if (!c || !hash || (len && !data))
+        return P2C2R_EINVAL;
+    if (c->err)
+        return c->err;
+    if (len > c->max_body)
+        return P2C2R_ETOOBIG;
+    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + len);
+    if (!b)
+        return P2C2R_ENOMEM;
+    c->blob_id = ++c->next_ctl | STATS_REQ_BIT;
+    c->blob_status = 1;
+    proto_put_hdr(b, MSG_BLOB_PUT, 0, c->blob_id, (uint32_t)len);
+    if (len)
+        memcpy(b + PROTO_HDR_LEN, data, len);
+    buf_commit(&c->out, PROTO_HDR_LEN + len);
+    uint64_t deadline = deadline_after(timeout_ms);
+    while (c->blob_status == 1 && !c->err) {
+        if (timeout_ms >= 0 && now_us() >= deadline)
+            return P2C2R_ETIMEDOUT;
+        wait_io(c, deadline);
+    }
+    if (c->err)
+        return c->err;
+    if (c->blob_status < 0)
+        return c->blob_status;
+    memcpy(hash, c->blob_hash, PROTO_HASH_LEN);
+    return 0;
+}
+
+void p2c2r_blob_hex(const uint8_t hash[32], char out[65])
+{
+    static const char d[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = d[hash[i] >> 4];
+        out[2 * i + 1] = d[hash[i] & 15];
+    }
+    out[64] = '\0';
+}

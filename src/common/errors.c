@@ -30,6 +30,7 @@ static const struct errinfo table[] = {
     {"ELIMIT", "connection limit exceeded"},
     {"EADDR", "bad address: expected HOST:PORT"},
     {"ESTATE", "not valid in the current state"},
+    {"ENOBLOB", "a referenced blob is not present: upload it first"},
 };
 
 static const struct errinfo *lookup(int code)

@@ -71,6 +71,9 @@ const char *proto_type_name(uint8_t type)
     case MSG_DELIVER: return "DELIVER";
     case MSG_STATS_REQ: return "STATS_REQ";
     case MSG_STATS: return "STATS";
+    case MSG_BLOB_PUT: return "BLOB_PUT";
+    case MSG_BLOB_OK: return "BLOB_OK";
+    case MSG_BLOB_DATA: return "BLOB_DATA";
     default: return "UNKNOWN";
     }
 }
@@ -210,13 +213,16 @@ int proto_parse_task(const uint8_t *b, size_t n, struct msg_task *out)
         return P2C2R_EPROTO;
     out->type = rd_bytes(&r, tl);
     out->priority = rd_u8(&r);
-    (void)rd_u8(&r);
+    out->nblobs = rd_u8(&r);
+    if (out->nblobs > PROTO_MAX_BLOBS)
+        return P2C2R_EPROTO;
     out->min_version = rd_u32(&r);
     out->deadline_ms = rd_u32(&r);
     uint16_t pl = rd_u16(&r);
     if (pl > PROTO_MAX_PARAMS)
         return P2C2R_EPROTO;
     out->params = rd_bytes(&r, pl);
+    out->blobs = rd_bytes(&r, (size_t)out->nblobs * PROTO_HASH_LEN).p;
     uint32_t il = rd_u32(&r);
     out->input = rd_bytes(&r, il);
     return rd_done(&r);
@@ -381,22 +387,23 @@ size_t proto_put_register(uint8_t *d, const struct msg_register *m)
     return o;
 }
 
-size_t proto_task_size(size_t type_len, size_t params_len, size_t input_len)
+size_t proto_task_size(size_t type_len, size_t params_len, size_t nblobs, size_t input_len)
 {
-    return PROTO_TASK_FIXED + type_len + params_len + input_len;
+    return PROTO_TASK_FIXED + type_len + params_len + nblobs * PROTO_HASH_LEN + input_len;
 }
 
 size_t proto_put_task_head(uint8_t *d, const char *type, size_t type_len,
                            uint32_t min_version, uint32_t deadline_ms,
                            uint8_t priority, const char *params,
-                           size_t params_len, uint32_t input_len)
+                           size_t params_len, const uint8_t *blobs, size_t nblobs,
+                           uint32_t input_len)
 {
     size_t o = 0;
     d[o++] = (uint8_t)type_len;
     memcpy(d + o, type, type_len);
     o += type_len;
     d[o++] = priority;
-    d[o++] = 0;
+    d[o++] = (uint8_t)nblobs;
     wr32(d + o, min_version);
     o += 4;
     wr32(d + o, deadline_ms);
@@ -406,6 +413,9 @@ size_t proto_put_task_head(uint8_t *d, const char *type, size_t type_len,
     if (params_len)
         memcpy(d + o, params, params_len);
     o += params_len;
+    if (nblobs)
+        memcpy(d + o, blobs, nblobs * PROTO_HASH_LEN);
+    o += nblobs * PROTO_HASH_LEN;
     wr32(d + o, input_len);
     return o + 4;
 }

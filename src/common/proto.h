@@ -41,7 +41,13 @@ enum proto_type {
     MSG_DELIVER = 0x40,
     MSG_STATS_REQ = 0x50,
     MSG_STATS = 0x51,
+    MSG_BLOB_PUT = 0x60,
+    MSG_BLOB_OK = 0x61,
+    MSG_BLOB_DATA = 0x62,
 };
+
+#define PROTO_MAX_BLOBS 4 /* blobs one task may reference */
+#define PROTO_HASH_LEN 32 /* SHA-256 */
 
 enum proto_role { ROLE_NONE = 0, ROLE_RENTER = 1, ROLE_PEER = 2 };
 
@@ -118,7 +124,9 @@ struct msg_task {
     uint32_t min_version;
     uint32_t deadline_ms;    /* 0 = coordinator default */
     uint8_t priority;
+    uint8_t nblobs;           /* <= PROTO_MAX_BLOBS */
     struct bytes_view params; /* <= PROTO_MAX_PARAMS, "key=value\n" lines */
+    const uint8_t *blobs;     /* nblobs SHA-256 hashes, 32 bytes each */
     struct bytes_view input;
 };
 
@@ -175,13 +183,15 @@ size_t proto_error_size(size_t text_len);
 size_t proto_put_error(uint8_t *dst, uint16_t code, const char *text, size_t text_len);
 size_t proto_register_size(const struct msg_register *m);
 size_t proto_put_register(uint8_t *dst, const struct msg_register *m);
-size_t proto_task_size(size_t type_len, size_t params_len, size_t input_len);
+size_t proto_task_size(size_t type_len, size_t params_len, size_t nblobs, size_t input_len);
 /* Writes the task fields except the input bytes; returns the bytes written.
- * The input (input_len bytes) must follow immediately. */
+ * The input (input_len bytes) must follow immediately.  blobs holds nblobs
+ * 32-byte hashes (may be NULL when nblobs is 0). */
 size_t proto_put_task_head(uint8_t *dst, const char *type, size_t type_len,
                            uint32_t min_version, uint32_t deadline_ms,
                            uint8_t priority, const char *params,
-                           size_t params_len, uint32_t input_len);
+                           size_t params_len, const uint8_t *blobs, size_t nblobs,
+                           uint32_t input_len);
 size_t proto_put_result_head(uint8_t *dst, uint16_t status, uint32_t exec_us);
 size_t proto_put_deliver_head(uint8_t *dst, uint16_t status, uint16_t attempts,
                               uint32_t exec_us, uint32_t peer_id);

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,8 @@
 #define TASK_CHUNK 1024
 #define TASK_INLINE 112
 #define MAX_TOKENS 1024
+#define BLOB_BUCKETS 4096
+#define PEER_HAS_CAP 1024
 
 enum conn_state { CS_HELLO, CS_READY, CS_DRAINING, CS_CLOSED };
 enum task_state { TS_FREE, TS_QUEUED, TS_ASSIGNED, TS_ORPHAN };
@@ -100,6 +103,11 @@ struct peer_rec {
     uint32_t pos[PROTO_MAX_TYPES]; /* index in ttype.peers */
     struct list_node tasks;        /* ASSIGNED and ORPHAN tasks */
     uint64_t done, failed;
+    /* Blobs this peer was sent (first 8 hash bytes, 0 = empty slot).  Only a
+     * hint: cleared when half full, and a peer that lost a blob answers
+     * ENOBLOB, which clears it too and resends. */
+    uint64_t *has; /* PEER_HAS_CAP entries, allocated with the first blob */
+    uint32_t has_n;
 };
 
 struct task {
@@ -116,8 +124,22 @@ struct task {
     uint64_t seq;  /* submit order, for fairness across types */
     uint64_t submit_us, deadline_us;
     uint32_t next_free;
+    uint8_t nblobs, blob_retries;
+    struct blob *blobs[PROTO_MAX_BLOBS]; /* referenced, so never evicted meanwhile */
     uint8_t small[TASK_INLINE];
 };
+
+/* A content-addressed blob uploaded by a renter.  Blobs no task references
+ * sit on an LRU list and are evicted when the store passes its byte cap. */
+struct blob {
+    uint8_t hash[PROTO_HASH_LEN];
+    uint32_t refs;
+    size_t len;
+    uint8_t *data;
+    struct list_node lru;
+    struct blob *hnext;
+};
+
 
 struct conn {
     uv_tcp_t tcp;
@@ -138,6 +160,7 @@ struct conn {
 struct counters {
     uint64_t submitted, accepted, rejected, delivered_ok, delivered_err;
     uint64_t requeued, lost, timed_out, cancelled, late_results;
+    uint64_t blobs_put, blobs_sent, blob_misses;
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
     uint64_t bytes_in, bytes_out;
 };
@@ -176,6 +199,10 @@ struct coord {
     uint64_t queued_bytes;
 
     uint8_t *rbuf; /* shared read buffer: a connection keeps its own only for a partial frame */
+    struct blob *blob_tab[BLOB_BUCKETS];
+    struct list_node blob_lru;
+    size_t blob_bytes;
+    uint32_t nblob;
     struct rng rng;
     struct counters n;
     struct token *tokens;
@@ -234,9 +261,14 @@ static struct task *task_alloc(struct coord *co)
     return t;
 }
 
+static void blob_unref(struct coord *co, struct blob *b);
+
 static void task_free(struct coord *co, struct task *t)
 {
     task_set_state(t, TS_FREE);
+    for (unsigned i = 0; i < t->nblobs; i++)
+        blob_unref(co, t->blobs[i]);
+    t->nblobs = 0;
     list_remove(&t->rnode);
     list_remove(&t->qnode);
     if (t->body != t->small)
@@ -531,10 +563,138 @@ static void task_dequeue(struct coord *co, struct task *t)
     co->queued_bytes -= t->body_len;
 }
 
+/* ---- blobs ---------------------------------------------------------------- */
+
+static uint64_t hash_key(const uint8_t *h) { return rd64(h) | 1; /* never 0 */ }
+
+static struct blob *blob_find(struct coord *co, const uint8_t *h)
+{
+    struct blob *b = co->blob_tab[rd64(h) % BLOB_BUCKETS];
+    while (b && memcmp(b->hash, h, PROTO_HASH_LEN) != 0)
+        b = b->hnext;
+    return b;
+}
+
+static void blob_remove(struct coord *co, struct blob *b)
+{
+    struct blob **pp = &co->blob_tab[rd64(b->hash) % BLOB_BUCKETS];
+    while (*pp != b)
+        pp = &(*pp)->hnext;
+    *pp = b->hnext;
+    list_remove(&b->lru);
+    co->blob_bytes -= b->len;
+    co->nblob--;
+    free(b->data);
+    free(b);
+}
+
+static void blob_ref(struct blob *b)
+{
+    if (b->refs++ == 0)
+        list_remove(&b->lru);
+}
+
+static void blob_unref(struct coord *co, struct blob *b)
+{
+    assert(b->refs > 0);
+    if (--b->refs == 0)
+        list_push_back(&co->blob_lru, &b->lru);
+}
+
+/* Stores a copy of data under its SHA-256 (written to hash).  Returns 0,
+ * P2C2R_ETOOBIG (larger than the whole store) or P2C2R_EQUEUEFULL (the
+ * store is full of blobs that queued or running tasks still reference). */
+static int blob_put(struct coord *co, const uint8_t *data, size_t len, uint8_t *hash)
+{
+    unsigned int hl = 0;
+    if (!EVP_Digest(data, len, hash, &hl, EVP_sha256(), NULL) || hl != PROTO_HASH_LEN)
+        return P2C2R_ENOMEM;
+    struct blob *b = blob_find(co, hash);
+    if (b) {
+        if (b->refs == 0) { /* touch */
+            list_remove(&b->lru);
+            list_push_back(&co->blob_lru, &b->lru);
+        }
+        return 0;
+    }
+    if (len > co->cfg.blob_store_bytes)
+        return P2C2R_ETOOBIG;
+    while (co->blob_bytes + len > co->cfg.blob_store_bytes && !list_empty(&co->blob_lru))
+        blob_remove(co, list_entry(co->blob_lru.next, struct blob, lru));
+    if (co->blob_bytes + len > co->cfg.blob_store_bytes)
+        return P2C2R_EQUEUEFULL;
+    b = xcalloc(1, sizeof(*b));
+    memcpy(b->hash, hash, PROTO_HASH_LEN);
+    b->len = len;
+    b->data = xmalloc(len);
+    memcpy(b->data, data, len);
+    struct blob **head = &co->blob_tab[rd64(hash) % BLOB_BUCKETS];
+    b->hnext = *head;
+    *head = b;
+    list_push_back(&co->blob_lru, &b->lru);
+    co->blob_bytes += len;
+    co->nblob++;
+    co->n.blobs_put++;
+    return 0;
+}
+
+static int peer_has_blob(const struct peer_rec *p, const uint8_t *h)
+{
+    if (!p->has)
+        return 0;
+    uint64_t k = hash_key(h);
+    for (uint32_t i = (uint32_t)(k % PEER_HAS_CAP);; i = (i + 1) % PEER_HAS_CAP) {
+        if (p->has[i] == k)
+            return 1;
+        if (p->has[i] == 0)
+            return 0;
+    }
+}
+
+static void peer_mark_blob(struct peer_rec *p, const uint8_t *h)
+{
+    if (!p->has)
+        p->has = xcalloc(PEER_HAS_CAP, sizeof(*p->has));
+    if (p->has_n >= PEER_HAS_CAP / 2) {
+        memset(p->has, 0, PEER_HAS_CAP * sizeof(*p->has));
+        p->has_n = 0;
+    }
+    uint64_t k = hash_key(h);
+    uint32_t i = (uint32_t)(k % PEER_HAS_CAP);
+    while (p->has[i] != 0 && p->has[i] != k)
+        i = (i + 1) % PEER_HAS_CAP;
+    if (p->has[i] == 0)
+        p->has_n++;
+    p->has[i] = k;
+}
+
+static void hex32(const uint8_t *h, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (int i = 0; i < PROTO_HASH_LEN; i++) {
+        out[2 * i] = d[h[i] >> 4];
+        out[2 * i + 1] = d[h[i] & 15];
+    }
+    out[64] = '\0';
+}
+
 /* Sends t to p.  Returns 0, or -1 when p's connection was cut because its
  * output is full (t is then untouched and still the caller's). */
 static int task_assign(struct coord *co, struct task *t, struct peer_rec *p)
 {
+    /* Blobs the peer (probably) lacks travel just before the task. */
+    for (unsigned i = 0; i < t->nblobs; i++) {
+        struct blob *b = t->blobs[i];
+        if (peer_has_blob(p, b->hash))
+            continue;
+        if (conn_send(p->conn, MSG_BLOB_DATA, 0, b->hash, PROTO_HASH_LEN, b->data, b->len) != 0) {
+            co->n.limit_cuts++;
+            conn_fail(p->conn, P2C2R_ELIMIT, "peer output over %zu bytes", co->cfg.max_output);
+            return -1;
+        }
+        peer_mark_blob(p, b->hash);
+        co->n.blobs_sent++;
+    }
     if (conn_send(p->conn, MSG_ASSIGN, t->id, NULL, 0, t->body, t->body_len) != 0) {
         co->n.limit_cuts++;
         conn_fail(p->conn, P2C2R_ELIMIT, "peer output over %zu bytes", co->cfg.max_output);
@@ -650,6 +810,8 @@ static void on_closed(uv_handle_t *h)
     buf_fini(&c->in);
     buf_fini(&c->out);
     buf_fini(&c->sending);
+    if (c->peer)
+        free(c->peer->has);
     free(c->peer);
     free(c);
 }
@@ -975,6 +1137,20 @@ static int on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         p->done++;
     else if (m.status != (uint16_t)-P2C2R_ECANCELLED)
         p->failed++;
+    if (m.status == (uint16_t)-P2C2R_ENOBLOB && t->state == TS_ASSIGNED && t->blob_retries < 3) {
+        /* The peer evicted a blob we thought it had: forget what we knew,
+         * and run the task again (it resends the blobs) at no attempt's cost. */
+        co->n.blob_misses++;
+        free(p->has);
+        p->has = NULL;
+        p->has_n = 0;
+        t->blob_retries++;
+        t->attempts--;
+        task_enqueue(co, t, 1);
+        if (c->state == CS_READY)
+            dispatch_peer(co, p);
+        return 0;
+    }
     if (t->state == TS_ORPHAN) {
         co->n.late_results++;
     } else {
@@ -988,6 +1164,14 @@ static int on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     if (c->state == CS_READY)
         dispatch_peer(co, p);
     return 0;
+}
+
+static int first_missing_blob(struct coord *co, const struct msg_task *m)
+{
+    for (int i = 0; i < m->nblobs; i++)
+        if (!blob_find(co, m->blobs + i * PROTO_HASH_LEN))
+            return i;
+    return -1;
 }
 
 static int type_has_version(const struct ttype *tt, int ti, uint32_t v)
@@ -1009,8 +1193,8 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         conn_fail(c, P2C2R_EPROTO, "malformed task in SUBMIT (ticket %" PRIu64 ")", ticket);
         return -1;
     }
-    int code = 0;
-    char reason[160];
+    int code = 0, missing;
+    char reason[200];
     int ti = type_find(co, m.type.p, m.type.len);
     if (c->inflight >= co->cfg.renter_max_inflight) {
         code = P2C2R_EQUEUEFULL;
@@ -1024,6 +1208,11 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         code = P2C2R_EUNSUPPORTED;
         snprintf(reason, sizeof(reason), "no connected peer runs '%.*s' at version %u or later",
                  (int)m.type.len, (const char *)m.type.p, m.min_version);
+    } else if ((missing = first_missing_blob(co, &m)) >= 0) {
+        char hx[65];
+        hex32(m.blobs + missing * PROTO_HASH_LEN, hx);
+        code = P2C2R_ENOBLOB;
+        snprintf(reason, sizeof(reason), "blob %s is not in the coordinator's store: upload it with BLOB_PUT", hx);
     } else if (co->queued_total >= co->cfg.queue_max ||
                co->queued_bytes + len > co->cfg.queue_max_bytes) {
         code = P2C2R_EQUEUEFULL;
@@ -1051,6 +1240,11 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     t->deadline_us = t->submit_us +
                      (uint64_t)(m.deadline_ms ? m.deadline_ms : co->cfg.default_deadline_ms) * 1000;
     t->body_len = (uint32_t)len;
+    t->nblobs = m.nblobs;
+    for (unsigned i = 0; i < m.nblobs; i++) {
+        t->blobs[i] = blob_find(co, m.blobs + i * PROTO_HASH_LEN);
+        blob_ref(t->blobs[i]);
+    }
     t->body = len <= TASK_INLINE ? t->small : xmalloc(len);
     memcpy(t->body, body, len);
     list_push_back(&c->tasks, &t->rnode);
@@ -1195,6 +1389,31 @@ static void jprintf(struct buf *o, const char *fmt, ...)
         buf_append(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
+static int on_blob_put(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+{
+    uint8_t hash[PROTO_HASH_LEN];
+    int rc = blob_put(c->co, body, h->body_len, hash);
+    if (rc != 0) {
+        const char *why = rc == P2C2R_ETOOBIG ? "blob larger than the coordinator's blob store"
+                                              : "blob store full of blobs that tasks still use";
+        size_t wl = strlen(why);
+        uint8_t *b = conn_frame(c, MSG_REJECTED, 0, h->req_id, (uint32_t)proto_error_size(wl));
+        if (!b) {
+            conn_fail(c, P2C2R_ELIMIT, "renter output over limit");
+            return -1;
+        }
+        proto_put_error(b, (uint16_t)-rc, why, wl);
+        return 0;
+    }
+    uint8_t *b = conn_frame(c, MSG_BLOB_OK, 0, h->req_id, PROTO_HASH_LEN);
+    if (!b) {
+        conn_fail(c, P2C2R_ELIMIT, "renter output over limit");
+        return -1;
+    }
+    memcpy(b, hash, PROTO_HASH_LEN);
+    return 0;
+}
+
 static int on_stats(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     (void)body;
@@ -1212,10 +1431,13 @@ static int on_stats(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
                 ",\"lost\":%" PRIu64 ",\"timed_out\":%" PRIu64 ",\"cancelled\":%" PRIu64
                 ",\"late_results\":%" PRIu64 ",\"connections_total\":%" PRIu64
                 ",\"protocol_errors\":%" PRIu64 ",\"auth_failures\":%" PRIu64
-                ",\"limit_cuts\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "},",
+                ",\"limit_cuts\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+                ",\"blobs_put\":%" PRIu64 ",\"blobs_sent\":%" PRIu64 ",\"blob_misses\":%" PRIu64 "},"
+                "\"blobs\":{\"count\":%u,\"bytes\":%zu,\"max_bytes\":%zu},",
             k->submitted, k->accepted, k->rejected, k->delivered_ok, k->delivered_err, k->requeued,
             k->lost, k->timed_out, k->cancelled, k->late_results, k->conns_total, k->proto_errors,
-            k->auth_failures, k->limit_cuts, k->bytes_in, k->bytes_out);
+            k->auth_failures, k->limit_cuts, k->bytes_in, k->bytes_out, k->blobs_put, k->blobs_sent,
+            k->blob_misses, co->nblob, co->blob_bytes, co->cfg.blob_store_bytes);
     buf_append(&o, "\"types\":[", 9);
     for (uint32_t i = 0; i < co->ntypes; i++) {
         jprintf(&o, "%s{\"name\":", i ? "," : "");
@@ -1284,6 +1506,7 @@ static const struct handler {
     {MSG_SUBMIT_BATCH, R_RENTER, on_submit_batch},
     {MSG_CANCEL, R_RENTER, on_cancel},
     {MSG_STATS_REQ, R_RENTER, on_stats},
+    {MSG_BLOB_PUT, R_RENTER, on_blob_put},
 };
 
 static const struct handler *handler_for(uint8_t type)
@@ -1578,6 +1801,7 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->peer_timeout_ms = 30000;
     cfg->default_deadline_ms = 60000;
     cfg->orphan_timeout_ms = 10000;
+    cfg->blob_store_bytes = 512u << 20;
 }
 
 static int load_tokens(struct coord *co, const char *path, char *err, size_t errcap)
@@ -1641,6 +1865,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     list_init(&co->conns);
     list_init(&co->dirty);
     list_init(&co->reap);
+    list_init(&co->blob_lru);
     int rc;
     if (cfg->tokens_file && (rc = load_tokens(co, cfg->tokens_file, err, errcap)) != 0) {
         free(co->tokens);
@@ -1726,6 +1951,14 @@ void coord_free(struct coord *co)
         free(co->chunks[i]);
     }
     free(co->chunks);
+    for (uint32_t i = 0; i < BLOB_BUCKETS; i++) {
+        while (co->blob_tab[i]) {
+            struct blob *b = co->blob_tab[i];
+            co->blob_tab[i] = b->hnext;
+            free(b->data);
+            free(b);
+        }
+    }
     free(co->tokens);
     free(co->rbuf);
     free(co);

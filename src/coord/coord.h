@@ -25,6 +25,7 @@ struct coord_config {
     uint32_t default_deadline_ms; /* tasks that name no deadline */
     uint32_t orphan_timeout_ms;   /* queued task whose type lost every peer */
     uint32_t ready_peers;         /* ready once this many peers registered */
+    size_t blob_store_bytes;      /* cap on uploaded blobs kept */
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */

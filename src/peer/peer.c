@@ -12,6 +12,7 @@
 #include "peer/peer.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,20 @@ struct job {
     size_t frame_len;
     uint32_t max_output;
     char err[200];
+    uint32_t nblobs;
+    struct pblob *pb[PROTO_MAX_BLOBS]; /* referenced until the job is freed */
+    struct p2c2r_blob blobs[PROTO_MAX_BLOBS];
+};
+
+/* A blob cached on this peer.  Referenced blobs are never evicted; the rest
+ * sit in LRU order and go when the cache passes its byte cap.  Only the loop
+ * thread touches refs and the list; executor threads only read data. */
+struct pblob {
+    uint8_t hash[PROTO_HASH_LEN];
+    uint8_t *data;
+    size_t len;
+    uint32_t refs;
+    struct list_node node; /* all blobs, least recently used first */
 };
 
 struct peer_agent {
@@ -93,6 +108,8 @@ struct peer_agent {
 
     struct link *links;
     struct list_node dirty;
+    struct list_node blobs;
+    size_t blob_bytes;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -148,6 +165,8 @@ static void job_run(struct job *j)
             .opaque = j,
             .err = j->err,
             .err_cap = sizeof(j->err),
+            .blobs = j->blobs,
+            .nblobs = j->nblobs,
         };
         uint64_t t0 = now_us();
         int rc = j->ex->run(&call);
@@ -192,6 +211,8 @@ static void *pool_main(void *arg)
 
 static void job_free(struct job *j)
 {
+    for (uint32_t i = 0; i < j->nblobs; i++)
+        j->pb[i]->refs--;
     free(j->body);
     free(j->frame);
     free(j);
@@ -359,6 +380,91 @@ static void send_result_text(struct link *l, uint64_t task_id, int status, const
         l->failed++;
 }
 
+static struct pblob *blob_find(struct peer_agent *a, const uint8_t *h)
+{
+    for (struct list_node *n = a->blobs.next; n != &a->blobs; n = n->next) {
+        struct pblob *b = list_entry(n, struct pblob, node);
+        if (memcmp(b->hash, h, PROTO_HASH_LEN) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+static void blob_evict(struct peer_agent *a)
+{
+    struct list_node *n = a->blobs.next;
+    while (a->blob_bytes > a->cfg.blob_cache_bytes && n != &a->blobs) {
+        struct pblob *b = list_entry(n, struct pblob, node);
+        n = n->next;
+        if (b->refs)
+            continue;
+        list_remove(&b->node);
+        a->blob_bytes -= b->len;
+        free(b->data);
+        free(b);
+    }
+}
+
+/* BLOB_DATA: 32-byte SHA-256, then the bytes.  The hash is checked: a
+ * cache keyed by content must never hold anything else. */
+static int on_blob_data(struct link *l, const struct frame_hdr *h, const uint8_t *body)
+{
+    struct peer_agent *a = l->a;
+    if (h->body_len < PROTO_HASH_LEN)
+        return P2C2R_EPROTO;
+    const uint8_t *data = body + PROTO_HASH_LEN;
+    size_t len = h->body_len - PROTO_HASH_LEN;
+    struct pblob *b = blob_find(a, body);
+    if (b) {
+        list_remove(&b->node);
+        list_push_back(&a->blobs, &b->node);
+        return 0;
+    }
+    uint8_t md[PROTO_HASH_LEN];
+    unsigned int ml = 0;
+    if (!EVP_Digest(data, len, md, &ml, EVP_sha256(), NULL) || memcmp(md, body, PROTO_HASH_LEN) != 0) {
+        LOG_W("blob_hash_mismatch", "link=%u len=%zu", l->index, len);
+        return P2C2R_EPROTO;
+    }
+    b = calloc(1, sizeof(*b));
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!b || !copy) {
+        free(b);
+        free(copy);
+        return 0; /* the task that needs it will answer ENOBLOB */
+    }
+    memcpy(b->hash, body, PROTO_HASH_LEN);
+    memcpy(copy, data, len);
+    b->data = copy;
+    b->len = len;
+    list_push_back(&a->blobs, &b->node);
+    a->blob_bytes += len;
+    blob_evict(a);
+    return 0;
+}
+
+/* Finds every blob a task names.  Returns 0, or P2C2R_ENOBLOB with the
+ * first missing hash in err. */
+static int blobs_resolve(struct peer_agent *a, const struct msg_task *t, struct pblob **out,
+                         char *err, size_t errcap)
+{
+    for (uint32_t i = 0; i < t->nblobs; i++) {
+        out[i] = blob_find(a, t->blobs + i * PROTO_HASH_LEN);
+        if (!out[i]) {
+            static const char d[] = "0123456789abcdef";
+            char hx[65];
+            for (int k = 0; k < 32; k++) {
+                hx[2 * k] = d[t->blobs[i * PROTO_HASH_LEN + k] >> 4];
+                hx[2 * k + 1] = d[t->blobs[i * PROTO_HASH_LEN + k] & 15];
+            }
+            hx[64] = '\0';
+            snprintf(err, errcap, "blob %s not in this peer's cache", hx);
+            return P2C2R_ENOBLOB;
+        }
+    }
+    return 0;
+}
+
 static const struct p2c2r_executor *find_ex(struct peer_agent *a, const struct bytes_view *name)
 {
     for (uint32_t i = 0; i < a->nex; i++) {
@@ -396,6 +502,19 @@ static int on_assign(struct link *l, const struct frame_hdr *h, const uint8_t *b
         send_result_text(l, h->req_id, P2C2R_ETOOBIG, err);
         return 0;
     }
+    struct pblob *pb[PROTO_MAX_BLOBS];
+    struct p2c2r_blob blobs[PROTO_MAX_BLOBS];
+    if (blobs_resolve(a, &t, pb, err, sizeof(err)) != 0) {
+        send_result_text(l, h->req_id, P2C2R_ENOBLOB, err);
+        return 0;
+    }
+    for (uint32_t i = 0; i < t.nblobs; i++) {
+        memcpy(blobs[i].hash, pb[i]->hash, PROTO_HASH_LEN);
+        blobs[i].data = pb[i]->data;
+        blobs[i].len = pb[i]->len;
+        list_remove(&pb[i]->node); /* recently used */
+        list_push_back(&a->blobs, &pb[i]->node);
+    }
     struct p2c2r_exec_call call = {
         .input = t.input.p,
         .input_len = t.input.len,
@@ -403,6 +522,8 @@ static int on_assign(struct link *l, const struct frame_hdr *h, const uint8_t *b
         .params_len = t.params.len,
         .err = err,
         .err_cap = sizeof(err),
+        .blobs = blobs,
+        .nblobs = t.nblobs,
     };
     err[0] = '\0';
     if (ex->check) {
@@ -448,6 +569,12 @@ static int on_assign(struct link *l, const struct frame_hdr *h, const uint8_t *b
     j->task_id = h->req_id;
     j->ex = ex;
     j->max_output = l->max_output;
+    j->nblobs = j->task.nblobs;
+    for (uint32_t i = 0; i < j->nblobs; i++) {
+        j->pb[i] = pb[i];
+        j->blobs[i] = blobs[i];
+        pb[i]->refs++;
+    }
     l->inflight++;
     pthread_mutex_lock(&a->mu);
     list_push_back(&a->pending, &j->node);
@@ -532,6 +659,8 @@ static int link_dispatch(struct link *l, const struct frame_hdr *h, const uint8_
     }
     case MSG_PONG:
         return 0;
+    case MSG_BLOB_DATA:
+        return l->state == LS_READY ? on_blob_data(l, h, body) : P2C2R_EPROTO;
     case MSG_ERROR: {
         struct msg_error e;
         if (proto_parse_error(body, h->body_len, &e) == 0)
@@ -768,6 +897,7 @@ void peer_config_defaults(struct peer_config *cfg)
     cfg->connections = 1;
     cfg->max_output = PROTO_MAX_BODY_DEFAULT - PROTO_DELIVER_PREFIX;
     cfg->backoff_min_ms = 100;
+    cfg->blob_cache_bytes = 256u << 20;
     cfg->backoff_max_ms = 5000;
 }
 
@@ -851,6 +981,7 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
         uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     }
     list_init(&a->dirty);
+    list_init(&a->blobs);
     list_init(&a->pending);
     list_init(&a->done);
     pthread_mutex_init(&a->mu, NULL);
@@ -910,6 +1041,11 @@ void peer_agent_free(struct peer_agent *a)
         buf_fini(&a->links[i].in);
         buf_fini(&a->links[i].out);
         buf_fini(&a->links[i].sending);
+    }
+    while ((n = list_pop_front(&a->blobs)) != NULL) {
+        struct pblob *b = list_entry(n, struct pblob, node);
+        free(b->data);
+        free(b);
     }
     free(a->links);
     free(a->threads);

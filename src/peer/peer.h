@@ -19,6 +19,7 @@ struct peer_config {
     uint32_t connections;    /* coordinator connections (each a peer) */
     uint32_t max_output;     /* largest result accepted from an executor */
     uint32_t backoff_min_ms, backoff_max_ms;
+    size_t blob_cache_bytes; /* cap on cached blobs (referenced ones stay) */
     int handle_signals;      /* stop on SIGINT/SIGTERM */
 };
 

@@ -203,11 +203,12 @@ static void check_task(const uint8_t *b, size_t n)
     FUZZ_ASSERT(m.type.len >= 1 && m.type.len <= PROTO_MAX_TYPE_NAME);
     FUZZ_ASSERT(m.params.len <= PROTO_MAX_PARAMS);
     FUZZ_ASSERT(inside(m.type, b, n) && inside(m.params, b, n) && inside(m.input, b, n));
-    FUZZ_ASSERT(proto_task_size(m.type.len, m.params.len, m.input.len) == n);
+    FUZZ_ASSERT(m.nblobs <= PROTO_MAX_BLOBS);
+    FUZZ_ASSERT(proto_task_size(m.type.len, m.params.len, m.nblobs, m.input.len) == n);
     uint8_t *e = dup_exact(b, n);
     size_t h = proto_put_task_head(e, (const char *)m.type.p, m.type.len, m.min_version,
                                    m.deadline_ms, m.priority, (const char *)m.params.p,
-                                   m.params.len, (uint32_t)m.input.len);
+                                   m.params.len, m.blobs, m.nblobs, (uint32_t)m.input.len);
     FUZZ_ASSERT(h + m.input.len == n);
     FUZZ_ASSERT(same_except(e, b, h, 1 + m.type.len + 1, 1));
     free(e);

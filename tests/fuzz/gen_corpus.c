@@ -95,7 +95,7 @@ static size_t body_task(uint8_t *d, const char *type, const char *params, const 
                         size_t in_len)
 {
     size_t pl = params ? strlen(params) : 0;
-    size_t o = proto_put_task_head(d, type, strlen(type), 1, 5000, 1, params, pl,
+    size_t o = proto_put_task_head(d, type, strlen(type), 1, 5000, 1, params, pl, NULL, 0,
                                    (uint32_t)in_len);
     if (in_len)
         memcpy(d + o, in, in_len);

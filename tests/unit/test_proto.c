@@ -697,8 +697,9 @@ struct task_spec {
 static size_t put_task(uint8_t *dst, const struct task_spec *t)
 {
     size_t o = proto_put_task_head(dst, t->type, t->type_len, t->min_version, t->deadline_ms,
-                                   t->priority, t->params, t->params_len, (uint32_t)t->input_len);
-    CHECK_EQU(o + t->input_len, proto_task_size(t->type_len, t->params_len, t->input_len));
+                                   t->priority, t->params, t->params_len, NULL, 0,
+                                   (uint32_t)t->input_len);
+    CHECK_EQU(o + t->input_len, proto_task_size(t->type_len, t->params_len, 0, t->input_len));
     if (t->input_len)
         memcpy(dst + o, t->input, t->input_len);
     return o + t->input_len;
@@ -786,14 +787,14 @@ static void test_task(void)
     CHECK_EQ(any_task(b, n), 0);
     /* An input length far past the body, and one byte past it. */
     t = (struct task_spec){"echo", 4, 0, 0, 0, NULL, 0, NULL, 0};
-    n = proto_put_task_head(b, t.type, t.type_len, 0, 0, 0, NULL, 0, UINT32_MAX);
+    n = proto_put_task_head(b, t.type, t.type_len, 0, 0, 0, NULL, 0, NULL, 0, UINT32_MAX);
     CHECK_EQ(any_task(b, n), P2C2R_EPROTO);
-    n = proto_put_task_head(b, t.type, t.type_len, 0, 0, 0, NULL, 0, 5);
+    n = proto_put_task_head(b, t.type, t.type_len, 0, 0, 0, NULL, 0, NULL, 0, 5);
     memset(b + n, 'i', 4);
     CHECK_EQ(any_task(b, n + 4), P2C2R_EPROTO);
     CHECK_EQ(any_task(b, n + 5), 0);
     /* A params length past the body. */
-    n = proto_put_task_head(b, t.type, t.type_len, 0, 0, 0, NULL, 0, 0);
+    n = proto_put_task_head(b, t.type, t.type_len, 0, 0, 0, NULL, 0, NULL, 0, 0);
     wr16(b + 1 + 4 + 2 + 8, 3);
     CHECK_EQ(any_task(b, n), P2C2R_EPROTO);
 }
@@ -837,8 +838,8 @@ static void test_batch(void)
                 break;
             CHECK_EQU(id, 500 + i);
             CHECK(t == b + 4 + (i + 1) * PROTO_BATCH_ENTRY_PREFIX +
-                           (i > 0 ? proto_task_size(4, 0, sizeof(in)) : 0) +
-                           (i > 1 ? proto_task_size(6, 11, 0) : 0));
+                           (i > 0 ? proto_task_size(4, 0, 0, sizeof(in)) : 0) +
+                           (i > 1 ? proto_task_size(6, 11, 0, 0) : 0));
             uint8_t *e = dup_exact(t, tl); /* entry-exact, for ASan */
             struct msg_task o;
             if (CHECK(proto_parse_task(e, tl, &o) == 0))
