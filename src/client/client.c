@@ -698,12 +698,15 @@ int p2c2r_client_flush(p2c2r_client *c, int timeout_ms)
     if (!c)
         return P2C2R_EINVAL;
     uint64_t deadline = deadline_after(timeout_ms);
-    while (buf_used(&c->out) && !c->err) {
+    for (;;) {
+        do_write(c);
+        if (!buf_used(&c->out) || c->err)
+            return c->err;
         if (timeout_ms >= 0 && now_us() >= deadline)
             return P2C2R_ETIMEDOUT;
-        wait_io(c, deadline);
+        wait_io(c, deadline); /* returns once writable (or readable: reading
+                                 keeps the coordinator from stalling on us) */
     }
-    return c->err;
 }
 
 size_t p2c2r_client_pending(const p2c2r_client *c) { return c ? c->nentries : 0; }

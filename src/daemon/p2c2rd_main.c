@@ -5,6 +5,7 @@
  * on threads of this process, connected over loopback like any peer). */
 #include <pthread.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,9 @@ int main(int argc, char **argv)
      * glibc from returning that memory to the kernel (and faulting it back
      * in) on every cycle. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    /* A write to a connection the remote has reset must fail with EPIPE,
+     * not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     struct coord_config cfg;
     coord_config_defaults(&cfg);

@@ -1,5 +1,6 @@
 /* peer_main.c - the p2c2r-peer program: options, then the peer agent. */
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,9 @@ int main(int argc, char **argv)
      * glibc from returning that memory to the kernel (and faulting it back
      * in) on every cycle. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    /* A write to a connection the remote has reset must fail with EPIPE,
+     * not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     struct peer_config cfg;
     peer_config_defaults(&cfg);
