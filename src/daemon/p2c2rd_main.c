@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         {"max-attempts", 0, OPT_INT, "N", 1, 100, "assignments before a lost task fails (default 3)", &attempts},
         {"max-conns", 0, OPT_INT, "N", 1, 1000000, "simultaneous connections (default 20000)", &max_conns},
         {"hello-timeout", 0, OPT_INT, "MS", 10, 3600000, "time a new connection has to send HELLO (default 5000)", &hello_ms},
-        {"peer-timeout", 0, OPT_INT, "MS", 100, 3600000, "a peer silent this long is dropped (default 30000)", &peer_ms},
+        {"peer-timeout", 0, OPT_INT, "MS", 3000, 3600000, "a peer silent this long is dropped (default 30000; peers ping after 1 s idle)", &peer_ms},
         {"deadline", 0, OPT_INT, "MS", 1, 86400000, "deadline of tasks that name none (default 60000)", &deadline_ms},
         {"orphan-timeout", 0, OPT_INT, "MS", 0, 86400000, "queued tasks of a type with no peer fail after this (default 10000)", &orphan_ms},
     };

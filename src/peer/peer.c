@@ -30,7 +30,7 @@
 #include "tasks/tasks.h"
 
 #define READ_CHUNK (64u * 1024)
-#define PING_IDLE_MS 5000
+#define PING_IDLE_MS 1000
 #define TICK_MS 1000
 
 enum link_state { LS_IDLE, LS_CONNECTING, LS_HELLO, LS_READY, LS_CLOSING };

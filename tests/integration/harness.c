@@ -106,7 +106,7 @@ void h_phase(const char *fmt, ...)
     h_log("phase: %s", H.phase);
 }
 
-void h_fail_at(const char *file, int line, const char *expr, const char *fmt, ...)
+int h_fail_at(const char *file, int line, const char *expr, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -118,6 +118,7 @@ void h_fail_at(const char *file, int line, const char *expr, const char *fmt, ..
     snprintf(out, sizeof(out), "[%s +%.3fs] FAIL %s:%d: %s\n    check: %s\n    phase: %s\n", H.test,
              (double)(h_now_ms() - H.t0_ms) / 1000.0, file, line, msg, expr, H.phase);
     sig_write(out);
+    return 0;
 }
 
 int h_failures(void) { return atomic_load(&H.failures); }
@@ -160,9 +161,11 @@ const char *h_status_str(int status)
 
 const char *h_err(int code)
 {
-    static _Thread_local char b[64];
-    snprintf(b, sizeof(b), "%s(%d)", p2c2r_errname(code), code);
-    return b;
+    static _Thread_local char b[8][48];
+    static _Thread_local unsigned i;
+    char *s = b[i++ % 8];
+    snprintf(s, sizeof(b[0]), "%s(%d)", p2c2r_errname(code), code);
+    return s;
 }
 
 char *h_read_file(const char *path, size_t *len)
@@ -445,6 +448,12 @@ static pid_t fork_exec(const char *const *argv, const char *in, const char *out,
     dup2(fi, STDIN_FILENO);
     dup2(fo, STDOUT_FILENO);
     dup2(fe, STDERR_FILENO);
+    if (fi > STDERR_FILENO)
+        close(fi);
+    if (fo > STDERR_FILENO)
+        close(fo);
+    if (fe > STDERR_FILENO && fe != fo)
+        close(fe);
     /* Ignored signals stay ignored across exec: give the daemons the
      * default dispositions a shell would. */
     signal(SIGPIPE, SIG_DFL);
@@ -533,7 +542,10 @@ struct h_proc *h_coord_start(const char *listen, const char *const *extra)
     char ready[320], rname[32], name[32];
     H.ncoords++;
     snprintf(rname, sizeof(rname), "ready-%d", H.ncoords);
-    snprintf(name, sizeof(name), H.ncoords == 1 ? "p2c2rd" : "p2c2rd-%d", H.ncoords);
+    if (H.ncoords == 1)
+        snprintf(name, sizeof(name), "p2c2rd");
+    else
+        snprintf(name, sizeof(name), "p2c2rd-%d", H.ncoords);
     h_path(ready, sizeof(ready), rname);
     char tmpready[320], tname[40];
     snprintf(tname, sizeof(tname), "%s.tmp", rname);
@@ -860,11 +872,13 @@ int h_raw_hello(struct h_raw *r, uint8_t role, const char *token, struct msg_hel
     return 0;
 }
 
-int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed)
+int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed, char *text, size_t cap)
 {
     uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
     int code = 0;
     *closed = 0;
+    if (text && cap)
+        text[0] = '\0';
     for (;;) {
         uint64_t now = h_now_ms();
         int left = now >= end ? 0 : (int)(end - now);
@@ -875,8 +889,8 @@ int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed)
                 struct msg_error e;
                 if (proto_parse_error(f.body, f.hdr.body_len, &e) == 0) {
                     code = -(int)e.code;
-                    h_log("  ERROR frame: code=%s text=\"%.*s\"", h_err(code), (int)e.text.len,
-                          (const char *)e.text.p);
+                    if (text && cap)
+                        snprintf(text, cap, "%.*s", (int)e.text.len, (const char *)e.text.p);
                 }
             }
             continue;
@@ -913,11 +927,11 @@ uint8_t *h_task_body(const char *type, uint32_t min_version, uint32_t deadline_m
                      const void *input, size_t input_len, size_t *len)
 {
     size_t tl = strlen(type), pl = params ? strlen(params) : 0;
-    size_t n = proto_task_size(tl, pl, input_len);
+    size_t n = proto_task_size(tl, pl, 0, input_len);
     uint8_t *b = malloc(n ? n : 1);
     if (!b)
         return NULL;
-    size_t o = proto_put_task_head(b, type, tl, min_version, deadline_ms, 1, params, pl,
+    size_t o = proto_put_task_head(b, type, tl, min_version, deadline_ms, 1, params, pl, NULL, 0,
                                    (uint32_t)input_len);
     if (input_len)
         memcpy(b + o, input, input_len);

@@ -41,8 +41,8 @@ struct h_proc {
  * H_CHECK records a failure (the test goes on; h_finish returns 1 and prints
  * the logs).  H_REQUIRE records it and ends the test at once.  Both take a
  * printf format describing what was expected.  Safe from any thread. */
-#define H_CHECK(cond, ...) \
-    ((cond) ? 1 : (h_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__), 0))
+#define H_CHECK(cond, ...) ((cond) ? 1 : h_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__))
+#define H_FAIL(...) ((void)h_fail_at(__FILE__, __LINE__, "", __VA_ARGS__))
 #define H_REQUIRE(cond, ...)                                 \
     do {                                                     \
         if (!(cond)) {                                       \
@@ -51,7 +51,8 @@ struct h_proc {
         }                                                    \
     } while (0)
 
-void h_fail_at(const char *file, int line, const char *expr, const char *fmt, ...)
+/* Reports a failure; returns 0 (the value of a failed H_CHECK). */
+int h_fail_at(const char *file, int line, const char *expr, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Stops everything, prints logs, removes the directory and exits 1. */
 _Noreturn void h_abort(void);
@@ -151,7 +152,8 @@ void h_fill(uint8_t *p, size_t n, uint64_t seed);
 size_t h_log_uniform(uint64_t *state, size_t max);
 /* Raw SHA-256 (OpenSSL EVP). */
 void h_sha256(const void *p, size_t n, uint8_t out[32]);
-const char *h_err(int code); /* "ETIMEDOUT(-5)" in a thread-local buffer */
+/* "ETIMEDOUT(-5)"; the string stays valid for the next 7 calls on the thread. */
+const char *h_err(int code);
 
 /* ---- raw protocol connections (for bad input and exact frame counting) ---- */
 
@@ -188,8 +190,9 @@ int h_raw_hello(struct h_raw *r, uint8_t role, const char *token, struct msg_hel
 /* Reads frames (skipping others) until an ERROR frame and then the close.
  * Returns the (negative) code of the ERROR, or 0 when the connection closed
  * with no ERROR, or H_RAW_TIMEOUT when it was still open after timeout_ms.
- * *closed says whether the close was seen. */
-int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed);
+ * *closed says whether the close was seen; the ERROR's text goes to text
+ * (may be NULL). */
+int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed, char *text, size_t cap);
 /* Builds a task body (type, params, input) into a new buffer; *len set. */
 uint8_t *h_task_body(const char *type, uint32_t min_version, uint32_t deadline_ms,
                      const char *params, const void *input, size_t input_len, size_t *len);

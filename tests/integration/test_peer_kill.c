@@ -1,6 +1,595 @@
+/* test_peer_kill.c - peers dying under load.
+ *
+ * Phase 1: three peers; two API renters and one raw-protocol renter run a
+ * few thousand echo and sha256 tasks (some of 2 MiB, so tasks are in flight
+ * on every peer).  A third of the way through, one peer is frozen (SIGSTOP)
+ * until the coordinator shows tasks assigned to it, then SIGKILLed.  Every
+ * ticket must get exactly one outcome (the raw renter counts DELIVER frames
+ * on the wire, below the client library's bookkeeping), no renter may hang,
+ * successful results must be byte-exact, and the only failure allowed is
+ * ELOST (expected: none, since the coordinator requeues lost tasks).
+ *
+ * Phase 1b: a peer frozen (alive but silent) while holding tasks is dropped
+ * after --peer-timeout; its tasks finish elsewhere; it reconnects on resuming.
+ *
+ * Phase 2: the other peers are frozen with tasks assigned and queued, then
+ * killed: every queued task must end with EUNSUPPORTED (or ELOST) once the
+ * coordinator's --orphan-timeout (500 ms here) passes, instead of hanging;
+ * new tasks are refused with EUNSUPPORTED while no peer is connected.
+ *
+ * Phase 3: a new peer connects and tasks run again. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "harness.h"
+
+#define WINDOW 32
+/* Above the reference peer's worst idle silence (a PING after 5 s without
+ * traffic, checked every second), so only a frozen peer times out. */
+#define PEER_TIMEOUT_MS 8000
+#define BIG_SIZE (2u << 20)
+#define NO_PROGRESS_MS 30000
+
+static atomic_int g_done;      /* outcomes seen by all renters in phase 1 */
+static struct h_proc *g_peers[3];
+
+struct task_spec {
+    int sha;
+    size_t n;
+    uint64_t seed;
+};
+
+/* Task i of renter r: every 16th a 2 MiB sha256, otherwise echo or sha256
+ * with a log-uniform size up to 1 MiB. */
+static struct task_spec spec_of(int r, int i)
+{
+    struct task_spec s;
+    uint64_t st = (uint64_t)r * 1000003u + (uint64_t)i;
+    h_rand(&st);
+    s.seed = (uint64_t)r << 40 | (uint64_t)i;
+    if (i % 16 == 5) {
+        s.sha = 1;
+        s.n = BIG_SIZE;
+    } else {
+        s.sha = (h_rand(&st) & 3) == 0;
+        s.n = h_log_uniform(&st, 1u << 20);
+    }
+    return s;
+}
+
+struct tally {
+    int ok, lost, other, mismatched, dup, unknown, retried;
+};
+
+/* Judges one outcome of task (r, i); in is its input. */
+static void judge(const char *who, struct tally *t, int i, const struct task_spec *s, const uint8_t *in,
+                  int status, const uint8_t *out, size_t len, unsigned attempts)
+{
+    if (status == 0) {
+        int good;
+        if (s->sha) {
+            uint8_t md[32];
+            h_sha256(in, s->n, md);
+            good = len == 32 && memcmp(out, md, 32) == 0;
+        } else {
+            good = len == s->n && (len == 0 || memcmp(out, in, len) == 0);
+        }
+        if (good) {
+            t->ok++;
+        } else if (++t->mismatched <= 5) {
+            H_FAIL("%s: task %d (%s, %zu bytes): wrong output (%zu bytes)", who, i,
+                   s->sha ? "sha256" : "echo", s->n, len);
+        }
+        if (attempts > 1)
+            t->retried++;
+    } else if (status == P2C2R_ELOST) {
+        t->lost++;
+    } else if (++t->other <= 5) {
+        H_FAIL("%s: task %d (%s, %zu bytes) failed with %s: %.*s", who, i, s->sha ? "sha256" : "echo",
+               s->n, h_err(status), (int)(len > 200 ? 200 : len), out ? (const char *)out : "");
+    }
+}
+
+/* ---- a renter on the public API ------------------------------------------------- */
+
+struct api_renter {
+    int id, tasks;
+    pthread_t thread;
+    struct tally t;
+};
+
+static void *api_main(void *arg)
+{
+    struct api_renter *r = arg;
+    char name[32];
+    snprintf(name, sizeof(name), "api-renter-%d", r->id);
+    struct p2c2r_client_options o = {NULL, name, h_bound_ms(5000), 0};
+    p2c2r_client *c;
+    int rc = p2c2r_client_connect(h_addr(), &o, &c);
+    if (!H_CHECK(rc == 0, "%s: connect: %s", name, h_err(rc)))
+        return NULL;
+    struct {
+        int task;
+        p2c2r_ticket tk;
+        uint8_t *in;
+        struct task_spec s;
+    } slot[WINDOW];
+    for (int i = 0; i < WINDOW; i++)
+        slot[i].task = -1, slot[i].in = malloc(BIG_SIZE);
+    int *outcomes = calloc((size_t)r->tasks, sizeof(int));
+    int next = 0, done = 0;
+    uint64_t last = h_now_ms();
+    struct p2c2r_result res[WINDOW];
+    while (done < r->tasks) {
+        for (int i = 0; i < WINDOW && next < r->tasks; i++) {
+            if (slot[i].task >= 0)
+                continue;
+            slot[i].s = spec_of(r->id, next);
+            h_fill(slot[i].in, slot[i].s.n, slot[i].s.seed);
+            struct p2c2r_task t = {slot[i].s.sha ? "sha256" : "echo", 0, 0, 1, NULL, 0, slot[i].in,
+                                   slot[i].s.n};
+            rc = p2c2r_client_submit(c, &t, &slot[i].tk);
+            if (!H_CHECK(rc == 0, "%s: submit: %s", name, h_err(rc)))
+                goto out;
+            slot[i].task = next++;
+        }
+        int n = p2c2r_client_poll(c, res, WINDOW, 500);
+        if (!H_CHECK(n >= 0, "%s: poll: %s (%s)", name, h_err(n), p2c2r_client_last_error(c)))
+            goto out;
+        uint64_t now = h_now_ms();
+        if (n > 0)
+            last = now;
+        else if (!H_CHECK(now - last < (uint64_t)h_bound_ms(NO_PROGRESS_MS),
+                          "%s: no outcome for %d ms (%d of %d done): a renter hangs", name,
+                          h_bound_ms(NO_PROGRESS_MS), done, r->tasks))
+            goto out;
+        for (int k = 0; k < n; k++) {
+            int s = -1;
+            for (int i = 0; i < WINDOW; i++)
+                s = slot[i].task >= 0 && slot[i].tk.id == res[k].ticket.id ? i : s;
+            if (s < 0) {
+                r->t.unknown++;
+                H_FAIL("%s: outcome for ticket %llu which is not in flight", name,
+                       (unsigned long long)res[k].ticket.id);
+            } else {
+                int i = slot[s].task;
+                if (outcomes[i]++)
+                    r->t.dup++;
+                judge(name, &r->t, i, &slot[s].s, slot[s].in, res[k].status, res[k].output,
+                      res[k].output_len, res[k].attempts);
+                slot[s].task = -1;
+                done++;
+                atomic_fetch_add(&g_done, 1);
+            }
+            p2c2r_result_release(&res[k]);
+        }
+    }
+out:
+    for (int i = 0; i < WINDOW; i++)
+        free(slot[i].in);
+    free(outcomes);
+    p2c2r_client_close(c);
+    return NULL;
+}
+
+/* ---- a renter speaking the protocol directly --------------------------------------- */
+
+struct raw_renter {
+    int id, tasks;
+    pthread_t thread;
+    struct tally t;
+    int rejected;
+};
+
+static void *raw_main(void *arg)
+{
+    struct raw_renter *r = arg;
+    const char *name = "raw-renter";
+    struct h_raw conn;
+    if (!H_CHECK(h_raw_connect(&conn, h_addr()) == 0, "%s: connect", name))
+        return NULL;
+    int rc = h_raw_hello(&conn, ROLE_RENTER, NULL, NULL);
+    if (!H_CHECK(rc == 0, "%s: HELLO answered with %d", name, rc)) {
+        h_raw_close(&conn);
+        return NULL;
+    }
+    int *delivers = calloc((size_t)r->tasks, sizeof(int));
+    uint8_t **in = calloc((size_t)r->tasks, sizeof(*in));
+    int next = 0, done = 0, inflight = 0;
+    uint64_t last = h_now_ms();
+    while (done < r->tasks) {
+        while (inflight < WINDOW && next < r->tasks) {
+            struct task_spec s = spec_of(r->id, next);
+            in[next] = malloc(s.n ? s.n : 1);
+            h_fill(in[next], s.n, s.seed);
+            size_t bl;
+            uint8_t *body = h_task_body(s.sha ? "sha256" : "echo", 0, 0, NULL, in[next], s.n, &bl);
+            /* req_id = ticket = task index + 1 */
+            rc = h_raw_send_frame(&conn, MSG_SUBMIT, 0, (uint64_t)next + 1, body, bl, h_bound_ms(10000));
+            free(body);
+            if (!H_CHECK(rc == 0, "%s: sending SUBMIT %d failed", name, next))
+                goto out;
+            next++;
+            inflight++;
+        }
+        struct h_frame f;
+        rc = h_raw_read(&conn, &f, 500);
+        uint64_t now = h_now_ms();
+        if (rc == H_RAW_TIMEOUT) {
+            if (!H_CHECK(now - last < (uint64_t)h_bound_ms(NO_PROGRESS_MS),
+                         "%s: no frame for %d ms (%d of %d done): a renter hangs", name,
+                         h_bound_ms(NO_PROGRESS_MS), done, r->tasks))
+                goto out;
+            continue;
+        }
+        if (!H_CHECK(rc == H_RAW_FRAME, "%s: connection ended (%d) with %d of %d done", name, rc, done,
+                     r->tasks))
+            goto out;
+        last = now;
+        uint64_t id = f.hdr.req_id;
+        if (f.hdr.type != MSG_DELIVER && f.hdr.type != MSG_REJECTED) {
+            H_CHECK(f.hdr.type == MSG_ACCEPTED || f.hdr.type == MSG_PONG,
+                    "%s: unexpected %s frame", name, proto_type_name(f.hdr.type));
+            continue;
+        }
+        if (!H_CHECK(id >= 1 && id <= (uint64_t)next, "%s: %s for ticket %llu never submitted", name,
+                     proto_type_name(f.hdr.type), (unsigned long long)id)) {
+            r->t.unknown++;
+            continue;
+        }
+        int i = (int)(id - 1);
+        if (delivers[i]++) {
+            r->t.dup++;
+            H_FAIL("%s: a second %s for ticket %llu", name, proto_type_name(f.hdr.type),
+                   (unsigned long long)id);
+            continue;
+        }
+        struct task_spec s = spec_of(r->id, i);
+        if (f.hdr.type == MSG_REJECTED) {
+            r->rejected++;
+            H_FAIL("%s: task %d REJECTED", name, i);
+        } else {
+            struct msg_deliver d;
+            if (!H_CHECK(proto_parse_deliver(f.body, f.hdr.body_len, &d) == 0, "%s: malformed DELIVER",
+                         name))
+                goto out;
+            judge(name, &r->t, i, &s, in[i], d.status ? -(int)d.status : 0, d.output.p, d.output.len,
+                  d.attempts);
+        }
+        free(in[i]);
+        in[i] = NULL;
+        inflight--;
+        done++;
+        atomic_fetch_add(&g_done, 1);
+    }
+    /* Anything more for these tickets would be a second outcome. */
+    struct h_frame f;
+    rc = h_raw_read(&conn, &f, 300);
+    H_CHECK(rc == H_RAW_TIMEOUT, "%s: a frame (%s) arrived after every ticket had its outcome", name,
+            rc == H_RAW_FRAME ? proto_type_name(f.hdr.type) : "none");
+out:
+    for (int i = 0; i < r->tasks; i++)
+        free(in[i]);
+    free(in);
+    free(delivers);
+    h_raw_close(&conn);
+    return NULL;
+}
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static long long peer_field(const char *js, const char *peer, const char *key)
+{
+    char anchor[64];
+    snprintf(anchor, sizeof(anchor), "\"name\":\"%s\"", peer);
+    return h_json_num(js, anchor, key);
+}
+
+/* The coordinator's id for the peer named name (the "id" just before it). */
+static long long peer_id_of(const char *js, const char *name)
+{
+    char anchor[64];
+    snprintf(anchor, sizeof(anchor), "\"name\":\"%s\"", name);
+    const char *a = js ? strstr(js, anchor) : NULL;
+    if (!a)
+        return -1;
+    const char *p = a;
+    while (p > js && strncmp(p, "\"id\":", 5) != 0)
+        p--;
+    return p > js ? strtoll(p + 5, NULL, 10) : -1;
+}
+
+static void report(const char *who, const struct tally *t)
+{
+    h_log("%s: ok=%d lost=%d other_errors=%d mismatched=%d duplicates=%d unknown=%d retried_ok=%d", who,
+          t->ok, t->lost, t->other, t->mismatched, t->dup, t->unknown, t->retried);
+}
+
+static void phase_kill_one(void)
+{
+    int per_api = (int)(1200 * h_scale()), per_raw = (int)(1000 * h_scale());
+    per_api = per_api < 500 ? 500 : per_api;
+    per_raw = per_raw < 400 ? 400 : per_raw;
+    int total = 2 * per_api + per_raw;
+    h_phase("phase 1: %d tasks from 3 renters, kill peer-2 a third of the way", total);
+    struct api_renter api[2];
+    struct raw_renter raw;
+    memset(api, 0, sizeof(api));
+    memset(&raw, 0, sizeof(raw));
+    for (int i = 0; i < 2; i++) {
+        api[i].id = i + 1;
+        api[i].tasks = per_api;
+        H_REQUIRE(pthread_create(&api[i].thread, NULL, api_main, &api[i]) == 0, "pthread_create");
+    }
+    raw.id = 3;
+    raw.tasks = per_raw;
+    H_REQUIRE(pthread_create(&raw.thread, NULL, raw_main, &raw) == 0, "pthread_create");
+
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(60000);
+    while (atomic_load(&g_done) < total / 3 && h_now_ms() < end)
+        h_sleep_ms(10);
+    H_CHECK(atomic_load(&g_done) >= total / 3, "only %d of %d outcomes after %d ms",
+            atomic_load(&g_done), total, h_bound_ms(60000));
+    struct h_proc *victim = g_peers[1];
+    h_signal(victim, SIGSTOP);
+    long long inflight = -1, vid = -1;
+    end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    while (h_now_ms() < end) {
+        char *js = h_stats(NULL);
+        inflight = peer_field(js, "peer-2", "inflight");
+        vid = peer_id_of(js, "peer-2");
+        free(js);
+        if (inflight > 0)
+            break;
+        h_sleep_ms(10);
+    }
+    h_log("peer-2 (coordinator id %lld) frozen with %lld tasks assigned; killing it at %d outcomes", vid,
+          inflight, atomic_load(&g_done));
+    H_CHECK(inflight > 0, "peer-2 never held a task while frozen (inflight %lld)", inflight);
+    h_signal(victim, SIGKILL);
+    H_CHECK(h_wait_exit(victim, 5000), "peer-2 did not die from SIGKILL");
+
+    for (int i = 0; i < 2; i++)
+        pthread_join(api[i].thread, NULL);
+    pthread_join(raw.thread, NULL);
+
+    struct tally sum = {0};
+    for (int i = 0; i < 2; i++) {
+        char who[32];
+        snprintf(who, sizeof(who), "api-renter-%d", api[i].id);
+        report(who, &api[i].t);
+        H_CHECK(api[i].t.ok + api[i].t.lost == per_api && api[i].t.dup == 0 && api[i].t.unknown == 0,
+                "%s: every ticket needs exactly one outcome, correct or ELOST", who);
+        sum.ok += api[i].t.ok, sum.lost += api[i].t.lost, sum.retried += api[i].t.retried;
+    }
+    report("raw-renter", &raw.t);
+    H_CHECK(raw.t.ok + raw.t.lost == per_raw && raw.t.dup == 0 && raw.t.unknown == 0 && raw.rejected == 0,
+            "raw-renter: every ticket needs exactly one DELIVER, correct or ELOST");
+    sum.ok += raw.t.ok, sum.lost += raw.t.lost, sum.retried += raw.t.retried;
+
+    char *js = h_stats(NULL);
+    long long requeued = h_json_num(js, NULL, "requeued");
+    h_log("phase 1 totals: %d ok, %d ELOST, %d succeeded after a retry; coordinator requeued=%lld lost=%lld",
+          sum.ok, sum.lost, sum.retried, requeued, h_json_num(js, NULL, "lost"));
+    H_CHECK(requeued >= inflight, "coordinator requeued %lld tasks, peer-2 held %lld", requeued, inflight);
+    H_CHECK(inflight <= 0 || sum.retried + sum.lost >= 1,
+            "peer-2 held tasks when killed but no outcome shows a second attempt");
+    H_CHECK(h_json_num(js, NULL, "peers_connected") == 2, "2 peers left after the kill");
+    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0 once all outcomes are in");
+    free(js);
+}
+
+/* A peer that stops answering (frozen, not dead: its socket stays open) is
+ * dropped after --peer-timeout, its tasks finish on another peer, and once
+ * it resumes it notices the cut and registers again. */
+static void phase_frozen_peer(void)
+{
+    enum { N = 40 };
+    h_phase("phase 1b: peer-3 frozen with tasks; dropped after --peer-timeout %d ms", PEER_TIMEOUT_MS);
+    p2c2r_client *c;
+    int rc = p2c2r_client_connect(h_addr(), NULL, &c);
+    H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
+    h_signal(g_peers[2], SIGSTOP);
+    uint8_t *in = malloc(65536);
+    h_fill(in, 65536, 3);
+    uint8_t md[32];
+    h_sha256(in, 65536, md);
+    p2c2r_ticket tk[N];
+    for (int i = 0; i < N; i++) {
+        struct p2c2r_task t = {"sha256", 0, 0, 1, NULL, 0, in, 65536};
+        rc = p2c2r_client_submit(c, &t, &tk[i]);
+        H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
+    }
+    /* Both peers have free slots, so the frozen one gets some of these. */
+    long long held = -1;
+    uint64_t t0 = h_now_ms(), end = t0 + (uint64_t)h_bound_ms(5000);
+    while (h_now_ms() < end) {
+        rc = p2c2r_client_process(c);
+        H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
+        char *js = h_stats(NULL);
+        held = peer_field(js, "peer-3", "inflight");
+        free(js);
+        if (held > 0)
+            break;
+        h_sleep_ms(5);
+    }
+    H_CHECK(held > 0, "frozen peer-3 never held a task");
+    int ok = 0, retried = 0;
+    for (int i = 0; i < N; i++) {
+        struct p2c2r_result r;
+        rc = p2c2r_client_wait(c, tk[i], PEER_TIMEOUT_MS + h_bound_ms(15000), &r);
+        if (!H_CHECK(rc == 0, "task %d: no outcome %d ms after its peer froze: %s", i,
+                     PEER_TIMEOUT_MS + h_bound_ms(15000), h_err(rc)))
+            break;
+        H_CHECK(r.status == 0 && r.output_len == 32 && memcmp(r.output, md, 32) == 0,
+                "task %d: status %s after its peer was dropped", i, h_err(r.status));
+        ok += r.status == 0;
+        retried += r.attempts > 1;
+        p2c2r_result_release(&r);
+    }
+    h_log("frozen peer-3 held %lld tasks; %d of %d tasks ok after %llu ms, %d of them on a second attempt", held,
+          ok, N, (unsigned long long)(h_now_ms() - t0), retried);
+    H_CHECK(retried >= 1 && retried >= held, "tasks held by the frozen peer should finish on a second "
+                                             "attempt (held %lld, retried %d)",
+            held, retried);
+    char *js = h_stats(NULL);
+    H_CHECK(h_json_num(js, NULL, "peers_connected") == 1, "peer-3 should have been dropped");
+    free(js);
+    h_signal(g_peers[2], SIGCONT);
+    h_wait_peers(2, NULL); /* it reconnects by itself */
+    free(in);
+    p2c2r_client_close(c);
+}
+
+static void phase_kill_all(void)
+{
+    enum { N = 50 };
+    h_phase("phase 2: freeze the remaining peers, queue %d tasks, kill them all", N);
+    p2c2r_client *c;
+    int rc = p2c2r_client_connect(h_addr(), NULL, &c);
+    H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
+    h_signal(g_peers[0], SIGSTOP);
+    h_signal(g_peers[2], SIGSTOP);
+    p2c2r_ticket tk[N];
+    for (int i = 0; i < N; i++) {
+        struct p2c2r_task t = {i % 5 ? "echo" : "sha256", 0, 0, 1, NULL, 0, "queued", 6};
+        rc = p2c2r_client_submit(c, &t, &tk[i]);
+        H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
+    }
+    /* Wait until the coordinator holds all of them (assigned or queued), so
+     * the kill finds them there rather than racing the submissions.
+     * (process, not flush, pushes them out: see test_roundtrip's flush check.) */
+    long long live = -1, queued = -1;
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    while (h_now_ms() < end) {
+        rc = p2c2r_client_process(c);
+        H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
+        char *js = h_stats(NULL);
+        live = h_json_num(js, NULL, "tasks_live");
+        queued = h_json_num(js, NULL, "queued");
+        free(js);
+        if (live >= N)
+            break;
+        h_sleep_ms(10);
+    }
+    H_CHECK(live >= N, "coordinator holds %lld of %d tasks", live, N);
+    struct p2c2r_result r;
+    rc = p2c2r_client_wait(c, tk[0], 0, &r);
+    H_CHECK(rc == P2C2R_ETIMEDOUT, "a task finished while every peer was frozen (%s)", h_err(rc));
+    h_log("coordinator holds %lld tasks, %lld queued; killing peer-1 and peer-3", live, queued);
+    uint64_t t_kill = h_now_ms();
+    h_signal(g_peers[0], SIGKILL);
+    h_signal(g_peers[2], SIGKILL);
+    h_wait_exit(g_peers[0], 5000);
+    h_wait_exit(g_peers[2], 5000);
+
+    int got = 0, unsupported = 0, lost = 0, other = 0;
+    int seen[N] = {0};
+    end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    while (got < N && h_now_ms() < end) {
+        struct p2c2r_result res[N];
+        int n = p2c2r_client_poll(c, res, N, 200);
+        H_REQUIRE(n >= 0, "poll: %s", h_err(n));
+        for (int k = 0; k < n; k++) {
+            int i = -1;
+            for (int j = 0; j < N; j++)
+                i = tk[j].id == res[k].ticket.id ? j : i;
+            if (H_CHECK(i >= 0 && !seen[i]++, "outcome for ticket %llu unknown or repeated",
+                        (unsigned long long)res[k].ticket.id))
+                got++;
+            if (res[k].status == P2C2R_EUNSUPPORTED)
+                unsupported++;
+            else if (res[k].status == P2C2R_ELOST)
+                lost++;
+            else if (other++ < 5)
+                H_FAIL("task orphaned by the loss of every peer ended with %s: %.*s", h_err(res[k].status),
+                       (int)res[k].output_len, res[k].output ? (char *)res[k].output : "");
+            p2c2r_result_release(&res[k]);
+        }
+    }
+    h_log("after killing every peer: %d outcomes in %llu ms: %d EUNSUPPORTED, %d ELOST, %d other", got,
+          (unsigned long long)(h_now_ms() - t_kill), unsupported, lost, other);
+    H_CHECK(got == N, "%d of %d queued tasks got an outcome within %d ms of losing every peer "
+                      "(--orphan-timeout 500)",
+            got, N, h_bound_ms(10000));
+
+    h_phase("phase 2: submissions with no peer connected");
+    struct p2c2r_task t = {"echo", 0, 0, 1, NULL, 0, "x", 1};
+    p2c2r_ticket one;
+    rc = p2c2r_client_submit(c, &t, &one);
+    H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
+    rc = p2c2r_client_wait(c, one, h_bound_ms(5000), &r);
+    H_CHECK(rc == 0 && r.status == P2C2R_EUNSUPPORTED,
+            "a task submitted with no peer connected: rc %s status %s, expected EUNSUPPORTED", h_err(rc),
+            h_err(rc == 0 ? r.status : 0));
+    if (rc == 0)
+        p2c2r_result_release(&r);
+    char *js = h_stats(NULL);
+    H_CHECK(h_json_num(js, NULL, "peers_connected") == 0, "no peer should be connected");
+    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0: %s", js ? js : "");
+    free(js);
+    p2c2r_client_close(c);
+}
+
+static void phase_new_peer(void)
+{
+    h_phase("phase 3: a new peer connects and work resumes");
+    h_peer_start("peer-4", 2, NULL, NULL);
+    h_wait_peers(1, NULL);
+    p2c2r_client *c;
+    int rc = p2c2r_client_connect(h_addr(), NULL, &c);
+    H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
+    enum { N = 200 };
+    struct p2c2r_task tasks[N];
+    uint8_t *in[N];
+    p2c2r_ticket tk[N];
+    for (int i = 0; i < N; i++) {
+        struct task_spec s = spec_of(9, i);
+        s.n = s.n > 65536 ? 65536 : s.n;
+        in[i] = malloc(s.n ? s.n : 1);
+        h_fill(in[i], s.n, s.seed);
+        struct p2c2r_task t = {s.sha ? "sha256" : "echo", 0, 0, 1, NULL, 0, in[i], s.n};
+        tasks[i] = t;
+    }
+    rc = p2c2r_client_submit_batch(c, tasks, N, tk);
+    H_REQUIRE(rc == 0, "submit_batch: %s", h_err(rc));
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        struct p2c2r_result r;
+        rc = p2c2r_client_wait(c, tk[i], h_bound_ms(10000), &r);
+        if (!H_CHECK(rc == 0, "task %d: no outcome: %s", i, h_err(rc)))
+            break;
+        struct task_spec s = {strcmp(tasks[i].type, "sha256") == 0, tasks[i].input_len, 0};
+        struct tally t = {0};
+        judge("after reconnect", &t, i, &s, in[i], r.status, r.output, r.output_len, r.attempts);
+        ok += t.ok;
+        p2c2r_result_release(&r);
+    }
+    H_CHECK(ok == N, "%d of %d tasks correct on the new peer", ok, N);
+    for (int i = 0; i < N; i++)
+        free(in[i]);
+    p2c2r_client_close(c);
+}
+
 int main(int argc, char **argv)
 {
     h_init(argc, argv, "peer_kill");
+    h_phase("start daemons");
+    char pt[16];
+    snprintf(pt, sizeof(pt), "%d", PEER_TIMEOUT_MS);
+    const char *cargs[] = {"--orphan-timeout", "500", "--peer-timeout", pt, NULL};
+    h_coord_start(NULL, cargs);
+    g_peers[0] = h_peer_start("peer-1", 2, NULL, NULL);
+    g_peers[1] = h_peer_start("peer-2", 2, NULL, NULL);
+    g_peers[2] = h_peer_start("peer-3", 2, NULL, NULL);
+    h_wait_peers(3, NULL);
+    phase_kill_one();
+    phase_frozen_peer();
+    phase_kill_all();
+    phase_new_peer();
     return h_finish();
 }

@@ -259,6 +259,33 @@ static void test_out_of_order(p2c2r_client *c)
     H_CHECK(n == 0, "poll with nothing outstanding returned %d", n);
 }
 
+/* flush returns once everything queued is written; it must not wait for
+ * results.  With the only sha256 peer frozen no frame can come back, so a
+ * flush that also waits for input runs out its whole timeout (or hangs
+ * forever with -1).  The check is that it returned before its timeout, a
+ * bound a thousand times over what writing 100 bytes to loopback takes,
+ * even under a sanitizer. */
+static void test_flush(p2c2r_client *c)
+{
+    h_phase("flush with nothing coming back");
+    h_signal(sha_peer, SIGSTOP);
+    struct p2c2r_task t = task_of("sha256", NULL, "flush", 5);
+    p2c2r_ticket tk = submit(c, &t);
+    int timeout = 2000;
+    uint64_t t0 = h_now_ms();
+    int rc = p2c2r_client_flush(c, timeout);
+    uint64_t ms = h_now_ms() - t0;
+    H_CHECK(rc == 0, "flush returned %s", h_err(rc));
+    H_CHECK(ms + 100 < (uint64_t)timeout,
+            "flush of one small SUBMIT took %llu ms of its %d ms timeout: it waits for input after "
+            "the output is written (so flush(c, -1) can block forever)",
+            (unsigned long long)ms, timeout);
+    h_signal(sha_peer, SIGCONT);
+    struct p2c2r_result r = wait_result(c, tk);
+    H_CHECK(r.status == 0 && r.output_len == 32, "sha256 after flush: %s", h_err(r.status));
+    p2c2r_result_release(&r);
+}
+
 static void test_cancel(p2c2r_client *c)
 {
     h_phase("cancel");
@@ -318,6 +345,80 @@ static void test_cancel(p2c2r_client *c)
     if (rc == 0)
         p2c2r_result_release(&tmp);
     H_CHECK(p2c2r_client_cancel(c, fin) == P2C2R_ENOTFOUND, "cancel of a collected ticket");
+}
+
+/* Deadlines count from acceptance, for queued and running tasks alike. */
+static void test_deadlines(p2c2r_client *c)
+{
+    h_phase("deadlines while running and while queued");
+    h_signal(sha_peer, SIGSTOP);
+    struct p2c2r_task t = task_of("sha256", NULL, "late", 4);
+    t.deadline_ms = 300;
+    p2c2r_ticket running = submit(c, &t); /* takes the frozen peer's one slot */
+    p2c2r_ticket queued = submit(c, &t);
+    struct p2c2r_result r = wait_result(c, running);
+    H_CHECK(r.status == P2C2R_ETIMEDOUT, "running task past its deadline: status %s, expected ETIMEDOUT",
+            h_err(r.status));
+    H_CHECK(r.output_len && strstr((const char *)r.output, "running"),
+            "reason should say it was running: '%.*s'", (int)r.output_len, r.output ? (char *)r.output : "");
+    p2c2r_result_release(&r);
+    r = wait_result(c, queued);
+    H_CHECK(r.status == P2C2R_ETIMEDOUT, "queued task past its deadline: status %s, expected ETIMEDOUT",
+            h_err(r.status));
+    H_CHECK(r.output_len && strstr((const char *)r.output, "queued"),
+            "reason should say it was queued: '%.*s'", (int)r.output_len, r.output ? (char *)r.output : "");
+    p2c2r_result_release(&r);
+    h_signal(sha_peer, SIGCONT);
+    /* The slot comes back once the peer answers the timed-out assignment. */
+    r = run_one(c, "sha256", NULL, "abc", 3);
+    check_ok(&r, sha_abc, 32, "sha256 after deadlines");
+    p2c2r_result_release(&r);
+}
+
+/* A renter that goes away with work outstanding: its queued tasks are
+ * dropped, its running one is cancelled at the peer, and the peer's slot
+ * comes back for everyone else. */
+static void test_renter_disconnect(p2c2r_client *c)
+{
+    enum { N = 10 };
+    h_phase("renter disconnects with tasks running and queued");
+    h_signal(sha_peer, SIGSTOP);
+    p2c2r_client *x;
+    int rc = p2c2r_client_connect(h_addr(), NULL, &x);
+    H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
+    for (int i = 0; i < N; i++) {
+        struct p2c2r_task t = task_of("sha256", NULL, "gone", 4);
+        submit(x, &t);
+    }
+    long long live = -1;
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    while (live < N && h_now_ms() < end) {
+        rc = p2c2r_client_process(x); /* sends the SUBMITs */
+        H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
+        char *js = h_stats(NULL);
+        live = h_json_num(js, NULL, "tasks_live");
+        free(js);
+    }
+    H_CHECK(live == N, "coordinator holds %lld tasks, expected %d", live, N);
+    p2c2r_client_close(x);
+    /* Only the orphan on the frozen peer may remain. */
+    end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    while (live > 1 && h_now_ms() < end) {
+        char *js = h_stats(NULL);
+        live = h_json_num(js, NULL, "tasks_live");
+        free(js);
+        h_sleep_ms(10);
+    }
+    H_CHECK(live == 1, "after the renter left, tasks_live is %lld, expected 1 (its running task)", live);
+    h_signal(sha_peer, SIGCONT);
+    struct p2c2r_result r = run_one(c, "sha256", NULL, "abc", 3);
+    check_ok(&r, sha_abc, 32, "sha256 after another renter left");
+    p2c2r_result_release(&r);
+    char *js = h_stats(NULL);
+    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live after the orphan was answered: %s",
+            js ? js : "");
+    H_CHECK(h_json_num(js, NULL, "renters") >= 1, "renters count");
+    free(js);
 }
 
 static void test_unsupported(p2c2r_client *c)
@@ -535,7 +636,10 @@ int main(int argc, char **argv)
     test_empty(c);
     test_batch(c);
     test_out_of_order(c);
+    test_flush(c);
     test_cancel(c);
+    test_deadlines(c);
+    test_renter_disconnect(c);
     test_unsupported(c);
     test_limits(c);
     test_nonblocking(c);
