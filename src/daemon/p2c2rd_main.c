@@ -18,7 +18,7 @@
 #include "peer/peer.h"
 
 struct local_peers {
-    int64_t n;
+    int64_t n, slots;
     const char *token;
     struct peer_agent *agent;
     pthread_t thread;
@@ -40,7 +40,7 @@ static void on_listening(void *arg, const char *addr)
     peer_config_defaults(&pc);
     pc.coordinator = addr;
     pc.connections = (uint32_t)lp->n;
-    pc.slots = 1;
+    pc.slots = (uint32_t)lp->slots;
     pc.threads = (uint32_t)lp->n;
     pc.name = "local";
     pc.token = lp->token;
@@ -81,7 +81,7 @@ int main(int argc, char **argv)
     coord_config_defaults(&cfg);
     const char *listen = cfg.listen, *tokens = NULL, *ready = NULL, *level = "info";
     const char *local_token = NULL;
-    int64_t local = 0, max_body = cfg.max_body, max_inflight = cfg.renter_max_inflight;
+    int64_t local = 0, local_slots = 4, max_body = cfg.max_body, max_inflight = cfg.renter_max_inflight;
     int64_t max_output = (int64_t)cfg.max_output, queue_max = cfg.queue_max;
     int64_t attempts = cfg.max_attempts, hello_ms = cfg.hello_timeout_ms;
     int64_t peer_ms = cfg.peer_timeout_ms, deadline_ms = cfg.default_deadline_ms;
@@ -90,6 +90,7 @@ int main(int argc, char **argv)
         {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers (default 127.0.0.1:8765; port 0 = any)", &listen},
         {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon (default 0)", &local},
         {"tokens", 't', OPT_STR, "FILE", 0, 0, "require a token from FILE (one per line, optional renter:/peer: prefix)", &tokens},
+        {"local-slots", 0, OPT_INT, "N", 1, 65535, "tasks each local peer accepts at once; each has one executor thread (default 4)", &local_slots},
         {"local-token", 0, OPT_STR, "TOKEN", 0, 0, "token the local peers present when --tokens is set", &local_token},
         {"ready-file", 0, OPT_STR, "PATH", 0, 0, "write HOST:PORT to PATH once listening and local peers registered", &ready},
         {"log-level", 0, OPT_STR, "LEVEL", 0, 0, "debug, info, warn, error or off (default info)", &level},
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "p2c2rd: --local-peers with --tokens needs --local-token TOKEN (a token from the file)\n");
         return 2;
     }
-    struct local_peers lp = {local, local_token, NULL, 0, 0};
+    struct local_peers lp = {local, local_slots, local_token, NULL, 0, 0};
     cfg.listen = listen;
     cfg.tokens_file = tokens;
     cfg.ready_file = ready;
