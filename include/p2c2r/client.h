@@ -41,6 +41,8 @@ struct p2c2r_client_options {
     const char *name;        /* shown in coordinator stats, NULL for none */
     int connect_timeout_ms;  /* 0 = 5000 */
     size_t max_result_bytes; /* larger results fail the connection; 0 = 16 MiB, max 1 GiB */
+    uint32_t spin_us;        /* blocking waits busy-poll this long before sleeping
+                                (0 = never; worth it only with a core to spare) */
 };
 
 /* Connects to a coordinator at "HOST:PORT" and completes the HELLO exchange

@@ -34,9 +34,9 @@ static const char *default_coordinator(void)
     return e && *e ? e : "127.0.0.1:8765";
 }
 
-static int connect_or_explain(const char *addr, const char *token, p2c2r_client **c)
+static int connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c)
 {
-    struct p2c2r_client_options o = {token, "p2c2r-cli", 5000, 0};
+    struct p2c2r_client_options o = {token, "p2c2r-cli", 5000, 0, spin_us};
     int rc = p2c2r_client_connect(addr, &o, c);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, addr, p2c2r_strerror(rc));
@@ -46,6 +46,11 @@ static int connect_or_explain(const char *addr, const char *token, p2c2r_client 
             fprintf(stderr, "Pass a valid token with --token or P2C2R_TOKEN.\n");
     }
     return rc;
+}
+
+static int connect_or_explain(const char *addr, const char *token, p2c2r_client **c)
+{
+    return connect_spin(addr, token, 0, c);
 }
 
 /* Reads a whole file ("-" = stdin) into a new buffer. */
@@ -312,7 +317,7 @@ static void progress(uint64_t done, uint64_t total, uint64_t t0)
 static int cmd_bench(int argc, char **argv)
 {
     const char *coord = default_coordinator(), *type = "echo", *token = getenv("P2C2R_TOKEN");
-    int64_t tasks = 10000, inflight = 1, size = 64, timeout = 60000, warmup = -1;
+    int64_t tasks = 10000, inflight = 1, size = 64, timeout = 60000, warmup = -1, spin = 0;
     int json = 0, noverify = 0;
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
@@ -323,6 +328,7 @@ static int cmd_bench(int argc, char **argv)
         {"warmup", 0, OPT_INT, "N", 0, 1000000000, "untimed tasks first (default: tasks/20, at most 2000)", &warmup},
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up when no result arrives for MS (default 60000)", &timeout},
         {"no-verify", 0, OPT_FLAG, NULL, 0, 0, "do not check echo outputs", &noverify},
+        {"spin-us", 0, OPT_INT, "US", 0, 1000000, "busy-poll this long before sleeping in a wait (default 0)", &spin},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print one JSON object instead of text", &json},
     };
@@ -341,7 +347,7 @@ static int cmd_bench(int argc, char **argv)
     if (warmup < 0)
         warmup = tasks / 20 < 2000 ? tasks / 20 : 2000;
     p2c2r_client *c;
-    if (connect_or_explain(coord, token, &c) != 0)
+    if (connect_spin(coord, token, (uint32_t)spin, &c) != 0)
         return 1;
     if ((uint64_t)inflight > p2c2r_client_max_inflight(c)) {
         fprintf(stderr, "%s bench: --inflight %lld is over the coordinator's limit of %u per connection\n",
