@@ -15,127 +15,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "common/cliopt.h"
 #include "p2c2r/client.h"
 
-#define PROG "p2c2r"
-#define MAX_INPUT ((size_t)1 << 30)
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static const char *default_coordinator(void)
-{
-    const char *e = getenv("P2C2R_COORDINATOR");
-    return e && *e ? e : "127.0.0.1:8765";
-}
-
-static int connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c)
-{
-    struct p2c2r_client_options o = {token, "p2c2r-cli", 5000, 0, spin_us};
-    int rc = p2c2r_client_connect(addr, &o, c);
-    if (rc != 0) {
-        fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, addr, p2c2r_strerror(rc));
-        if (rc == P2C2R_EIO || rc == P2C2R_ETIMEDOUT)
-            fprintf(stderr, "Is p2c2rd running there? Start one with 'make run', or pass --coordinator HOST:PORT.\n");
-        else if (rc == P2C2R_EAUTH)
-            fprintf(stderr, "Pass a valid token with --token or P2C2R_TOKEN.\n");
-    }
-    return rc;
-}
-
-static int connect_or_explain(const char *addr, const char *token, p2c2r_client **c)
-{
-    return connect_spin(addr, token, 0, c);
-}
-
-/* Reads a whole file ("-" = stdin) into a new buffer. */
-static int read_all(const char *path, uint8_t **out, size_t *len)
-{
-    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t cap = 65536, n = 0;
-    uint8_t *b = malloc(cap);
-    for (;;) {
-        if (!b)
-            break;
-        if (n == cap) {
-            if (cap >= MAX_INPUT) {
-                errno = EFBIG;
-                free(b);
-                b = NULL;
-                break;
-            }
-            uint8_t *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, b + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (fd != STDIN_FILENO)
-        close(fd);
-    if (!b)
-        return -1;
-    *out = b;
-    *len = n;
-    return 0;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static void json_escape(FILE *f, const char *s, size_t n)
-{
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
 
 /* ---- submit ------------------------------------------------------------------ */
 
 static int cmd_submit(int argc, char **argv)
 {
-    const char *coord = default_coordinator(), *in = NULL, *outp = NULL;
+    const char *coord = cli_default_coordinator(), *in = NULL, *outp = NULL;
     const char *token = getenv("P2C2R_TOKEN");
     struct cliopt_multi params = {{0}, 0}, blobs = {{0}, 0};
     int64_t timeout = 30000, deadline = 0, minver = 0, prio = 1;
@@ -182,7 +71,7 @@ static int cmd_submit(int argc, char **argv)
     size_t ilen = 0;
     if (!in && !isatty(STDIN_FILENO))
         in = "-";
-    if (in && read_all(in, &input, &ilen) != 0) {
+    if (in && cli_read_all(in, &input, &ilen) != 0) {
         fprintf(stderr, "%s submit: cannot read input %s: %s\n", PROG, in, strerror(errno));
         return 1;
     }
@@ -192,7 +81,7 @@ static int cmd_submit(int argc, char **argv)
         return 2;
     }
     p2c2r_client *c;
-    if (connect_or_explain(coord, token, &c) != 0) {
+    if (cli_connect(coord, token, &c) != 0) {
         free(input);
         return 1;
     }
@@ -205,7 +94,7 @@ static int cmd_submit(int argc, char **argv)
         if (!eq || eq == blobs.v[i] || (size_t)(eq - blobs.v[i]) > 64) {
             fprintf(stderr, "%s submit: --blob expects KEY=FILE, got '%s'\n", PROG, blobs.v[i]);
             rc = 2;
-        } else if (read_all(eq + 1, &bd, &bl) != 0) {
+        } else if (cli_read_all(eq + 1, &bd, &bl) != 0) {
             fprintf(stderr, "%s submit: cannot read blob %s: %s\n", PROG, eq + 1, strerror(errno));
             rc = 1;
         } else if ((rc = p2c2r_client_put_blob(c, bd, bl, (int)timeout, hashes[i])) != 0) {
@@ -229,7 +118,7 @@ static int cmd_submit(int argc, char **argv)
     struct p2c2r_task t = {type, (uint32_t)minver, (uint32_t)deadline, (uint8_t)prio, pbuf, pl, input, ilen,
                            (const uint8_t (*)[32])hashes, (size_t)blobs.n};
     p2c2r_ticket tk;
-    uint64_t t0 = mono_us();
+    uint64_t t0 = cli_now_us();
     rc = p2c2r_client_submit(c, &t, &tk);
     if (rc != 0) {
         fprintf(stderr, "%s submit: %s\n", PROG, p2c2r_strerror(rc));
@@ -239,7 +128,7 @@ static int cmd_submit(int argc, char **argv)
     }
     struct p2c2r_result r;
     rc = p2c2r_client_wait(c, tk, (int)timeout, &r);
-    uint64_t us = mono_us() - t0;
+    uint64_t us = cli_now_us() - t0;
     int status = 0;
     if (rc != 0) {
         fprintf(stderr, "%s submit: no result within %lld ms (%s)\n", PROG, (long long)timeout, p2c2r_strerror(rc));
@@ -251,12 +140,12 @@ static int cmd_submit(int argc, char **argv)
                r.attempts);
         if (r.status) {
             printf(",\"error\":");
-            json_escape(stdout, r.output ? r.output : "", r.output_len);
+            cli_json_escape(stdout, r.output ? r.output : "", r.output_len);
         }
         printf("}\n");
         if (r.status == 0 && outp) {
             int fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-            if (fd < 0 || write_all(fd, r.output, r.output_len) != 0) {
+            if (fd < 0 || cli_write_all(fd, r.output, r.output_len) != 0) {
                 fprintf(stderr, "%s submit: cannot write %s: %s\n", PROG, outp, strerror(errno));
                 status = 1;
             }
@@ -270,7 +159,7 @@ static int cmd_submit(int argc, char **argv)
         status = 1;
     } else {
         int fd = outp ? open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : STDOUT_FILENO;
-        if (fd < 0 || write_all(fd, r.output, r.output_len) != 0) {
+        if (fd < 0 || cli_write_all(fd, r.output, r.output_len) != 0) {
             fprintf(stderr, "%s submit: cannot write %s: %s\n", PROG, outp ? outp : "stdout", strerror(errno));
             status = 1;
         }
@@ -308,7 +197,7 @@ static void progress(uint64_t done, uint64_t total, uint64_t t0)
 {
     int width = 40;
     int fill = total ? (int)(done * (uint64_t)width / total) : width;
-    double el = (mono_us() - t0) / 1e6;
+    double el = (cli_now_us() - t0) / 1e6;
     fprintf(stderr, "\r[%.*s%*s] %" PRIu64 "/%" PRIu64 " %.0f tasks/s ", fill,
             "########################################", width - fill, "", done, total,
             el > 0 ? done / el : 0.0);
@@ -316,7 +205,7 @@ static void progress(uint64_t done, uint64_t total, uint64_t t0)
 
 static int cmd_bench(int argc, char **argv)
 {
-    const char *coord = default_coordinator(), *type = "echo", *token = getenv("P2C2R_TOKEN");
+    const char *coord = cli_default_coordinator(), *type = "echo", *token = getenv("P2C2R_TOKEN");
     int64_t tasks = 10000, inflight = 1, size = 64, timeout = 60000, warmup = -1, spin = 0;
     int json = 0, noverify = 0;
     const struct cliopt opts[] = {
@@ -347,7 +236,7 @@ static int cmd_bench(int argc, char **argv)
     if (warmup < 0)
         warmup = tasks / 20 < 2000 ? tasks / 20 : 2000;
     p2c2r_client *c;
-    if (connect_spin(coord, token, (uint32_t)spin, &c) != 0)
+    if (cli_connect_spin(coord, token, (uint32_t)spin, &c) != 0)
         return 1;
     if ((uint64_t)inflight > p2c2r_client_max_inflight(c)) {
         fprintf(stderr, "%s bench: --inflight %lld is over the coordinator's limit of %u per connection\n",
@@ -373,7 +262,7 @@ static int cmd_bench(int argc, char **argv)
     int last_err = 0;
     struct rusage ru0, ru1;
     struct p2c2r_result res[256];
-    uint64_t last_result_us = mono_us();
+    uint64_t last_result_us = cli_now_us();
     while (finished < total) {
         while (submitted < total && submitted - finished < (uint64_t)inflight) {
             p2c2r_ticket tk;
@@ -387,10 +276,10 @@ static int cmd_bench(int argc, char **argv)
             if (!first_ticket)
                 first_ticket = tk.id;
             if (submitted == (uint64_t)warmup) {
-                t0 = mono_us();
+                t0 = cli_now_us();
                 getrusage(RUSAGE_SELF, &ru0);
             }
-            sent_at[tk.id - first_ticket] = mono_us();
+            sent_at[tk.id - first_ticket] = cli_now_us();
             submitted++;
         }
         int n = p2c2r_client_poll(c, res, 256, 100);
@@ -398,7 +287,7 @@ static int cmd_bench(int argc, char **argv)
             last_err = n;
             break;
         }
-        uint64_t now = mono_us();
+        uint64_t now = cli_now_us();
         if (n == 0 && now - last_result_us > (uint64_t)timeout * 1000) {
             timed_out += submitted - finished;
             break;
@@ -436,7 +325,7 @@ static int cmd_bench(int argc, char **argv)
     }
 out:
     ;
-    uint64_t t1 = mono_us();
+    uint64_t t1 = cli_now_us();
     getrusage(RUSAGE_SELF, &ru1);
     if (tty)
         fprintf(stderr, "\r%*s\r", 70, "");
@@ -527,7 +416,7 @@ static void print_human(const char *s)
 
 static int cmd_stats(int argc, char **argv)
 {
-    const char *coord = default_coordinator(), *token = getenv("P2C2R_TOKEN");
+    const char *coord = cli_default_coordinator(), *token = getenv("P2C2R_TOKEN");
     int json = 0;
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
@@ -544,7 +433,7 @@ static int cmd_stats(int argc, char **argv)
         return 2;
     }
     p2c2r_client *c;
-    if (connect_or_explain(coord, token, &c) != 0)
+    if (cli_connect(coord, token, &c) != 0)
         return 1;
     char *js = NULL;
     rc = p2c2r_client_stats(c, 5000, &js);

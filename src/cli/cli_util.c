@@ -1,0 +1,124 @@
+/* cli_util.c - helpers every p2c2r subcommand shares: connecting with a
+ * helpful error, whole-file I/O, JSON string escaping, a monotonic clock.
+ * Uses only the public API. */
+#include "cli/cli_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_INPUT ((size_t)1 << 30)
+
+uint64_t cli_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+const char *cli_default_coordinator(void)
+{
+    const char *e = getenv("P2C2R_COORDINATOR");
+    return e && *e ? e : "127.0.0.1:8765";
+}
+
+int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c)
+{
+    struct p2c2r_client_options o = {token, "p2c2r-cli", 5000, 0, spin_us};
+    int rc = p2c2r_client_connect(addr, &o, c);
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, addr, p2c2r_strerror(rc));
+        if (rc == P2C2R_EIO || rc == P2C2R_ETIMEDOUT)
+            fprintf(stderr, "Is p2c2rd running there? Start one with 'make run', or pass --coordinator HOST:PORT.\n");
+        else if (rc == P2C2R_EAUTH)
+            fprintf(stderr, "Pass a valid token with --token or P2C2R_TOKEN.\n");
+    }
+    return rc;
+}
+
+int cli_connect(const char *addr, const char *token, p2c2r_client **c)
+{
+    return cli_connect_spin(addr, token, 0, c);
+}
+
+/* Reads a whole file ("-" = stdin) into a new buffer. */
+int cli_read_all(const char *path, uint8_t **out, size_t *len)
+{
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t cap = 65536, n = 0;
+    uint8_t *b = malloc(cap);
+    for (;;) {
+        if (!b)
+            break;
+        if (n == cap) {
+            if (cap >= MAX_INPUT) {
+                errno = EFBIG;
+                free(b);
+                b = NULL;
+                break;
+            }
+            uint8_t *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (!b)
+        return -1;
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+int cli_write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+void cli_json_escape(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch >= 0x7f)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+

@@ -1,0 +1,34 @@
+/* cli_util.h - helpers shared by the p2c2r subcommands (src/cli/cmd_*.c). */
+#ifndef P2C2R_CLI_UTIL_H
+#define P2C2R_CLI_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "p2c2r/client.h"
+
+#define PROG "p2c2r"
+
+/* Monotonic clock in microseconds. */
+uint64_t cli_now_us(void);
+
+/* $P2C2R_COORDINATOR, else "127.0.0.1:8765". */
+const char *cli_default_coordinator(void);
+
+/* Connects (5 s timeout) and on failure prints on stderr what went wrong and
+ * what to do.  Returns 0 or the p2c2r error. */
+int cli_connect(const char *addr, const char *token, p2c2r_client **c);
+int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c);
+
+/* Reads a whole file ("-" = stdin, at most 1 GiB) into a new malloc'd
+ * buffer.  Returns 0 or -1 with errno set. */
+int cli_read_all(const char *path, uint8_t **out, size_t *len);
+
+/* Writes all n bytes to fd.  Returns 0 or -1 with errno set. */
+int cli_write_all(int fd, const void *p, size_t n);
+
+/* Prints s[0..n) as a JSON string literal. */
+void cli_json_escape(FILE *f, const char *s, size_t n);
+
+#endif
