@@ -57,6 +57,14 @@ struct p2c2r_client {
     char *stats_json;
     int stats_done;
 
+    /* A large DELIVER being read straight into its result's own buffer. */
+    struct {
+        uint8_t *buf;
+        size_t len, have;
+        uint64_t ticket;
+        struct msg_deliver m;
+    } big;
+
     uint64_t blob_id;  /* outstanding BLOB_PUT, 0 = none */
     int blob_status;   /* 1 = waiting, 0 = stored, < 0 = refused */
     uint8_t blob_hash[PROTO_HASH_LEN];
@@ -285,10 +293,87 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
 
 /* Reads what the socket has and handles every whole frame.  Returns the
  * number of results completed, or a connection error. */
+#define BIG_RESULT (64u * 1024)
+
+/* If the input buffer ends with the start of a large DELIVER, moves what is
+ * there into a buffer of the result's exact size and returns 1: the rest is
+ * then read straight into it, saving a copy of every large result. */
+static int big_begin(p2c2r_client *c)
+{
+    struct frame_hdr h;
+    size_t used = buf_used(&c->in);
+    if (used < PROTO_HDR_LEN + PROTO_DELIVER_PREFIX ||
+        proto_decode_hdr(buf_head(&c->in), used, (uint32_t)(c->max_result + PROTO_DELIVER_PREFIX),
+                         &h) != 0 ||
+        h.type != MSG_DELIVER || h.body_len < PROTO_DELIVER_PREFIX + BIG_RESULT)
+        return 0;
+    const uint8_t *body = buf_head(&c->in) + PROTO_HDR_LEN;
+    proto_parse_deliver(body, PROTO_DELIVER_PREFIX, &c->big.m);
+    size_t out_len = h.body_len - PROTO_DELIVER_PREFIX;
+    uint8_t *b = malloc(out_len + 1);
+    if (!b)
+        return 0; /* fall back to the input buffer */
+    size_t have = used - PROTO_HDR_LEN - PROTO_DELIVER_PREFIX;
+    memcpy(b, body + PROTO_DELIVER_PREFIX, have);
+    buf_consume(&c->in, used);
+    c->big.buf = b;
+    c->big.len = out_len;
+    c->big.have = have;
+    c->big.ticket = h.req_id;
+    return 1;
+}
+
+/* The large result is complete: hand its buffer to the ticket. */
+static int big_finish(p2c2r_client *c)
+{
+    uint8_t *b = c->big.buf;
+    c->big.buf = NULL;
+    struct entry *e = *slot_of(c, c->big.ticket);
+    if (!e || e->done) {
+        free(b);
+        return 0;
+    }
+    const struct msg_deliver *m = &c->big.m;
+    b[c->big.len] = '\0';
+    e->done = 1;
+    c->ninflight--;
+    e->res.ticket.id = e->ticket;
+    e->res.status = m->status ? -(int)m->status : 0;
+    e->res.exec_us = m->exec_us;
+    e->res.peer_id = m->peer_id;
+    e->res.attempts = m->attempts;
+    e->res.output = b;
+    e->res.output_len = c->big.len;
+    list_push_back(&c->done, &e->node);
+    return 1;
+}
+
 static int do_read(p2c2r_client *c)
 {
     int completed = 0;
     for (int rounds = 0; rounds < 64 && !c->err; rounds++) {
+        if (c->big.buf) {
+            size_t want = c->big.len - c->big.have;
+            ssize_t n = recv(c->fd, c->big.buf + c->big.have, want, 0);
+            if (n == 0) {
+                conn_failed(c, P2C2R_ECLOSED, "coordinator closed the connection");
+                break;
+            }
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    break;
+                conn_failed(c, P2C2R_EIO, "read from coordinator failed");
+                break;
+            }
+            c->big.have += (size_t)n;
+            if (c->big.have == c->big.len)
+                completed += big_finish(c);
+            else
+                break; /* the socket is drained */
+            continue;
+        }
         size_t want = READ_CHUNK;
         struct frame_hdr fh;
         if (buf_used(&c->in) >= PROTO_HDR_LEN &&
@@ -332,6 +417,8 @@ static int do_read(p2c2r_client *c)
             }
             completed += rc;
         }
+        if (!c->err && big_begin(c))
+            continue;
         if ((size_t)n < want)
             break; /* drained the socket */
     }
@@ -518,6 +605,7 @@ void p2c2r_client_close(p2c2r_client *c)
     }
     free(c->buckets);
     free(c->stats_json);
+    free(c->big.buf);
     buf_fini(&c->in);
     buf_fini(&c->out);
     free(c);
