@@ -73,7 +73,7 @@ static void test_table(void)
     size_t n = 0;
     const struct p2c2r_executor *t = tasks_builtin(&n);
     CHECK(t != NULL);
-    CHECK_EQU(n, 2);
+    CHECK(n >= 2); /* echo, sha256, and the compute executors linked in */
     for (size_t i = 0; i < n; i++) {
         CHECK(is_type_name(t[i].name));
         CHECK(t[i].version >= 1);
