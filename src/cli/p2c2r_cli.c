@@ -452,6 +452,7 @@ static int cmd_stats(int argc, char **argv)
 }
 
 int cmd_path(int argc, char **argv);
+int cmd_physics(int argc, char **argv);
 
 static void usage(FILE *f)
 {
@@ -461,7 +462,8 @@ static void usage(FILE *f)
             "  submit TYPE   run one task (input from -i FILE or stdin) and print its result\n"
             "  bench         measure latency (--inflight 1) or throughput (--inflight K)\n"
             "  stats         show peers, queues and counters of a coordinator\n"
-            "  path MAP      shortest path on a MovingAI grid map (A* or jump point search)\n\n"
+            "  path MAP      shortest path on a MovingAI grid map (A* or jump point search)\n"
+            "  physics SCENE step a rigid-body scene (JSON) and print the final states\n\n"
             "Every command takes --coordinator HOST:PORT (default $P2C2R_COORDINATOR or 127.0.0.1:8765)\n"
             "and --help.  'p2c2r --version' prints the version.\n");
 }
@@ -494,6 +496,8 @@ int main(int argc, char **argv)
         return cmd_stats(argc - 1, argv + 1);
     if (!strcmp(cmd, "path"))
         return cmd_path(argc - 1, argv + 1);
+    if (!strcmp(cmd, "physics"))
+        return cmd_physics(argc - 1, argv + 1);
     fprintf(stderr, "p2c2r: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
