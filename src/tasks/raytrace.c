@@ -1,0 +1,257 @@
+/* raytrace.c - the `raytrace` executor (exec_raytrace) and PNG encoding.
+ *
+ * A task's input is a JSON scene (docs/tasks/raytrace.md); its params pick
+ * the tile (x, y, w, h; default the whole frame), the samples per pixel
+ * (spp; default the scene's) and the output format (format=raw for RGBA8
+ * rows, or png).  Mesh blobs the scene names come from call->blobs.  The
+ * output depends only on the input and params, to the byte (raw always;
+ * png for a given libpng/zlib build), whatever the peer, thread or tiling.
+ *
+ * Every task pays for decoding its scene and building the BVH; the work of
+ * rendering is capped at RT_MAX_TASK_SAMPLES samples (w * h * spp) per task
+ * so one task cannot hold a peer's thread indefinitely.  Reentrant: all
+ * state lives in the call. */
+#include "tasks/raytrace.h"
+
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rt_params {
+    struct rt_tile tile;
+    int has[4];    /* x, y, w, h given */
+    uint32_t spp;  /* 0 = the scene's */
+    int png;
+};
+
+static void set_err(struct p2c2r_exec_call *c, const char *msg)
+{
+    if (c->err && c->err_cap)
+        snprintf(c->err, c->err_cap, "%s", msg);
+}
+
+/* Parses param key as a decimal in [min, max].  Returns 0 (absent leaves
+ * *present 0), or P2C2R_EINVAL with a reason. */
+static int param_u32(const struct p2c2r_exec_call *c, const char *key, uint32_t min, uint32_t max,
+                     int *present, uint32_t *out)
+{
+    const char *v;
+    size_t vl;
+    *present = 0;
+    if (!p2c2r_param_get(c->params, c->params_len, key, &v, &vl))
+        return 0;
+    uint64_t x = 0;
+    int ok = vl > 0 && vl <= 10;
+    for (size_t i = 0; ok && i < vl; i++) {
+        ok = v[i] >= '0' && v[i] <= '9';
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (!ok || x < min || x > max) {
+        if (c->err && c->err_cap)
+            snprintf(c->err, c->err_cap, "param %s must be a whole number in %u..%u", key, min, max);
+        return P2C2R_EINVAL;
+    }
+    *present = 1;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int params_parse(const struct p2c2r_exec_call *c, struct rt_params *p)
+{
+    static const char *const keys[4] = {"x", "y", "w", "h"};
+    uint32_t *dst[4];
+    int rc, has_spp;
+    memset(p, 0, sizeof(*p));
+    dst[0] = &p->tile.x;
+    dst[1] = &p->tile.y;
+    dst[2] = &p->tile.w;
+    dst[3] = &p->tile.h;
+    for (int i = 0; i < 4; i++)
+        if ((rc = param_u32(c, keys[i], i < 2 ? 0 : 1, RT_MAX_DIM - (i < 2), &p->has[i], dst[i])) != 0)
+            return rc;
+    if ((rc = param_u32(c, "spp", 1, RT_MAX_SPP, &has_spp, &p->spp)) != 0)
+        return rc;
+    const char *v;
+    size_t vl;
+    if (p2c2r_param_get(c->params, c->params_len, "format", &v, &vl)) {
+        if (vl == 3 && memcmp(v, "png", 3) == 0) {
+            p->png = 1;
+        } else if (!(vl == 3 && memcmp(v, "raw", 3) == 0)) {
+            if (c->err && c->err_cap)
+                snprintf(c->err, c->err_cap, "param format must be raw or png");
+            return P2C2R_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int rt_exec_check(const struct p2c2r_exec_call *c)
+{
+    struct rt_params p;
+    return params_parse(c, &p);
+}
+
+static int rt_exec_run(struct p2c2r_exec_call *c)
+{
+    struct rt_params p;
+    struct rt_scene *s = NULL;
+    uint8_t *pix = NULL, *png = NULL;
+    size_t png_len = 0;
+    char msg[160];
+    int rc;
+    if ((rc = params_parse(c, &p)) != 0)
+        return rc;
+    rc = rt_scene_parse((const char *)c->input, c->input_len, c->blobs, c->nblobs, &s, c->err, c->err_cap);
+    if (rc != 0)
+        return rc;
+    struct rt_scene_info si;
+    rt_scene_get_info(s, &si);
+    struct rt_tile t = p.tile;
+    if (!p.has[2])
+        t.w = t.x < si.width ? si.width - t.x : 0;
+    if (!p.has[3])
+        t.h = t.y < si.height ? si.height - t.y : 0;
+    uint32_t spp = p.spp ? p.spp : si.spp;
+    if (t.x >= si.width || t.y >= si.height || t.w == 0 || t.h == 0 || t.w > si.width - t.x ||
+        t.h > si.height - t.y) {
+        snprintf(msg, sizeof(msg), "tile x=%u y=%u w=%u h=%u is not inside the %ux%u frame", t.x, t.y,
+                 t.w, t.h, si.width, si.height);
+        set_err(c, msg);
+        rc = P2C2R_EINVAL;
+        goto out_scene;
+    }
+    if ((uint64_t)t.w * t.h * spp > RT_MAX_TASK_SAMPLES) {
+        snprintf(msg, sizeof(msg), "w*h*spp = %llu is over the limit of %u samples per task: use smaller tiles",
+                 (unsigned long long)t.w * t.h * spp, RT_MAX_TASK_SAMPLES);
+        set_err(c, msg);
+        rc = P2C2R_EINVAL;
+        goto out_scene;
+    }
+    size_t stride = (size_t)t.w * 4, raw_len = stride * t.h;
+    pix = p.png ? malloc(raw_len) : c->alloc_output(c, raw_len);
+    if (!pix) {
+        set_err(c, p.png ? "out of memory for the tile" : "output over limit");
+        rc = p.png ? P2C2R_ENOMEM : P2C2R_ETOOBIG;
+        goto out_scene;
+    }
+    if ((rc = rt_render_tile(s, &t, spp, pix, stride, c->err, c->err_cap)) != 0)
+        goto out_pix;
+    if (p.png) {
+        if ((rc = rt_png_encode(pix, t.w, t.h, stride, &png, &png_len)) != 0) {
+            set_err(c, "PNG encoding failed");
+            goto out_pix;
+        }
+        uint8_t *o = c->alloc_output(c, png_len);
+        if (!o) {
+            set_err(c, "output over limit");
+            rc = P2C2R_ETOOBIG;
+            goto out_png;
+        }
+        memcpy(o, png, png_len);
+    }
+out_png:
+    free(png);
+out_pix:
+    if (p.png)
+        free(pix);
+out_scene:
+    rt_scene_free(s);
+    return rc;
+}
+
+const struct p2c2r_executor exec_raytrace = {"raytrace", 1, 0, RT_MAX_INPUT, rt_exec_check, rt_exec_run};
+
+/* ---- PNG ------------------------------------------------------------------------ */
+
+struct png_sink {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void rt_png_sink_write(png_structp png, png_bytep data, size_t n)
+{
+    struct png_sink *o = png_get_io_ptr(png);
+    if (n > o->cap - o->len) {
+        size_t cap = o->cap ? o->cap : 65536;
+        while (cap - o->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                o->oom = 1;
+                png_error(png, "PNG too large");
+            }
+            cap *= 2;
+        }
+        uint8_t *np = realloc(o->p, cap);
+        if (!np) {
+            o->oom = 1;
+            png_error(png, "out of memory");
+        }
+        o->p = np;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, data, n);
+    o->len += n;
+}
+
+static void rt_png_sink_flush(png_structp png)
+{
+    (void)png;
+}
+
+/* libpng reports errors by calling this, which must not return. */
+static void rt_png_on_error(png_structp png, png_const_charp msg)
+{
+    (void)msg;
+    png_longjmp(png, 1);
+}
+
+static void rt_png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg; /* the library is silent */
+}
+
+/* The part that libpng may longjmp out of, kept apart so that nothing it
+ * changes is read after the jump.  Returns 0 or -1. */
+static int rt_png_write(png_structp png, png_infop info, const uint8_t *rgba, uint32_t w, uint32_t h,
+                          size_t stride)
+{
+    if (setjmp(png_jmpbuf(png)))
+        return -1;
+    png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_RGBA, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_compression_level(png, 6);
+    png_write_info(png, info);
+    for (uint32_t y = 0; y < h; y++)
+        png_write_row(png, rgba + (size_t)y * stride);
+    png_write_end(png, info);
+    return 0;
+}
+
+int rt_png_encode(const uint8_t *rgba, uint32_t w, uint32_t h, size_t stride, uint8_t **out,
+                  size_t *out_len)
+{
+    if (w == 0 || h == 0 || w > RT_MAX_DIM || h > RT_MAX_DIM || stride < (size_t)w * 4)
+        return P2C2R_EINVAL;
+    /* On the heap: the sink is written by callbacks that may longjmp. */
+    struct png_sink *sink = calloc(1, sizeof(*sink));
+    if (!sink)
+        return P2C2R_ENOMEM;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, rt_png_on_error, rt_png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    int rc = P2C2R_ENOMEM;
+    if (png && info) {
+        png_set_write_fn(png, sink, rt_png_sink_write, rt_png_sink_flush);
+        rc = rt_png_write(png, info, rgba, w, h, stride) == 0 ? 0 : sink->oom ? P2C2R_ENOMEM : P2C2R_EINVAL;
+    }
+    png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
+    if (rc == 0) {
+        *out = sink->p;
+        *out_len = sink->len;
+    } else {
+        free(sink->p);
+    }
+    free(sink);
+    return rc;
+}
