@@ -454,6 +454,7 @@ static int cmd_stats(int argc, char **argv)
 int cmd_path(int argc, char **argv);
 int cmd_physics(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_upscale(int argc, char **argv);
 
 static void usage(FILE *f)
 {
@@ -465,7 +466,8 @@ static void usage(FILE *f)
             "  stats         show peers, queues and counters of a coordinator\n"
             "  path MAP      shortest path on a MovingAI grid map (A* or jump point search)\n"
             "  physics SCENE step a rigid-body scene (JSON) and print the final states\n"
-            "  render SCENE  render a raytrace scene across peers into a PNG\n\n"
+            "  render SCENE  render a raytrace scene across peers into a PNG\n"
+            "  upscale IN OUT resize a PNG/JPEG/raw image on a peer (nearest..lanczos3)\n\n"
             "Every command takes --coordinator HOST:PORT (default $P2C2R_COORDINATOR or 127.0.0.1:8765)\n"
             "and --help.  'p2c2r --version' prints the version.\n");
 }
@@ -502,6 +504,8 @@ int main(int argc, char **argv)
         return cmd_physics(argc - 1, argv + 1);
     if (!strcmp(cmd, "render"))
         return cmd_render(argc - 1, argv + 1);
+    if (!strcmp(cmd, "upscale"))
+        return cmd_upscale(argc - 1, argv + 1);
     fprintf(stderr, "p2c2r: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
