@@ -39,17 +39,8 @@
 
 const struct image_limits image_default_limits = {IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS};
 
-static void set_err(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include "tasks/tasks.h"
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 int image_check_size(uint32_t width, uint32_t height, const struct image_limits *lim, char *err,
                      size_t err_cap)
@@ -57,12 +48,12 @@ int image_check_size(uint32_t width, uint32_t height, const struct image_limits 
     if (!lim)
         lim = &image_default_limits;
     if (width == 0 || height == 0) {
-        set_err(err, err_cap, "image size %ux%u is empty", width, height);
+        tasks_errf(err, err_cap, "image size %ux%u is empty", width, height);
         return P2C2R_EINVAL;
     }
     if (width > lim->max_side || height > lim->max_side ||
         (uint64_t)width * height > lim->max_pixels) {
-        set_err(err, err_cap, "image size %ux%u is over the limit (%u pixels a side, %llu pixels in all)",
+        tasks_errf(err, err_cap, "image size %ux%u is over the limit (%u pixels a side, %llu pixels in all)",
                 width, height, lim->max_side, (unsigned long long)lim->max_pixels);
         return P2C2R_EINVAL;
     }
@@ -137,7 +128,7 @@ int imageio_check_raw(size_t len, uint32_t width, uint32_t height, uint32_t chan
                       const struct image_limits *lim, char *err, size_t err_cap)
 {
     if (channels != 3 && channels != 4) {
-        set_err(err, err_cap, "raw images have 3 (RGB) or 4 (RGBA) channels, not %u", channels);
+        tasks_errf(err, err_cap, "raw images have 3 (RGB) or 4 (RGBA) channels, not %u", channels);
         return P2C2R_EINVAL;
     }
     int rc = image_check_size(width, height, lim, err, err_cap);
@@ -145,7 +136,7 @@ int imageio_check_raw(size_t len, uint32_t width, uint32_t height, uint32_t chan
         return rc;
     uint64_t want = (uint64_t)width * height * channels;
     if ((uint64_t)len != want) {
-        set_err(err, err_cap, "raw input is %zu bytes, but %ux%u with %u channels needs %llu", len, width,
+        tasks_errf(err, err_cap, "raw input is %zu bytes, but %ux%u with %u channels needs %llu", len, width,
                 height, channels, (unsigned long long)want);
         return P2C2R_EINVAL;
     }
@@ -205,12 +196,12 @@ static void png_error_cb(png_structp png, png_const_charp msg)
     /* libpng refuses an IHDR over the user limits with a warning saying
      * which limit, then a generic error. */
     if (strstr(d->warning, "exceeds user limit"))
-        set_err(d->err, d->err_cap, "PNG header refused: %s (the limit is %u pixels a side)", d->warning,
+        tasks_errf(d->err, d->err_cap, "PNG header refused: %s (the limit is %u pixels a side)", d->warning,
                 d->lim->max_side);
     else if (d->warning[0])
-        set_err(d->err, d->err_cap, "corrupt PNG: %s (%s)", msg, d->warning);
+        tasks_errf(d->err, d->err_cap, "corrupt PNG: %s (%s)", msg, d->warning);
     else
-        set_err(d->err, d->err_cap, "corrupt PNG: %s", msg);
+        tasks_errf(d->err, d->err_cap, "corrupt PNG: %s", msg);
     png_longjmp(png, 1);
 }
 
@@ -281,7 +272,7 @@ static int png_decode_body(struct png_dec *d)
     uint32_t ch = png_get_channels(d->png, d->info);
     if ((ch != 3 && ch != 4) || png_get_bit_depth(d->png, d->info) != 8 ||
         png_get_rowbytes(d->png, d->info) != (size_t)w * ch) {
-        set_err(d->err, d->err_cap, "PNG colour type %d at depth %d is not supported", ctype, depth);
+        tasks_errf(d->err, d->err_cap, "PNG colour type %d at depth %d is not supported", ctype, depth);
         return P2C2R_EINVAL;
     }
     d->px = malloc((size_t)w * h * ch);
@@ -308,7 +299,7 @@ int imageio_decode_png(const uint8_t *data, size_t len, const struct image_limit
     if (err && err_cap)
         err[0] = '\0';
     if (len < 8 || memcmp(data, png_sig, 8) != 0) {
-        set_err(err, err_cap, "not a PNG file (bad signature)");
+        tasks_errf(err, err_cap, "not a PNG file (bad signature)");
         return P2C2R_EINVAL;
     }
     d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, png_error_cb, png_dec_warning_cb);
@@ -321,7 +312,7 @@ int imageio_decode_png(const uint8_t *data, size_t len, const struct image_limit
     if (rc != 0) {
         free(d.px);
         if (rc == P2C2R_ENOMEM)
-            set_err(err, err_cap, "out of memory decoding PNG");
+            tasks_errf(err, err_cap, "out of memory decoding PNG");
         return rc;
     }
     out->px = d.px;
@@ -344,7 +335,7 @@ struct png_enc {
 static void png_enc_error_cb(png_structp png, png_const_charp msg)
 {
     struct png_enc *e = png_get_error_ptr(png);
-    set_err(e->err, e->err_cap, "PNG encoding failed: %s", msg);
+    tasks_errf(e->err, e->err_cap, "PNG encoding failed: %s", msg);
     png_longjmp(png, 1);
 }
 
@@ -385,7 +376,7 @@ int imageio_encode_png(const struct image *im, int level, uint8_t **out, size_t 
 {
     if (!im->px || (im->channels != 3 && im->channels != 4) ||
         image_check_size(im->width, im->height, NULL, err, err_cap) != 0 || level < 0 || level > 9) {
-        set_err(err, err_cap, "cannot encode this image as PNG (bad size, channels or level)");
+        tasks_errf(err, err_cap, "cannot encode this image as PNG (bad size, channels or level)");
         return P2C2R_EINVAL;
     }
     struct png_enc e = {.im = im, .level = level, .err = err, .err_cap = err_cap};
@@ -419,7 +410,7 @@ static void jpeg_error_exit_cb(j_common_ptr cinfo)
     struct jpeg_err *e = (struct jpeg_err *)cinfo->err;
     char msg[JMSG_LENGTH_MAX];
     (*cinfo->err->format_message)(cinfo, msg);
-    set_err(e->err, e->err_cap, "%s: %s", e->what, msg);
+    tasks_errf(e->err, e->err_cap, "%s: %s", e->what, msg);
     longjmp(e->jb, 1);
 }
 
@@ -437,7 +428,7 @@ static void jpeg_progress_cb(j_common_ptr cinfo)
     if (cinfo->is_decompressor &&
         ((j_decompress_ptr)cinfo)->input_scan_number > IMAGEIO_JPEG_MAX_SCANS) {
         struct jpeg_err *e = (struct jpeg_err *)cinfo->err;
-        set_err(e->err, e->err_cap, "corrupt JPEG: more than %d scans", IMAGEIO_JPEG_MAX_SCANS);
+        tasks_errf(e->err, e->err_cap, "corrupt JPEG: more than %d scans", IMAGEIO_JPEG_MAX_SCANS);
         longjmp(e->jb, 1);
     }
 }
@@ -476,7 +467,7 @@ static int jpeg_decode_body(struct jpeg_dec *d)
     d->cinfo.progress = &d->progress;
     /* jpeg_mem_src takes an unsigned long length. */
     if (d->len > ULONG_MAX) {
-        set_err(d->jerr.err, d->jerr.err_cap, "JPEG input too large");
+        tasks_errf(d->jerr.err, d->jerr.err_cap, "JPEG input too large");
         return P2C2R_EINVAL;
     }
     jpeg_mem_src(&d->cinfo, d->data, (unsigned long)d->len);
@@ -489,14 +480,14 @@ static int jpeg_decode_body(struct jpeg_dec *d)
     if (image_check_size(w, h, d->lim, d->jerr.err, d->jerr.err_cap) != 0)
         return P2C2R_EINVAL;
     if (d->cinfo.jpeg_color_space == JCS_CMYK || d->cinfo.jpeg_color_space == JCS_YCCK) {
-        set_err(d->jerr.err, d->jerr.err_cap, "CMYK JPEG images are not supported: convert to RGB first");
+        tasks_errf(d->jerr.err, d->jerr.err_cap, "CMYK JPEG images are not supported: convert to RGB first");
         return P2C2R_EINVAL;
     }
     d->cinfo.out_color_space = JCS_RGB;
     d->cinfo.dct_method = JDCT_ISLOW;
     jpeg_start_decompress(&d->cinfo);
     if (d->cinfo.output_width != w || d->cinfo.output_height != h || d->cinfo.output_components != 3) {
-        set_err(d->jerr.err, d->jerr.err_cap, "JPEG decoder produced an unexpected layout");
+        tasks_errf(d->jerr.err, d->jerr.err_cap, "JPEG decoder produced an unexpected layout");
         return P2C2R_EINVAL;
     }
     d->px = malloc((size_t)w * h * 3);
@@ -505,7 +496,7 @@ static int jpeg_decode_body(struct jpeg_dec *d)
     while (d->cinfo.output_scanline < h) {
         JSAMPROW row = d->px + (size_t)d->cinfo.output_scanline * w * 3;
         if (jpeg_read_scanlines(&d->cinfo, &row, 1) != 1) {
-            set_err(d->jerr.err, d->jerr.err_cap, "corrupt JPEG: decoder stalled");
+            tasks_errf(d->jerr.err, d->jerr.err_cap, "corrupt JPEG: decoder stalled");
             return P2C2R_EINVAL;
         }
     }
@@ -528,7 +519,7 @@ static int jpeg_run(struct jpeg_dec *d, char *err, size_t err_cap)
         free(d->px);
         d->px = NULL;
         if (rc == P2C2R_ENOMEM)
-            set_err(err, err_cap, "out of memory decoding JPEG");
+            tasks_errf(err, err_cap, "out of memory decoding JPEG");
     }
     return rc;
 }
@@ -537,7 +528,7 @@ int imageio_decode_jpeg(const uint8_t *data, size_t len, const struct image_limi
                         struct image *out, char *err, size_t err_cap)
 {
     if (imageio_sniff(data, len) != IMAGEIO_JPEG) {
-        set_err(err, err_cap, "not a JPEG file (bad signature)");
+        tasks_errf(err, err_cap, "not a JPEG file (bad signature)");
         return P2C2R_EINVAL;
     }
     struct jpeg_dec d;
@@ -631,7 +622,7 @@ int imageio_encode_jpeg(const struct image *im, int quality, uint8_t **out, size
     if (!im->px || (im->channels != 3 && im->channels != 4) ||
         image_check_size(im->width, im->height, NULL, err, err_cap) != 0 || quality < 1 ||
         quality > 100 || im->width > JPEG_MAX_DIMENSION || im->height > JPEG_MAX_DIMENSION) {
-        set_err(err, err_cap, "cannot encode this image as JPEG (bad size, channels or quality)");
+        tasks_errf(err, err_cap, "cannot encode this image as JPEG (bad size, channels or quality)");
         return P2C2R_EINVAL;
     }
     struct jpeg_enc e;
@@ -709,6 +700,6 @@ int imageio_decode(const uint8_t *data, size_t len, const struct image_limits *l
     case IMAGEIO_JPEG: return imageio_decode_jpeg(data, len, lim, out, err, err_cap);
     case IMAGEIO_RAW: break;
     }
-    set_err(err, err_cap, "input is neither PNG nor JPEG (for raw pixels give in_width and in_height)");
+    tasks_errf(err, err_cap, "input is neither PNG nor JPEG (for raw pixels give in_width and in_height)");
     return P2C2R_EINVAL;
 }

@@ -18,17 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void set_err(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include "tasks/tasks.h"
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || !cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 /* Reasons quote parts of the input (a field name, a param value, the JSON
  * reader's "near '...'"): keep them one printable line. */
@@ -52,7 +43,7 @@ struct ctx {
 
 static int bad(struct ctx *c, const char *key, const char *what)
 {
-    set_err(c->err, c->err_cap, "%s.%s: %s", c->where, key, what);
+    tasks_errf(c->err, c->err_cap, "%s.%s: %s", c->where, key, what);
     return P2C2R_EINVAL;
 }
 
@@ -68,7 +59,7 @@ static int only_keys(struct ctx *c, json_t *obj, const char *const *allowed, con
             ok = strcmp(*a, key) == 0;
         if (!ok) {
             int size_key = strcmp(key, "radius") == 0 || strcmp(key, "half_extents") == 0;
-            set_err(c->err, c->err_cap, "%s: unknown field '%.40s'%s", c->where, key,
+            tasks_errf(c->err, c->err_cap, "%s: unknown field '%.40s'%s", c->where, key,
                     hint && size_key ? hint : "");
             return P2C2R_EINVAL;
         }
@@ -162,7 +153,7 @@ static const char *const scene_keys[] = {"gravity", "dt", "steps", "iterations",
 static int parse_body(struct ctx *c, json_t *o, struct phys_body *b)
 {
     if (!json_is_object(o)) {
-        set_err(c->err, c->err_cap, "%s: must be an object", c->where);
+        tasks_errf(c->err, c->err_cap, "%s: must be an object", c->where);
         return P2C2R_EINVAL;
     }
     json_int_t id;
@@ -208,7 +199,7 @@ static int parse_body(struct ctx *c, json_t *o, struct phys_body *b)
         return rc;
     char why[160];
     if (phys_body_check(b, why, sizeof(why)) != 0) {
-        set_err(c->err, c->err_cap, "%s (id %lld): %s", c->where, (long long)b->id, why);
+        tasks_errf(c->err, c->err_cap, "%s (id %lld): %s", c->where, (long long)b->id, why);
         return P2C2R_EINVAL;
     }
     return 0;
@@ -217,7 +208,7 @@ static int parse_body(struct ctx *c, json_t *o, struct phys_body *b)
 static int parse_plane(struct ctx *c, json_t *o, struct phys_plane *p)
 {
     if (!json_is_object(o)) {
-        set_err(c->err, c->err_cap, "%s: must be an object", c->where);
+        tasks_errf(c->err, c->err_cap, "%s: must be an object", c->where);
         return P2C2R_EINVAL;
     }
     int rc = only_keys(c, o, plane_keys, NULL);
@@ -234,7 +225,7 @@ static int parse_plane(struct ctx *c, json_t *o, struct phys_plane *p)
     p->id = id;
     char why[160];
     if (phys_plane_check(p, why, sizeof(why)) != 0) {
-        set_err(c->err, c->err_cap, "%s (id %lld): %s", c->where, (long long)p->id, why);
+        tasks_errf(c->err, c->err_cap, "%s (id %lld): %s", c->where, (long long)p->id, why);
         return P2C2R_EINVAL;
     }
     return 0;
@@ -261,13 +252,13 @@ static int get_array(struct ctx *c, json_t *root, const char *key, size_t max, j
 int phys_scene_parse(const void *json, size_t len, struct phys_scene *out, char *err, size_t err_cap)
 {
     if (len > PHYS_MAX_INPUT) {
-        set_err(err, err_cap, "scene is %zu bytes, at most %u allowed", len, PHYS_MAX_INPUT);
+        tasks_errf(err, err_cap, "scene is %zu bytes, at most %u allowed", len, PHYS_MAX_INPUT);
         return P2C2R_ETOOBIG;
     }
     json_error_t je;
     json_t *root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        set_err(err, err_cap, "scene is not valid JSON: %s (line %d, column %d)", je.text, je.line,
+        tasks_errf(err, err_cap, "scene is not valid JSON: %s (line %d, column %d)", je.text, je.line,
                 je.column);
         err_printable(err, err_cap);
         return P2C2R_EINVAL;
@@ -280,7 +271,7 @@ int phys_scene_parse(const void *json, size_t len, struct phys_scene *out, char 
     json_t *bodies = NULL, *planes = NULL;
     json_int_t steps, iters;
     if (!json_is_object(root)) {
-        set_err(err, err_cap, "scene must be a JSON object");
+        tasks_errf(err, err_cap, "scene must be a JSON object");
         rc = P2C2R_EINVAL;
         goto fail;
     }
@@ -304,7 +295,7 @@ int phys_scene_parse(const void *json, size_t len, struct phys_scene *out, char 
     s.bodies = calloc(s.nbodies ? s.nbodies : 1, sizeof(*s.bodies));
     s.planes = calloc(s.nplanes ? s.nplanes : 1, sizeof(*s.planes));
     if (!s.bodies || !s.planes) {
-        set_err(err, err_cap, "out of memory for %zu bodies", s.nbodies);
+        tasks_errf(err, err_cap, "out of memory for %zu bodies", s.nbodies);
         rc = P2C2R_ENOMEM;
         goto fail;
     }
@@ -322,7 +313,7 @@ int phys_scene_parse(const void *json, size_t len, struct phys_scene *out, char 
      * have had their say: see phys_run_json. */
     char why[160];
     if (phys_config_check(&s.cfg, 0, why, sizeof(why)) != 0) {
-        set_err(err, err_cap, "scene: %s", why);
+        tasks_errf(err, err_cap, "scene: %s", why);
         rc = P2C2R_EINVAL;
         goto fail;
     }
@@ -360,7 +351,7 @@ int phys_params_apply(const char *params, size_t params_len, struct phys_config 
             n = n * 10 + (uint64_t)(v[i] - '0');
         }
         if (!ok || n > PHYS_MAX_STEPS) {
-            set_err(err, err_cap, "param steps must be an integer from 0 to %d, got '%.*s'", PHYS_MAX_STEPS,
+            tasks_errf(err, err_cap, "param steps must be an integer from 0 to %d, got '%.*s'", PHYS_MAX_STEPS,
                     (int)(vl > 32 ? 32 : vl), v);
             err_printable(err, err_cap);
             return P2C2R_EINVAL;
@@ -380,7 +371,7 @@ int phys_params_apply(const char *params, size_t params_len, struct phys_config 
         double dt = num && json_is_number(num) ? json_number_value(num) : -1.0;
         json_decref(num);
         if (!(isfinite(dt) && dt > 0.0 && dt <= PHYS_MAX_DT)) {
-            set_err(err, err_cap, "param dt must be a number in (0, %g], got '%.*s'", PHYS_MAX_DT,
+            tasks_errf(err, err_cap, "param dt must be a number in (0, %g], got '%.*s'", PHYS_MAX_DT,
                     (int)(vl > 32 ? 32 : vl), v);
             err_printable(err, err_cap);
             return P2C2R_EINVAL;
@@ -528,7 +519,7 @@ int phys_run_json(const void *input, size_t input_len, const char *params, size_
         goto done;
     rc = phys_world_to_json(w, out, out_len);
     if (rc)
-        set_err(err, err_cap, "out of memory encoding the result");
+        tasks_errf(err, err_cap, "out of memory encoding the result");
 done:
     phys_world_free(w);
     phys_scene_fini(&s);
@@ -553,7 +544,7 @@ static int physics_run(struct p2c2r_exec_call *call)
     void *dst = call->alloc_output(call, n);
     if (!dst) {
         free(res);
-        set_err(call->err, call->err_cap, "result of %zu bytes is over the output limit (fewer bodies?)", n);
+        tasks_errf(call->err, call->err_cap, "result of %zu bytes is over the output limit (fewer bodies?)", n);
         return P2C2R_ETOOBIG;
     }
     memcpy(dst, res, n);

@@ -120,17 +120,8 @@ struct phys_world {
     uint64_t steps_done;
 };
 
-static void set_err(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include "tasks/tasks.h"
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || !cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- validation ------------------------------------------------------------ */
 
@@ -155,28 +146,28 @@ static int vec_in_range(struct phys_vec3 v, double lim)
 int phys_config_check(const struct phys_config *cfg, size_t nbodies, char *err, size_t err_cap)
 {
     if (!(isfinite(cfg->dt) && cfg->dt > 0.0 && cfg->dt <= PHYS_MAX_DT)) {
-        set_err(err, err_cap, "dt must be a number in (0, %g], got %g", PHYS_MAX_DT, cfg->dt);
+        tasks_errf(err, err_cap, "dt must be a number in (0, %g], got %g", PHYS_MAX_DT, cfg->dt);
         return P2C2R_EINVAL;
     }
     if (cfg->steps > PHYS_MAX_STEPS) {
-        set_err(err, err_cap, "steps must be 0..%d, got %u", PHYS_MAX_STEPS, cfg->steps);
+        tasks_errf(err, err_cap, "steps must be 0..%d, got %u", PHYS_MAX_STEPS, cfg->steps);
         return P2C2R_EINVAL;
     }
     if (cfg->iterations < 1 || cfg->iterations > PHYS_MAX_ITERATIONS) {
-        set_err(err, err_cap, "iterations must be 1..%d, got %u", PHYS_MAX_ITERATIONS, cfg->iterations);
+        tasks_errf(err, err_cap, "iterations must be 1..%d, got %u", PHYS_MAX_ITERATIONS, cfg->iterations);
         return P2C2R_EINVAL;
     }
     if (!vec_in_range(cfg->gravity, PHYS_MAX_GRAVITY)) {
-        set_err(err, err_cap, "gravity components must be finite and at most %g in magnitude",
+        tasks_errf(err, err_cap, "gravity components must be finite and at most %g in magnitude",
                 PHYS_MAX_GRAVITY);
         return P2C2R_EINVAL;
     }
     if (nbodies > PHYS_MAX_BODIES) {
-        set_err(err, err_cap, "%zu bodies, at most %d allowed", nbodies, PHYS_MAX_BODIES);
+        tasks_errf(err, err_cap, "%zu bodies, at most %d allowed", nbodies, PHYS_MAX_BODIES);
         return P2C2R_EINVAL;
     }
     if ((unsigned long long)cfg->steps * nbodies > PHYS_MAX_BODY_STEPS) {
-        set_err(err, err_cap, "steps x bodies = %llu is over the work limit of %llu; use fewer steps or bodies",
+        tasks_errf(err, err_cap, "steps x bodies = %llu is over the work limit of %llu; use fewer steps or bodies",
                 (unsigned long long)cfg->steps * nbodies, PHYS_MAX_BODY_STEPS);
         return P2C2R_EINVAL;
     }
@@ -186,15 +177,15 @@ int phys_config_check(const struct phys_config *cfg, size_t nbodies, char *err, 
 int phys_body_check(const struct phys_body *b, char *err, size_t err_cap)
 {
     if (b->id < 0 || b->id > PHYS_MAX_ID) {
-        set_err(err, err_cap, "id must be an integer 0..%lld", (long long)PHYS_MAX_ID);
+        tasks_errf(err, err_cap, "id must be an integer 0..%lld", (long long)PHYS_MAX_ID);
         return P2C2R_EINVAL;
     }
     if (b->shape != PHYS_SPHERE && b->shape != PHYS_BOX) {
-        set_err(err, err_cap, "shape must be sphere or box");
+        tasks_errf(err, err_cap, "shape must be sphere or box");
         return P2C2R_EINVAL;
     }
     if (!(b->mass == 0.0 || in_range(b->mass, PHYS_MIN_MASS, PHYS_MAX_MASS))) {
-        set_err(err, err_cap, "mass must be 0 (static) or from %g to %g, got %g", PHYS_MIN_MASS,
+        tasks_errf(err, err_cap, "mass must be 0 (static) or from %g to %g, got %g", PHYS_MIN_MASS,
                 PHYS_MAX_MASS, b->mass);
         return P2C2R_EINVAL;
     }
@@ -202,43 +193,43 @@ int phys_body_check(const struct phys_body *b, char *err, size_t err_cap)
     for (int i = 0; i < dims; i++) {
         double s = v3_get(b->size, i);
         if (!in_range(s, PHYS_MIN_SIZE, PHYS_MAX_SIZE)) {
-            set_err(err, err_cap, "%s must be from %g to %g, got %g",
+            tasks_errf(err, err_cap, "%s must be from %g to %g, got %g",
                     b->shape == PHYS_SPHERE ? "radius" : "half_extents components", PHYS_MIN_SIZE,
                     PHYS_MAX_SIZE, s);
             return P2C2R_EINVAL;
         }
     }
     if (!vec_in_range(b->position, PHYS_MAX_COORD)) {
-        set_err(err, err_cap, "position components must be finite and at most %g in magnitude",
+        tasks_errf(err, err_cap, "position components must be finite and at most %g in magnitude",
                 PHYS_MAX_COORD);
         return P2C2R_EINVAL;
     }
     const struct phys_quat *q = &b->orientation;
     if (!in_range(q->w, -1e6, 1e6) || !in_range(q->x, -1e6, 1e6) || !in_range(q->y, -1e6, 1e6) ||
         !in_range(q->z, -1e6, 1e6) || quat_len2(*q) < 1e-12) {
-        set_err(err, err_cap, "orientation must be a non-zero quaternion [w, x, y, z] of finite numbers");
+        tasks_errf(err, err_cap, "orientation must be a non-zero quaternion [w, x, y, z] of finite numbers");
         return P2C2R_EINVAL;
     }
     if (!vec_in_range(b->velocity, PHYS_MAX_SPEED)) {
-        set_err(err, err_cap, "velocity components must be finite and at most %g in magnitude",
+        tasks_errf(err, err_cap, "velocity components must be finite and at most %g in magnitude",
                 PHYS_MAX_SPEED);
         return P2C2R_EINVAL;
     }
     if (!vec_in_range(b->angular_velocity, PHYS_MAX_SPIN)) {
-        set_err(err, err_cap, "angular_velocity components must be finite and at most %g in magnitude",
+        tasks_errf(err, err_cap, "angular_velocity components must be finite and at most %g in magnitude",
                 PHYS_MAX_SPIN);
         return P2C2R_EINVAL;
     }
     if (b->mass == 0.0 && (v3_len2(b->velocity) != 0.0 || v3_len2(b->angular_velocity) != 0.0)) {
-        set_err(err, err_cap, "a static body (mass 0) cannot have a velocity");
+        tasks_errf(err, err_cap, "a static body (mass 0) cannot have a velocity");
         return P2C2R_EINVAL;
     }
     if (!in_range(b->restitution, 0.0, 1.0)) {
-        set_err(err, err_cap, "restitution must be from 0 to 1, got %g", b->restitution);
+        tasks_errf(err, err_cap, "restitution must be from 0 to 1, got %g", b->restitution);
         return P2C2R_EINVAL;
     }
     if (!in_range(b->friction, 0.0, PHYS_MAX_FRICTION)) {
-        set_err(err, err_cap, "friction must be from 0 to %g, got %g", PHYS_MAX_FRICTION, b->friction);
+        tasks_errf(err, err_cap, "friction must be from 0 to %g, got %g", PHYS_MAX_FRICTION, b->friction);
         return P2C2R_EINVAL;
     }
     return 0;
@@ -247,23 +238,23 @@ int phys_body_check(const struct phys_body *b, char *err, size_t err_cap)
 int phys_plane_check(const struct phys_plane *p, char *err, size_t err_cap)
 {
     if (p->id < 0 || p->id > PHYS_MAX_ID) {
-        set_err(err, err_cap, "id must be an integer 0..%lld", (long long)PHYS_MAX_ID);
+        tasks_errf(err, err_cap, "id must be an integer 0..%lld", (long long)PHYS_MAX_ID);
         return P2C2R_EINVAL;
     }
     if (!vec_in_range(p->normal, 1e6) || v3_len2(p->normal) < 1e-12) {
-        set_err(err, err_cap, "normal must be a non-zero vector of finite numbers");
+        tasks_errf(err, err_cap, "normal must be a non-zero vector of finite numbers");
         return P2C2R_EINVAL;
     }
     if (!in_range(p->offset, -PHYS_MAX_COORD, PHYS_MAX_COORD)) {
-        set_err(err, err_cap, "offset must be finite and at most %g in magnitude", PHYS_MAX_COORD);
+        tasks_errf(err, err_cap, "offset must be finite and at most %g in magnitude", PHYS_MAX_COORD);
         return P2C2R_EINVAL;
     }
     if (!in_range(p->restitution, 0.0, 1.0)) {
-        set_err(err, err_cap, "restitution must be from 0 to 1, got %g", p->restitution);
+        tasks_errf(err, err_cap, "restitution must be from 0 to 1, got %g", p->restitution);
         return P2C2R_EINVAL;
     }
     if (!in_range(p->friction, 0.0, PHYS_MAX_FRICTION)) {
-        set_err(err, err_cap, "friction must be from 0 to %g, got %g", PHYS_MAX_FRICTION, p->friction);
+        tasks_errf(err, err_cap, "friction must be from 0 to %g, got %g", PHYS_MAX_FRICTION, p->friction);
         return P2C2R_EINVAL;
     }
     return 0;
@@ -350,19 +341,19 @@ int phys_world_new(const struct phys_config *cfg, const struct phys_body *bodies
     if (rc)
         return rc;
     if (nplanes > PHYS_MAX_PLANES) {
-        set_err(err, err_cap, "%zu planes, at most %d allowed", nplanes, PHYS_MAX_PLANES);
+        tasks_errf(err, err_cap, "%zu planes, at most %d allowed", nplanes, PHYS_MAX_PLANES);
         return P2C2R_EINVAL;
     }
     char why[160];
     for (size_t i = 0; i < nbodies; i++) {
         if (phys_body_check(&bodies[i], why, sizeof(why)) != 0) {
-            set_err(err, err_cap, "bodies[%zu]: %s", i, why);
+            tasks_errf(err, err_cap, "bodies[%zu]: %s", i, why);
             return P2C2R_EINVAL;
         }
     }
     for (size_t i = 0; i < nplanes; i++) {
         if (phys_plane_check(&planes[i], why, sizeof(why)) != 0) {
-            set_err(err, err_cap, "planes[%zu]: %s", i, why);
+            tasks_errf(err, err_cap, "planes[%zu]: %s", i, why);
             return P2C2R_EINVAL;
         }
     }
@@ -377,7 +368,7 @@ int phys_world_new(const struct phys_config *cfg, const struct phys_body *bodies
     qsort(ids, nids, sizeof(*ids), cmp_id_ref);
     for (size_t i = 1; i < nids; i++) {
         if (ids[i].id == ids[i - 1].id) {
-            set_err(err, err_cap, "id %lld is used twice (ids are unique across bodies and planes)",
+            tasks_errf(err, err_cap, "id %lld is used twice (ids are unique across bodies and planes)",
                     (long long)ids[i].id);
             free(ids);
             return P2C2R_EINVAL;
@@ -444,7 +435,7 @@ int phys_world_new(const struct phys_config *cfg, const struct phys_body *bodies
 
 fail_nomem:
     phys_world_free(w);
-    set_err(err, err_cap, "out of memory for %zu bodies", nbodies);
+    tasks_errf(err, err_cap, "out of memory for %zu bodies", nbodies);
     return P2C2R_ENOMEM;
 }
 
@@ -779,14 +770,14 @@ static int find_contacts(struct phys_world *w, char *err, size_t err_cap)
 
 fail:
     if (rc == P2C2R_ETOOBIG)
-        set_err(err, err_cap,
+        tasks_errf(err, err_cap,
                 "scene too dense in step %llu: bodies overlap too much for the work budget "
                 "(pair tests %llu of %llu, pairs %llu of %llu)",
                 (unsigned long long)w->steps_done + 1, (unsigned long long)bg.scan,
                 (unsigned long long)bg.scan_max, (unsigned long long)bg.pairs,
                 (unsigned long long)bg.pairs_max);
     else
-        set_err(err, err_cap, "out of memory in step %llu", (unsigned long long)w->steps_done + 1);
+        tasks_errf(err, err_cap, "out of memory in step %llu", (unsigned long long)w->steps_done + 1);
     return rc;
 }
 
@@ -1008,7 +999,7 @@ int phys_world_step(struct phys_world *w, char *err, size_t err_cap)
         b->orientation = quat_normalize(q);
         if (!v3_isfinite(b->position) || !v3_isfinite(b->velocity) || !v3_isfinite(b->angular_velocity) ||
             !isfinite(b->orientation.w + b->orientation.x + b->orientation.y + b->orientation.z)) {
-            set_err(err, err_cap, "simulation diverged in step %llu at body id %lld",
+            tasks_errf(err, err_cap, "simulation diverged in step %llu at body id %lld",
                     (unsigned long long)w->steps_done + 1, (long long)b->id);
             return P2C2R_ETASK;
         }

@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +29,16 @@ int p2c2r_param_get(const char *params, size_t params_len, const char *key,
         p = nl ? nl + 1 : end;
     }
     return 0;
+}
+
+void tasks_errf(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || cap == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
 }
 
 int p2c2r_exec_blob(const struct p2c2r_exec_call *call, const char *ref, size_t ref_len,

@@ -46,17 +46,8 @@ static const struct param_def param_defs[] = {
 };
 #define NPARAMS (sizeof(param_defs) / sizeof(param_defs[0]))
 
-static void set_err(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include "tasks/tasks.h"
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 /* Plain decimal digits only (no sign, no spaces), at most max. */
 static int parse_u32(const char *s, size_t n, uint32_t min, uint32_t max, uint32_t *out)
@@ -123,7 +114,7 @@ int upscale_params_parse(const char *params, size_t len, struct upscale_params *
             continue;
         }
         if (!eq) {
-            set_err(err, err_cap, "param line '%.*s' is not key=value", (int)(le - s > 40 ? 40 : le - s), s);
+            tasks_errf(err, err_cap, "param line '%.*s' is not key=value", (int)(le - s > 40 ? 40 : le - s), s);
             return P2C2R_EINVAL;
         }
         size_t kl = (size_t)(eq - s), vl = (size_t)(le - eq - 1);
@@ -132,7 +123,7 @@ int upscale_params_parse(const char *params, size_t len, struct upscale_params *
         while (i < NPARAMS && !(strlen(param_defs[i].key) == kl && memcmp(param_defs[i].key, s, kl) == 0))
             i++;
         if (i == NPARAMS) {
-            set_err(err, err_cap,
+            tasks_errf(err, err_cap,
                     "unknown param '%.*s' (known: filter, width, height, scale, format, quality, "
                     "compression, in_width, in_height, in_channels)",
                     (int)(kl > 40 ? 40 : kl), s);
@@ -140,7 +131,7 @@ int upscale_params_parse(const char *params, size_t len, struct upscale_params *
         }
         const struct param_def *d = &param_defs[i];
         if (seen & (1u << i)) {
-            set_err(err, err_cap, "param %s given twice", d->key);
+            tasks_errf(err, err_cap, "param %s given twice", d->key);
             return P2C2R_EINVAL;
         }
         seen |= 1u << i;
@@ -166,7 +157,7 @@ int upscale_params_parse(const char *params, size_t len, struct upscale_params *
         case PK_FILTER:
             bad = resample_filter_parse(v, vl, &p.filter) != 0;
             if (bad) {
-                set_err(err, err_cap, "param filter must be nearest, bilinear, bicubic or lanczos3, not '%.*s'",
+                tasks_errf(err, err_cap, "param filter must be nearest, bilinear, bicubic or lanczos3, not '%.*s'",
                         (int)(vl > 40 ? 40 : vl), v);
                 return P2C2R_EINVAL;
             }
@@ -174,7 +165,7 @@ int upscale_params_parse(const char *params, size_t len, struct upscale_params *
         case PK_FORMAT:
             bad = imageio_format_parse(v, vl, &p.format) != 0;
             if (bad) {
-                set_err(err, err_cap, "param format must be png, jpeg or raw, not '%.*s'", (int)(vl > 40 ? 40 : vl), v);
+                tasks_errf(err, err_cap, "param format must be png, jpeg or raw, not '%.*s'", (int)(vl > 40 ? 40 : vl), v);
                 return P2C2R_EINVAL;
             }
             p.has_format = 1;
@@ -182,7 +173,7 @@ int upscale_params_parse(const char *params, size_t len, struct upscale_params *
         case PK_SCALE:
             bad = parse_scale(v, vl, &p.scale_num, &p.scale_den) != 0;
             if (bad) {
-                set_err(err, err_cap,
+                tasks_errf(err, err_cap,
                         "param scale must be a decimal number above 0 and at most %d with at most %d "
                         "decimals, not '%.*s'",
                         UPSCALE_MAX_SCALE, SCALE_MAX_DECIMALS, (int)(vl > 40 ? 40 : vl), v);
@@ -191,7 +182,7 @@ int upscale_params_parse(const char *params, size_t len, struct upscale_params *
             break;
         }
         if (bad) {
-            set_err(err, err_cap, "param %s must be a whole number from %u to %u, not '%.*s'", d->key, d->min,
+            tasks_errf(err, err_cap, "param %s must be a whole number from %u to %u, not '%.*s'", d->key, d->min,
                     d->max, (int)(vl > 40 ? 40 : vl), v);
             return P2C2R_EINVAL;
         }
@@ -199,19 +190,19 @@ int upscale_params_parse(const char *params, size_t len, struct upscale_params *
     }
     int has_size = p.width || p.height;
     if (has_size && p.scale_num) {
-        set_err(err, err_cap, "give either scale or width/height, not both");
+        tasks_errf(err, err_cap, "give either scale or width/height, not both");
         return P2C2R_EINVAL;
     }
     if (!has_size && !p.scale_num) {
-        set_err(err, err_cap, "give the output size: scale, or width and/or height");
+        tasks_errf(err, err_cap, "give the output size: scale, or width and/or height");
         return P2C2R_EINVAL;
     }
     if (!p.in_width != !p.in_height) {
-        set_err(err, err_cap, "raw input needs both in_width and in_height");
+        tasks_errf(err, err_cap, "raw input needs both in_width and in_height");
         return P2C2R_EINVAL;
     }
     if (!p.in_width && (seen & (1u << 9))) {
-        set_err(err, err_cap, "in_channels is for raw input: give in_width and in_height too");
+        tasks_errf(err, err_cap, "in_channels is for raw input: give in_width and in_height too");
         return P2C2R_EINVAL;
     }
     *out = p;
@@ -229,12 +220,12 @@ int upscale_output_size(const struct upscale_params *p, uint32_t in_w, uint32_t 
 {
     uint64_t w, h;
     if (in_w == 0 || in_h == 0 || in_w > IMAGE_MAX_SIDE || in_h > IMAGE_MAX_SIDE) {
-        set_err(err, err_cap, "input size %ux%u is out of range", in_w, in_h);
+        tasks_errf(err, err_cap, "input size %ux%u is out of range", in_w, in_h);
         return P2C2R_EINVAL;
     }
     if (p->scale_num) {
         if (p->width || p->height) {
-            set_err(err, err_cap, "give either scale or width/height, not both");
+            tasks_errf(err, err_cap, "give either scale or width/height, not both");
             return P2C2R_EINVAL;
         }
         w = muldiv_round(in_w, p->scale_num, p->scale_den);
@@ -249,7 +240,7 @@ int upscale_output_size(const struct upscale_params *p, uint32_t in_w, uint32_t 
         h = p->height;
         w = muldiv_round(in_w, p->height, in_h);
     } else {
-        set_err(err, err_cap, "give the output size: scale, or width and/or height");
+        tasks_errf(err, err_cap, "give the output size: scale, or width and/or height");
         return P2C2R_EINVAL;
     }
     if (w == 0)
@@ -258,7 +249,7 @@ int upscale_output_size(const struct upscale_params *p, uint32_t in_w, uint32_t 
         h = 1;
     if (w > UINT32_MAX || h > UINT32_MAX ||
         image_check_size((uint32_t)w, (uint32_t)h, NULL, NULL, 0) != 0) {
-        set_err(err, err_cap,
+        tasks_errf(err, err_cap,
                 "output size %llux%llu is over the limit (%u pixels a side, %llu pixels in all)",
                 (unsigned long long)w, (unsigned long long)h, IMAGE_MAX_SIDE,
                 (unsigned long long)IMAGE_MAX_PIXELS);
@@ -273,9 +264,9 @@ static void explain_resample_error(int rc, uint32_t sw, uint32_t sh, uint32_t dw
                                    size_t err_cap)
 {
     if (rc == P2C2R_ENOMEM)
-        set_err(err, err_cap, "out of memory resizing %ux%u to %ux%u", sw, sh, dw, dh);
+        tasks_errf(err, err_cap, "out of memory resizing %ux%u to %ux%u", sw, sh, dw, dh);
     else
-        set_err(err, err_cap, "resizing %ux%u to %ux%u needs more than %zu MiB of scratch memory", sw, sh, dw,
+        tasks_errf(err, err_cap, "resizing %ux%u to %ux%u needs more than %zu MiB of scratch memory", sw, sh, dw,
                 dh, RESAMPLE_SCRATCH_MAX >> 20);
 }
 
@@ -319,7 +310,7 @@ int upscale_process(const struct upscale_params *p, const uint8_t *input, size_t
         size_t n = (size_t)dw * dh * ch;
         uint8_t *o = alloc(opaque, n);
         if (!o) {
-            set_err(err, err_cap, "output of %zu bytes (%ux%u raw) is over the output limit: ask for png or jpeg, "
+            tasks_errf(err, err_cap, "output of %zu bytes (%ux%u raw) is over the output limit: ask for png or jpeg, "
                     "or a smaller size", n, dw, dh);
             rc = P2C2R_ETOOBIG;
             goto release;
@@ -345,7 +336,7 @@ int upscale_process(const struct upscale_params *p, const uint8_t *input, size_t
             goto release;
         uint8_t *o = alloc(opaque, enc_len);
         if (!o) {
-            set_err(err, err_cap, "output of %zu bytes (%ux%u %s) is over the output limit", enc_len, dw, dh,
+            tasks_errf(err, err_cap, "output of %zu bytes (%ux%u %s) is over the output limit", enc_len, dw, dh,
                     imageio_format_name(out_fmt));
             rc = P2C2R_ETOOBIG;
             goto release;
@@ -384,7 +375,7 @@ static int upscale_check(const struct p2c2r_exec_call *c)
         w = p.in_width;
         h = p.in_height;
     } else if (imageio_probe(c->input, c->input_len, &w, &h, &ch) != 0) {
-        set_err(c->err, c->err_cap, "input is not a readable PNG or JPEG (for raw pixels give in_width and in_height)");
+        tasks_errf(c->err, c->err_cap, "input is not a readable PNG or JPEG (for raw pixels give in_width and in_height)");
         return P2C2R_EINVAL;
     } else if ((rc = image_check_size(w, h, NULL, c->err, c->err_cap)) != 0) {
         return rc;
