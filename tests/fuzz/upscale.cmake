@@ -5,12 +5,13 @@
 add_library(p2c2r_fuzz_upscale_under_test STATIC
   ${PROJECT_SOURCE_DIR}/src/tasks/imageio.c
   ${PROJECT_SOURCE_DIR}/src/tasks/upscale.c
-  ${PROJECT_SOURCE_DIR}/src/tasks/upscale_resample.c)
+  ${PROJECT_SOURCE_DIR}/src/tasks/upscale_resample.c
+  ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c)
 target_compile_options(p2c2r_fuzz_upscale_under_test PRIVATE -fsanitize=fuzzer-no-link ${P2C2R_FUZZ_SAN})
 # PNG checksums are not checked in this build, so mutations reach the pixel
 # decoder instead of failing at the first CRC (see imageio.c).
 target_compile_definitions(p2c2r_fuzz_upscale_under_test PRIVATE FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION)
-target_link_libraries(p2c2r_fuzz_upscale_under_test PUBLIC PkgConfig::PNG JPEG::JPEG m)
+target_link_libraries(p2c2r_fuzz_upscale_under_test PUBLIC PkgConfig::PNG JPEG::JPEG OpenSSL::Crypto m)
 
 add_executable(fuzz_upscale ${CMAKE_CURRENT_LIST_DIR}/fuzz_upscale.c)
 target_compile_options(fuzz_upscale PRIVATE -fsanitize=fuzzer ${P2C2R_FUZZ_SAN})
