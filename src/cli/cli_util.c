@@ -45,27 +45,19 @@ int cli_connect(const char *addr, const char *token, p2c2r_client **c)
 }
 
 /* Reads a whole file ("-" = stdin) into a new buffer. */
-int cli_read_all(const char *path, uint8_t **out, size_t *len)
+int cli_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 {
     int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     size_t cap = 65536, n = 0;
     uint8_t *b = malloc(cap);
-    for (;;) {
-        if (!b)
-            break;
+    int err = b ? 0 : ENOMEM;
+    while (!err) {
         if (n == cap) {
-            if (cap >= MAX_INPUT) {
-                errno = EFBIG;
-                free(b);
-                b = NULL;
-                break;
-            }
-            uint8_t *nb = realloc(b, cap * 2);
+            uint8_t *nb = cap > max ? NULL : realloc(b, cap * 2);
             if (!nb) {
-                free(b);
-                b = NULL;
+                err = cap > max ? EFBIG : ENOMEM;
                 break;
             }
             b = nb;
@@ -74,22 +66,30 @@ int cli_read_all(const char *path, uint8_t **out, size_t *len)
         ssize_t r = read(fd, b + n, cap - n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0) {
-            free(b);
-            b = NULL;
+        if (r < 0)
+            err = errno;
+        else if (r == 0)
             break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
+        else
+            n += (size_t)r;
     }
+    if (!err && n > max)
+        err = EFBIG;
     if (fd != STDIN_FILENO)
         close(fd);
-    if (!b)
+    if (err) {
+        free(b);
+        errno = err;
         return -1;
+    }
     *out = b;
     *len = n;
     return 0;
+}
+
+int cli_read_all(const char *path, uint8_t **out, size_t *len)
+{
+    return cli_read_file(path, MAX_INPUT, out, len);
 }
 
 int cli_write_all(int fd, const void *p, size_t n)

@@ -8,7 +8,9 @@
 
 #include "p2c2r/client.h"
 
-#define PROG "p2c2r"
+#ifndef PROG
+#define PROG "p2c2r" /* a subcommand may name itself before including this */
+#endif
 
 /* Monotonic clock in microseconds. */
 uint64_t cli_now_us(void);
@@ -24,6 +26,9 @@ int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2
 /* Reads a whole file ("-" = stdin, at most 1 GiB) into a new malloc'd
  * buffer.  Returns 0 or -1 with errno set. */
 int cli_read_all(const char *path, uint8_t **out, size_t *len);
+
+/* The same with a limit: more than max bytes fails with errno EFBIG. */
+int cli_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 
 /* Writes all n bytes to fd.  Returns 0 or -1 with errno set. */
 int cli_write_all(int fd, const void *p, size_t n);

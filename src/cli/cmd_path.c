@@ -21,15 +21,9 @@
 #include "tasks/pathfind.h"
 
 #define PROG "p2c2r path"
+#include "cli/cli_util.h"
 
 int cmd_path(int argc, char **argv);
-
-static uint64_t path_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* Parses "X,Y" (whole numbers).  Returns 0 or -1. */
 static int parse_xy(const char *s, uint32_t *x, uint32_t *y)
@@ -46,46 +40,6 @@ static int parse_xy(const char *s, uint32_t *x, uint32_t *y)
         return -1;
     *x = (uint32_t)a;
     *y = (uint32_t)b;
-    return 0;
-}
-
-/* Reads a whole file ("-" = stdin) of at most max bytes into a new buffer. */
-static int path_read_file(const char *name, size_t max, char **out, size_t *len)
-{
-    FILE *f = strcmp(name, "-") == 0 ? stdin : fopen(name, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap);
-    int rc = 0;
-    while (b) {
-        if (n == cap) {
-            char *nb = cap > max ? NULL : realloc(b, cap * 2);
-            if (!nb) {
-                errno = cap > max ? EFBIG : ENOMEM;
-                rc = -1;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) {
-            rc = ferror(f) ? -1 : 0;
-            break;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    if (!b || rc != 0 || n > max) {
-        if (b && n > max)
-            errno = EFBIG;
-        free(b);
-        return -1;
-    }
-    *out = b;
-    *len = n;
     return 0;
 }
 
@@ -142,7 +96,7 @@ static int run_remote(const char *coord, const char *token, int timeout_ms, stru
         return rc;
     }
     uint8_t hash[1][32];
-    uint64_t t0 = path_mono_us();
+    uint64_t t0 = cli_now_us();
     struct p2c2r_task t = {.type = "pathfind", .min_version = 1, .priority = P2C2R_PRIO_INTERACTIVE,
                            .input = input, .input_len = input_len};
     if (pt->blob) {
@@ -174,7 +128,7 @@ static int run_remote(const char *coord, const char *token, int timeout_ms, stru
     }
     struct p2c2r_result r;
     rc = p2c2r_client_wait(c, tk, timeout_ms, &r);
-    info->round_trip_us = path_mono_us() - t0;
+    info->round_trip_us = cli_now_us() - t0;
     if (rc != 0) {
         snprintf(err, err_cap, "no result within %d ms (%s)", timeout_ms, p2c2r_strerror(rc));
         p2c2r_client_close(c);
@@ -368,10 +322,12 @@ int cmd_path(int argc, char **argv)
     const char *map_name = argv[pos];
     char *map_text = NULL;
     size_t map_len = 0;
-    if (path_read_file(map_name, PF_MAX_INPUT - 64, &map_text, &map_len) != 0) {
+    uint8_t *map_bytes = NULL;
+    if (cli_read_file(map_name, PF_MAX_INPUT - 64, &map_bytes, &map_len) != 0) {
         fprintf(stderr, "%s: cannot read map %s: %s\n", PROG, map_name, strerror(errno));
         return errno == EFBIG ? 2 : 1;
     }
+    map_text = (char *)map_bytes;
     /* The input: the map as it is (plus a line end if it lacks one), then
      * the one query. */
     size_t cap = map_len + 64;

@@ -24,58 +24,9 @@
 #include "tasks/physics.h"
 
 #define PROG "p2c2r physics"
+#include "cli/cli_util.h"
 
 int cmd_physics(int argc, char **argv);
-
-static uint64_t phys_cli_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* Reads a whole file ("-" = stdin) into a new buffer; more than max bytes is
- * an error (errno EFBIG). */
-static int phys_cli_read(const char *name, size_t max, char **out, size_t *len)
-{
-    FILE *f = strcmp(name, "-") == 0 ? stdin : fopen(name, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap);
-    int rc = b ? 0 : -1;
-    while (b) {
-        if (n == cap) {
-            char *nb = cap > max ? NULL : realloc(b, cap * 2);
-            if (!nb) {
-                errno = cap > max ? EFBIG : ENOMEM;
-                rc = -1;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) {
-            rc = ferror(f) ? -1 : 0;
-            break;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    if (rc == 0 && n > max) {
-        errno = EFBIG;
-        rc = -1;
-    }
-    if (rc != 0) {
-        free(b);
-        return -1;
-    }
-    *out = b;
-    *len = n;
-    return 0;
-}
 
 static double num_at(json_t *arr, size_t i)
 {
@@ -153,9 +104,9 @@ static int run_local(const char *scene, size_t scene_len, const char *params, si
 {
     char *out = NULL, err[256] = "";
     size_t len = 0;
-    uint64_t t0 = phys_cli_mono_us();
+    uint64_t t0 = cli_now_us();
     int rc = phys_run_json(scene, scene_len, params, params_len, &out, &len, err, sizeof(err));
-    uint64_t us = phys_cli_mono_us() - t0;
+    uint64_t us = cli_now_us() - t0;
     if (rc != 0) {
         fprintf(stderr, "%s: %s: %s\n", PROG, p2c2r_strerror(rc), err[0] ? err : "failed");
         return rc == P2C2R_EINVAL ? 2 : 1;
@@ -182,7 +133,7 @@ static int run_remote(const char *coord, const char *token, int64_t timeout, con
     }
     struct p2c2r_task t = {"physics", 1, 0, P2C2R_PRIO_INTERACTIVE, params, params_len, scene, scene_len};
     p2c2r_ticket tk;
-    uint64_t t0 = phys_cli_mono_us();
+    uint64_t t0 = cli_now_us();
     rc = p2c2r_client_submit(c, &t, &tk);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot submit: %s%s%s\n", PROG, p2c2r_strerror(rc),
@@ -192,7 +143,7 @@ static int run_remote(const char *coord, const char *token, int64_t timeout, con
     }
     struct p2c2r_result r;
     rc = p2c2r_client_wait(c, tk, (int)timeout, &r);
-    uint64_t us = phys_cli_mono_us() - t0;
+    uint64_t us = cli_now_us() - t0;
     int status;
     if (rc != 0) {
         fprintf(stderr, "%s: no result within %lld ms (%s)\n", PROG, (long long)timeout, p2c2r_strerror(rc));
@@ -266,14 +217,15 @@ int cmd_physics(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", PROG, err);
         return 2;
     }
-    char *scene = NULL;
+    uint8_t *scene_bytes = NULL;
     size_t scene_len = 0;
-    if (phys_cli_read(argv[pos], PHYS_MAX_INPUT, &scene, &scene_len) != 0) {
+    if (cli_read_file(argv[pos], PHYS_MAX_INPUT, &scene_bytes, &scene_len) != 0) {
         int e = errno;
         fprintf(stderr, "%s: cannot read scene %s: %s\n", PROG, argv[pos],
                 e == EFBIG ? "larger than the 16 MiB limit" : strerror(e));
         return e == EFBIG ? 2 : 1;
     }
+    char *scene = (char *)scene_bytes;
     int status = local ? run_local(scene, scene_len, params, pl, json, rows)
                        : run_remote(coord, token, timeout, scene, scene_len, params, pl, json, rows);
     free(scene);
