@@ -921,8 +921,9 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
         n = 0;
     if ((size_t)n >= sizeof(text))
         n = sizeof(text) - 1;
-    LOG_W("conn_cut", "conn=%" PRIu64 " addr=%s role=%u state=%s code=%s reason=\"%s\"", c->id,
-          c->addr, c->role, conn_state_name(c->state), p2c2r_errname(code), text);
+    LOG(code == P2C2R_ESHUTDOWN ? LOG_INFO : LOG_WARN, "conn_cut",
+        "conn=%" PRIu64 " addr=%s role=%u state=%s code=%s reason=\"%s\"", c->id, c->addr, c->role,
+        conn_state_name(c->state), p2c2r_errname(code), text);
     if (code == P2C2R_EPROTO || code == P2C2R_ETOOBIG)
         c->co->n.proto_errors++;
     /* Detaching requeues or frees tasks, which must not happen under a

@@ -56,13 +56,15 @@ static void on_listening(void *arg, const char *addr)
 static void on_ready(void *arg, const char *addr)
 {
     struct local_peers *lp = arg;
-    if (isatty(STDOUT_FILENO) || getenv("P2C2R_BANNER")) {
+    {
         printf("p2c2rd %s listening on %s with %lld local peer%s. Ctrl-C stops it.\n"
                "From another terminal, try:\n"
                "  echo hello | build/p2c2r submit echo --coordinator %s\n"
                "  build/p2c2r bench --coordinator %s --tasks 100000 --inflight 256\n"
-               "  build/p2c2r stats --coordinator %s\n",
-               P2C2R_VERSION_STRING, addr, (long long)lp->n, lp->n == 1 ? "" : "s", addr, addr, addr);
+               "  build/p2c2r stats --coordinator %s\n"
+               "  build/p2c2r render examples/scenes/demo.json -o frame.png --coordinator %s\n",
+               P2C2R_VERSION_STRING, addr, (long long)lp->n, lp->n == 1 ? "" : "s", addr, addr, addr,
+               addr);
         fflush(stdout);
     }
 }

@@ -664,7 +664,7 @@ static int link_dispatch(struct link *l, const struct frame_hdr *h, const uint8_
     case MSG_ERROR: {
         struct msg_error e;
         if (proto_parse_error(body, h->body_len, &e) == 0)
-            LOG_W("coordinator_error", "link=%u code=%s text=\"%.*s\"", l->index,
+            LOG(e.code == (uint16_t)-P2C2R_ESHUTDOWN ? LOG_INFO : LOG_WARN, "coordinator_error", "link=%u code=%s text=\"%.*s\"", l->index,
                   p2c2r_errname(-(int)e.code), (int)e.text.len, (const char *)e.text.p);
         return P2C2R_ECLOSED;
     }
