@@ -146,8 +146,10 @@ static const struct p2c2r_executor exec_echo = {"echo", 1, P2C2R_EXEC_CHEAP, TAS
 static const struct p2c2r_executor exec_sha256 = {"sha256", 1, P2C2R_EXEC_CHEAP, TASK_MAX_INPUT,
                                                   sha256_check, sha256_run};
 
-/* The compute executors are being written in parallel; until each lands its
- * symbol is a weak reference that resolves to NULL and is skipped. */
+/* The compute executors are weak references: a program that links only some
+ * executor objects (each fuzz target links tasks.c with just the decoder it
+ * exercises) gets NULL for the others, which the table skips.  The daemons
+ * link every executor object (p2c2r_tasks is an object library). */
 extern const struct p2c2r_executor exec_upscale __attribute__((weak));
 extern const struct p2c2r_executor exec_raytrace __attribute__((weak));
 extern const struct p2c2r_executor exec_physics __attribute__((weak));

@@ -211,13 +211,10 @@ static void test_coordinator(void)
         return;
     }
     int rc = cli(scene_path, "--coordinator", addr, "--json", NULL);
-    /* p2c2rd's local peers take the executors from the static archive
-     * libp2c2r_peer.a, and the executor table refers to exec_physics only
-     * weakly, so the linker may leave physics.o out of p2c2rd (the top-level
-     * CMakeLists.txt must link p2c2r_tasks into p2c2rd and p2c2r-peer). */
+    /* The daemons must carry the executor (p2c2r_tasks is linked into them
+     * directly; the table refers to each executor weakly). */
     int unsupported = rc == 1 && (err_has("Unsupported") || err_has("unsupported") || err_has("no connected peer"));
-    XFAIL(!unsupported, "p2c2rd's local peers lack the physics executor: link p2c2r_tasks "
-                        "into p2c2rd and p2c2r-peer");
+    CHECK(!unsupported);
     if (!unsupported) {
         EXPECT(rc, 0, "fabric json");
         /* The peer's bytes are the bytes --local computed. */
