@@ -174,6 +174,20 @@ int phys_config_check(const struct phys_config *cfg, size_t nbodies, char *err, 
     return 0;
 }
 
+/* Restitution and friction, shared by bodies and planes. */
+static int surface_check(double restitution, double friction, char *err, size_t err_cap)
+{
+    if (!in_range(restitution, 0.0, 1.0)) {
+        tasks_errf(err, err_cap, "restitution must be from 0 to 1, got %g", restitution);
+        return P2C2R_EINVAL;
+    }
+    if (!in_range(friction, 0.0, PHYS_MAX_FRICTION)) {
+        tasks_errf(err, err_cap, "friction must be from 0 to %g, got %g", PHYS_MAX_FRICTION, friction);
+        return P2C2R_EINVAL;
+    }
+    return 0;
+}
+
 int phys_body_check(const struct phys_body *b, char *err, size_t err_cap)
 {
     if (b->id < 0 || b->id > PHYS_MAX_ID) {
@@ -224,15 +238,7 @@ int phys_body_check(const struct phys_body *b, char *err, size_t err_cap)
         tasks_errf(err, err_cap, "a static body (mass 0) cannot have a velocity");
         return P2C2R_EINVAL;
     }
-    if (!in_range(b->restitution, 0.0, 1.0)) {
-        tasks_errf(err, err_cap, "restitution must be from 0 to 1, got %g", b->restitution);
-        return P2C2R_EINVAL;
-    }
-    if (!in_range(b->friction, 0.0, PHYS_MAX_FRICTION)) {
-        tasks_errf(err, err_cap, "friction must be from 0 to %g, got %g", PHYS_MAX_FRICTION, b->friction);
-        return P2C2R_EINVAL;
-    }
-    return 0;
+    return surface_check(b->restitution, b->friction, err, err_cap);
 }
 
 int phys_plane_check(const struct phys_plane *p, char *err, size_t err_cap)
@@ -249,15 +255,7 @@ int phys_plane_check(const struct phys_plane *p, char *err, size_t err_cap)
         tasks_errf(err, err_cap, "offset must be finite and at most %g in magnitude", PHYS_MAX_COORD);
         return P2C2R_EINVAL;
     }
-    if (!in_range(p->restitution, 0.0, 1.0)) {
-        tasks_errf(err, err_cap, "restitution must be from 0 to 1, got %g", p->restitution);
-        return P2C2R_EINVAL;
-    }
-    if (!in_range(p->friction, 0.0, PHYS_MAX_FRICTION)) {
-        tasks_errf(err, err_cap, "friction must be from 0 to %g, got %g", PHYS_MAX_FRICTION, p->friction);
-        return P2C2R_EINVAL;
-    }
-    return 0;
+    return surface_check(p->restitution, p->friction, err, err_cap);
 }
 
 /* ---- construction ------------------------------------------------------------ */
