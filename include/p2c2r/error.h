@@ -39,9 +39,10 @@ enum p2c2r_error {
     P2C2R_EADDR = -19,       /* cannot parse or resolve an address */
     P2C2R_ESTATE = -20,      /* call not valid in the current state */
     P2C2R_ENOBLOB = -21,     /* a blob the task references is not present */
+    P2C2R_EDEADLINE = -22,   /* rejected at admission: the task would miss its deadline */
 };
 
-#define P2C2R_ERROR_MIN (-21)
+#define P2C2R_ERROR_MIN (-22)
 
 /* Returns a static, human-readable description of an error code (never NULL).
  * Thread-safe. */

@@ -31,6 +31,7 @@ static const struct errinfo table[] = {
     {"EADDR", "bad address: expected HOST:PORT"},
     {"ESTATE", "not valid in the current state"},
     {"ENOBLOB", "a referenced blob is not present: upload it first"},
+    {"EDEADLINE", "would miss its deadline at the current load: lower the quality or allow more time"},
 };
 
 static const struct errinfo *lookup(int code)

@@ -5,6 +5,8 @@
  * exactly fill it or returns P2C2R_EPROTO. */
 #include "common/proto.h"
 
+#include <assert.h>
+
 #include <string.h>
 
 #include "p2c2r/error.h"
@@ -213,8 +215,10 @@ int proto_parse_task(const uint8_t *b, size_t n, struct msg_task *out)
         return P2C2R_EPROTO;
     out->type = rd_bytes(&r, tl);
     out->priority = rd_u8(&r);
-    out->nblobs = rd_u8(&r);
-    if (out->nblobs > PROTO_MAX_BLOBS)
+    uint8_t fb = rd_u8(&r);
+    out->nblobs = fb & PROTO_TASK_NBLOBS_MASK;
+    out->flags = fb & (uint8_t)~PROTO_TASK_NBLOBS_MASK;
+    if (out->nblobs > PROTO_MAX_BLOBS || (fb & ~PROTO_TASK_FLAGS_KNOWN))
         return P2C2R_EPROTO;
     out->min_version = rd_u32(&r);
     out->deadline_ms = rd_u32(&r);
@@ -223,6 +227,15 @@ int proto_parse_task(const uint8_t *b, size_t n, struct msg_task *out)
         return P2C2R_EPROTO;
     out->params = rd_bytes(&r, pl);
     out->blobs = rd_bytes(&r, (size_t)out->nblobs * PROTO_HASH_LEN).p;
+    memset(&out->reqs, 0, sizeof(out->reqs));
+    if (out->flags & PROTO_TASK_F_REQS) {
+        out->reqs.gpu = rd_u8(&r);
+        (void)rd_u8(&r);
+        out->reqs.min_cores = rd_u16(&r);
+        out->reqs.min_mem = rd_u64(&r);
+        if (out->reqs.gpu > 1)
+            return P2C2R_EPROTO;
+    }
     uint32_t il = rd_u32(&r);
     out->input = rd_bytes(&r, il);
     return rd_done(&r);
@@ -248,7 +261,7 @@ int proto_parse_deliver(const uint8_t *b, size_t n, struct msg_deliver *out)
     out->attempts = rd_u16(&r);
     out->exec_us = rd_u32(&r);
     out->peer_id = rd_u32(&r);
-    (void)rd_u32(&r);
+    out->flags = rd_u32(&r);
     if (r.bad)
         return P2C2R_EPROTO;
     out->output.p = r.p;
@@ -398,12 +411,33 @@ size_t proto_put_task_head(uint8_t *d, const char *type, size_t type_len,
                            size_t params_len, const uint8_t *blobs, size_t nblobs,
                            uint32_t input_len)
 {
+    return proto_put_task_head_ext(d, type, type_len, min_version, deadline_ms, priority, 0, params,
+                                   params_len, blobs, nblobs, NULL, input_len);
+}
+
+size_t proto_task_size_ext(size_t type_len, size_t params_len, size_t nblobs, int has_reqs,
+                           size_t input_len)
+{
+    return proto_task_size(type_len, params_len, nblobs, input_len) +
+           (has_reqs ? PROTO_REQS_LEN : 0);
+}
+
+size_t proto_put_task_head_ext(uint8_t *d, const char *type, size_t type_len,
+                               uint32_t min_version, uint32_t deadline_ms, uint8_t priority,
+                               uint8_t flags, const char *params, size_t params_len,
+                               const uint8_t *blobs, size_t nblobs, const struct proto_reqs *reqs,
+                               uint32_t input_len)
+{
     size_t o = 0;
+    assert(nblobs <= PROTO_MAX_BLOBS);
+    flags &= PROTO_TASK_F_NOCACHE;
+    if (reqs)
+        flags |= PROTO_TASK_F_REQS;
     d[o++] = (uint8_t)type_len;
     memcpy(d + o, type, type_len);
     o += type_len;
     d[o++] = priority;
-    d[o++] = (uint8_t)nblobs;
+    d[o++] = (uint8_t)(nblobs | flags);
     wr32(d + o, min_version);
     o += 4;
     wr32(d + o, deadline_ms);
@@ -416,6 +450,13 @@ size_t proto_put_task_head(uint8_t *d, const char *type, size_t type_len,
     if (nblobs)
         memcpy(d + o, blobs, nblobs * PROTO_HASH_LEN);
     o += nblobs * PROTO_HASH_LEN;
+    if (reqs) {
+        d[o] = reqs->gpu ? 1 : 0;
+        d[o + 1] = 0;
+        wr16(d + o + 2, reqs->min_cores);
+        wr64(d + o + 4, reqs->min_mem);
+        o += PROTO_REQS_LEN;
+    }
     wr32(d + o, input_len);
     return o + 4;
 }
@@ -429,12 +470,12 @@ size_t proto_put_result_head(uint8_t *d, uint16_t status, uint32_t exec_us)
 }
 
 size_t proto_put_deliver_head(uint8_t *d, uint16_t status, uint16_t attempts,
-                              uint32_t exec_us, uint32_t peer_id)
+                              uint32_t exec_us, uint32_t peer_id, uint32_t flags)
 {
     wr16(d, status);
     wr16(d + 2, attempts);
     wr32(d + 4, exec_us);
     wr32(d + 8, peer_id);
-    wr32(d + 12, 0);
+    wr32(d + 12, flags);
     return PROTO_DELIVER_PREFIX;
 }

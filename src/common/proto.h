@@ -119,12 +119,31 @@ struct msg_register {
 };
 
 /* A task as carried by SUBMIT, each SUBMIT_BATCH entry, and ASSIGN. */
+/* The byte after priority: bits 0..2 hold nblobs, the top bits are flags. */
+#define PROTO_TASK_NBLOBS_MASK 0x07u
+#define PROTO_TASK_F_NOCACHE 0x40u /* never answer from, coalesce or fill the result cache */
+#define PROTO_TASK_F_REQS 0x80u    /* a requirements block follows the blob hashes */
+#define PROTO_TASK_FLAGS_KNOWN (PROTO_TASK_NBLOBS_MASK | PROTO_TASK_F_NOCACHE | PROTO_TASK_F_REQS)
+#define PROTO_REQS_LEN 12
+
+/* What a task needs of the peer that runs it (PROTO_TASK_F_REQS). */
+struct proto_reqs {
+    uint8_t gpu;        /* 1 = only a peer that registered a GPU */
+    uint16_t min_cores; /* 0 = any */
+    uint64_t min_mem;   /* bytes, 0 = any */
+};
+
+/* Priority classes (the priority byte); larger values count as background. */
+enum proto_prio { PRIO_REALTIME = 0, PRIO_INTERACTIVE = 1, PRIO_BACKGROUND = 2, PRIO_CLASSES = 3 };
+
 struct msg_task {
     struct bytes_view type;  /* 1..PROTO_MAX_TYPE_NAME */
     uint32_t min_version;
     uint32_t deadline_ms;    /* 0 = coordinator default */
     uint8_t priority;
+    uint8_t flags;            /* PROTO_TASK_F_* (nblobs bits masked off) */
     uint8_t nblobs;           /* <= PROTO_MAX_BLOBS */
+    struct proto_reqs reqs;   /* zero unless PROTO_TASK_F_REQS */
     struct bytes_view params; /* <= PROTO_MAX_PARAMS, "key=value\n" lines */
     const uint8_t *blobs;     /* nblobs SHA-256 hashes, 32 bytes each */
     struct bytes_view input;
@@ -136,11 +155,16 @@ struct msg_result {
     struct bytes_view output;
 };
 
+/* DELIVER flags (the u32 at offset 12). */
+#define PROTO_DELIVER_F_CACHED 0x1u /* answered from the result cache or by an identical task */
+#define PROTO_DELIVER_F_HEDGED 0x2u /* a second copy ran on another peer */
+
 struct msg_deliver {
     uint16_t status;
     uint16_t attempts;
     uint32_t exec_us;
     uint32_t peer_id;
+    uint32_t flags; /* PROTO_DELIVER_F_* */
     struct bytes_view output;
 };
 
@@ -192,9 +216,18 @@ size_t proto_put_task_head(uint8_t *dst, const char *type, size_t type_len,
                            uint8_t priority, const char *params,
                            size_t params_len, const uint8_t *blobs, size_t nblobs,
                            uint32_t input_len);
+/* The same with flags (PROTO_TASK_F_NOCACHE; F_REQS is set by the encoder
+ * when reqs is not NULL) and a requirements block. */
+size_t proto_task_size_ext(size_t type_len, size_t params_len, size_t nblobs, int has_reqs,
+                           size_t input_len);
+size_t proto_put_task_head_ext(uint8_t *dst, const char *type, size_t type_len,
+                               uint32_t min_version, uint32_t deadline_ms, uint8_t priority,
+                               uint8_t flags, const char *params, size_t params_len,
+                               const uint8_t *blobs, size_t nblobs, const struct proto_reqs *reqs,
+                               uint32_t input_len);
 size_t proto_put_result_head(uint8_t *dst, uint16_t status, uint32_t exec_us);
 size_t proto_put_deliver_head(uint8_t *dst, uint16_t status, uint16_t attempts,
-                              uint32_t exec_us, uint32_t peer_id);
+                              uint32_t exec_us, uint32_t peer_id, uint32_t flags);
 
 /* Little-endian helpers. */
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }

@@ -772,7 +772,7 @@ static void task_deliver(struct coord *co, struct task *t, int status,
         co->n.delivered_err++;
     uint8_t head[PROTO_DELIVER_PREFIX];
     proto_put_deliver_head(head, (uint16_t)(status < 0 ? -status : status), t->attempts, exec_us,
-                           t->peer ? t->peer->id : 0);
+                           t->peer ? t->peer->id : 0, 0);
     if (conn_send(r, MSG_DELIVER, t->ticket, head, sizeof(head), out, len) != 0 &&
         r->state < CS_DRAINING) {
         co->n.limit_cuts++;

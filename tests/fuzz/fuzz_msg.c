@@ -204,13 +204,18 @@ static void check_task(const uint8_t *b, size_t n)
     FUZZ_ASSERT(m.params.len <= PROTO_MAX_PARAMS);
     FUZZ_ASSERT(inside(m.type, b, n) && inside(m.params, b, n) && inside(m.input, b, n));
     FUZZ_ASSERT(m.nblobs <= PROTO_MAX_BLOBS);
-    FUZZ_ASSERT(proto_task_size(m.type.len, m.params.len, m.nblobs, m.input.len) == n);
+    int has_reqs = (m.flags & PROTO_TASK_F_REQS) != 0;
+    FUZZ_ASSERT(proto_task_size_ext(m.type.len, m.params.len, m.nblobs, has_reqs, m.input.len) == n);
     uint8_t *e = dup_exact(b, n);
-    size_t h = proto_put_task_head(e, (const char *)m.type.p, m.type.len, m.min_version,
-                                   m.deadline_ms, m.priority, (const char *)m.params.p,
-                                   m.params.len, m.blobs, m.nblobs, (uint32_t)m.input.len);
+    size_t h = proto_put_task_head_ext(e, (const char *)m.type.p, m.type.len, m.min_version,
+                                       m.deadline_ms, m.priority, m.flags, (const char *)m.params.p,
+                                       m.params.len, m.blobs, m.nblobs, has_reqs ? &m.reqs : NULL,
+                                       (uint32_t)m.input.len);
     FUZZ_ASSERT(h + m.input.len == n);
-    FUZZ_ASSERT(same_except(e, b, h, 1 + m.type.len + 1, 1));
+    /* Re-encoding gives the same bytes but for the reserved byte of the
+     * requirements block. */
+    size_t rsv = has_reqs ? h - 4 - PROTO_REQS_LEN + 1 : 0;
+    FUZZ_ASSERT(same_except(e, b, h, has_reqs ? rsv : 0, has_reqs ? 1 : 0));
     free(e);
     check_params(&m);
     run_executor(&m);
@@ -240,7 +245,7 @@ static void check_deliver(const uint8_t *b, size_t n)
     FUZZ_ASSERT(n >= PROTO_DELIVER_PREFIX && m.output.len == n - PROTO_DELIVER_PREFIX);
     FUZZ_ASSERT(m.output.len == 0 || m.output.p == b + PROTO_DELIVER_PREFIX);
     uint8_t e[PROTO_DELIVER_PREFIX];
-    FUZZ_ASSERT(proto_put_deliver_head(e, m.status, m.attempts, m.exec_us, m.peer_id) ==
+    FUZZ_ASSERT(proto_put_deliver_head(e, m.status, m.attempts, m.exec_us, m.peer_id, m.flags) ==
                 PROTO_DELIVER_PREFIX);
     FUZZ_ASSERT(same_except(e, b, PROTO_DELIVER_PREFIX, 12, 4));
 }

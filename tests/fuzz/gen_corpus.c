@@ -132,7 +132,7 @@ static size_t body_result(uint8_t *d, uint16_t status, const char *out)
 
 static size_t body_deliver(uint8_t *d, uint16_t status, const char *out)
 {
-    size_t o = proto_put_deliver_head(d, status, 1, 1500, 3);
+    size_t o = proto_put_deliver_head(d, status, 1, 1500, 3, 0);
     memcpy(d + o, out, strlen(out));
     return o + strlen(out);
 }

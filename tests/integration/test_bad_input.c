@@ -262,7 +262,7 @@ static void case_unknown_type(void)
     r = open_raw(what);
     hello_ok(&r, ROLE_RENTER, RENTER_TOKEN, what);
     uint8_t d[PROTO_DELIVER_PREFIX];
-    proto_put_deliver_head(d, 0, 1, 0, 0);
+    proto_put_deliver_head(d, 0, 1, 0, 0, 0);
     frame(&r, MSG_DELIVER, 1, d, sizeof(d), what);
     expect_cut(&r, what, P2C2R_EPROTO, h_bound_ms(5000));
 

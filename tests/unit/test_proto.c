@@ -799,6 +799,44 @@ static void test_task(void)
     CHECK_EQ(any_task(b, n), P2C2R_EPROTO);
 }
 
+/* Flags and the requirements block: round trip, every truncation, and the
+ * bits a receiver must refuse. */
+static void test_task_ext(void)
+{
+    static uint8_t b[256];
+    const uint8_t blob[PROTO_HASH_LEN] = {1, 2, 3};
+    struct proto_reqs rq = {1, 16, (uint64_t)12 << 30};
+    size_t h = proto_put_task_head_ext(b, "upscale", 7, 2, 40, PRIO_REALTIME, PROTO_TASK_F_NOCACHE,
+                                       "scale=2\n", 8, blob, 1, &rq, 3);
+    memcpy(b + h, "xyz", 3);
+    size_t n = h + 3;
+    CHECK_EQU(n, proto_task_size_ext(7, 8, 1, 1, 3));
+    struct msg_task o;
+    if (CHECK(proto_parse_task(b, n, &o) == 0)) {
+        CHECK_EQU(o.flags, PROTO_TASK_F_NOCACHE | PROTO_TASK_F_REQS);
+        CHECK_EQU(o.nblobs, 1u);
+        CHECK_EQU(o.reqs.gpu, 1u);
+        CHECK_EQU(o.reqs.min_cores, 16u);
+        CHECK_EQU(o.reqs.min_mem, (uint64_t)12 << 30);
+        CHECK_MEM(o.blobs, PROTO_HASH_LEN, blob, PROTO_HASH_LEN);
+        CHECK_MEM(o.input.p, o.input.len, "xyz", 3);
+    }
+    check_truncations(b, n, any_task, SIZE_MAX);
+    /* Without requirements the block is absent and reqs reads as zero. */
+    h = proto_put_task_head_ext(b, "echo", 4, 0, 0, PRIO_BACKGROUND, 0, NULL, 0, NULL, 0, NULL, 0);
+    CHECK_EQU(h, proto_task_size_ext(4, 0, 0, 0, 0));
+    if (CHECK(proto_parse_task(b, h, &o) == 0))
+        CHECK(o.flags == 0 && o.reqs.gpu == 0 && o.reqs.min_cores == 0 && o.reqs.min_mem == 0);
+    /* Unknown flag bits, nblobs over 4, and a gpu byte other than 0/1 are malformed. */
+    b[1 + 4 + 1] = 0x08;
+    CHECK_EQ(any_task(b, h), P2C2R_EPROTO);
+    b[1 + 4 + 1] = 0x05;
+    CHECK_EQ(any_task(b, h), P2C2R_EPROTO);
+    h = proto_put_task_head_ext(b, "echo", 4, 0, 0, 0, 0, NULL, 0, NULL, 0, &rq, 0);
+    b[1 + 4 + 2 + 8 + 2] = 2;
+    CHECK_EQ(any_task(b, h), P2C2R_EPROTO);
+}
+
 /* ---- SUBMIT_BATCH ------------------------------------------------------- */
 
 /* Builds a batch body from tasks; returns its length. */
@@ -955,7 +993,7 @@ static void check_result(uint64_t req_id, uint16_t status, uint32_t exec_us, con
 static void check_deliver(uint64_t req_id, uint16_t status, uint16_t attempts, uint32_t exec_us,
                           uint32_t peer_id, const void *out, size_t out_len)
 {
-    size_t n = proto_put_deliver_head(body_buf, status, attempts, exec_us, peer_id);
+    size_t n = proto_put_deliver_head(body_buf, status, attempts, exec_us, peer_id, status ? 0 : PROTO_DELIVER_F_CACHED);
     CHECK_EQU(n, PROTO_DELIVER_PREFIX);
     if (out_len)
         memcpy(body_buf + n, out, out_len);
@@ -967,6 +1005,7 @@ static void check_deliver(uint64_t req_id, uint16_t status, uint16_t attempts, u
         CHECK_EQU(o.attempts, attempts);
         CHECK_EQU(o.exec_us, exec_us);
         CHECK_EQU(o.peer_id, peer_id);
+        CHECK_EQU(o.flags, status ? 0u : PROTO_DELIVER_F_CACHED);
         CHECK_MEM(o.output.p, o.output.len, out, out_len);
         CHECK(out_len == 0 || o.output.p == b + PROTO_DELIVER_PREFIX);
     }
@@ -1067,6 +1106,7 @@ int main(void)
     test_integers();
     test_register();
     test_task();
+    test_task_ext();
     test_batch();
     test_result_deliver();
     test_other_frames();
