@@ -56,13 +56,24 @@ P2C2R_API int p2c2r_client_connect(const char *addr, const struct p2c2r_client_o
  * collected.  NULL is a no-op. */
 P2C2R_API void p2c2r_client_close(p2c2r_client *c);
 
-/* Priority classes (the scheduler honours them; see docs/PROTOCOL.md). */
+/* Priority classes (the scheduler honours them; see docs/PROTOCOL.md).
+ * Values above P2C2R_PRIO_BACKGROUND count as background. */
 enum p2c2r_priority { P2C2R_PRIO_REALTIME = 0, P2C2R_PRIO_INTERACTIVE = 1, P2C2R_PRIO_BACKGROUND = 2 };
 
+/* p2c2r_task.flags. */
+#define P2C2R_TASK_NOCACHE 0x1u /* the coordinator must not answer this task from its result
+                                   cache, merge it with an identical task in flight, or cache
+                                   its result: for inputs that are never repeated, or when a
+                                   fresh run is the point (benchmarks, non-deterministic work) */
+
+/* One task.  Zero every field you do not set (a designated initializer does):
+ * a zero field keeps the behaviour the library had before that field
+ * existed. */
 struct p2c2r_task {
     const char *type;      /* task type, e.g. "echo"; 1..32 bytes */
     uint32_t min_version;  /* 0 = any version of the executor */
-    uint32_t deadline_ms;  /* 0 = coordinator default */
+    uint32_t deadline_ms;  /* 0 = coordinator default; with a deadline the coordinator may
+                              refuse the task at once (EDEADLINE) rather than deliver late */
     uint8_t priority;      /* enum p2c2r_priority */
     const char *params;    /* "key=value\n" lines, may be NULL */
     size_t params_len;
@@ -71,13 +82,26 @@ struct p2c2r_task {
     const uint8_t (*blobs)[32]; /* hashes of uploaded blobs the task uses (see
                                    p2c2r_client_put_blob), may be NULL */
     size_t nblobs;              /* at most 4 */
+    uint32_t flags;             /* P2C2R_TASK_*; other bits are EINVAL */
+    /* Requirements on the peer that runs the task; all zero = any peer.
+     * When no connected peer meets them the task is REJECTED with
+     * EUNSUPPORTED (the reason text says which requirement failed). */
+    uint8_t need_gpu;       /* nonzero = only a peer that registered a GPU */
+    uint16_t min_cores;     /* 0 = any */
+    uint64_t min_mem_bytes; /* 0 = any */
 };
 
 /* Queues one task for sending without blocking and returns its ticket.
  * The input is copied; the caller keeps ownership of t.  Errors: EINVAL,
- * ETOOBIG (over the coordinator's frame limit), EAGAIN (as many tasks in
- * flight as the coordinator allows: collect results first; this is the
- * backpressure signal), ECLOSED/EIO (connection gone), ENOMEM. */
+ * ETOOBIG (over the coordinator's frame limit), EAGAIN (this client already
+ * has as many tasks in flight as the coordinator allows: collect results
+ * first), ECLOSED/EIO (connection gone), ENOMEM.
+ *
+ * EAGAIN is only the local half of backpressure.  The coordinator's half
+ * arrives later, as the task's result: status EQUEUEFULL (its queues are
+ * full) or EDEADLINE (at the current load the task would miss deadline_ms).
+ * Both are counted by p2c2r_client_pressure, which says how a frame loop
+ * should react. */
 P2C2R_API int p2c2r_client_submit(p2c2r_client *c, const struct p2c2r_task *t, p2c2r_ticket *out);
 
 /* Queues n tasks as one SUBMIT_BATCH frame (several frames if they do not fit
@@ -86,15 +110,24 @@ P2C2R_API int p2c2r_client_submit(p2c2r_client *c, const struct p2c2r_task *t, p
 P2C2R_API int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, size_t n,
                               p2c2r_ticket *tickets);
 
+/* p2c2r_result.flags. */
+#define P2C2R_RESULT_CACHED 0x1u /* answered from the coordinator's result cache or by an
+                                    identical task in flight: no peer ran it for this ticket
+                                    (exec_us and peer_id describe the run that produced it) */
+#define P2C2R_RESULT_HEDGED 0x2u /* a second copy ran on another peer; the first answer won */
+
 struct p2c2r_result {
     p2c2r_ticket ticket;
-    int status;         /* 0 = ok, else a p2c2r_error (ETASK, ETIMEDOUT, ...) */
+    int status;         /* 0 = ok, else a p2c2r_error (ETASK, ETIMEDOUT, ...); a
+                           coordinator newer than this library may send a code it does
+                           not know: treat it as a generic failure */
     void *output;       /* output bytes, or the error text when status != 0;
                            owned by the result: release with p2c2r_result_release */
     size_t output_len;
     uint32_t exec_us;   /* executor time on the peer */
     uint32_t peer_id;   /* which peer ran it (0 = none) */
-    uint16_t attempts;  /* assignments it took */
+    uint16_t attempts;  /* assignments it took (0 = refused or ended before any) */
+    uint32_t flags;     /* P2C2R_RESULT_* */
 };
 
 /* Frees the memory held by a result (not the struct itself).  Safe on a
@@ -135,6 +168,48 @@ P2C2R_API size_t p2c2r_client_pending(const p2c2r_client *c);
 
 /* Most tasks this client may have in flight (from the coordinator). */
 P2C2R_API uint32_t p2c2r_client_max_inflight(const p2c2r_client *c);
+
+/* Backpressure, for a frame loop.
+ *
+ * A coordinator that cannot do a task in time refuses it instead of queueing
+ * it: the result comes back at once with status EQUEUEFULL (its queues are
+ * full) or EDEADLINE (at the current load it would miss its deadline_ms).
+ * For a game that is the cue to ask for less -- fewer rays per tile, a
+ * coarser path grid, the low-resolution frame without the upscale -- and not
+ * to resubmit the same work, which only adds to the load that caused the
+ * refusal.  Give frame-bound tasks a deadline_ms that matches the frame
+ * budget, so the coordinator refuses early rather than delivering late.
+ *
+ * Once per frame, after p2c2r_client_process (or poll):
+ *
+ *     struct p2c2r_pressure p;
+ *     p2c2r_client_pressure(c, &p);
+ *     if (p.last_reject_ms_ago < 250 || p.inflight * 4 >= p.max_inflight * 3)
+ *         quality = lower(quality);            // shed load now
+ *     else if (p.last_reject_ms_ago > 2000)
+ *         quality = raise(quality);            // calm for 2 s: probe upward, one step
+ *
+ * The gap between the two thresholds keeps quality from flapping; the
+ * inflight test catches the client's own limit (where submit would return
+ * EAGAIN) before it is hit.  reject_ratio says how hard to cut: about that
+ * fraction of recent tasks was refused. */
+struct p2c2r_pressure {
+    uint32_t inflight;             /* submitted, result not yet arrived */
+    uint32_t max_inflight;         /* the coordinator's limit for this connection */
+    uint64_t rejected_queue_full;  /* results with status EQUEUEFULL since connect */
+    uint64_t rejected_deadline;    /* results with status EDEADLINE since connect */
+    uint64_t last_reject_ms_ago;   /* since the latest of those; UINT64_MAX if never */
+    double reject_ratio;           /* share of those two among recent results (each new
+                                      result weighs 1/16), 0..1; 0 before any result */
+    size_t unsent_bytes;           /* submitted bytes not yet written to the socket: growing
+                                      means the network, not the coordinator, is behind */
+};
+
+/* Writes the client's backpressure figures to *out.  Counts only what has
+ * been read so far (by process, poll, wait and the other blocking calls);
+ * does no I/O and never blocks, so it is cheap enough for every frame.  The
+ * counters survive a connection failure.  Errors: EINVAL (c or out NULL). */
+P2C2R_API int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out);
 
 /* Fetches the coordinator's statistics as a JSON document (blocking).  On
  * success *json is a NUL-terminated string the caller frees with free(). */

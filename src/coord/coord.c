@@ -1,17 +1,30 @@
-/* coord.c - the coordinator (p2c2rd's core).
+/* coord.c - the coordinator (p2c2rd's core): connections and the scheduler.
  *
  * One libuv loop owns every connection, peer record and task; nothing here is
  * locked.  A connection is either a renter (submits tasks, receives outcomes)
  * or a peer (receives assignments, returns results), fixed by its HELLO.
  *
+ * Scheduling in one paragraph (docs/ARCHITECTURE.md has the reasons): a
+ * task waits in its type's queue for its priority class (realtime,
+ * interactive, background), earliest deadline first, with aging so that no
+ * class starves; a peer with a free slot takes the most urgent task it can
+ * run; a fresh task goes straight to the best of a few sampled peers with a
+ * free slot (power of d choices over a per-type set of free peers, scored by
+ * load, round trip, execution time, failure rate and trust).  A task may hold
+ * two attempts at once (a hedge); a failed or lost attempt is retried on
+ * another peer; repeated work is answered from a result cache or coalesced
+ * onto an identical task in flight.
+ *
  * Invariants:
- * - Every accepted task ends with exactly one outcome frame (DELIVER or
- *   REJECTED) to its renter, unless the renter went away first.  After that
- *   the task is detached from the renter (t->renter == NULL).
- * - Every ASSIGN sent to a peer is answered by exactly one RESULT or by the
- *   peer's disconnection; a task stays on its peer's list until then, so a
- *   peer's in-flight count always equals the length of that list.
+ * - Every accepted task ends with exactly one outcome frame (DELIVER) to its
+ *   renter, unless the renter went away first.  After that the task is
+ *   detached from the renter (t->renter == NULL) and out of the deadline heap.
+ * - Every ASSIGN sent to a peer is one attempt, answered by exactly one
+ *   RESULT or by the peer's disconnection; the attempt stays on its peer's
+ *   list until then, so a peer's in-flight count equals that list's length.
  * - A peer never holds more tasks than it advertised slots (credits).
+ * - A peer is in its types' free sets exactly when it can take a task now
+ *   (connection ready, a free slot, not quarantined).
  * - Output to a connection goes through conn_frame into its out buffer and is
  *   flushed once per loop iteration (uv_check), so many frames share one
  *   write.  A connection whose buffered output would pass max_output is cut.
@@ -22,6 +35,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -31,24 +45,37 @@
 #include <uv.h>
 
 #include "common/buf.h"
+#include "common/hist.h"
 #include "common/list.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "common/version.h"
+#include "coord/metrics_http.h"
+#include "coord/rcache.h"
 #include "p2c2r/error.h"
 
 #define READ_CHUNK (256u * 1024)
-#define SWEEP_MS 20
+#define SWEEP_MS 5          /* deadlines and hedges */
+#define CONN_SWEEP_TICKS 20 /* connection checks every 100 ms */
 #define DRAIN_MS 200
 #define TASK_CHUNK 1024
 #define TASK_INLINE 112
 #define MAX_TOKENS 1024
 #define BLOB_BUCKETS 4096
 #define PEER_HAS_CAP 1024
+#define EXCL_MAX 4               /* peers a retried task remembers to avoid */
+#define COALESCE_BUCKETS 16384
+#define DUP_RING 16              /* task ids a peer answered lately */
+#define SAMPLE_D 3               /* power of d choices */
+#define STAT_MIN_SAMPLES 20      /* before hedging or admission estimates */
+#define WINDOW_US 10000000ull    /* latency windows for p50/p95 rotate every 10 s */
+#define NO_IDX UINT32_MAX
+#define NCODES (1 - P2C2R_ERROR_MIN)
 
 enum conn_state { CS_HELLO, CS_READY, CS_DRAINING, CS_CLOSED };
-enum task_state { TS_FREE, TS_QUEUED, TS_ASSIGNED, TS_ORPHAN };
+enum task_state { TS_FREE, TS_QUEUED, TS_RUNNING, TS_FOLLOWER, TS_ORPHAN };
+enum peer_state { PS_OK, PS_QUARANTINED, PS_PROBING };
 
 static const char *conn_state_name(int s)
 {
@@ -58,36 +85,88 @@ static const char *conn_state_name(int s)
 
 static const char *task_state_name(int s)
 {
-    static const char *const n[] = {"free", "queued", "assigned", "orphan"};
+    static const char *const n[] = {"free", "queued", "running", "follower", "orphan"};
     return s >= 0 && s <= TS_ORPHAN ? n[s] : "?";
 }
 
-/* Legal task transitions: free->queued, queued->assigned, assigned->queued
- * (lost with its peer), assigned->orphan (outcome given before the peer
- * answered), any->free. */
+static const char *peer_state_name(int s)
+{
+    static const char *const n[] = {"ok", "quarantined", "probing"};
+    return s >= 0 && s <= PS_PROBING ? n[s] : "?";
+}
+
+static const char *const prio_name[PRIO_CLASSES] = {"realtime", "interactive", "background"};
+
+/* Legal task transitions: free->queued|running|follower (placed, queued or
+ * coalesced at submit), queued->running, running->queued (every attempt
+ * lost or failed, retried), running->orphan (outcome given while a peer
+ * still holds an attempt), any->free. */
 static int task_transition_ok(int from, int to)
 {
     switch (to) {
     case TS_FREE: return from != TS_FREE;
-    case TS_QUEUED: return from == TS_FREE || from == TS_ASSIGNED;
-    case TS_ASSIGNED: return from == TS_QUEUED;
-    case TS_ORPHAN: return from == TS_ASSIGNED;
+    case TS_QUEUED: return from == TS_FREE || from == TS_RUNNING;
+    case TS_RUNNING: return from == TS_FREE || from == TS_QUEUED;
+    case TS_FOLLOWER: return from == TS_FREE;
+    case TS_ORPHAN: return from == TS_RUNNING;
+    default: return 0;
+    }
+}
+
+/* Legal peer transitions: ok->quarantined (circuit opens), quarantined->
+ * probing (cool-down over: one task may test it), probing->ok|quarantined. */
+static int peer_transition_ok(int from, int to)
+{
+    switch (to) {
+    case PS_QUARANTINED: return from == PS_OK || from == PS_PROBING;
+    case PS_PROBING: return from == PS_QUARANTINED;
+    case PS_OK: return from == PS_PROBING;
     default: return 0;
     }
 }
 
 struct conn;
 struct peer_rec;
+struct task;
+
+/* A binary min-heap of tasks ordered by (deadline, submit order); each task
+ * remembers its position so removal is O(log n). */
+struct theap {
+    struct task **a;
+    uint32_t n, cap;
+};
+
+/* One priority class of one type: EDF heap plus FIFO (for aging). */
+struct tqueue {
+    struct theap h;
+    struct list_node fifo;
+};
 
 struct ttype {
     char name[PROTO_MAX_TYPE_NAME + 1];
-    uint8_t name_len;
-    struct list_node queue; /* QUEUED tasks, oldest first */
+    uint8_t name_len, cacheable;
+    /* [0]: tasks any peer of the type may run; [1]: tasks with requirements
+     * (GPU, cores, memory), kept apart so they never block the others. */
+    struct tqueue q[2][PRIO_CLASSES];
     uint32_t queued;
     struct peer_rec **peers;
     uint32_t npeers, peers_cap;
-    uint64_t free_slots;    /* sum of free slots over peers */
+    struct peer_rec **free; /* peers that can take a task now */
+    uint32_t nfree, free_cap;
+    uint64_t slots_total;   /* over registered peers */
     uint64_t no_peer_since; /* when npeers became 0 (us) */
+    uint32_t deadline_ms;   /* default deadline for the type, 0 = global */
+    struct list_node running; /* first attempts by start time: hedge candidates */
+    /* Latency of whole attempts (assign to result) in two rotating windows,
+     * and the quantiles derived from them each 100 ms. */
+    struct hist att[2];
+    uint64_t att_since;
+    uint64_t att_p50, att_p95, att_n;
+    double exec_ewma; /* us */
+    struct hist h_queue, h_dispatch, h_exec, h_total;
+    uint64_t outcomes[NCODES]; /* DELIVERs by status */
+    uint64_t rejected[NCODES]; /* REJECTEDs by code */
+    uint64_t retries, hedges, hedge_wins, cache_hits, cache_misses, coalesced;
 };
 
 struct peer_rec {
@@ -96,13 +175,23 @@ struct peer_rec {
     uint16_t cores;
     uint32_t slots, inflight;
     uint64_t mem;
-    uint8_t gpu;
+    uint8_t gpu, state, eligible;
     char gpu_model[PROTO_MAX_NAME + 1];
     uint32_t types; /* bitmask of ttype indexes */
     uint32_t versions[PROTO_MAX_TYPES];
-    uint32_t pos[PROTO_MAX_TYPES]; /* index in ttype.peers */
-    struct list_node tasks;        /* ASSIGNED and ORPHAN tasks */
+    uint32_t pos[PROTO_MAX_TYPES];  /* index in ttype.peers */
+    uint32_t fpos[PROTO_MAX_TYPES]; /* index in ttype.free */
+    float exec_ewma[PROTO_MAX_TYPES];
+    struct list_node attempts; /* live attempts */
+    struct list_node node;     /* co->peers */
     uint64_t done, failed;
+    /* Health: strikes are results another peer contradicted. */
+    uint32_t consec_strikes, quarantines;
+    uint64_t state_until_us, strikes, good;
+    float fail_ewma, rtt_us;
+    uint64_t ping_sent_us;
+    uint64_t recent[DUP_RING];
+    uint32_t recent_pos;
     /* Blobs this peer was sent (first 8 hash bytes, 0 = empty slot).  Only a
      * hint: cleared when half full, and a peer that lost a blob answers
      * ENOBLOB, which clears it too and resends. */
@@ -110,19 +199,39 @@ struct peer_rec {
     uint32_t has_n;
 };
 
+/* One ASSIGN of a task to a peer.  A task holds at most two (a hedge). */
+struct attempt {
+    struct task *t;
+    struct peer_rec *peer; /* NULL: slot unused */
+    struct list_node pnode; /* peer's attempts */
+    struct list_node hnode; /* type's running list (first attempts only) */
+    uint64_t start_us;
+    uint8_t cancelled, hedge;
+};
+
 struct task {
     uint64_t id; /* generation << 32 | slab index */
     struct conn *renter;
     uint64_t ticket;
-    struct list_node rnode; /* renter's tasks */
-    struct list_node qnode; /* type queue or peer's tasks */
-    struct peer_rec *peer;
-    uint8_t state, tt, priority;
-    uint16_t attempts;
+    struct list_node rnode;     /* renter's tasks */
+    struct list_node qnode;     /* queue FIFO, or the leader's followers */
+    struct list_node followers; /* leader: identical tasks waiting on it */
+    struct task *leader;        /* follower: the task it waits on */
+    struct task *cnext;         /* coalescing bucket chain */
+    struct rcache_key key;
+    struct attempt at[2];
+    uint8_t state, tt, prio, kind, flags, nlive, keyed, cacheable, hedged;
+    uint16_t attempts, tries, err_status;
+    uint32_t err_peer;
+    uint32_t excl[EXCL_MAX];
+    uint8_t nexcl;
+    uint32_t qidx, dlidx;
     uint32_t body_len;
     uint8_t *body; /* the task body exactly as submitted; forwarded as ASSIGN */
-    uint64_t seq;  /* submit order, for fairness across types */
-    uint64_t submit_us, deadline_us;
+    uint32_t min_version;
+    struct proto_reqs reqs;
+    uint64_t seq; /* submit order: ties in deadline go first come first served */
+    uint64_t submit_us, deadline_us, first_assign_us;
     uint32_t next_free;
     uint8_t nblobs, blob_retries;
     struct blob *blobs[PROTO_MAX_BLOBS]; /* referenced, so never evicted meanwhile */
@@ -139,7 +248,6 @@ struct blob {
     struct list_node lru;
     struct blob *hnext;
 };
-
 
 struct conn {
     uv_tcp_t tcp;
@@ -159,7 +267,9 @@ struct conn {
 
 struct counters {
     uint64_t submitted, accepted, rejected, delivered_ok, delivered_err;
-    uint64_t requeued, lost, timed_out, cancelled, late_results;
+    uint64_t requeued, lost, timed_out, cancelled, late_results, duplicate_results;
+    uint64_t retries, hedges, hedge_wins, quarantines, cache_hits, cache_misses, coalesced;
+    uint64_t rejected_deadline, rejected_capability, pings;
     uint64_t blobs_put, blobs_sent, blob_misses;
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
     uint64_t bytes_in, bytes_out;
@@ -169,6 +279,12 @@ struct token {
     uint8_t roles; /* bit (1 << role) */
     uint16_t len;
     char tok[PROTO_MAX_TOKEN];
+};
+
+/* A per-type default deadline from --type-deadline. */
+struct type_deadline {
+    char name[PROTO_MAX_TYPE_NAME + 1];
+    uint32_t ms;
 };
 
 struct coord {
@@ -182,14 +298,19 @@ struct coord {
     char addr[64];
     int stopping, ready_sent;
     uint64_t stop_deadline_us;
+    uint32_t ticks;
 
-    struct list_node conns, dirty, reap;
+    struct list_node conns, dirty, reap, peers;
     uint32_t nconns, nrenters, npeers;
     uint64_t next_conn_id;
     uint32_t next_peer_id;
 
     struct ttype types[PROTO_MAX_TYPES];
     uint32_t ntypes;
+    struct type_deadline tdl[PROTO_MAX_TYPES];
+    uint32_t ntdl;
+    char cache_types[PROTO_MAX_TYPES][PROTO_MAX_TYPE_NAME + 1];
+    uint32_t ncache_types;
 
     struct task **chunks;
     uint32_t nchunks, free_head, tasks_live;
@@ -197,6 +318,10 @@ struct coord {
     uint64_t seq;
     uint32_t queued_total;
     uint64_t queued_bytes;
+    struct theap dl; /* every task whose outcome is pending, by deadline */
+    struct task *coalesce[COALESCE_BUCKETS];
+    struct rcache *cache;
+    struct mhttp *metrics;
 
     uint8_t *rbuf; /* shared read buffer: a connection keeps its own only for a partial frame */
     struct blob *blob_tab[BLOB_BUCKETS];
@@ -215,10 +340,9 @@ static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void dispatch_peer(struct coord *co, struct peer_rec *p);
-static void task_deliver(struct coord *co, struct task *t, int status,
-                         const uint8_t *out, size_t len, uint32_t exec_us);
+static void blob_unref(struct coord *co, struct blob *b);
 
-/* ---- tasks ---------------------------------------------------------------- */
+/* ---- task slab ------------------------------------------------------------- */
 
 static struct task *task_at(struct coord *co, uint32_t idx)
 {
@@ -255,17 +379,27 @@ static struct task *task_alloc(struct coord *co)
         gen = ++co->gen;
     memset(t, 0, offsetof(struct task, small));
     t->id = (uint64_t)gen << 32 | idx;
+    t->qidx = t->dlidx = NO_IDX;
     list_init(&t->rnode);
     list_init(&t->qnode);
+    list_init(&t->followers);
+    for (int i = 0; i < 2; i++) {
+        t->at[i].t = t;
+        list_init(&t->at[i].pnode);
+        list_init(&t->at[i].hnode);
+    }
     co->tasks_live++;
     return t;
 }
 
-static void blob_unref(struct coord *co, struct blob *b);
+static void coalesce_remove(struct coord *co, struct task *t);
 
 static void task_free(struct coord *co, struct task *t)
 {
+    assert(t->nlive == 0 && t->qidx == NO_IDX && t->dlidx == NO_IDX && !t->renter);
+    assert(list_empty(&t->followers));
     task_set_state(t, TS_FREE);
+    coalesce_remove(co, t);
     for (unsigned i = 0; i < t->nblobs; i++)
         blob_unref(co, t->blobs[i]);
     t->nblobs = 0;
@@ -288,6 +422,107 @@ static struct task *task_lookup(struct coord *co, uint64_t id)
         return NULL;
     struct task *t = task_at(co, idx);
     return t->id == id && t->state != TS_FREE ? t : NULL;
+}
+
+/* ---- heaps ------------------------------------------------------------------
+ * Two heaps hold tasks: a queue's EDF heap (position in qidx) and the global
+ * deadline heap (dlidx).  Both order by (deadline, seq). */
+
+static int task_before(const struct task *a, const struct task *b)
+{
+    return a->deadline_us < b->deadline_us || (a->deadline_us == b->deadline_us && a->seq < b->seq);
+}
+
+static uint32_t *heap_pos(struct task *t, int dl) { return dl ? &t->dlidx : &t->qidx; }
+
+static void heap_place(struct theap *h, uint32_t i, struct task *t, int dl)
+{
+    h->a[i] = t;
+    *heap_pos(t, dl) = i;
+}
+
+static void heap_sift(struct theap *h, uint32_t i, int dl)
+{
+    struct task *t = h->a[i];
+    while (i > 0 && task_before(t, h->a[(i - 1) / 2])) {
+        heap_place(h, i, h->a[(i - 1) / 2], dl);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && task_before(h->a[c + 1], h->a[c]))
+            c++;
+        if (!task_before(h->a[c], t))
+            break;
+        heap_place(h, i, h->a[c], dl);
+        i = c;
+    }
+    heap_place(h, i, t, dl);
+}
+
+static void heap_push(struct theap *h, struct task *t, int dl)
+{
+    assert(*heap_pos(t, dl) == NO_IDX);
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 64;
+        h->a = xrealloc(h->a, h->cap * sizeof(*h->a));
+    }
+    heap_place(h, h->n++, t, dl);
+    heap_sift(h, h->n - 1, dl);
+}
+
+static void heap_remove(struct theap *h, struct task *t, int dl)
+{
+    uint32_t i = *heap_pos(t, dl);
+    assert(i < h->n && h->a[i] == t);
+    *heap_pos(t, dl) = NO_IDX;
+    struct task *last = h->a[--h->n];
+    if (i < h->n) {
+        heap_place(h, i, last, dl);
+        heap_sift(h, i, dl);
+    }
+}
+
+static void dl_remove(struct coord *co, struct task *t)
+{
+    if (t->dlidx != NO_IDX)
+        heap_remove(&co->dl, t, 1);
+}
+
+/* ---- result cache and coalescing ---------------------------------------------- */
+
+static uint32_t coalesce_bucket(const struct rcache_key *k) { return (uint32_t)(k->lo % COALESCE_BUCKETS); }
+
+/* A task in flight with the same key whose peer will satisfy min_version. */
+static struct task *coalesce_find(struct coord *co, const struct rcache_key *k, uint32_t min_version)
+{
+    for (struct task *t = co->coalesce[coalesce_bucket(k)]; t; t = t->cnext)
+        if (t->key.lo == k->lo && t->key.hi == k->hi && t->min_version >= min_version &&
+            t->renter && (t->state == TS_QUEUED || t->state == TS_RUNNING))
+            return t;
+    return NULL;
+}
+
+static void coalesce_add(struct coord *co, struct task *t)
+{
+    struct task **head = &co->coalesce[coalesce_bucket(&t->key)];
+    t->cnext = *head;
+    *head = t;
+    t->keyed = 1;
+}
+
+static void coalesce_remove(struct coord *co, struct task *t)
+{
+    if (!t->keyed)
+        return;
+    struct task **pp = &co->coalesce[coalesce_bucket(&t->key)];
+    while (*pp != t)
+        pp = &(*pp)->cnext;
+    *pp = t->cnext;
+    t->cnext = NULL;
+    t->keyed = 0;
 }
 
 /* ---- output --------------------------------------------------------------- */
@@ -436,20 +671,94 @@ static void on_check(uv_check_t *h)
 
 /* ---- peers and types -------------------------------------------------------- */
 
-static uint32_t peer_free(const struct peer_rec *p)
+static void peer_set_state(struct peer_rec *p, int to)
 {
-    return p->slots > p->inflight ? p->slots - p->inflight : 0;
+    if (!peer_transition_ok(p->state, to)) {
+        LOG_E("peer_bad_transition", "peer=%u from=%s to=%s", p->id, peer_state_name(p->state),
+              peer_state_name(to));
+        abort();
+    }
+    p->state = (uint8_t)to;
 }
 
-/* Applies a change of p's free slots to every type p serves. */
-static void peer_free_changed(struct coord *co, struct peer_rec *p, uint32_t before)
+/* Whether p can take one more task now. */
+static int peer_can_take(const struct peer_rec *p)
 {
-    uint32_t after = peer_free(p);
-    if (after == before)
+    if (!p->conn || p->conn->state != CS_READY || p->inflight >= p->slots)
+        return 0;
+    return p->state == PS_OK || (p->state == PS_PROBING && p->inflight == 0);
+}
+
+/* Brings p's membership of its types' free sets in line with peer_can_take.
+ * Called after every change of slots, in-flight count, state or connection
+ * state: O(types of p). */
+static void peer_refresh(struct coord *co, struct peer_rec *p)
+{
+    uint8_t want = (uint8_t)peer_can_take(p);
+    if (want == p->eligible)
         return;
+    p->eligible = want;
     for (uint32_t m = p->types; m; m &= m - 1) {
-        struct ttype *tt = &co->types[__builtin_ctz(m)];
-        tt->free_slots = tt->free_slots + after - before;
+        int ti = __builtin_ctz(m);
+        struct ttype *tt = &co->types[ti];
+        if (want) {
+            if (tt->nfree == tt->free_cap) {
+                tt->free_cap = tt->free_cap ? tt->free_cap * 2 : 8;
+                tt->free = xrealloc(tt->free, tt->free_cap * sizeof(*tt->free));
+            }
+            p->fpos[ti] = tt->nfree;
+            tt->free[tt->nfree++] = p;
+        } else {
+            uint32_t pos = p->fpos[ti];
+            assert(pos < tt->nfree && tt->free[pos] == p);
+            tt->free[pos] = tt->free[--tt->nfree];
+            tt->free[pos]->fpos[ti] = pos;
+        }
+    }
+}
+
+static struct peer_rec *peer_find(struct coord *co, uint32_t id)
+{
+    for (struct list_node *n = co->peers.next; n != &co->peers; n = n->next) {
+        struct peer_rec *p = list_entry(n, struct peer_rec, node);
+        if (p->id == id)
+            return p;
+    }
+    return NULL;
+}
+
+static void peer_quarantine(struct coord *co, struct peer_rec *p, const char *why)
+{
+    uint64_t ms = (uint64_t)co->cfg.breaker_cooldown_ms << (p->quarantines < 6 ? p->quarantines : 6);
+    peer_set_state(p, PS_QUARANTINED);
+    p->quarantines++;
+    p->state_until_us = now_us() + ms * 1000;
+    co->n.quarantines++;
+    LOG_W("peer_quarantined", "peer=%u reason=\"%s\" strikes=%u cooldown_ms=%" PRIu64, p->id, why,
+          p->consec_strikes, ms);
+    peer_refresh(co, p);
+}
+
+/* p returned a result another peer contradicted (or it failed a probe). */
+static void peer_strike(struct coord *co, struct peer_rec *p, const char *why)
+{
+    p->strikes++;
+    p->consec_strikes++;
+    p->fail_ewma = p->fail_ewma * 0.9f + 0.1f;
+    if (p->state == PS_PROBING ||
+        (p->state == PS_OK && p->consec_strikes >= co->cfg.breaker_strikes))
+        peer_quarantine(co, p, why);
+}
+
+static void peer_good(struct coord *co, struct peer_rec *p)
+{
+    p->good++;
+    p->consec_strikes = 0;
+    p->fail_ewma *= 0.9f;
+    if (p->state == PS_PROBING) {
+        peer_set_state(p, PS_OK);
+        LOG_I("peer_restored", "peer=%u", p->id);
+        peer_refresh(co, p);
     }
 }
 
@@ -478,8 +787,9 @@ static int type_name_ok(const uint8_t *name, size_t len)
 }
 
 /* A type with no peer and nothing queued references nothing (a task of a
- * type is either queued or on a peer of that type), so its slot can be
- * given to a new name: peers cannot fill the table for good. */
+ * type is queued, following a queued or running task, or on a peer of that
+ * type), so its slot can be given to a new name: peers cannot fill the
+ * table for good. */
 static int type_slot_free(const struct ttype *tt) { return tt->npeers == 0 && tt->queued == 0; }
 
 static int type_intern(struct coord *co, const uint8_t *name, size_t len)
@@ -497,58 +807,142 @@ static int type_intern(struct coord *co, const uint8_t *name, size_t len)
         if (!tt)
             return -1;
     }
+    /* Keep the arrays a recycled slot already owns. */
+    struct peer_rec **peers = tt->peers, **fr = tt->free;
+    uint32_t pcap = tt->peers_cap, fcap = tt->free_cap;
+    struct theap hq[2][PRIO_CLASSES];
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < PRIO_CLASSES; c++)
+            hq[k][c] = tt->q[k][c].h;
+    memset(tt, 0, sizeof(*tt));
+    tt->peers = peers;
+    tt->peers_cap = pcap;
+    tt->free = fr;
+    tt->free_cap = fcap;
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < PRIO_CLASSES; c++) {
+            tt->q[k][c].h = hq[k][c];
+            tt->q[k][c].h.n = 0;
+            list_init(&tt->q[k][c].fifo);
+        }
     memcpy(tt->name, name, len);
     tt->name[len] = '\0';
     tt->name_len = (uint8_t)len;
-    list_init(&tt->queue);
+    list_init(&tt->running);
     tt->no_peer_since = now_us();
+    for (uint32_t k = 0; k < co->ntdl; k++)
+        if (strcmp(co->tdl[k].name, tt->name) == 0)
+            tt->deadline_ms = co->tdl[k].ms;
+    for (uint32_t k = 0; k < co->ncache_types; k++)
+        if (strcmp(co->cache_types[k], tt->name) == 0 || strcmp(co->cache_types[k], "*") == 0)
+            tt->cacheable = 1;
+    hist_init(&tt->att[0]);
+    hist_init(&tt->att[1]);
+    hist_init(&tt->h_queue);
+    hist_init(&tt->h_dispatch);
+    hist_init(&tt->h_exec);
+    hist_init(&tt->h_total);
+    tt->att_since = now_us();
     return (int)(tt - co->types);
 }
 
-static struct peer_rec *pick_peer(struct coord *co, struct ttype *tt, uint32_t min_version, int ti)
+static int task_excludes(const struct task *t, uint32_t peer_id)
 {
-    if (tt->free_slots == 0 || tt->npeers == 0)
+    for (unsigned i = 0; i < t->nexcl; i++)
+        if (t->excl[i] == peer_id)
+            return 1;
+    return 0;
+}
+
+static int reqs_met(const struct proto_reqs *r, const struct peer_rec *p)
+{
+    return (!r->gpu || p->gpu) && p->cores >= r->min_cores && p->mem >= r->min_mem;
+}
+
+/* Whether p may run t: version, requirements, and not a peer that already
+ * failed it (unless no other peer of the type is left). */
+static int task_fits(const struct coord *co, const struct task *t, const struct peer_rec *p)
+{
+    if (p->versions[t->tt] < t->min_version || !reqs_met(&t->reqs, p))
+        return 0;
+    if (t->nexcl && task_excludes(t, p->id) && co->types[t->tt].npeers > t->nexcl)
+        return 0;
+    for (int i = 0; i < 2; i++)
+        if (t->at[i].peer == p)
+            return 0;
+    return 1;
+}
+
+/* Expected time for p to return a task of type ti, in us; lower is better.
+ * See docs/ARCHITECTURE.md, "Peer choice". */
+static double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
+{
+    const struct ttype *tt = &co->types[ti];
+    double exec = p->exec_ewma[ti] > 0 ? p->exec_ewma[ti] : tt->exec_ewma > 0 ? tt->exec_ewma : 1000;
+    double load = p->slots ? (double)p->inflight / p->slots : 1;
+    double trust = (p->good + 1.0) / (p->good + p->strikes + 2.0);
+    return (p->rtt_us + exec * (1 + load)) * (1 + 4 * p->fail_ewma) * (1.5 - 0.5 * trust);
+}
+
+/* The best of SAMPLE_D random peers of t's type that can take it now;
+ * tasks with requirements fall back to a scan of the free set when the
+ * samples miss.  NULL when none can. */
+static struct peer_rec *pick_peer(struct coord *co, const struct task *t)
+{
+    struct ttype *tt = &co->types[t->tt];
+    uint32_t n = tt->nfree;
+    if (n == 0)
         return NULL;
-    uint32_t n = tt->npeers;
     struct peer_rec *best = NULL;
-    if (n <= 4) {
+    double best_s = 0;
+    if (n <= SAMPLE_D) {
         for (uint32_t i = 0; i < n; i++) {
-            struct peer_rec *p = tt->peers[i];
-            if (p->versions[ti] >= min_version && peer_free(p) &&
-                (!best || peer_free(p) > peer_free(best)))
-                best = p;
+            struct peer_rec *p = tt->free[i];
+            if (!task_fits(co, t, p))
+                continue;
+            double s = peer_score(co, p, t->tt);
+            if (!best || s < best_s)
+                best = p, best_s = s;
         }
         return best;
     }
-    /* Power of two choices: O(1) in the number of peers. */
-    for (int k = 0; k < 2; k++) {
-        struct peer_rec *p = tt->peers[rng_next(&co->rng) % n];
-        if (p->versions[ti] >= min_version && peer_free(p) &&
-            (!best || peer_free(p) > peer_free(best)))
-            best = p;
+    for (int k = 0; k < SAMPLE_D * 3; k++) {
+        struct peer_rec *p = tt->free[rng_next(&co->rng) % n];
+        if (!task_fits(co, t, p))
+            continue;
+        double s = peer_score(co, p, t->tt);
+        if (!best || s < best_s)
+            best = p, best_s = s;
+        if (k >= SAMPLE_D - 1)
+            break;
     }
-    if (best)
+    if (best || (!t->kind && !t->nexcl && t->min_version == 0))
         return best;
-    uint32_t start = (uint32_t)(rng_next(&co->rng) % n);
-    for (uint32_t i = 0; i < n; i++) {
-        struct peer_rec *p = tt->peers[(start + i) % n];
-        if (p->versions[ti] >= min_version && peer_free(p))
-            return p;
-    }
+    for (uint32_t i = 0; i < n; i++)
+        if (task_fits(co, t, tt->free[i]))
+            return tt->free[i];
     return NULL;
 }
 
-/* ---- task flow ------------------------------------------------------------ */
+/* ---- queues ------------------------------------------------------------------ */
 
+static struct tqueue *task_queue(struct coord *co, const struct task *t)
+{
+    return &co->types[t->tt].q[t->kind][t->prio];
+}
+
+/* Queues t.  front: a retry, which has waited longest (its FIFO place). */
 static void task_enqueue(struct coord *co, struct task *t, int front)
 {
     struct ttype *tt = &co->types[t->tt];
-    task_set_state(t, TS_QUEUED);
-    t->peer = NULL;
+    struct tqueue *q = task_queue(co, t);
+    if (t->state != TS_QUEUED) /* a task put back after a failed send stays queued */
+        task_set_state(t, TS_QUEUED);
+    heap_push(&q->h, t, 0);
     if (front)
-        list_push_front(&tt->queue, &t->qnode);
+        list_push_front(&q->fifo, &t->qnode);
     else
-        list_push_back(&tt->queue, &t->qnode);
+        list_push_back(&q->fifo, &t->qnode);
     tt->queued++;
     co->queued_total++;
     co->queued_bytes += t->body_len;
@@ -557,10 +951,84 @@ static void task_enqueue(struct coord *co, struct task *t, int front)
 static void task_dequeue(struct coord *co, struct task *t)
 {
     struct ttype *tt = &co->types[t->tt];
+    heap_remove(&task_queue(co, t)->h, t, 0);
     list_remove(&t->qnode);
     tt->queued--;
     co->queued_total--;
     co->queued_bytes -= t->body_len;
+}
+
+/* The task p should run next: among the queues of its types, a task that
+ * waited past its class's aging bound first (oldest first), else the
+ * highest class, earliest deadline.  Only a queue's EDF root and FIFO head
+ * are looked at, so this is O(types of p). */
+static struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
+{
+    struct task *best = NULL;
+    uint64_t best_rank = UINT64_MAX;
+    for (uint32_t m = p->types; m; m &= m - 1) {
+        struct ttype *tt = &co->types[__builtin_ctz(m)];
+        if (tt->queued == 0)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            for (int c = 0; c < PRIO_CLASSES; c++) {
+                struct tqueue *q = &tt->q[k][c];
+                if (q->h.n == 0)
+                    continue;
+                struct task *f = list_entry(q->fifo.next, struct task, qnode);
+                struct task *r = q->h.a[0];
+                struct task *pick = NULL;
+                uint64_t rank;
+                if (c > 0 && now - f->submit_us > (uint64_t)c * co->cfg.aging_ms * 1000 &&
+                    task_fits(co, f, p)) {
+                    pick = f; /* aged: rank 0, oldest first */
+                    rank = 0;
+                } else if (task_fits(co, r, p)) {
+                    pick = r;
+                    rank = (uint64_t)(c + 1);
+                } else if (f != r && task_fits(co, f, p)) {
+                    pick = f;
+                    rank = (uint64_t)(c + 1);
+                } else {
+                    continue;
+                }
+                if (!best || rank < best_rank ||
+                    (rank == best_rank && (rank == 0 ? pick->submit_us < best->submit_us
+                                                     : task_before(pick, best)))) {
+                    best = pick;
+                    best_rank = rank;
+                }
+            }
+        }
+    }
+    return best;
+}
+
+/* ---- stats helpers -------------------------------------------------------------- */
+
+static void ewma(double *v, double sample)
+{
+    *v = *v > 0 ? *v * 0.9 + sample * 0.1 : sample;
+}
+
+static void ewmaf(float *v, double sample)
+{
+    *v = *v > 0 ? (float)(*v * 0.9 + sample * 0.1) : (float)sample;
+}
+
+/* Recomputes a type's attempt-latency quantiles; rotates the windows. */
+static void type_stats_tick(struct ttype *tt, uint64_t now)
+{
+    if (now - tt->att_since >= WINDOW_US) {
+        tt->att[1] = tt->att[0];
+        hist_init(&tt->att[0]);
+        tt->att_since = now;
+    }
+    struct hist m = tt->att[0];
+    hist_merge(&m, &tt->att[1]);
+    tt->att_n = m.count;
+    tt->att_p50 = hist_quantile(&m, 0.50);
+    tt->att_p95 = hist_quantile(&m, 0.95);
 }
 
 /* ---- blobs ---------------------------------------------------------------- */
@@ -678,9 +1146,12 @@ static void hex32(const uint8_t *h, char *out)
     out[64] = '\0';
 }
 
-/* Sends t to p.  Returns 0, or -1 when p's connection was cut because its
- * output is full (t is then untouched and still the caller's). */
-static int task_assign(struct coord *co, struct task *t, struct peer_rec *p)
+/* ---- task flow ------------------------------------------------------------ */
+
+/* Sends t to p as a new attempt (a hedge when t already runs elsewhere).
+ * Returns 0, or -1 when p's connection was cut because its output is full
+ * (t is then untouched and still the caller's). */
+static int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge)
 {
     /* Blobs the peer (probably) lacks travel just before the task. */
     for (unsigned i = 0; i < t->nblobs; i++) {
@@ -700,105 +1171,256 @@ static int task_assign(struct coord *co, struct task *t, struct peer_rec *p)
         conn_fail(p->conn, P2C2R_ELIMIT, "peer output over %zu bytes", co->cfg.max_output);
         return -1;
     }
-    task_set_state(t, TS_ASSIGNED);
-    t->peer = p;
+    struct ttype *tt = &co->types[t->tt];
+    struct attempt *a = t->at[0].peer ? &t->at[1] : &t->at[0];
+    assert(!a->peer && t->nlive < 2);
+    uint64_t now = now_us();
+    if (t->state != TS_RUNNING)
+        task_set_state(t, TS_RUNNING);
+    a->peer = p;
+    a->start_us = now;
+    a->cancelled = 0;
+    a->hedge = (uint8_t)hedge;
+    list_push_back(&p->attempts, &a->pnode);
+    if (!hedge && co->cfg.hedge)
+        list_push_back(&tt->running, &a->hnode);
+    t->nlive++;
     t->attempts++;
-    list_push_back(&p->tasks, &t->qnode);
-    uint32_t before = peer_free(p);
+    if (!hedge)
+        t->tries++;
+    if (!t->first_assign_us) {
+        t->first_assign_us = now;
+        hist_add(&tt->h_queue, now - t->submit_us);
+    }
     p->inflight++;
-    peer_free_changed(co, p, before);
+    peer_refresh(co, p);
     return 0;
 }
 
-static uint32_t task_min_version(const struct task *t)
+/* Ends attempt a (its RESULT came, or its peer is gone). */
+static void attempt_end(struct coord *co, struct attempt *a)
 {
-    /* min_version sits after the type name, priority and a reserved byte. */
-    return rd32(t->body + 1 + t->body[0] + 2);
+    struct peer_rec *p = a->peer;
+    assert(p && a->t->nlive > 0);
+    list_remove(&a->pnode);
+    list_remove(&a->hnode);
+    a->peer = NULL;
+    a->t->nlive--;
+    p->inflight--;
+    peer_refresh(co, p);
 }
 
-/* Places a fresh task on a peer or in its type's queue. */
-static void task_schedule(struct coord *co, struct task *t)
+/* Tells every peer still running t to stop (advisory: the attempt ends
+ * with the peer's RESULT, which is then discarded). */
+static void task_cancel_attempts(struct task *t)
 {
-    struct ttype *tt = &co->types[t->tt];
-    if (tt->queued == 0) {
-        struct peer_rec *p;
-        while ((p = pick_peer(co, tt, task_min_version(t), t->tt)) != NULL) {
-            t->state = TS_QUEUED; /* assign expects queued */
-            if (task_assign(co, t, p) == 0)
-                return;
-        }
-        t->state = TS_FREE;
-    }
-    task_enqueue(co, t, 0);
-}
-
-/* Fills p's free slots from the queues of the types it serves, oldest first. */
-static void dispatch_peer(struct coord *co, struct peer_rec *p)
-{
-    while (peer_free(p) && p->conn->state == CS_READY) {
-        struct task *best = NULL;
-        for (uint32_t m = p->types; m; m &= m - 1) {
-            struct ttype *tt = &co->types[__builtin_ctz(m)];
-            if (list_empty(&tt->queue))
-                continue;
-            struct task *t = list_entry(tt->queue.next, struct task, qnode);
-            if ((!best || t->seq < best->seq) && p->versions[t->tt] >= task_min_version(t))
-                best = t;
-        }
-        if (!best)
-            return;
-        task_dequeue(co, best);
-        if (task_assign(co, best, p) != 0) {
-            task_enqueue(co, best, 1);
-            return;
-        }
+    for (int i = 0; i < 2; i++) {
+        struct attempt *a = &t->at[i];
+        if (!a->peer || a->cancelled)
+            continue;
+        a->cancelled = 1;
+        list_remove(&a->hnode);
+        /* Best effort: with its output full the peer just runs it. */
+        (void)conn_frame(a->peer->conn, MSG_CANCEL, 0, t->id, 0);
     }
 }
 
-/* Gives t its final outcome: a DELIVER frame to its renter (if still there).
- * Detaches t from the renter; the caller frees t or keeps it as an orphan. */
-static void task_deliver(struct coord *co, struct task *t, int status,
-                         const uint8_t *out, size_t len, uint32_t exec_us)
+static int send_deliver(struct coord *co, struct conn *r, uint64_t ticket, int status,
+                        uint16_t attempts, uint32_t exec_us, uint32_t peer_id, uint32_t flags,
+                        const uint8_t *out, size_t len)
 {
-    struct conn *r = t->renter;
-    if (!r)
-        return;
-    t->renter = NULL;
-    list_remove(&t->rnode);
-    r->inflight--;
     if (status == 0)
         co->n.delivered_ok++;
     else
         co->n.delivered_err++;
     uint8_t head[PROTO_DELIVER_PREFIX];
-    proto_put_deliver_head(head, (uint16_t)(status < 0 ? -status : status), t->attempts, exec_us,
-                           t->peer ? t->peer->id : 0, 0);
-    if (conn_send(r, MSG_DELIVER, t->ticket, head, sizeof(head), out, len) != 0 &&
+    proto_put_deliver_head(head, (uint16_t)(status < 0 ? -status : status), attempts, exec_us,
+                           peer_id, flags);
+    if (conn_send(r, MSG_DELIVER, ticket, head, sizeof(head), out, len) != 0 &&
         r->state < CS_DRAINING) {
         co->n.limit_cuts++;
-        conn_fail(r, P2C2R_ELIMIT,
-                  "renter output over %zu bytes: read your results", co->cfg.max_output);
+        conn_fail(r, P2C2R_ELIMIT, "renter output over %zu bytes: read your results",
+                  co->cfg.max_output);
+        return -1;
     }
+    return 0;
+}
+
+/* Gives t its final outcome: a DELIVER frame to its renter (if still there).
+ * Detaches t from the renter and the deadline heap; the caller frees t or
+ * keeps it as an orphan. */
+static void task_deliver(struct coord *co, struct task *t, int status, const uint8_t *out,
+                         size_t len, uint32_t exec_us, uint32_t peer_id, uint32_t flags)
+{
+    struct conn *r = t->renter;
+    dl_remove(co, t);
+    if (!r)
+        return;
+    t->renter = NULL;
+    list_remove(&t->rnode);
+    r->inflight--;
+    struct ttype *tt = &co->types[t->tt];
+    tt->outcomes[status < 0 ? -status : 0]++;
+    hist_add(&tt->h_total, now_us() - t->submit_us);
+    send_deliver(co, r, t->ticket, status, t->attempts, exec_us, peer_id, flags, out, len);
 }
 
 static void deliver_text(struct coord *co, struct task *t, int status, const char *text)
 {
-    task_deliver(co, t, status, (const uint8_t *)text, strlen(text), 0);
+    task_deliver(co, t, status, (const uint8_t *)text, strlen(text), 0, 0,
+                 t->hedged ? PROTO_DELIVER_F_HEDGED : 0);
 }
 
-/* Ends t now with status (timeout, cancel, shutdown): a queued task is freed,
- * an assigned one becomes an orphan until its peer answers or goes, and the
- * peer is told to cancel. */
+/* The final outcome of t's computation: t and every task coalesced onto it
+ * get it.  t is freed, or kept as an orphan while peers still hold it. */
+static void task_finish(struct coord *co, struct task *t, int status, const uint8_t *out,
+                        size_t len, uint32_t exec_us, uint32_t peer_id)
+{
+    uint32_t fl = t->hedged ? PROTO_DELIVER_F_HEDGED : 0;
+    task_deliver(co, t, status, out, len, exec_us, peer_id, fl);
+    coalesce_remove(co, t);
+    struct list_node *n;
+    while ((n = list_pop_front(&t->followers)) != NULL) {
+        struct task *f = list_entry(n, struct task, qnode);
+        f->leader = NULL;
+        task_deliver(co, f, status, out, len, exec_us, peer_id, fl | PROTO_DELIVER_F_CACHED);
+        task_free(co, f);
+    }
+    if (t->state == TS_QUEUED)
+        task_dequeue(co, t);
+    if (t->nlive) {
+        task_cancel_attempts(t);
+        task_set_state(t, TS_ORPHAN);
+    } else {
+        task_free(co, t);
+    }
+}
+
+/* t's renter is done with it (outcome given early, or gone) but tasks are
+ * coalesced onto it: the first follower takes t's place, so the work goes
+ * on for the others.  Returns the follower, which now stands for t's old
+ * renter and ticket; the caller gives it its outcome and frees it. */
+static struct task *task_handoff(struct coord *co, struct task *t)
+{
+    struct task *f = list_entry(list_pop_front(&t->followers), struct task, qnode);
+    f->leader = NULL;
+    struct conn *rt = t->renter, *rf = f->renter;
+    list_remove(&t->rnode);
+    list_remove(&f->rnode);
+    t->renter = rf;
+    f->renter = rt;
+    uint64_t x = t->ticket;
+    t->ticket = f->ticket;
+    f->ticket = x;
+    if (rf)
+        list_push_back(&rf->tasks, &t->rnode);
+    if (rt)
+        list_push_back(&rt->tasks, &f->rnode);
+    dl_remove(co, t);
+    dl_remove(co, f);
+    x = t->deadline_us;
+    t->deadline_us = f->deadline_us;
+    f->deadline_us = x;
+    x = t->submit_us;
+    t->submit_us = f->submit_us;
+    f->submit_us = x;
+    x = t->seq;
+    t->seq = f->seq;
+    f->seq = x;
+    int queued = t->state == TS_QUEUED;
+    if (queued)
+        task_dequeue(co, t);
+    t->prio = f->prio;
+    if (queued)
+        task_enqueue(co, t, 0);
+    if (t->renter)
+        heap_push(&co->dl, t, 1);
+    return f;
+}
+
+/* Ends t now with status (timeout, cancel, shutdown, renter gone): a queued
+ * task is freed, a running one becomes an orphan until its peers answer or
+ * go, and they are told to cancel.  A task others are coalesced onto hands
+ * its work over to them instead. */
 static void task_end_early(struct coord *co, struct task *t, int status, const char *text)
 {
-    deliver_text(co, t, status, text);
-    if (t->state == TS_QUEUED) {
-        task_dequeue(co, t);
+    switch (t->state) {
+    case TS_FOLLOWER:
+        list_remove(&t->qnode);
+        t->leader = NULL;
+        deliver_text(co, t, status, text);
         task_free(co, t);
-    } else if (t->state == TS_ASSIGNED) {
-        task_set_state(t, TS_ORPHAN);
-        /* Best effort: with its output full the peer just runs it. */
-        (void)conn_frame(t->peer->conn, MSG_CANCEL, 0, t->id, 0);
+        return;
+    case TS_QUEUED:
+    case TS_RUNNING:
+        if (!list_empty(&t->followers)) {
+            struct task *f = task_handoff(co, t);
+            deliver_text(co, f, status, text);
+            task_free(co, f);
+            return;
+        }
+        deliver_text(co, t, status, text);
+        coalesce_remove(co, t);
+        if (t->state == TS_QUEUED) {
+            task_dequeue(co, t);
+            task_free(co, t);
+        } else {
+            task_cancel_attempts(t);
+            task_set_state(t, TS_ORPHAN);
+        }
+        return;
+    default:
+        return; /* orphan: its outcome was given */
+    }
+}
+
+/* Puts t straight on the best peer that can take it.  Returns 1 when
+ * placed, 0 when no peer can take it now. */
+static int task_place(struct coord *co, struct task *t)
+{
+    struct peer_rec *p;
+    while ((p = pick_peer(co, t)) != NULL)
+        if (task_assign(co, t, p, 0) == 0)
+            return 1;
+    return 0;
+}
+
+/* Lets free peers of type ti take queued work (after a requeue). */
+static void type_kick(struct coord *co, int ti)
+{
+    struct ttype *tt = &co->types[ti];
+    for (uint32_t i = tt->nfree; i-- > 0 && tt->queued;)
+        if (i < tt->nfree)
+            dispatch_peer(co, tt->free[i]);
+}
+
+/* Sends a failed or lost t to another peer, or back to its queue's front. */
+static void task_retry(struct coord *co, struct task *t, uint32_t failed_peer)
+{
+    if (failed_peer && !task_excludes(t, failed_peer)) {
+        if (t->nexcl == EXCL_MAX)
+            memmove(t->excl, t->excl + 1, (EXCL_MAX - 1) * sizeof(t->excl[0])), t->nexcl--;
+        t->excl[t->nexcl++] = failed_peer;
+    }
+    co->n.retries++;
+    co->types[t->tt].retries++;
+    if (!task_place(co, t))
+        task_enqueue(co, t, 1);
+}
+
+/* Fills p's free slots from the queues of the types it serves. */
+static void dispatch_peer(struct coord *co, struct peer_rec *p)
+{
+    uint64_t now = now_us();
+    while (peer_can_take(p)) {
+        struct task *t = next_for_peer(co, p, now);
+        if (!t)
+            return;
+        task_dequeue(co, t);
+        if (task_assign(co, t, p, 0) != 0) {
+            task_enqueue(co, t, 1);
+            return;
+        }
     }
 }
 
@@ -817,7 +1439,8 @@ static void on_closed(uv_handle_t *h)
 }
 
 /* Removes c from all scheduling state: a renter's queued tasks are dropped
- * and its running ones orphaned; a peer's tasks go back to the queue. */
+ * and its running ones orphaned (or handed to tasks coalesced onto them); a
+ * peer's attempts end, and tasks left with none are retried at once. */
 static void conn_detach(struct conn *c)
 {
     struct coord *co = c->co;
@@ -832,57 +1455,50 @@ static void conn_detach(struct conn *c)
             struct task *t = list_entry(n, struct task, rnode);
             t->renter = NULL;
             c->inflight--;
-            if (t->state == TS_QUEUED) {
-                task_dequeue(co, t);
-                task_free(co, t);
-            } else if (t->state == TS_ASSIGNED) {
-                task_set_state(t, TS_ORPHAN);
-                (void)conn_frame(t->peer->conn, MSG_CANCEL, 0, t->id, 0);
-            }
+            task_end_early(co, t, P2C2R_ECLOSED, "renter gone");
         }
     }
     struct peer_rec *p = c->peer;
     if (p) {
         co->npeers--;
-        uint32_t before = peer_free(p);
-        p->slots = 0; /* no new work */
-        peer_free_changed(co, p, before);
+        list_remove(&p->node);
         for (uint32_t m = p->types; m; m &= m - 1) {
             int ti = __builtin_ctz(m);
             struct ttype *tt = &co->types[ti];
             uint32_t pos = p->pos[ti];
             tt->peers[pos] = tt->peers[--tt->npeers];
             tt->peers[pos]->pos[ti] = pos;
+            tt->slots_total -= p->slots;
             if (tt->npeers == 0)
                 tt->no_peer_since = now_us();
         }
+        p->slots = 0; /* no new work */
+        peer_refresh(co, p);
         uint32_t types = p->types;
-        p->types = 0;
         struct list_node *n;
-        while ((n = list_pop_front(&p->tasks)) != NULL) {
-            struct task *t = list_entry(n, struct task, qnode);
-            p->inflight--;
+        while ((n = p->attempts.next) != &p->attempts) {
+            struct attempt *a = list_entry(n, struct attempt, pnode);
+            struct task *t = a->t;
+            attempt_end(co, a);
             if (t->state == TS_ORPHAN) {
-                task_free(co, t);
-            } else if (t->attempts >= co->cfg.max_attempts) {
+                if (t->nlive == 0)
+                    task_free(co, t);
+            } else if (t->nlive > 0) {
+                continue; /* its other attempt goes on */
+            } else if (t->tries >= co->cfg.max_attempts) {
                 co->n.lost++;
                 char msg[128];
-                snprintf(msg, sizeof(msg), "task lost with %u peers in a row", t->attempts);
-                t->peer = NULL;
-                deliver_text(co, t, P2C2R_ELOST, msg);
-                t->state = TS_ORPHAN;
-                task_free(co, t);
+                snprintf(msg, sizeof(msg), "task lost with %u peers in a row", t->tries);
+                task_finish(co, t, P2C2R_ELOST, (const uint8_t *)msg, strlen(msg), 0, 0);
             } else {
                 co->n.requeued++;
-                task_enqueue(co, t, 1);
+                task_retry(co, t, p->id);
             }
         }
+        p->types = 0;
         /* Other peers may be able to take the requeued work now. */
-        for (uint32_t m = types; m; m &= m - 1) {
-            struct ttype *tt = &co->types[__builtin_ctz(m)];
-            for (uint32_t i = 0; i < tt->npeers && tt->queued; i++)
-                dispatch_peer(co, tt->peers[i]);
-        }
+        for (uint32_t m = types; m; m &= m - 1)
+            type_kick(co, __builtin_ctz(m));
         LOG_I("peer_gone", "peer=%u conn=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64, p->id,
               c->id, p->done, p->failed);
     }
@@ -932,11 +1548,8 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
      * no new work: it is draining, and a peer's slots drop to zero. */
     c->state = CS_DRAINING;
     c->drain_until_us = now_us() + DRAIN_MS * 1000;
-    if (c->peer) {
-        uint32_t before = peer_free(c->peer);
-        c->peer->slots = 0;
-        peer_free_changed(c->co, c->peer, before);
-    }
+    if (c->peer)
+        peer_refresh(c->co, c->peer); /* draining: no new work */
     if (!c->detached && !list_linked(&c->reap_node))
         list_push_back(&c->co->reap, &c->reap_node);
     /* A connection cut for not reading loses what was queued for it: the
@@ -1067,9 +1680,11 @@ static int on_register(struct conn *c, const struct frame_hdr *h, const uint8_t 
     p->conn = c;
     p->cores = m.cores;
     p->mem = m.mem_bytes;
-    p->gpu = m.gpu;
+    p->gpu = m.gpu ? 1 : 0;
+    p->state = PS_OK;
     memcpy(p->gpu_model, m.gpu_model.p, m.gpu_model.len);
-    list_init(&p->tasks);
+    list_init(&p->attempts);
+    list_push_back(&co->peers, &p->node);
     for (unsigned i = 0; i < m.ntypes; i++) {
         int ti = type_intern(co, m.types[i].name.p, m.types[i].name.len);
         assert(ti >= 0); /* capacity was checked above */
@@ -1084,11 +1699,12 @@ static int on_register(struct conn *c, const struct frame_hdr *h, const uint8_t 
         }
         p->pos[ti] = tt->npeers;
         tt->peers[tt->npeers++] = p;
+        tt->slots_total += m.slots;
     }
     c->peer = p;
     co->npeers++;
     p->slots = m.slots;
-    peer_free_changed(co, p, 0);
+    peer_refresh(co, p);
     uint8_t *b = conn_frame(c, MSG_REGISTER_OK, 0, h->req_id, 8);
     if (b)
         wr64(b, p->id);
@@ -1106,10 +1722,24 @@ static int on_credit(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         conn_fail(c, P2C2R_EPROTO, "CREDIT before PEER_REGISTER or malformed");
         return -1;
     }
-    uint32_t before = peer_free(c->peer);
-    c->peer->slots = slots;
-    peer_free_changed(c->co, c->peer, before);
-    dispatch_peer(c->co, c->peer);
+    struct peer_rec *p = c->peer;
+    for (uint32_t m = p->types; m; m &= m - 1) {
+        struct ttype *tt = &c->co->types[__builtin_ctz(m)];
+        tt->slots_total = tt->slots_total - p->slots + slots;
+    }
+    p->slots = slots;
+    peer_refresh(c->co, p);
+    dispatch_peer(c->co, p);
+    return 0;
+}
+
+
+/* Whether RESULT id is one p answered lately (a duplicate, not an invention). */
+static int peer_answered(const struct peer_rec *p, uint64_t id)
+{
+    for (unsigned i = 0; i < DUP_RING; i++)
+        if (p->recent[i] == id)
+            return 1;
     return 0;
 }
 
@@ -1123,22 +1753,52 @@ static int on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         return -1;
     }
     struct task *t = task_lookup(co, h->req_id);
-    if (!t || t->peer != p || (t->state != TS_ASSIGNED && t->state != TS_ORPHAN)) {
-        /* Not ours: a peer inventing results is misbehaving. */
+    struct attempt *a = NULL;
+    if (t && (t->state == TS_RUNNING || t->state == TS_ORPHAN))
+        for (int i = 0; i < 2; i++)
+            if (t->at[i].peer == p)
+                a = &t->at[i];
+    if (!a) {
+        if (peer_answered(p, h->req_id)) {
+            /* Answered twice: dropped, counted, and it costs the peer trust. */
+            co->n.duplicate_results++;
+            p->fail_ewma = p->fail_ewma * 0.9f + 0.1f;
+            return 0;
+        }
+        /* Never ours: a peer inventing results is misbehaving. */
         co->n.late_results++;
         conn_fail(c, P2C2R_EPROTO, "RESULT for task %" PRIx64 " that was not assigned to this peer",
                   h->req_id);
         return -1;
     }
-    list_remove(&t->qnode);
-    uint32_t before = peer_free(p);
-    p->inflight--;
-    peer_free_changed(co, p, before);
-    if (m.status == 0)
+    p->recent[p->recent_pos++ % DUP_RING] = h->req_id;
+    struct ttype *tt = &co->types[t->tt];
+    uint64_t now = now_us(), dur = now - a->start_us;
+    int hedge = a->hedge;
+    attempt_end(co, a);
+    int status = m.status ? -(int)m.status : 0;
+    if (status < P2C2R_ERROR_MIN)
+        status = P2C2R_ETASK;
+    if (status == 0)
         p->done++;
-    else if (m.status != (uint16_t)-P2C2R_ECANCELLED)
+    else if (status != P2C2R_ECANCELLED)
         p->failed++;
-    if (m.status == (uint16_t)-P2C2R_ENOBLOB && t->state == TS_ASSIGNED && t->blob_retries < 3) {
+    if (status == 0) {
+        hist_add(&tt->h_exec, m.exec_us);
+        hist_add(&tt->h_dispatch, dur > m.exec_us ? dur - m.exec_us : 0);
+        ewmaf(&p->exec_ewma[t->tt], m.exec_us);
+        ewmaf(&p->rtt_us, (double)(dur > m.exec_us ? dur - m.exec_us : 0));
+        if (!hedge || t->state == TS_RUNNING)
+            hist_add(&tt->att[0], dur);
+        ewma(&tt->exec_ewma, m.exec_us);
+    }
+
+    if (t->state == TS_ORPHAN) {
+        /* Cancelled, timed out or beaten by its hedge: dropped and counted. */
+        co->n.late_results++;
+        if (t->nlive == 0)
+            task_free(co, t);
+    } else if (status == P2C2R_ENOBLOB && t->blob_retries < 3) {
         /* The peer evicted a blob we thought it had: forget what we knew,
          * and run the task again (it resends the blobs) at no attempt's cost. */
         co->n.blob_misses++;
@@ -1147,23 +1807,48 @@ static int on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         p->has_n = 0;
         t->blob_retries++;
         t->attempts--;
-        task_enqueue(co, t, 1);
-        if (c->state == CS_READY)
-            dispatch_peer(co, p);
-        return 0;
-    }
-    if (t->state == TS_ORPHAN) {
-        co->n.late_results++;
+        if (!hedge)
+            t->tries--;
+        if (t->nlive == 0)
+            task_enqueue(co, t, 1);
+    } else if (status == 0) {
+        peer_good(co, p);
+        if (t->err_status && t->err_peer != p->id) {
+            struct peer_rec *bad = peer_find(co, t->err_peer);
+            if (bad)
+                peer_strike(co, bad, "an error another peer's success contradicted");
+        }
+        if (hedge) {
+            co->n.hedge_wins++;
+            tt->hedge_wins++;
+        }
+        if (t->cacheable && co->cache)
+            (void)rcache_put(co->cache, &t->key, p->versions[t->tt], m.output.p, m.output.len, now);
+        task_finish(co, t, 0, m.output.p, m.output.len, m.exec_us, p->id);
     } else {
-        int status = m.status ? -(int)m.status : 0;
-        if (status < P2C2R_ERROR_MIN)
-            status = P2C2R_ETASK;
-        t->state = TS_ORPHAN;
-        task_deliver(co, t, status, m.output.p, m.output.len, m.exec_us);
+        /* An error.  It is believed when a second peer says the same; until
+         * then it may be this peer's fault, so the task runs elsewhere. */
+        if (p->state == PS_PROBING)
+            peer_strike(co, p, "probe failed");
+        if (t->nlive > 0) {
+            if (!t->err_status) {
+                t->err_status = m.status;
+                t->err_peer = p->id;
+            }
+        } else if (t->err_status == m.status && t->err_peer != p->id) {
+            task_finish(co, t, status, m.output.p, m.output.len, m.exec_us, p->id);
+        } else if (t->tries < co->cfg.max_attempts && tt->npeers > 1) {
+            t->err_status = m.status;
+            t->err_peer = p->id;
+            task_retry(co, t, p->id);
+        } else {
+            task_finish(co, t, status, m.output.p, m.output.len, m.exec_us, p->id);
+        }
     }
-    task_free(co, t);
     if (c->state == CS_READY)
         dispatch_peer(co, p);
+    if (tt->queued)
+        type_kick(co, (int)(tt - co->types));
     return 0;
 }
 
@@ -1183,9 +1868,66 @@ static int type_has_version(const struct ttype *tt, int ti, uint32_t v)
     return 0;
 }
 
+/* Whether any registered peer of the type could ever run a task that
+ * needs r at version v.  O(peers of the type), only for tasks with
+ * requirements. */
+static int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto_reqs *r)
+{
+    for (uint32_t i = 0; i < tt->npeers; i++)
+        if (tt->peers[i]->versions[ti] >= v && reqs_met(r, tt->peers[i]))
+            return 1;
+    return 0;
+}
+
+static void reqs_describe(const struct proto_reqs *r, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s", r->gpu ? "a GPU" : "");
+    if (r->min_cores)
+        n += snprintf(out + n, cap - (size_t)n, "%s%u cores", n ? ", " : "", r->min_cores);
+    if (r->min_mem)
+        snprintf(out + n, cap - (size_t)n, "%s%" PRIu64 " MiB of memory", n ? ", " : "",
+                 r->min_mem >> 20);
+}
+
+/* Expected time in us until a new task of type tt in class prio would have
+ * its result, or 0 when too little is known to say.  See
+ * docs/ARCHITECTURE.md, "Admission". */
+static uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint32_t *ahead_out)
+{
+    if (tt->att_n < STAT_MIN_SAMPLES || tt->att_p50 == 0)
+        return 0;
+    double run = (double)tt->att_p50;
+    if (tt->nfree > 0 && kind == 0)
+        return (uint64_t)run;
+    uint32_t ahead = 0;
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c <= prio; c++)
+            ahead += tt->q[k][c].h.n;
+    *ahead_out = ahead;
+    double per = tt->exec_ewma > 0 ? tt->exec_ewma : run;
+    double slots = tt->slots_total ? (double)tt->slots_total : 1;
+    return (uint64_t)(run + (ahead + 1) * per / slots);
+}
+
+static int send_rejected(struct conn *c, uint64_t ticket, int code, const char *reason)
+{
+    size_t rl = strlen(reason);
+    uint8_t *b = conn_frame(c, MSG_REJECTED, 0, ticket, (uint32_t)proto_error_size(rl));
+    if (!b) {
+        conn_fail(c, P2C2R_ELIMIT, "renter output over limit");
+        return -1;
+    }
+    proto_put_error(b, (uint16_t)-code, reason, rl);
+    return 0;
+}
+
+static int send_accepted(struct conn *c, uint64_t req_id, uint32_t count);
+
 /* Accepts one task from a renter.  Returns 0 (accepted or rejected) or -1
- * when the connection was cut. */
-static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size_t len, int *accepted)
+ * when the connection was cut.  ack: a single SUBMIT that wants ACCEPTED,
+ * sent here before a DELIVER from the cache (*accepted tells the caller). */
+static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size_t len, int ack,
+                      int *accepted, int *acked)
 {
     struct coord *co = c->co;
     struct msg_task m;
@@ -1197,18 +1939,29 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     int code = 0, missing;
     char reason[200];
     int ti = type_find(co, m.type.p, m.type.len);
+    struct ttype *tt = ti >= 0 ? &co->types[ti] : NULL;
+    int kind = (m.flags & PROTO_TASK_F_REQS) ? 1 : 0;
+    int prio = m.priority < PRIO_CLASSES ? m.priority : PRIO_BACKGROUND;
+    uint32_t dl_ms = m.deadline_ms ? m.deadline_ms
+                                   : tt && tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms;
     if (c->inflight >= co->cfg.renter_max_inflight) {
         code = P2C2R_EQUEUEFULL;
         snprintf(reason, sizeof(reason), "renter has %u tasks outstanding (limit %u)", c->inflight,
                  co->cfg.renter_max_inflight);
-    } else if (ti < 0 || co->types[ti].npeers == 0) {
+    } else if (!tt || tt->npeers == 0) {
         code = P2C2R_EUNSUPPORTED;
         snprintf(reason, sizeof(reason), "no connected peer runs task type '%.*s'",
                  (int)m.type.len, (const char *)m.type.p);
-    } else if (m.min_version && !type_has_version(&co->types[ti], ti, m.min_version)) {
+    } else if (m.min_version && !type_has_version(tt, ti, m.min_version)) {
         code = P2C2R_EUNSUPPORTED;
         snprintf(reason, sizeof(reason), "no connected peer runs '%.*s' at version %u or later",
                  (int)m.type.len, (const char *)m.type.p, m.min_version);
+    } else if (kind && !type_can_meet(tt, ti, m.min_version, &m.reqs)) {
+        char need[96];
+        reqs_describe(&m.reqs, need, sizeof(need));
+        code = P2C2R_EUNSUPPORTED;
+        co->n.rejected_capability++;
+        snprintf(reason, sizeof(reason), "no connected peer of type '%s' has %s", tt->name, need);
     } else if ((missing = first_missing_blob(co, &m)) >= 0) {
         char hx[65];
         hex32(m.blobs + missing * PROTO_HASH_LEN, hx);
@@ -1222,37 +1975,94 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     }
     if (code) {
         co->n.rejected++;
-        size_t rl = strlen(reason);
-        uint8_t *b = conn_frame(c, MSG_REJECTED, 0, ticket, (uint32_t)proto_error_size(rl));
-        if (!b) {
-            conn_fail(c, P2C2R_ELIMIT, "renter output over limit");
-            return -1;
-        }
-        proto_put_error(b, (uint16_t)-code, reason, rl);
-        return 0;
+        if (tt)
+            tt->rejected[-code]++;
+        return send_rejected(c, ticket, code, reason);
     }
+
+    /* A repeat of deterministic work: answered from the cache, or attached
+     * to an identical task in flight. */
+    int cacheable = tt->cacheable && !(m.flags & PROTO_TASK_F_NOCACHE) && co->cache;
+    struct rcache_key key = {0, 0};
+    struct task *leader = NULL;
+    if (cacheable) {
+        rcache_key(&key, m.type.p, m.type.len, m.params.p, m.params.len, m.blobs, m.nblobs,
+                   m.input.p, m.input.len);
+        const uint8_t *out;
+        size_t olen;
+        uint32_t ver;
+        if (rcache_get(co->cache, &key, m.min_version, now_us(), &out, &olen, &ver)) {
+            co->n.cache_hits++;
+            tt->cache_hits++;
+            co->n.accepted++;
+            (*accepted)++;
+            tt->outcomes[0]++;
+            hist_add(&tt->h_total, 0);
+            if (ack) {
+                *acked = 1;
+                if (send_accepted(c, ticket, 1) != 0)
+                    return -1;
+            }
+            return send_deliver(co, c, ticket, 0, 0, 0, 0, PROTO_DELIVER_F_CACHED, out, olen);
+        }
+        co->n.cache_misses++;
+        tt->cache_misses++;
+        leader = coalesce_find(co, &key, m.min_version);
+    }
+    uint32_t ahead = 0;
+    uint64_t est = leader ? 0 : admission_estimate(tt, kind, prio, &ahead);
+    if (co->cfg.admission && est > (uint64_t)dl_ms * 1000) {
+        co->n.rejected++;
+        co->n.rejected_deadline++;
+        tt->rejected[-P2C2R_EDEADLINE]++;
+        snprintf(reason, sizeof(reason),
+                 "would miss its %u ms deadline: about %" PRIu64 " ms expected (%u tasks ahead, %" PRIu64
+                 " slots for '%s')", dl_ms, (est + 999) / 1000, ahead, tt->slots_total, tt->name);
+        return send_rejected(c, ticket, P2C2R_EDEADLINE, reason);
+    }
+
     struct task *t = task_alloc(co);
     t->renter = c;
     t->ticket = ticket;
     t->tt = (uint8_t)ti;
-    t->priority = m.priority;
+    t->prio = (uint8_t)prio;
+    t->kind = (uint8_t)kind;
+    t->flags = m.flags;
+    t->min_version = m.min_version;
+    t->reqs = m.reqs;
     t->seq = ++co->seq;
     t->submit_us = now_us();
-    t->deadline_us = t->submit_us +
-                     (uint64_t)(m.deadline_ms ? m.deadline_ms : co->cfg.default_deadline_ms) * 1000;
+    t->deadline_us = t->submit_us + (uint64_t)dl_ms * 1000;
+    t->cacheable = (uint8_t)cacheable;
+    t->key = key;
     t->body_len = (uint32_t)len;
     t->nblobs = m.nblobs;
     for (unsigned i = 0; i < m.nblobs; i++) {
         t->blobs[i] = blob_find(co, m.blobs + i * PROTO_HASH_LEN);
         blob_ref(t->blobs[i]);
     }
-    t->body = len <= TASK_INLINE ? t->small : xmalloc(len);
-    memcpy(t->body, body, len);
     list_push_back(&c->tasks, &t->rnode);
     c->inflight++;
     co->n.accepted++;
     (*accepted)++;
-    task_schedule(co, t);
+    heap_push(&co->dl, t, 1);
+    if (leader) {
+        /* Runs once: this task waits for the leader's result. */
+        task_set_state(t, TS_FOLLOWER);
+        t->leader = leader;
+        list_push_back(&leader->followers, &t->qnode);
+        co->n.coalesced++;
+        tt->coalesced++;
+        t->body = NULL;
+        t->body_len = 0;
+        return 0;
+    }
+    t->body = len <= TASK_INLINE ? t->small : xmalloc(len);
+    memcpy(t->body, body, len);
+    if (cacheable)
+        coalesce_add(co, t);
+    if (!task_place(co, t))
+        task_enqueue(co, t, 0);
     return 0;
 }
 
@@ -1269,10 +2079,10 @@ static int send_accepted(struct conn *c, uint64_t req_id, uint32_t count)
 
 static int on_submit(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
-    int accepted = 0;
-    if (submit_one(c, h->req_id, body, h->body_len, &accepted) != 0)
+    int accepted = 0, acked = 0, ack = (h->flags & PROTO_F_WANT_ACK) != 0;
+    if (submit_one(c, h->req_id, body, h->body_len, ack, &accepted, &acked) != 0)
         return -1;
-    if ((h->flags & PROTO_F_WANT_ACK) && accepted)
+    if (ack && accepted && !acked)
         return send_accepted(c, h->req_id, 1);
     return 0;
 }
@@ -1305,7 +2115,8 @@ static int on_submit_batch(struct conn *c, const struct frame_hdr *h, const uint
     }
     int accepted = 0;
     while (proto_batch_next(&it, &id, &tb, &tl) == 1) {
-        if (submit_one(c, id, tb, tl, &accepted) != 0)
+        int acked = 0;
+        if (submit_one(c, id, tb, tl, 0, &accepted, &acked) != 0)
             return -1;
     }
     if (h->flags & PROTO_F_WANT_ACK)
@@ -1343,9 +2154,14 @@ static int on_ping(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
     return 0;
 }
 
+/* A peer's PONG to our PING carries our clock: a round-trip sample. */
 static int on_pong(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
-    (void)c, (void)h, (void)body;
+    struct peer_rec *p = c->peer;
+    if (p && h->body_len == 8 && p->ping_sent_us && rd64(body) == p->ping_sent_us) {
+        ewmaf(&p->rtt_us, (double)(now_us() - p->ping_sent_us));
+        p->ping_sent_us = 0;
+    }
     return 0;
 }
 
@@ -1415,65 +2231,114 @@ static int on_blob_put(struct conn *c, const struct frame_hdr *h, const uint8_t 
     return 0;
 }
 
+static uint64_t type_free_slots(const struct ttype *tt)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < tt->nfree; i++)
+        n += tt->free[i]->slots - tt->free[i]->inflight;
+    return n;
+}
+
+static double peer_trust(const struct peer_rec *p)
+{
+    return (p->good + 1.0) / (p->good + p->strikes + 2.0);
+}
+
+/* The STATS document (docs/PROTOCOL.md 5.7), appended to o. */
+static void stats_json(struct coord *co, struct buf *o)
+{
+    const struct counters *k = &co->n;
+    struct rcache_stats cs = {0};
+    if (co->cache)
+        rcache_stats(co->cache, &cs);
+    jprintf(o, "{\"version\":\"%s\",\"address\":", P2C2R_VERSION_STRING);
+    json_str(o, co->addr);
+    jprintf(o, ",\"connections\":%u,\"renters\":%u,\"peers_connected\":%u,\"tasks_live\":%u,"
+               "\"queued\":%u,\"queued_bytes\":%" PRIu64 ",",
+            co->nconns, co->nrenters, co->npeers, co->tasks_live, co->queued_total, co->queued_bytes);
+    jprintf(o, "\"counters\":{\"submitted\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64
+               ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"requeued\":%" PRIu64
+               ",\"lost\":%" PRIu64 ",\"timed_out\":%" PRIu64 ",\"cancelled\":%" PRIu64
+               ",\"late_results\":%" PRIu64 ",\"duplicate_results\":%" PRIu64,
+            k->submitted, k->accepted, k->rejected, k->delivered_ok, k->delivered_err, k->requeued,
+            k->lost, k->timed_out, k->cancelled, k->late_results, k->duplicate_results);
+    jprintf(o, ",\"retries\":%" PRIu64 ",\"hedges\":%" PRIu64 ",\"hedge_wins\":%" PRIu64
+               ",\"quarantines\":%" PRIu64 ",\"cache_hits\":%" PRIu64 ",\"cache_misses\":%" PRIu64
+               ",\"coalesced\":%" PRIu64 ",\"rejected_deadline\":%" PRIu64
+               ",\"rejected_capability\":%" PRIu64 ",\"pings\":%" PRIu64,
+            k->retries, k->hedges, k->hedge_wins, k->quarantines, k->cache_hits, k->cache_misses,
+            k->coalesced, k->rejected_deadline, k->rejected_capability, k->pings);
+    jprintf(o, ",\"connections_total\":%" PRIu64 ",\"protocol_errors\":%" PRIu64
+               ",\"auth_failures\":%" PRIu64 ",\"limit_cuts\":%" PRIu64 ",\"bytes_in\":%" PRIu64
+               ",\"bytes_out\":%" PRIu64 ",\"blobs_put\":%" PRIu64 ",\"blobs_sent\":%" PRIu64
+               ",\"blob_misses\":%" PRIu64 "},",
+            k->conns_total, k->proto_errors, k->auth_failures, k->limit_cuts, k->bytes_in,
+            k->bytes_out, k->blobs_put, k->blobs_sent, k->blob_misses);
+    jprintf(o, "\"blobs\":{\"count\":%u,\"bytes\":%zu,\"max_bytes\":%zu},", co->nblob,
+            co->blob_bytes, co->cfg.blob_store_bytes);
+    jprintf(o, "\"cache\":{\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"max_bytes\":%zu"
+               ",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"evictions\":%" PRIu64
+               ",\"expired\":%" PRIu64 "},",
+            cs.entries, cs.bytes, co->cfg.cache_bytes, cs.hits, cs.misses, cs.evictions, cs.expired);
+    buf_append(o, "\"types\":[", 9);
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        const struct ttype *tt = &co->types[i];
+        uint32_t byc[PRIO_CLASSES] = {0};
+        for (int kk = 0; kk < 2; kk++)
+            for (int c = 0; c < PRIO_CLASSES; c++)
+                byc[c] += tt->q[kk][c].h.n;
+        jprintf(o, "%s{\"name\":", i ? "," : "");
+        json_str(o, tt->name);
+        jprintf(o, ",\"peers\":%u,\"queued\":%u,\"queued_by_class\":[%u,%u,%u],\"free_slots\":%" PRIu64
+                   ",\"slots\":%" PRIu64 ",\"cacheable\":%s,\"deadline_ms\":%u,\"exec_p95_us\":%" PRIu64
+                   ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
+                   ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 "}",
+                tt->npeers, tt->queued, byc[0], byc[1], byc[2], type_free_slots(tt), tt->slots_total,
+                tt->cacheable ? "true" : "false",
+                tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms,
+                hist_quantile(&tt->h_exec, 0.95), tt->att_p50, tt->att_p95, tt->hedges, tt->retries);
+    }
+    buf_append(o, "],\"peers\":[", 11);
+    int first = 1;
+    for (struct list_node *n = co->peers.next; n != &co->peers; n = n->next) {
+        struct peer_rec *p = list_entry(n, struct peer_rec, node);
+        struct conn *pc = p->conn;
+        if (pc->state != CS_READY || o->len > (7u << 20))
+            continue;
+        jprintf(o, "%s{\"id\":%u,\"name\":", first ? "" : ",", p->id);
+        first = 0;
+        json_str(o, pc->name);
+        buf_append(o, ",\"addr\":", 8);
+        json_str(o, pc->addr);
+        jprintf(o, ",\"state\":\"%s\",\"cores\":%u,\"slots\":%u,\"inflight\":%u,\"mem_bytes\":%" PRIu64
+                   ",\"gpu\":%s,\"gpu_model\":",
+                peer_state_name(p->state), p->cores, p->slots, p->inflight, p->mem,
+                p->gpu ? "true" : "false");
+        json_str(o, p->gpu_model);
+        jprintf(o, ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"strikes\":%" PRIu64
+                   ",\"rtt_us\":%.0f,\"fail_rate\":%.3f,\"trust\":%.3f,\"types\":[",
+                p->done, p->failed, p->strikes, (double)p->rtt_us, (double)p->fail_ewma,
+                peer_trust(p));
+        int ft = 1;
+        for (uint32_t m = p->types; m; m &= m - 1) {
+            int ti = __builtin_ctz(m);
+            jprintf(o, "%s{\"name\":", ft ? "" : ",");
+            json_str(o, co->types[ti].name);
+            jprintf(o, ",\"version\":%u,\"exec_us\":%.0f}", p->versions[ti], (double)p->exec_ewma[ti]);
+            ft = 0;
+        }
+        buf_append(o, "]}", 2);
+    }
+    buf_append(o, "]}", 2);
+}
+
 static int on_stats(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     (void)body;
     struct coord *co = c->co;
     struct buf o;
     buf_init(&o, 8u << 20);
-    const struct counters *k = &co->n;
-    jprintf(&o, "{\"version\":\"%s\",\"address\":", P2C2R_VERSION_STRING);
-    json_str(&o, co->addr);
-    jprintf(&o, ",\"connections\":%u,\"renters\":%u,\"peers_connected\":%u,\"tasks_live\":%u,"
-                "\"queued\":%u,\"queued_bytes\":%" PRIu64 ",",
-            co->nconns, co->nrenters, co->npeers, co->tasks_live, co->queued_total, co->queued_bytes);
-    jprintf(&o, "\"counters\":{\"submitted\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64
-                ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"requeued\":%" PRIu64
-                ",\"lost\":%" PRIu64 ",\"timed_out\":%" PRIu64 ",\"cancelled\":%" PRIu64
-                ",\"late_results\":%" PRIu64 ",\"connections_total\":%" PRIu64
-                ",\"protocol_errors\":%" PRIu64 ",\"auth_failures\":%" PRIu64
-                ",\"limit_cuts\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-                ",\"blobs_put\":%" PRIu64 ",\"blobs_sent\":%" PRIu64 ",\"blob_misses\":%" PRIu64 "},"
-                "\"blobs\":{\"count\":%u,\"bytes\":%zu,\"max_bytes\":%zu},",
-            k->submitted, k->accepted, k->rejected, k->delivered_ok, k->delivered_err, k->requeued,
-            k->lost, k->timed_out, k->cancelled, k->late_results, k->conns_total, k->proto_errors,
-            k->auth_failures, k->limit_cuts, k->bytes_in, k->bytes_out, k->blobs_put, k->blobs_sent,
-            k->blob_misses, co->nblob, co->blob_bytes, co->cfg.blob_store_bytes);
-    buf_append(&o, "\"types\":[", 9);
-    for (uint32_t i = 0; i < co->ntypes; i++) {
-        jprintf(&o, "%s{\"name\":", i ? "," : "");
-        json_str(&o, co->types[i].name);
-        jprintf(&o, ",\"peers\":%u,\"queued\":%u,\"free_slots\":%" PRIu64 "}", co->types[i].npeers,
-                co->types[i].queued, co->types[i].free_slots);
-    }
-    buf_append(&o, "],\"peers\":[", 11);
-    int first = 1;
-    for (struct list_node *n = co->conns.next; n != &co->conns; n = n->next) {
-        struct conn *pc = list_entry(n, struct conn, all_node);
-        struct peer_rec *p = pc->peer;
-        if (!p || pc->state != CS_READY || o.len > (7u << 20))
-            continue;
-        jprintf(&o, "%s{\"id\":%u,\"name\":", first ? "" : ",", p->id);
-        first = 0;
-        json_str(&o, pc->name);
-        buf_append(&o, ",\"addr\":", 8);
-        json_str(&o, pc->addr);
-        jprintf(&o, ",\"cores\":%u,\"slots\":%u,\"inflight\":%u,\"mem_bytes\":%" PRIu64
-                    ",\"gpu\":%s,\"gpu_model\":",
-                p->cores, p->slots, p->inflight, p->mem, p->gpu ? "true" : "false");
-        json_str(&o, p->gpu_model);
-        jprintf(&o, ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"types\":[", p->done, p->failed);
-        int ft = 1;
-        for (uint32_t m = p->types; m; m &= m - 1) {
-            int ti = __builtin_ctz(m);
-            jprintf(&o, "%s{\"name\":", ft ? "" : ",");
-            json_str(&o, co->types[ti].name);
-            jprintf(&o, ",\"version\":%u}", p->versions[ti]);
-            ft = 0;
-        }
-        buf_append(&o, "]}", 2);
-    }
-    buf_append(&o, "]}", 2);
+    stats_json(co, &o);
     uint8_t *b = conn_frame(c, MSG_STATS, 0, h->req_id, (uint32_t)buf_used(&o));
     int rc = 0;
     if (b) {
@@ -1484,6 +2349,105 @@ static int on_stats(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
     }
     buf_fini(&o);
     return rc;
+}
+
+/* ---- metrics (Prometheus text, GET /metrics on --metrics) ------------------- */
+
+static void metrics_render(void *arg, struct buf *o)
+{
+    struct coord *co = arg;
+    const struct counters *k = &co->n;
+    char lb[160];
+    prom_help(o, "p2c2r_tasks_total", "counter", "Outcomes delivered, by task type and status.");
+    for (uint32_t i = 0; i < co->ntypes; i++)
+        for (int s = 0; s < NCODES; s++)
+            if (co->types[i].outcomes[s]) {
+                snprintf(lb, sizeof(lb), "type=\"%s\",outcome=\"%s\"", co->types[i].name,
+                         p2c2r_errname(-s));
+                prom_counter(o, "p2c2r_tasks_total", lb, co->types[i].outcomes[s]);
+            }
+    prom_help(o, "p2c2r_rejected_total", "counter", "Tasks refused at submit, by task type and reason.");
+    for (uint32_t i = 0; i < co->ntypes; i++)
+        for (int s = 0; s < NCODES; s++)
+            if (co->types[i].rejected[s]) {
+                snprintf(lb, sizeof(lb), "type=\"%s\",reason=\"%s\"", co->types[i].name,
+                         p2c2r_errname(-s));
+                prom_counter(o, "p2c2r_rejected_total", lb, co->types[i].rejected[s]);
+            }
+    prom_help(o, "p2c2r_stage_seconds", "histogram",
+              "Latency by stage: queue (accept to first assign), dispatch (attempt time not spent "
+              "executing), exec (as the peer measured it), total (accept to outcome).");
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        const struct ttype *tt = &co->types[i];
+        static const char *const stage[] = {"queue", "dispatch", "exec", "total"};
+        const struct hist *hs[] = {&tt->h_queue, &tt->h_dispatch, &tt->h_exec, &tt->h_total};
+        for (int s = 0; s < 4; s++) {
+            snprintf(lb, sizeof(lb), "type=\"%s\",stage=\"%s\"", tt->name, stage[s]);
+            hist_prom(o, "p2c2r_stage_seconds", lb, hs[s]);
+        }
+    }
+    prom_help(o, "p2c2r_queue_depth", "gauge", "Tasks waiting, by task type and priority class.");
+    for (uint32_t i = 0; i < co->ntypes; i++)
+        for (int c = 0; c < PRIO_CLASSES; c++) {
+            snprintf(lb, sizeof(lb), "type=\"%s\",class=\"%s\"", co->types[i].name, prio_name[c]);
+            prom_gauge(o, "p2c2r_queue_depth", lb,
+                       (double)(co->types[i].q[0][c].h.n + co->types[i].q[1][c].h.n));
+        }
+    prom_help(o, "p2c2r_type_events_total", "counter", "Scheduler events by task type.");
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        const struct ttype *tt = &co->types[i];
+        const char *ev[] = {"retry", "hedge", "hedge_win", "cache_hit", "cache_miss", "coalesced"};
+        uint64_t v[] = {tt->retries, tt->hedges, tt->hedge_wins, tt->cache_hits, tt->cache_misses,
+                        tt->coalesced};
+        for (int e = 0; e < 6; e++) {
+            snprintf(lb, sizeof(lb), "type=\"%s\",event=\"%s\"", tt->name, ev[e]);
+            prom_counter(o, "p2c2r_type_events_total", lb, v[e]);
+        }
+    }
+    uint32_t bystate[3] = {0};
+    for (struct list_node *n = co->peers.next; n != &co->peers; n = n->next)
+        bystate[list_entry(n, struct peer_rec, node)->state]++;
+    prom_help(o, "p2c2r_peers", "gauge", "Registered peers by state.");
+    for (int s = 0; s < 3; s++) {
+        snprintf(lb, sizeof(lb), "state=\"%s\"", peer_state_name(s));
+        prom_gauge(o, "p2c2r_peers", lb, (double)bystate[s]);
+    }
+    struct rcache_stats cs = {0};
+    if (co->cache)
+        rcache_stats(co->cache, &cs);
+    const struct {
+        const char *name, *type, *help;
+        double v;
+    } flat[] = {
+        {"p2c2r_connections", "gauge", "Open connections.", co->nconns},
+        {"p2c2r_renters", "gauge", "Renter connections.", co->nrenters},
+        {"p2c2r_tasks_live", "gauge", "Accepted tasks not yet freed.", co->tasks_live},
+        {"p2c2r_queued", "gauge", "Tasks waiting in queues.", co->queued_total},
+        {"p2c2r_submitted_total", "counter", "Tasks received.", (double)k->submitted},
+        {"p2c2r_accepted_total", "counter", "Tasks accepted.", (double)k->accepted},
+        {"p2c2r_retries_total", "counter", "Attempts started again after a failure or a lost peer.", (double)k->retries},
+        {"p2c2r_hedges_total", "counter", "Second copies started for slow attempts.", (double)k->hedges},
+        {"p2c2r_hedge_wins_total", "counter", "Hedged copies that answered first.", (double)k->hedge_wins},
+        {"p2c2r_quarantines_total", "counter", "Times a peer's circuit breaker opened.", (double)k->quarantines},
+        {"p2c2r_late_results_total", "counter", "Results dropped because the task had its outcome.", (double)k->late_results},
+        {"p2c2r_duplicate_results_total", "counter", "Results a peer sent twice (dropped).", (double)k->duplicate_results},
+        {"p2c2r_requeued_total", "counter", "Tasks put back after their peer was lost.", (double)k->requeued},
+        {"p2c2r_cache_hits_total", "counter", "Tasks answered from the result cache.", (double)cs.hits},
+        {"p2c2r_cache_misses_total", "counter", "Cacheable tasks not in the cache.", (double)cs.misses},
+        {"p2c2r_cache_evictions_total", "counter", "Cache entries evicted for space.", (double)cs.evictions},
+        {"p2c2r_cache_bytes", "gauge", "Bytes held by the result cache.", (double)cs.bytes},
+        {"p2c2r_coalesced_total", "counter", "Tasks answered by an identical task in flight.", (double)k->coalesced},
+        {"p2c2r_protocol_errors_total", "counter", "Connections cut for protocol errors.", (double)k->proto_errors},
+        {"p2c2r_bytes_in_total", "counter", "Bytes read.", (double)k->bytes_in},
+        {"p2c2r_bytes_out_total", "counter", "Bytes queued for sending.", (double)k->bytes_out},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(flat); i++) {
+        prom_help(o, flat[i].name, flat[i].type, flat[i].help);
+        if (strcmp(flat[i].type, "counter") == 0)
+            prom_counter(o, flat[i].name, "", (uint64_t)flat[i].v);
+        else
+            prom_gauge(o, flat[i].name, "", flat[i].v);
+    }
 }
 
 #define R_NONE (1u << ROLE_NONE)
@@ -1672,39 +2636,116 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- periodic work -------------------------------------------------------- */
 
+/* Ends every task whose deadline passed: O(expired * log n) from the
+ * deadline heap. */
 static void sweep_deadlines(struct coord *co, uint64_t now)
+{
+    while (co->dl.n && co->dl.a[0]->deadline_us <= now) {
+        struct task *t = co->dl.a[0];
+        co->n.timed_out++;
+        const char *why = t->state == TS_QUEUED     ? "deadline passed while queued"
+                          : t->state == TS_FOLLOWER ? "deadline passed while an identical task ran"
+                                                    : "deadline passed while running";
+        /* A peer that let a deadline pass is counted slower, not broken. */
+        for (int i = 0; i < 2; i++)
+            if (t->at[i].peer)
+                t->at[i].peer->fail_ewma = t->at[i].peer->fail_ewma * 0.9f + 0.1f;
+        task_end_early(co, t, P2C2R_ETIMEDOUT, why);
+    }
+}
+
+/* Queued tasks of a type that has had no peer for orphan_timeout fail. */
+static void sweep_orphaned_types(struct coord *co, uint64_t now)
 {
     for (uint32_t i = 0; i < co->ntypes; i++) {
         struct ttype *tt = &co->types[i];
-        int orphaned = tt->npeers == 0 && now - tt->no_peer_since > co->cfg.orphan_timeout_ms * 1000ull;
-        struct list_node *n = tt->queue.next;
-        while (n != &tt->queue) {
-            struct task *t = list_entry(n, struct task, qnode);
-            n = n->next;
-            if (orphaned) {
-                char msg[128];
-                snprintf(msg, sizeof(msg), "no peer running type '%s' connected for %u ms",
-                         tt->name, co->cfg.orphan_timeout_ms);
-                co->n.lost++;
-                task_end_early(co, t, P2C2R_EUNSUPPORTED, msg);
-            } else if (now >= t->deadline_us) {
-                co->n.timed_out++;
-                task_end_early(co, t, P2C2R_ETIMEDOUT, "deadline passed while queued");
-            }
-        }
-    }
-    for (struct list_node *cn = co->conns.next; cn != &co->conns; cn = cn->next) {
-        struct conn *c = list_entry(cn, struct conn, all_node);
-        if (!c->peer)
+        if (tt->npeers || !tt->queued || now - tt->no_peer_since <= co->cfg.orphan_timeout_ms * 1000ull)
             continue;
-        for (struct list_node *n = c->peer->tasks.next; n != &c->peer->tasks; n = n->next) {
-            struct task *t = list_entry(n, struct task, qnode);
-            if (t->state == TS_ASSIGNED && now >= t->deadline_us) {
-                co->n.timed_out++;
-                task_end_early(co, t, P2C2R_ETIMEDOUT, "deadline passed while running");
+        char msg[128];
+        snprintf(msg, sizeof(msg), "no peer running type '%s' connected for %u ms", tt->name,
+                 co->cfg.orphan_timeout_ms);
+        for (int k = 0; k < 2; k++)
+            for (int c = 0; c < PRIO_CLASSES; c++)
+                while (tt->q[k][c].h.n) {
+                    co->n.lost++;
+                    task_end_early(co, tt->q[k][c].h.a[0], P2C2R_EUNSUPPORTED, msg);
+                }
+    }
+}
+
+/* Starts a second copy of each first attempt that has run past its type's
+ * p95 attempt time, on another free peer.  Only spare capacity is used: a
+ * type with no free peer hedges nothing.  O(hedged) per sweep: the running
+ * list is in start order. */
+static void sweep_hedges(struct coord *co, uint64_t now)
+{
+    if (!co->cfg.hedge)
+        return;
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        struct ttype *tt = &co->types[i];
+        if (tt->att_n < STAT_MIN_SAMPLES || tt->nfree == 0)
+            continue;
+        uint64_t after = tt->att_p95 > co->cfg.hedge_min_us ? tt->att_p95 : co->cfg.hedge_min_us;
+        while (!list_empty(&tt->running) && tt->nfree) {
+            struct attempt *a = list_entry(tt->running.next, struct attempt, hnode);
+            if (now - a->start_us < after)
+                break;
+            list_remove(&a->hnode);
+            struct task *t = a->t;
+            if (t->state != TS_RUNNING || t->nlive != 1 || t->hedged || !t->renter)
+                continue;
+            struct peer_rec *p = pick_peer(co, t);
+            if (!p || task_assign(co, t, p, 1) != 0) {
+                list_push_front(&tt->running, &a->hnode);
+                break;
+            }
+            t->hedged = 1;
+            co->n.hedges++;
+            tt->hedges++;
+        }
+    }
+}
+
+/* Every 100 ms: HELLO and silence timeouts, pings to idle peers, circuit
+ * breakers that cooled down, closes after draining, derived statistics. */
+static void sweep_conns(struct coord *co, uint64_t now)
+{
+    struct list_node *n = co->conns.next;
+    while (n != &co->conns) {
+        struct conn *c = list_entry(n, struct conn, all_node);
+        n = n->next;
+        struct peer_rec *p = c->peer;
+        if (c->state == CS_HELLO && now - c->created_us > co->cfg.hello_timeout_ms * 1000ull) {
+            conn_fail(c, P2C2R_ETIMEDOUT, "no HELLO within %u ms", co->cfg.hello_timeout_ms);
+        } else if (c->state == CS_READY && c->role == ROLE_PEER &&
+                   now - c->last_rx_us > co->cfg.peer_timeout_ms * 1000ull) {
+            conn_fail(c, P2C2R_ETIMEDOUT, "peer silent for %u ms", co->cfg.peer_timeout_ms);
+        } else if (c->state == CS_DRAINING && (now >= c->drain_until_us ||
+                                               (!c->writing && buf_used(&c->out) == 0 &&
+                                                now + DRAIN_MS * 500 >= c->drain_until_us))) {
+            conn_close(c);
+        } else if (c->state == CS_READY && p) {
+            if (now - c->last_rx_us >= co->cfg.ping_ms * 1000ull &&
+                (!p->ping_sent_us || now - p->ping_sent_us >= co->cfg.ping_ms * 1000ull)) {
+                uint8_t *b = conn_frame(c, MSG_PING, 0, 0, 8);
+                if (b) {
+                    p->ping_sent_us = now;
+                    wr64(b, now);
+                    co->n.pings++;
+                }
+            }
+            if (p->state == PS_QUARANTINED && now >= p->state_until_us) {
+                peer_set_state(p, PS_PROBING);
+                LOG_I("peer_probing", "peer=%u", p->id);
+                peer_refresh(co, p);
+                dispatch_peer(co, p);
             }
         }
     }
+    for (uint32_t i = 0; i < co->ntypes; i++)
+        type_stats_tick(&co->types[i], now);
+    if (co->cache)
+        rcache_expire(co->cache, now, 4096);
 }
 
 static void finish_shutdown(struct coord *co);
@@ -1714,21 +2755,12 @@ static void on_sweep(uv_timer_t *h)
     struct coord *co = h->data;
     uint64_t now = now_us();
     conn_reap(co);
-    struct list_node *n = co->conns.next;
-    while (n != &co->conns) {
-        struct conn *c = list_entry(n, struct conn, all_node);
-        n = n->next;
-        if (c->state == CS_HELLO && now - c->created_us > co->cfg.hello_timeout_ms * 1000ull)
-            conn_fail(c, P2C2R_ETIMEDOUT, "no HELLO within %u ms", co->cfg.hello_timeout_ms);
-        else if (c->state == CS_READY && c->role == ROLE_PEER &&
-                 now - c->last_rx_us > co->cfg.peer_timeout_ms * 1000ull)
-            conn_fail(c, P2C2R_ETIMEDOUT, "peer silent for %u ms", co->cfg.peer_timeout_ms);
-        else if (c->state == CS_DRAINING && (now >= c->drain_until_us ||
-                                             (!c->writing && buf_used(&c->out) == 0 &&
-                                              now + DRAIN_MS * 500 >= c->drain_until_us)))
-            conn_close(c);
+    if (++co->ticks % CONN_SWEEP_TICKS == 0) {
+        sweep_conns(co, now);
+        sweep_orphaned_types(co, now);
     }
     sweep_deadlines(co, now);
+    sweep_hedges(co, now);
     if (co->stopping && (co->nconns == 0 || now >= co->stop_deadline_us))
         finish_shutdown(co);
 }
@@ -1777,6 +2809,8 @@ static void finish_shutdown(struct coord *co)
     uv_close((uv_handle_t *)&co->sigint, NULL);
     uv_close((uv_handle_t *)&co->sigterm, NULL);
     uv_close((uv_handle_t *)&co->stopper, NULL);
+    mhttp_stop(co->metrics);
+    co->metrics = NULL;
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -1803,6 +2837,63 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->default_deadline_ms = 60000;
     cfg->orphan_timeout_ms = 10000;
     cfg->blob_store_bytes = 512u << 20;
+    cfg->cache_types = "sha256,pathfind,physics,raytrace,upscale";
+    cfg->cache_bytes = 64u << 20;
+    cfg->cache_ttl_ms = 300000;
+    cfg->hedge = 1;
+    cfg->hedge_min_us = 2000;
+    cfg->aging_ms = 500;
+    cfg->breaker_strikes = 5;
+    cfg->breaker_cooldown_ms = 2000;
+    cfg->ping_ms = 1000;
+    cfg->admission = 1;
+}
+
+/* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */
+static int parse_type_deadlines(struct coord *co, const char *spec, char *err, size_t errcap)
+{
+    const char *s = spec;
+    while (*s) {
+        const char *eq = strchr(s, '='), *end = strchr(s, ',');
+        if (!end)
+            end = s + strlen(s);
+        char *stop;
+        unsigned long ms = eq && eq < end ? strtoul(eq + 1, &stop, 10) : 0;
+        if (!eq || eq > end || eq == s || (size_t)(eq - s) > PROTO_MAX_TYPE_NAME ||
+            !type_name_ok((const uint8_t *)s, (size_t)(eq - s)) || stop != end || ms == 0 ||
+            ms > 86400000 || co->ntdl == PROTO_MAX_TYPES) {
+            snprintf(err, errcap, "bad --type-deadline '%s': expected TYPE=MS[,TYPE=MS...] with MS in 1..86400000",
+                     spec);
+            return P2C2R_EINVAL;
+        }
+        struct type_deadline *d = &co->tdl[co->ntdl++];
+        memcpy(d->name, s, (size_t)(eq - s));
+        d->name[eq - s] = '\0';
+        d->ms = (uint32_t)ms;
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* Parses "TYPE,TYPE" or "*" (--cache-types); "" caches nothing. */
+static int parse_cache_types(struct coord *co, const char *spec, char *err, size_t errcap)
+{
+    const char *s = spec;
+    while (*s) {
+        const char *end = strchr(s, ',');
+        if (!end)
+            end = s + strlen(s);
+        size_t n = (size_t)(end - s);
+        int star = n == 1 && *s == '*';
+        if ((!star && !type_name_ok((const uint8_t *)s, n)) || co->ncache_types == PROTO_MAX_TYPES) {
+            snprintf(err, errcap, "bad --cache-types '%s': expected TYPE[,TYPE...] or '*'", spec);
+            return P2C2R_EINVAL;
+        }
+        memcpy(co->cache_types[co->ncache_types], s, n);
+        co->cache_types[co->ncache_types++][n] = '\0';
+        s = *end ? end + 1 : end;
+    }
+    return 0;
 }
 
 static int load_tokens(struct coord *co, const char *path, char *err, size_t errcap)
@@ -1867,8 +2958,11 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     list_init(&co->dirty);
     list_init(&co->reap);
     list_init(&co->blob_lru);
+    list_init(&co->peers);
     int rc;
-    if (cfg->tokens_file && (rc = load_tokens(co, cfg->tokens_file, err, errcap)) != 0) {
+    if ((cfg->type_deadlines && (rc = parse_type_deadlines(co, cfg->type_deadlines, err, errcap)) != 0) ||
+        (cfg->cache_types && (rc = parse_cache_types(co, cfg->cache_types, err, errcap)) != 0) ||
+        (cfg->tokens_file && (rc = load_tokens(co, cfg->tokens_file, err, errcap)) != 0)) {
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -1916,6 +3010,21 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     uv_signal_start(&co->sigterm, on_signal, SIGTERM);
     uv_async_init(&co->loop, &co->stopper, on_stop);
     co->stopper.data = co;
+    if (cfg->metrics_listen &&
+        (rc = mhttp_start(&co->loop, cfg->metrics_listen, metrics_render, co, &co->metrics, err,
+                          errcap)) != 0) {
+        co->stopping = 1;
+        uv_close((uv_handle_t *)&co->listener, NULL);
+        finish_shutdown(co);
+        uv_run(&co->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&co->loop);
+        free(co->tokens);
+        free(co->rbuf);
+        free(co);
+        return rc;
+    }
+    if (cfg->cache_bytes)
+        co->cache = rcache_new(cfg->cache_bytes, (uint64_t)cfg->cache_ttl_ms * 1000);
     *out = co;
     return 0;
 }
@@ -1923,6 +3032,8 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
 int coord_run(struct coord *co)
 {
     LOG_I("listening", "addr=%s", co->addr);
+    if (co->metrics)
+        LOG_I("metrics_listening", "addr=%s", mhttp_addr(co->metrics));
     if (co->cfg.on_listening)
         co->cfg.on_listening(co->cfg.arg, co->addr);
     maybe_ready(co);
@@ -1941,8 +3052,16 @@ void coord_free(struct coord *co)
         uv_run(&co->loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(&co->loop);
-    for (uint32_t i = 0; i < co->ntypes; i++)
-        free(co->types[i].peers);
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        struct ttype *tt = &co->types[i];
+        free(tt->peers);
+        free(tt->free);
+        for (int k = 0; k < 2; k++)
+            for (int c = 0; c < PRIO_CLASSES; c++)
+                free(tt->q[k][c].h.a);
+    }
+    free(co->dl.a);
+    rcache_free(co->cache);
     for (uint32_t i = 0; i < co->nchunks; i++) {
         for (uint32_t j = 0; j < TASK_CHUNK; j++) {
             struct task *t = &co->chunks[i][j];
@@ -1964,3 +3083,4 @@ void coord_free(struct coord *co)
     free(co->rbuf);
     free(co);
 }
+

@@ -26,6 +26,18 @@ struct coord_config {
     uint32_t orphan_timeout_ms;   /* queued task whose type lost every peer */
     uint32_t ready_peers;         /* ready once this many peers registered */
     size_t blob_store_bytes;      /* cap on uploaded blobs kept */
+    const char *metrics_listen;   /* HOST:PORT of the Prometheus endpoint, NULL = none */
+    const char *type_deadlines;   /* "TYPE=MS,..." default deadlines per type, NULL = none */
+    const char *cache_types;      /* "TYPE,..." or "*": deterministic types whose results are cached */
+    size_t cache_bytes;           /* result cache size, 0 = no cache (and no coalescing) */
+    uint32_t cache_ttl_ms;        /* result cache entry lifetime */
+    int hedge;                    /* start a second copy of attempts past their type's p95 */
+    uint64_t hedge_min_us;        /* never hedge an attempt younger than this */
+    uint32_t aging_ms;            /* interactive tasks waiting this long (background: twice) go first */
+    uint32_t breaker_strikes;     /* contradicted results in a row that quarantine a peer */
+    uint32_t breaker_cooldown_ms; /* first quarantine; doubles each time, up to 64x */
+    uint32_t ping_ms;             /* ping a peer silent this long */
+    int admission;                /* reject tasks that would miss their deadline */
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */

@@ -88,6 +88,11 @@ int main(int argc, char **argv)
     int64_t attempts = cfg.max_attempts, hello_ms = cfg.hello_timeout_ms;
     int64_t peer_ms = cfg.peer_timeout_ms, deadline_ms = cfg.default_deadline_ms;
     int64_t orphan_ms = cfg.orphan_timeout_ms, max_conns = cfg.max_conns;
+    const char *metrics = NULL, *type_deadlines = NULL, *cache_types = cfg.cache_types;
+    int64_t cache_bytes = (int64_t)cfg.cache_bytes, cache_ttl = cfg.cache_ttl_ms;
+    int64_t hedge_min_us = (int64_t)cfg.hedge_min_us, aging_ms = cfg.aging_ms;
+    int64_t strikes = cfg.breaker_strikes, cooldown_ms = cfg.breaker_cooldown_ms, ping_ms = cfg.ping_ms;
+    int no_hedge = 0, no_admission = 0;
     const struct cliopt opts[] = {
         {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers (default 127.0.0.1:8765; port 0 = any)", &listen},
         {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon (default 0)", &local},
@@ -103,9 +108,21 @@ int main(int argc, char **argv)
         {"max-attempts", 0, OPT_INT, "N", 1, 100, "assignments before a lost task fails (default 3)", &attempts},
         {"max-conns", 0, OPT_INT, "N", 1, 1000000, "simultaneous connections (default 20000)", &max_conns},
         {"hello-timeout", 0, OPT_INT, "MS", 10, 3600000, "time a new connection has to send HELLO (default 5000)", &hello_ms},
-        {"peer-timeout", 0, OPT_INT, "MS", 3000, 3600000, "a peer silent this long is dropped (default 30000; peers ping after 1 s idle)", &peer_ms},
+        {"peer-timeout", 0, OPT_INT, "MS", 100, 3600000, "a peer silent this long is declared dead and its tasks reassigned (default 30000)", &peer_ms},
         {"deadline", 0, OPT_INT, "MS", 1, 86400000, "deadline of tasks that name none (default 60000)", &deadline_ms},
         {"orphan-timeout", 0, OPT_INT, "MS", 0, 86400000, "queued tasks of a type with no peer fail after this (default 10000)", &orphan_ms},
+        {"metrics", 'm', OPT_STR, "HOST:PORT", 0, 0, "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default off)", &metrics},
+        {"type-deadline", 0, OPT_STR, "TYPE=MS,...", 0, 0, "default deadline per task type, e.g. upscale=16,pathfind=100", &type_deadlines},
+        {"cache-types", 0, OPT_STR, "TYPE,...", 0, 0, "deterministic types whose results are cached and coalesced; '*' = all, '' = none (default sha256,pathfind,physics,raytrace,upscale)", &cache_types},
+        {"cache-bytes", 0, OPT_INT, "BYTES", 0, (int64_t)1 << 40, "result cache size; 0 turns caching and coalescing off (default 64 MiB)", &cache_bytes},
+        {"cache-ttl", 0, OPT_INT, "MS", 1, 86400000, "how long a cached result is served (default 300000)", &cache_ttl},
+        {"no-hedge", 0, OPT_FLAG, NULL, 0, 0, "never start a second copy of a slow attempt", &no_hedge},
+        {"hedge-min-us", 0, OPT_INT, "US", 0, 3600000000LL, "never hedge an attempt younger than this (default 2000)", &hedge_min_us},
+        {"aging", 0, OPT_INT, "MS", 1, 3600000, "interactive tasks waiting MS, background 2*MS, go before everything (default 500)", &aging_ms},
+        {"breaker-strikes", 0, OPT_INT, "N", 1, 1000, "results contradicted in a row that quarantine a peer (default 5)", &strikes},
+        {"breaker-cooldown", 0, OPT_INT, "MS", 1, 3600000, "first quarantine; doubles on each repeat up to 64x (default 2000)", &cooldown_ms},
+        {"ping-interval", 0, OPT_INT, "MS", 10, 3600000, "ping a peer that sent nothing for MS (default 1000)", &ping_ms},
+        {"no-admission", 0, OPT_FLAG, NULL, 0, 0, "accept tasks even when they would miss their deadline", &no_admission},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
@@ -145,6 +162,18 @@ int main(int argc, char **argv)
     cfg.default_deadline_ms = (uint32_t)deadline_ms;
     cfg.orphan_timeout_ms = (uint32_t)orphan_ms;
     cfg.ready_peers = (uint32_t)local;
+    cfg.metrics_listen = metrics;
+    cfg.type_deadlines = type_deadlines;
+    cfg.cache_types = cache_types;
+    cfg.cache_bytes = (size_t)cache_bytes;
+    cfg.cache_ttl_ms = (uint32_t)cache_ttl;
+    cfg.hedge = !no_hedge;
+    cfg.hedge_min_us = (uint64_t)hedge_min_us;
+    cfg.aging_ms = (uint32_t)aging_ms;
+    cfg.breaker_strikes = (uint32_t)strikes;
+    cfg.breaker_cooldown_ms = (uint32_t)cooldown_ms;
+    cfg.ping_ms = (uint32_t)ping_ms;
+    cfg.admission = !no_admission;
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;

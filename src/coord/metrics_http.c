@@ -1,0 +1,685 @@
+/* metrics_http.c - the metrics HTTP/1.1 server (see metrics_http.h).
+ *
+ * Each connection is in one of four states.  READING: it reads into its
+ * input buffer (capped at MHTTP_HEAD_MAX) and answers every complete head
+ * there, in order.  WRITING: an answer is waiting for the kernel to take it;
+ * reading is stopped, so a client that pipelines without reading is held by
+ * TCP flow control rather than by our memory.  DRAINING: the last answer is
+ * queued, the write side is shut down after it, and input is read and
+ * discarded, so unread request bytes do not make the kernel reset the
+ * connection before the client has read the answer; it ends at EOF or after
+ * LINGER_MS.  CLOSED: uv_close was called and the memory goes in its
+ * callback.
+ *
+ * Invariants:
+ * - A connection's output buffer is empty in READING; answers are built
+ *   only then, so one connection holds at most one answer.
+ * - m->nhandles counts every handle of the server (listener, sweep timer,
+ *   each connection, listed or refused) not yet through its close
+ *   callback; m is freed by the last of them once mhttp_stop ran, never
+ *   earlier, so no callback sees freed memory.
+ * - Only the loop thread touches any of this. */
+#include "coord/metrics_http.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/list.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "p2c2r/error.h"
+
+#define SWEEP_MS 250u
+#define LINGER_MS 1000u
+#define HEADER_MAX 512u /* our answer's status line and header fields */
+#define OUT_KEEP (64u << 10)
+
+enum mconn_state { MC_READING, MC_WRITING, MC_DRAINING, MC_CLOSED };
+
+struct mconn {
+    uv_tcp_t tcp;
+    struct mhttp *m;
+    struct list_node node; /* on m->conns while listed */
+    struct buf in, out;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    uint64_t deadline_ms; /* uv_now() by which it must make progress */
+    uint8_t state, listed, reading, writing, eof, shut_done;
+};
+
+struct mhttp {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t sweeper;
+    mhttp_render_fn fn;
+    void *arg;
+    struct list_node conns;
+    uint32_t nconns;
+    uint32_t nhandles;
+    int stopping;
+    uint64_t refused;
+    char addr[64];
+    struct buf body;     /* rendered metrics, reused by every answer */
+    char discard[4096];  /* where DRAINING connections read into */
+};
+
+/* ---- the request-head parser ---------------------------------------------- */
+
+static int is_tchar(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return 1;
+    switch (ch) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Field-value bytes: visible ASCII, obs-text, space and tab. */
+static int is_value_char(unsigned char ch) { return ch == '\t' || (ch >= 0x20 && ch != 0x7f); }
+
+static int is_ows(unsigned char ch) { return ch == ' ' || ch == '\t'; }
+
+enum { EOL_NEED = 0, EOL_YES = 1, EOL_NO = -1, EOL_BAD = -2 };
+
+/* Consumes a line end (CRLF or LF) at s[*i], within s[0..lim). */
+static int eol(const unsigned char *s, size_t lim, size_t *i)
+{
+    if (*i >= lim)
+        return EOL_NEED;
+    if (s[*i] == '\n') {
+        *i += 1;
+        return EOL_YES;
+    }
+    if (s[*i] != '\r')
+        return EOL_NO;
+    if (*i + 1 >= lim)
+        return EOL_NEED;
+    if (s[*i + 1] != '\n')
+        return EOL_BAD;
+    *i += 2;
+    return EOL_YES;
+}
+
+/* Case-insensitive comparison of p[0..n) with a lower-case literal. */
+static int ieq(const char *p, size_t n, const char *lit)
+{
+    size_t k = 0;
+    for (; k < n && lit[k]; k++) {
+        unsigned char ch = (unsigned char)p[k];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (unsigned char)(ch - 'A' + 'a');
+        if (ch != (unsigned char)lit[k])
+            return 0;
+    }
+    return k == n && lit[k] == '\0';
+}
+
+static void parse_connection(struct mhttp_req *r, const char *v, size_t n)
+{
+    size_t k = 0;
+    while (k < n) {
+        while (k < n && (v[k] == ',' || is_ows((unsigned char)v[k])))
+            k++;
+        size_t t = k;
+        while (k < n && v[k] != ',')
+            k++;
+        size_t e = k;
+        while (e > t && is_ows((unsigned char)v[e - 1]))
+            e--;
+        if (ieq(v + t, e - t, "close"))
+            r->flags |= MHTTP_REQ_CLOSE;
+        else if (ieq(v + t, e - t, "keep-alive"))
+            r->flags |= MHTTP_REQ_KEEP_ALIVE;
+    }
+}
+
+static int parse_field(struct mhttp_req *r, const char *name, size_t nl, const char *v, size_t vl)
+{
+    if (ieq(name, nl, "content-length")) {
+        if (vl == 0)
+            return P2C2R_EPROTO;
+        uint64_t x = 0;
+        for (size_t k = 0; k < vl; k++) {
+            if (v[k] < '0' || v[k] > '9')
+                return P2C2R_EPROTO;
+            uint64_t d = (uint64_t)(v[k] - '0');
+            if (x > (UINT64_MAX - d) / 10)
+                return P2C2R_EPROTO;
+            x = x * 10 + d;
+        }
+        if ((r->flags & MHTTP_REQ_LENGTH) && r->content_length != x)
+            return P2C2R_EPROTO;
+        r->flags |= MHTTP_REQ_LENGTH;
+        r->content_length = x;
+    } else if (ieq(name, nl, "transfer-encoding")) {
+        r->flags |= MHTTP_REQ_TE;
+    } else if (ieq(name, nl, "connection")) {
+        parse_connection(r, v, vl);
+    }
+    return 0;
+}
+
+int mhttp_parse_head(const char *p, size_t n, struct mhttp_req *out)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    const size_t lim = n < MHTTP_HEAD_MAX ? n : MHTTP_HEAD_MAX;
+    /* Running out of bytes is "feed me more" until the limit, then final. */
+    const int need = n >= MHTTP_HEAD_MAX ? P2C2R_ETOOBIG : 0;
+    struct mhttp_req r;
+    size_t i = 0;
+    int e;
+    memset(&r, 0, sizeof(r));
+
+    while ((e = eol(s, lim, &i)) == EOL_YES) {
+        /* empty lines before the request line are ignored (RFC 9112 2.2) */
+    }
+    if (e == EOL_NEED)
+        return need;
+    if (e == EOL_BAD)
+        return P2C2R_EPROTO;
+
+    size_t ms = i;
+    while (i < lim && is_tchar(s[i]))
+        i++;
+    if (i == lim)
+        return need;
+    if (i == ms || s[i] != ' ')
+        return P2C2R_EPROTO;
+    r.method = p + ms;
+    r.method_len = i - ms;
+    i++;
+
+    size_t ts = i;
+    while (i < lim && s[i] > 0x20 && s[i] < 0x7f)
+        i++;
+    if (i == lim)
+        return need;
+    if (i == ts || s[i] != ' ')
+        return P2C2R_EPROTO;
+    r.target = p + ts;
+    r.target_len = i - ts;
+    i++;
+
+    static const char version[] = "HTTP/0.0"; /* 0 stands for any digit */
+    for (size_t k = 0; k < sizeof(version) - 1; k++) {
+        if (i + k >= lim)
+            return need;
+        unsigned char ch = s[i + k];
+        if (version[k] == '0' ? ch < '0' || ch > '9' : ch != (unsigned char)version[k])
+            return P2C2R_EPROTO;
+    }
+    r.major = (uint8_t)(s[i + 5] - '0');
+    r.minor = (uint8_t)(s[i + 7] - '0');
+    i += sizeof(version) - 1;
+    if ((e = eol(s, lim, &i)) != EOL_YES)
+        return e == EOL_NEED ? need : P2C2R_EPROTO;
+
+    for (;;) {
+        if ((e = eol(s, lim, &i)) == EOL_YES)
+            break;
+        if (e == EOL_NEED)
+            return need;
+        if (e == EOL_BAD)
+            return P2C2R_EPROTO;
+        /* A field line starting with white space is obs-fold (or a name
+         * with white space before it): both are to be rejected. */
+        size_t ns = i;
+        while (i < lim && is_tchar(s[i]))
+            i++;
+        if (i == lim)
+            return need;
+        if (i == ns || s[i] != ':')
+            return P2C2R_EPROTO;
+        size_t nl = i - ns;
+        i++;
+        while (i < lim && is_ows(s[i]))
+            i++;
+        size_t vs = i;
+        while (i < lim && is_value_char(s[i]))
+            i++;
+        if (i == lim)
+            return need;
+        size_t ve = i;
+        while (ve > vs && is_ows(s[ve - 1]))
+            ve--;
+        if ((e = eol(s, lim, &i)) != EOL_YES)
+            return e == EOL_NEED ? need : P2C2R_EPROTO;
+        int rc = parse_field(&r, p + ns, nl, p + vs, ve - vs);
+        if (rc < 0)
+            return rc;
+    }
+
+    if (r.method_len == 3 && memcmp(r.method, "GET", 3) == 0)
+        r.method_id = MHTTP_METHOD_GET;
+    else if (r.method_len == 4 && memcmp(r.method, "HEAD", 4) == 0)
+        r.method_id = MHTTP_METHOD_HEAD;
+    *out = r;
+    return (int)i;
+}
+
+/* ---- handles and their lifecycle ---------------------------------------- */
+
+static void mhttp_handle_gone(struct mhttp *m)
+{
+    assert(m->nhandles > 0);
+    if (--m->nhandles == 0 && m->stopping) {
+        buf_fini(&m->body);
+        free(m);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h) { mhttp_handle_gone(h->data); }
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct mconn *c = h->data;
+    struct mhttp *m = c->m;
+    buf_fini(&c->in);
+    buf_fini(&c->out);
+    free(c);
+    mhttp_handle_gone(m);
+}
+
+static void conn_close(struct mconn *c)
+{
+    if (c->state == MC_CLOSED)
+        return;
+    c->state = MC_CLOSED;
+    if (c->listed) {
+        list_remove(&c->node);
+        c->listed = 0;
+        c->m->nconns--;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+static void conn_read_start(struct mconn *c)
+{
+    if (c->reading || c->eof || c->state == MC_CLOSED)
+        return;
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        LOG_D("metrics_read_error", "err=%s", uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    c->reading = 1;
+}
+
+static void conn_read_stop(struct mconn *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+/* ---- answers -------------------------------------------------------------- */
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct mconn *c = req->data;
+    if (c->state == MC_CLOSED)
+        return;
+    c->shut_done = 1;
+    if (status < 0 || c->eof)
+        conn_close(c);
+}
+
+/* After the last answer: no more requests, only the linger. */
+static void conn_drain(struct mconn *c)
+{
+    c->state = MC_DRAINING;
+    c->deadline_ms = uv_now(c->m->loop) + LINGER_MS;
+    buf_consume(&c->in, buf_used(&c->in));
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_read_start(c);
+}
+
+static void conn_process(struct mconn *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct mconn *c = req->data;
+    c->writing = 0;
+    buf_consume(&c->out, buf_used(&c->out));
+    buf_shrink(&c->out, OUT_KEEP);
+    if (c->state == MC_CLOSED)
+        return;
+    if (status < 0) {
+        LOG_D("metrics_write_error", "err=%s", uv_strerror(status));
+        conn_close(c);
+        return;
+    }
+    if (c->state == MC_WRITING) {
+        c->state = MC_READING;
+        c->deadline_ms = uv_now(c->m->loop) + MHTTP_TIMEOUT_MS;
+        conn_process(c);
+    }
+}
+
+/* Sends what is in c->out; keep says whether the connection stays open. */
+static void conn_flush(struct mconn *c, int keep)
+{
+    uv_buf_t b = uv_buf_init((char *)buf_head(&c->out), (unsigned)buf_used(&c->out));
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == UV_EAGAIN)
+        n = 0;
+    if (n < 0) {
+        LOG_D("metrics_write_error", "err=%s", uv_strerror(n));
+        conn_close(c);
+        return;
+    }
+    buf_consume(&c->out, (size_t)n);
+    if (buf_used(&c->out) > 0) {
+        b = uv_buf_init((char *)buf_head(&c->out), (unsigned)buf_used(&c->out));
+        c->wreq.data = c;
+        int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc < 0) {
+            conn_close(c);
+            return;
+        }
+        c->writing = 1;
+        if (keep) {
+            c->state = MC_WRITING;
+            conn_read_stop(c);
+            return;
+        }
+    } else {
+        buf_shrink(&c->out, OUT_KEEP);
+    }
+    if (keep)
+        c->deadline_ms = uv_now(c->m->loop) + MHTTP_TIMEOUT_MS;
+    else
+        conn_drain(c);
+}
+
+struct status_text {
+    int code;
+    const char *reason;
+    const char *body;
+};
+
+static const struct status_text statuses[] = {
+    {200, "OK", NULL},
+    {400, "Bad Request", "bad request\n"},
+    {404, "Not Found", "not found: metrics are at /metrics\n"},
+    {405, "Method Not Allowed", "method not allowed: use GET or HEAD\n"},
+    {431, "Request Header Fields Too Large", "request head over 8192 bytes\n"},
+    {505, "HTTP Version Not Supported", "HTTP version not supported: use HTTP/1.1 or 1.0\n"},
+};
+
+/* Builds the answer in c->out and sends it.  minor is the request's HTTP
+ * minor version (an HTTP/1.0 client that kept the connection is told so). */
+static void conn_answer(struct mconn *c, int code, int head_only, int keep, int minor)
+{
+    struct mhttp *m = c->m;
+    const struct status_text *st = NULL;
+    for (size_t k = 0; k < ARRAY_LEN(statuses); k++)
+        if (statuses[k].code == code)
+            st = &statuses[k];
+    assert(st && buf_used(&c->out) == 0);
+
+    const char *body, *ctype;
+    size_t blen;
+    if (code == 200) {
+        buf_consume(&m->body, buf_used(&m->body));
+        m->fn(m->arg, &m->body);
+        if (c->state == MC_CLOSED)
+            return;
+        body = (const char *)buf_head(&m->body);
+        blen = buf_used(&m->body);
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+    } else {
+        body = st->body;
+        blen = strlen(body);
+        ctype = "text/plain; charset=utf-8";
+    }
+    const char *conn_hdr = !keep ? "Connection: close\r\n"
+                                 : minor == 0 ? "Connection: keep-alive\r\n" : "";
+    char head[HEADER_MAX];
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                      st->code, st->reason, ctype, blen, code == 405 ? "Allow: GET, HEAD\r\n" : "",
+                      conn_hdr);
+    assert(hl > 0 && (size_t)hl < sizeof(head));
+    if (buf_append(&c->out, head, (size_t)hl) != 0 ||
+        (!head_only && buf_append(&c->out, body, blen) != 0)) {
+        /* Cannot happen: the output cap is MHTTP_BODY_MAX + HEADER_MAX. */
+        conn_close(c);
+        return;
+    }
+    if (code == 200)
+        buf_shrink(&m->body, OUT_KEEP);
+    LOG_D("metrics_request", "status=%d bytes=%zu keep=%d", code, blen, keep);
+    conn_flush(c, keep);
+}
+
+static int target_is_metrics(const struct mhttp_req *r)
+{
+    size_t n = 0;
+    while (n < r->target_len && r->target[n] != '?')
+        n++;
+    return (n == 1 && r->target[0] == '/') || (n == 8 && memcmp(r->target, "/metrics", 8) == 0);
+}
+
+static void conn_handle(struct mconn *c, const struct mhttp_req *r)
+{
+    int get_like = r->method_id == MHTTP_METHOD_GET || r->method_id == MHTTP_METHOD_HEAD;
+    int head_only = r->method_id == MHTTP_METHOD_HEAD;
+    int has_body = (r->flags & MHTTP_REQ_TE) || r->content_length > 0;
+    if (r->major != 1 || r->minor > 1) {
+        conn_answer(c, 505, head_only, 0, 1);
+        return;
+    }
+    int keep = r->minor == 1 ? !(r->flags & MHTTP_REQ_CLOSE)
+                             : (r->flags & MHTTP_REQ_KEEP_ALIVE) && !(r->flags & MHTTP_REQ_CLOSE);
+    if (has_body) {
+        /* The body is never read, so nothing after it can be found. */
+        conn_answer(c, get_like ? 400 : 405, head_only, 0, r->minor);
+        return;
+    }
+    if (!get_like)
+        conn_answer(c, 405, 0, keep, r->minor);
+    else
+        conn_answer(c, target_is_metrics(r) ? 200 : 404, head_only, keep, r->minor);
+}
+
+/* Answers every complete head in c->in while the connection is READING. */
+static void conn_process(struct mconn *c)
+{
+    while (c->state == MC_READING && buf_used(&c->in) > 0) {
+        struct mhttp_req r;
+        int n = mhttp_parse_head((const char *)buf_head(&c->in), buf_used(&c->in), &r);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            LOG_D("metrics_bad_request", "err=%s used=%zu", p2c2r_errname(n), buf_used(&c->in));
+            conn_answer(c, n == P2C2R_ETOOBIG ? 431 : 400, 0, 0, 1);
+            break;
+        }
+        conn_handle(c, &r);
+        buf_consume(&c->in, (size_t)n);
+    }
+    if (c->state == MC_READING) {
+        buf_shrink(&c->in, 0);
+        conn_read_start(c);
+    }
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    struct mconn *c = h->data;
+    (void)suggested;
+    if (c->state == MC_DRAINING) {
+        *out = uv_buf_init(c->m->discard, sizeof(c->m->discard));
+        return;
+    }
+    /* Never more than fits under the head limit: a full buffer is a 431,
+     * answered before the next read. */
+    size_t room = MHTTP_HEAD_MAX - buf_used(&c->in);
+    uint8_t *p = room ? buf_reserve(&c->in, room) : NULL;
+    *out = p ? uv_buf_init((char *)p, (unsigned)room) : uv_buf_init(NULL, 0);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct mconn *c = s->data;
+    if (c->state == MC_CLOSED)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            LOG_D("metrics_read_error", "err=%s", uv_strerror((int)nread));
+        /* A client that half-closed after its request still gets the answer
+         * that is being written; the linger or the shutdown ends it. */
+        c->eof = 1;
+        conn_read_stop(c);
+        if (c->state != MC_DRAINING || c->shut_done || nread != UV_EOF)
+            conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->state != MC_READING)
+        return;
+    buf_commit(&c->in, (size_t)nread);
+    /* A head can only complete, or go wrong in a way worth answering, with
+     * a new line end; parsing only then keeps a client that trickles bytes
+     * from costing a parse of the whole buffer per byte. */
+    if (memchr(b->base, '\n', (size_t)nread) || buf_used(&c->in) >= MHTTP_HEAD_MAX)
+        conn_process(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct mhttp *m = server->data;
+    if (status < 0) {
+        LOG_D("metrics_accept_error", "err=%s", uv_strerror(status));
+        return;
+    }
+    struct mconn *c = xcalloc(1, sizeof(*c));
+    c->m = m;
+    list_init(&c->node);
+    uv_tcp_init(m->loop, &c->tcp);
+    c->tcp.data = c;
+    m->nhandles++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (m->nconns >= MHTTP_MAX_CONNS) {
+        m->refused++;
+        LOG_D("metrics_conn_refused", "conns=%u refused=%" PRIu64, m->nconns, m->refused);
+        conn_close(c);
+        return;
+    }
+    list_push_back(&m->conns, &c->node);
+    c->listed = 1;
+    m->nconns++;
+    buf_init(&c->in, MHTTP_HEAD_MAX);
+    buf_init(&c->out, (size_t)MHTTP_BODY_MAX + HEADER_MAX);
+    c->state = MC_READING;
+    c->deadline_ms = uv_now(m->loop) + MHTTP_TIMEOUT_MS;
+    uv_tcp_nodelay(&c->tcp, 1);
+    conn_read_start(c);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct mhttp *m = t->data;
+    uint64_t now = uv_now(m->loop);
+    struct list_node *n = m->conns.next;
+    while (n != &m->conns) {
+        struct mconn *c = list_entry(n, struct mconn, node);
+        n = n->next;
+        if (now >= c->deadline_ms) {
+            if (c->state != MC_DRAINING)
+                LOG_D("metrics_conn_timeout", "state=%u used=%zu", c->state, buf_used(&c->in));
+            conn_close(c);
+        }
+    }
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+int mhttp_start(uv_loop_t *loop, const char *addr, mhttp_render_fn fn, void *arg,
+                struct mhttp **out, char *err, size_t errcap)
+{
+    assert(loop && fn && out);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (!addr || addr_parse(addr, &ss, &sl) != 0) {
+        if (errcap)
+            snprintf(err, errcap,
+                     "cannot parse metrics address '%s': expected HOST:PORT, e.g. 127.0.0.1:9090",
+                     addr ? addr : "(null)");
+        return P2C2R_EADDR;
+    }
+    struct mhttp *m = xcalloc(1, sizeof(*m));
+    m->loop = loop;
+    m->fn = fn;
+    m->arg = arg;
+    list_init(&m->conns);
+    buf_init(&m->body, MHTTP_BODY_MAX);
+    uv_tcp_init(loop, &m->listener);
+    m->listener.data = m;
+    m->nhandles = 1;
+    int rc;
+    if ((rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&m->listener, 128, on_connection)) != 0) {
+        if (errcap)
+            snprintf(err, errcap,
+                     "cannot listen on %s for metrics: %s (is the port in use? port 0 picks a "
+                     "free one)",
+                     addr, uv_strerror(rc));
+        /* The listener is a live handle: m goes with its close callback. */
+        m->stopping = 1;
+        uv_close((uv_handle_t *)&m->listener, on_handle_closed);
+        return P2C2R_EADDR;
+    }
+    int nl = sizeof(ss);
+    uv_tcp_getsockname(&m->listener, (struct sockaddr *)&ss, &nl);
+    addr_format((struct sockaddr *)&ss, m->addr, sizeof(m->addr));
+    uv_timer_init(loop, &m->sweeper);
+    m->sweeper.data = m;
+    m->nhandles++;
+    uv_timer_start(&m->sweeper, on_sweep, SWEEP_MS, SWEEP_MS);
+    LOG_I("metrics_listening", "addr=%s", m->addr);
+    *out = m;
+    return 0;
+}
+
+const char *mhttp_addr(const struct mhttp *m) { return m->addr; }
+
+void mhttp_stop(struct mhttp *m)
+{
+    if (!m)
+        return;
+    assert(!m->stopping);
+    m->stopping = 1;
+    struct list_node *n;
+    while ((n = list_pop_front(&m->conns)) != NULL) {
+        struct mconn *c = list_entry(n, struct mconn, node);
+        list_init(&c->node);
+        c->listed = 0;
+        m->nconns--;
+        conn_close(c);
+    }
+    uv_close((uv_handle_t *)&m->listener, on_handle_closed);
+    uv_close((uv_handle_t *)&m->sweeper, on_handle_closed);
+    LOG_D("metrics_stopped", "addr=%s refused=%" PRIu64, m->addr, m->refused);
+}

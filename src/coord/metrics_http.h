@@ -1,0 +1,102 @@
+/* metrics_http.h - a tiny HTTP/1.1 server on a caller's libuv loop that
+ * serves Prometheus text (p2c2rd --metrics HOST:PORT).
+ *
+ * GET or HEAD of "/metrics" or "/" (a query string is ignored) is answered
+ * 200 with the body the render callback produces; other paths get 404,
+ * other methods 405, malformed heads 400, a head over MHTTP_HEAD_MAX bytes
+ * 431, versions other than HTTP/1.0 and 1.1 505.  A GET or HEAD carrying a
+ * body (Content-Length > 0 or any Transfer-Encoding) is answered 400.
+ * Keep-alive is the default for HTTP/1.1 ("Connection: close" ends it) and
+ * opt-in for HTTP/1.0 ("Connection: keep-alive"); pipelined requests are
+ * answered in order.  After 400, 405 with a body, 431 and 505 the connection
+ * is closed, since where the next request would start is unknown.
+ *
+ * Limits on what a client can do: at most MHTTP_MAX_CONNS connections (more
+ * are closed as soon as they are accepted); a head of at most MHTTP_HEAD_MAX
+ * bytes; a connection that has not completed a request head (and had the
+ * previous answer taken by the kernel) within MHTTP_TIMEOUT_MS of being
+ * accepted or of its previous answer is closed; while an answer waits for a
+ * slow reader nothing more is read from that connection.
+ *
+ * Everything runs on the loop's thread; nothing here is thread-safe. */
+#ifndef P2C2R_METRICS_HTTP_H
+#define P2C2R_METRICS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+
+#define MHTTP_HEAD_MAX 8192u         /* request line + header fields + blank line */
+#define MHTTP_MAX_CONNS 64u          /* concurrent connections */
+#define MHTTP_TIMEOUT_MS 5000u       /* to send a whole request head */
+#define MHTTP_BODY_MAX (8u << 20)    /* bytes the render callback may append */
+
+struct mhttp;
+
+/* Appends the metrics body to o for one GET or HEAD of "/metrics" or "/"
+ * (HEAD renders too, so its Content-Length is the real one).  o is empty on
+ * entry and capped at MHTTP_BODY_MAX: appends past that fail (buf_append
+ * returns P2C2R_ETOOBIG) and the answer carries what fitted.  Called on the
+ * loop thread; o is valid until the callback returns.  It must not call
+ * mhttp_stop. */
+typedef void (*mhttp_render_fn)(void *arg, struct buf *o);
+
+/* Starts listening on addr ("HOST:PORT" or "[V6]:PORT"; port 0 picks a free
+ * port, see mhttp_addr) on loop, which the caller keeps running.  fn and arg
+ * are borrowed until mhttp_stop.  On success *out is a new server, to be
+ * released with mhttp_stop.  Returns 0, or P2C2R_EADDR when addr does not
+ * parse or cannot be listened on, with a reason for the operator in err
+ * (err may be NULL when errcap is 0).  On failure *out is untouched; any
+ * memory is released by the loop's next run. */
+int mhttp_start(uv_loop_t *loop, const char *addr, mhttp_render_fn fn, void *arg,
+                struct mhttp **out, char *err, size_t errcap);
+
+/* The bound address as "HOST:PORT"; valid until mhttp_stop. */
+const char *mhttp_addr(const struct mhttp *m);
+
+/* Closes the listener and every connection now (answers in flight are
+ * dropped) and frees m once all their close callbacks ran, so the loop must
+ * keep running for that.  fn is not called again.  NULL is a no-op. */
+void mhttp_stop(struct mhttp *m);
+
+/* ---- the request-head parser (pure, exposed for tests and fuzzing) ------ */
+
+enum mhttp_method { MHTTP_METHOD_OTHER = 0, MHTTP_METHOD_GET, MHTTP_METHOD_HEAD };
+
+enum {
+    MHTTP_REQ_CLOSE = 1u << 0,      /* Connection: close */
+    MHTTP_REQ_KEEP_ALIVE = 1u << 1, /* Connection: keep-alive */
+    MHTTP_REQ_LENGTH = 1u << 2,     /* Content-Length present (see content_length) */
+    MHTTP_REQ_TE = 1u << 3,         /* Transfer-Encoding present, any value */
+};
+
+/* A parsed request head.  method and target point into the parsed bytes and
+ * are valid as long as those are. */
+struct mhttp_req {
+    const char *method; /* a token, method_len >= 1 */
+    size_t method_len;
+    const char *target; /* printable ASCII without spaces, target_len >= 1 */
+    size_t target_len;
+    uint8_t method_id; /* enum mhttp_method */
+    uint8_t major, minor; /* HTTP/major.minor, one digit each, any value */
+    unsigned flags;       /* MHTTP_REQ_* */
+    uint64_t content_length; /* 0 unless MHTTP_REQ_LENGTH */
+};
+
+/* Parses the request head at the start of p[0..n): a request line, header
+ * fields and an empty line, lines ending in CRLF or a bare LF; empty lines
+ * before the request line are skipped.  Reads at most min(n,
+ * MHTTP_HEAD_MAX) bytes and never allocates.  Returns the length of the head
+ * (<= MHTTP_HEAD_MAX), with *out filled; 0 when p is a valid but incomplete
+ * head shorter than MHTTP_HEAD_MAX (feed more bytes); P2C2R_ETOOBIG when the
+ * first MHTTP_HEAD_MAX bytes hold no complete head; P2C2R_EPROTO when the
+ * bytes so far cannot start a valid head: a bad request line (method,
+ * single spaces, target, "HTTP/d.d"), a bad field name, a control
+ * character in a value, obs-fold, a CR without LF, or a Content-Length that
+ * is not one decimal number (or is repeated with another value).  *out is
+ * written only on success.  Thread-safe. */
+int mhttp_parse_head(const char *p, size_t n, struct mhttp_req *out);
+
+#endif
