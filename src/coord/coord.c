@@ -958,14 +958,29 @@ static void task_dequeue(struct coord *co, struct task *t)
     co->queued_bytes -= t->body_len;
 }
 
-/* The task p should run next: among the queues of its types, a task that
- * waited past its class's aging bound first (oldest first), else the
- * highest class, earliest deadline.  Only a queue's EDF root and FIFO head
- * are looked at, so this is O(types of p). */
+/* The level a task competes at: its class (0 realtime .. 2 background),
+ * raised one class for each aging_ms it has waited, up to realtime.  Aging
+ * thus lets old background work compete with fresh interactive work, and,
+ * after twice aging_ms, with realtime work by deadline: no class starves,
+ * yet a realtime task with a frame-sized deadline still goes before old
+ * background tasks (their deadlines are later). */
+static int task_level(const struct coord *co, const struct task *t, uint64_t now)
+{
+    uint64_t waited = now > t->submit_us ? now - t->submit_us : 0;
+    uint64_t steps = waited / ((uint64_t)co->cfg.aging_ms * 1000);
+    return steps >= t->prio ? 0 : (int)(t->prio - steps);
+}
+
+/* The task p should run next: the lowest level (task_level) among the
+ * queues of its types, earliest deadline first within a level.  Each queue
+ * offers its EDF root at the queue's class, and its FIFO head (the task
+ * that waited longest, so the most aged) at that task's level; only those
+ * two are looked at, so this is O(types of p).  A candidate p cannot run
+ * (requirements, version, a peer that already failed it) is passed over. */
 static struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
 {
     struct task *best = NULL;
-    uint64_t best_rank = UINT64_MAX;
+    int best_level = PRIO_CLASSES;
     for (uint32_t m = p->types; m; m &= m - 1) {
         struct ttype *tt = &co->types[__builtin_ctz(m)];
         if (tt->queued == 0)
@@ -975,28 +990,18 @@ static struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t
                 struct tqueue *q = &tt->q[k][c];
                 if (q->h.n == 0)
                     continue;
-                struct task *f = list_entry(q->fifo.next, struct task, qnode);
-                struct task *r = q->h.a[0];
-                struct task *pick = NULL;
-                uint64_t rank;
-                if (c > 0 && now - f->submit_us > (uint64_t)c * co->cfg.aging_ms * 1000 &&
-                    task_fits(co, f, p)) {
-                    pick = f; /* aged: rank 0, oldest first */
-                    rank = 0;
-                } else if (task_fits(co, r, p)) {
-                    pick = r;
-                    rank = (uint64_t)(c + 1);
-                } else if (f != r && task_fits(co, f, p)) {
-                    pick = f;
-                    rank = (uint64_t)(c + 1);
-                } else {
-                    continue;
-                }
-                if (!best || rank < best_rank ||
-                    (rank == best_rank && (rank == 0 ? pick->submit_us < best->submit_us
-                                                     : task_before(pick, best)))) {
-                    best = pick;
-                    best_rank = rank;
+                struct task *cand[2] = {q->h.a[0], list_entry(q->fifo.next, struct task, qnode)};
+                for (int i = 0; i < 2; i++) {
+                    struct task *x = cand[i];
+                    if (i == 1 && x == cand[0])
+                        break;
+                    int level = i == 0 ? c : task_level(co, x, now);
+                    if (best && (level > best_level || (level == best_level && !task_before(x, best))))
+                        continue;
+                    if (!task_fits(co, x, p))
+                        continue;
+                    best = x;
+                    best_level = level;
                 }
             }
         }
@@ -1847,8 +1852,6 @@ static int on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     }
     if (c->state == CS_READY)
         dispatch_peer(co, p);
-    if (tt->queued)
-        type_kick(co, (int)(tt - co->types));
     return 0;
 }
 
@@ -2053,6 +2056,13 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         list_push_back(&leader->followers, &t->qnode);
         co->n.coalesced++;
         tt->coalesced++;
+        /* The shared run is as urgent as its most urgent waiter: a realtime
+         * task must not wait in the background queue behind its leader. */
+        if (prio < leader->prio && leader->state == TS_QUEUED) {
+            task_dequeue(co, leader);
+            leader->prio = (uint8_t)prio;
+            task_enqueue(co, leader, 1);
+        }
         t->body = NULL;
         t->body_len = 0;
         return 0;

@@ -33,7 +33,7 @@ struct coord_config {
     uint32_t cache_ttl_ms;        /* result cache entry lifetime */
     int hedge;                    /* start a second copy of attempts past their type's p95 */
     uint64_t hedge_min_us;        /* never hedge an attempt younger than this */
-    uint32_t aging_ms;            /* interactive tasks waiting this long (background: twice) go first */
+    uint32_t aging_ms;            /* a queued task rises one priority class per aging_ms waited */
     uint32_t breaker_strikes;     /* contradicted results in a row that quarantine a peer */
     uint32_t breaker_cooldown_ms; /* first quarantine; doubles each time, up to 64x */
     uint32_t ping_ms;             /* ping a peer silent this long */

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
         {"cache-ttl", 0, OPT_INT, "MS", 1, 86400000, "how long a cached result is served (default 300000)", &cache_ttl},
         {"no-hedge", 0, OPT_FLAG, NULL, 0, 0, "never start a second copy of a slow attempt", &no_hedge},
         {"hedge-min-us", 0, OPT_INT, "US", 0, 3600000000LL, "never hedge an attempt younger than this (default 2000)", &hedge_min_us},
-        {"aging", 0, OPT_INT, "MS", 1, 3600000, "interactive tasks waiting MS, background 2*MS, go before everything (default 500)", &aging_ms},
+        {"aging", 0, OPT_INT, "MS", 1, 3600000, "a queued task rises one priority class per MS waited, so no class starves (default 500)", &aging_ms},
         {"breaker-strikes", 0, OPT_INT, "N", 1, 1000, "results contradicted in a row that quarantine a peer (default 5)", &strikes},
         {"breaker-cooldown", 0, OPT_INT, "MS", 1, 3600000, "first quarantine; doubles on each repeat up to 64x (default 2000)", &cooldown_ms},
         {"ping-interval", 0, OPT_INT, "MS", 10, 3600000, "ping a peer that sent nothing for MS (default 1000)", &ping_ms},
