@@ -603,10 +603,15 @@ static void send_register(struct link *l)
     memset(&m, 0, sizeof(m));
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    m.cores = (uint16_t)(cores > 0 ? cores : 1);
+    m.cores = (uint16_t)(a->cfg.cores ? a->cfg.cores : cores > 0 ? cores : 1);
     m.slots = (uint16_t)a->cfg.slots;
-    m.mem_bytes = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
-    m.gpu = 0;
+    m.mem_bytes = a->cfg.mem_bytes ? a->cfg.mem_bytes
+                  : pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+    m.gpu = a->cfg.gpu_model ? 1 : 0;
+    if (a->cfg.gpu_model) {
+        m.gpu_model.p = (const uint8_t *)a->cfg.gpu_model;
+        m.gpu_model.len = strlen(a->cfg.gpu_model);
+    }
     m.ntypes = (uint8_t)a->nex;
     for (uint32_t i = 0; i < a->nex; i++) {
         m.types[i].name.p = (const uint8_t *)a->ex[i]->name;

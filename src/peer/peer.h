@@ -21,6 +21,12 @@ struct peer_config {
     uint32_t backoff_min_ms, backoff_max_ms;
     size_t blob_cache_bytes; /* cap on cached blobs (referenced ones stay) */
     int handle_signals;      /* stop on SIGINT/SIGTERM */
+    /* What the peer offers, as registered with the coordinator (tasks may
+     * require a GPU, a number of cores, an amount of memory).  GPUs are not
+     * detected: an operator who offers one names it. */
+    const char *gpu_model;   /* NULL = no GPU offered; else its name, 1..64 bytes */
+    uint32_t cores;          /* 0 = the machine's online cores */
+    uint64_t mem_bytes;      /* 0 = the machine's physical memory */
 };
 
 /* Fills cfg with defaults (slots and threads = number of cores). */

@@ -1,12 +1,14 @@
 /* peer_main.c - the p2c2r-peer program: options, then the peer agent. */
 #include <malloc.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cliopt.h"
 #include "common/log.h"
+#include "common/proto.h"
 #include "peer/peer.h"
 
 int main(int argc, char **argv)
@@ -25,13 +27,17 @@ int main(int argc, char **argv)
     if (!coordinator)
         coordinator = cfg.coordinator;
     const char *types = NULL, *token = getenv("P2C2R_TOKEN"), *name = NULL, *level = "info";
-    int64_t slots = cfg.slots, threads = 0, conns = 1;
+    int64_t slots = cfg.slots, threads = 0, conns = 1, cores = 0, mem = 0;
+    const char *gpu = NULL;
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator address (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coordinator},
         {"slots", 's', OPT_INT, "N", 1, 65535, "tasks run at once per connection (default: number of cores)", &slots},
         {"threads", 0, OPT_INT, "N", 1, 1024, "executor threads (default: --slots)", &threads},
         {"types", 'T', OPT_STR, "LIST", 0, 0, "comma-separated task types to serve (default: all built-in: echo,sha256)", &types},
         {"connections", 0, OPT_INT, "N", 1, 10000, "coordinator connections, each registered as a peer (default 1)", &conns},
+        {"gpu", 0, OPT_STR, "MODEL", 0, 0, "offer a GPU named MODEL to tasks that require one (not detected; default none)", &gpu},
+        {"cores", 0, OPT_INT, "N", 1, 65535, "cores to offer (default: the machine's online cores)", &cores},
+        {"memory", 0, OPT_INT, "BYTES", 1, INT64_MAX, "memory to offer (default: the machine's physical memory)", &mem},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         {"name", 'n', OPT_STR, "NAME", 0, 0, "name shown in coordinator stats", &name},
         {"log-level", 0, OPT_STR, "LEVEL", 0, 0, "debug, info, warn, error or off (default info)", &level},
@@ -62,6 +68,14 @@ int main(int argc, char **argv)
     cfg.slots = (uint32_t)slots;
     cfg.threads = (uint32_t)(threads ? threads : slots);
     cfg.connections = (uint32_t)conns;
+    cfg.cores = (uint32_t)cores;
+    cfg.mem_bytes = (uint64_t)mem;
+    if (gpu && (gpu[0] == '\0' || strlen(gpu) > PROTO_MAX_NAME)) {
+        fprintf(stderr, "p2c2r-peer: --gpu needs a model name of 1..%d bytes, e.g. --gpu 'RTX 4070'\n",
+                PROTO_MAX_NAME);
+        return 2;
+    }
+    cfg.gpu_model = gpu;
     cfg.handle_signals = 1;
     struct peer_agent *a;
     char err[512];
