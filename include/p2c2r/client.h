@@ -113,7 +113,9 @@ P2C2R_API int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task
 /* p2c2r_result.flags. */
 #define P2C2R_RESULT_CACHED 0x1u /* answered from the coordinator's result cache or by an
                                     identical task in flight: no peer ran it for this ticket
-                                    (exec_us and peer_id describe the run that produced it) */
+                                    (attempts is 0; exec_us and peer_id describe the run that
+                                    produced it when that was an identical task in flight, and
+                                    are 0 for an answer from the cache) */
 #define P2C2R_RESULT_HEDGED 0x2u /* a second copy ran on another peer; the first answer won */
 
 struct p2c2r_result {
@@ -199,16 +201,20 @@ struct p2c2r_pressure {
     uint64_t rejected_queue_full;  /* results with status EQUEUEFULL since connect */
     uint64_t rejected_deadline;    /* results with status EDEADLINE since connect */
     uint64_t last_reject_ms_ago;   /* since the latest of those; UINT64_MAX if never */
-    double reject_ratio;           /* share of those two among recent results (each new
-                                      result weighs 1/16), 0..1; 0 before any result */
-    size_t unsent_bytes;           /* submitted bytes not yet written to the socket: growing
+    double reject_ratio;           /* share of those two among recent results, 0..1: the
+                                      mean over the first 16 results, then each new result
+                                      weighs 1/16; 0 before any result */
+    size_t unsent_bytes;           /* bytes queued for the coordinator (submitted tasks,
+                                      uploads, cancels) not yet written to the socket: growing
                                       means the network, not the coordinator, is behind */
 };
 
 /* Writes the client's backpressure figures to *out.  Counts only what has
- * been read so far (by process, poll, wait and the other blocking calls);
- * does no I/O and never blocks, so it is cheap enough for every frame.  The
- * counters survive a connection failure.  Errors: EINVAL (c or out NULL). */
+ * been read so far (by process, poll, wait and the other blocking calls),
+ * and only results the coordinator sent: the results a failed connection
+ * gives every outstanding task (ECLOSED, EIO, ...) are not counted.  Does no
+ * I/O and never blocks, so it is cheap enough for every frame.  The counters
+ * survive a connection failure.  Errors: EINVAL (c or out NULL). */
 P2C2R_API int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out);
 
 /* Fetches the coordinator's statistics as a JSON document (blocking).  On

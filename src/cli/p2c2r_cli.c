@@ -1,4 +1,5 @@
-/* p2c2r_cli.c - the p2c2r command-line tool: submit, bench, stats.
+/* p2c2r_cli.c - the p2c2r command-line tool: dispatch, submit and bench (the
+ * other commands are in cmd_*.c).
  *
  * Uses only the public API (p2c2r/client.h) plus the shared option-table
  * helper.  Exit status: 0 success, 1 failure (task failed, connection
@@ -22,13 +23,64 @@
 
 /* ---- submit ------------------------------------------------------------------ */
 
+/* "realtime", "interactive", "background", or their numbers 0..2 (what
+ * --priority took before it had names).  Returns the class or -1. */
+static int parse_priority(const char *s)
+{
+    static const char *const names[] = {"realtime", "interactive", "background"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i]) || (s[0] == '0' + i && !s[1]))
+            return i;
+    return -1;
+}
+
+/* A byte count with an optional binary suffix: 512, 64K, 8M, 2G, 1T
+ * (K = 1024).  Returns 0 or -1 (not a count, or over 2^63). */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno || *s == '-')
+        return -1;
+    int shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    default: return -1;
+    }
+    if (*end && end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
+        return -1;
+    if (v > (UINT64_C(1) << 63) >> shift)
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* One line for stderr that says where a result came from. */
+static void print_origin(const struct p2c2r_result *r, uint64_t us)
+{
+    if ((r->flags & P2C2R_RESULT_CACHED) && r->peer_id == 0)
+        fprintf(stderr, "%zu bytes from the coordinator's result cache in %.3f ms (cached)\n",
+                r->output_len, us / 1000.0);
+    else if (r->flags & P2C2R_RESULT_CACHED)
+        fprintf(stderr, "%zu bytes from peer %u in %.3f ms (cached: shared with an identical task)\n",
+                r->output_len, r->peer_id, us / 1000.0);
+    else
+        fprintf(stderr, "%zu bytes from peer %u in %.3f ms%s\n", r->output_len, r->peer_id, us / 1000.0,
+                (r->flags & P2C2R_RESULT_HEDGED) ? " (hedged: a second copy ran on another peer)" : "");
+}
+
 static int cmd_submit(int argc, char **argv)
 {
     const char *coord = cli_default_coordinator(), *in = NULL, *outp = NULL;
-    const char *token = getenv("P2C2R_TOKEN");
+    const char *token = getenv("P2C2R_TOKEN"), *prio_s = "interactive", *min_mem_s = NULL;
     struct cliopt_multi params = {{0}, 0}, blobs = {{0}, 0};
-    int64_t timeout = 30000, deadline = 0, minver = 0, prio = 1;
-    int json = 0;
+    int64_t timeout = 30000, deadline = 0, minver = 0, min_cores = 0;
+    int json = 0, need_gpu = 0, no_cache = 0;
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"param", 'p', OPT_MULTI, "K=V", 0, 0, "task parameter, repeatable", &params},
@@ -38,19 +90,37 @@ static int cmd_submit(int argc, char **argv)
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up waiting after MS (default 30000)", &timeout},
         {"deadline", 0, OPT_INT, "MS", 0, 86400000, "task deadline at the coordinator (default: its default)", &deadline},
         {"min-version", 0, OPT_INT, "N", 0, UINT32_MAX, "lowest executor version accepted (default any)", &minver},
-        {"priority", 0, OPT_INT, "N", 0, 2, "0 realtime, 1 interactive, 2 background (default 1)", &prio},
+        {"priority", 0, OPT_STR, "CLASS", 0, 0, "realtime, interactive or background (default interactive)", &prio_s},
+        {"need-gpu", 0, OPT_FLAG, NULL, 0, 0, "run only on a peer that registered a GPU", &need_gpu},
+        {"min-cores", 0, OPT_INT, "N", 0, 65535, "run only on a peer with at least N cores (default any)", &min_cores},
+        {"min-mem", 0, OPT_STR, "BYTES", 0, 0, "run only on a peer with at least BYTES of memory (K/M/G/T suffixes; default any)", &min_mem_s},
+        {"no-cache", 0, OPT_FLAG, NULL, 0, 0, "make a peer run it: no answer from the coordinator's result cache", &no_cache},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print the outcome as JSON (the output goes to --output only)", &json},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), PROG " submit",
                           "TYPE [OPTIONS]",
-                          "Runs one task of type TYPE (echo, sha256, ...) on the fabric and prints its result.",
+                          "Runs one task of type TYPE (echo, sha256, ...) on the fabric and prints its result.\n"
+                          "With --output, a line on stderr says where the result came from (a peer, the\n"
+                          "result cache, a hedged run); --json says it in \"cached\" and \"hedged\".",
                           &pos);
     if (rc)
         return rc == 1 ? 0 : 2;
     if (pos != argc - 1) {
         fprintf(stderr, "%s submit: expected exactly one TYPE (e.g. 'p2c2r submit echo -i file')\n", PROG);
+        return 2;
+    }
+    int prio = parse_priority(prio_s);
+    if (prio < 0) {
+        fprintf(stderr, "%s submit: --priority expects realtime, interactive or background, got '%s'\n", PROG,
+                prio_s);
+        return 2;
+    }
+    uint64_t min_mem = 0;
+    if (min_mem_s && parse_bytes(min_mem_s, &min_mem) != 0) {
+        fprintf(stderr, "%s submit: --min-mem expects a byte count such as 4294967296 or 4G, got '%s'\n", PROG,
+                min_mem_s);
         return 2;
     }
     const char *type = argv[pos];
@@ -115,8 +185,20 @@ static int cmd_submit(int argc, char **argv)
             return rc;
         }
     }
-    struct p2c2r_task t = {type, (uint32_t)minver, (uint32_t)deadline, (uint8_t)prio, pbuf, pl, input, ilen,
-                           (const uint8_t (*)[32])hashes, (size_t)blobs.n};
+    struct p2c2r_task t = {.type = type,
+                           .min_version = (uint32_t)minver,
+                           .deadline_ms = (uint32_t)deadline,
+                           .priority = (uint8_t)prio,
+                           .params = pbuf,
+                           .params_len = pl,
+                           .input = input,
+                           .input_len = ilen,
+                           .blobs = (const uint8_t (*)[32])hashes,
+                           .nblobs = (size_t)blobs.n,
+                           .flags = no_cache ? P2C2R_TASK_NOCACHE : 0,
+                           .need_gpu = (uint8_t)need_gpu,
+                           .min_cores = (uint16_t)min_cores,
+                           .min_mem_bytes = min_mem};
     p2c2r_ticket tk;
     uint64_t t0 = cli_now_us();
     rc = p2c2r_client_submit(c, &t, &tk);
@@ -135,9 +217,10 @@ static int cmd_submit(int argc, char **argv)
         status = 1;
     } else if (json) {
         printf("{\"status\":\"%s\",\"code\":%d,\"output_bytes\":%zu,\"exec_us\":%u,\"round_trip_us\":%" PRIu64
-               ",\"peer\":%u,\"attempts\":%u",
+               ",\"peer\":%u,\"attempts\":%u,\"cached\":%s,\"hedged\":%s",
                r.status ? p2c2r_errname(r.status) : "ok", r.status, r.output_len, r.exec_us, us, r.peer_id,
-               r.attempts);
+               r.attempts, (r.flags & P2C2R_RESULT_CACHED) ? "true" : "false",
+               (r.flags & P2C2R_RESULT_HEDGED) ? "true" : "false");
         if (r.status) {
             printf(",\"error\":");
             cli_json_escape(stdout, r.output ? r.output : "", r.output_len);
@@ -154,8 +237,19 @@ static int cmd_submit(int argc, char **argv)
         }
         status = status || r.status != 0;
     } else if (r.status != 0) {
-        fprintf(stderr, "%s submit: task failed: %s: %.*s\n", PROG, p2c2r_strerror(r.status),
-                (int)r.output_len, r.output ? (char *)r.output : "");
+        /* The reason text says more than the code's generic description
+         * (which GPU or core count was missing, how late it would be). */
+        if (r.output_len)
+            fprintf(stderr, "%s submit: task failed (%s): %.*s\n", PROG, p2c2r_errname(r.status),
+                    (int)r.output_len, (char *)r.output);
+        else
+            fprintf(stderr, "%s submit: task failed: %s\n", PROG, p2c2r_strerror(r.status));
+        if (r.status == P2C2R_EUNSUPPORTED && (need_gpu || min_cores || min_mem))
+            fprintf(stderr, "No connected peer meets --need-gpu/--min-cores/--min-mem: relax them, or start a "
+                            "peer that has what the task needs ('p2c2r stats' lists the peers).\n");
+        else if (r.status == P2C2R_EQUEUEFULL || r.status == P2C2R_EDEADLINE)
+            fprintf(stderr, "The coordinator refused it at its current load: try again later%s.\n",
+                    r.status == P2C2R_EDEADLINE ? ", or give a longer --deadline" : "");
         status = 1;
     } else {
         int fd = outp ? open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : STDOUT_FILENO;
@@ -166,7 +260,7 @@ static int cmd_submit(int argc, char **argv)
         if (outp && fd >= 0)
             close(fd);
         if (outp)
-            fprintf(stderr, "%zu bytes from peer %u in %.3f ms\n", r.output_len, r.peer_id, us / 1000.0);
+            print_origin(&r, us);
     }
     if (rc == 0)
         p2c2r_result_release(&r);
@@ -213,7 +307,7 @@ static int cmd_bench(int argc, char **argv)
         {"tasks", 'n', OPT_INT, "N", 1, 1000000000, "tasks to run (default 10000)", &tasks},
         {"inflight", 'k', OPT_INT, "K", 1, 1 << 20, "tasks kept in flight; 1 measures latency (default 1)", &inflight},
         {"size", 's', OPT_INT, "BYTES", 0, 1 << 28, "input size per task (default 64)", &size},
-        {"type", 't', OPT_STR, "TYPE", 0, 0, "task type (default echo; echo results are verified)", &type},
+        {"type", 't', OPT_STR, "TYPE", 0, 0, "task type (default echo; echo results are verified; each task runs on a peer, never from the result cache)", &type},
         {"warmup", 0, OPT_INT, "N", 0, 1000000000, "untimed tasks first (default: tasks/20, at most 2000)", &warmup},
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up when no result arrives for MS (default 60000)", &timeout},
         {"no-verify", 0, OPT_FLAG, NULL, 0, 0, "do not check echo outputs", &noverify},
@@ -254,7 +348,13 @@ static int cmd_bench(int argc, char **argv)
     for (int64_t i = 0; i < size; i++)
         input[i] = (uint8_t)(i * 131 + 7);
     int verify = strcmp(type, "echo") == 0 && !noverify;
-    struct p2c2r_task t = {type, 0, 0, 1, NULL, 0, input, (size_t)size};
+    /* Every task has the same input: without NOCACHE a cacheable type would
+     * measure the coordinator's result cache, not the peers. */
+    struct p2c2r_task t = {.type = type,
+                           .priority = P2C2R_PRIO_INTERACTIVE,
+                           .input = input,
+                           .input_len = (size_t)size,
+                           .flags = P2C2R_TASK_NOCACHE};
     uint64_t total = (uint64_t)(tasks + warmup), submitted = 0, finished = 0;
     uint64_t completed = 0, failed = 0, timed_out = 0, mismatched = 0, nlat = 0, bytes = 0;
     uint64_t first_ticket = 0, t0 = 0, last_progress = 0;
@@ -368,92 +468,10 @@ out:
     return (failed || timed_out || completed < (uint64_t)tasks) ? 1 : 0;
 }
 
-/* ---- stats ------------------------------------------------------------------ */
-
-/* Prints a JSON document as indented "key: value" lines: enough structure
- * for a person, with no JSON library. */
-static void print_human(const char *s)
-{
-    int depth = 0, in_str = 0, line_start = 1;
-    for (; *s; s++) {
-        char ch = *s;
-        if (in_str) {
-            if (ch == '\\' && s[1]) {
-                putchar(*++s);
-                continue;
-            }
-            if (ch == '"') {
-                in_str = 0;
-                continue;
-            }
-            putchar(ch);
-            continue;
-        }
-        if (line_start) {
-            printf("%*s", depth * 2, "");
-            line_start = 0;
-        }
-        switch (ch) {
-        case '"': in_str = 1; break;
-        case '{': case '[':
-            depth++;
-            putchar('\n');
-            line_start = 1;
-            break;
-        case '}': case ']':
-            depth--;
-            break;
-        case ',':
-            putchar('\n');
-            line_start = 1;
-            break;
-        case ':': fputs(": ", stdout); break;
-        default: putchar(ch);
-        }
-    }
-    putchar('\n');
-}
-
-static int cmd_stats(int argc, char **argv)
-{
-    const char *coord = cli_default_coordinator(), *token = getenv("P2C2R_TOKEN");
-    int json = 0;
-    const struct cliopt opts[] = {
-        {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
-        {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
-        {"json", 0, OPT_FLAG, NULL, 0, 0, "print the raw JSON document", &json},
-    };
-    int pos;
-    int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), PROG " stats",
-                          "[OPTIONS]", "Shows the coordinator's peers (capabilities, load), queues and counters.", &pos);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    if (pos != argc) {
-        fprintf(stderr, "%s stats: unexpected argument '%s'\n", PROG, argv[pos]);
-        return 2;
-    }
-    p2c2r_client *c;
-    if (cli_connect(coord, token, &c) != 0)
-        return 1;
-    char *js = NULL;
-    rc = p2c2r_client_stats(c, 5000, &js);
-    if (rc != 0) {
-        fprintf(stderr, "%s stats: %s\n", PROG, p2c2r_strerror(rc));
-        p2c2r_client_close(c);
-        return 1;
-    }
-    if (json)
-        printf("%s\n", js);
-    else
-        print_human(js);
-    free(js);
-    p2c2r_client_close(c);
-    return 0;
-}
-
 int cmd_path(int argc, char **argv);
 int cmd_physics(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 int cmd_upscale(int argc, char **argv);
 
 static void usage(FILE *f)

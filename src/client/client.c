@@ -7,7 +7,11 @@
  * Invariants: each ticket is in the table from submit until its result is
  * collected; a completed ticket is also on the done list (completion order);
  * when the connection fails every incomplete ticket is completed with the
- * failure, so each submit yields exactly one result. */
+ * failure, so each submit yields exactly one result.  The backpressure
+ * figures (p2c2r_client_pressure) count only outcomes the coordinator sent,
+ * DELIVER and REJECTED alike: a refusal reaches the renter as a REJECTED
+ * frame, and the results a dead connection makes up say nothing about the
+ * coordinator's load. */
 #include "p2c2r/client.h"
 
 #include <errno.h>
@@ -69,7 +73,43 @@ struct p2c2r_client {
     int blob_status;   /* 1 = waiting, 0 = stored, < 0 = refused */
     uint8_t blob_hash[PROTO_HASH_LEN];
     char last_error[256];
+
+    /* Backpressure (p2c2r_client_pressure). */
+    uint64_t rej_queue_full, rej_deadline;
+    uint64_t last_reject_us; /* meaningful once either counter is nonzero */
+    uint64_t outcomes;       /* coordinator outcomes counted, for the ratio's warm-up */
+    double reject_ratio;
 };
+
+/* The share of refusals among recent outcomes.  The first outcomes are
+ * averaged plainly (weight 1/n), so the ratio means something from the first
+ * result on instead of creeping up from 0; from the 16th on each weighs
+ * 1/16, so the ratio follows the last few dozen results: quick enough to
+ * react within a few frames, slow enough that one refusal does not halve a
+ * game's quality. */
+#define REJECT_WINDOW 16
+
+static void note_outcome(p2c2r_client *c, int status)
+{
+    int refused = status == P2C2R_EQUEUEFULL || status == P2C2R_EDEADLINE;
+    if (status == P2C2R_EQUEUEFULL)
+        c->rej_queue_full++;
+    else if (status == P2C2R_EDEADLINE)
+        c->rej_deadline++;
+    if (refused)
+        c->last_reject_us = now_us();
+    if (c->outcomes < REJECT_WINDOW)
+        c->outcomes++;
+    c->reject_ratio += ((refused ? 1.0 : 0.0) - c->reject_ratio) / (double)c->outcomes;
+}
+
+/* DELIVER flags -> p2c2r_result.flags; bits this library does not know are
+ * dropped so callers only ever see documented ones. */
+static uint32_t result_flags(uint32_t wire)
+{
+    return ((wire & PROTO_DELIVER_F_CACHED) ? P2C2R_RESULT_CACHED : 0) |
+           ((wire & PROTO_DELIVER_F_HEDGED) ? P2C2R_RESULT_HEDGED : 0);
+}
 
 const char *p2c2r_version(void) { return P2C2R_VERSION_STRING; }
 
@@ -139,7 +179,8 @@ static void entry_drop(p2c2r_client *c, struct entry *e)
 }
 
 static void entry_complete(p2c2r_client *c, struct entry *e, int status, const void *out,
-                           size_t len, uint32_t exec_us, uint32_t peer_id, uint16_t attempts)
+                           size_t len, uint32_t exec_us, uint32_t peer_id, uint16_t attempts,
+                           uint32_t flags)
 {
     if (e->done)
         return;
@@ -150,6 +191,7 @@ static void entry_complete(p2c2r_client *c, struct entry *e, int status, const v
     e->res.exec_us = exec_us;
     e->res.peer_id = peer_id;
     e->res.attempts = attempts;
+    e->res.flags = flags;
     e->res.output = NULL;
     e->res.output_len = 0;
     if (len || status == 0) {
@@ -177,7 +219,7 @@ static void conn_failed(p2c2r_client *c, int err, const char *why)
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (struct entry *e = c->buckets[i]; e; e = e->hnext) {
             if (!e->done)
-                entry_complete(c, e, err, c->last_error, strlen(c->last_error), 0, 0, 0);
+                entry_complete(c, e, err, c->last_error, strlen(c->last_error), 0, 0, 0, 0);
         }
     }
     if (c->fd >= 0)
@@ -219,7 +261,9 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         if (m.output.len > c->max_result)
             return P2C2R_ETOOBIG;
         int st = m.status ? -(int)m.status : 0;
-        entry_complete(c, e, st, m.output.p, m.output.len, m.exec_us, m.peer_id, m.attempts);
+        note_outcome(c, st);
+        entry_complete(c, e, st, m.output.p, m.output.len, m.exec_us, m.peer_id, m.attempts,
+                       result_flags(m.flags));
         return 1;
     }
     case MSG_BLOB_OK:
@@ -238,10 +282,14 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
                      (const char *)m.text.p);
             return 0;
         }
+        /* A task the coordinator refused (EQUEUEFULL, EDEADLINE,
+         * EUNSUPPORTED, ...): its one result, with the reason as text. */
         struct entry *e = *slot_of(c, h->req_id);
         if (!e || e->done)
             return 0;
-        entry_complete(c, e, m.code ? -(int)m.code : P2C2R_EINVAL, m.text.p, m.text.len, 0, 0, 0);
+        int st = m.code ? -(int)m.code : P2C2R_EINVAL;
+        note_outcome(c, st);
+        entry_complete(c, e, st, m.text.p, m.text.len, 0, 0, 0, 0);
         return 1;
     }
     case MSG_ACCEPTED:
@@ -334,6 +382,7 @@ static int big_finish(p2c2r_client *c)
         return 0;
     }
     const struct msg_deliver *m = &c->big.m;
+    note_outcome(c, m->status ? -(int)m->status : 0);
     b[c->big.len] = '\0';
     e->done = 1;
     c->ninflight--;
@@ -342,6 +391,7 @@ static int big_finish(p2c2r_client *c)
     e->res.exec_us = m->exec_us;
     e->res.peer_id = m->peer_id;
     e->res.attempts = m->attempts;
+    e->res.flags = result_flags(m->flags);
     e->res.output = b;
     e->res.output_len = c->big.len;
     list_push_back(&c->done, &e->node);
@@ -611,6 +661,13 @@ void p2c2r_client_close(p2c2r_client *c)
     free(c);
 }
 
+#define TASK_FLAGS_KNOWN P2C2R_TASK_NOCACHE
+
+static int task_has_reqs(const struct p2c2r_task *t)
+{
+    return t->need_gpu || t->min_cores || t->min_mem_bytes;
+}
+
 static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t *size)
 {
     if (!t || !t->type)
@@ -618,20 +675,24 @@ static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t 
     size_t tl = strlen(t->type);
     if (tl == 0 || tl > PROTO_MAX_TYPE_NAME || t->params_len > PROTO_MAX_PARAMS ||
         (t->params_len && !t->params) || (t->input_len && !t->input) ||
-        t->nblobs > PROTO_MAX_BLOBS || (t->nblobs && !t->blobs))
+        t->nblobs > PROTO_MAX_BLOBS || (t->nblobs && !t->blobs) || (t->flags & ~TASK_FLAGS_KNOWN))
         return P2C2R_EINVAL;
-    size_t n = proto_task_size(tl, t->params_len, t->nblobs, t->input_len);
+    size_t n = proto_task_size_ext(tl, t->params_len, t->nblobs, task_has_reqs(t), t->input_len);
     if (t->input_len > UINT32_MAX || n + PROTO_BATCH_ENTRY_PREFIX + 4 > c->max_body)
         return P2C2R_ETOOBIG;
     *size = n;
     return 0;
 }
 
+/* Writes t's task body; task_check has vetted t and sized the room. */
 static void put_task(uint8_t *b, const struct p2c2r_task *t)
 {
-    size_t o = proto_put_task_head(b, t->type, strlen(t->type), t->min_version, t->deadline_ms,
-                                   t->priority, t->params, t->params_len,
-                                   (const uint8_t *)t->blobs, t->nblobs, (uint32_t)t->input_len);
+    struct proto_reqs reqs = {t->need_gpu ? 1 : 0, t->min_cores, t->min_mem_bytes};
+    uint8_t flags = (t->flags & P2C2R_TASK_NOCACHE) ? PROTO_TASK_F_NOCACHE : 0;
+    size_t o = proto_put_task_head_ext(b, t->type, strlen(t->type), t->min_version, t->deadline_ms,
+                                       t->priority, flags, t->params, t->params_len,
+                                       (const uint8_t *)t->blobs, t->nblobs,
+                                       task_has_reqs(t) ? &reqs : NULL, (uint32_t)t->input_len);
     if (t->input_len)
         memcpy(b + o, t->input, t->input_len);
 }
@@ -817,6 +878,27 @@ int p2c2r_client_flush(p2c2r_client *c, int timeout_ms)
 size_t p2c2r_client_pending(const p2c2r_client *c) { return c ? c->nentries : 0; }
 
 uint32_t p2c2r_client_max_inflight(const p2c2r_client *c) { return c ? c->max_inflight : 0; }
+
+int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out)
+{
+    if (!c || !out)
+        return P2C2R_EINVAL;
+    struct p2c2r_pressure p;
+    memset(&p, 0, sizeof(p));
+    p.inflight = (uint32_t)c->ninflight;
+    p.max_inflight = c->max_inflight;
+    p.rejected_queue_full = c->rej_queue_full;
+    p.rejected_deadline = c->rej_deadline;
+    p.last_reject_ms_ago = UINT64_MAX;
+    if (c->rej_queue_full || c->rej_deadline) {
+        uint64_t now = now_us();
+        p.last_reject_ms_ago = now > c->last_reject_us ? (now - c->last_reject_us) / 1000 : 0;
+    }
+    p.reject_ratio = c->reject_ratio;
+    p.unsent_bytes = buf_used(&c->out);
+    *out = p;
+    return 0;
+}
 
 int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
 {
