@@ -69,6 +69,7 @@
 #define DUP_RING 16              /* task ids a peer answered lately */
 #define SAMPLE_D 3               /* power of d choices */
 #define STAT_MIN_SAMPLES 20      /* before hedging or admission estimates */
+#define HEDGE_SKIP_MAX 64        /* unhedgeable attempts one sweep passes over, per type */
 #define WINDOW_US 10000000ull    /* latency windows for p50/p95 rotate every 10 s */
 #define NO_IDX UINT32_MAX
 #define NCODES (1 - P2C2R_ERROR_MIN)
@@ -1832,15 +1833,20 @@ static int on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         task_finish(co, t, 0, m.output.p, m.output.len, m.exec_us, p->id);
     } else {
         /* An error.  It is believed when a second peer says the same; until
-         * then it may be this peer's fault, so the task runs elsewhere. */
-        if (p->state == PS_PROBING)
-            peer_strike(co, p, "probe failed");
+         * then it may be this peer's fault, so the task runs elsewhere, and
+         * the peer is judged by what the other run shows: a success there
+         * is a strike against it (a failed probe reopens its breaker), the
+         * same error clears it, since the task itself was at fault. */
         if (t->nlive > 0) {
             if (!t->err_status) {
                 t->err_status = m.status;
                 t->err_peer = p->id;
             }
         } else if (t->err_status == m.status && t->err_peer != p->id) {
+            struct peer_rec *first = peer_find(co, t->err_peer);
+            if (first)
+                peer_good(co, first);
+            peer_good(co, p);
             task_finish(co, t, status, m.output.p, m.output.len, m.exec_us, p->id);
         } else if (t->tries < co->cfg.max_attempts && tt->npeers > 1) {
             t->err_status = m.status;
@@ -2301,12 +2307,13 @@ static void stats_json(struct coord *co, struct buf *o)
         json_str(o, tt->name);
         jprintf(o, ",\"peers\":%u,\"queued\":%u,\"queued_by_class\":[%u,%u,%u],\"free_slots\":%" PRIu64
                    ",\"slots\":%" PRIu64 ",\"cacheable\":%s,\"deadline_ms\":%u,\"exec_p95_us\":%" PRIu64
-                   ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
+                   ",\"attempt_samples\":%" PRIu64 ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
                    ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 "}",
                 tt->npeers, tt->queued, byc[0], byc[1], byc[2], type_free_slots(tt), tt->slots_total,
                 tt->cacheable ? "true" : "false",
                 tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms,
-                hist_quantile(&tt->h_exec, 0.95), tt->att_p50, tt->att_p95, tt->hedges, tt->retries);
+                hist_quantile(&tt->h_exec, 0.95), tt->att_n, tt->att_p50, tt->att_p95, tt->hedges,
+                tt->retries);
     }
     buf_append(o, "],\"peers\":[", 11);
     int first = 1;
@@ -2696,19 +2703,30 @@ static void sweep_hedges(struct coord *co, uint64_t now)
         if (tt->att_n < STAT_MIN_SAMPLES || tt->nfree == 0)
             continue;
         uint64_t after = tt->att_p95 > co->cfg.hedge_min_us ? tt->att_p95 : co->cfg.hedge_min_us;
-        while (!list_empty(&tt->running) && tt->nfree) {
-            struct attempt *a = list_entry(tt->running.next, struct attempt, hnode);
+        /* An attempt no free peer can take now (a task with requirements,
+         * say) stays where it is and the walk goes on to younger ones, so it
+         * cannot hold back the hedging of the rest of its type.  Passing
+         * over at most HEDGE_SKIP_MAX of them bounds the sweep's cost. */
+        struct list_node *n = tt->running.next;
+        uint32_t skipped = 0;
+        while (n != &tt->running && tt->nfree && skipped < HEDGE_SKIP_MAX) {
+            struct attempt *a = list_entry(n, struct attempt, hnode);
             if (now - a->start_us < after)
                 break;
-            list_remove(&a->hnode);
+            n = n->next;
             struct task *t = a->t;
-            if (t->state != TS_RUNNING || t->nlive != 1 || t->hedged || !t->renter)
+            if (t->state != TS_RUNNING || t->nlive != 1 || t->hedged || !t->renter) {
+                list_remove(&a->hnode);
                 continue;
-            struct peer_rec *p = pick_peer(co, t);
-            if (!p || task_assign(co, t, p, 1) != 0) {
-                list_push_front(&tt->running, &a->hnode);
-                break;
             }
+            struct peer_rec *p = pick_peer(co, t);
+            if (!p) {
+                skipped++;
+                continue;
+            }
+            if (task_assign(co, t, p, 1) != 0)
+                break;
+            list_remove(&a->hnode);
             t->hedged = 1;
             co->n.hedges++;
             tt->hedges++;

@@ -51,6 +51,16 @@ struct h_proc {
         }                                                    \
     } while (0)
 
+/* H_XFAIL marks a known bug in src/ that a test must not hide but may not
+ * fix: the violated expectation is printed and not counted as a failure.
+ * When the bug is fixed it prints XPASS, the cue to make it an H_CHECK.
+ * Returns cond. */
+#define H_XFAIL(cond, ...) \
+    ((cond) ? h_xpass_at(__FILE__, __LINE__, #cond) : h_xfail_at(__FILE__, __LINE__, #cond, __VA_ARGS__))
+int h_xfail_at(const char *file, int line, const char *expr, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int h_xpass_at(const char *file, int line, const char *expr);
+
 /* Reports a failure; returns 0 (the value of a failed H_CHECK). */
 int h_fail_at(const char *file, int line, const char *expr, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -141,6 +151,9 @@ char *h_stats(const char *token);
 /* The integer after "key": in json (first match at or after the first
  * occurrence of anchor when anchor is not NULL), or -1. */
 long long h_json_num(const char *json, const char *anchor, const char *key);
+/* The coordinator's id for the peer called name in a stats JSON (the "id"
+ * field just before its "name"), or -1. */
+long long h_peer_id(const char *json, const char *name);
 
 /* ---- data ------------------------------------------------------------------ */
 
@@ -196,5 +209,77 @@ int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed, char *text,
 /* Builds a task body (type, params, input) into a new buffer; *len set. */
 uint8_t *h_task_body(const char *type, uint32_t min_version, uint32_t deadline_ms,
                      const char *params, const void *input, size_t input_len, size_t *len);
+/* The same with a priority class, task flags (PROTO_TASK_F_NOCACHE) and a
+ * requirements block (reqs may be NULL: none). */
+uint8_t *h_task_body_ext(const char *type, uint8_t priority, uint8_t flags,
+                         const struct proto_reqs *reqs, uint32_t deadline_ms, const void *input,
+                         size_t input_len, size_t *len);
+
+/* A task's outcome as a raw renter sees it: a DELIVER or a REJECTED frame. */
+struct h_outcome {
+    uint8_t type;       /* MSG_DELIVER or MSG_REJECTED */
+    uint64_t ticket;
+    int status;         /* 0 or a negative p2c2r_error */
+    uint16_t attempts;  /* DELIVER only, else 0 */
+    uint32_t exec_us, peer_id, flags; /* DELIVER only (flags: PROTO_DELIVER_F_*), else 0 */
+    const uint8_t *out; /* output, or the reason text; valid until the next read */
+    size_t len;
+};
+/* Reads frames until a DELIVER or REJECTED, skipping ACCEPTED, PONG and
+ * STATS.  Returns H_RAW_FRAME with *o filled, H_RAW_MALFORMED for any other
+ * frame or a body that does not parse (an ERROR frame also fills *o with its
+ * code and text), or the other H_RAW_* codes. */
+int h_raw_outcome(struct h_raw *r, struct h_outcome *o, int timeout_ms);
+
+/* ---- restarting a process -------------------------------------------------- */
+
+/* Starts p's command again in the same slot (its log continues), so a test
+ * can kill and restart a daemon many times without running out of slots.
+ * p must have exited (h_wait_exit returned 1).  Returns p. */
+struct h_proc *h_respawn(struct h_proc *p);
+
+/* ---- fake peers --------------------------------------------------------------
+ * A peer written in the test process: it speaks the raw protocol on its own
+ * thread, so a test can make a peer slow or failing on purpose without a
+ * hook in p2c2r-peer.  It registers its types (version 1 each), answers
+ * every PING with a PONG, and answers each ASSIGN with exactly one RESULT
+ * delay_ms after it arrived: either the output the built-in executor gives
+ * ("sha256": the raw digest of the input; any other type: the input itself,
+ * as "echo" does) or, with fail_code set, that error status with a reason
+ * text.  A CANCEL is counted and otherwise ignored, as by a peer whose task
+ * is already running: the RESULT still comes, late.  Counters are safe to
+ * read from any thread. */
+struct h_fake_peer_cfg {
+    const char *name;  /* HELLO name, shown in stats (borrowed during start) */
+    const char *types; /* comma-separated type names (borrowed during start) */
+    int slots;
+    int gpu;           /* registers a GPU */
+    uint16_t cores;    /* 0 = 1 */
+    int delay_ms;      /* how long each task is held before its RESULT */
+    int fail_code;     /* 0, or a negative p2c2r_error every RESULT carries */
+};
+
+struct h_fake_counts {
+    long assigned;  /* ASSIGNs received */
+    long answered;  /* RESULTs sent */
+    long cancels;   /* CANCELs received */
+    long pings;     /* PINGs answered */
+    int closed;     /* the coordinator closed the connection */
+};
+
+struct h_fake_peer;
+
+/* Connects to the current coordinator, sends HELLO and PEER_REGISTER, waits
+ * (bounded) for REGISTER_OK and starts the peer's thread.  Requires
+ * success.  Stop it with h_fake_peer_stop before h_finish. */
+struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg);
+/* The coordinator's id for it (from REGISTER_OK; DELIVER's peer_id). */
+uint32_t h_fake_peer_id(const struct h_fake_peer *fp);
+void h_fake_peer_counts(struct h_fake_peer *fp, struct h_fake_counts *out);
+/* Changes how it answers the tasks that arrive from now on. */
+void h_fake_peer_set(struct h_fake_peer *fp, int delay_ms, int fail_code);
+/* Closes its connection (answers still pending are dropped, as a crashed
+ * peer's would be), joins its thread and frees it.  NULL is a no-op. */
+void h_fake_peer_stop(struct h_fake_peer *fp);
 
 #endif

@@ -289,20 +289,6 @@ static long long peer_field(const char *js, const char *peer, const char *key)
     return h_json_num(js, anchor, key);
 }
 
-/* The coordinator's id for the peer named name (the "id" just before it). */
-static long long peer_id_of(const char *js, const char *name)
-{
-    char anchor[64];
-    snprintf(anchor, sizeof(anchor), "\"name\":\"%s\"", name);
-    const char *a = js ? strstr(js, anchor) : NULL;
-    if (!a)
-        return -1;
-    const char *p = a;
-    while (p > js && strncmp(p, "\"id\":", 5) != 0)
-        p--;
-    return p > js ? strtoll(p + 5, NULL, 10) : -1;
-}
-
 static void report(const char *who, const struct tally *t)
 {
     h_log("%s: ok=%d lost=%d other_errors=%d mismatched=%d duplicates=%d unknown=%d retried_ok=%d", who,
@@ -341,7 +327,7 @@ static void phase_kill_one(void)
     while (h_now_ms() < end) {
         char *js = h_stats(NULL);
         inflight = peer_field(js, "peer-2", "inflight");
-        vid = peer_id_of(js, "peer-2");
+        vid = h_peer_id(js, "peer-2");
         free(js);
         if (inflight > 0)
             break;
