@@ -4,6 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 LOCAL_PEERS ?= 2
 LISTEN ?= 127.0.0.1:8765
+METRICS ?= 127.0.0.1:9090
 
 .PHONY: all deps build run test test-asan fuzz bench clean
 
@@ -17,7 +18,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/p2c2rd --listen $(LISTEN) --local-peers $(LOCAL_PEERS)
+	$(BUILD)/p2c2rd --listen $(LISTEN) --local-peers $(LOCAL_PEERS) --metrics $(METRICS)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

@@ -6,8 +6,10 @@
  * four bits select one of 8 sub-buckets, each 2^(e-3) wide, so a bucket is
  * never wider than an eighth of its smallest value.  Writing e' = max(e, 3)
  * makes the same formula give v itself for v < 16, which is why hist_add
- * needs no branch for small values.  Indexes past the last bucket (v >= 2^32)
- * are clamped into it.
+ * needs no branch for small values.  Indexes from 240 up (v >= 2^32) are
+ * clamped into the overflow bucket 240, which holds nothing below 2^32: so
+ * the top of [15 * 2^28, 2^32) stays 2^32 - 1 and the error bound holds up
+ * to 2^32, while an overflow answer is the largest sample.
  *
  * Invariants: count == sum of b[] == sum of prom[]; max_us is the largest
  * sample added or merged.  Prometheus lines are formatted whole before they
@@ -24,8 +26,8 @@
 
 #include "p2c2r/error.h"
 
-_Static_assert(HIST_NBUCKETS == ((32 - HIST_SUB_BITS) << HIST_SUB_BITS) + (1 << HIST_SUB_BITS),
-               "buckets must cover 0 .. 2^32-1 exactly");
+_Static_assert(HIST_NBUCKETS == ((32 - HIST_SUB_BITS) << HIST_SUB_BITS) + (1 << HIST_SUB_BITS) + 1,
+               "buckets must cover 0 .. 2^32-1 exactly, plus one for the rest");
 _Static_assert(sizeof(struct hist) <= 2112, "struct hist is meant to be embedded");
 
 const uint64_t hist_prom_bounds_us[HIST_PROM_NBOUNDS] = {
@@ -140,13 +142,27 @@ static int put(struct buf *o, const char *fmt, ...)
     /* Long labels: format straight into the buffer (n + 1 for the NUL that
      * vsnprintf writes, which is not committed). */
     char *p = (char *)buf_reserve(o, (size_t)n + 1);
-    if (!p)
-        return buf_error(o, (size_t)n + 1);
+    if (p) {
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        buf_commit(o, (size_t)n);
+        return 0;
+    }
+    /* The line itself may still fit where its NUL does not: format it
+     * aside then. */
+    int rc = buf_error(o, (size_t)n);
+    if (rc == P2C2R_ETOOBIG)
+        return rc;
+    char *tmp = malloc((size_t)n + 1);
+    if (!tmp)
+        return P2C2R_ENOMEM;
     va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    vsnprintf(tmp, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    buf_commit(o, (size_t)n);
-    return 0;
+    rc = buf_append(o, tmp, (size_t)n);
+    free(tmp);
+    return rc;
 }
 
 static int has_labels(const char *labels) { return labels && labels[0]; }

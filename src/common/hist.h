@@ -4,7 +4,7 @@
  * A struct hist holds microsecond samples in log-linear buckets: values
  * 0..15 each have their own bucket, and every power of two from 16 up is
  * split into 8 equal sub-buckets, up to 2^32 us (about 71 minutes); larger
- * samples share the top bucket.  It needs no allocation, so it can be
+ * samples share one overflow bucket above those.  It needs no allocation, so it can be
  * embedded in any struct, and two histograms merge by adding their counts.
  *
  * Quantiles come from those buckets.  The Prometheus buckets (the fixed
@@ -23,8 +23,9 @@
 #include "common/buf.h"
 
 #define HIST_SUB_BITS 3 /* 8 sub-buckets per power of two */
-/* 16 exact buckets, then 8 for each power of two 2^4 .. 2^31. */
-#define HIST_NBUCKETS 240
+/* 16 exact buckets, 8 for each power of two 2^4 .. 2^31, then the overflow
+ * bucket for everything from 2^32 up. */
+#define HIST_NBUCKETS 241
 /* The finite Prometheus boundaries; a last counter holds what is above. */
 #define HIST_PROM_NBOUNDS 17
 

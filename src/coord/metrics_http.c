@@ -1,23 +1,31 @@
 /* metrics_http.c - the metrics HTTP/1.1 server (see metrics_http.h).
  *
  * Each connection is in one of four states.  READING: it reads into its
- * input buffer (capped at MHTTP_HEAD_MAX) and answers every complete head
- * there, in order.  WRITING: an answer is waiting for the kernel to take it;
- * reading is stopped, so a client that pipelines without reading is held by
- * TCP flow control rather than by our memory.  DRAINING: the last answer is
- * queued, the write side is shut down after it, and input is read and
- * discarded, so unread request bytes do not make the kernel reset the
- * connection before the client has read the answer; it ends at EOF or after
- * LINGER_MS.  CLOSED: uv_close was called and the memory goes in its
- * callback.
+ * input buffer (capped at MHTTP_HEAD_MAX) and answers the first complete
+ * head there; a request that follows it in the buffer waits on m->pending
+ * for the next loop iteration, with reading stopped.  WRITING: part of an
+ * answer is waiting for the kernel to take it; reading is stopped, so a
+ * client that pipelines without reading is held by TCP flow control rather
+ * than by our memory.  DRAINING: the last answer is queued, the write side
+ * is shut down after it, and input is read and discarded, so unread request
+ * bytes do not make the kernel reset the connection before the client has
+ * read the answer; it ends at EOF or LINGER_MS after the answer was taken.
+ * CLOSED: uv_close was called and the memory goes in its callback.
+ *
+ * An answer is offered to the kernel straight from where it was built (the
+ * head on the stack, the body in m->body); only what the kernel does not
+ * take at once is copied, into the connection's output buffer.
  *
  * Invariants:
- * - A connection's output buffer is empty in READING; answers are built
- *   only then, so one connection holds at most one answer.
+ * - A connection's output buffer is empty unless a write is in flight, and
+ *   answers are started only in READING, so one connection holds at most
+ *   one answer; m->held is the sum of the output buffers, <= MHTTP_HELD_MAX.
+ * - A connection is on m->pending only in READING, with reading stopped and
+ *   input left; m->resuming says whether the idle handle runs.
  * - m->nhandles counts every handle of the server (listener, sweep timer,
- *   each connection, listed or refused) not yet through its close
- *   callback; m is freed by the last of them once mhttp_stop ran, never
- *   earlier, so no callback sees freed memory.
+ *   idle handle, each connection, listed or refused) not yet through its
+ *   close callback; m is freed by the last of them once mhttp_stop ran,
+ *   never earlier, so no callback sees freed memory.
  * - Only the loop thread touches any of this. */
 #include "coord/metrics_http.h"
 
@@ -34,36 +42,44 @@
 
 #define SWEEP_MS 250u
 #define LINGER_MS 1000u
-#define HEADER_MAX 512u /* our answer's status line and header fields */
-#define OUT_KEEP (64u << 10)
+#define HEADER_MAX 512u        /* our answer's status line and header fields */
+#define BODY_KEEP (1u << 20)   /* m->body capacity kept between answers */
 
 enum mconn_state { MC_READING, MC_WRITING, MC_DRAINING, MC_CLOSED };
 
 struct mconn {
     uv_tcp_t tcp;
     struct mhttp *m;
-    struct list_node node; /* on m->conns while listed */
-    struct buf in, out;
+    struct list_node node;  /* on m->conns while listed */
+    struct list_node pnode; /* on m->pending while a request waits its turn */
+    struct buf in;          /* request bytes, at most MHTTP_HEAD_MAX */
+    struct buf out;         /* what the kernel did not take of the answer */
+    size_t held;            /* bytes of out counted in m->held */
+    size_t scan;            /* bytes of in already searched for line ends */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     uint64_t deadline_ms; /* uv_now() by which it must make progress */
     uint8_t state, listed, reading, writing, eof, shut_done;
+    uint8_t line_seen; /* the request line of the head in `in` has ended */
 };
 
 struct mhttp {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t sweeper;
+    uv_idle_t resumer; /* runs while m->pending is not empty */
     mhttp_render_fn fn;
     void *arg;
     struct list_node conns;
+    struct list_node pending;
     uint32_t nconns;
     uint32_t nhandles;
-    int stopping;
-    uint64_t refused;
+    int stopping, resuming;
+    size_t held;
+    struct mhttp_stats n;
     char addr[64];
-    struct buf body;     /* rendered metrics, reused by every answer */
-    char discard[4096];  /* where DRAINING connections read into */
+    struct buf body;    /* rendered metrics, reused by every answer */
+    char discard[4096]; /* where DRAINING connections read into */
 };
 
 /* ---- the request-head parser ---------------------------------------------- */
@@ -270,6 +286,7 @@ static void mhttp_handle_gone(struct mhttp *m)
 {
     assert(m->nhandles > 0);
     if (--m->nhandles == 0 && m->stopping) {
+        assert(m->held == 0);
         buf_fini(&m->body);
         free(m);
     }
@@ -281,17 +298,22 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct mconn *c = h->data;
     struct mhttp *m = c->m;
+    assert(!c->writing && c->held == 0);
     buf_fini(&c->in);
     buf_fini(&c->out);
     free(c);
     mhttp_handle_gone(m);
 }
 
+/* Close now, free in the close callback.  A write in flight is cancelled
+ * first (its callback runs before the close callback and gives back what
+ * it held). */
 static void conn_close(struct mconn *c)
 {
     if (c->state == MC_CLOSED)
         return;
     c->state = MC_CLOSED;
+    list_remove(&c->pnode);
     if (c->listed) {
         list_remove(&c->node);
         c->listed = 0;
@@ -336,12 +358,15 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         conn_close(c);
 }
 
-/* After the last answer: no more requests, only the linger. */
+/* After the last answer: no more requests, only the linger, which starts
+ * once the kernel has taken the answer (a slow reader has the usual time
+ * for that first). */
 static void conn_drain(struct mconn *c)
 {
     c->state = MC_DRAINING;
-    c->deadline_ms = uv_now(c->m->loop) + LINGER_MS;
+    c->deadline_ms = uv_now(c->m->loop) + (c->writing ? MHTTP_TIMEOUT_MS : LINGER_MS);
     buf_consume(&c->in, buf_used(&c->in));
+    buf_shrink(&c->in, 0);
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
         conn_close(c);
@@ -355,9 +380,13 @@ static void conn_process(struct mconn *c);
 static void on_write(uv_write_t *req, int status)
 {
     struct mconn *c = req->data;
+    struct mhttp *m = c->m;
+    assert(c->writing && m->held >= c->held);
     c->writing = 0;
+    m->held -= c->held;
+    c->held = 0;
     buf_consume(&c->out, buf_used(&c->out));
-    buf_shrink(&c->out, OUT_KEEP);
+    buf_shrink(&c->out, 0);
     if (c->state == MC_CLOSED)
         return;
     if (status < 0) {
@@ -367,45 +396,73 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->state == MC_WRITING) {
         c->state = MC_READING;
-        c->deadline_ms = uv_now(c->m->loop) + MHTTP_TIMEOUT_MS;
+        c->deadline_ms = uv_now(m->loop) + MHTTP_TIMEOUT_MS;
         conn_process(c);
+    } else if (c->state == MC_DRAINING) {
+        c->deadline_ms = uv_now(m->loop) + LINGER_MS;
     }
 }
 
-/* Sends what is in c->out; keep says whether the connection stays open. */
-static void conn_flush(struct mconn *c, int keep)
+/* Sends bufs[0..n) (borrowed for the call); keep says whether the
+ * connection stays open for more requests.  What the kernel takes at once
+ * is never copied; the rest is copied into c->out, within the server-wide
+ * MHTTP_HELD_MAX, and written from there while reading waits. */
+static void conn_send(struct mconn *c, const uv_buf_t *bufs, unsigned n, int keep)
 {
-    uv_buf_t b = uv_buf_init((char *)buf_head(&c->out), (unsigned)buf_used(&c->out));
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == UV_EAGAIN)
-        n = 0;
-    if (n < 0) {
-        LOG_D("metrics_write_error", "err=%s", uv_strerror(n));
+    struct mhttp *m = c->m;
+    uv_stream_t *s = (uv_stream_t *)&c->tcp;
+    size_t total = 0;
+    for (unsigned k = 0; k < n; k++)
+        total += bufs[k].len;
+    int w = uv_try_write(s, bufs, n);
+    if (w == UV_EAGAIN)
+        w = 0;
+    if (w < 0) {
+        LOG_D("metrics_write_error", "err=%s", uv_strerror(w));
         conn_close(c);
         return;
     }
-    buf_consume(&c->out, (size_t)n);
-    if (buf_used(&c->out) > 0) {
-        b = uv_buf_init((char *)buf_head(&c->out), (unsigned)buf_used(&c->out));
-        c->wreq.data = c;
-        int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-        if (rc < 0) {
+    size_t done = (size_t)w, rest = total - done;
+    c->deadline_ms = uv_now(m->loop) + MHTTP_TIMEOUT_MS;
+    if (rest == 0) {
+        if (!keep)
+            conn_drain(c);
+        return;
+    }
+    if (rest > MHTTP_HELD_MAX - m->held) {
+        m->n.overloaded++;
+        LOG_D("metrics_conn_overloaded", "rest=%zu held=%zu", rest, m->held);
+        conn_close(c);
+        return;
+    }
+    assert(!c->writing && buf_used(&c->out) == 0);
+    for (unsigned k = 0; k < n; k++) {
+        size_t skip = done < bufs[k].len ? done : bufs[k].len;
+        done -= skip;
+        /* Cannot fail: the cap on c->out is MHTTP_BODY_MAX + HEADER_MAX. */
+        if (buf_append(&c->out, bufs[k].base + skip, bufs[k].len - skip) != 0) {
             conn_close(c);
             return;
         }
-        c->writing = 1;
-        if (keep) {
-            c->state = MC_WRITING;
-            conn_read_stop(c);
-            return;
-        }
-    } else {
-        buf_shrink(&c->out, OUT_KEEP);
     }
-    if (keep)
-        c->deadline_ms = uv_now(c->m->loop) + MHTTP_TIMEOUT_MS;
-    else
+    assert(buf_used(&c->out) == rest);
+    uv_buf_t b = uv_buf_init((char *)buf_head(&c->out), (unsigned)rest);
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, s, &b, 1, on_write);
+    if (rc < 0) {
+        LOG_D("metrics_write_error", "err=%s", uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    c->writing = 1;
+    c->held = rest;
+    m->held += rest;
+    if (keep) {
+        c->state = MC_WRITING;
+        conn_read_stop(c);
+    } else {
         conn_drain(c);
+    }
 }
 
 struct status_text {
@@ -423,24 +480,35 @@ static const struct status_text statuses[] = {
     {505, "HTTP Version Not Supported", "HTTP version not supported: use HTTP/1.1 or 1.0\n"},
 };
 
-/* Builds the answer in c->out and sends it.  minor is the request's HTTP
- * minor version (an HTTP/1.0 client that kept the connection is told so). */
-static void conn_answer(struct mconn *c, int code, int head_only, int keep, int minor)
+/* What to answer to one request. */
+struct answer {
+    int code;
+    int head_only; /* HEAD: the head of the answer, with the body's length */
+    int keep;      /* the connection stays open after it */
+    int minor;     /* the request's HTTP minor version */
+};
+
+/* Answers a.  The body of a 200 is rendered into m->body, which every
+ * answer reuses: it is either taken by the kernel or copied before this
+ * returns. */
+static void conn_answer(struct mconn *c, struct answer a)
 {
     struct mhttp *m = c->m;
     const struct status_text *st = NULL;
     for (size_t k = 0; k < ARRAY_LEN(statuses); k++)
-        if (statuses[k].code == code)
+        if (statuses[k].code == a.code)
             st = &statuses[k];
-    assert(st && buf_used(&c->out) == 0);
+    assert(st && c->state == MC_READING && !c->writing);
+    m->n.answers++;
+    if (a.code == 400 || a.code == 431 || a.code == 505)
+        m->n.bad++;
 
     const char *body, *ctype;
     size_t blen;
-    if (code == 200) {
+    if (a.code == 200) {
         buf_consume(&m->body, buf_used(&m->body));
         m->fn(m->arg, &m->body);
-        if (c->state == MC_CLOSED)
-            return;
+        assert(c->state == MC_READING);
         body = (const char *)buf_head(&m->body);
         blen = buf_used(&m->body);
         ctype = "text/plain; version=0.0.4; charset=utf-8";
@@ -449,24 +517,20 @@ static void conn_answer(struct mconn *c, int code, int head_only, int keep, int 
         blen = strlen(body);
         ctype = "text/plain; charset=utf-8";
     }
-    const char *conn_hdr = !keep ? "Connection: close\r\n"
-                                 : minor == 0 ? "Connection: keep-alive\r\n" : "";
+    const char *conn_hdr = !a.keep          ? "Connection: close\r\n"
+                           : a.minor == 0 ? "Connection: keep-alive\r\n"
+                                          : "";
     char head[HEADER_MAX];
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                      st->code, st->reason, ctype, blen, code == 405 ? "Allow: GET, HEAD\r\n" : "",
-                      conn_hdr);
+                      st->code, st->reason, ctype, blen,
+                      a.code == 405 ? "Allow: GET, HEAD\r\n" : "", conn_hdr);
     assert(hl > 0 && (size_t)hl < sizeof(head));
-    if (buf_append(&c->out, head, (size_t)hl) != 0 ||
-        (!head_only && buf_append(&c->out, body, blen) != 0)) {
-        /* Cannot happen: the output cap is MHTTP_BODY_MAX + HEADER_MAX. */
-        conn_close(c);
-        return;
-    }
-    if (code == 200)
-        buf_shrink(&m->body, OUT_KEEP);
-    LOG_D("metrics_request", "status=%d bytes=%zu keep=%d", code, blen, keep);
-    conn_flush(c, keep);
+    LOG_D("metrics_request", "status=%d bytes=%zu keep=%d", a.code, blen, a.keep);
+    uv_buf_t v[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)body, (unsigned)blen)};
+    conn_send(c, v, a.head_only || blen == 0 ? 1 : 2, a.keep);
+    if (a.code == 200)
+        buf_shrink(&m->body, BODY_KEEP);
 }
 
 static int target_is_metrics(const struct mhttp_req *r)
@@ -477,43 +541,108 @@ static int target_is_metrics(const struct mhttp_req *r)
     return (n == 1 && r->target[0] == '/') || (n == 8 && memcmp(r->target, "/metrics", 8) == 0);
 }
 
-static void conn_handle(struct mconn *c, const struct mhttp_req *r)
+static struct answer request_answer(const struct mhttp_req *r)
 {
     int get_like = r->method_id == MHTTP_METHOD_GET || r->method_id == MHTTP_METHOD_HEAD;
     int head_only = r->method_id == MHTTP_METHOD_HEAD;
     int has_body = (r->flags & MHTTP_REQ_TE) || r->content_length > 0;
-    if (r->major != 1 || r->minor > 1) {
-        conn_answer(c, 505, head_only, 0, 1);
-        return;
-    }
+    if (r->major != 1 || r->minor > 1)
+        return (struct answer){505, head_only, 0, 1};
     int keep = r->minor == 1 ? !(r->flags & MHTTP_REQ_CLOSE)
                              : (r->flags & MHTTP_REQ_KEEP_ALIVE) && !(r->flags & MHTTP_REQ_CLOSE);
-    if (has_body) {
-        /* The body is never read, so nothing after it can be found. */
-        conn_answer(c, get_like ? 400 : 405, head_only, 0, r->minor);
-        return;
-    }
+    /* The body is never read, so nothing after it can be found. */
+    if (has_body)
+        return (struct answer){get_like ? 400 : 405, head_only, 0, r->minor};
     if (!get_like)
-        conn_answer(c, 405, 0, keep, r->minor);
-    else
-        conn_answer(c, target_is_metrics(r) ? 200 : 404, head_only, keep, r->minor);
+        return (struct answer){405, 0, keep, r->minor};
+    return (struct answer){target_is_metrics(r) ? 200 : 404, head_only, keep, r->minor};
 }
 
-/* Answers every complete head in c->in while the connection is READING. */
+/* ---- reading -------------------------------------------------------------- */
+
+/* Whether c->in may now hold a complete head or a bad request line, so that
+ * parsing it can tell something new: the request line has just ended, an
+ * empty line has just ended the head, or the buffer is full.  Each byte is
+ * searched once (c->scan remembers how far), so a client that sends its
+ * head a byte at a time costs a bounded number of parses, not one per
+ * byte.  Empty lines before the request line, which the parser would skip
+ * anyway, are dropped here, so they cannot pass for the end of a head. */
+static int conn_head_ready(struct mconn *c)
+{
+    if (!c->line_seen) {
+        const uint8_t *h = buf_head(&c->in);
+        size_t used = buf_used(&c->in), k = 0;
+        for (;;) {
+            if (k < used && h[k] == '\n')
+                k += 1;
+            else if (k + 1 < used && h[k] == '\r' && h[k + 1] == '\n')
+                k += 2;
+            else
+                break;
+        }
+        buf_consume(&c->in, k);
+        c->scan = c->scan > k ? c->scan - k : 0;
+    }
+    const uint8_t *h = buf_head(&c->in);
+    size_t used = buf_used(&c->in);
+    if (used >= MHTTP_HEAD_MAX)
+        return 1;
+    for (size_t k = c->scan; k < used; k++) {
+        if (h[k] != '\n')
+            continue;
+        int ready = !c->line_seen || (k >= 1 && h[k - 1] == '\n') ||
+                    (k >= 2 && h[k - 1] == '\r' && h[k - 2] == '\n');
+        c->line_seen = 1;
+        if (ready) {
+            c->scan = k + 1;
+            return 1;
+        }
+    }
+    c->scan = used;
+    return 0;
+}
+
+static void on_resume(uv_idle_t *h);
+
+/* Connections with a request left in their input wait on m->pending for the
+ * next loop iteration, not reading meanwhile. */
+static void conn_defer(struct mconn *c)
+{
+    struct mhttp *m = c->m;
+    conn_read_stop(c);
+    if (!list_linked(&c->pnode))
+        list_push_back(&m->pending, &c->pnode);
+    if (!m->resuming) {
+        uv_idle_start(&m->resumer, on_resume);
+        m->resuming = 1;
+    }
+}
+
+/* Answers the first head in c->in, if it is complete and the connection is
+ * READING; defers the rest of the input, or reads more. */
 static void conn_process(struct mconn *c)
 {
-    while (c->state == MC_READING && buf_used(&c->in) > 0) {
+    if (c->state != MC_READING)
+        return;
+    if (buf_used(&c->in) > 0 && conn_head_ready(c)) {
         struct mhttp_req r;
         int n = mhttp_parse_head((const char *)buf_head(&c->in), buf_used(&c->in), &r);
-        if (n == 0)
-            break;
         if (n < 0) {
             LOG_D("metrics_bad_request", "err=%s used=%zu", p2c2r_errname(n), buf_used(&c->in));
-            conn_answer(c, n == P2C2R_ETOOBIG ? 431 : 400, 0, 0, 1);
-            break;
+            conn_answer(c, (struct answer){n == P2C2R_ETOOBIG ? 431 : 400, 0, 0, 1});
+            return;
         }
-        conn_handle(c, &r);
-        buf_consume(&c->in, (size_t)n);
+        if (n > 0) {
+            struct answer a = request_answer(&r);
+            buf_consume(&c->in, (size_t)n);
+            c->scan = 0;
+            c->line_seen = 0;
+            conn_answer(c, a);
+            if (c->state == MC_READING && buf_used(&c->in) > 0) {
+                conn_defer(c);
+                return;
+            }
+        }
     }
     if (c->state == MC_READING) {
         buf_shrink(&c->in, 0);
@@ -521,7 +650,28 @@ static void conn_process(struct mconn *c)
     }
 }
 
-/* ---- reading -------------------------------------------------------------- */
+static void on_resume(uv_idle_t *h)
+{
+    struct mhttp *m = h->data;
+    /* Only the connections waiting now: one deferred again goes back on
+     * m->pending for the next iteration. */
+    struct list_node batch;
+    list_init(&batch);
+    if (!list_empty(&m->pending)) {
+        batch.next = m->pending.next;
+        batch.prev = m->pending.prev;
+        batch.next->prev = &batch;
+        batch.prev->next = &batch;
+        list_init(&m->pending);
+    }
+    struct list_node *n;
+    while ((n = list_pop_front(&batch)) != NULL)
+        conn_process(list_entry(n, struct mconn, pnode));
+    if (list_empty(&m->pending)) {
+        uv_idle_stop(&m->resumer);
+        m->resuming = 0;
+    }
+}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
@@ -541,6 +691,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct mconn *c = s->data;
+    (void)b;
     if (c->state == MC_CLOSED)
         return;
     if (nread < 0) {
@@ -557,11 +708,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0 || c->state != MC_READING)
         return;
     buf_commit(&c->in, (size_t)nread);
-    /* A head can only complete, or go wrong in a way worth answering, with
-     * a new line end; parsing only then keeps a client that trickles bytes
-     * from costing a parse of the whole buffer per byte. */
-    if (memchr(b->base, '\n', (size_t)nread) || buf_used(&c->in) >= MHTTP_HEAD_MAX)
-        conn_process(c);
+    conn_process(c);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -574,6 +721,9 @@ static void on_connection(uv_stream_t *server, int status)
     struct mconn *c = xcalloc(1, sizeof(*c));
     c->m = m;
     list_init(&c->node);
+    list_init(&c->pnode);
+    buf_init(&c->in, MHTTP_HEAD_MAX);
+    buf_init(&c->out, (size_t)MHTTP_BODY_MAX + HEADER_MAX);
     uv_tcp_init(m->loop, &c->tcp);
     c->tcp.data = c;
     m->nhandles++;
@@ -581,17 +731,16 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
+    m->n.accepted++;
     if (m->nconns >= MHTTP_MAX_CONNS) {
-        m->refused++;
-        LOG_D("metrics_conn_refused", "conns=%u refused=%" PRIu64, m->nconns, m->refused);
+        m->n.refused++;
+        LOG_D("metrics_conn_refused", "conns=%u refused=%" PRIu64, m->nconns, m->n.refused);
         conn_close(c);
         return;
     }
     list_push_back(&m->conns, &c->node);
     c->listed = 1;
     m->nconns++;
-    buf_init(&c->in, MHTTP_HEAD_MAX);
-    buf_init(&c->out, (size_t)MHTTP_BODY_MAX + HEADER_MAX);
     c->state = MC_READING;
     c->deadline_ms = uv_now(m->loop) + MHTTP_TIMEOUT_MS;
     uv_tcp_nodelay(&c->tcp, 1);
@@ -607,8 +756,11 @@ static void on_sweep(uv_timer_t *t)
         struct mconn *c = list_entry(n, struct mconn, node);
         n = n->next;
         if (now >= c->deadline_ms) {
-            if (c->state != MC_DRAINING)
-                LOG_D("metrics_conn_timeout", "state=%u used=%zu", c->state, buf_used(&c->in));
+            if (c->state != MC_DRAINING || c->writing) {
+                m->n.timeouts++;
+                LOG_D("metrics_conn_timeout", "state=%u used=%zu held=%zu", c->state,
+                      buf_used(&c->in), c->held);
+            }
             conn_close(c);
         }
     }
@@ -634,6 +786,7 @@ int mhttp_start(uv_loop_t *loop, const char *addr, mhttp_render_fn fn, void *arg
     m->fn = fn;
     m->arg = arg;
     list_init(&m->conns);
+    list_init(&m->pending);
     buf_init(&m->body, MHTTP_BODY_MAX);
     uv_tcp_init(loop, &m->listener);
     m->listener.data = m;
@@ -658,12 +811,23 @@ int mhttp_start(uv_loop_t *loop, const char *addr, mhttp_render_fn fn, void *arg
     m->sweeper.data = m;
     m->nhandles++;
     uv_timer_start(&m->sweeper, on_sweep, SWEEP_MS, SWEEP_MS);
-    LOG_I("metrics_listening", "addr=%s", m->addr);
+    uv_idle_init(loop, &m->resumer);
+    m->resumer.data = m;
+    m->nhandles++;
+    LOG_D("metrics_started", "addr=%s", m->addr);
     *out = m;
     return 0;
 }
 
 const char *mhttp_addr(const struct mhttp *m) { return m->addr; }
+
+void mhttp_stats(const struct mhttp *m, struct mhttp_stats *out)
+{
+    assert(m && out);
+    *out = m->n;
+    out->conns = m->nconns;
+    out->held = m->held;
+}
 
 void mhttp_stop(struct mhttp *m)
 {
@@ -674,12 +838,12 @@ void mhttp_stop(struct mhttp *m)
     struct list_node *n;
     while ((n = list_pop_front(&m->conns)) != NULL) {
         struct mconn *c = list_entry(n, struct mconn, node);
-        list_init(&c->node);
         c->listed = 0;
         m->nconns--;
         conn_close(c);
     }
     uv_close((uv_handle_t *)&m->listener, on_handle_closed);
     uv_close((uv_handle_t *)&m->sweeper, on_handle_closed);
-    LOG_D("metrics_stopped", "addr=%s refused=%" PRIu64, m->addr, m->refused);
+    uv_close((uv_handle_t *)&m->resumer, on_handle_closed);
+    LOG_D("metrics_stopped", "addr=%s refused=%" PRIu64, m->addr, m->n.refused);
 }

@@ -11,12 +11,23 @@
  * answered in order.  After 400, 405 with a body, 431 and 505 the connection
  * is closed, since where the next request would start is unknown.
  *
- * Limits on what a client can do: at most MHTTP_MAX_CONNS connections (more
- * are closed as soon as they are accepted); a head of at most MHTTP_HEAD_MAX
- * bytes; a connection that has not completed a request head (and had the
- * previous answer taken by the kernel) within MHTTP_TIMEOUT_MS of being
- * accepted or of its previous answer is closed; while an answer waits for a
- * slow reader nothing more is read from that connection.
+ * Limits on what a client can do:
+ * - at most MHTTP_MAX_CONNS connections (more are closed as soon as they are
+ *   accepted);
+ * - a head of at most MHTTP_HEAD_MAX bytes, the only input kept per
+ *   connection, and each byte of it examined a bounded number of times
+ *   however the client splits it;
+ * - a connection is closed when it has not completed a request head within
+ *   MHTTP_TIMEOUT_MS of being accepted or of its previous answer being taken
+ *   by the kernel, or has not had an answer taken within MHTTP_TIMEOUT_MS of
+ *   starting it (so a slow reader holds its answer for a bounded time);
+ * - while an answer waits for a slow reader nothing more is read from that
+ *   connection, so one connection holds at most one answer, and the answers
+ *   waiting for slow readers hold at most MHTTP_HELD_MAX bytes in all: a
+ *   connection whose answer would go over that is closed instead;
+ * - of the pipelined requests one read brings in, the first is answered at
+ *   once and the rest one per loop iteration, so a client that floods
+ *   requests cannot keep the loop from its other work.
  *
  * Everything runs on the loop's thread; nothing here is thread-safe. */
 #ifndef P2C2R_METRICS_HTTP_H
@@ -30,8 +41,9 @@
 
 #define MHTTP_HEAD_MAX 8192u         /* request line + header fields + blank line */
 #define MHTTP_MAX_CONNS 64u          /* concurrent connections */
-#define MHTTP_TIMEOUT_MS 5000u       /* to send a whole request head */
+#define MHTTP_TIMEOUT_MS 5000u       /* to send a request head, or to take an answer */
 #define MHTTP_BODY_MAX (8u << 20)    /* bytes the render callback may append */
+#define MHTTP_HELD_MAX (32u << 20)   /* answer bytes waiting for slow readers, all connections */
 
 struct mhttp;
 
@@ -55,6 +67,21 @@ int mhttp_start(uv_loop_t *loop, const char *addr, mhttp_render_fn fn, void *arg
 
 /* The bound address as "HOST:PORT"; valid until mhttp_stop. */
 const char *mhttp_addr(const struct mhttp *m);
+
+/* What the server has done since mhttp_start, and what it holds now. */
+struct mhttp_stats {
+    uint64_t accepted;   /* connections accepted, refused ones included */
+    uint64_t refused;    /* closed at once because MHTTP_MAX_CONNS were open */
+    uint64_t answers;    /* answers started, whatever their status */
+    uint64_t bad;        /* of those, 400, 431 and 505 */
+    uint64_t timeouts;   /* connections closed for missing a deadline */
+    uint64_t overloaded; /* connections closed because MHTTP_HELD_MAX was reached */
+    uint32_t conns;      /* connections open now (refused ones not counted) */
+    size_t held;         /* answer bytes waiting for slow readers now */
+};
+
+/* Copies the counters into *out. */
+void mhttp_stats(const struct mhttp *m, struct mhttp_stats *out);
 
 /* Closes the listener and every connection now (answers in flight are
  * dropped) and frees m once all their close callbacks ran, so the loop must

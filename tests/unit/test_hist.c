@@ -125,12 +125,21 @@ static void test_huge_values(void)
     hist_add(&h, UINT64_MAX);
     CHECK_EQU(h.count, 4);
     CHECK_EQU(h.max_us, UINT64_MAX);
-    /* Everything from 15 * 2^28 up shares the top bucket; its answer is the
-     * largest sample. */
-    CHECK_EQU(hist_quantile(&h, 0.25), UINT64_MAX);
+    /* 2^32 - 1 tops the last bounded bucket, so its answer stays within the
+     * bound even with larger samples present; everything from 2^32 up
+     * shares the overflow bucket, whose answer is the largest sample. */
+    CHECK_EQU(hist_quantile(&h, 0.25), (1ull << 32) - 1);
+    CHECK_EQU(hist_quantile(&h, 0.5), UINT64_MAX);
     CHECK_EQU(hist_quantile(&h, 1.0), UINT64_MAX);
-    CHECK_EQU(h.b[HIST_NBUCKETS - 1], 4);
+    CHECK_EQU(h.b[HIST_NBUCKETS - 2], 1);
+    CHECK_EQU(h.b[HIST_NBUCKETS - 1], 3);
     CHECK_EQU(h.prom[HIST_PROM_NBOUNDS], 4);
+    /* The bottom of the last bounded bucket, next to an overflow sample. */
+    hist_init(&h);
+    hist_add(&h, 15ull << 28);
+    hist_add(&h, 1ull << 32);
+    CHECK_EQU(hist_quantile(&h, 0.5), (1ull << 32) - 1);
+    CHECK(within_error(15ull << 28, hist_quantile(&h, 0.5)));
 
     hist_init(&h);
     hist_add(&h, 0);
@@ -416,7 +425,25 @@ static void test_prom_scalars(void)
     labels[sizeof(labels) - 1] = '\0';
     buf_init(&o, 1u << 16);
     CHECK_EQ(prom_counter(&o, "long", labels, 5), 0);
-    CHECK_EQU(buf_used(&o), strlen("long{") + strlen(labels) + strlen("} 5\n"));
+    size_t line = strlen("long{") + strlen(labels) + strlen("} 5\n");
+    CHECK_EQU(buf_used(&o), line);
+    buf_fini(&o);
+    /* A long line fits a buffer with room for exactly it (the NUL the
+     * formatting needs is not the caller's concern), and not one byte
+     * less. */
+    buf_init(&o, line);
+    CHECK_EQ(prom_counter(&o, "long", labels, 5), 0);
+    CHECK_EQU(buf_used(&o), line);
+    buf_fini(&o);
+    buf_init(&o, line - 1);
+    CHECK_EQ(prom_counter(&o, "long", labels, 5), P2C2R_ETOOBIG);
+    CHECK_EQU(buf_used(&o), 0);
+    buf_fini(&o);
+    buf_init(&o, 2 * line);
+    CHECK_EQ(prom_counter(&o, "long", labels, 5), 0);
+    CHECK_EQ(prom_counter(&o, "long", labels, 5), 0);
+    CHECK_EQ(prom_counter(&o, "long", labels, 5), P2C2R_ETOOBIG);
+    CHECK_EQU(buf_used(&o), 2 * line);
     buf_fini(&o);
 }
 
