@@ -63,6 +63,7 @@
 #define TASK_INLINE 112
 #define MAX_TOKENS 1024
 #define BLOB_BUCKETS 4096
+#define PEER_BUCKETS 4096 /* peers by id, for judging a peer by a result it gave earlier */
 #define PEER_HAS_CAP 1024
 #define EXCL_MAX 4               /* peers a retried task remembers to avoid */
 #define COALESCE_BUCKETS 16384
@@ -185,6 +186,7 @@ struct peer_rec {
     float exec_ewma[PROTO_MAX_TYPES];
     struct list_node attempts; /* live attempts */
     struct list_node node;     /* co->peers */
+    struct peer_rec *hnext;    /* co->peer_tab chain */
     uint64_t done, failed;
     /* Health: strikes are results another peer contradicted. */
     uint32_t consec_strikes, quarantines;
@@ -302,6 +304,7 @@ struct coord {
     uint32_t ticks;
 
     struct list_node conns, dirty, reap, peers;
+    struct peer_rec *peer_tab[PEER_BUCKETS];
     uint32_t nconns, nrenters, npeers;
     uint64_t next_conn_id;
     uint32_t next_peer_id;
@@ -718,14 +721,23 @@ static void peer_refresh(struct coord *co, struct peer_rec *p)
     }
 }
 
+/* The connected peer with this id, or NULL (gone).  O(1): peer ids are
+ * sequential, so id modulo the table size spreads them evenly. */
 static struct peer_rec *peer_find(struct coord *co, uint32_t id)
 {
-    for (struct list_node *n = co->peers.next; n != &co->peers; n = n->next) {
-        struct peer_rec *p = list_entry(n, struct peer_rec, node);
-        if (p->id == id)
-            return p;
-    }
-    return NULL;
+    struct peer_rec *p = co->peer_tab[id % PEER_BUCKETS];
+    while (p && p->id != id)
+        p = p->hnext;
+    return p;
+}
+
+static void peer_unlink(struct coord *co, struct peer_rec *p)
+{
+    struct peer_rec **pp = &co->peer_tab[p->id % PEER_BUCKETS];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    list_remove(&p->node);
 }
 
 static void peer_quarantine(struct coord *co, struct peer_rec *p, const char *why)
@@ -1467,7 +1479,7 @@ static void conn_detach(struct conn *c)
     struct peer_rec *p = c->peer;
     if (p) {
         co->npeers--;
-        list_remove(&p->node);
+        peer_unlink(co, p);
         for (uint32_t m = p->types; m; m &= m - 1) {
             int ti = __builtin_ctz(m);
             struct ttype *tt = &co->types[ti];
@@ -1691,6 +1703,8 @@ static int on_register(struct conn *c, const struct frame_hdr *h, const uint8_t 
     memcpy(p->gpu_model, m.gpu_model.p, m.gpu_model.len);
     list_init(&p->attempts);
     list_push_back(&co->peers, &p->node);
+    p->hnext = co->peer_tab[p->id % PEER_BUCKETS];
+    co->peer_tab[p->id % PEER_BUCKETS] = p;
     for (unsigned i = 0; i < m.ntypes; i++) {
         int ti = type_intern(co, m.types[i].name.p, m.types[i].name.len);
         assert(ti >= 0); /* capacity was checked above */
