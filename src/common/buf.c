@@ -37,7 +37,10 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
         b->len = used;
         return b->data + b->len;
     }
-    size_t want = b->cap ? b->cap : 4096;
+    /* Start small: a daemon holds one output buffer per connection, and
+     * at 10,000 mostly idle peers 4 KiB each was 39 MiB of its 60; a busy
+     * buffer doubles to its working size in a few steps and keeps it. */
+    size_t want = b->cap ? b->cap : 256;
     while (want < used + n)
         want *= 2;
     if (want > b->max)

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <time.h>
 
@@ -134,4 +135,23 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+int fd_limit_raise(uint64_t want, uint64_t *got)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        if (got)
+            *got = 0;
+        return P2C2R_ELIMIT;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? (rlim_t)want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = old;
+    }
+    if (got)
+        *got = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want ? 0 : P2C2R_ELIMIT;
 }

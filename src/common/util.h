@@ -35,6 +35,17 @@ static inline uint64_t rng_next(struct rng *r)
     return z ^ (z >> 31);
 }
 
+/* Descriptors a daemon needs besides one per connection: stdio, the loop's
+ * epoll and wake-up descriptors, signal pipes, log files, some slack. */
+#define FD_RESERVE 64
+
+/* Raises the soft RLIMIT_NOFILE to at least want descriptors, as far as the
+ * hard limit allows.  Without this, connections past the usual soft limit
+ * of 1024 fail with EMFILE.  Returns 0 when the limit is now >= want, else
+ * P2C2R_ELIMIT; *got (may be NULL) receives the limit in force afterwards
+ * either way (UINT64_MAX for unlimited). */
+int fd_limit_raise(uint64_t want, uint64_t *got);
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);

@@ -13,6 +13,7 @@
 
 #include "common/cliopt.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "common/version.h"
 #include "coord/coord.h"
 #include "peer/peer.h"
@@ -121,7 +122,7 @@ int main(int argc, char **argv)
         {"aging", 0, OPT_INT, "MS", 1, 3600000, "a queued task rises one priority class per MS waited, so no class starves (default 500)", &aging_ms},
         {"breaker-strikes", 0, OPT_INT, "N", 1, 1000, "results contradicted in a row that quarantine a peer (default 5)", &strikes},
         {"breaker-cooldown", 0, OPT_INT, "MS", 1, 3600000, "first quarantine; doubles on each repeat up to 64x (default 2000)", &cooldown_ms},
-        {"ping-interval", 0, OPT_INT, "MS", 10, 3600000, "ping a peer that sent nothing for MS (default 1000)", &ping_ms},
+        {"ping-interval", 0, OPT_INT, "MS", 10, 3600000, "ping a peer that sent nothing for MS (default 5000)", &ping_ms},
         {"no-admission", 0, OPT_FLAG, NULL, 0, 0, "accept tasks even when they would miss their deadline", &no_admission},
     };
     int pos;
@@ -177,6 +178,18 @@ int main(int argc, char **argv)
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;
+
+    /* Every connection is a descriptor (a local peer's are two), and the
+     * usual soft limit of 1024 would make accept fail with EMFILE long
+     * before --max-conns: raise it, or lower max_conns to what fits, so an
+     * excess connection is refused with a clear ELIMIT instead. */
+    uint64_t need = (uint64_t)max_conns + 2 * (uint64_t)local + FD_RESERVE, fds;
+    if (fd_limit_raise(need, &fds) != 0) {
+        uint64_t fit = fds > 2 * (uint64_t)local + 2 * FD_RESERVE ? fds - 2 * (uint64_t)local - FD_RESERVE : FD_RESERVE;
+        LOG_W("fd_limit", "limit=%llu max_conns=%u lowered_to=%llu hint=\"raise the hard limit (ulimit -Hn) "
+              "to serve --max-conns\"", (unsigned long long)fds, cfg.max_conns, (unsigned long long)fit);
+        cfg.max_conns = (uint32_t)fit;
+    }
 
     struct coord *co;
     char err[512];

@@ -5,43 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "common/cliopt.h"
 #include "common/log.h"
 #include "common/proto.h"
+#include "common/util.h"
 #include "peer/peer.h"
-
-/* Descriptors the program needs besides one per connection: stdio, the
- * loop's epoll and wake-up descriptors, signal pipes, some slack. */
-#define FD_RESERVE 64
-
-/* Raises the soft RLIMIT_NOFILE so that every connection gets a descriptor.
- * Without this, connections past the soft limit (often 1024) fail with
- * EMFILE and are retried forever, so a --connections 10000 fleet would
- * quietly register only a tenth of its peers.  Returns 0, or -1 (message
- * printed) when even the hard limit is too low. */
-static int raise_fd_limit(int64_t conns)
-{
-    struct rlimit rl;
-    rlim_t want = (rlim_t)conns + FD_RESERVE;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
-        return 0;
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
-        fprintf(stderr,
-                "p2c2r-peer: --connections %lld needs %llu file descriptors, but the hard limit is "
-                "%llu: raise it (ulimit -Hn, or LimitNOFILE= in a systemd unit) or use fewer "
-                "connections\n",
-                (long long)conns, (unsigned long long)want, (unsigned long long)rl.rlim_max);
-        return -1;
-    }
-    rl.rlim_cur = want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        perror("p2c2r-peer: cannot raise the open file limit (setrlimit)");
-        return -1;
-    }
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -91,8 +60,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "p2c2r-peer: --log-level must be debug, info, warn, error or off\n");
         return 2;
     }
-    if (raise_fd_limit(conns) != 0)
+    uint64_t fds;
+    if (fd_limit_raise((uint64_t)conns + FD_RESERVE, &fds) != 0) {
+        fprintf(stderr,
+                "p2c2r-peer: --connections %lld needs %llu file descriptors, but the limit is %llu: "
+                "raise the hard limit (ulimit -Hn, or LimitNOFILE= in a systemd unit) or use fewer "
+                "connections\n",
+                (long long)conns, (unsigned long long)conns + FD_RESERVE, (unsigned long long)fds);
         return 2;
+    }
     log_set_level(lvl);
     log_set_component("p2c2r-peer");
     cfg.coordinator = coordinator;
