@@ -1,0 +1,249 @@
+/* test_metrics.c - p2c2rd --metrics as Prometheus scrapes it.
+ *
+ * A coordinator with the metrics endpoint on 127.0.0.1 port 0 (the bound
+ * address is read from its log) and one sha256 peer runs a known mix of
+ * work: tasks that run, a repeat the cache answers, a task refused for a
+ * GPU no peer has, a task that fails on the peer.  The scrape must be valid
+ * text format (every sample line "name{labels} value" of a metric announced
+ * by # TYPE) and its figures must equal that mix and the STATS document. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define RUN 12 /* distinct tasks that run on the peer */
+
+/* The metrics address from the coordinator's log line
+ * "event=metrics_listening addr=HOST:PORT", or 0 when not there yet. */
+static int metrics_addr(char *host, size_t cap, int *port)
+{
+    char *log = h_read_file(h_coord()->log, NULL);
+    const char *p = log ? strstr(log, "event=metrics_listening addr=") : NULL;
+    int ok = 0;
+    if (p) {
+        p += strlen("event=metrics_listening addr=");
+        const char *colon = strrchr(p, ':'), *end = p + strcspn(p, " \n");
+        colon = memchr(p, ':', (size_t)(end - p));
+        if (colon && (size_t)(colon - p) < cap) {
+            memcpy(host, p, (size_t)(colon - p));
+            host[colon - p] = '\0';
+            *port = atoi(colon + 1);
+            ok = *port > 0;
+        }
+    }
+    free(log);
+    return ok;
+}
+
+/* One HTTP/1.0 GET; returns the whole response (free it), NULL on failure. */
+static char *http_get(const char *host, int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return NULL;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int left = (int)(end - h_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        if (len + 4096 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r <= 0) {
+            close(fd);
+            buf[len] = '\0';
+            return buf; /* HTTP/1.0: the close ends the answer */
+        }
+        len += (size_t)r;
+    }
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+/* The value of the sample whose "name{labels}" (or bare name) is exactly
+ * key, or -1 when there is none. */
+static double sample(const char *body, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
+            return strtod(p + kl + 1, NULL);
+    }
+    return -1;
+}
+
+/* Every line is a comment (# HELP / # TYPE) or a sample of a metric whose
+ * # TYPE came before it; returns the number of bad lines. */
+static int check_format(const char *body)
+{
+    int bad = 0;
+    char typed[256][96];
+    int ntyped = 0;
+    const char *p = body;
+    while (*p) {
+        const char *e = strchr(p, '\n');
+        if (!e) {
+            H_FAIL("the last line has no newline: '%.60s'", p);
+            return bad + 1;
+        }
+        size_t n = (size_t)(e - p);
+        if (n > 7 && strncmp(p, "# TYPE ", 7) == 0) {
+            size_t nl = strcspn(p + 7, " ");
+            if (ntyped < 256 && nl < sizeof(typed[0])) {
+                memcpy(typed[ntyped], p + 7, nl);
+                typed[ntyped++][nl] = '\0';
+            }
+        } else if (n && p[0] != '#') {
+            size_t nl = strcspn(p, "{ ");
+            int known = 0;
+            for (int i = 0; i < ntyped && !known; i++) {
+                size_t tl = strlen(typed[i]);
+                /* A histogram's samples carry _bucket, _sum and _count. */
+                known = nl >= tl && strncmp(p, typed[i], tl) == 0 &&
+                        (nl == tl || strncmp(p + tl, "_bucket", nl - tl) == 0 ||
+                         strncmp(p + tl, "_sum", nl - tl) == 0 || strncmp(p + tl, "_count", nl - tl) == 0);
+            }
+            const char *sp = memchr(p, ' ', n);
+            char *end = NULL;
+            if (sp)
+                strtod(sp + 1, &end);
+            if (!known || !sp || end != e) {
+                if (bad < 5)
+                    H_FAIL("not a sample of an announced metric: '%.*s'", (int)(n < 120 ? n : 120), p);
+                bad++;
+            }
+        }
+        p = e + 1;
+    }
+    return bad;
+}
+
+static p2c2r_ticket submit(p2c2r_client *c, const struct p2c2r_task *t)
+{
+    p2c2r_ticket tk;
+    int rc = p2c2r_client_submit(c, t, &tk);
+    H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
+    return tk;
+}
+
+static struct p2c2r_result wait_result(p2c2r_client *c, p2c2r_ticket tk)
+{
+    struct p2c2r_result r;
+    int rc = p2c2r_client_wait(c, tk, h_bound_ms(10000), &r);
+    H_REQUIRE(rc == 0, "wait: %s", h_err(rc));
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    h_init(argc, argv, "metrics");
+    const char *cargs[] = {"--metrics", "127.0.0.1:0", NULL};
+    h_coord_start(NULL, cargs);
+    h_peer_start("peer-1", 2, "sha256", NULL);
+    h_wait_peers(1, NULL);
+
+    char host[64];
+    int port = 0;
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000);
+    while (!metrics_addr(host, sizeof(host), &port) && h_now_ms() < end)
+        h_sleep_ms(20);
+    H_REQUIRE(port > 0, "no event=metrics_listening line in the coordinator's log");
+
+    h_phase("a known mix of work");
+    p2c2r_client *c;
+    int rc = p2c2r_client_connect(h_addr(), NULL, &c);
+    H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
+    char in[32];
+    for (int i = 0; i < RUN; i++) {
+        int n = snprintf(in, sizeof(in), "metrics-%d", i);
+        struct p2c2r_task t = {.type = "sha256", .input = in, .input_len = (size_t)n};
+        struct p2c2r_result r = wait_result(c, submit(c, &t));
+        H_CHECK(r.status == 0 && !(r.flags & P2C2R_RESULT_CACHED), "task %d: %s", i, h_err(r.status));
+        p2c2r_result_release(&r);
+    }
+    /* The same bytes again: the cache answers. */
+    struct p2c2r_task again = {.type = "sha256", .input = "metrics-0", .input_len = 9};
+    struct p2c2r_result r = wait_result(c, submit(c, &again));
+    H_CHECK(r.status == 0 && (r.flags & P2C2R_RESULT_CACHED), "repeat: status %s flags %u",
+            h_err(r.status), r.flags);
+    p2c2r_result_release(&r);
+    /* A GPU no peer has: refused. */
+    struct p2c2r_task gpu = {.type = "sha256", .input = "g", .input_len = 1, .need_gpu = 1};
+    r = wait_result(c, submit(c, &gpu));
+    H_CHECK(r.status == P2C2R_EUNSUPPORTED, "GPU task: %s, expected EUNSUPPORTED", h_err(r.status));
+    p2c2r_result_release(&r);
+    /* Bad params: the peer fails it (one peer of the type, so no retry). */
+    struct p2c2r_task bad = {.type = "sha256", .params = "format=bogus\n", .params_len = 13,
+                             .input = "b", .input_len = 1};
+    r = wait_result(c, submit(c, &bad));
+    H_CHECK(r.status == P2C2R_EINVAL, "bad params: %s, expected EINVAL", h_err(r.status));
+    p2c2r_result_release(&r);
+
+    h_phase("scrape");
+    char *resp = http_get(host, port, "/metrics");
+    H_REQUIRE(resp, "GET http://%s:%d/metrics failed", host, port);
+    H_CHECK(strncmp(resp, "HTTP/1.", 7) == 0 && strstr(resp, " 200 "), "status line: %.40s", resp);
+    H_CHECK(strstr(resp, "text/plain; version=0.0.4") != NULL, "Content-Type of the text format");
+    const char *body = strstr(resp, "\r\n\r\n");
+    H_REQUIRE(body, "no end of the response head");
+    body += 4;
+    H_CHECK(check_format(body) == 0, "the scrape is not valid text format");
+
+    double ok = sample(body, "p2c2r_tasks_total{type=\"sha256\",outcome=\"OK\"}");
+    H_CHECK(ok == RUN + 1, "sha256 OK outcomes %g, expected %d (%d runs + 1 cache hit)", ok, RUN + 1, RUN);
+    double einval = sample(body, "p2c2r_tasks_total{type=\"sha256\",outcome=\"EINVAL\"}");
+    H_CHECK(einval == 1, "sha256 EINVAL outcomes %g, expected 1", einval);
+    double rej = sample(body, "p2c2r_rejected_total{type=\"sha256\",reason=\"EUNSUPPORTED\"}");
+    H_CHECK(rej == 1, "sha256 EUNSUPPORTED rejections %g, expected 1", rej);
+    double hits = sample(body, "p2c2r_cache_hits_total");
+    H_CHECK(hits == 1, "cache hits %g, expected 1", hits);
+    double total_n = sample(body, "p2c2r_stage_seconds_count{type=\"sha256\",stage=\"total\"}");
+    H_CHECK(total_n == RUN + 2, "total-latency samples %g, expected %d (every outcome)", total_n, RUN + 2);
+    double exec_n = sample(body, "p2c2r_stage_seconds_count{type=\"sha256\",stage=\"exec\"}");
+    H_CHECK(exec_n == RUN, "exec-latency samples %g, expected %d (the successful runs)", exec_n, RUN);
+    double inf = sample(body, "p2c2r_stage_seconds_bucket{type=\"sha256\",stage=\"total\",le=\"+Inf\"}");
+    H_CHECK(inf == total_n, "+Inf bucket %g differs from _count %g", inf, total_n);
+    double peers_ok = sample(body, "p2c2r_peers{state=\"ok\"}");
+    H_CHECK(peers_ok == 1, "peers in state ok %g, expected 1", peers_ok);
+    double depth = sample(body, "p2c2r_queue_depth{type=\"sha256\",class=\"realtime\"}");
+    H_CHECK(depth == 0, "realtime queue depth %g, expected 0", depth);
+
+    /* The same figures through STATS. */
+    char *js = h_stats(NULL);
+    H_CHECK(h_json_num(js, NULL, "cache_hits") == (long long)hits, "STATS cache_hits %lld vs metrics %g",
+            h_json_num(js, NULL, "cache_hits"), hits);
+    H_CHECK(h_json_num(js, NULL, "rejected_capability") == 1, "STATS rejected_capability");
+    free(js);
+
+    h_phase("other paths");
+    char *nf = http_get(host, port, "/nothing");
+    H_CHECK(nf && strstr(nf, " 404 "), "GET /nothing: %.40s", nf ? nf : "(failed)");
+    free(nf);
+    free(resp);
+    p2c2r_client_close(c);
+    return h_finish();
+}
