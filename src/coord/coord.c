@@ -71,6 +71,7 @@
 #define SAMPLE_D 3               /* power of d choices */
 #define STAT_MIN_SAMPLES 20      /* before hedging or admission estimates */
 #define HEDGE_SKIP_MAX 64        /* unhedgeable attempts one sweep passes over, per type */
+#define LOOK_PAST 16             /* queued tasks a peer looks past when it cannot run the front */
 #define WINDOW_US 10000000ull    /* latency windows for p50/p95 rotate every 10 s */
 #define NO_IDX UINT32_MAX
 #define NCODES (1 - P2C2R_ERROR_MIN)
@@ -1010,9 +1011,11 @@ static int task_level(const struct coord *co, const struct task *t, uint64_t now
 /* The task p should run next: the lowest level (task_level) among the
  * queues of its types, earliest deadline first within a level.  Each queue
  * offers its EDF root at the queue's class, and its FIFO head (the task
- * that waited longest, so the most aged) at that task's level; only those
- * two are looked at, so this is O(types of p).  A candidate p cannot run
- * (requirements, version, a peer that already failed it) is passed over. */
+ * that waited longest, so the most aged) at that task's level.  When p can
+ * run neither (requirements, version, a peer that already failed it), up
+ * to LOOK_PAST more tasks of that queue in arrival order are tried, so one
+ * GPU task waiting for a GPU peer does not hold back the tasks behind it.
+ * That bounds the work to O(types of p * LOOK_PAST). */
 static struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
 {
     struct task *best = NULL;
@@ -1026,15 +1029,22 @@ static struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t
                 struct tqueue *q = &tt->q[k][c];
                 if (q->h.n == 0)
                     continue;
-                struct task *cand[2] = {q->h.a[0], list_entry(q->fifo.next, struct task, qnode)};
-                for (int i = 0; i < 2; i++) {
-                    struct task *x = cand[i];
-                    if (i == 1 && x == cand[0])
-                        break;
-                    int level = i == 0 ? c : task_level(co, x, now);
-                    if (best && (level > best_level || (level == best_level && !task_before(x, best))))
+                struct task *root = q->h.a[0];
+                struct list_node *n = q->fifo.next;
+                int fits = 0;
+                for (int i = 0; i < LOOK_PAST + 2 && n != &q->fifo; i++) {
+                    struct task *x = i == 0 ? root : list_entry(n, struct task, qnode);
+                    if (i > 0)
+                        n = n->next;
+                    if (i == 1 && x == root)
                         continue;
+                    if (i > 1 && fits)
+                        break; /* look past only queues whose front p cannot run */
+                    int level = i == 0 ? c : task_level(co, x, now);
                     if (!task_fits(co, x, p))
+                        continue;
+                    fits = 1;
+                    if (best && (level > best_level || (level == best_level && !task_before(x, best))))
                         continue;
                     best = x;
                     best_level = level;

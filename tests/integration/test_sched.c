@@ -410,6 +410,76 @@ static void scenario_hedge_hol(void)
     stop_procs(ps, 2);
 }
 
+/* A task with requirements that no free peer meets waits at the front of
+ * its queue; a peer that cannot run it must still take the tasks behind it
+ * that it can.  GPU peer busy for GPU_MS with task A; cores peer busy for
+ * CPU_MS with B; then C (GPU) and D (4 cores) queue in that order.  When
+ * the cores peer frees up it must take D at once, long before the GPU peer
+ * is done with A. */
+static void scenario_queue_hol(void)
+{
+    enum { GPU_MS = 1500, CPU_MS = 200 };
+    h_phase("queue_hol: a GPU task at the front of the requirements queue, a cores task behind it");
+    const char *cargs[] = {"--no-hedge", NULL};
+    struct h_proc *co = h_coord_start(NULL, cargs);
+    struct h_fake_peer_cfg gc = {.name = "gpu", .types = "echo", .slots = 1, .gpu = 1, .cores = 8,
+                                 .delay_ms = GPU_MS};
+    struct h_fake_peer_cfg cc = {.name = "cores", .types = "echo", .slots = 1, .cores = 8,
+                                 .delay_ms = CPU_MS};
+    struct h_fake_peer *gpu = h_fake_peer_start(&gc), *cores = h_fake_peer_start(&cc);
+    h_wait_peers(2, NULL);
+    p2c2r_client *c = renter_connect("hol-renter");
+    uint8_t in[4][16];
+    p2c2r_ticket tk[4];
+    struct h_fake_counts f;
+    for (int i = 0; i < 4; i++) {
+        task_input(in[i], 16, 900 + (uint64_t)i, 0);
+        struct p2c2r_task t = {.type = "echo", .input = in[i], .input_len = 16,
+                               .flags = P2C2R_TASK_NOCACHE};
+        if (i == 0 || i == 2)
+            t.need_gpu = 1;
+        else
+            t.min_cores = 4;
+        int rc = p2c2r_client_submit(c, &t, &tk[i]);
+        H_REQUIRE(rc == 0, "submit %d: %s", i, h_err(rc));
+        H_REQUIRE(p2c2r_client_flush(c, h_bound_ms(5000)) == 0, "flush");
+        if (i < 2) { /* A and B must be running before C and D arrive */
+            struct h_fake_peer *fp = i == 0 ? gpu : cores;
+            h_fake_peer_counts(fp, &f);
+            for (uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000); f.assigned == 0 && h_now_ms() < end;
+                 h_fake_peer_counts(fp, &f))
+                h_sleep_ms(2);
+            H_REQUIRE(f.assigned == 1, "task %c did not reach its peer", 'A' + i);
+        }
+    }
+    struct p2c2r_result r;
+    int rc = p2c2r_client_wait(c, tk[3], h_bound_ms(GPU_MS * 4), &r);
+    H_REQUIRE(rc == 0, "D: %s", h_err(rc));
+    h_fake_peer_counts(gpu, &f);
+    H_CHECK(r.status == 0 && r.peer_id == h_fake_peer_id(cores),
+            "D (4 cores) ran on peer %u with status %s, expected the cores peer %u", r.peer_id,
+            h_err(r.status), h_fake_peer_id(cores));
+    H_CHECK(f.answered == 0,
+            "D came back only after the GPU peer answered A (%ld answers): the cores peer did not look past "
+            "the GPU task C at the front of the queue", f.answered);
+    p2c2r_result_release(&r);
+    for (int i = 0; i < 3; i++) {
+        rc = p2c2r_client_wait(c, tk[i], h_bound_ms(GPU_MS * 4), &r);
+        H_CHECK(rc == 0 && r.status == 0 && r.output_len == 16 && memcmp(r.output, in[i], 16) == 0,
+                "task %c: %s / %s", 'A' + i, h_err(rc), rc == 0 ? h_err(r.status) : "-");
+        if (rc == 0) {
+            H_CHECK(i == 1 || r.peer_id == h_fake_peer_id(gpu), "GPU task %c ran on peer %u", 'A' + i,
+                    r.peer_id);
+            p2c2r_result_release(&r);
+        }
+    }
+    p2c2r_client_close(c);
+    h_fake_peer_stop(gpu);
+    h_fake_peer_stop(cores);
+    struct h_proc *ps[] = {co};
+    stop_procs(ps, 1);
+}
+
 /* ---- circuit breaker ------------------------------------------------------------------ */
 
 static void scenario_breaker(void)
@@ -965,6 +1035,7 @@ int main(int argc, char **argv)
     h_init(argc, argv, "sched");
     scenario_hedge();
     scenario_hedge_hol();
+    scenario_queue_hol();
     scenario_breaker();
     scenario_probe();
     scenario_admission();
