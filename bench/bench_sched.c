@@ -1,6 +1,7 @@
 /* bench_sched.c - the scheduler's benchmarks: what placing a task costs the
  * coordinator with many peer connections, what those connections cost in
- * memory, and the latency tail while peers are killed.
+ * memory, the latency tail while peers are killed, and while one peer
+ * answers slowly.
  *
  * The program starts its own p2c2rd and p2c2r-peer processes (from the build
  * directory), drives the load from this process with libp2c2r, reads CPU and
@@ -31,29 +32,52 @@
  *          task (submit to result, measured here), tasks that came back ok
  *          but after their deadline, tasks that failed (by status), and the
  *          coordinator's retry and hedge counters.
+ *   slow   In each round, three runs back to back, each with a fresh
+ *          p2c2rd and fresh peers: "fast_only" (--peers p2c2r-peer
+ *          processes, default 3, one connection and --slots
+ *          ceil(inflight / peers) each), "hedge" (the same plus one slow
+ *          peer with as many slots: a thread of this process that answers
+ *          every task, correctly, --slow-ms after it arrived) and
+ *          "no_hedge" (the same with p2c2rd --no-hedge).  Load: echo tasks
+ *          of 64 B, 64 in flight, NOCACHE, no deadline; 1 s untimed, then
+ *          --seconds (default 5) measured.  Reported per run: tasks/s,
+ *          latency percentiles (submit to result), the coordinator's
+ *          hedges, hedge wins and late results and its CPU per task, the
+ *          tasks assigned to the slow peer, the results it produced and
+ *          its thread's CPU; per round, p99 and p99.9 of "hedge" over those
+ *          of the other two runs.
  *
  * --profile-cmd runs a profiler (perf, strace -c) on the coordinator for
  * each measured run.  Raises its own RLIMIT_NOFILE soft limit to the hard
  * limit; the daemons it starts inherit it.  Every wait is bounded, and every
  * process it starts dies with it.  Usage: bench_sched --help. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/cliopt.h"
+#include "common/proto.h"
 #include "p2c2r/client.h"
 
 #ifndef BENCH_BIN_DIR
@@ -73,21 +97,22 @@ static struct {
     const char *peers;
     const char *profile_cmd;
     int64_t rounds, tasks, inflight, size, slots, warmup, idle_ms;
-    int64_t seconds, kill_ms, deadline_ms, churn_peers;
+    int64_t seconds, kill_ms, deadline_ms, churn_peers, slow_ms;
     int keep_logs, hang;
     struct cliopt_multi coord_args;
 } opt = {
     .bin_dir = BENCH_BIN_DIR,
     .rounds = 3,
     .tasks = 500000,
-    .inflight = 256,
+    .inflight = -1, /* 256; slow: 64 (set after parsing) */
     .size = 64,
     .warmup = 2000,
     .idle_ms = 2000,
-    .seconds = 10,
+    .seconds = -1, /* 10; slow: 5 */
     .kill_ms = 1000,
     .deadline_ms = 100,
     .churn_peers = 4,
+    .slow_ms = 20,
 };
 
 /* ---- children ------------------------------------------------------------ */
@@ -390,14 +415,16 @@ struct coord_proc {
     char addr[64];
 };
 
-static void coord_start(struct coord_proc *cp, const char *tag)
+/* Starts p2c2rd with the --coord-arg arguments and, when extra is not NULL,
+ * that one argument after them. */
+static void coord_start(struct coord_proc *cp, const char *tag, const char *extra)
 {
     char bin[512], ready[512], log[64];
     snprintf(bin, sizeof(bin), "%s/p2c2rd", opt.bin_dir);
     snprintf(ready, sizeof(ready), "%s/%s.addr", tmpdir, tag);
     snprintf(log, sizeof(log), "%s.p2c2rd.log", tag);
     unlink(ready);
-    char *argv[16 + CLIOPT_MULTI_MAX];
+    char *argv[17 + CLIOPT_MULTI_MAX];
     int n = 0;
     argv[n++] = bin;
     argv[n++] = "--listen";
@@ -410,6 +437,8 @@ static void coord_start(struct coord_proc *cp, const char *tag)
     argv[n++] = "warn";
     for (int i = 0; i < opt.coord_args.n; i++)
         argv[n++] = (char *)opt.coord_args.v[i];
+    if (extra)
+        argv[n++] = (char *)extra;
     argv[n] = NULL;
     cp->pid = child_start(argv, log);
     for (int i = 0; i < 1000; i++) {
@@ -563,6 +592,9 @@ struct tally {
     uint32_t *lat;          /* submit-to-result latency of every task, us */
     size_t nlat, lat_cap;
     uint64_t t0, t1;
+    uint64_t hedged;     /* results flagged P2C2R_RESULT_HEDGED */
+    uint32_t watch_peer; /* when not 0: count the results this peer produced */
+    uint64_t watched;
 };
 
 static void tally_add(struct tally *t, const struct p2c2r_result *r, uint64_t lat_us,
@@ -575,6 +607,10 @@ static void tally_add(struct tally *t, const struct p2c2r_result *r, uint64_t la
             die("out of memory for latencies");
     }
     t->lat[t->nlat++] = lat_us > UINT32_MAX ? UINT32_MAX : (uint32_t)lat_us;
+    if (r->flags & P2C2R_RESULT_HEDGED)
+        t->hedged++;
+    if (t->watch_peer && r->peer_id == t->watch_peer)
+        t->watched++;
     if (r->status == 0) {
         if (r->output_len != (size_t)opt.size || (opt.size && memcmp(r->output, input, (size_t)opt.size)))
             t->mismatched++;
@@ -636,18 +672,21 @@ static uint64_t sent_get(const struct sent_log *s, uint64_t id) { return s->at[i
 
 /* Runs tasks through c, inflight at a time, until `tasks` results arrived
  * (tasks > 0) or `run_us` passed and every outstanding result arrived.
- * Results are recorded in *t when t is not NULL. */
+ * flags: P2C2R_TASK_* of every task.  Results are recorded in *t when t is
+ * not NULL. */
 static void drive(p2c2r_client *c, uint64_t tasks, uint64_t run_us, uint32_t deadline_ms,
-                  struct tally *t)
+                  uint32_t flags, struct tally *t)
 {
     static uint8_t input[1 << 16];
     if ((size_t)opt.size > sizeof(input))
         die("--size is at most %zu", sizeof(input));
     for (int64_t i = 0; i < opt.size; i++)
         input[i] = (uint8_t)(i * 131 + 7);
-    /* Priority interactive and no flags: the task `p2c2r bench` sends. */
+    /* Priority interactive and (with flags 0) no flags: the task `p2c2r
+     * bench` sends. */
     struct p2c2r_task task = {.type = "echo", .priority = P2C2R_PRIO_INTERACTIVE, .input = input,
-                              .input_len = (size_t)opt.size, .deadline_ms = deadline_ms};
+                              .input_len = (size_t)opt.size, .deadline_ms = deadline_ms,
+                              .flags = flags};
     struct sent_log sl = {0};
     struct p2c2r_result res[POLL_BATCH];
     uint64_t submitted = 0, finished = 0, start = now_us(), last_rx = start;
@@ -737,7 +776,7 @@ static void scale_one(int64_t npeers, int round, struct scale_run *out)
     snprintf(tag, sizeof(tag), "scale-%" PRId64 "-r%d", npeers, round);
     int64_t slots = opt.slots ? opt.slots : (opt.inflight + npeers - 1) / npeers;
     struct coord_proc cp;
-    coord_start(&cp, tag);
+    coord_start(&cp, tag, NULL);
     p2c2r_client *c = client_connect(&cp);
     pid_t pp = peer_start(&cp, npeers, slots, tag);
     wait_conns(&cp, npeers + 1);
@@ -751,13 +790,13 @@ static void scale_one(int64_t npeers, int round, struct scale_run *out)
     out->idle_cpu_pct = (double)(i1 - i0) * 100.0 / (double)(w1 - w0);
     out->idle_rss = (double)proc_vm_kib(cp.pid, "VmRSS");
 
-    drive(c, (uint64_t)opt.warmup, 0, 0, NULL);
+    drive(c, (uint64_t)opt.warmup, 0, 0, 0, NULL);
 
     struct tally t = {0};
     pid_t prof = profiler_start(cp.pid);
     uint64_t c0 = proc_cpu_us(cp.pid), p0 = proc_cpu_us(pp), s0 = self_cpu_us(),
              b0 = machine_busy_us();
-    drive(c, (uint64_t)opt.tasks, 0, 0, &t);
+    drive(c, (uint64_t)opt.tasks, 0, 0, 0, &t);
     uint64_t c1 = proc_cpu_us(cp.pid), p1 = proc_cpu_us(pp), s1 = self_cpu_us(),
              b1 = machine_busy_us();
     profiler_stop(prof);
@@ -1068,14 +1107,14 @@ static int bench_churn(void)
         char tag[64];
         snprintf(tag, sizeof(tag), "churn-r%d", round + 1);
         struct coord_proc cp;
-        coord_start(&cp, tag);
+        coord_start(&cp, tag, NULL);
         struct killer k;
         killer_start(&k, &cp, slots, tag);
         p2c2r_client *c = client_connect(&cp);
         wait_peers(c, opt.churn_peers);
         /* Warm-up with the deadline, so the coordinator's admission and
          * hedging estimates are trained as they would be in a game. */
-        drive(c, (uint64_t)opt.warmup * 5, 0, (uint32_t)opt.deadline_ms, NULL);
+        drive(c, (uint64_t)opt.warmup * 5, 0, (uint32_t)opt.deadline_ms, 0, NULL);
 
         int64_t c0[NCOUNTERS], c1[NCOUNTERS], c2[NCOUNTERS];
         char counters[512];
@@ -1083,7 +1122,7 @@ static int bench_churn(void)
         struct tally t = {0};
         pid_t prof = profiler_start(cp.pid);
         struct ours o0 = ours_sample(cp.pid, k.pid);
-        drive(c, 0, (uint64_t)opt.seconds * 1000000, (uint32_t)opt.deadline_ms, &t);
+        drive(c, 0, (uint64_t)opt.seconds * 1000000, (uint32_t)opt.deadline_ms, 0, &t);
         struct ours o1 = ours_sample(cp.pid, k.pid);
         profiler_stop(prof);
         phase_summarize(&t, &ph[0][round]);
@@ -1095,7 +1134,7 @@ static int bench_churn(void)
         memset(&t, 0, sizeof(t));
         killer_send(&k, 'k');
         o0 = ours_sample(cp.pid, k.pid);
-        drive(c, 0, (uint64_t)opt.seconds * 1000000, (uint32_t)opt.deadline_ms, &t);
+        drive(c, 0, (uint64_t)opt.seconds * 1000000, (uint32_t)opt.deadline_ms, 0, &t);
         o1 = ours_sample(cp.pid, k.pid);
         kills[round] = killer_stop(&k);
         phase_summarize(&t, &ph[1][round]);
@@ -1135,47 +1174,547 @@ static int bench_churn(void)
     return 0;
 }
 
+/* ---- slow -------------------------------------------------------------------- */
+
+/* The slow peer: a peer written here, speaking the raw protocol
+ * (docs/PROTOCOL.md) on its own thread, so that its answers can be held
+ * back without a hook in p2c2r-peer.  It registers "echo" with the slots a
+ * fast peer has, answers every PING with a PONG, and answers every ASSIGN
+ * with one RESULT (status 0, the input echoed, exec_us = the time it held
+ * the task) --slow-ms after the ASSIGN arrived, as a peer on a slow machine
+ * would.  A CANCEL (its attempt lost to a hedge) is counted and otherwise
+ * ignored, as by a peer whose task is already running: the answer still
+ * comes, and the slot stays taken until it does.  One delay for every task,
+ * so answers fall due in arrival order and wait in a FIFO. */
+struct slow_reply {
+    uint64_t task_id, arrived_us;
+    uint8_t *body; /* the RESULT body, head written when it is sent */
+    size_t len;
+};
+
+struct slow_peer {
+    int fd;
+    pthread_t thread;
+    uint32_t id; /* the coordinator's peer id: DELIVER's peer_id */
+    uint64_t delay_us;
+    atomic_int stop, failed;
+    atomic_uint_fast64_t assigned, answered, cancels, pings;
+    char failure[200]; /* why it ended, once failed is set */
+    struct slow_reply *q; /* FIFO: q[qhead..qn) */
+    size_t qhead, qn, qcap;
+    uint8_t *rx, *tx;
+    size_t rx_len, rx_cap, tx_len, tx_cap;
+};
+
+static int slow_fail(struct slow_peer *sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int slow_fail(struct slow_peer *sp, const char *fmt, ...)
+{
+    if (!atomic_load(&sp->failed)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(sp->failure, sizeof(sp->failure), fmt, ap);
+        va_end(ap);
+        atomic_store(&sp->failed, 1);
+    }
+    return -1;
+}
+
+/* Room for `need` more bytes at buf[*len]. */
+static void slow_reserve(uint8_t **buf, size_t *cap, size_t len, size_t need)
+{
+    if (len + need <= *cap)
+        return;
+    size_t nc = *cap ? *cap : 1u << 16;
+    while (nc < len + need)
+        nc *= 2;
+    uint8_t *b = realloc(*buf, nc);
+    if (!b)
+        die("out of memory in the slow peer");
+    *buf = b;
+    *cap = nc;
+}
+
+/* Appends a frame with body_len bytes of body to the send buffer and
+ * returns where the body goes. */
+static uint8_t *slow_frame(struct slow_peer *sp, uint8_t type, uint64_t req_id, size_t body_len)
+{
+    slow_reserve(&sp->tx, &sp->tx_cap, sp->tx_len, PROTO_HDR_LEN + body_len);
+    uint8_t *f = sp->tx + sp->tx_len;
+    proto_put_hdr(f, type, 0, req_id, (uint32_t)body_len);
+    sp->tx_len += PROTO_HDR_LEN + body_len;
+    return f + PROTO_HDR_LEN;
+}
+
+/* Writes the send buffer out.  The socket blocks, with a 5 s send timeout
+ * (SO_SNDTIMEO) as the bound. */
+static int slow_flush(struct slow_peer *sp)
+{
+    size_t off = 0;
+    while (off < sp->tx_len) {
+        ssize_t w = write(sp->fd, sp->tx + off, sp->tx_len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return slow_fail(sp, "write: %s", w < 0 ? strerror(errno) : "nothing written");
+        off += (size_t)w;
+    }
+    sp->tx_len = 0;
+    return 0;
+}
+
+static void slow_assign(struct slow_peer *sp, const struct frame_hdr *h, const uint8_t *body)
+{
+    struct msg_task m;
+    if (proto_parse_task(body, h->body_len, &m) != 0) {
+        slow_fail(sp, "ASSIGN %" PRIx64 " does not parse", h->req_id);
+        return;
+    }
+    if (sp->qn == sp->qcap) {
+        if (sp->qhead > 0) {
+            memmove(sp->q, sp->q + sp->qhead, (sp->qn - sp->qhead) * sizeof(*sp->q));
+            sp->qn -= sp->qhead;
+            sp->qhead = 0;
+        } else {
+            size_t nc = sp->qcap ? sp->qcap * 2 : 64;
+            struct slow_reply *q = realloc(sp->q, nc * sizeof(*q));
+            if (!q)
+                die("out of memory in the slow peer");
+            sp->q = q;
+            sp->qcap = nc;
+        }
+    }
+    struct slow_reply *x = &sp->q[sp->qn++];
+    x->task_id = h->req_id;
+    x->arrived_us = now_us();
+    x->len = PROTO_RESULT_PREFIX + m.input.len;
+    x->body = malloc(x->len);
+    if (!x->body)
+        die("out of memory in the slow peer");
+    if (m.input.len)
+        memcpy(x->body + PROTO_RESULT_PREFIX, m.input.p, m.input.len);
+    atomic_fetch_add(&sp->assigned, 1);
+}
+
+/* Handles every whole frame in the receive buffer; -1 when the connection
+ * must end. */
+static int slow_frames(struct slow_peer *sp)
+{
+    size_t off = 0;
+    int rc = 0;
+    while (rc == 0) {
+        struct frame_hdr h;
+        int64_t n = proto_decode_hdr(sp->rx + off, sp->rx_len - off, PROTO_MAX_BODY_DEFAULT, &h);
+        if (n < 0) {
+            rc = slow_fail(sp, "malformed frame from the coordinator");
+            break;
+        }
+        if (n == 0) {
+            /* A frame larger than the buffer: make room for all of it. */
+            if (sp->rx_len - off >= PROTO_HDR_LEN)
+                slow_reserve(&sp->rx, &sp->rx_cap, sp->rx_len, PROTO_HDR_LEN + h.body_len);
+            break;
+        }
+        const uint8_t *body = sp->rx + off + PROTO_HDR_LEN;
+        switch (h.type) {
+        case MSG_REGISTER_OK: {
+            uint64_t id = 0;
+            if (proto_parse_u64(body, h.body_len, &id) != 0)
+                rc = slow_fail(sp, "malformed REGISTER_OK");
+            sp->id = (uint32_t)id;
+            break;
+        }
+        case MSG_ASSIGN:
+            slow_assign(sp, &h, body);
+            rc = atomic_load(&sp->failed) ? -1 : 0;
+            break;
+        case MSG_PING:
+            memcpy(slow_frame(sp, MSG_PONG, h.req_id, h.body_len), body, h.body_len);
+            atomic_fetch_add(&sp->pings, 1);
+            break;
+        case MSG_CANCEL:
+            atomic_fetch_add(&sp->cancels, 1);
+            break;
+        case MSG_ERROR: {
+            struct msg_error e;
+            int ok = proto_parse_error(body, h.body_len, &e) == 0;
+            rc = slow_fail(sp, "the coordinator sent ERROR %u: %.*s", ok ? e.code : 0,
+                           ok ? (int)e.text.len : 0, ok ? (const char *)e.text.p : "");
+            break;
+        }
+        default: /* HELLO_OK, PONG, BLOB_DATA: nothing to do */
+            break;
+        }
+        off += (size_t)n;
+    }
+    memmove(sp->rx, sp->rx + off, sp->rx_len - off);
+    sp->rx_len -= off;
+    return rc;
+}
+
+/* Waits up to wait_us for input and handles it; -1 when the connection
+ * ended. */
+static int slow_read(struct slow_peer *sp, uint64_t wait_us)
+{
+    struct pollfd pf = {sp->fd, POLLIN, 0};
+    struct timespec ts = {(time_t)(wait_us / 1000000), (long)(wait_us % 1000000) * 1000L};
+    int n = ppoll(&pf, 1, &ts, NULL);
+    if (n < 0)
+        return errno == EINTR ? 0 : slow_fail(sp, "poll: %s", strerror(errno));
+    if (n == 0)
+        return 0;
+    slow_reserve(&sp->rx, &sp->rx_cap, sp->rx_len, 1u << 16);
+    ssize_t r = read(sp->fd, sp->rx + sp->rx_len, sp->rx_cap - sp->rx_len);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (r <= 0)
+        return slow_fail(sp, "%s", r < 0 ? strerror(errno) : "the coordinator closed the connection");
+    sp->rx_len += (size_t)r;
+    return slow_frames(sp);
+}
+
+static void *slow_main(void *arg)
+{
+    struct slow_peer *sp = arg;
+    while (!atomic_load(&sp->stop)) {
+        uint64_t now = now_us();
+        while (sp->qhead < sp->qn && sp->q[sp->qhead].arrived_us + sp->delay_us <= now) {
+            struct slow_reply *x = &sp->q[sp->qhead++];
+            uint64_t held = now - x->arrived_us;
+            proto_put_result_head(x->body, 0, held > UINT32_MAX ? UINT32_MAX : (uint32_t)held);
+            memcpy(slow_frame(sp, MSG_RESULT, x->task_id, x->len), x->body, x->len);
+            free(x->body);
+            atomic_fetch_add(&sp->answered, 1);
+        }
+        if (sp->qhead == sp->qn)
+            sp->qhead = sp->qn = 0;
+        if (sp->tx_len && slow_flush(sp) != 0)
+            break;
+        /* At most 20 ms, so that a stop is seen soon. */
+        uint64_t wait = 20000;
+        if (sp->qhead < sp->qn) {
+            uint64_t due = sp->q[sp->qhead].arrived_us + sp->delay_us;
+            wait = due <= now ? 0 : due - now < wait ? due - now : wait;
+        }
+        if (slow_read(sp, wait) != 0)
+            break;
+    }
+    /* A peer that stopped answering must not hold its tasks until the
+     * coordinator's peer timeout: its end shows at once, the tasks are
+     * requeued, and the run's end reports the failure. */
+    if (atomic_load(&sp->failed))
+        shutdown(sp->fd, SHUT_RDWR);
+    return NULL;
+}
+
+/* Connects to the coordinator, registers (waiting up to 5 s for
+ * REGISTER_OK) and starts the peer's thread. */
+static struct slow_peer *slow_peer_start(const struct coord_proc *cp, int64_t slots)
+{
+    struct slow_peer *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        die("out of memory");
+    sp->delay_us = (uint64_t)opt.slow_ms * 1000;
+    char host[64];
+    snprintf(host, sizeof(host), "%s", cp->addr);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        die("coordinator address %s has no port", cp->addr);
+    *colon = '\0';
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        die("slow peer: %s is not an IPv4 address", host);
+    sp->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sp->fd < 0 || connect(sp->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        die("slow peer: connect to %s: %s", cp->addr, strerror(errno));
+    /* Each answer goes at once, as p2c2r-peer's do; a write that cannot
+     * proceed for 5 s fails rather than hanging the benchmark. */
+    int one = 1;
+    struct timeval tv = {5, 0};
+    setsockopt(sp->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(sp->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+    static const char name[] = "bench-slow-peer";
+    struct msg_hello hello = {PROTO_VERSION, PROTO_VERSION, ROLE_PEER, {NULL, 0},
+                              {(const uint8_t *)name, sizeof(name) - 1}};
+    proto_put_hello(slow_frame(sp, MSG_HELLO, 1, proto_hello_size(&hello)), &hello);
+    struct msg_register reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.cores = 1;
+    reg.slots = (uint16_t)slots;
+    reg.mem_bytes = 1ull << 30;
+    reg.ntypes = 1;
+    reg.types[0].name.p = (const uint8_t *)"echo";
+    reg.types[0].name.len = 4;
+    reg.types[0].version = 1;
+    proto_put_register(slow_frame(sp, MSG_PEER_REGISTER, 2, proto_register_size(&reg)), &reg);
+    if (slow_flush(sp) != 0)
+        die("slow peer: %s", sp->failure);
+    /* HELLO_OK, then REGISTER_OK; ASSIGNs that come with it are queued. */
+    uint64_t end = now_us() + 5000000;
+    while (sp->id == 0) {
+        uint64_t now = now_us();
+        if (now >= end)
+            die("slow peer: no REGISTER_OK within 5 s");
+        if (slow_read(sp, end - now) != 0)
+            die("slow peer: %s", sp->failure);
+    }
+    if (pthread_create(&sp->thread, NULL, slow_main, sp) != 0)
+        die("pthread_create failed");
+    return sp;
+}
+
+/* Stops the thread (within about 20 ms), closes the connection (answers
+ * not sent yet are dropped) and frees the peer.  NULL is a no-op. */
+static void slow_peer_stop(struct slow_peer *sp)
+{
+    if (!sp)
+        return;
+    atomic_store(&sp->stop, 1);
+    pthread_join(sp->thread, NULL);
+    close(sp->fd);
+    for (size_t i = sp->qhead; i < sp->qn; i++)
+        free(sp->q[i].body);
+    free(sp->q);
+    free(sp->rx);
+    free(sp->tx);
+    free(sp);
+}
+
+enum { SLOW_FAST_ONLY, SLOW_HEDGE, SLOW_NO_HEDGE, SLOW_RUNS };
+static const char *const slow_run_name[SLOW_RUNS] = {"fast_only", "hedge", "no_hedge"};
+
+struct slow_run {
+    double tps, p50, p90, p99, p999, max, tasks;
+    double hedges, hedge_wins, late_results, hedged;
+    double on_slow, slow_won, slow_cancels, other_pct;
+    double coord_us, slow_cpu_pct; /* coordinator CPU per task; the slow peer thread's CPU */
+};
+
+/* CPU time the slow peer's thread has used, microseconds. */
+static uint64_t slow_peer_cpu_us(const struct slow_peer *sp)
+{
+    clockid_t id;
+    struct timespec ts;
+    if (!sp || pthread_getcpuclockid(sp->thread, &id) != 0 || clock_gettime(id, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* CPU of this process (every thread, the slow peer's too) and of all its
+ * children (coordinator, peers), and of the machine. */
+static struct ours ours_tree_sample(void)
+{
+    struct ours o;
+    o.wall = now_us();
+    o.ours = tree_cpu_us(getpid());
+    o.machine = machine_busy_us();
+    return o;
+}
+
+/* One run: a fresh p2c2rd (with --no-hedge for SLOW_NO_HEDGE), the fast
+ * p2c2r-peer processes and, except for SLOW_FAST_ONLY, the slow peer; 1 s
+ * of untimed load, so that the coordinator knows each peer's speed and the
+ * type's attempt times (hedging waits for 20 samples), then --seconds of
+ * measured load. */
+static void slow_one(int kind, int round, int64_t slots, struct slow_run *out)
+{
+    char tag[64];
+    snprintf(tag, sizeof(tag), "slow-%s-r%d", slow_run_name[kind], round);
+    struct coord_proc cp;
+    coord_start(&cp, tag, kind == SLOW_NO_HEDGE ? "--no-hedge" : NULL);
+    pid_t pids[MAX_CHILDREN / 2];
+    int nfast = (int)opt.churn_peers;
+    for (int i = 0; i < nfast; i++)
+        pids[i] = peer_start(&cp, 1, slots, tag);
+    struct slow_peer *sp = kind == SLOW_FAST_ONLY ? NULL : slow_peer_start(&cp, slots);
+    p2c2r_client *c = client_connect(&cp);
+    wait_peers(c, nfast + (sp != NULL));
+    drive(c, 0, 1000000, 0, P2C2R_TASK_NOCACHE, NULL);
+
+    int64_t k0[NCOUNTERS], k1[NCOUNTERS];
+    char counters[512];
+    coord_counters(c, NULL, k0, counters, sizeof(counters));
+    uint64_t a0 = sp ? atomic_load(&sp->assigned) : 0, x0 = sp ? atomic_load(&sp->cancels) : 0;
+    struct tally t = {.watch_peer = sp ? sp->id : 0};
+    pid_t prof = profiler_start(cp.pid);
+    struct ours o0 = ours_tree_sample();
+    uint64_t cc0 = proc_cpu_us(cp.pid), sc0 = slow_peer_cpu_us(sp);
+    drive(c, 0, (uint64_t)opt.seconds * 1000000, 0, P2C2R_TASK_NOCACHE, &t);
+    uint64_t cc1 = proc_cpu_us(cp.pid), sc1 = slow_peer_cpu_us(sp);
+    struct ours o1 = ours_tree_sample();
+    profiler_stop(prof);
+    uint64_t a1 = sp ? atomic_load(&sp->assigned) : 0, x1 = sp ? atomic_load(&sp->cancels) : 0;
+    coord_counters(c, k0, k1, counters, sizeof(counters));
+    if (sp && atomic_load(&sp->failed))
+        die("%s: the slow peer failed: %s", tag, sp->failure);
+    if (t.failed || t.mismatched)
+        die("%s: %" PRIu64 " tasks failed, %" PRIu64 " came back with the wrong output", tag, t.failed,
+            t.mismatched);
+
+    tally_sort(&t);
+    out->tasks = (double)t.nlat;
+    out->tps = (double)t.nlat / ((double)(t.t1 - t.t0) / 1e6);
+    out->p50 = tally_pct(&t, 0.50);
+    out->p90 = tally_pct(&t, 0.90);
+    out->p99 = tally_pct(&t, 0.99);
+    out->p999 = tally_pct(&t, 0.999);
+    out->max = t.nlat ? t.lat[t.nlat - 1] : 0;
+    out->hedges = (double)(k1[2] - k0[2]);
+    out->hedge_wins = (double)(k1[3] - k0[3]);
+    out->late_results = (double)(k1[7] - k0[7]);
+    out->hedged = (double)t.hedged;
+    out->on_slow = (double)(a1 - a0);
+    out->slow_won = (double)t.watched;
+    out->slow_cancels = (double)(x1 - x0);
+    out->other_pct = other_pct(&o0, &o1);
+    out->coord_us = t.nlat ? (double)(cc1 - cc0) / (double)t.nlat : 0;
+    out->slow_cpu_pct = (double)(sc1 - sc0) * 100.0 / (double)(t.t1 - t.t0);
+    free(t.lat);
+
+    p2c2r_client_close(c);
+    slow_peer_stop(sp);
+    for (int i = 0; i < nfast; i++)
+        child_stop(pids[i]);
+    child_stop(cp.pid);
+    printf("{\"bench\":\"slow\",\"run\":\"%s\",\"round\":%d,\"fast_peers\":%d,\"slow_peer\":%s"
+           ",\"slots\":%" PRId64 ",\"slow_ms\":%" PRId64 ",\"inflight\":%" PRId64 ",\"size\":%" PRId64
+           ",\"seconds\":%" PRId64 ",\"tasks\":%.0f,\"tasks_per_s\":%.0f,\"p50_us\":%.0f"
+           ",\"p90_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f,\"max_us\":%.0f,\"hedged_results\":%.0f"
+           ",\"slow_assigned\":%.0f,\"slow_won\":%.0f,\"slow_cancels\":%.0f"
+           ",\"coord_cpu_us_per_task\":%.3f,\"slow_peer_cpu_pct\":%.1f,\"other_cpu_pct\":%.1f"
+           ",\"coord\":{%s}}\n",
+           slow_run_name[kind], round, nfast, sp ? "true" : "false", slots, opt.slow_ms, opt.inflight,
+           opt.size, opt.seconds, out->tasks, out->tps, out->p50, out->p90, out->p99, out->p999,
+           out->max, out->hedged, out->on_slow, out->slow_won, out->slow_cancels, out->coord_us,
+           out->slow_cpu_pct, out->other_pct, counters);
+    fflush(stdout);
+}
+
+/* Per-round ratios a[k].field / b[k].field and their median. */
+static double slow_ratio(const char *what, const struct slow_run *a, const struct slow_run *b,
+                         size_t field, int R)
+{
+    double v[MAX_ROUNDS];
+    printf("  %-30s", what);
+    for (int k = 0; k < R; k++) {
+        double x = *(const double *)((const char *)&a[k] + field);
+        double y = *(const double *)((const char *)&b[k] + field);
+        v[k] = y > 0 ? x / y : 0;
+        printf(" %7.3f", v[k]);
+    }
+    double m = median(v, R);
+    printf("   median %.3f\n", m);
+    return m;
+}
+
+static int bench_slow(void)
+{
+    if (opt.churn_peers < 1 || opt.churn_peers > MAX_CHILDREN / 2 - 2)
+        die("--peers for slow is 1..%d", MAX_CHILDREN / 2 - 2);
+    int64_t slots = opt.slots ? opt.slots : (opt.inflight + opt.churn_peers - 1) / opt.churn_peers;
+    static struct slow_run r[SLOW_RUNS][MAX_ROUNDS];
+    for (int round = 0; round < opt.rounds; round++)
+        for (int kind = 0; kind < SLOW_RUNS; kind++) {
+            fprintf(stderr, "bench_sched: slow round %d/%" PRId64 ", %s\n", round + 1, opt.rounds,
+                    slow_run_name[kind]);
+            slow_one(kind, round + 1, slots, &r[kind][round]);
+        }
+    int R = (int)opt.rounds;
+    printf("\nslow: %" PRId64 " p2c2r-peer (--slots %" PRId64 ") + 1 slow peer (%" PRId64
+           " slots, answers after %" PRId64 " ms), %" PRId64 " echo tasks of %" PRId64
+           " B in flight (NOCACHE), %" PRId64 " s per run; medians of %d rounds\n",
+           opt.churn_peers, slots, slots, opt.slow_ms, opt.inflight, opt.size, opt.seconds, R);
+    printf("%-9s %9s %7s %7s %8s %9s %8s %7s %6s %6s %7s %8s %9s %6s %7s\n", "run", "tasks/s",
+           "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "hedges", "wins", "late", "on slow",
+           "slow won", "coord us", "slow %", "other %");
+    for (int kind = 0; kind < SLOW_RUNS; kind++) {
+        double v[14][MAX_ROUNDS];
+        for (int k = 0; k < R; k++) {
+            const struct slow_run *x = &r[kind][k];
+            double row[14] = {x->tps, x->p50, x->p90, x->p99, x->p999, x->max, x->hedges,
+                              x->hedge_wins, x->late_results, x->on_slow, x->slow_won,
+                              x->coord_us, x->slow_cpu_pct, x->other_pct};
+            for (int j = 0; j < 14; j++)
+                v[j][k] = row[j];
+        }
+        printf("%-9s %9.0f %7.0f %7.0f %8.0f %9.0f %8.0f %7.0f %6.0f %6.0f %7.0f %8.0f %9.3f %6.1f "
+               "%7.1f\n",
+               slow_run_name[kind], median(v[0], R), median(v[1], R), median(v[2], R),
+               median(v[3], R), median(v[4], R), median(v[5], R), median(v[6], R), median(v[7], R),
+               median(v[8], R), median(v[9], R), median(v[10], R), median(v[11], R),
+               median(v[12], R), median(v[13], R));
+    }
+    printf("per round [p99 / p99.9 us]:");
+    for (int k = 0; k < R; k++)
+        printf(" r%d fast_only %.0f/%.0f, hedge %.0f/%.0f, no_hedge %.0f/%.0f;", k + 1,
+               r[SLOW_FAST_ONLY][k].p99, r[SLOW_FAST_ONLY][k].p999, r[SLOW_HEDGE][k].p99,
+               r[SLOW_HEDGE][k].p999, r[SLOW_NO_HEDGE][k].p99, r[SLOW_NO_HEDGE][k].p999);
+    printf("\nratios in each round:\n");
+    const struct slow_run *h = r[SLOW_HEDGE], *f = r[SLOW_FAST_ONLY], *nh = r[SLOW_NO_HEDGE];
+    double q1 = slow_ratio("p99 hedge / fast_only", h, f, offsetof(struct slow_run, p99), R);
+    double q2 = slow_ratio("p99 hedge / no_hedge", h, nh, offsetof(struct slow_run, p99), R);
+    double q3 = slow_ratio("p99.9 hedge / fast_only", h, f, offsetof(struct slow_run, p999), R);
+    double q4 = slow_ratio("p99.9 hedge / no_hedge", h, nh, offsetof(struct slow_run, p999), R);
+    double q5 = slow_ratio("tasks/s hedge / fast_only", h, f, offsetof(struct slow_run, tps), R);
+    printf("{\"bench\":\"slow_ratio\",\"rounds\":%d,\"slow_ms\":%" PRId64
+           ",\"p99_hedge_over_fast\":%.3f,\"p99_hedge_over_no_hedge\":%.3f"
+           ",\"p999_hedge_over_fast\":%.3f,\"p999_hedge_over_no_hedge\":%.3f"
+           ",\"tps_hedge_over_fast\":%.3f}\n",
+           R, opt.slow_ms, q1, q2, q3, q4, q5);
+    return 0;
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
     const struct cliopt opts[] = {
         {"bin-dir", 0, OPT_STR, "DIR", 0, 0, "where p2c2rd and p2c2r-peer are (default: this build's directory)", &opt.bin_dir},
-        {"peers", 0, OPT_STR, "LIST", 0, 0, "scale: peer connections, comma list (default 100,10000); churn: peer processes (default 4)", &opt.peers},
+        {"peers", 0, OPT_STR, "LIST", 0, 0, "scale: peer connections, comma list (default 100,10000); churn: peer processes (default 4); slow: fast peer processes (default 3)", &opt.peers},
         {"rounds", 0, OPT_INT, "R", 1, MAX_ROUNDS, "rounds; every round measures every case once (default 3)", &opt.rounds},
         {"tasks", 0, OPT_INT, "N", 1, 100000000, "scale: measured tasks per run (default 500000)", &opt.tasks},
-        {"inflight", 0, OPT_INT, "K", 1, 1 << 20, "tasks kept in flight (default 256)", &opt.inflight},
+        {"inflight", 0, OPT_INT, "K", 1, 1 << 20, "tasks kept in flight (default 256; slow: 64)", &opt.inflight},
         {"size", 0, OPT_INT, "BYTES", 0, 1 << 16, "input bytes per echo task (default 64)", &opt.size},
-        {"slots", 0, OPT_INT, "N", 0, 65535, "--slots of each peer connection (default ceil(inflight / peers))", &opt.slots},
+        {"slots", 0, OPT_INT, "N", 0, 65535, "--slots of each peer connection (default ceil(inflight / peers); slow: the slow peer has as many)", &opt.slots},
         {"warmup", 0, OPT_INT, "N", 0, 10000000, "untimed tasks before each run (default 2000; churn: 5x)", &opt.warmup},
         {"idle-ms", 0, OPT_INT, "MS", 100, 60000, "scale: idle sample before the load (default 2000)", &opt.idle_ms},
-        {"seconds", 0, OPT_INT, "S", 1, 300, "churn: length of each phase (default 10)", &opt.seconds},
+        {"seconds", 0, OPT_INT, "S", 1, 300, "churn: length of each phase (default 10); slow: of each measured run (default 5)", &opt.seconds},
         {"kill-ms", 0, OPT_INT, "MS", 10, 60000, "churn: one peer is killed this often (default 1000)", &opt.kill_ms},
         {"hang", 0, OPT_FLAG, NULL, 0, 0, "churn: SIGSTOP the victim (it hangs, connection open) and SIGKILL it one --kill-ms later", &opt.hang},
         {"deadline-ms", 0, OPT_INT, "MS", 1, 3600000, "churn: deadline_ms of every task (default 100)", &opt.deadline_ms},
+        {"slow-ms", 0, OPT_INT, "MS", 0, 60000, "slow: how long the slow peer holds each task (default 20)", &opt.slow_ms},
         {"coord-arg", 0, OPT_MULTI, "ARG", 0, 0, "one more argument for p2c2rd (repeat for several)", &opt.coord_args},
-        {"profile-cmd", 0, OPT_STR, "CMD", 0, 0, "run CMD PID (PID: p2c2rd's) during each measured run (scale; churn: steady phase), stopped with SIGINT", &opt.profile_cmd},
+        {"profile-cmd", 0, OPT_STR, "CMD", 0, 0, "run CMD PID (PID: p2c2rd's) during each measured run (scale, slow; churn: steady phase), stopped with SIGINT", &opt.profile_cmd},
         {"keep-logs", 0, OPT_FLAG, NULL, 0, 0, "keep the daemons' logs (their directory is printed)", &opt.keep_logs},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "bench_sched",
-                          "[OPTIONS] scale|churn",
+                          "[OPTIONS] scale|churn|slow",
                           "The scheduler's benchmarks (see the comment at the top of bench/bench_sched.c):\n"
                           "  scale  coordinator CPU per task, RSS and W2 throughput with 100 and 10,000 peers\n"
-                          "  churn  latency tail of W2-like load with deadlines while peers are killed",
+                          "  churn  latency tail of W2-like load with deadlines while peers are killed\n"
+                          "  slow   latency tail with one peer that answers late, hedging on and off",
                           &pos);
     if (rc)
         return rc == 1 ? 0 : 2;
-    if (pos != argc - 1 || (strcmp(argv[pos], "scale") && strcmp(argv[pos], "churn"))) {
-        fprintf(stderr, "bench_sched: say 'scale' or 'churn'\nTry 'bench_sched --help'.\n");
+    if (pos != argc - 1 ||
+        (strcmp(argv[pos], "scale") && strcmp(argv[pos], "churn") && strcmp(argv[pos], "slow"))) {
+        fprintf(stderr, "bench_sched: say 'scale', 'churn' or 'slow'\nTry 'bench_sched --help'.\n");
         return 2;
     }
-    int churn = strcmp(argv[pos], "churn") == 0;
-    if (churn && opt.peers) {
+    int churn = strcmp(argv[pos], "churn") == 0, slow = strcmp(argv[pos], "slow") == 0;
+    if (opt.inflight < 0)
+        opt.inflight = slow ? 64 : 256;
+    if (opt.seconds < 0)
+        opt.seconds = slow ? 5 : 10;
+    if (slow && !opt.peers)
+        opt.churn_peers = 3;
+    if ((churn || slow) && opt.peers) {
         char *end;
         opt.churn_peers = strtoll(opt.peers, &end, 10);
         if (*end) {
-            fprintf(stderr, "bench_sched: churn --peers is one number\n");
+            fprintf(stderr, "bench_sched: %s --peers is one number\n", argv[pos]);
             return 2;
         }
     }
@@ -1188,7 +1727,7 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (!churn) {
+    if (!churn && !slow) {
         int64_t counts[MAX_COUNTS];
         int nc = parse_counts(opt.peers ? opt.peers : "100,10000", counts);
         for (int i = 0; i < nc; i++)
@@ -1214,7 +1753,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < opt.coord_args.n; i++)
         fprintf(stderr, " %s", opt.coord_args.v[i]);
     fprintf(stderr, "%s\n", opt.coord_args.n ? "" : " defaults (result cache, hedging, admission on)");
-    rc = churn ? bench_churn() : bench_scale();
+    rc = churn ? bench_churn() : slow ? bench_slow() : bench_scale();
     cleanup();
     return rc;
 }
