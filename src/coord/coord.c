@@ -682,12 +682,19 @@ static void conn_reap(struct coord *co)
         conn_detach(list_entry(n, struct conn, reap_node));
 }
 
+static void sweep_hedges(struct coord *co, uint64_t now);
+
 static void on_check(uv_check_t *h)
 {
     struct coord *co = h->data;
     struct list_node *n;
     co->now = now_us();
     conn_reap(co);
+    /* Hedges are due at a type's p95, often a few hundred microseconds:
+     * looking at each type's oldest attempt after every loop iteration
+     * costs O(types) and starts a copy as soon as one is due, instead of
+     * at the next 5 ms sweep (which still covers an idle loop). */
+    sweep_hedges(co, co->now);
     while ((n = list_pop_front(&co->dirty)) != NULL) {
         struct conn *c = list_entry(n, struct conn, dirty_node);
         c->dirty = 0;
