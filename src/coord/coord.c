@@ -950,15 +950,25 @@ static struct peer_rec *pick_peer(struct coord *co, const struct task *t)
         }
         return best;
     }
-    for (int k = 0; k < SAMPLE_D * 3; k++) {
-        struct peer_rec *p = tt->free[rng_next(&co->rng) % n];
+    /* SAMPLE_D distinct peers: drawn with replacement, a slow peer among
+     * four free ones would be the only candidate in 1 of 64 picks and get
+     * work that its faster rivals then have to hedge. */
+    uint32_t seen[SAMPLE_D];
+    int ns = 0;
+    for (int k = 0; k < SAMPLE_D * 3 && ns < SAMPLE_D; k++) {
+        uint32_t i = (uint32_t)(rng_next(&co->rng) % n);
+        int dup = 0;
+        for (int j = 0; j < ns; j++)
+            dup |= seen[j] == i;
+        if (dup)
+            continue;
+        seen[ns++] = i;
+        struct peer_rec *p = tt->free[i];
         if (!task_fits(co, t, p))
             continue;
         double s = peer_score(co, p, t->tt);
         if (!best || s < best_s)
             best = p, best_s = s;
-        if (k >= SAMPLE_D - 1)
-            break;
     }
     if (best || (!t->kind && !t->nexcl && t->min_version == 0))
         return best;
