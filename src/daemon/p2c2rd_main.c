@@ -17,6 +17,7 @@
 #include "common/version.h"
 #include "coord/coord.h"
 #include "peer/peer.h"
+#include "p2c2r/error.h"
 
 struct local_peers {
     int64_t n, slots;
@@ -195,7 +196,9 @@ int main(int argc, char **argv)
     char err[512];
     if ((rc = coord_new(&cfg, &co, err, sizeof(err))) != 0) {
         fprintf(stderr, "p2c2rd: %s\n", err);
-        return 1;
+        /* A bad option value (--type-deadline, --cache-types, the tokens
+         * file) is a usage error; a port that cannot be bound is not. */
+        return rc == P2C2R_EINVAL ? 2 : 1;
     }
     coord_run(co);
     if (lp.started) {

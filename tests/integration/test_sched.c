@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -478,6 +479,60 @@ static void scenario_queue_hol(void)
     h_fake_peer_stop(cores);
     struct h_proc *ps[] = {co};
     stop_procs(ps, 1);
+}
+
+/* --type-deadline gives tasks that name no deadline their type's own: a
+ * task held by a peer that takes 5 s ends ETIMEDOUT (under the global 60 s
+ * default it would succeed), and stats report the type's deadline.  A bad
+ * spec is a usage error (exit 2) that names the option. */
+static void scenario_type_deadline(void)
+{
+    h_phase("type_deadline: --type-deadline echo=300, a peer that takes 5 s");
+    const char *cargs[] = {"--type-deadline", "echo=300,sha256=2000", NULL};
+    struct h_proc *co = h_coord_start(NULL, cargs);
+    struct h_fake_peer_cfg fc = {.name = "slow", .types = "echo,sha256", .slots = 2, .delay_ms = 5000};
+    struct h_fake_peer *fp = h_fake_peer_start(&fc);
+    h_wait_peers(1, NULL);
+    char *js = h_stats(NULL);
+    H_CHECK(h_json_num(js, "\"name\":\"echo\"", "deadline_ms") == 300, "stats: echo's deadline_ms");
+    H_CHECK(h_json_num(js, "\"name\":\"sha256\"", "deadline_ms") == 2000, "stats: sha256's deadline_ms");
+    free(js);
+    p2c2r_client *c = renter_connect("tdl-renter");
+    struct p2c2r_task t = {.type = "echo", .input = "late", .input_len = 4};
+    p2c2r_ticket tk;
+    int rc = p2c2r_client_submit(c, &t, &tk);
+    H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
+    struct p2c2r_result r;
+    rc = p2c2r_client_wait(c, tk, h_bound_ms(4000), &r);
+    H_REQUIRE(rc == 0, "no outcome: %s (the type's 300 ms deadline did not apply)", h_err(rc));
+    H_CHECK(r.status == P2C2R_ETIMEDOUT, "echo under a 300 ms type deadline: %s, expected ETIMEDOUT",
+            h_err(r.status));
+    p2c2r_result_release(&r);
+    /* A deadline the task names itself wins over the type's. */
+    t.deadline_ms = 60000;
+    rc = p2c2r_client_submit(c, &t, &tk);
+    H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
+    rc = p2c2r_client_wait(c, tk, h_bound_ms(15000), &r);
+    H_REQUIRE(rc == 0, "no outcome: %s", h_err(rc));
+    H_CHECK(r.status == 0 && r.output_len == 4, "echo with its own 60 s deadline: %s, expected success",
+            h_err(r.status));
+    p2c2r_result_release(&r);
+    p2c2r_client_close(c);
+    h_fake_peer_stop(fp);
+    struct h_proc *ps[] = {co};
+    stop_procs(ps, 1);
+
+    h_phase("type_deadline: a malformed spec");
+    char out[320], err[320];
+    h_path(out, sizeof(out), "tdl.out");
+    h_path(err, sizeof(err), "tdl.err");
+    const char *argv[] = {h_coord_bin(), "--listen", "127.0.0.1:0", "--type-deadline", "echo=abc", NULL};
+    int st = h_run(argv, NULL, out, err, h_bound_ms(10000));
+    char *e = h_read_file(err, NULL);
+    H_CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2, "p2c2rd --type-deadline echo=abc: %s, expected exit 2",
+            st == -1 ? "timeout" : h_status_str(st));
+    H_CHECK(e && strstr(e, "--type-deadline"), "its message should name --type-deadline: '%s'", e ? e : "");
+    free(e);
 }
 
 /* ---- circuit breaker ------------------------------------------------------------------ */
@@ -1042,5 +1097,6 @@ int main(int argc, char **argv)
     scenario_priority();
     scenario_cache();
     scenario_gpu();
+    scenario_type_deadline();
     return h_finish();
 }
