@@ -187,8 +187,10 @@ int main(int argc, char **argv)
     uint64_t need = (uint64_t)max_conns + 2 * (uint64_t)local + FD_RESERVE, fds;
     if (fd_limit_raise(need, &fds) != 0) {
         uint64_t fit = fds > 2 * (uint64_t)local + 2 * FD_RESERVE ? fds - 2 * (uint64_t)local - FD_RESERVE : FD_RESERVE;
-        LOG_W("fd_limit", "limit=%llu max_conns=%u lowered_to=%llu hint=\"raise the hard limit (ulimit -Hn) "
-              "to serve --max-conns\"", (unsigned long long)fds, cfg.max_conns, (unsigned long long)fit);
+        /* Losing a few descriptors' worth of the default is not news. */
+        LOG(fit < (uint64_t)cfg.max_conns * 9 / 10 ? LOG_WARN : LOG_INFO, "fd_limit",
+            "limit=%llu max_conns=%u lowered_to=%llu hint=\"raise the hard limit (ulimit -Hn) to serve "
+            "--max-conns\"", (unsigned long long)fds, cfg.max_conns, (unsigned long long)fit);
         cfg.max_conns = (uint32_t)fit;
     }
 
