@@ -245,6 +245,9 @@ struct task {
     struct proto_reqs reqs;
     uint64_t seq; /* submit order: ties in deadline go first come first served */
     uint64_t submit_us, deadline_us, first_assign_us;
+    /* Its place in an EDF queue: its deadline, or the earlier deadline of a
+     * task coalesced onto it (which waits for this run). */
+    uint64_t urgent_us;
     uint32_t next_free;
     uint8_t nblobs, blob_retries;
     struct blob *blobs[PROTO_MAX_BLOBS]; /* referenced, so never evicted meanwhile */
@@ -449,12 +452,25 @@ static struct task *task_lookup(struct coord *co, uint64_t id)
 }
 
 /* ---- heaps ------------------------------------------------------------------
- * Two heaps hold tasks: a queue's EDF heap (position in qidx) and the global
- * deadline heap (dlidx).  Both order by (deadline, seq). */
+ * Two heaps hold tasks: a queue's EDF heap (position in qidx), ordered by
+ * (urgent_us, seq), and the global deadline heap (dlidx), ordered by
+ * (deadline_us, seq). */
 
+/* Queue order: whether a should run before b. */
 static int task_before(const struct task *a, const struct task *b)
 {
+    return a->urgent_us < b->urgent_us || (a->urgent_us == b->urgent_us && a->seq < b->seq);
+}
+
+/* Deadline-heap order: whether a times out before b. */
+static int task_due_before(const struct task *a, const struct task *b)
+{
     return a->deadline_us < b->deadline_us || (a->deadline_us == b->deadline_us && a->seq < b->seq);
+}
+
+static int heap_before(const struct task *a, const struct task *b, int dl)
+{
+    return dl ? task_due_before(a, b) : task_before(a, b);
 }
 
 static uint32_t *heap_pos(struct task *t, int dl) { return dl ? &t->dlidx : &t->qidx; }
@@ -468,7 +484,7 @@ static void heap_place(struct theap *h, uint32_t i, struct task *t, int dl)
 static void heap_sift(struct theap *h, uint32_t i, int dl)
 {
     struct task *t = h->a[i];
-    while (i > 0 && task_before(t, h->a[(i - 1) / 2])) {
+    while (i > 0 && heap_before(t, h->a[(i - 1) / 2], dl)) {
         heap_place(h, i, h->a[(i - 1) / 2], dl);
         i = (i - 1) / 2;
     }
@@ -476,9 +492,9 @@ static void heap_sift(struct theap *h, uint32_t i, int dl)
         uint32_t c = 2 * i + 1;
         if (c >= h->n)
             break;
-        if (c + 1 < h->n && task_before(h->a[c + 1], h->a[c]))
+        if (c + 1 < h->n && heap_before(h->a[c + 1], h->a[c], dl))
             c++;
-        if (!task_before(h->a[c], t))
+        if (!heap_before(h->a[c], t, dl))
             break;
         heap_place(h, i, h->a[c], dl);
         i = c;
@@ -2111,6 +2127,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     t->seq = ++co->seq;
     t->submit_us = co->now;
     t->deadline_us = t->submit_us + (uint64_t)dl_ms * 1000;
+    t->urgent_us = t->deadline_us;
     t->cacheable = (uint8_t)cacheable;
     t->key = key;
     t->body_len = (uint32_t)len;
@@ -2132,10 +2149,14 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         co->n.coalesced++;
         tt->coalesced++;
         /* The shared run is as urgent as its most urgent waiter: a realtime
-         * task must not wait in the background queue behind its leader. */
-        if (prio < leader->prio && leader->state == TS_QUEUED) {
+         * task must not wait in the background queue behind its leader, nor
+         * behind tasks due later than itself. */
+        if (leader->state == TS_QUEUED && (prio < leader->prio || t->deadline_us < leader->urgent_us)) {
             task_dequeue(co, leader);
-            leader->prio = (uint8_t)prio;
+            if (prio < leader->prio)
+                leader->prio = (uint8_t)prio;
+            if (t->deadline_us < leader->urgent_us)
+                leader->urgent_us = t->deadline_us;
             task_enqueue(co, leader, 1);
         }
         t->body = NULL;
@@ -3031,7 +3052,7 @@ static int load_tokens(struct coord *co, const char *path, char *err, size_t err
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errcap, "cannot open tokens file %s: %s", path, strerror(errno));
-        return P2C2R_EINVAL;
+        return P2C2R_ENOTFOUND; /* the file, not its content: a runtime error */
     }
     char line[1024];
     int lineno = 0;

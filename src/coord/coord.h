@@ -51,7 +51,10 @@ struct coord_config {
 void coord_config_defaults(struct coord_config *cfg);
 
 /* Creates a coordinator and binds its listening socket.  Returns 0 or a
- * negative p2c2r_error; errmsg gets a reason for the operator. */
+ * negative p2c2r_error: P2C2R_EINVAL for a malformed setting (type
+ * deadlines, cache types, tokens file content), P2C2R_ENOTFOUND for a tokens
+ * file that cannot be opened, P2C2R_EADDR for an address that cannot be
+ * parsed or bound; errmsg gets a reason for the operator. */
 int coord_new(const struct coord_config *cfg, struct coord **out, char *errmsg, size_t errcap);
 
 /* Runs the loop until coord_stop or SIGINT/SIGTERM.  Returns 0. */

@@ -198,8 +198,9 @@ int main(int argc, char **argv)
     char err[512];
     if ((rc = coord_new(&cfg, &co, err, sizeof(err))) != 0) {
         fprintf(stderr, "p2c2rd: %s\n", err);
-        /* A bad option value (--type-deadline, --cache-types, the tokens
-         * file) is a usage error; a port that cannot be bound is not. */
+        /* A bad option value (--type-deadline, --cache-types, a malformed
+         * tokens file) is a usage error; a port that cannot be bound or a
+         * tokens file that cannot be opened is not. */
         return rc == P2C2R_EINVAL ? 2 : 1;
     }
     coord_run(co);

@@ -535,6 +535,65 @@ static void scenario_type_deadline(void)
     free(e);
 }
 
+/* A task coalesced onto a queued identical one lends it its urgency: A
+ * (deadline 60 s) and B (30 s) wait behind a busy one-slot peer; C, the
+ * same work as A with a 5 s deadline, joins A, so A (and with it C) must
+ * run before B. */
+static void scenario_coalesce_urgency(void)
+{
+    h_phase("coalesce_urgency: a follower's earlier deadline moves its leader up the queue");
+    struct h_proc *co = h_coord_start(NULL, NULL);
+    struct h_fake_peer_cfg fc = {.name = "one", .types = "sha256", .slots = 1, .delay_ms = 150};
+    struct h_fake_peer *fp = h_fake_peer_start(&fc);
+    h_wait_peers(1, NULL);
+    p2c2r_client *c = renter_connect("urgency-renter");
+    struct { const char *in; uint32_t dl; } spec[4] = {{"blocker", 0}, {"A", 60000}, {"B", 30000}, {"A", 5000}};
+    p2c2r_ticket tk[4];
+    struct h_fake_counts f;
+    for (int i = 0; i < 4; i++) {
+        struct p2c2r_task t = {.type = "sha256", .input = spec[i].in, .input_len = strlen(spec[i].in),
+                               .deadline_ms = spec[i].dl};
+        int rc = p2c2r_client_submit(c, &t, &tk[i]);
+        H_REQUIRE(rc == 0, "submit %d: %s", i, h_err(rc));
+        H_REQUIRE(p2c2r_client_flush(c, h_bound_ms(5000)) == 0, "flush");
+        if (i == 0) { /* the blocker must hold the slot before the others queue */
+            h_fake_peer_counts(fp, &f);
+            for (uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000); f.assigned == 0 && h_now_ms() < end;
+                 h_fake_peer_counts(fp, &f))
+                h_sleep_ms(2);
+            H_REQUIRE(f.assigned == 1, "the blocker did not reach the peer");
+        }
+    }
+    /* Completion order, as p2c2r_client_poll hands results out. */
+    int order[4], got = 0;
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    while (got < 4 && h_now_ms() < end) {
+        struct p2c2r_result r;
+        int n = p2c2r_client_poll(c, &r, 1, 100);
+        H_REQUIRE(n >= 0, "poll: %s", h_err(n));
+        if (n == 0)
+            continue;
+        for (int i = 0; i < 4; i++)
+            if (r.ticket.id == tk[i].id)
+                order[got++] = i;
+        H_CHECK(r.status == 0, "ticket %llu: %s", (unsigned long long)r.ticket.id, h_err(r.status));
+        p2c2r_result_release(&r);
+    }
+    H_REQUIRE(got == 4, "%d of 4 results", got);
+    int pos[4];
+    for (int i = 0; i < 4; i++)
+        pos[order[i]] = i;
+    H_CHECK(pos[1] < pos[2] && pos[3] < pos[2],
+            "A (lent a 5 s deadline by its twin C) should finish before B (30 s): order %d %d %d %d", order[0],
+            order[1], order[2], order[3]);
+    h_fake_peer_counts(fp, &f);
+    H_CHECK(f.assigned == 3, "the peer ran %ld tasks, expected 3 (C joined A)", f.assigned);
+    p2c2r_client_close(c);
+    h_fake_peer_stop(fp);
+    struct h_proc *ps[] = {co};
+    stop_procs(ps, 1);
+}
+
 /* ---- circuit breaker ------------------------------------------------------------------ */
 
 static void scenario_breaker(void)
@@ -1096,6 +1155,7 @@ int main(int argc, char **argv)
     scenario_admission();
     scenario_priority();
     scenario_cache();
+    scenario_coalesce_urgency();
     scenario_gpu();
     scenario_type_deadline();
     return h_finish();
