@@ -284,7 +284,7 @@ struct conn {
 struct counters {
     uint64_t submitted, accepted, rejected, delivered_ok, delivered_err;
     uint64_t requeued, lost, timed_out, cancelled, late_results, duplicate_results;
-    uint64_t retries, hedges, hedge_wins, quarantines, cache_hits, cache_misses, coalesced;
+    uint64_t retries, hedges, hedge_wins, quarantines, coalesced; /* cache hits/misses: rcache_stats */
     uint64_t rejected_deadline, rejected_capability, pings;
     uint64_t blobs_put, blobs_sent, blob_misses;
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
@@ -933,6 +933,13 @@ static int task_fits(const struct coord *co, const struct task *t, const struct 
     return 1;
 }
 
+/* How often p was right: a Laplace estimate over its results that another
+ * peer confirmed or contradicted, 0.5 with no history. */
+static double peer_trust(const struct peer_rec *p)
+{
+    return (p->good + 1.0) / (p->good + p->strikes + 2.0);
+}
+
 /* Expected time for p to return a task of type ti, in us; lower is better.
  * See docs/ARCHITECTURE.md, "Peer choice". */
 static double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
@@ -940,7 +947,7 @@ static double peer_score(const struct coord *co, const struct peer_rec *p, int t
     const struct ttype *tt = &co->types[ti];
     double exec = p->ty[ti].exec_ewma > 0 ? p->ty[ti].exec_ewma : tt->exec_ewma > 0 ? tt->exec_ewma : 1000;
     double load = p->slots ? (double)p->inflight / p->slots : 1;
-    double trust = (p->good + 1.0) / (p->good + p->strikes + 2.0);
+    double trust = peer_trust(p);
     return (p->rtt_us + exec * (1 + load)) * (1 + 4 * p->fail_ewma) * (1.5 - 0.5 * trust);
 }
 
@@ -1954,17 +1961,9 @@ static int first_missing_blob(struct coord *co, const struct msg_task *m)
     return -1;
 }
 
-static int type_has_version(const struct ttype *tt, int ti, uint32_t v)
-{
-    for (uint32_t i = 0; i < tt->npeers; i++)
-        if (tt->peers[i]->ty[ti].version >= v)
-            return 1;
-    return 0;
-}
-
 /* Whether any registered peer of the type could ever run a task that
- * needs r at version v.  O(peers of the type), only for tasks with
- * requirements. */
+ * needs r at version v.  O(peers of the type), only for tasks that name a
+ * minimum version or requirements. */
 static int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto_reqs *r)
 {
     for (uint32_t i = 0; i < tt->npeers; i++)
@@ -2030,6 +2029,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         conn_fail(c, P2C2R_EPROTO, "malformed task in SUBMIT (ticket %" PRIu64 ")", ticket);
         return -1;
     }
+    static const struct proto_reqs no_reqs = {0, 0, 0};
     int code = 0, missing;
     char reason[200];
     int ti = type_find(co, m.type.p, m.type.len);
@@ -2046,7 +2046,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         code = P2C2R_EUNSUPPORTED;
         snprintf(reason, sizeof(reason), "no connected peer runs task type '%.*s'",
                  (int)m.type.len, (const char *)m.type.p);
-    } else if (m.min_version && !type_has_version(tt, ti, m.min_version)) {
+    } else if (m.min_version && !type_can_meet(tt, ti, m.min_version, &no_reqs)) {
         code = P2C2R_EUNSUPPORTED;
         snprintf(reason, sizeof(reason), "no connected peer runs '%.*s' at version %u or later",
                  (int)m.type.len, (const char *)m.type.p, m.min_version);
@@ -2086,7 +2086,6 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         size_t olen;
         uint32_t ver;
         if (rcache_get(co->cache, &key, m.min_version, co->now, &out, &olen, &ver)) {
-            co->n.cache_hits++;
             tt->cache_hits++;
             co->n.accepted++;
             (*accepted)++;
@@ -2099,7 +2098,6 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
             }
             return send_deliver(co, c, ticket, 0, 0, 0, 0, PROTO_DELIVER_F_CACHED, out, olen);
         }
-        co->n.cache_misses++;
         tt->cache_misses++;
         leader = coalesce_find(co, &key, m.min_version);
     }
@@ -2345,11 +2343,6 @@ static uint64_t type_free_slots(const struct ttype *tt)
     return n;
 }
 
-static double peer_trust(const struct peer_rec *p)
-{
-    return (p->good + 1.0) / (p->good + p->strikes + 2.0);
-}
-
 /* The STATS document (docs/PROTOCOL.md 5.7), appended to o. */
 static void stats_json(struct coord *co, struct buf *o)
 {
@@ -2372,7 +2365,7 @@ static void stats_json(struct coord *co, struct buf *o)
                ",\"quarantines\":%" PRIu64 ",\"cache_hits\":%" PRIu64 ",\"cache_misses\":%" PRIu64
                ",\"coalesced\":%" PRIu64 ",\"rejected_deadline\":%" PRIu64
                ",\"rejected_capability\":%" PRIu64 ",\"pings\":%" PRIu64,
-            k->retries, k->hedges, k->hedge_wins, k->quarantines, k->cache_hits, k->cache_misses,
+            k->retries, k->hedges, k->hedge_wins, k->quarantines, cs.hits, cs.misses,
             k->coalesced, k->rejected_deadline, k->rejected_capability, k->pings);
     jprintf(o, ",\"connections_total\":%" PRIu64 ",\"protocol_errors\":%" PRIu64
                ",\"auth_failures\":%" PRIu64 ",\"limit_cuts\":%" PRIu64 ",\"bytes_in\":%" PRIu64
@@ -3000,28 +2993,40 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->admission = 1;
 }
 
+/* The next item of a comma-separated option value: 1 with [*item, +*len),
+ * 0 at the end.  Empty items are passed on for the caller to refuse. */
+static int spec_next(const char **s, const char **item, size_t *len)
+{
+    if (!**s)
+        return 0;
+    const char *end = strchr(*s, ',');
+    if (!end)
+        end = *s + strlen(*s);
+    *item = *s;
+    *len = (size_t)(end - *s);
+    *s = *end ? end + 1 : end;
+    return 1;
+}
+
 /* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */
 static int parse_type_deadlines(struct coord *co, const char *spec, char *err, size_t errcap)
 {
-    const char *s = spec;
-    while (*s) {
-        const char *eq = strchr(s, '='), *end = strchr(s, ',');
-        if (!end)
-            end = s + strlen(s);
-        char *stop;
-        unsigned long ms = eq && eq < end ? strtoul(eq + 1, &stop, 10) : 0;
-        if (!eq || eq > end || eq == s || (size_t)(eq - s) > PROTO_MAX_TYPE_NAME ||
-            !type_name_ok((const uint8_t *)s, (size_t)(eq - s)) || stop != end || ms == 0 ||
+    const char *s = spec, *it;
+    size_t n;
+    while (spec_next(&s, &it, &n)) {
+        const char *eq = memchr(it, '=', n), *end = it + n;
+        char *stop = NULL;
+        unsigned long ms = eq ? strtoul(eq + 1, &stop, 10) : 0;
+        if (!eq || !type_name_ok((const uint8_t *)it, (size_t)(eq - it)) || stop != end || ms == 0 ||
             ms > 86400000 || co->ntdl == PROTO_MAX_TYPES) {
             snprintf(err, errcap, "bad --type-deadline '%s': expected TYPE=MS[,TYPE=MS...] with MS in 1..86400000",
                      spec);
             return P2C2R_EINVAL;
         }
         struct type_deadline *d = &co->tdl[co->ntdl++];
-        memcpy(d->name, s, (size_t)(eq - s));
-        d->name[eq - s] = '\0';
+        memcpy(d->name, it, (size_t)(eq - it));
+        d->name[eq - it] = '\0';
         d->ms = (uint32_t)ms;
-        s = *end ? end + 1 : end;
     }
     return 0;
 }
@@ -3029,20 +3034,16 @@ static int parse_type_deadlines(struct coord *co, const char *spec, char *err, s
 /* Parses "TYPE,TYPE" or "*" (--cache-types); "" caches nothing. */
 static int parse_cache_types(struct coord *co, const char *spec, char *err, size_t errcap)
 {
-    const char *s = spec;
-    while (*s) {
-        const char *end = strchr(s, ',');
-        if (!end)
-            end = s + strlen(s);
-        size_t n = (size_t)(end - s);
-        int star = n == 1 && *s == '*';
-        if ((!star && !type_name_ok((const uint8_t *)s, n)) || co->ncache_types == PROTO_MAX_TYPES) {
+    const char *s = spec, *it;
+    size_t n;
+    while (spec_next(&s, &it, &n)) {
+        int star = n == 1 && *it == '*';
+        if ((!star && !type_name_ok((const uint8_t *)it, n)) || co->ncache_types == PROTO_MAX_TYPES) {
             snprintf(err, errcap, "bad --cache-types '%s': expected TYPE[,TYPE...] or '*'", spec);
             return P2C2R_EINVAL;
         }
-        memcpy(co->cache_types[co->ncache_types], s, n);
+        memcpy(co->cache_types[co->ncache_types], it, n);
         co->cache_types[co->ncache_types++][n] = '\0';
-        s = *end ? end + 1 : end;
     }
     return 0;
 }

@@ -684,6 +684,26 @@ long long h_json_num(const char *json, const char *anchor, const char *key)
     return strtoll(m + strlen(k), NULL, 10);
 }
 
+p2c2r_ticket h_submit(p2c2r_client *c, const struct p2c2r_task *t)
+{
+    p2c2r_ticket tk = {0};
+    int rc = p2c2r_client_submit(c, t, &tk);
+    H_REQUIRE(rc == 0, "submit %s (%zu bytes) returned %s", t->type, t->input_len, h_err(rc));
+    return tk;
+}
+
+struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms)
+{
+    struct p2c2r_result r;
+    memset(&r, 0, sizeof(r));
+    int rc = p2c2r_client_wait(c, t, h_bound_ms(timeout_ms), &r);
+    H_REQUIRE(rc == 0, "no result for ticket %llu within %d ms: %s", (unsigned long long)t.id,
+              h_bound_ms(timeout_ms), h_err(rc));
+    H_CHECK(r.ticket.id == t.id, "result ticket %llu, waited for %llu", (unsigned long long)r.ticket.id,
+            (unsigned long long)t.id);
+    return r;
+}
+
 long long h_peer_id(const char *json, const char *name)
 {
     char anchor[96];

@@ -144,6 +144,14 @@ int h_run(const char *const *argv, const char *in_path, const char *out_path,
 char *h_read_file(const char *path, size_t *len);
 int h_write_file(const char *path, const void *p, size_t n);
 
+/* ---- the client API, checked ---------------------------------------------- */
+
+/* Submits t on c; requires success and returns the ticket. */
+p2c2r_ticket h_submit(p2c2r_client *c, const struct p2c2r_task *t);
+/* Waits up to timeout_ms (stretched with h_bound_ms) for t's result;
+ * requires that one arrives and checks that it is t's.  Release it. */
+struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms);
+
 /* ---- coordinator stats ---------------------------------------------------- */
 
 /* Fetches the current coordinator's stats JSON (free it); NULL on failure. */

@@ -303,27 +303,9 @@ static struct p2c2r_task task(const char *type, const void *in, size_t n)
 
 static struct p2c2r_task text_task(const char *in) { return task("echo", in, strlen(in)); }
 
-static p2c2r_ticket submit(p2c2r_client *c, const struct p2c2r_task *t)
-{
-    p2c2r_ticket tk = {0};
-    int rc = p2c2r_client_submit(c, t, &tk);
-    H_REQUIRE(rc == 0, "submit %s (%zu bytes) returned %s", t->type, t->input_len, h_err(rc));
-    return tk;
-}
-
-static struct p2c2r_result wait_result(p2c2r_client *c, p2c2r_ticket t)
-{
-    struct p2c2r_result r;
-    memset(&r, 0, sizeof(r));
-    int rc = p2c2r_client_wait(c, t, h_bound_ms(20000), &r);
-    H_REQUIRE(rc == 0, "no result for ticket %llu within %d ms: %s", (unsigned long long)t.id,
-              h_bound_ms(20000), h_err(rc));
-    return r;
-}
-
 static struct p2c2r_result run(p2c2r_client *c, const struct p2c2r_task *t)
 {
-    return wait_result(c, submit(c, t));
+    return h_wait(c, h_submit(c, t), 20000);
 }
 
 static struct p2c2r_pressure pressure(p2c2r_client *c)
@@ -397,7 +379,7 @@ static void test_encoding(p2c2r_client *c)
     int rc = p2c2r_client_submit_batch(c, b, 3, tk);
     H_REQUIRE(rc == 0, "submit_batch of 3: %s", h_err(rc));
     for (int i = 0; i < 3; i++) {
-        r = wait_result(c, tk[i]);
+        r = h_wait(c, tk[i], 20000);
         H_CHECK(r.status == 0, "batch entry %d: %s", i, h_err(r.status));
         p2c2r_result_release(&r);
     }
@@ -456,7 +438,7 @@ static void test_result_flags(p2c2r_client *c)
 
     h_phase("fake: flags of a large result (read straight into its own buffer)");
     t = text_task("big");
-    p2c2r_ticket tk = submit(c, &t);
+    p2c2r_ticket tk = h_submit(c, &t);
     H_REQUIRE(p2c2r_client_flush(c, h_bound_ms(5000)) == 0, "flush");
     pthread_mutex_lock(&F.mu);
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
@@ -485,7 +467,7 @@ static void test_result_flags(p2c2r_client *c)
     F.big_stage = 2;
     pthread_cond_broadcast(&F.cv);
     pthread_mutex_unlock(&F.mu);
-    r = wait_result(c, tk);
+    r = h_wait(c, tk, 20000);
     H_CHECK(r.status == 0 && r.flags == (P2C2R_RESULT_CACHED | P2C2R_RESULT_HEDGED),
             "large result: status %s flags 0x%x, expected CACHED|HEDGED", h_err(r.status), r.flags);
     H_CHECK(r.attempts == 1 && r.peer_id == 3 && r.exec_us == 9, "large result: attempts %u peer %u exec %u",
@@ -555,7 +537,7 @@ static void test_pressure_exact(const char *addr)
     struct p2c2r_task hold = text_task("hold");
     p2c2r_ticket held[3];
     for (int i = 0; i < 3; i++)
-        held[i] = submit(c, &hold);
+        held[i] = h_submit(c, &hold);
     p = pressure(c);
     H_CHECK(p.inflight == 3, "3 tasks submitted: inflight %u", p.inflight);
     /* submit only appends to the output buffer (it writes when 256 KiB are
@@ -570,9 +552,9 @@ static void test_pressure_exact(const char *addr)
     h_phase("fake: a failed connection's results are not counted as refusals");
     double ratio = p.reject_ratio;
     struct p2c2r_task cl = text_task("close");
-    p2c2r_ticket last = submit(c, &cl);
+    p2c2r_ticket last = h_submit(c, &cl);
     for (int i = 0; i < 4; i++) {
-        struct p2c2r_result r = wait_result(c, i < 3 ? held[i] : last);
+        struct p2c2r_result r = h_wait(c, i < 3 ? held[i] : last, 20000);
         H_CHECK(r.status == P2C2R_ECLOSED || r.status == P2C2R_EIO, "task %d on a closed connection: %s", i,
                 h_err(r.status));
         p2c2r_result_release(&r);
@@ -688,8 +670,8 @@ static void test_deadline(p2c2r_client *c)
     for (int round = 0; round < 3; round++) {
         uint64_t t0 = h_now_ms();
         for (int i = 0; i < WARM_TASKS; i += 2) {
-            p2c2r_ticket a = submit(c, &warm), b = submit(c, &warm);
-            struct p2c2r_result ra = wait_result(c, a), rb = wait_result(c, b);
+            p2c2r_ticket a = h_submit(c, &warm), b = h_submit(c, &warm);
+            struct p2c2r_result ra = h_wait(c, a, 20000), rb = h_wait(c, b, 20000);
             H_REQUIRE(ra.status == 0 && rb.status == 0, "warm-up sha256: %s / %s", h_err(ra.status),
                       h_err(rb.status));
             p2c2r_result_release(&ra);
@@ -756,7 +738,7 @@ static void test_queue_full(void)
     H_REQUIRE(rc == 0, "submit_batch: %s", h_err(rc));
     int ok = 0, full = 0;
     for (int i = 0; i < N; i++) {
-        struct p2c2r_result r = wait_result(c, tk[i]);
+        struct p2c2r_result r = h_wait(c, tk[i], 20000);
         if (r.status == 0)
             ok++;
         else if (H_CHECK(r.status == P2C2R_EQUEUEFULL, "batch entry %d: %s", i, h_err(r.status)))

@@ -45,32 +45,11 @@ static struct p2c2r_task task_fresh(const char *type, const char *params, const 
     return t;
 }
 
-static p2c2r_ticket submit(p2c2r_client *c, const struct p2c2r_task *t)
-{
-    p2c2r_ticket tk = {0};
-    int rc = p2c2r_client_submit(c, t, &tk);
-    H_REQUIRE(rc == 0, "submit %s (%zu bytes) returned %s", t->type, t->input_len, h_err(rc));
-    return tk;
-}
-
-/* Waits (bounded) for t's result; requires that one arrives. */
-static struct p2c2r_result wait_result(p2c2r_client *c, p2c2r_ticket t)
-{
-    struct p2c2r_result r;
-    memset(&r, 0, sizeof(r));
-    int rc = p2c2r_client_wait(c, t, h_bound_ms(10000), &r);
-    H_REQUIRE(rc == 0, "no result for ticket %llu within %d ms: %s", (unsigned long long)t.id,
-              h_bound_ms(10000), h_err(rc));
-    H_CHECK(r.ticket.id == t.id, "result ticket %llu, waited for %llu", (unsigned long long)r.ticket.id,
-            (unsigned long long)t.id);
-    return r;
-}
-
 static struct p2c2r_result run_one(p2c2r_client *c, const char *type, const char *params, const void *in,
                                    size_t n)
 {
     struct p2c2r_task t = task_of(type, params, in, n);
-    return wait_result(c, submit(c, &t));
+    return h_wait(c, h_submit(c, &t), 10000);
 }
 
 static void check_ok(const struct p2c2r_result *r, const void *want, size_t n, const char *what)
@@ -220,13 +199,13 @@ static void test_out_of_order(p2c2r_client *c)
     h_sha256(in, sizeof(in), md);
     h_signal(sha_peer, SIGSTOP);
     struct p2c2r_task ta = task_of("sha256", NULL, in, sizeof(in));
-    p2c2r_ticket a = submit(c, &ta);
+    p2c2r_ticket a = h_submit(c, &ta);
     p2c2r_ticket b[10];
     char msgs[10][16];
     for (int i = 0; i < 10; i++) {
         snprintf(msgs[i], sizeof(msgs[i]), "small-%d", i);
         struct p2c2r_task tb = task_of("echo", NULL, msgs[i], strlen(msgs[i]));
-        b[i] = submit(c, &tb);
+        b[i] = h_submit(c, &tb);
     }
     /* The later echo tasks complete while the earlier sha256 cannot. */
     int seen = 0;
@@ -259,7 +238,7 @@ static void test_out_of_order(p2c2r_client *c)
     H_CHECK(p2c2r_client_pending(c) == 1, "pending %zu, expected 1", p2c2r_client_pending(c));
 
     h_signal(sha_peer, SIGCONT);
-    r = wait_result(c, a);
+    r = h_wait(c, a, 10000);
     check_ok(&r, md, 32, "sha256 after its peer resumed");
     p2c2r_result_release(&r);
     rc = p2c2r_client_wait(c, a, 0, &r);
@@ -281,7 +260,7 @@ static void test_flush(p2c2r_client *c)
     h_phase("flush with nothing coming back");
     h_signal(sha_peer, SIGSTOP);
     struct p2c2r_task t = task_of("sha256", NULL, "flush", 5);
-    p2c2r_ticket tk = submit(c, &t);
+    p2c2r_ticket tk = h_submit(c, &t);
     int timeout = 2000;
     uint64_t t0 = h_now_ms();
     int rc = p2c2r_client_flush(c, timeout);
@@ -292,7 +271,7 @@ static void test_flush(p2c2r_client *c)
             "the output is written (so flush(c, -1) can block forever)",
             (unsigned long long)ms, timeout);
     h_signal(sha_peer, SIGCONT);
-    struct p2c2r_result r = wait_result(c, tk);
+    struct p2c2r_result r = h_wait(c, tk, 10000);
     H_CHECK(r.status == 0 && r.output_len == 32, "sha256 after flush: %s", h_err(r.status));
     p2c2r_result_release(&r);
 }
@@ -307,17 +286,17 @@ static void test_cancel(p2c2r_client *c)
 
     h_signal(sha_peer, SIGSTOP);
     struct p2c2r_task t = task_of("sha256", NULL, in, sizeof(in));
-    p2c2r_ticket running = submit(c, &t); /* assigned to the frozen peer */
-    p2c2r_ticket queued = submit(c, &t);  /* its one slot is taken: queued */
+    p2c2r_ticket running = h_submit(c, &t); /* assigned to the frozen peer */
+    p2c2r_ticket queued = h_submit(c, &t);  /* its one slot is taken: queued */
     int rc = p2c2r_client_cancel(c, queued);
     H_CHECK(rc == 0, "cancel of a queued task returned %s", h_err(rc));
-    struct p2c2r_result r = wait_result(c, queued);
+    struct p2c2r_result r = h_wait(c, queued, 10000);
     H_CHECK(r.status == P2C2R_ECANCELLED, "cancelled queued task: status %s, expected ECANCELLED",
             h_err(r.status));
     p2c2r_result_release(&r);
     rc = p2c2r_client_cancel(c, running);
     H_CHECK(rc == 0, "cancel of a running task returned %s", h_err(rc));
-    r = wait_result(c, running);
+    r = h_wait(c, running, 10000);
     H_CHECK(r.status == P2C2R_ECANCELLED, "cancelled running task: status %s, expected ECANCELLED",
             h_err(r.status));
     p2c2r_result_release(&r);
@@ -332,7 +311,7 @@ static void test_cancel(p2c2r_client *c)
 
     /* Cancelling a finished (not yet collected) task keeps its real result. */
     struct p2c2r_task e = task_of("echo", NULL, "done", 4);
-    p2c2r_ticket fin = submit(c, &e);
+    p2c2r_ticket fin = h_submit(c, &e);
     struct p2c2r_result tmp;
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     int arrived = 0;
@@ -365,15 +344,15 @@ static void test_deadlines(p2c2r_client *c)
     h_signal(sha_peer, SIGSTOP);
     struct p2c2r_task t = task_fresh("sha256", NULL, "late", 4);
     t.deadline_ms = 300;
-    p2c2r_ticket running = submit(c, &t); /* takes the frozen peer's one slot */
-    p2c2r_ticket queued = submit(c, &t);
-    struct p2c2r_result r = wait_result(c, running);
+    p2c2r_ticket running = h_submit(c, &t); /* takes the frozen peer's one slot */
+    p2c2r_ticket queued = h_submit(c, &t);
+    struct p2c2r_result r = h_wait(c, running, 10000);
     H_CHECK(r.status == P2C2R_ETIMEDOUT, "running task past its deadline: status %s, expected ETIMEDOUT",
             h_err(r.status));
     H_CHECK(r.output_len && strstr((const char *)r.output, "running"),
             "reason should say it was running: '%.*s'", (int)r.output_len, r.output ? (char *)r.output : "");
     p2c2r_result_release(&r);
-    r = wait_result(c, queued);
+    r = h_wait(c, queued, 10000);
     H_CHECK(r.status == P2C2R_ETIMEDOUT, "queued task past its deadline: status %s, expected ETIMEDOUT",
             h_err(r.status));
     H_CHECK(r.output_len && strstr((const char *)r.output, "queued"),
@@ -382,7 +361,7 @@ static void test_deadlines(p2c2r_client *c)
     h_signal(sha_peer, SIGCONT);
     /* The slot comes back once the peer answers the timed-out assignment. */
     struct p2c2r_task again = task_fresh("sha256", NULL, "abc", 3);
-    r = wait_result(c, submit(c, &again));
+    r = h_wait(c, h_submit(c, &again), 10000);
     check_ok(&r, sha_abc, 32, "sha256 after deadlines");
     p2c2r_result_release(&r);
 }
@@ -400,7 +379,7 @@ static void test_renter_disconnect(p2c2r_client *c)
     H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
     for (int i = 0; i < N; i++) {
         struct p2c2r_task t = task_fresh("sha256", NULL, "gone", 4);
-        submit(x, &t);
+        h_submit(x, &t);
     }
     long long live = -1;
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
@@ -424,7 +403,7 @@ static void test_renter_disconnect(p2c2r_client *c)
     H_CHECK(live == 1, "after the renter left, tasks_live is %lld, expected 1 (its running task)", live);
     h_signal(sha_peer, SIGCONT);
     struct p2c2r_task again = task_fresh("sha256", NULL, "abc", 3);
-    struct p2c2r_result r = wait_result(c, submit(c, &again));
+    struct p2c2r_result r = h_wait(c, h_submit(c, &again), 10000);
     check_ok(&r, sha_abc, 32, "sha256 after another renter left");
     p2c2r_result_release(&r);
     char *js = h_stats(NULL);
@@ -454,9 +433,9 @@ static void test_unsupported(p2c2r_client *c)
     hi.min_version = 99;
     hi.deadline_ms = (uint32_t)h_bound_ms(8000);
     uint64_t t0 = h_now_ms();
-    p2c2r_ticket thi = submit(c, &hi);
+    p2c2r_ticket thi = h_submit(c, &hi);
     struct p2c2r_task lo = task_of("echo", NULL, "after", 5);
-    p2c2r_ticket tlo = submit(c, &lo);
+    p2c2r_ticket tlo = h_submit(c, &lo);
     struct p2c2r_result rl;
     int rc = p2c2r_client_wait(c, tlo, h_bound_ms(5000), &rl);
     H_CHECK(rc == 0, "an echo task submitted after an unsatisfiable min_version=99 echo task got no "
@@ -605,7 +584,7 @@ static void test_backpressure(void)
             h_err(rc));
     H_CHECK(p2c2r_client_pending(c) == max, "pending %zu after refused submits, expected %u",
             p2c2r_client_pending(c), max);
-    struct p2c2r_result r = wait_result(c, tk[0]);
+    struct p2c2r_result r = h_wait(c, tk[0], 10000);
     check_ok(&r, "bp", 2, "first task under backpressure");
     p2c2r_result_release(&r);
     rc = p2c2r_client_submit(c, &t, &tk[max]);
