@@ -799,12 +799,17 @@ static void peer_quarantine(struct coord *co, struct peer_rec *p, const char *wh
     peer_refresh(co, p);
 }
 
+/* Moves p's failure rate (a moving average over its events, weight 0.1)
+ * toward 1 for a bad event: a contradicted result, a deadline that passed
+ * while it held the task, a result sent twice. */
+static void peer_bad_event(struct peer_rec *p) { p->fail_ewma = p->fail_ewma * 0.9f + 0.1f; }
+
 /* p returned a result another peer contradicted (or it failed a probe). */
 static void peer_strike(struct coord *co, struct peer_rec *p, const char *why)
 {
     p->strikes++;
     p->consec_strikes++;
-    p->fail_ewma = p->fail_ewma * 0.9f + 0.1f;
+    peer_bad_event(p);
     if (p->state == PS_PROBING ||
         (p->state == PS_OK && p->consec_strikes >= co->cfg.breaker_strikes))
         peer_quarantine(co, p, why);
@@ -1860,7 +1865,7 @@ static int on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         if (peer_answered(p, h->req_id)) {
             /* Answered twice: dropped, counted, and it costs the peer trust. */
             co->n.duplicate_results++;
-            p->fail_ewma = p->fail_ewma * 0.9f + 0.1f;
+            peer_bad_event(p);
             return 0;
         }
         /* Never ours: a peer inventing results is misbehaving. */
@@ -2752,7 +2757,7 @@ static void sweep_deadlines(struct coord *co, uint64_t now)
         /* A peer that let a deadline pass is counted slower, not broken. */
         for (int i = 0; i < 2; i++)
             if (t->at[i].peer)
-                t->at[i].peer->fail_ewma = t->at[i].peer->fail_ewma * 0.9f + 0.1f;
+                peer_bad_event(t->at[i].peer);
         task_end_early(co, t, P2C2R_ETIMEDOUT, why);
     }
 }

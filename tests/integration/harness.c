@@ -704,6 +704,23 @@ struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms)
     return r;
 }
 
+long long h_type_stat_sampled(const char *type, const char *key, long long min_samples)
+{
+    char anchor[96];
+    snprintf(anchor, sizeof(anchor), "\"name\":\"%s\"", type);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000);
+    do {
+        char *js = h_stats(NULL);
+        long long n = h_json_num(js, anchor, "attempt_samples");
+        long long v = h_json_num(js, anchor, key);
+        free(js);
+        if (n >= min_samples)
+            return v;
+        h_sleep_ms(20);
+    } while (h_now_ms() < end);
+    return -1;
+}
+
 long long h_peer_id(const char *json, const char *name)
 {
     char anchor[96];

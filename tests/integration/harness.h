@@ -159,6 +159,12 @@ char *h_stats(const char *token);
 /* The integer after "key": in json (first match at or after the first
  * occurrence of anchor when anchor is not NULL), or -1. */
 long long h_json_num(const char *json, const char *anchor, const char *key);
+/* Polls the current coordinator's stats (bounded) until task type `type`
+ * has at least min_samples attempts behind its quantiles (the coordinator
+ * refreshes them every 100 ms; hedging and admission need 20), then
+ * returns that type's field key; -1 when that did not happen in time. */
+long long h_type_stat_sampled(const char *type, const char *key, long long min_samples);
+
 /* The coordinator's id for the peer called name in a stats JSON (the "id"
  * field just before its "name"), or -1. */
 long long h_peer_id(const char *json, const char *name);

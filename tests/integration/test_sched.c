@@ -214,18 +214,8 @@ static void scenario_hedge(void)
     h_phase("hedge: a first burst on the fast peers gives echo its attempt quantiles");
     static struct rec recs[BURST];
     int tasks = BURST, ok = run_echo(c, "hedge-renter", BURST, BURST, P2C2R_PRIO_INTERACTIVE, 1000, NULL);
-    h_sleep_ms(h_bound_ms(250)); /* two refreshes of the quantiles: see scenario_admission */
-    long long p95 = -1;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(3000);
-    while (h_now_ms() < end) {
-        char *js = h_stats(NULL);
-        p95 = h_json_num(js, "\"name\":\"echo\"", "attempt_p95_us");
-        free(js);
-        if (p95 > 0)
-            break;
-        h_sleep_ms(20);
-    }
-    H_REQUIRE(p95 > 0, "echo has no attempt p95 after %d tasks", BURST);
+    long long p95 = h_type_stat_sampled("echo", "attempt_p95_us", 20);
+    H_REQUIRE(p95 > 0, "echo has no attempt p95 from 20 samples after %d tasks", BURST);
 
     h_phase("hedge: a slow fake peer joins");
     struct h_fake_peer_cfg sc = {.name = "slow", .types = "echo", .slots = 4, .delay_ms = SLOW_MS};
@@ -236,7 +226,7 @@ static void scenario_hedge(void)
     h_phase("hedge: bursts of %d echo tasks until %d were hedged", BURST, MIN_HEDGED);
     int hedged = 0, hedged_fast = 0, slow_won = 0, bursts = 0;
     struct h_fake_counts fc;
-    end = h_now_ms() + (uint64_t)h_bound_ms(20000);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(20000);
     while ((hedged < MIN_HEDGED || bursts < MIN_BURSTS) && h_now_ms() < end) {
         /* Each burst starts with the slow peer idle: its slots are held
          * until it answers, even for tasks a hedge already finished. */
@@ -356,7 +346,7 @@ static void scenario_hedge_hol(void)
     p2c2r_client *c = renter_connect("hol-renter");
     int ok = run_echo(c, "hol-renter", 100, 100, P2C2R_PRIO_INTERACTIVE, 700, NULL);
     H_CHECK(ok == 100, "warm-up: %d of 100 correct", ok);
-    h_sleep_ms(h_bound_ms(250)); /* the type's quantiles and sample count: see scenario_admission */
+    H_REQUIRE(h_type_stat_sampled("echo", "attempt_p95_us", 20) > 0, "echo has no attempt p95 from 20 samples");
     struct h_fake_peer_cfg sc = {.name = "cpu-slow", .types = "echo", .slots = 1, .delay_ms = CPU_SLOW_MS};
     struct h_fake_peer *cpu_slow = h_fake_peer_start(&sc);
     uint32_t slow_id = h_fake_peer_id(cpu_slow);
@@ -767,21 +757,8 @@ static void scenario_admission(void)
                 "warm-up task %d: status %s", i, h_err(r.status));
         p2c2r_result_release(&r);
     }
-    /* The quantiles and the sample count behind the estimate are refreshed
-     * every 100 ms, and stats show only the quantiles: a p50 seen early may
-     * come from a refresh with fewer than 20 samples.  Two refreshes after
-     * the last result, the count is in. */
-    h_sleep_ms(h_bound_ms(250));
-    long long p50 = -1;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(3000);
-    while (h_now_ms() < end) {
-        char *js = h_stats(NULL);
-        p50 = h_json_num(js, "\"name\":\"it.slow\"", "attempt_p50_us");
-        free(js);
-        if (p50 > 0)
-            break;
-        h_sleep_ms(20);
-    }
+    /* Admission needs 20 samples behind the quantiles, refreshed every 100 ms. */
+    long long p50 = h_type_stat_sampled("it.slow", "attempt_p50_us", 20);
     h_log("admission: it.slow attempt p50 = %lld us", p50);
     H_REQUIRE(p50 >= DELAY_MS * 1000 / 2, "it.slow attempt_p50_us is %lld after %d tasks of %d ms", p50,
               WARM, DELAY_MS);
