@@ -2107,8 +2107,8 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         leader = coalesce_find(co, &key, m.min_version);
     }
     uint32_t ahead = 0;
-    uint64_t est = leader ? 0 : admission_estimate(tt, kind, prio, &ahead);
-    if (co->cfg.admission && est > (uint64_t)dl_ms * 1000) {
+    uint64_t est = leader || !co->cfg.admission ? 0 : admission_estimate(tt, kind, prio, &ahead);
+    if (est > (uint64_t)dl_ms * 1000) {
         co->n.rejected++;
         co->n.rejected_deadline++;
         tt->rejected[-P2C2R_EDEADLINE]++;
