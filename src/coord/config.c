@@ -1,0 +1,144 @@
+/* config.c - configuration: defaults, the comma-list options and the tokens file. */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord/coord_int.h"
+
+void coord_config_defaults(struct coord_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen = "127.0.0.1:8765";
+    cfg->max_body = PROTO_MAX_BODY_DEFAULT;
+    cfg->renter_max_inflight = 8192;
+    cfg->max_output = 64u << 20;
+    cfg->queue_max = 1000000;
+    cfg->queue_max_bytes = 1ull << 30;
+    cfg->max_attempts = 3;
+    cfg->max_conns = 20000;
+    cfg->hello_timeout_ms = 5000;
+    cfg->peer_timeout_ms = 30000;
+    cfg->default_deadline_ms = 60000;
+    cfg->orphan_timeout_ms = 10000;
+    cfg->blob_store_bytes = 512u << 20;
+    cfg->cache_types = "sha256,pathfind,physics,raytrace,upscale";
+    cfg->cache_bytes = 64u << 20;
+    cfg->cache_ttl_ms = 300000;
+    cfg->hedge = 1;
+    cfg->hedge_min_us = 2000;
+    cfg->aging_ms = 500;
+    cfg->breaker_strikes = 5;
+    cfg->breaker_cooldown_ms = 2000;
+    cfg->ping_ms = 5000;
+    cfg->admission = 1;
+}
+
+/* The next item of a comma-separated option value: 1 with [*item, +*len),
+ * 0 at the end.  Empty items are passed on for the caller to refuse. */
+static int spec_next(const char **s, const char **item, size_t *len)
+{
+    if (!**s)
+        return 0;
+    const char *end = strchr(*s, ',');
+    if (!end)
+        end = *s + strlen(*s);
+    *item = *s;
+    *len = (size_t)(end - *s);
+    *s = *end ? end + 1 : end;
+    return 1;
+}
+
+/* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */
+int config_type_deadlines(struct coord *co, const char *spec, char *err, size_t errcap)
+{
+    const char *s = spec, *it;
+    size_t n;
+    while (spec_next(&s, &it, &n)) {
+        const char *eq = memchr(it, '=', n), *end = it + n;
+        char *stop = NULL;
+        unsigned long ms = eq ? strtoul(eq + 1, &stop, 10) : 0;
+        if (!eq || !type_name_ok((const uint8_t *)it, (size_t)(eq - it)) || stop != end || ms == 0 ||
+            ms > 86400000 || co->ntdl == PROTO_MAX_TYPES) {
+            snprintf(err, errcap, "bad --type-deadline '%s': expected TYPE=MS[,TYPE=MS...] with MS in 1..86400000",
+                     spec);
+            return P2C2R_EINVAL;
+        }
+        struct type_deadline *d = &co->tdl[co->ntdl++];
+        memcpy(d->name, it, (size_t)(eq - it));
+        d->name[eq - it] = '\0';
+        d->ms = (uint32_t)ms;
+    }
+    return 0;
+}
+
+/* Parses "TYPE,TYPE" or "*" (--cache-types); "" caches nothing. */
+int config_cache_types(struct coord *co, const char *spec, char *err, size_t errcap)
+{
+    const char *s = spec, *it;
+    size_t n;
+    while (spec_next(&s, &it, &n)) {
+        int star = n == 1 && *it == '*';
+        if ((!star && !type_name_ok((const uint8_t *)it, n)) || co->ncache_types == PROTO_MAX_TYPES) {
+            snprintf(err, errcap, "bad --cache-types '%s': expected TYPE[,TYPE...] or '*'", spec);
+            return P2C2R_EINVAL;
+        }
+        memcpy(co->cache_types[co->ncache_types], it, n);
+        co->cache_types[co->ncache_types++][n] = '\0';
+    }
+    return 0;
+}
+
+int config_load_tokens(struct coord *co, const char *path, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "cannot open tokens file %s: %s", path, strerror(errno));
+        return P2C2R_ENOTFOUND; /* the file, not its content: a runtime error */
+    }
+    char line[1024];
+    int lineno = 0;
+    co->tokens = xcalloc(MAX_TOKENS, sizeof(*co->tokens));
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        size_t l = strcspn(line, "\r\n");
+        line[l] = '\0';
+        char *s = line;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s || *s == '#')
+            continue;
+        uint8_t roles = (1u << ROLE_RENTER) | (1u << ROLE_PEER);
+        if (strncmp(s, "renter:", 7) == 0) {
+            roles = 1u << ROLE_RENTER;
+            s += 7;
+        } else if (strncmp(s, "peer:", 5) == 0) {
+            roles = 1u << ROLE_PEER;
+            s += 5;
+        }
+        while (*s == ' ' || *s == '\t')
+            s++;
+        size_t tl = strlen(s);
+        while (tl && (s[tl - 1] == ' ' || s[tl - 1] == '\t'))
+            s[--tl] = '\0';
+        if (tl == 0 || tl > PROTO_MAX_TOKEN || co->ntokens >= MAX_TOKENS) {
+            snprintf(err, errcap, "%s:%d: token empty, longer than %d bytes, or over %d tokens",
+                     path, lineno, PROTO_MAX_TOKEN, MAX_TOKENS);
+            fclose(f);
+            return P2C2R_EINVAL;
+        }
+        struct token *t = &co->tokens[co->ntokens++];
+        t->roles = roles;
+        t->len = (uint16_t)tl;
+        memcpy(t->tok, s, tl);
+    }
+    fclose(f);
+    if (co->ntokens == 0) {
+        snprintf(err, errcap, "tokens file %s holds no token (one per line, optional renter:/peer: prefix)", path);
+        return P2C2R_EINVAL;
+    }
+    return 0;
+}

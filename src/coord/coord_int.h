@@ -1,0 +1,426 @@
+/* coord_int.h - the coordinator's internal header: the structures every
+ * module of p2c2rd's core shares, and the functions they call across
+ * modules (in the spirit of redis's server.h).  Nothing outside src/coord
+ * includes it; the public face of the coordinator is coord.h.
+ *
+ * Modules (docs/ARCHITECTURE.md, "The coordinator's modules"):
+ *   coord.c   lifecycle: new / run / stop / free, the periodic sweep, shutdown
+ *   config.c  defaults, option lists, the tokens file
+ *   conn.c    connections: accept, framing (common/fconn), handler table, cuts, timeouts
+ *   renter.c  HELLO, SUBMIT / SUBMIT_BATCH acceptance, CANCEL
+ *   peers.c   peer registry, breaker, credits, pings, RESULT, the type table
+ *   sched.c   queues, next task for a peer, peer choice, admission, retries, hedges
+ *   task.c    task slab and state machine, heaps, coalescing, outcomes
+ *   blobs.c   the blob store and per-peer blob hints
+ *   stats.c   one counter table rendered as STATS JSON and Prometheus text
+ *
+ * Everything here runs on the coordinator's loop thread; nothing is locked. */
+#ifndef P2C2R_COORD_INT_H
+#define P2C2R_COORD_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/fconn.h"
+#include "common/hist.h"
+#include "common/list.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "coord/coord.h"
+#include "coord/metrics_http.h"
+#include "coord/rcache.h"
+#include "p2c2r/error.h"
+
+#define READ_CHUNK (256u * 1024)
+#define SWEEP_MS 5          /* deadlines and hedges */
+#define CONN_SWEEP_TICKS 20 /* housekeeping every 100 ms */
+#define DRAIN_MS 200
+#define TASK_CHUNK 1024
+#define TASK_INLINE 112
+#define MAX_TOKENS 1024
+#define BLOB_BUCKETS 4096
+#define PEER_BUCKETS 4096 /* peers by id, for judging a peer by a result it gave earlier */
+#define PEER_HAS_CAP 1024
+#define EXCL_MAX 4               /* peers a retried task remembers to avoid */
+#define COALESCE_BUCKETS 16384
+#define DUP_RING 16              /* task ids a peer answered lately */
+#define SAMPLE_D 3               /* power of d choices */
+#define STAT_MIN_SAMPLES 20      /* before hedging or admission estimates */
+#define HEDGE_SKIP_MAX 64        /* unhedgeable attempts one sweep passes over, per type */
+#define LOOK_PAST 16             /* queued tasks a peer looks past when it cannot run the front */
+#define WINDOW_US 10000000ull    /* latency windows for p50/p95 rotate every 10 s */
+#define NO_IDX UINT32_MAX
+#define NCODES (1 - P2C2R_ERROR_MIN)
+
+enum conn_state { CS_HELLO, CS_READY, CS_DRAINING, CS_CLOSED };
+enum task_state { TS_FREE, TS_QUEUED, TS_RUNNING, TS_FOLLOWER, TS_ORPHAN };
+enum peer_state { PS_OK, PS_QUARANTINED, PS_PROBING };
+
+const char *conn_state_name(int s);
+const char *task_state_name(int s);
+const char *peer_state_name(int s);
+extern const char *const prio_name[PRIO_CLASSES];
+
+struct task;
+
+/* A binary min-heap of tasks ordered by (deadline, submit order); each task
+ * remembers its position so removal is O(log n). */
+struct theap {
+    struct task **a;
+    uint32_t n, cap;
+};
+
+/* One priority class of one type: EDF heap plus FIFO (for aging). */
+struct tqueue {
+    struct theap h;
+    struct list_node fifo;
+};
+
+struct ttype {
+    char name[PROTO_MAX_TYPE_NAME + 1];
+    uint8_t name_len, cacheable;
+    /* [0]: tasks any peer of the type may run; [1]: tasks with requirements
+     * (GPU, cores, memory), kept apart so they never block the others. */
+    struct tqueue q[2][PRIO_CLASSES];
+    uint32_t queued;
+    struct peer_rec **peers;
+    uint32_t npeers, peers_cap;
+    struct peer_rec **free; /* peers that can take a task now */
+    uint32_t nfree, free_cap;
+    uint64_t slots_total;   /* over registered peers */
+    uint64_t no_peer_since; /* when npeers became 0 (us) */
+    uint32_t deadline_ms;   /* default deadline for the type, 0 = global */
+    struct list_node running; /* first attempts by start time: hedge candidates */
+    /* Latency of whole attempts (assign to result) in two rotating windows,
+     * and the quantiles derived from them each 100 ms. */
+    struct hist att[2];
+    uint64_t att_since;
+    uint64_t att_p50, att_p95, att_n;
+    double exec_ewma; /* us */
+    struct hist h_queue, h_dispatch, h_exec, h_total;
+    uint64_t outcomes[NCODES]; /* DELIVERs by status */
+    uint64_t rejected[NCODES]; /* REJECTEDs by code */
+    uint64_t retries, hedges, hedge_wins, cache_hits, cache_misses, coalesced;
+};
+
+/* What a peer has for one task type; versions and execution times sit
+ * together so that judging a peer for a type touches one cache line. */
+struct peer_type {
+    uint32_t version;
+    float exec_ewma; /* us */
+    uint32_t pos;    /* index in ttype.peers */
+    uint32_t fpos;   /* index in ttype.free */
+};
+
+/* The fields pick_peer reads of every sampled peer come first, so that
+ * choosing among 10,000 peers costs about two cache misses per sample. */
+struct peer_rec {
+    uint32_t id;
+    uint32_t slots, inflight;
+    uint16_t cores;
+    uint8_t gpu, state, eligible;
+    uint64_t mem;
+    float fail_ewma, rtt_us;
+    uint64_t strikes, good; /* strikes: results another peer contradicted */
+    uint32_t types;         /* bitmask of ttype indexes */
+    struct conn *conn;
+    struct peer_type ty[PROTO_MAX_TYPES];
+    char gpu_model[PROTO_MAX_NAME + 1];
+    struct list_node attempts; /* live attempts */
+    struct list_node node;     /* co->peers */
+    struct peer_rec *hnext;    /* co->peer_tab chain */
+    struct list_node qnode;    /* co->quarantined, while quarantined */
+    uint64_t done, failed;
+    uint32_t consec_strikes, quarantines;
+    uint64_t state_until_us;
+    uint64_t ping_sent_us;
+    uint64_t recent[DUP_RING];
+    uint32_t recent_pos;
+    /* Blobs this peer was sent (first 8 hash bytes, 0 = empty slot).  Only a
+     * hint: cleared when half full, and a peer that lost a blob answers
+     * ENOBLOB, which clears it too and resends. */
+    uint64_t *has; /* PEER_HAS_CAP entries, allocated with the first blob */
+    uint32_t has_n;
+};
+
+/* One ASSIGN of a task to a peer.  A task holds at most two (a hedge). */
+struct attempt {
+    struct task *t;
+    struct peer_rec *peer; /* NULL: slot unused */
+    struct list_node pnode; /* peer's attempts */
+    struct list_node hnode; /* type's running list (first attempts only) */
+    uint64_t start_us;
+    uint8_t cancelled, hedge;
+};
+
+struct task {
+    uint64_t id; /* generation << 32 | slab index */
+    struct conn *renter;
+    uint64_t ticket;
+    struct list_node rnode;     /* renter's tasks */
+    struct list_node qnode;     /* queue FIFO, or the leader's followers */
+    struct list_node followers; /* leader: identical tasks waiting on it */
+    struct task *leader;        /* follower: the task it waits on */
+    struct task *cnext;         /* coalescing bucket chain */
+    struct rcache_key key;
+    struct attempt at[2];
+    uint8_t state, tt, prio, kind, flags, nlive, keyed, cacheable, hedged;
+    uint16_t attempts, tries, err_status;
+    uint32_t err_peer;
+    uint32_t excl[EXCL_MAX];
+    uint8_t nexcl;
+    uint32_t qidx, dlidx;
+    uint32_t body_len;
+    uint8_t *body; /* the task body exactly as submitted; forwarded as ASSIGN */
+    uint32_t min_version;
+    struct proto_reqs reqs;
+    uint64_t seq; /* submit order: ties in deadline go first come first served */
+    uint64_t submit_us, deadline_us, first_assign_us;
+    /* Its place in an EDF queue: its deadline, or the earlier deadline of a
+     * task coalesced onto it (which waits for this run). */
+    uint64_t urgent_us;
+    uint32_t next_free;
+    uint8_t nblobs, blob_retries;
+    struct blob *blobs[PROTO_MAX_BLOBS]; /* referenced, so never evicted meanwhile */
+    uint8_t small[TASK_INLINE];
+};
+
+/* A content-addressed blob uploaded by a renter.  Blobs no task references
+ * sit on an LRU list and are evicted when the store passes its byte cap. */
+struct blob {
+    uint8_t hash[PROTO_HASH_LEN];
+    uint32_t refs;
+    size_t len;
+    uint8_t *data;
+    struct list_node lru;
+    struct blob *hnext;
+};
+
+struct conn {
+    struct fconn io; /* io.tcp.data points back here */
+    struct coord *co;
+    uint64_t id;
+    uint8_t role, state, detached;
+    char addr[64];
+    char name[PROTO_MAX_NAME + 1];
+    struct list_node all_node, reap_node, drain_node;
+    uint64_t created_us, last_rx_us, drain_until_us;
+    uint32_t inflight;      /* renter: outstanding tasks */
+    struct list_node tasks; /* renter: its outstanding tasks */
+    struct peer_rec *peer;  /* peer: after PEER_REGISTER */
+};
+
+struct counters {
+    uint64_t submitted, accepted, rejected, delivered_ok, delivered_err;
+    uint64_t requeued, lost, timed_out, cancelled, late_results, duplicate_results;
+    uint64_t retries, hedges, hedge_wins, quarantines, coalesced; /* cache hits/misses: rcache_stats */
+    uint64_t rejected_deadline, rejected_capability, pings;
+    uint64_t blobs_put, blobs_sent, blob_misses;
+    uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
+    uint64_t bytes_in, bytes_out;
+};
+
+struct token {
+    uint8_t roles; /* bit (1 << role) */
+    uint16_t len;
+    char tok[PROTO_MAX_TOKEN];
+};
+
+/* A per-type default deadline from --type-deadline. */
+struct type_deadline {
+    char name[PROTO_MAX_TYPE_NAME + 1];
+    uint32_t ms;
+};
+
+struct coord {
+    struct coord_config cfg;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_check_t flusher;
+    uv_timer_t sweeper;
+    uv_signal_t sigint, sigterm;
+    uv_async_t stopper;
+    char addr[64];
+    int stopping, ready_sent;
+    uint64_t stop_deadline_us;
+    uint32_t ticks;
+    /* The clock, read once at the top of each loop callback: every event a
+     * callback handles shares it (a read costs ~45 ns on a VM, and a task
+     * used to read it five times).  Never decreases. */
+    uint64_t now;
+
+    struct list_node conns, dirty, reap, peers;
+    struct peer_rec *peer_tab[PEER_BUCKETS];
+    /* Connection housekeeping looks at every connection once per walk
+     * period (timeouts, pings) a slice per 100 ms, from this cursor into
+     * conns; draining connections and quarantined peers, which need it
+     * sooner, have lists of their own. */
+    struct list_node *walk;
+    struct list_node draining, quarantined;
+    uint32_t nconns, nrenters, npeers;
+    uint64_t next_conn_id;
+    uint32_t next_peer_id;
+
+    struct ttype types[PROTO_MAX_TYPES];
+    uint32_t ntypes;
+    struct type_deadline tdl[PROTO_MAX_TYPES];
+    uint32_t ntdl;
+    char cache_types[PROTO_MAX_TYPES][PROTO_MAX_TYPE_NAME + 1];
+    uint32_t ncache_types;
+
+    struct task **chunks;
+    uint32_t nchunks, free_head, tasks_live;
+    uint32_t gen;
+    uint64_t seq;
+    uint32_t queued_total;
+    uint64_t queued_bytes;
+    struct theap dl; /* every task whose outcome is pending, by deadline */
+    struct task *coalesce[COALESCE_BUCKETS];
+    struct rcache *cache;
+    struct mhttp *metrics;
+
+    uint8_t *rbuf; /* shared read buffer: a connection keeps its own only for a partial frame */
+    struct blob *blob_tab[BLOB_BUCKETS];
+    struct list_node blob_lru;
+    size_t blob_bytes;
+    uint32_t nblob;
+    struct rng rng;
+    struct counters n;
+    struct token *tokens;
+    uint32_t ntokens;
+};
+
+#define NO_FREE UINT32_MAX
+
+
+/* ---- task.c: slab, state machine, heaps, coalescing, outcomes ----------- */
+
+/* Whether a task (peer) may go from state from to state to.  Setting an
+ * illegal one is a bug in the coordinator, never a remote's doing: abort. */
+int task_transition_ok(int from, int to);
+void task_set_state(struct task *t, int to);
+struct task *task_alloc(struct coord *co);
+void task_free(struct coord *co, struct task *t);
+/* The live task with this id (generation << 32 | slab index), or NULL. */
+struct task *task_lookup(struct coord *co, uint64_t id);
+/* Queue order: whether a runs before b (urgent_us, then submit order). */
+int task_before(const struct task *a, const struct task *b);
+/* dl = 0: a queue's EDF heap (qidx); dl = 1: the deadline heap (dlidx). */
+void heap_push(struct theap *h, struct task *t, int dl);
+void heap_remove(struct theap *h, struct task *t, int dl);
+struct task *coalesce_find(struct coord *co, const struct rcache_key *k, uint32_t min_version);
+void coalesce_add(struct coord *co, struct task *t);
+/* Ends attempt a (its RESULT came, or its peer is gone). */
+void attempt_end(struct coord *co, struct attempt *a);
+/* Sends one DELIVER; -1 when r was cut for its full output. */
+int send_deliver(struct coord *co, struct conn *r, uint64_t ticket, int status, uint16_t attempts,
+                 uint32_t exec_us, uint32_t peer_id, uint32_t flags, const uint8_t *out, size_t len);
+/* The outcome of t's computation, for t and every task coalesced onto it. */
+void task_finish(struct coord *co, struct task *t, int status, const uint8_t *out, size_t len,
+                 uint32_t exec_us, uint32_t peer_id);
+/* Ends t now (timeout, cancel, shutdown, renter gone) with a text outcome. */
+void task_end_early(struct coord *co, struct task *t, int status, const char *text);
+void task_sweep_deadlines(struct coord *co, uint64_t now);
+
+/* ---- sched.c: queues, choice of task and peer, admission, retries, hedges */
+
+int task_fits(const struct coord *co, const struct task *t, const struct peer_rec *p);
+double peer_trust(const struct peer_rec *p);
+double peer_score(const struct coord *co, const struct peer_rec *p, int ti);
+struct peer_rec *pick_peer(struct coord *co, const struct task *t);
+void task_enqueue(struct coord *co, struct task *t, int front);
+void task_dequeue(struct coord *co, struct task *t);
+int task_level(const struct coord *co, const struct task *t, uint64_t now);
+struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now);
+void ewma(double *v, double sample);
+void ewmaf(float *v, double sample);
+void type_stats_tick(struct ttype *tt, uint64_t now);
+/* Sends t to p as a new attempt; -1 when p was cut for its full output. */
+int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge);
+/* Puts t on the best peer that can take it now: 1 when placed, else 0. */
+int task_place(struct coord *co, struct task *t);
+void type_kick(struct coord *co, int ti);
+void task_retry(struct coord *co, struct task *t, uint32_t failed_peer);
+/* Fills p's free slots from the queues of its types. */
+void dispatch_peer(struct coord *co, struct peer_rec *p);
+int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto_reqs *r);
+uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint32_t *ahead_out);
+void sched_sweep_hedges(struct coord *co, uint64_t now);
+
+/* ---- peers.c: registry, breaker, credits, results, the type table -------- */
+
+int peer_transition_ok(int from, int to);
+void peer_set_state(struct peer_rec *p, int to);
+int peer_can_take(const struct peer_rec *p);
+/* Brings p's membership of its types' free sets in line with peer_can_take. */
+void peer_refresh(struct coord *co, struct peer_rec *p);
+void peer_unlink(struct coord *co, struct peer_rec *p);
+void peer_bad_event(struct peer_rec *p);
+/* p's connection is gone: its attempts end and their tasks are retried. */
+void peer_detach(struct coord *co, struct peer_rec *p);
+void peer_maybe_ping(struct coord *co, struct peer_rec *p, uint64_t now);
+void peer_sweep_quarantined(struct coord *co, uint64_t now);
+int type_find(struct coord *co, const uint8_t *name, size_t len);
+int type_name_ok(const uint8_t *name, size_t len);
+int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+int peer_on_credit(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+int peer_on_pong(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+
+/* ---- renter.c: HELLO, submits, cancels ---------------------------------- */
+
+int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+int renter_on_submit(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+int renter_on_submit_batch(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+int renter_on_cancel(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+/* A renter's connection is gone: its tasks end with ECLOSED (unsent). */
+void renter_detach(struct conn *c);
+
+/* ---- blobs.c: the blob store -------------------------------------------- */
+
+struct blob *blob_find(struct coord *co, const uint8_t *h);
+void blob_ref(struct blob *b);
+void blob_unref(struct coord *co, struct blob *b);
+int peer_has_blob(const struct peer_rec *p, const uint8_t *h);
+void peer_mark_blob(struct peer_rec *p, const uint8_t *h);
+void hex32(const uint8_t *h, char *out);
+int blob_on_put(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+void blobs_free(struct coord *co);
+
+/* ---- conn.c: connections -------------------------------------------------- */
+
+/* Reserves a frame in c's output (NULL: draining, or over its cap). */
+uint8_t *conn_frame(struct conn *c, uint8_t type, uint16_t flags, uint64_t req_id, uint32_t body_len);
+/* Sends prefix + payload as one frame; -1 when over the output cap. */
+int conn_send(struct conn *c, uint8_t type, uint64_t req_id, const uint8_t *prefix, size_t prefix_len,
+              const uint8_t *payload, size_t payload_len);
+/* Closes c now (detached from everything; freed after uv_close). */
+void conn_close(struct conn *c);
+/* Cuts c: ERROR(code, reason) goes out, then c closes; detaching is
+ * deferred to conn_reap so no caller's task list changes under it. */
+void conn_fail(struct conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void conn_reap(struct coord *co);
+void conn_on_check(uv_check_t *h);
+void conn_on_connection(uv_stream_t *server, int status);
+void conn_sweep(struct coord *co, uint64_t now);
+
+/* ---- stats.c: STATS and Prometheus from one counter table ----------------- */
+
+int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+void stats_metrics_render(void *arg, struct buf *o);
+
+/* ---- config.c -------------------------------------------------------------- */
+
+int config_type_deadlines(struct coord *co, const char *spec, char *err, size_t errcap);
+int config_cache_types(struct coord *co, const char *spec, char *err, size_t errcap);
+int config_load_tokens(struct coord *co, const char *path, char *err, size_t errcap);
+
+/* ---- coord.c ------------------------------------------------------------- */
+
+/* Writes the ready file and calls on_ready once enough peers registered. */
+void coord_maybe_ready(struct coord *co);
+
+#endif

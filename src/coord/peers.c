@@ -1,0 +1,533 @@
+/* peers.c - peers and task types: the peer registry, its state machine and circuit breaker,
+ * credits, pings, PEER_REGISTER / CREDIT / RESULT / PONG, and the type table. */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord/coord_int.h"
+
+const char *peer_state_name(int s)
+{
+    static const char *const n[] = {"ok", "quarantined", "probing"};
+    return s >= 0 && s <= PS_PROBING ? n[s] : "?";
+}
+
+/* Legal peer transitions: ok->quarantined (circuit opens), quarantined->
+ * probing (cool-down over: one task may test it), probing->ok|quarantined. */
+int peer_transition_ok(int from, int to)
+{
+    switch (to) {
+    case PS_QUARANTINED: return from == PS_OK || from == PS_PROBING;
+    case PS_PROBING: return from == PS_QUARANTINED;
+    case PS_OK: return from == PS_PROBING;
+    default: return 0;
+    }
+}
+
+/* ---- peers and types -------------------------------------------------------- */
+
+void peer_set_state(struct peer_rec *p, int to)
+{
+    if (!peer_transition_ok(p->state, to)) {
+        LOG_E("peer_bad_transition", "peer=%u from=%s to=%s", p->id, peer_state_name(p->state),
+              peer_state_name(to));
+        abort();
+    }
+    p->state = (uint8_t)to;
+}
+
+/* Whether p can take one more task now. */
+int peer_can_take(const struct peer_rec *p)
+{
+    if (!p->conn || p->conn->state != CS_READY || p->inflight >= p->slots)
+        return 0;
+    return p->state == PS_OK || (p->state == PS_PROBING && p->inflight == 0);
+}
+
+/* Brings p's membership of its types' free sets in line with peer_can_take.
+ * Called after every change of slots, in-flight count, state or connection
+ * state: O(types of p). */
+void peer_refresh(struct coord *co, struct peer_rec *p)
+{
+    uint8_t want = (uint8_t)peer_can_take(p);
+    if (want == p->eligible)
+        return;
+    p->eligible = want;
+    for (uint32_t m = p->types; m; m &= m - 1) {
+        int ti = __builtin_ctz(m);
+        struct ttype *tt = &co->types[ti];
+        if (want) {
+            if (tt->nfree == tt->free_cap) {
+                tt->free_cap = tt->free_cap ? tt->free_cap * 2 : 8;
+                tt->free = xrealloc(tt->free, tt->free_cap * sizeof(*tt->free));
+            }
+            p->ty[ti].fpos = tt->nfree;
+            tt->free[tt->nfree++] = p;
+        } else {
+            uint32_t pos = p->ty[ti].fpos;
+            assert(pos < tt->nfree && tt->free[pos] == p);
+            tt->free[pos] = tt->free[--tt->nfree];
+            tt->free[pos]->ty[ti].fpos = pos;
+        }
+    }
+}
+
+/* The connected peer with this id, or NULL (gone).  O(1): peer ids are
+ * sequential, so id modulo the table size spreads them evenly. */
+static struct peer_rec *peer_find(struct coord *co, uint32_t id)
+{
+    struct peer_rec *p = co->peer_tab[id % PEER_BUCKETS];
+    while (p && p->id != id)
+        p = p->hnext;
+    return p;
+}
+
+void peer_unlink(struct coord *co, struct peer_rec *p)
+{
+    struct peer_rec **pp = &co->peer_tab[p->id % PEER_BUCKETS];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    list_remove(&p->node);
+    list_remove(&p->qnode);
+}
+
+static void peer_quarantine(struct coord *co, struct peer_rec *p, const char *why)
+{
+    uint64_t ms = (uint64_t)co->cfg.breaker_cooldown_ms << (p->quarantines < 6 ? p->quarantines : 6);
+    peer_set_state(p, PS_QUARANTINED);
+    list_push_back(&co->quarantined, &p->qnode);
+    p->quarantines++;
+    p->state_until_us = co->now + ms * 1000;
+    co->n.quarantines++;
+    LOG_W("peer_quarantined", "peer=%u reason=\"%s\" strikes=%u cooldown_ms=%" PRIu64, p->id, why,
+          p->consec_strikes, ms);
+    peer_refresh(co, p);
+}
+
+/* Moves p's failure rate (a moving average over its events, weight 0.1)
+ * toward 1 for a bad event: a contradicted result, a deadline that passed
+ * while it held the task, a result sent twice. */
+void peer_bad_event(struct peer_rec *p) { p->fail_ewma = p->fail_ewma * 0.9f + 0.1f; }
+
+/* p returned a result another peer contradicted (or it failed a probe). */
+static void peer_strike(struct coord *co, struct peer_rec *p, const char *why)
+{
+    p->strikes++;
+    p->consec_strikes++;
+    peer_bad_event(p);
+    if (p->state == PS_PROBING ||
+        (p->state == PS_OK && p->consec_strikes >= co->cfg.breaker_strikes))
+        peer_quarantine(co, p, why);
+}
+
+static void peer_good(struct coord *co, struct peer_rec *p)
+{
+    p->good++;
+    p->consec_strikes = 0;
+    p->fail_ewma *= 0.9f;
+    if (p->state == PS_PROBING) {
+        peer_set_state(p, PS_OK);
+        LOG_I("peer_restored", "peer=%u", p->id);
+        peer_refresh(co, p);
+    }
+}
+
+int type_find(struct coord *co, const uint8_t *name, size_t len)
+{
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        if (co->types[i].name_len == len && memcmp(co->types[i].name, name, len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Type names are 1..32 bytes of [a-z0-9_.-]: they appear in logs, JSON
+ * and metrics without escaping. */
+int type_name_ok(const uint8_t *name, size_t len)
+{
+    if (len == 0 || len > PROTO_MAX_TYPE_NAME)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+              ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A type with no peer and nothing queued references nothing (a task of a
+ * type is queued, following a queued or running task, or on a peer of that
+ * type), so its slot can be given to a new name: peers cannot fill the
+ * table for good. */
+static int type_slot_free(const struct ttype *tt) { return tt->npeers == 0 && tt->queued == 0; }
+
+static int type_intern(struct coord *co, const uint8_t *name, size_t len)
+{
+    int i = type_find(co, name, len);
+    if (i >= 0)
+        return i;
+    struct ttype *tt = NULL;
+    if (co->ntypes < PROTO_MAX_TYPES) {
+        tt = &co->types[co->ntypes++];
+    } else {
+        for (uint32_t k = 0; k < co->ntypes && !tt; k++)
+            if (type_slot_free(&co->types[k]))
+                tt = &co->types[k];
+        if (!tt)
+            return -1;
+    }
+    /* Keep the arrays a recycled slot already owns. */
+    struct peer_rec **peers = tt->peers, **fr = tt->free;
+    uint32_t pcap = tt->peers_cap, fcap = tt->free_cap;
+    struct theap hq[2][PRIO_CLASSES];
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < PRIO_CLASSES; c++)
+            hq[k][c] = tt->q[k][c].h;
+    memset(tt, 0, sizeof(*tt));
+    tt->peers = peers;
+    tt->peers_cap = pcap;
+    tt->free = fr;
+    tt->free_cap = fcap;
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < PRIO_CLASSES; c++) {
+            tt->q[k][c].h = hq[k][c];
+            tt->q[k][c].h.n = 0;
+            list_init(&tt->q[k][c].fifo);
+        }
+    memcpy(tt->name, name, len);
+    tt->name[len] = '\0';
+    tt->name_len = (uint8_t)len;
+    list_init(&tt->running);
+    tt->no_peer_since = co->now;
+    for (uint32_t k = 0; k < co->ntdl; k++)
+        if (strcmp(co->tdl[k].name, tt->name) == 0)
+            tt->deadline_ms = co->tdl[k].ms;
+    for (uint32_t k = 0; k < co->ncache_types; k++)
+        if (strcmp(co->cache_types[k], tt->name) == 0 || strcmp(co->cache_types[k], "*") == 0)
+            tt->cacheable = 1;
+    hist_init(&tt->att[0]);
+    hist_init(&tt->att[1]);
+    hist_init(&tt->h_queue);
+    hist_init(&tt->h_dispatch);
+    hist_init(&tt->h_exec);
+    hist_init(&tt->h_total);
+    tt->att_since = co->now;
+    return (int)(tt - co->types);
+}
+
+int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+{
+    struct coord *co = c->co;
+    struct msg_register m;
+    if (c->peer) {
+        conn_fail(c, P2C2R_EPROTO, "PEER_REGISTER sent twice");
+        return -1;
+    }
+    if (proto_parse_register(body, h->body_len, &m) != 0) {
+        conn_fail(c, P2C2R_EPROTO, "malformed PEER_REGISTER");
+        return -1;
+    }
+    if (m.ntypes == 0) {
+        conn_fail(c, P2C2R_EINVAL, "PEER_REGISTER lists no task types");
+        return -1;
+    }
+    /* Check every name and that the table can take the new ones before
+     * touching any shared state, so a refusal leaves nothing behind. */
+    uint32_t fresh = 0, recyclable = PROTO_MAX_TYPES - co->ntypes;
+    for (uint32_t k = 0; k < co->ntypes; k++)
+        recyclable += type_slot_free(&co->types[k]);
+    for (unsigned i = 0; i < m.ntypes; i++) {
+        if (!type_name_ok(m.types[i].name.p, m.types[i].name.len)) {
+            conn_fail(c, P2C2R_EINVAL, "task type names are 1..32 bytes of a-z 0-9 _ . -");
+            return -1;
+        }
+        int dup = 0;
+        for (unsigned k = 0; k < i; k++)
+            dup |= m.types[k].name.len == m.types[i].name.len &&
+                   memcmp(m.types[k].name.p, m.types[i].name.p, m.types[i].name.len) == 0;
+        if (!dup && type_find(co, m.types[i].name.p, m.types[i].name.len) < 0)
+            fresh++;
+    }
+    if (fresh > recyclable) {
+        conn_fail(c, P2C2R_ELIMIT, "too many distinct task types (max %d)", PROTO_MAX_TYPES);
+        return -1;
+    }
+    struct peer_rec *p = xcalloc(1, sizeof(*p));
+    p->id = ++co->next_peer_id;
+    p->conn = c;
+    p->cores = m.cores;
+    p->mem = m.mem_bytes;
+    p->gpu = m.gpu ? 1 : 0;
+    p->state = PS_OK;
+    memcpy(p->gpu_model, m.gpu_model.p, m.gpu_model.len);
+    list_init(&p->attempts);
+    list_init(&p->qnode);
+    list_push_back(&co->peers, &p->node);
+    p->hnext = co->peer_tab[p->id % PEER_BUCKETS];
+    co->peer_tab[p->id % PEER_BUCKETS] = p;
+    for (unsigned i = 0; i < m.ntypes; i++) {
+        int ti = type_intern(co, m.types[i].name.p, m.types[i].name.len);
+        assert(ti >= 0); /* capacity was checked above */
+        if (p->types & (1u << ti))
+            continue;
+        struct ttype *tt = &co->types[ti];
+        p->types |= 1u << ti;
+        p->ty[ti].version = m.types[i].version;
+        if (tt->npeers == tt->peers_cap) {
+            tt->peers_cap = tt->peers_cap ? tt->peers_cap * 2 : 8;
+            tt->peers = xrealloc(tt->peers, tt->peers_cap * sizeof(*tt->peers));
+        }
+        p->ty[ti].pos = tt->npeers;
+        tt->peers[tt->npeers++] = p;
+        tt->slots_total += m.slots;
+    }
+    c->peer = p;
+    co->npeers++;
+    p->slots = m.slots;
+    peer_refresh(co, p);
+    uint8_t *b = conn_frame(c, MSG_REGISTER_OK, 0, h->req_id, 8);
+    if (b)
+        wr64(b, p->id);
+    LOG_I("peer_registered", "peer=%u conn=%" PRIu64 " name=\"%s\" cores=%u slots=%u gpu=%u types=%u",
+          p->id, c->id, c->name, p->cores, p->slots, p->gpu, m.ntypes);
+    dispatch_peer(co, p);
+    coord_maybe_ready(co);
+    return 0;
+}
+
+int peer_on_credit(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+{
+    uint32_t slots;
+    if (!c->peer || proto_parse_u32(body, h->body_len, &slots) != 0 || slots > 65535) {
+        conn_fail(c, P2C2R_EPROTO, "CREDIT before PEER_REGISTER or malformed");
+        return -1;
+    }
+    struct peer_rec *p = c->peer;
+    for (uint32_t m = p->types; m; m &= m - 1) {
+        struct ttype *tt = &c->co->types[__builtin_ctz(m)];
+        tt->slots_total = tt->slots_total - p->slots + slots;
+    }
+    p->slots = slots;
+    peer_refresh(c->co, p);
+    dispatch_peer(c->co, p);
+    return 0;
+}
+
+
+/* Whether RESULT id is one p answered lately (a duplicate, not an invention). */
+static int peer_answered(const struct peer_rec *p, uint64_t id)
+{
+    for (unsigned i = 0; i < DUP_RING; i++)
+        if (p->recent[i] == id)
+            return 1;
+    return 0;
+}
+
+int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+{
+    struct coord *co = c->co;
+    struct msg_result m;
+    struct peer_rec *p = c->peer;
+    if (!p || proto_parse_result(body, h->body_len, &m) != 0) {
+        conn_fail(c, P2C2R_EPROTO, "RESULT before PEER_REGISTER or malformed");
+        return -1;
+    }
+    struct task *t = task_lookup(co, h->req_id);
+    struct attempt *a = NULL;
+    if (t && (t->state == TS_RUNNING || t->state == TS_ORPHAN))
+        for (int i = 0; i < 2; i++)
+            if (t->at[i].peer == p)
+                a = &t->at[i];
+    if (!a) {
+        if (peer_answered(p, h->req_id)) {
+            /* Answered twice: dropped, counted, and it costs the peer trust. */
+            co->n.duplicate_results++;
+            peer_bad_event(p);
+            return 0;
+        }
+        /* Never ours: a peer inventing results is misbehaving. */
+        co->n.late_results++;
+        conn_fail(c, P2C2R_EPROTO, "RESULT for task %" PRIx64 " that was not assigned to this peer",
+                  h->req_id);
+        return -1;
+    }
+    p->recent[p->recent_pos++ % DUP_RING] = h->req_id;
+    struct ttype *tt = &co->types[t->tt];
+    uint64_t now = co->now, dur = now - a->start_us;
+    int hedge = a->hedge;
+    attempt_end(co, a);
+    int status = m.status ? -(int)m.status : 0;
+    if (status < P2C2R_ERROR_MIN)
+        status = P2C2R_ETASK;
+    if (status == 0)
+        p->done++;
+    else if (status != P2C2R_ECANCELLED)
+        p->failed++;
+    if (status == 0) {
+        hist_add(&tt->h_exec, m.exec_us);
+        hist_add(&tt->h_dispatch, dur > m.exec_us ? dur - m.exec_us : 0);
+        ewmaf(&p->ty[t->tt].exec_ewma, m.exec_us);
+        ewmaf(&p->rtt_us, (double)(dur > m.exec_us ? dur - m.exec_us : 0));
+        if (!hedge || t->state == TS_RUNNING)
+            hist_add(&tt->att[0], dur);
+        ewma(&tt->exec_ewma, m.exec_us);
+    }
+
+    if (t->state == TS_ORPHAN) {
+        /* Cancelled, timed out or beaten by its hedge: dropped and counted. */
+        co->n.late_results++;
+        if (t->nlive == 0)
+            task_free(co, t);
+    } else if (status == P2C2R_ENOBLOB && t->blob_retries < 3) {
+        /* The peer evicted a blob we thought it had: forget what we knew,
+         * and run the task again (it resends the blobs) at no attempt's cost. */
+        co->n.blob_misses++;
+        free(p->has);
+        p->has = NULL;
+        p->has_n = 0;
+        t->blob_retries++;
+        t->attempts--;
+        if (!hedge)
+            t->tries--;
+        if (t->nlive == 0)
+            task_enqueue(co, t, 1);
+    } else if (status == 0) {
+        peer_good(co, p);
+        if (t->err_status && t->err_peer != p->id) {
+            struct peer_rec *bad = peer_find(co, t->err_peer);
+            if (bad)
+                peer_strike(co, bad, "an error another peer's success contradicted");
+        }
+        if (hedge) {
+            co->n.hedge_wins++;
+            tt->hedge_wins++;
+        }
+        if (t->cacheable && co->cache)
+            (void)rcache_put(co->cache, &t->key, p->ty[t->tt].version, m.output.p, m.output.len, now);
+        task_finish(co, t, 0, m.output.p, m.output.len, m.exec_us, p->id);
+    } else {
+        /* An error.  It is believed when a second peer says the same; until
+         * then it may be this peer's fault, so the task runs elsewhere, and
+         * the peer is judged by what the other run shows: a success there
+         * is a strike against it (a failed probe reopens its breaker), the
+         * same error clears it, since the task itself was at fault. */
+        if (t->nlive > 0) {
+            if (!t->err_status) {
+                t->err_status = m.status;
+                t->err_peer = p->id;
+            }
+        } else if (t->err_status == m.status && t->err_peer != p->id) {
+            struct peer_rec *first = peer_find(co, t->err_peer);
+            if (first)
+                peer_good(co, first);
+            peer_good(co, p);
+            task_finish(co, t, status, m.output.p, m.output.len, m.exec_us, p->id);
+        } else if (t->tries < co->cfg.max_attempts && tt->npeers > 1) {
+            t->err_status = m.status;
+            t->err_peer = p->id;
+            task_retry(co, t, p->id);
+        } else {
+            task_finish(co, t, status, m.output.p, m.output.len, m.exec_us, p->id);
+        }
+    }
+    if (c->state == CS_READY)
+        dispatch_peer(co, p);
+    return 0;
+}
+
+/* A peer's PONG to our PING carries our clock: a round-trip sample. */
+int peer_on_pong(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+{
+    struct peer_rec *p = c->peer;
+    if (p && h->body_len == 8 && p->ping_sent_us && rd64(body) == p->ping_sent_us) {
+        ewmaf(&p->rtt_us, (double)(c->co->now - p->ping_sent_us));
+        p->ping_sent_us = 0;
+    }
+    return 0;
+}
+
+/* p's connection is gone: it leaves its types, its attempts end, and tasks
+ * left with no attempt are retried at once (or fail after max_attempts). */
+void peer_detach(struct coord *co, struct peer_rec *p)
+{
+    co->npeers--;
+    peer_unlink(co, p);
+    for (uint32_t m = p->types; m; m &= m - 1) {
+        int ti = __builtin_ctz(m);
+        struct ttype *tt = &co->types[ti];
+        uint32_t pos = p->ty[ti].pos;
+        tt->peers[pos] = tt->peers[--tt->npeers];
+        tt->peers[pos]->ty[ti].pos = pos;
+        tt->slots_total -= p->slots;
+        if (tt->npeers == 0)
+            tt->no_peer_since = co->now;
+    }
+    p->slots = 0; /* no new work */
+    peer_refresh(co, p);
+    uint32_t types = p->types;
+    struct list_node *n;
+    while ((n = p->attempts.next) != &p->attempts) {
+        struct attempt *a = list_entry(n, struct attempt, pnode);
+        struct task *t = a->t;
+        attempt_end(co, a);
+        if (t->state == TS_ORPHAN) {
+            if (t->nlive == 0)
+                task_free(co, t);
+        } else if (t->nlive > 0) {
+            continue; /* its other attempt goes on */
+        } else if (t->tries >= co->cfg.max_attempts) {
+            co->n.lost++;
+            char msg[128];
+            snprintf(msg, sizeof(msg), "task lost with %u peers in a row", t->tries);
+            task_finish(co, t, P2C2R_ELOST, (const uint8_t *)msg, strlen(msg), 0, 0);
+        } else {
+            co->n.requeued++;
+            task_retry(co, t, p->id);
+        }
+    }
+    p->types = 0;
+    /* Other peers may be able to take the requeued work now. */
+    for (uint32_t m = types; m; m &= m - 1)
+        type_kick(co, __builtin_ctz(m));
+    LOG_I("peer_gone", "peer=%u conn=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64, p->id,
+          p->conn->id, p->done, p->failed);
+}
+
+/* Pings p when it has been silent for ping_ms and no ping is outstanding
+ * for as long: the PONG is a round-trip sample and proof of life. */
+void peer_maybe_ping(struct coord *co, struct peer_rec *p, uint64_t now)
+{
+    struct conn *c = p->conn;
+    if (now - c->last_rx_us < co->cfg.ping_ms * 1000ull ||
+        (p->ping_sent_us && now - p->ping_sent_us < co->cfg.ping_ms * 1000ull))
+        return;
+    uint8_t *b = conn_frame(c, MSG_PING, 0, 0, 8);
+    if (b) {
+        p->ping_sent_us = now;
+        wr64(b, now);
+        co->n.pings++;
+    }
+}
+
+/* Lets quarantined peers whose cool-down ended take one probe task. */
+void peer_sweep_quarantined(struct coord *co, uint64_t now)
+{
+    struct list_node *n = co->quarantined.next;
+    while (n != &co->quarantined) {
+        struct peer_rec *p = list_entry(n, struct peer_rec, qnode);
+        n = n->next;
+        if (now >= p->state_until_us && p->conn->state == CS_READY) {
+            list_remove(&p->qnode);
+            peer_set_state(p, PS_PROBING);
+            LOG_I("peer_probing", "peer=%u", p->id);
+            peer_refresh(co, p);
+            dispatch_peer(co, p);
+        }
+    }
+}

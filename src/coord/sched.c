@@ -1,0 +1,404 @@
+/* sched.c - the scheduler: per-type queues by priority class (EDF heap + FIFO for aging),
+ * which queued task a free peer runs next, which peer a new task goes to (power of d
+ * choices over scored peers), admission estimates, retries and hedging. */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord/coord_int.h"
+
+static int task_excludes(const struct task *t, uint32_t peer_id)
+{
+    for (unsigned i = 0; i < t->nexcl; i++)
+        if (t->excl[i] == peer_id)
+            return 1;
+    return 0;
+}
+
+static int reqs_met(const struct proto_reqs *r, const struct peer_rec *p)
+{
+    return (!r->gpu || p->gpu) && p->cores >= r->min_cores && p->mem >= r->min_mem;
+}
+
+/* Whether p may run t: version, requirements, and not a peer that already
+ * failed it (unless no other peer of the type is left). */
+int task_fits(const struct coord *co, const struct task *t, const struct peer_rec *p)
+{
+    if (p->ty[t->tt].version < t->min_version || !reqs_met(&t->reqs, p))
+        return 0;
+    if (t->nexcl && task_excludes(t, p->id) && co->types[t->tt].npeers > t->nexcl)
+        return 0;
+    for (int i = 0; i < 2; i++)
+        if (t->at[i].peer == p)
+            return 0;
+    return 1;
+}
+
+/* How often p was right: a Laplace estimate over its results that another
+ * peer confirmed or contradicted, 0.5 with no history. */
+double peer_trust(const struct peer_rec *p)
+{
+    return (p->good + 1.0) / (p->good + p->strikes + 2.0);
+}
+
+/* Expected time for p to return a task of type ti, in us; lower is better.
+ * See docs/ARCHITECTURE.md, "Peer choice". */
+double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
+{
+    const struct ttype *tt = &co->types[ti];
+    double exec = p->ty[ti].exec_ewma > 0 ? p->ty[ti].exec_ewma : tt->exec_ewma > 0 ? tt->exec_ewma : 1000;
+    double load = p->slots ? (double)p->inflight / p->slots : 1;
+    double trust = peer_trust(p);
+    return (p->rtt_us + exec * (1 + load)) * (1 + 4 * p->fail_ewma) * (1.5 - 0.5 * trust);
+}
+
+/* The best of SAMPLE_D random peers of t's type that can take it now;
+ * tasks with requirements fall back to a scan of the free set when the
+ * samples miss.  NULL when none can. */
+struct peer_rec *pick_peer(struct coord *co, const struct task *t)
+{
+    struct ttype *tt = &co->types[t->tt];
+    uint32_t n = tt->nfree;
+    if (n == 0)
+        return NULL;
+    struct peer_rec *best = NULL;
+    double best_s = 0;
+    if (n <= SAMPLE_D) {
+        for (uint32_t i = 0; i < n; i++) {
+            struct peer_rec *p = tt->free[i];
+            if (!task_fits(co, t, p))
+                continue;
+            double s = peer_score(co, p, t->tt);
+            if (!best || s < best_s)
+                best = p, best_s = s;
+        }
+        return best;
+    }
+    /* SAMPLE_D distinct peers: drawn with replacement, a slow peer among
+     * four free ones would be the only candidate in 1 of 64 picks and get
+     * work that its faster rivals then have to hedge. */
+    uint32_t seen[SAMPLE_D];
+    int ns = 0;
+    for (int k = 0; k < SAMPLE_D * 3 && ns < SAMPLE_D; k++) {
+        uint32_t i = (uint32_t)(rng_next(&co->rng) % n);
+        int dup = 0;
+        for (int j = 0; j < ns; j++)
+            dup |= seen[j] == i;
+        if (dup)
+            continue;
+        seen[ns++] = i;
+        struct peer_rec *p = tt->free[i];
+        if (!task_fits(co, t, p))
+            continue;
+        double s = peer_score(co, p, t->tt);
+        if (!best || s < best_s)
+            best = p, best_s = s;
+    }
+    if (best || (!t->kind && !t->nexcl && t->min_version == 0))
+        return best;
+    for (uint32_t i = 0; i < n; i++)
+        if (task_fits(co, t, tt->free[i]))
+            return tt->free[i];
+    return NULL;
+}
+
+/* ---- queues ------------------------------------------------------------------ */
+
+static struct tqueue *task_queue(struct coord *co, const struct task *t)
+{
+    return &co->types[t->tt].q[t->kind][t->prio];
+}
+
+/* Queues t.  front: a retry, which has waited longest (its FIFO place). */
+void task_enqueue(struct coord *co, struct task *t, int front)
+{
+    struct ttype *tt = &co->types[t->tt];
+    struct tqueue *q = task_queue(co, t);
+    if (t->state != TS_QUEUED) /* a task put back after a failed send stays queued */
+        task_set_state(t, TS_QUEUED);
+    heap_push(&q->h, t, 0);
+    if (front)
+        list_push_front(&q->fifo, &t->qnode);
+    else
+        list_push_back(&q->fifo, &t->qnode);
+    tt->queued++;
+    co->queued_total++;
+    co->queued_bytes += t->body_len;
+}
+
+void task_dequeue(struct coord *co, struct task *t)
+{
+    struct ttype *tt = &co->types[t->tt];
+    heap_remove(&task_queue(co, t)->h, t, 0);
+    list_remove(&t->qnode);
+    tt->queued--;
+    co->queued_total--;
+    co->queued_bytes -= t->body_len;
+}
+
+/* The level a task competes at: its class (0 realtime .. 2 background),
+ * raised one class for each aging_ms it has waited, up to realtime.  Aging
+ * thus lets old background work compete with fresh interactive work, and,
+ * after twice aging_ms, with realtime work by deadline: no class starves,
+ * yet a realtime task with a frame-sized deadline still goes before old
+ * background tasks (their deadlines are later). */
+int task_level(const struct coord *co, const struct task *t, uint64_t now)
+{
+    uint64_t waited = now > t->submit_us ? now - t->submit_us : 0;
+    uint64_t steps = waited / ((uint64_t)co->cfg.aging_ms * 1000);
+    return steps >= t->prio ? 0 : (int)(t->prio - steps);
+}
+
+/* The task p should run next: the lowest level (task_level) among the
+ * queues of its types, earliest deadline first within a level.  Each queue
+ * offers its EDF root at the queue's class, and its FIFO head (the task
+ * that waited longest, so the most aged) at that task's level.  When p can
+ * run neither (requirements, version, a peer that already failed it), up
+ * to LOOK_PAST more tasks of that queue in arrival order are tried, so one
+ * GPU task waiting for a GPU peer does not hold back the tasks behind it.
+ * That bounds the work to O(types of p * LOOK_PAST). */
+struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
+{
+    struct task *best = NULL;
+    int best_level = PRIO_CLASSES;
+    for (uint32_t m = p->types; m; m &= m - 1) {
+        struct ttype *tt = &co->types[__builtin_ctz(m)];
+        if (tt->queued == 0)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            for (int c = 0; c < PRIO_CLASSES; c++) {
+                struct tqueue *q = &tt->q[k][c];
+                if (q->h.n == 0)
+                    continue;
+                struct task *root = q->h.a[0];
+                struct list_node *n = q->fifo.next;
+                int fits = 0;
+                for (int i = 0; i < LOOK_PAST + 2 && n != &q->fifo; i++) {
+                    struct task *x = i == 0 ? root : list_entry(n, struct task, qnode);
+                    if (i > 0)
+                        n = n->next;
+                    if (i == 1 && x == root)
+                        continue;
+                    if (i > 1 && fits)
+                        break; /* look past only queues whose front p cannot run */
+                    int level = i == 0 ? c : task_level(co, x, now);
+                    if (!task_fits(co, x, p))
+                        continue;
+                    fits = 1;
+                    if (best && (level > best_level || (level == best_level && !task_before(x, best))))
+                        continue;
+                    best = x;
+                    best_level = level;
+                }
+            }
+        }
+    }
+    return best;
+}
+
+/* ---- stats helpers -------------------------------------------------------------- */
+
+void ewma(double *v, double sample)
+{
+    *v = *v > 0 ? *v * 0.9 + sample * 0.1 : sample;
+}
+
+void ewmaf(float *v, double sample)
+{
+    *v = *v > 0 ? (float)(*v * 0.9 + sample * 0.1) : (float)sample;
+}
+
+/* Recomputes a type's attempt-latency quantiles; rotates the windows. */
+void type_stats_tick(struct ttype *tt, uint64_t now)
+{
+    if (now - tt->att_since >= WINDOW_US) {
+        tt->att[1] = tt->att[0];
+        hist_init(&tt->att[0]);
+        tt->att_since = now;
+    }
+    struct hist m = tt->att[0];
+    hist_merge(&m, &tt->att[1]);
+    tt->att_n = m.count;
+    tt->att_p50 = hist_quantile(&m, 0.50);
+    tt->att_p95 = hist_quantile(&m, 0.95);
+}
+
+/* ---- task flow ------------------------------------------------------------ */
+
+/* Sends t to p as a new attempt (a hedge when t already runs elsewhere).
+ * Returns 0, or -1 when p's connection was cut because its output is full
+ * (t is then untouched and still the caller's). */
+int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge)
+{
+    /* Blobs the peer (probably) lacks travel just before the task. */
+    for (unsigned i = 0; i < t->nblobs; i++) {
+        struct blob *b = t->blobs[i];
+        if (peer_has_blob(p, b->hash))
+            continue;
+        if (conn_send(p->conn, MSG_BLOB_DATA, 0, b->hash, PROTO_HASH_LEN, b->data, b->len) != 0) {
+            co->n.limit_cuts++;
+            conn_fail(p->conn, P2C2R_ELIMIT, "peer output over %zu bytes", co->cfg.max_output);
+            return -1;
+        }
+        peer_mark_blob(p, b->hash);
+        co->n.blobs_sent++;
+    }
+    if (conn_send(p->conn, MSG_ASSIGN, t->id, NULL, 0, t->body, t->body_len) != 0) {
+        co->n.limit_cuts++;
+        conn_fail(p->conn, P2C2R_ELIMIT, "peer output over %zu bytes", co->cfg.max_output);
+        return -1;
+    }
+    struct ttype *tt = &co->types[t->tt];
+    struct attempt *a = t->at[0].peer ? &t->at[1] : &t->at[0];
+    assert(!a->peer && t->nlive < 2);
+    uint64_t now = co->now;
+    if (t->state != TS_RUNNING)
+        task_set_state(t, TS_RUNNING);
+    a->peer = p;
+    a->start_us = now;
+    a->cancelled = 0;
+    a->hedge = (uint8_t)hedge;
+    list_push_back(&p->attempts, &a->pnode);
+    if (!hedge && co->cfg.hedge)
+        list_push_back(&tt->running, &a->hnode);
+    t->nlive++;
+    t->attempts++;
+    if (!hedge)
+        t->tries++;
+    if (!t->first_assign_us) {
+        t->first_assign_us = now;
+        hist_add(&tt->h_queue, now - t->submit_us);
+    }
+    p->inflight++;
+    peer_refresh(co, p);
+    return 0;
+}
+
+/* Puts t straight on the best peer that can take it.  Returns 1 when
+ * placed, 0 when no peer can take it now. */
+int task_place(struct coord *co, struct task *t)
+{
+    struct peer_rec *p;
+    while ((p = pick_peer(co, t)) != NULL)
+        if (task_assign(co, t, p, 0) == 0)
+            return 1;
+    return 0;
+}
+
+/* Lets free peers of type ti take queued work (after a requeue). */
+void type_kick(struct coord *co, int ti)
+{
+    struct ttype *tt = &co->types[ti];
+    for (uint32_t i = tt->nfree; i-- > 0 && tt->queued;)
+        if (i < tt->nfree)
+            dispatch_peer(co, tt->free[i]);
+}
+
+/* Sends a failed or lost t to another peer, or back to its queue's front. */
+void task_retry(struct coord *co, struct task *t, uint32_t failed_peer)
+{
+    if (failed_peer && !task_excludes(t, failed_peer)) {
+        if (t->nexcl == EXCL_MAX)
+            memmove(t->excl, t->excl + 1, (EXCL_MAX - 1) * sizeof(t->excl[0])), t->nexcl--;
+        t->excl[t->nexcl++] = failed_peer;
+    }
+    co->n.retries++;
+    co->types[t->tt].retries++;
+    if (!task_place(co, t))
+        task_enqueue(co, t, 1);
+}
+
+/* Fills p's free slots from the queues of the types it serves. */
+void dispatch_peer(struct coord *co, struct peer_rec *p)
+{
+    uint64_t now = co->now;
+    while (peer_can_take(p)) {
+        struct task *t = next_for_peer(co, p, now);
+        if (!t)
+            return;
+        task_dequeue(co, t);
+        if (task_assign(co, t, p, 0) != 0) {
+            task_enqueue(co, t, 1);
+            return;
+        }
+    }
+}
+
+/* Whether any registered peer of the type could ever run a task that
+ * needs r at version v.  O(peers of the type), only for tasks that name a
+ * minimum version or requirements. */
+int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto_reqs *r)
+{
+    for (uint32_t i = 0; i < tt->npeers; i++)
+        if (tt->peers[i]->ty[ti].version >= v && reqs_met(r, tt->peers[i]))
+            return 1;
+    return 0;
+}
+
+/* Expected time in us until a new task of type tt in class prio would have
+ * its result, or 0 when too little is known to say.  See
+ * docs/ARCHITECTURE.md, "Admission". */
+uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint32_t *ahead_out)
+{
+    if (tt->att_n < STAT_MIN_SAMPLES || tt->att_p50 == 0)
+        return 0;
+    double run = (double)tt->att_p50;
+    if (tt->nfree > 0 && kind == 0)
+        return (uint64_t)run;
+    uint32_t ahead = 0;
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c <= prio; c++)
+            ahead += tt->q[k][c].h.n;
+    *ahead_out = ahead;
+    double per = tt->exec_ewma > 0 ? tt->exec_ewma : run;
+    double slots = tt->slots_total ? (double)tt->slots_total : 1;
+    return (uint64_t)(run + (ahead + 1) * per / slots);
+}
+
+/* Starts a second copy of each first attempt that has run past its type's
+ * p95 attempt time, on another free peer.  Only spare capacity is used: a
+ * type with no free peer hedges nothing.  O(hedged) per sweep: the running
+ * list is in start order. */
+void sched_sweep_hedges(struct coord *co, uint64_t now)
+{
+    if (!co->cfg.hedge)
+        return;
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        struct ttype *tt = &co->types[i];
+        if (tt->att_n < STAT_MIN_SAMPLES || tt->nfree == 0)
+            continue;
+        uint64_t after = tt->att_p95 > co->cfg.hedge_min_us ? tt->att_p95 : co->cfg.hedge_min_us;
+        /* An attempt no free peer can take now (a task with requirements,
+         * say) stays where it is and the walk goes on to younger ones, so it
+         * cannot hold back the hedging of the rest of its type.  Passing
+         * over at most HEDGE_SKIP_MAX of them bounds the sweep's cost. */
+        struct list_node *n = tt->running.next;
+        uint32_t skipped = 0;
+        while (n != &tt->running && tt->nfree && skipped < HEDGE_SKIP_MAX) {
+            struct attempt *a = list_entry(n, struct attempt, hnode);
+            if (now - a->start_us < after)
+                break;
+            n = n->next;
+            struct task *t = a->t;
+            if (t->state != TS_RUNNING || t->nlive != 1 || t->hedged || !t->renter) {
+                list_remove(&a->hnode);
+                continue;
+            }
+            struct peer_rec *p = pick_peer(co, t);
+            if (!p) {
+                skipped++;
+                continue;
+            }
+            if (task_assign(co, t, p, 1) != 0)
+                break;
+            list_remove(&a->hnode);
+            t->hedged = 1;
+            co->n.hedges++;
+            tt->hedges++;
+        }
+    }
+}
