@@ -51,42 +51,138 @@ static uint64_t type_free_slots(const struct ttype *tt)
     return n;
 }
 
+/* Every figure the table below can name, read once per render so that one
+ * document is consistent with itself. */
+struct snap {
+    struct counters n;
+    struct rcache_stats cs;
+    uint64_t connections, renters, peers, tasks_live, queued, queued_bytes;
+    uint64_t blob_count, blob_bytes, blob_max, cache_max;
+};
+
+static void snap_take(const struct coord *co, struct snap *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->n = co->n;
+    if (co->cache)
+        rcache_stats(co->cache, &s->cs);
+    s->connections = co->nconns;
+    s->renters = co->nrenters;
+    s->peers = co->npeers;
+    s->tasks_live = co->tasks_live;
+    s->queued = co->queued_total;
+    s->queued_bytes = co->queued_bytes;
+    s->blob_count = co->nblob;
+    s->blob_bytes = co->blob_bytes;
+    s->blob_max = co->cfg.blob_store_bytes;
+    s->cache_max = co->cfg.cache_bytes;
+}
+
+enum { G_TOP, G_COUNTERS, G_BLOBS, G_CACHE, G_N };
+enum { K_GAUGE, K_COUNTER };
+
+#define N(f) offsetof(struct snap, n.f)
+#define C(f) offsetof(struct snap, cs.f)
+#define S(f) offsetof(struct snap, f)
+
+/* The coordinator's figures: each is a key of the STATS document (in its
+ * group: the top level, "counters", "blobs" or "cache") and, where it has a
+ * Prometheus name, a metric of the same value.  Adding a figure here adds it
+ * to both.  Per-type and per-peer figures (with labels) follow the table. */
+static const struct stat_def {
+    uint8_t group, kind;
+    const char *key;  /* in the STATS document */
+    const char *prom; /* NULL: exported under another name, or with labels */
+    const char *help;
+    size_t off;       /* of a uint64_t in struct snap */
+} stat_defs[] = {
+    {G_TOP, K_GAUGE, "connections", "p2c2r_connections", "Open connections.", S(connections)},
+    {G_TOP, K_GAUGE, "renters", "p2c2r_renters", "Renter connections.", S(renters)},
+    {G_TOP, K_GAUGE, "peers_connected", "p2c2r_peers_connected", "Registered peer connections.", S(peers)},
+    {G_TOP, K_GAUGE, "tasks_live", "p2c2r_tasks_live", "Accepted tasks not yet freed.", S(tasks_live)},
+    {G_TOP, K_GAUGE, "queued", "p2c2r_queued", "Tasks waiting in queues.", S(queued)},
+    {G_TOP, K_GAUGE, "queued_bytes", "p2c2r_queued_bytes", "Input bytes of the tasks waiting in queues.", S(queued_bytes)},
+    {G_COUNTERS, K_COUNTER, "submitted", "p2c2r_submitted_total", "Tasks received.", N(submitted)},
+    {G_COUNTERS, K_COUNTER, "accepted", "p2c2r_accepted_total", "Tasks accepted.", N(accepted)},
+    {G_COUNTERS, K_COUNTER, "rejected", "p2c2r_refused_total", "Tasks refused at submit, all reasons and types (p2c2r_rejected_total has them by type and reason).", N(rejected)},
+    {G_COUNTERS, K_COUNTER, "completed", "p2c2r_completed_total", "Outcomes delivered with status OK.", N(delivered_ok)},
+    {G_COUNTERS, K_COUNTER, "failed", "p2c2r_failed_total", "Outcomes delivered with an error status.", N(delivered_err)},
+    {G_COUNTERS, K_COUNTER, "requeued", "p2c2r_requeued_total", "Tasks put back after their peer was lost.", N(requeued)},
+    {G_COUNTERS, K_COUNTER, "lost", "p2c2r_lost_total", "Tasks that failed after losing max-attempts peers, or whose type lost every peer.", N(lost)},
+    {G_COUNTERS, K_COUNTER, "timed_out", "p2c2r_timed_out_total", "Tasks whose deadline passed.", N(timed_out)},
+    {G_COUNTERS, K_COUNTER, "cancelled", "p2c2r_cancelled_total", "Tasks cancelled by their renter.", N(cancelled)},
+    {G_COUNTERS, K_COUNTER, "late_results", "p2c2r_late_results_total", "Results dropped because the task had its outcome.", N(late_results)},
+    {G_COUNTERS, K_COUNTER, "duplicate_results", "p2c2r_duplicate_results_total", "Results a peer sent twice (dropped).", N(duplicate_results)},
+    {G_COUNTERS, K_COUNTER, "retries", "p2c2r_retries_total", "Attempts started again after a failure or a lost peer.", N(retries)},
+    {G_COUNTERS, K_COUNTER, "hedges", "p2c2r_hedges_total", "Second copies started for slow attempts.", N(hedges)},
+    {G_COUNTERS, K_COUNTER, "hedge_wins", "p2c2r_hedge_wins_total", "Hedged copies that answered first.", N(hedge_wins)},
+    {G_COUNTERS, K_COUNTER, "quarantines", "p2c2r_quarantines_total", "Times a peer's circuit breaker opened.", N(quarantines)},
+    {G_COUNTERS, K_COUNTER, "cache_hits", "p2c2r_cache_hits_total", "Tasks answered from the result cache.", C(hits)},
+    {G_COUNTERS, K_COUNTER, "cache_misses", "p2c2r_cache_misses_total", "Cacheable tasks not in the cache.", C(misses)},
+    {G_COUNTERS, K_COUNTER, "coalesced", "p2c2r_coalesced_total", "Tasks answered by an identical task in flight.", N(coalesced)},
+    {G_COUNTERS, K_COUNTER, "rejected_deadline", "p2c2r_rejected_deadline_total", "Tasks refused because they would miss their deadline.", N(rejected_deadline)},
+    {G_COUNTERS, K_COUNTER, "rejected_capability", "p2c2r_rejected_capability_total", "Tasks refused because no peer meets their requirements.", N(rejected_capability)},
+    {G_COUNTERS, K_COUNTER, "pings", "p2c2r_pings_total", "PINGs sent to silent peers.", N(pings)},
+    {G_COUNTERS, K_COUNTER, "connections_total", "p2c2r_connections_total", "Connections accepted.", N(conns_total)},
+    {G_COUNTERS, K_COUNTER, "protocol_errors", "p2c2r_protocol_errors_total", "Connections cut for protocol errors.", N(proto_errors)},
+    {G_COUNTERS, K_COUNTER, "auth_failures", "p2c2r_auth_failures_total", "HELLOs refused for their token.", N(auth_failures)},
+    {G_COUNTERS, K_COUNTER, "limit_cuts", "p2c2r_limit_cuts_total", "Connections cut for a full output buffer.", N(limit_cuts)},
+    {G_COUNTERS, K_COUNTER, "bytes_in", "p2c2r_bytes_in_total", "Bytes read.", N(bytes_in)},
+    {G_COUNTERS, K_COUNTER, "bytes_out", "p2c2r_bytes_out_total", "Bytes queued for sending.", N(bytes_out)},
+    {G_COUNTERS, K_COUNTER, "blobs_put", "p2c2r_blobs_put_total", "Blobs stored (new uploads).", N(blobs_put)},
+    {G_COUNTERS, K_COUNTER, "blobs_sent", "p2c2r_blobs_sent_total", "Blobs sent to peers.", N(blobs_sent)},
+    {G_COUNTERS, K_COUNTER, "blob_misses", "p2c2r_blob_misses_total", "ENOBLOB answers from peers (blob resent).", N(blob_misses)},
+    {G_BLOBS, K_GAUGE, "count", "p2c2r_blobs", "Blobs in the store.", S(blob_count)},
+    {G_BLOBS, K_GAUGE, "bytes", "p2c2r_blob_bytes", "Bytes of the blobs in the store.", S(blob_bytes)},
+    {G_BLOBS, K_GAUGE, "max_bytes", "p2c2r_blob_max_bytes", "The blob store's byte cap.", S(blob_max)},
+    {G_CACHE, K_GAUGE, "entries", "p2c2r_cache_entries", "Entries in the result cache.", C(entries)},
+    {G_CACHE, K_GAUGE, "bytes", "p2c2r_cache_bytes", "Bytes held by the result cache.", C(bytes)},
+    {G_CACHE, K_GAUGE, "max_bytes", "p2c2r_cache_max_bytes", "The result cache's byte cap.", S(cache_max)},
+    {G_CACHE, K_COUNTER, "hits", NULL, NULL, C(hits)},
+    {G_CACHE, K_COUNTER, "misses", NULL, NULL, C(misses)},
+    {G_CACHE, K_COUNTER, "evictions", "p2c2r_cache_evictions_total", "Cache entries evicted for space.", C(evictions)},
+    {G_CACHE, K_COUNTER, "expired", "p2c2r_cache_expired_total", "Cache entries dropped at the end of their TTL.", C(expired)},
+};
+
+#undef N
+#undef C
+#undef S
+
+static uint64_t stat_value(const struct snap *s, const struct stat_def *d)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)s + d->off, sizeof(v));
+    return v;
+}
+
+/* Appends the figures of one group as "key":value pairs. */
+static void stats_group(struct buf *o, const struct snap *s, int group)
+{
+    int first = 1;
+    for (size_t i = 0; i < ARRAY_LEN(stat_defs); i++) {
+        if (stat_defs[i].group != group)
+            continue;
+        jprintf(o, "%s\"%s\":%" PRIu64, first ? "" : ",", stat_defs[i].key, stat_value(s, &stat_defs[i]));
+        first = 0;
+    }
+}
+
 /* The STATS document (docs/PROTOCOL.md 5.7), appended to o. */
 static void stats_json(struct coord *co, struct buf *o)
 {
-    const struct counters *k = &co->n;
-    struct rcache_stats cs = {0};
-    if (co->cache)
-        rcache_stats(co->cache, &cs);
+    struct snap s;
+    snap_take(co, &s);
     jprintf(o, "{\"version\":\"%s\",\"address\":", P2C2R_VERSION_STRING);
     json_str(o, co->addr);
-    jprintf(o, ",\"connections\":%u,\"renters\":%u,\"peers_connected\":%u,\"tasks_live\":%u,"
-               "\"queued\":%u,\"queued_bytes\":%" PRIu64 ",",
-            co->nconns, co->nrenters, co->npeers, co->tasks_live, co->queued_total, co->queued_bytes);
-    jprintf(o, "\"counters\":{\"submitted\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64
-               ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"requeued\":%" PRIu64
-               ",\"lost\":%" PRIu64 ",\"timed_out\":%" PRIu64 ",\"cancelled\":%" PRIu64
-               ",\"late_results\":%" PRIu64 ",\"duplicate_results\":%" PRIu64,
-            k->submitted, k->accepted, k->rejected, k->delivered_ok, k->delivered_err, k->requeued,
-            k->lost, k->timed_out, k->cancelled, k->late_results, k->duplicate_results);
-    jprintf(o, ",\"retries\":%" PRIu64 ",\"hedges\":%" PRIu64 ",\"hedge_wins\":%" PRIu64
-               ",\"quarantines\":%" PRIu64 ",\"cache_hits\":%" PRIu64 ",\"cache_misses\":%" PRIu64
-               ",\"coalesced\":%" PRIu64 ",\"rejected_deadline\":%" PRIu64
-               ",\"rejected_capability\":%" PRIu64 ",\"pings\":%" PRIu64,
-            k->retries, k->hedges, k->hedge_wins, k->quarantines, cs.hits, cs.misses,
-            k->coalesced, k->rejected_deadline, k->rejected_capability, k->pings);
-    jprintf(o, ",\"connections_total\":%" PRIu64 ",\"protocol_errors\":%" PRIu64
-               ",\"auth_failures\":%" PRIu64 ",\"limit_cuts\":%" PRIu64 ",\"bytes_in\":%" PRIu64
-               ",\"bytes_out\":%" PRIu64 ",\"blobs_put\":%" PRIu64 ",\"blobs_sent\":%" PRIu64
-               ",\"blob_misses\":%" PRIu64 "},",
-            k->conns_total, k->proto_errors, k->auth_failures, k->limit_cuts, k->bytes_in,
-            k->bytes_out, k->blobs_put, k->blobs_sent, k->blob_misses);
-    jprintf(o, "\"blobs\":{\"count\":%u,\"bytes\":%zu,\"max_bytes\":%zu},", co->nblob,
-            co->blob_bytes, co->cfg.blob_store_bytes);
-    jprintf(o, "\"cache\":{\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"max_bytes\":%zu"
-               ",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"evictions\":%" PRIu64
-               ",\"expired\":%" PRIu64 "},",
-            cs.entries, cs.bytes, co->cfg.cache_bytes, cs.hits, cs.misses, cs.evictions, cs.expired);
+    buf_append(o, ",", 1);
+    stats_group(o, &s, G_TOP);
+    buf_append(o, ",\"counters\":{", 13);
+    stats_group(o, &s, G_COUNTERS);
+    buf_append(o, "},\"blobs\":{", 11);
+    stats_group(o, &s, G_BLOBS);
+    buf_append(o, "},\"cache\":{", 11);
+    stats_group(o, &s, G_CACHE);
+    buf_append(o, "},", 2);
     buf_append(o, "\"types\":[", 9);
     for (uint32_t i = 0; i < co->ntypes; i++) {
         const struct ttype *tt = &co->types[i];
@@ -164,7 +260,6 @@ int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *b
 void stats_metrics_render(void *arg, struct buf *o)
 {
     struct coord *co = arg;
-    const struct counters *k = &co->n;
     char lb[160];
     prom_help(o, "p2c2r_tasks_total", "counter", "Outcomes delivered, by task type and status.");
     for (uint32_t i = 0; i < co->ntypes; i++)
@@ -216,44 +311,20 @@ void stats_metrics_render(void *arg, struct buf *o)
     for (struct list_node *n = co->peers.next; n != &co->peers; n = n->next)
         bystate[list_entry(n, struct peer_rec, node)->state]++;
     prom_help(o, "p2c2r_peers", "gauge", "Registered peers by state.");
-    for (int s = 0; s < 3; s++) {
-        snprintf(lb, sizeof(lb), "state=\"%s\"", peer_state_name(s));
-        prom_gauge(o, "p2c2r_peers", lb, (double)bystate[s]);
+    for (int st = 0; st < 3; st++) {
+        snprintf(lb, sizeof(lb), "state=\"%s\"", peer_state_name(st));
+        prom_gauge(o, "p2c2r_peers", lb, (double)bystate[st]);
     }
-    struct rcache_stats cs = {0};
-    if (co->cache)
-        rcache_stats(co->cache, &cs);
-    const struct {
-        const char *name, *type, *help;
-        double v;
-    } flat[] = {
-        {"p2c2r_connections", "gauge", "Open connections.", co->nconns},
-        {"p2c2r_renters", "gauge", "Renter connections.", co->nrenters},
-        {"p2c2r_tasks_live", "gauge", "Accepted tasks not yet freed.", co->tasks_live},
-        {"p2c2r_queued", "gauge", "Tasks waiting in queues.", co->queued_total},
-        {"p2c2r_submitted_total", "counter", "Tasks received.", (double)k->submitted},
-        {"p2c2r_accepted_total", "counter", "Tasks accepted.", (double)k->accepted},
-        {"p2c2r_retries_total", "counter", "Attempts started again after a failure or a lost peer.", (double)k->retries},
-        {"p2c2r_hedges_total", "counter", "Second copies started for slow attempts.", (double)k->hedges},
-        {"p2c2r_hedge_wins_total", "counter", "Hedged copies that answered first.", (double)k->hedge_wins},
-        {"p2c2r_quarantines_total", "counter", "Times a peer's circuit breaker opened.", (double)k->quarantines},
-        {"p2c2r_late_results_total", "counter", "Results dropped because the task had its outcome.", (double)k->late_results},
-        {"p2c2r_duplicate_results_total", "counter", "Results a peer sent twice (dropped).", (double)k->duplicate_results},
-        {"p2c2r_requeued_total", "counter", "Tasks put back after their peer was lost.", (double)k->requeued},
-        {"p2c2r_cache_hits_total", "counter", "Tasks answered from the result cache.", (double)cs.hits},
-        {"p2c2r_cache_misses_total", "counter", "Cacheable tasks not in the cache.", (double)cs.misses},
-        {"p2c2r_cache_evictions_total", "counter", "Cache entries evicted for space.", (double)cs.evictions},
-        {"p2c2r_cache_bytes", "gauge", "Bytes held by the result cache.", (double)cs.bytes},
-        {"p2c2r_coalesced_total", "counter", "Tasks answered by an identical task in flight.", (double)k->coalesced},
-        {"p2c2r_protocol_errors_total", "counter", "Connections cut for protocol errors.", (double)k->proto_errors},
-        {"p2c2r_bytes_in_total", "counter", "Bytes read.", (double)k->bytes_in},
-        {"p2c2r_bytes_out_total", "counter", "Bytes queued for sending.", (double)k->bytes_out},
-    };
-    for (size_t i = 0; i < ARRAY_LEN(flat); i++) {
-        prom_help(o, flat[i].name, flat[i].type, flat[i].help);
-        if (strcmp(flat[i].type, "counter") == 0)
-            prom_counter(o, flat[i].name, "", (uint64_t)flat[i].v);
+    struct snap s;
+    snap_take(co, &s);
+    for (size_t i = 0; i < ARRAY_LEN(stat_defs); i++) {
+        const struct stat_def *d = &stat_defs[i];
+        if (!d->prom)
+            continue;
+        prom_help(o, d->prom, d->kind == K_COUNTER ? "counter" : "gauge", d->help);
+        if (d->kind == K_COUNTER)
+            prom_counter(o, d->prom, "", stat_value(&s, d));
         else
-            prom_gauge(o, flat[i].name, "", flat[i].v);
+            prom_gauge(o, d->prom, "", (double)stat_value(&s, d));
     }
 }
