@@ -26,9 +26,56 @@ int log_level_parse(const char *name, int *out)
 void log_set_level(int level) { log_level_cur = level; }
 void log_set_component(const char *name) { component = name; }
 
+/* How many bytes ch takes once escaped; the escape itself goes to e. */
+static size_t esc_one(unsigned char ch, char *e)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (ch == '"' || ch == '\\') {
+        e[0] = '\\';
+        e[1] = (char)ch;
+        return 2;
+    }
+    if (ch < 0x20 || ch >= 0x7f) {
+        e[0] = '\\';
+        e[1] = 'x';
+        e[2] = hex[ch >> 4];
+        e[3] = hex[ch & 15];
+        return 4;
+    }
+    e[0] = (char)ch;
+    return 1;
+}
+
+const char *log_esc(char *dst, size_t cap, const void *s, size_t n)
+{
+    const unsigned char *p = s;
+    char e[4];
+    if (cap == 0)
+        return dst;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += esc_one(p[i], e);
+    /* When it does not all fit, stop where "..." and the NUL still do. */
+    size_t room = total < cap ? cap - 1 : cap > 4 ? cap - 4 : 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t el = esc_one(p[i], e);
+        if (o + el > room)
+            break;
+        memcpy(dst + o, e, el);
+        o += el;
+    }
+    if (total >= cap && cap > 4) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
 void log_write(int level, const char *event, const char *fmt, ...)
 {
-    char line[1024];
+    char line[1024], raw[1024];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -43,10 +90,22 @@ void log_write(int level, const char *event, const char *fmt, ...)
     if ((size_t)n < sizeof(line)) {
         va_list ap;
         va_start(ap, fmt);
-        int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+        int m = vsnprintf(raw, sizeof(raw), fmt, ap);
         va_end(ap);
-        if (m > 0)
-            n += m;
+        if (m > 0) {
+            /* Whatever a caller forgot to pass through log_esc, no field can
+             * start a new line. */
+            size_t rl = (size_t)m < sizeof(raw) ? (size_t)m : sizeof(raw) - 1;
+            for (size_t i = 0; i < rl && (size_t)n < sizeof(line) - 5; i++) {
+                unsigned char ch = (unsigned char)raw[i];
+                if (ch < 0x20 || ch == 0x7f) {
+                    n += snprintf(line + n, sizeof(line) - (size_t)n, "\\x%02x", ch);
+                } else {
+                    line[n++] = (char)ch;
+                }
+            }
+            line[n] = '\0';
+        }
     }
     if ((size_t)n >= sizeof(line) - 1)
         n = (int)sizeof(line) - 2;

@@ -5,6 +5,8 @@
 #ifndef P2C2R_LOG_H
 #define P2C2R_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3, LOG_OFF = 4 };
 
 extern int log_level_cur;
@@ -13,6 +15,15 @@ extern int log_level_cur;
 int log_level_parse(const char *name, int *out);
 void log_set_level(int level);
 void log_set_component(const char *name);
+
+/* Text that came from a remote (a HELLO name, an ERROR's text) must go
+ * through log_esc before it reaches a log line: it writes s[0..n) to dst
+ * (cap bytes, NUL-terminated, cut with "..." when it does not fit) with '"'
+ * and '\\' escaped by a backslash and every byte outside printable ASCII as
+ * \xNN, so a remote can neither start a new line nor end a quoted field.
+ * Returns dst.  As a second line of defence log_write escapes any control
+ * byte left in a formatted line the same way. */
+const char *log_esc(char *dst, size_t cap, const void *s, size_t n);
 
 void log_write(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

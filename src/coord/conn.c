@@ -136,9 +136,10 @@ void conn_fail(struct conn *c, int code, const char *fmt, ...)
         n = 0;
     if ((size_t)n >= sizeof(text))
         n = sizeof(text) - 1;
+    char esc[4 * sizeof(text)];
     LOG(code == P2C2R_ESHUTDOWN ? LOG_INFO : LOG_WARN, "conn_cut",
         "conn=%" PRIu64 " addr=%s role=%u state=%s code=%s reason=\"%s\"", c->id, c->addr, c->role,
-        conn_state_name(c->state), p2c2r_errname(code), text);
+        conn_state_name(c->state), p2c2r_errname(code), log_esc(esc, sizeof(esc), text, (size_t)n));
     if (code == P2C2R_EPROTO || code == P2C2R_ETOOBIG)
         c->co->n.proto_errors++;
     /* Detaching requeues or frees tasks, which must not happen under a
@@ -177,9 +178,10 @@ static int on_ping(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
 static int on_remote_error(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     struct msg_error m;
+    char esc[512];
     if (proto_parse_error(body, h->body_len, &m) == 0)
-        LOG_W("remote_error", "conn=%" PRIu64 " code=%u text=\"%.*s\"", c->id, m.code,
-              (int)m.text.len, (const char *)m.text.p);
+        LOG_W("remote_error", "conn=%" PRIu64 " code=%u text=\"%s\"", c->id, m.code,
+              log_esc(esc, sizeof(esc), m.text.p, m.text.len));
     conn_close(c);
     return -1;
 }

@@ -294,8 +294,10 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     uint8_t *b = conn_frame(c, MSG_REGISTER_OK, 0, h->req_id, 8);
     if (b)
         wr64(b, p->id);
+    char esc[4 * sizeof(c->name)];
     LOG_I("peer_registered", "peer=%u conn=%" PRIu64 " name=\"%s\" cores=%u slots=%u gpu=%u types=%u",
-          p->id, c->id, c->name, p->cores, p->slots, p->gpu, m.ntypes);
+          p->id, c->id, log_esc(esc, sizeof(esc), c->name, strlen(c->name)), p->cores, p->slots,
+          p->gpu, m.ntypes);
     dispatch_peer(co, p);
     coord_maybe_ready(co);
     return 0;

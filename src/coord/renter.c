@@ -62,8 +62,9 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
     if (!b)
         return -1;
     proto_put_hello_ok(b, &ok);
+    char esc[4 * sizeof(c->name)];
     LOG_I("conn_hello", "conn=%" PRIu64 " addr=%s role=%s name=\"%s\"", c->id, c->addr,
-          c->role == ROLE_RENTER ? "renter" : "peer", c->name);
+          c->role == ROLE_RENTER ? "renter" : "peer", log_esc(esc, sizeof(esc), c->name, strlen(c->name)));
     return 0;
 }
 
