@@ -142,6 +142,8 @@ void conn_fail(struct conn *c, int code, const char *fmt, ...)
         conn_state_name(c->state), p2c2r_errname(code), log_esc(esc, sizeof(esc), text, (size_t)n));
     if (code == P2C2R_EPROTO || code == P2C2R_ETOOBIG)
         c->co->n.proto_errors++;
+    else if (code == P2C2R_ELIMIT)
+        c->co->n.limit_cuts++;
     /* Detaching requeues or frees tasks, which must not happen under a
      * caller that is walking a task list: it is deferred to conn_reap, at
      * the top of the next check or sweep.  Until then the connection takes

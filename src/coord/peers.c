@@ -229,8 +229,12 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         conn_fail(c, P2C2R_EPROTO, "PEER_REGISTER sent twice");
         return -1;
     }
+    if (h->body_len > 13 && body[13] > PROTO_MAX_TYPES) {
+        conn_fail(c, P2C2R_ELIMIT, "PEER_REGISTER lists %u task types (max %d)", body[13], PROTO_MAX_TYPES);
+        return -1;
+    }
     if (proto_parse_register(body, h->body_len, &m) != 0) {
-        conn_fail(c, P2C2R_EPROTO, "malformed PEER_REGISTER");
+        conn_fail(c, P2C2R_EPROTO, "malformed PEER_REGISTER (docs/PROTOCOL.md 5.3)");
         return -1;
     }
     if (m.ntypes == 0) {
@@ -306,8 +310,12 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
 int peer_on_credit(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     uint32_t slots;
-    if (!c->peer || proto_parse_u32(body, h->body_len, &slots) != 0 || slots > 65535) {
-        conn_fail(c, P2C2R_EPROTO, "CREDIT before PEER_REGISTER or malformed");
+    if (!c->peer) {
+        conn_fail(c, P2C2R_EPROTO, "CREDIT before PEER_REGISTER");
+        return -1;
+    }
+    if (proto_parse_u32(body, h->body_len, &slots) != 0 || slots > 65535) {
+        conn_fail(c, P2C2R_EPROTO, "malformed CREDIT: the body is a u32 of 0..65535");
         return -1;
     }
     struct peer_rec *p = c->peer;
@@ -336,8 +344,12 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
     struct coord *co = c->co;
     struct msg_result m;
     struct peer_rec *p = c->peer;
-    if (!p || proto_parse_result(body, h->body_len, &m) != 0) {
-        conn_fail(c, P2C2R_EPROTO, "RESULT before PEER_REGISTER or malformed");
+    if (!p) {
+        conn_fail(c, P2C2R_EPROTO, "RESULT before PEER_REGISTER");
+        return -1;
+    }
+    if (proto_parse_result(body, h->body_len, &m) != 0) {
+        conn_fail(c, P2C2R_EPROTO, "malformed RESULT: shorter than its 8-byte prefix");
         return -1;
     }
     struct task *t = task_lookup(co, h->req_id);
@@ -410,9 +422,19 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
             co->n.hedge_wins++;
             tt->hedge_wins++;
         }
-        if (t->cacheable && co->cache)
-            (void)rcache_put(co->cache, &t->key, p->ty[t->tt].version, m.output.p, m.output.len, now);
-        task_finish(co, t, 0, m.output.p, m.output.len, m.exec_us, p->id);
+        if (m.output.len > co->cfg.max_body - PROTO_DELIVER_PREFIX) {
+            /* A DELIVER carries 16 bytes before the output and no frame may
+             * pass max_body: this output cannot reach the renter.  The
+             * executor is deterministic, so another run would not help. */
+            char msg[160];
+            snprintf(msg, sizeof(msg), "result of %zu bytes over the largest deliverable (%u bytes: max_body - 16)",
+                     m.output.len, co->cfg.max_body - PROTO_DELIVER_PREFIX);
+            task_finish(co, t, P2C2R_ETOOBIG, (const uint8_t *)msg, strlen(msg), m.exec_us, p->id);
+        } else {
+            if (t->cacheable && co->cache)
+                (void)rcache_put(co->cache, &t->key, p->ty[t->tt].version, m.output.p, m.output.len, now);
+            task_finish(co, t, 0, m.output.p, m.output.len, m.exec_us, p->id);
+        }
     } else {
         /* An error.  It is believed when a second peer says the same; until
          * then it may be this peer's fault, so the task runs elsewhere, and

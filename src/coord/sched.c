@@ -240,7 +240,6 @@ int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge)
         if (peer_has_blob(p, b->hash))
             continue;
         if (conn_send(p->conn, MSG_BLOB_DATA, 0, b->hash, PROTO_HASH_LEN, b->data, b->len) != 0) {
-            co->n.limit_cuts++;
             conn_fail(p->conn, P2C2R_ELIMIT, "peer output over %zu bytes", co->cfg.max_output);
             return -1;
         }
@@ -248,7 +247,6 @@ int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge)
         co->n.blobs_sent++;
     }
     if (conn_send(p->conn, MSG_ASSIGN, t->id, NULL, 0, t->body, t->body_len) != 0) {
-        co->n.limit_cuts++;
         conn_fail(p->conn, P2C2R_ELIMIT, "peer output over %zu bytes", co->cfg.max_output);
         return -1;
     }

@@ -126,7 +126,7 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "connections_total", "p2c2r_connections_total", "Connections accepted.", N(conns_total)},
     {G_COUNTERS, K_COUNTER, "protocol_errors", "p2c2r_protocol_errors_total", "Connections cut for protocol errors.", N(proto_errors)},
     {G_COUNTERS, K_COUNTER, "auth_failures", "p2c2r_auth_failures_total", "HELLOs refused for their token.", N(auth_failures)},
-    {G_COUNTERS, K_COUNTER, "limit_cuts", "p2c2r_limit_cuts_total", "Connections cut for a full output buffer.", N(limit_cuts)},
+    {G_COUNTERS, K_COUNTER, "limit_cuts", "p2c2r_limit_cuts_total", "Connections cut for going over a limit (output buffered, connections, types).", N(limit_cuts)},
     {G_COUNTERS, K_COUNTER, "bytes_in", "p2c2r_bytes_in_total", "Bytes read.", N(bytes_in)},
     {G_COUNTERS, K_COUNTER, "bytes_out", "p2c2r_bytes_out_total", "Bytes queued for sending.", N(bytes_out)},
     {G_COUNTERS, K_COUNTER, "blobs_put", "p2c2r_blobs_put_total", "Blobs stored (new uploads).", N(blobs_put)},

@@ -269,7 +269,6 @@ int send_deliver(struct coord *co, struct conn *r, uint64_t ticket, int status,
                            peer_id, flags);
     if (conn_send(r, MSG_DELIVER, ticket, head, sizeof(head), out, len) != 0 &&
         r->state < CS_DRAINING) {
-        co->n.limit_cuts++;
         conn_fail(r, P2C2R_ELIMIT, "renter output over %zu bytes: read your results",
                   co->cfg.max_output);
         return -1;
