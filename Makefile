@@ -5,8 +5,11 @@ JOBS ?= $(shell nproc)
 LOCAL_PEERS ?= 2
 LISTEN ?= 127.0.0.1:8765
 METRICS ?= 127.0.0.1:9090
+# make install: where to, and an optional staging root (packaging, tests).
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all deps build run test test-asan fuzz bench clean
+.PHONY: all deps build run test test-asan fuzz bench install clean
 
 all: build
 
@@ -14,7 +17,7 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -22,6 +25,11 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# Programs, libp2c2r (.so and .a), headers, p2c2r.pc, the CMake package, man
+# pages and systemd units under $(DESTDIR)$(PREFIX).
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 test-asan: deps
 	@cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DP2C2R_SANITIZE=ON -DCMAKE_C_COMPILER=clang >/dev/null

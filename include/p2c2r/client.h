@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "p2c2r/error.h"
+#include "p2c2r/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,7 +34,10 @@ typedef struct {
     uint64_t id;
 } p2c2r_ticket;
 
-/* Returns the library version string, e.g. "0.1.0". */
+/* Returns the version of the library loaded at run time, e.g. "0.2.0".  The
+ * headers compiled against give theirs in P2C2R_VERSION_STRING,
+ * P2C2R_VERSION_MAJOR / _MINOR / _PATCH and P2C2R_VERSION_NUM (0xMMmmpp, for
+ * #if), from p2c2r/version.h. */
 P2C2R_API const char *p2c2r_version(void);
 
 struct p2c2r_client_options {

@@ -13,6 +13,7 @@ add_library(p2c2r_fuzz_pathfind_under_test STATIC
   ${PROJECT_SOURCE_DIR}/src/tasks/pathfind_map.c
   ${PROJECT_SOURCE_DIR}/src/tasks/pathfind_search.c
   ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c
+  ${PROJECT_SOURCE_DIR}/src/tasks/exec_abi.c
   ${PROJECT_SOURCE_DIR}/tests/tasks/pathfind/pf_testlib.c)
 target_compile_options(p2c2r_fuzz_pathfind_under_test PRIVATE -fsanitize=fuzzer-no-link ${P2C2R_FUZZ_SAN})
 target_include_directories(p2c2r_fuzz_pathfind_under_test PUBLIC

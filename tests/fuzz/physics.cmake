@@ -8,7 +8,8 @@
 # scenes: every shape pair, params lines, and refused inputs).
 
 file(GLOB P2C2R_FUZZ_PHYSICS_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/tasks/physics*.c)
-add_library(p2c2r_fuzz_physics STATIC ${P2C2R_FUZZ_PHYSICS_SOURCES} ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c)
+add_library(p2c2r_fuzz_physics STATIC ${P2C2R_FUZZ_PHYSICS_SOURCES} ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c
+                                                                  ${PROJECT_SOURCE_DIR}/src/tasks/exec_abi.c)
 target_compile_options(p2c2r_fuzz_physics PRIVATE -fsanitize=fuzzer-no-link ${P2C2R_FUZZ_SAN})
 target_link_libraries(p2c2r_fuzz_physics PUBLIC PkgConfig::JANSSON OpenSSL::Crypto m)
 

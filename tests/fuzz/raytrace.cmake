@@ -10,7 +10,8 @@ add_library(p2c2r_fuzz_raytrace STATIC
   ${PROJECT_SOURCE_DIR}/src/tasks/raytrace_scene.c
   ${PROJECT_SOURCE_DIR}/src/tasks/raytrace_bvh.c
   ${PROJECT_SOURCE_DIR}/src/tasks/raytrace_render.c
-  ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c)
+  ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c
+  ${PROJECT_SOURCE_DIR}/src/tasks/exec_abi.c)
 target_compile_options(p2c2r_fuzz_raytrace PRIVATE -fsanitize=fuzzer-no-link ${P2C2R_FUZZ_SAN})
 target_link_libraries(p2c2r_fuzz_raytrace PUBLIC PkgConfig::JANSSON PkgConfig::PNG OpenSSL::Crypto m)
 

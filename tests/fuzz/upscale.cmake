@@ -6,7 +6,8 @@ add_library(p2c2r_fuzz_upscale_under_test STATIC
   ${PROJECT_SOURCE_DIR}/src/tasks/imageio.c
   ${PROJECT_SOURCE_DIR}/src/tasks/upscale.c
   ${PROJECT_SOURCE_DIR}/src/tasks/upscale_resample.c
-  ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c)
+  ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c
+  ${PROJECT_SOURCE_DIR}/src/tasks/exec_abi.c)
 target_compile_options(p2c2r_fuzz_upscale_under_test PRIVATE -fsanitize=fuzzer-no-link ${P2C2R_FUZZ_SAN})
 # PNG checksums are not checked in this build, so mutations reach the pixel
 # decoder instead of failing at the first CRC (see imageio.c).
