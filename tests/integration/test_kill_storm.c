@@ -369,26 +369,26 @@ int main(int argc, char **argv)
 
     h_phase("coordinator state after the storm");
     h_wait_peers(PEERS, NULL);
-    char *js = h_stats(NULL);
+    json_t *js = h_stats(NULL);
     H_REQUIRE(js, "no stats");
-    long long requeued = h_json_num(js, NULL, "requeued"), completed = h_json_num(js, NULL, "completed");
+    long long requeued = h_json_int(js, "counters.requeued"), completed = h_json_int(js, "counters.completed");
     h_log("coordinator: completed=%lld failed=%lld requeued=%lld retries=%lld lost=%lld cache_hits=%lld "
           "coalesced=%lld",
-          completed, h_json_num(js, NULL, "failed"), requeued, h_json_num(js, NULL, "retries"),
-          h_json_num(js, NULL, "lost"), h_json_num(js, NULL, "cache_hits"),
-          h_json_num(js, NULL, "coalesced"));
+          completed, h_json_int(js, "counters.failed"), requeued, h_json_int(js, "counters.retries"),
+          h_json_int(js, "counters.lost"), h_json_int(js, "counters.cache_hits"),
+          h_json_int(js, "counters.coalesced"));
     H_CHECK(kills >= 5, "only %d peers were killed: the storm did not happen", kills);
     H_CHECK(requeued >= 1 && sum.retried >= 1,
             "no task was caught on a killed peer (requeued %lld, retried %d)", requeued, sum.retried);
     H_CHECK(completed == total, "counters.completed %lld, expected %d", completed, total);
-    long long repeats = h_json_num(js, NULL, "cache_hits") + h_json_num(js, NULL, "coalesced");
+    long long repeats = h_json_int(js, "counters.cache_hits") + h_json_int(js, "counters.coalesced");
     H_CHECK(sum.cached == repeats, "%d outcomes flagged CACHED, but the coordinator answered %lld tasks "
                                    "from the cache or an identical task",
             sum.cached, repeats);
-    H_CHECK(h_json_num(js, NULL, "failed") == 0, "counters.failed should be 0");
-    H_CHECK(h_json_num(js, NULL, "lost") == 0, "counters.lost should be 0");
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0 after every outcome");
-    H_CHECK(h_json_num(js, NULL, "queued") == 0, "queued should be 0 after every outcome");
-    free(js);
+    H_CHECK(h_json_int(js, "counters.failed") == 0, "counters.failed should be 0");
+    H_CHECK(h_json_int(js, "counters.lost") == 0, "counters.lost should be 0");
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live should be 0 after every outcome");
+    H_CHECK(h_json_int(js, "queued") == 0, "queued should be 0 after every outcome");
+    json_decref(js);
     return h_finish();
 }

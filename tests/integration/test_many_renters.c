@@ -175,14 +175,14 @@ int main(int argc, char **argv)
     h_log("total %.1f MB of input echoed in %.1f s", (double)bytes / 1e6, (double)ms / 1000.0);
 
     h_phase("coordinator state after the run");
-    char *js = h_stats(NULL);
+    json_t *js = h_stats(NULL);
     H_CHECK(js != NULL, "stats after the run");
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0 after every result: %s",
-            js ? js : "");
-    H_CHECK(h_json_num(js, NULL, "queued") == 0, "queued should be 0 after every result");
-    H_CHECK(h_json_num(js, NULL, "completed") == (long long)per * RENTERS,
-            "counters.completed %lld, expected %d", h_json_num(js, NULL, "completed"), per * RENTERS);
-    H_CHECK(h_json_num(js, NULL, "peers_connected") == 2, "both peers still connected");
-    free(js);
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live should be 0 after every result: %s",
+            h_json_text(js));
+    H_CHECK(h_json_int(js, "queued") == 0, "queued should be 0 after every result");
+    H_CHECK(h_json_int(js, "counters.completed") == (long long)per * RENTERS,
+            "counters.completed %lld, expected %d", h_json_int(js, "counters.completed"), per * RENTERS);
+    H_CHECK(h_json_int(js, "peers_connected") == 2, "both peers still connected");
+    json_decref(js);
     return h_finish();
 }

@@ -282,13 +282,6 @@ out:
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static long long peer_field(const char *js, const char *peer, const char *key)
-{
-    char anchor[64];
-    snprintf(anchor, sizeof(anchor), "\"name\":\"%s\"", peer);
-    return h_json_num(js, anchor, key);
-}
-
 static void report(const char *who, const struct tally *t)
 {
     h_log("%s: ok=%d lost=%d other_errors=%d mismatched=%d duplicates=%d unknown=%d retried_ok=%d", who,
@@ -325,10 +318,10 @@ static void phase_kill_one(void)
     long long inflight = -1, vid = -1;
     end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     while (h_now_ms() < end) {
-        char *js = h_stats(NULL);
-        inflight = peer_field(js, "peer-2", "inflight");
-        vid = h_peer_id(js, "peer-2");
-        free(js);
+        json_t *js = h_stats(NULL);
+        inflight = h_json_int(js, "peers[name=peer-2].inflight");
+        vid = h_json_int(js, "peers[name=peer-2].id");
+        json_decref(js);
         if (inflight > 0)
             break;
         h_sleep_ms(10);
@@ -357,16 +350,16 @@ static void phase_kill_one(void)
             "raw-renter: every ticket needs exactly one DELIVER, correct or ELOST");
     sum.ok += raw.t.ok, sum.lost += raw.t.lost, sum.retried += raw.t.retried;
 
-    char *js = h_stats(NULL);
-    long long requeued = h_json_num(js, NULL, "requeued");
+    json_t *js = h_stats(NULL);
+    long long requeued = h_json_int(js, "counters.requeued");
     h_log("phase 1 totals: %d ok, %d ELOST, %d succeeded after a retry; coordinator requeued=%lld lost=%lld",
-          sum.ok, sum.lost, sum.retried, requeued, h_json_num(js, NULL, "lost"));
+          sum.ok, sum.lost, sum.retried, requeued, h_json_int(js, "counters.lost"));
     H_CHECK(requeued >= inflight, "coordinator requeued %lld tasks, peer-2 held %lld", requeued, inflight);
     H_CHECK(inflight <= 0 || sum.retried + sum.lost >= 1,
             "peer-2 held tasks when killed but no outcome shows a second attempt");
-    H_CHECK(h_json_num(js, NULL, "peers_connected") == 2, "2 peers left after the kill");
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0 once all outcomes are in");
-    free(js);
+    H_CHECK(h_json_int(js, "peers_connected") == 2, "2 peers left after the kill");
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live should be 0 once all outcomes are in");
+    json_decref(js);
 }
 
 /* A peer that stops answering (frozen, not dead: its socket stays open) is
@@ -399,9 +392,7 @@ static void phase_frozen_peer(void)
     while (h_now_ms() < end) {
         rc = p2c2r_client_process(c);
         H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
-        char *js = h_stats(NULL);
-        held = peer_field(js, "peer-3", "inflight");
-        free(js);
+        held = h_stat("peers[name=peer-3].inflight");
         if (held > 0)
             break;
         h_sleep_ms(5);
@@ -431,9 +422,7 @@ static void phase_frozen_peer(void)
     long long conn_peers = -1;
     end = h_now_ms() + (uint64_t)(PEER_TIMEOUT_MS + h_bound_ms(5000));
     while (h_now_ms() < end) {
-        char *js = h_stats(NULL);
-        conn_peers = h_json_num(js, NULL, "peers_connected");
-        free(js);
+        conn_peers = h_stat("peers_connected");
         if (conn_peers == 1)
             break;
         h_sleep_ms(50);
@@ -469,10 +458,10 @@ static void phase_kill_all(void)
     while (h_now_ms() < end) {
         rc = p2c2r_client_process(c);
         H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
-        char *js = h_stats(NULL);
-        live = h_json_num(js, NULL, "tasks_live");
-        queued = h_json_num(js, NULL, "queued");
-        free(js);
+        json_t *js = h_stats(NULL);
+        live = h_json_int(js, "tasks_live");
+        queued = h_json_int(js, "queued");
+        json_decref(js);
         if (live >= N)
             break;
         h_sleep_ms(10);
@@ -529,10 +518,10 @@ static void phase_kill_all(void)
             h_err(rc == 0 ? r.status : 0));
     if (rc == 0)
         p2c2r_result_release(&r);
-    char *js = h_stats(NULL);
-    H_CHECK(h_json_num(js, NULL, "peers_connected") == 0, "no peer should be connected");
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0: %s", js ? js : "");
-    free(js);
+    json_t *js = h_stats(NULL);
+    H_CHECK(h_json_int(js, "peers_connected") == 0, "no peer should be connected");
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live should be 0: %s", h_json_text(js));
+    json_decref(js);
     p2c2r_client_close(c);
 }
 
