@@ -811,6 +811,22 @@ struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms)
     return r;
 }
 
+long long h_wait_live(p2c2r_client *c, long long n, int timeout_ms)
+{
+    long long live = -1;
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(timeout_ms);
+    for (;;) {
+        if (c) {
+            int rc = p2c2r_client_process(c);
+            H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
+        }
+        live = h_stat("tasks_live");
+        if (live >= n || h_now_ms() >= end)
+            return live;
+        h_sleep_ms(10);
+    }
+}
+
 long long h_type_stat_sampled(const char *type, const char *key, long long min_samples)
 {
     char np[96], vp[160];
@@ -1315,6 +1331,8 @@ static void renter_api(struct h_renter *r, int *seen)
             memset(&t, 0, sizeof(t));
             r->task(r->arg, next, &t);
             rc = p2c2r_client_submit(c, &t, &slot[k].tk);
+            if (rc == P2C2R_EAGAIN) /* the coordinator's in-flight limit: collect first */
+                break;
             if (!H_CHECK(rc == 0, "%s: submit task %d: %s", r->name, next, h_err(rc)))
                 goto close_client;
             slot[k].task = next++;

@@ -230,6 +230,11 @@ json_t *h_stats(const char *token);
 /* One integer of the current coordinator's stats (h_json_int on a fresh
  * STATS document), or -1. */
 long long h_stat(const char *path);
+/* Pushes c's unsent frames out (p2c2r_client_process; c may be NULL) and
+ * polls the current coordinator's tasks_live until it is at least n, for up
+ * to timeout_ms (stretched).  Returns the last tasks_live seen; requires that
+ * processing c does not fail. */
+long long h_wait_live(p2c2r_client *c, long long n, int timeout_ms);
 /* Polls the current coordinator's stats (bounded) until task type `type`
  * has at least min_samples attempts behind its quantiles (the coordinator
  * refreshes them every 100 ms; hedging and admission need 20), then
@@ -328,7 +333,9 @@ struct h_renter {
     int no_progress_ms; /* 0 = 30000 */
     /* Fills *t (zeroed first) with task i.  The input may live in the
      * caller's scratch: it is copied before the next call.  Raw renters
-     * send type, min_version, deadline_ms, priority, flags and input. */
+     * send type, min_version, deadline_ms, priority, flags and input.  It
+     * is called again for the same i when the library refused the task
+     * with EAGAIN (the in-flight limit), and must then fill the same task. */
     void (*task)(void *arg, int i, struct p2c2r_task *t);
     /* Judges task i's outcome.  Through the library o->type is always
      * MSG_DELIVER (a refusal is a status) and o->flags holds

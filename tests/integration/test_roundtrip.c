@@ -381,17 +381,11 @@ static void test_renter_disconnect(p2c2r_client *c)
         struct p2c2r_task t = task_fresh("sha256", NULL, "gone", 4);
         h_submit(x, &t);
     }
-    long long live = -1;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
-    while (live < N && h_now_ms() < end) {
-        rc = p2c2r_client_process(x); /* sends the SUBMITs */
-        H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
-        live = h_stat("tasks_live");
-    }
+    long long live = h_wait_live(x, N, 10000); /* processing x sends the SUBMITs */
     H_CHECK(live == N, "coordinator holds %lld tasks, expected %d", live, N);
     p2c2r_client_close(x);
     /* Only the orphan on the frozen peer may remain. */
-    end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     while (live > 1 && h_now_ms() < end) {
         live = h_stat("tasks_live");
         h_sleep_ms(10);

@@ -209,10 +209,7 @@ static void scenario_hedge(void)
     while ((hedged < MIN_HEDGED || bursts < MIN_BURSTS) && h_now_ms() < end) {
         /* Each burst starts with the slow peer idle: its slots are held
          * until it answers, even for tasks a hedge already finished. */
-        uint64_t idle_by = h_now_ms() + (uint64_t)h_bound_ms(5000);
-        for (h_fake_peer_counts(slow, &fc); fc.answered < fc.assigned && h_now_ms() < idle_by;
-             h_fake_peer_counts(slow, &fc))
-            h_sleep_ms(10);
+        h_fake_peer_wait_idle(slow, 5000);
         h_sleep_ms(20); /* its last RESULT reaches the coordinator */
         ok += run_echo(c, "hedge-renter", BURST, BURST, P2C2R_PRIO_INTERACTIVE, (uint64_t)bursts + 1, recs);
         tasks += BURST;
@@ -228,11 +225,8 @@ static void scenario_hedge(void)
 
     /* The slow peer answers everything it was given, hedged or not; only
      * then are its late answers all counted. */
-    end = h_now_ms() + (uint64_t)h_bound_ms(5000);
-    do {
-        h_sleep_ms(20);
-        h_fake_peer_counts(slow, &fc);
-    } while (fc.answered < fc.assigned && h_now_ms() < end);
+    h_fake_peer_wait_idle(slow, 5000);
+    h_fake_peer_counts(slow, &fc);
     h_sleep_ms(50); /* its last RESULT travels to the coordinator */
     json_t *js = h_stats(NULL);
     long long hedges = h_json_int(js, "counters.hedges"), wins = h_json_int(js, "counters.hedge_wins");
@@ -273,9 +267,8 @@ static void scenario_hedge(void)
 static void fake_idle(struct h_fake_peer *fp)
 {
     struct h_fake_counts fc;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000);
-    for (h_fake_peer_counts(fp, &fc); fc.answered < fc.assigned && h_now_ms() < end; h_fake_peer_counts(fp, &fc))
-        h_sleep_ms(10);
+    h_fake_peer_wait_idle(fp, 5000);
+    h_fake_peer_counts(fp, &fc);
     H_CHECK(fc.answered == fc.assigned, "fake peer still holds %ld tasks", fc.assigned - fc.answered);
     h_sleep_ms(20); /* its last RESULT reaches the coordinator */
 }
@@ -415,10 +408,8 @@ static void scenario_queue_hol(void)
         H_REQUIRE(p2c2r_client_flush(c, h_bound_ms(5000)) == 0, "flush");
         if (i < 2) { /* A and B must be running before C and D arrive */
             struct h_fake_peer *fp = i == 0 ? gpu : cores;
+            h_fake_peer_wait_assigned(fp, 1, 5000);
             h_fake_peer_counts(fp, &f);
-            for (uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000); f.assigned == 0 && h_now_ms() < end;
-                 h_fake_peer_counts(fp, &f))
-                h_sleep_ms(2);
             H_REQUIRE(f.assigned == 1, "task %c did not reach its peer", 'A' + i);
         }
     }
@@ -522,10 +513,8 @@ static void scenario_coalesce_urgency(void)
         H_REQUIRE(rc == 0, "submit %d: %s", i, h_err(rc));
         H_REQUIRE(p2c2r_client_flush(c, h_bound_ms(5000)) == 0, "flush");
         if (i == 0) { /* the blocker must hold the slot before the others queue */
+            h_fake_peer_wait_assigned(fp, 1, 5000);
             h_fake_peer_counts(fp, &f);
-            for (uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000); f.assigned == 0 && h_now_ms() < end;
-                 h_fake_peer_counts(fp, &f))
-                h_sleep_ms(2);
             H_REQUIRE(f.assigned == 1, "the blocker did not reach the peer");
         }
     }
@@ -857,16 +846,7 @@ static void scenario_priority(void)
     H_REQUIRE(rc == 0, "submit realtime: %s", h_err(rc));
     /* Everything must be in the coordinator's queues before the peer
      * resumes: one task on the frozen peer, the rest queued. */
-    long long live = -1;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
-    while (h_now_ms() < end) {
-        rc = p2c2r_client_process(c);
-        H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
-        live = h_stat("tasks_live");
-        if (live >= n + 1)
-            break;
-        h_sleep_ms(10);
-    }
+    long long live = h_wait_live(c, n + 1, 10000);
     H_REQUIRE(live == n + 1, "the coordinator holds %lld of %d tasks", live, n + 1);
     long long queued = h_stat("queued");
     h_log("priority: %lld tasks live, %lld queued; resuming the peer", live, queued);
@@ -988,16 +968,7 @@ static void scenario_cache(void)
         ts[i] = (struct p2c2r_task){.type = "sha256", .input = y, .input_len = SHA_SIZE};
     int rc = p2c2r_client_submit_batch(c, ts, SAME, tk);
     H_REQUIRE(rc == 0, "submit_batch: %s", h_err(rc));
-    long long live = -1;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
-    while (h_now_ms() < end) {
-        rc = p2c2r_client_process(c);
-        H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
-        live = h_stat("tasks_live");
-        if (live >= SAME)
-            break;
-        h_sleep_ms(10);
-    }
+    long long live = h_wait_live(c, SAME, 10000);
     H_CHECK(live == SAME, "the coordinator holds %lld of %d tasks", live, SAME);
     h_signal(peer, SIGCONT);
     int ok = 0, cached = 0;
