@@ -861,8 +861,11 @@ void h_wait_peers(int n, const char *token)
     H_REQUIRE(0, "expected %d peers registered within %d ms, last saw %lld", n, h_bound_ms(15000), got);
 }
 
-int h_run(const char *const *argv, const char *in_path, const char *out_path, const char *err_path,
-          int timeout_ms)
+/* Runs argv to completion with stdin from in_path (NULL = /dev/null) and
+ * stdout/stderr to the given files; kills it after timeout_ms.  Returns the
+ * waitpid status, or -1 on timeout. */
+static int run_to_files(const char *const *argv, const char *in_path, const char *out_path,
+                        const char *err_path, int timeout_ms)
 {
     pid_t pid = fork_exec(argv, in_path, out_path, err_path, 0);
     H_REQUIRE(pid > 0, "fork: %s", strerror(errno));
@@ -896,7 +899,7 @@ struct h_cmd h_run_cmd(const char *in_path, const char *const *argv)
     }
     struct h_cmd r;
     memset(&r, 0, sizeof(r));
-    r.status = h_run(argv, in_path, out, err, h_bound_ms(120000));
+    r.status = run_to_files(argv, in_path, out, err, h_bound_ms(120000));
     r.code = r.status != -1 && WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
     r.out = h_read_file(out, &r.out_len);
     r.err = h_read_file(err, &r.err_len);

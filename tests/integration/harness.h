@@ -4,10 +4,12 @@
  * watchdog's signal handler must reach it).  h_init makes a fresh temporary
  * directory; every daemon started through it listens on 127.0.0.1 port 0,
  * reports its address through a ready file in that directory, and has its
- * stdout and stderr redirected to a log file there.  h_finish stops every
- * process still running (SIGTERM, then SIGKILL after a bound), checks that
- * each exited cleanly and that no sanitizer report appeared in any log,
- * prints the logs when anything failed, and removes the directory.
+ * stdout and stderr redirected to a log file there; commands run through it
+ * (h_run_cmd, h_cli) have their output and exit code captured.  STATS and
+ * --json documents are read with jansson (h_stats, h_json_*).  h_finish
+ * stops every process still running (SIGTERM, then SIGKILL after a bound),
+ * checks that each exited cleanly and that no sanitizer report appeared in
+ * any log, prints the logs when anything failed, and removes the directory.
  *
  * Every wait here is bounded.  A watchdog (alarm) fires a little before the
  * ctest TIMEOUT (environment P2C2R_TEST_TIMEOUT, seconds): it kills the
@@ -144,12 +146,6 @@ int h_wait_exit(struct h_proc *p, int timeout_ms);
 int h_running(struct h_proc *p);
 /* Describes a waitpid status ("exit 0", "signal 9") in a static buffer. */
 const char *h_status_str(int status);
-
-/* Runs argv to completion with stdin from in_path (NULL = /dev/null) and
- * stdout/stderr to the given files; kills it after timeout_ms.  Returns the
- * waitpid status, or -1 on timeout. */
-int h_run(const char *const *argv, const char *in_path, const char *out_path,
-          const char *err_path, int timeout_ms);
 
 /* A finished command: what it printed and how it ended. */
 struct h_cmd {

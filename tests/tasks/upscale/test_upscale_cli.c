@@ -19,8 +19,6 @@
 #include "p2c2r/error.h"
 #include "tasks/upscale.h"
 
-static void path(char *out, size_t cap, const char *name) { h_path(out, cap, name); }
-
 /* Whether the last run's stdout has every one of the NULL-terminated strings. */
 static int out_has_all(const char *first, ...) __attribute__((sentinel));
 static int out_has_all(const char *first, ...)
@@ -108,8 +106,8 @@ static void test_local(const char *in_png, const char *in_raw)
 {
     h_phase("p2c2r upscale: --local");
     char outp[300], outraw[300];
-    path(outp, sizeof(outp), "local.png");
-    path(outraw, sizeof(outraw), "local.raw");
+    h_path(outp, sizeof(outp), "local.png");
+    h_path(outraw, sizeof(outraw), "local.raw");
     H_EXPECT_EXIT(h_cli(in_png, outp, "--scale", "2", "--filter", "lanczos3", "--local", NULL), 0, "local png");
     H_CHECK(out_has_all("48x27 png", "96x54 png", "lanczos3", "locally", NULL), "local png: %s", h_last()->out);
     uint8_t *want = expected(96, 54, RESAMPLE_LANCZOS3, in_raw);
@@ -127,7 +125,7 @@ static void test_local(const char *in_png, const char *in_raw)
 
     /* JPEG by extension. */
     char outj[300];
-    path(outj, sizeof(outj), "local.jpg");
+    h_path(outj, sizeof(outj), "local.jpg");
     H_EXPECT_EXIT(h_cli(in_png, outj, "--height", "54", "--quality", "70", "--local", NULL), 0, "local jpeg");
     size_t n;
     char *got = h_read_file(outj, &n);
@@ -139,8 +137,8 @@ static void test_errors(const char *in_png, const char *in_raw)
 {
     h_phase("p2c2r upscale: usage errors and bad input");
     char outp[300], bad[300];
-    path(outp, sizeof(outp), "err.png");
-    path(bad, sizeof(bad), "corrupt.png");
+    h_path(outp, sizeof(outp), "err.png");
+    h_path(bad, sizeof(bad), "corrupt.png");
     /* Usage errors: exit 2 with a message. */
     H_EXPECT_EXIT(h_cli(NULL, NULL), 2, "no arguments"); /* the first NULL ends the list */
     H_EXPECT_EXIT(h_cli(in_png, NULL), 2, "no output");
@@ -187,10 +185,10 @@ static void test_fabric(const char *in_png, const char *in_raw)
     char addr[64];
     snprintf(addr, sizeof(addr), "%s", h_addr());
     char outp[300], outl[300], outraw[300], bad[300];
-    path(outp, sizeof(outp), "fabric.png");
-    path(outl, sizeof(outl), "local.png"); /* from test_local: same params */
-    path(outraw, sizeof(outraw), "fabric.raw");
-    path(bad, sizeof(bad), "corrupt.png");
+    h_path(outp, sizeof(outp), "fabric.png");
+    h_path(outl, sizeof(outl), "local.png"); /* from test_local: same params */
+    h_path(outraw, sizeof(outraw), "fabric.raw");
+    h_path(bad, sizeof(bad), "corrupt.png");
     H_EXPECT_EXIT(h_cli(in_png, outp, "--scale", "2", "--filter", "lanczos3", "-c", addr, NULL), 0, "fabric run");
     H_CHECK(out_has_all("96x54 png", "on peer", NULL), "fabric run: %s", h_last()->out);
     /* The fabric's bytes are the local run's bytes. */
@@ -222,8 +220,8 @@ int main(int argc, char **argv)
     h_init(argc, argv, "upscale_cli");
     H_REQUIRE(h_cli_bin(), "usage: %s P2C2RD P2C2R-PEER UPSCALE_CLI_DRIVER", argv[0]);
     char in_png[300], in_raw[300];
-    path(in_png, sizeof(in_png), "in.png");
-    path(in_raw, sizeof(in_raw), "in.rgb");
+    h_path(in_png, sizeof(in_png), "in.png");
+    h_path(in_raw, sizeof(in_raw), "in.rgb");
     make_input(in_png, in_raw);
     test_local(in_png, in_raw);
     test_errors(in_png, in_raw);
