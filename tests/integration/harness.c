@@ -41,7 +41,10 @@
 static struct {
     char dir[256];
     char test[64];
+    int argc;
+    char **argv;
     const char *coord_bin, *peer_bin, *cli_bin;
+    struct h_cmd last; /* the last h_cli */
     struct h_proc procs[H_MAX_PROCS];
     int nprocs;
     struct h_proc *coord;
@@ -176,6 +179,7 @@ const char *h_coord_bin(void) { return H.coord_bin; }
 const char *h_peer_bin(void) { return H.peer_bin; }
 const char *h_cli_bin(void) { return H.cli_bin; }
 const char *h_dir(void) { return H.dir; }
+const char *h_arg(int i) { return i >= 0 && i < H.argc ? H.argv[i] : NULL; }
 struct h_proc *h_coord(void) { return H.coord; }
 const char *h_addr(void) { return H.addr; }
 
@@ -377,9 +381,11 @@ void h_init(int argc, char **argv, const char *test_name)
     H.t0_ms = h_now_ms();
     snprintf(H.phase, sizeof(H.phase), "start");
     if (argc < 3) {
-        fprintf(stderr, "usage: %s P2C2RD P2C2R-PEER [P2C2R-CLI]\n", argv[0]);
+        fprintf(stderr, "usage: %s P2C2RD P2C2R-PEER [P2C2R-CLI [MORE...]]\n", argv[0]);
         exit(2);
     }
+    H.argc = argc;
+    H.argv = argv;
     H.coord_bin = argv[1];
     H.peer_bin = argv[2];
     H.cli_bin = argc > 3 ? argv[3] : NULL;
@@ -413,10 +419,9 @@ void h_init(int argc, char **argv, const char *test_name)
     h_log("dir=%s scale=%.2f sanitized=%d watchdog=%lds", H.dir, H.scale, H.sanitized, wd);
 }
 
-/* Stops p: SIGCONT (it may be stopped), SIGTERM, then SIGKILL after a bound. */
-static void stop_proc(struct h_proc *p)
+void h_stop(struct h_proc *p)
 {
-    if (p->pid <= 0 || p->reaped)
+    if (!p || p->pid <= 0 || p->reaped)
         return;
     kill(p->pid, SIGCONT);
     kill(p->pid, SIGTERM);
@@ -439,10 +444,10 @@ int h_finish(void)
      * traffic in flight. */
     for (int i = 0; i < H.nprocs; i++) {
         if (strncmp(H.procs[i].name, "p2c2rd", 6) != 0)
-            stop_proc(&H.procs[i]);
+            h_stop(&H.procs[i]);
     }
     for (int i = 0; i < H.nprocs; i++)
-        stop_proc(&H.procs[i]);
+        h_stop(&H.procs[i]);
     for (int i = 0; i < H.nprocs; i++) {
         struct h_proc *p = &H.procs[i];
         if (p->killed || p->checked || !p->reaped)
@@ -461,6 +466,7 @@ int h_finish(void)
         nftw(H.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     alarm(0);
     free_saved_argv();
+    h_cmd_free(&H.last);
     h_log("%s after %.3fs", failed ? "FAILED" : "passed", (double)(h_now_ms() - H.t0_ms) / 1000.0);
     return failed ? 1 : 0;
 }
@@ -656,7 +662,113 @@ struct h_proc *h_peer_start(const char *name, int slots, const char *types, cons
     return h_spawn(name, argv);
 }
 
-char *h_stats(const char *token)
+json_t *h_json_parse(const char *text)
+{
+    json_error_t e;
+    json_t *v = text ? json_loads(text, 0, &e) : NULL;
+    if (!v && text)
+        h_log("not one JSON document (line %d column %d: %s): %.300s", e.line, e.column, e.text, text);
+    return v;
+}
+
+/* One step of a path: a member name, [N], or [key=value]. */
+static json_t *json_step(json_t *v, const char **pp)
+{
+    const char *p = *pp;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (!close || !json_is_array(v))
+            return NULL;
+        *pp = close + 1;
+        const char *eq = memchr(p + 1, '=', (size_t)(close - p - 1));
+        if (!eq) {
+            char *end;
+            unsigned long long i = strtoull(p + 1, &end, 10);
+            return end == close ? json_array_get(v, (size_t)i) : NULL;
+        }
+        char key[64], val[128];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - p - 1), p + 1);
+        snprintf(val, sizeof(val), "%.*s", (int)(close - eq - 1), eq + 1);
+        size_t i;
+        json_t *el;
+        json_array_foreach(v, i, el) {
+            json_t *m = json_object_get(el, key);
+            if (json_is_string(m) && strcmp(json_string_value(m), val) == 0)
+                return el;
+            char num[32];
+            if (json_is_integer(m)) {
+                snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(m));
+                if (strcmp(num, val) == 0)
+                    return el;
+            }
+        }
+        return NULL;
+    }
+    size_t n = strcspn(p, ".[");
+    char key[128];
+    if (n >= sizeof(key) || !json_is_object(v))
+        return NULL;
+    memcpy(key, p, n);
+    key[n] = '\0';
+    *pp = p + n;
+    return json_object_get(v, key);
+}
+
+json_t *h_json_at(const json_t *root, const char *path)
+{
+    json_t *v = (json_t *)root;
+    const char *p = path;
+    while (v && *p) {
+        if (*p == '.')
+            p++;
+        v = json_step(v, &p);
+    }
+    return v;
+}
+
+long long h_json_int(const json_t *root, const char *path)
+{
+    json_t *v = h_json_at(root, path);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+double h_json_real(const json_t *root, const char *path)
+{
+    json_t *v = h_json_at(root, path);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+const char *h_json_str(const json_t *root, const char *path)
+{
+    return json_string_value(h_json_at(root, path));
+}
+
+int h_json_str_is(const json_t *root, const char *path, const char *want)
+{
+    const char *v = h_json_str(root, path);
+    return v && strcmp(v, want) == 0;
+}
+
+int h_json_bool(const json_t *root, const char *path)
+{
+    json_t *v = h_json_at(root, path);
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+const char *h_json_text(const json_t *v)
+{
+    static _Thread_local char b[4096];
+    if (!v)
+        return "(none)";
+    size_t n = json_dumpb(v, b, sizeof(b) - 1, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (n >= sizeof(b) - 1)
+        snprintf(b + sizeof(b) - 8, 8, "...");
+    else
+        b[n] = '\0';
+    return b;
+}
+
+json_t *h_stats(const char *token)
 {
     struct p2c2r_client_options o = {token, "it-stats", h_bound_ms(5000), 0};
     p2c2r_client *c;
@@ -666,22 +778,17 @@ char *h_stats(const char *token)
     if (p2c2r_client_stats(c, h_bound_ms(5000), &js) != 0)
         js = NULL;
     p2c2r_client_close(c);
-    return js;
+    json_t *v = h_json_parse(js);
+    free(js);
+    return v;
 }
 
-long long h_json_num(const char *json, const char *anchor, const char *key)
+long long h_stat(const char *path)
 {
-    if (!json)
-        return -1;
-    const char *s = json;
-    if (anchor && !(s = strstr(json, anchor)))
-        return -1;
-    char k[128];
-    snprintf(k, sizeof(k), "\"%s\":", key);
-    const char *m = strstr(s, k);
-    if (!m)
-        return -1;
-    return strtoll(m + strlen(k), NULL, 10);
+    json_t *js = h_stats(NULL);
+    long long v = h_json_int(js, path);
+    json_decref(js);
+    return v;
 }
 
 p2c2r_ticket h_submit(p2c2r_client *c, const struct p2c2r_task *t)
@@ -704,16 +811,32 @@ struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms)
     return r;
 }
 
+long long h_wait_live(p2c2r_client *c, long long n, int timeout_ms)
+{
+    long long live = -1;
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(timeout_ms);
+    for (;;) {
+        if (c) {
+            int rc = p2c2r_client_process(c);
+            H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
+        }
+        live = h_stat("tasks_live");
+        if (live >= n || h_now_ms() >= end)
+            return live;
+        h_sleep_ms(10);
+    }
+}
+
 long long h_type_stat_sampled(const char *type, const char *key, long long min_samples)
 {
-    char anchor[96];
-    snprintf(anchor, sizeof(anchor), "\"name\":\"%s\"", type);
+    char np[96], vp[160];
+    snprintf(np, sizeof(np), "types[name=%s].attempt_samples", type);
+    snprintf(vp, sizeof(vp), "types[name=%s].%s", type, key);
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000);
     do {
-        char *js = h_stats(NULL);
-        long long n = h_json_num(js, anchor, "attempt_samples");
-        long long v = h_json_num(js, anchor, key);
-        free(js);
+        json_t *js = h_stats(NULL);
+        long long n = h_json_int(js, np), v = h_json_int(js, vp);
+        json_decref(js);
         if (n >= min_samples)
             return v;
         h_sleep_ms(20);
@@ -721,27 +844,14 @@ long long h_type_stat_sampled(const char *type, const char *key, long long min_s
     return -1;
 }
 
-long long h_peer_id(const char *json, const char *name)
-{
-    char anchor[96];
-    snprintf(anchor, sizeof(anchor), "\"name\":\"%s\"", name);
-    const char *a = json ? strstr(json, anchor) : NULL;
-    if (!a)
-        return -1;
-    const char *p = a;
-    while (p > json && strncmp(p, "\"id\":", 5) != 0)
-        p--;
-    return p > json ? strtoll(p + 5, NULL, 10) : -1;
-}
-
 void h_wait_peers(int n, const char *token)
 {
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(15000);
     long long got = -1;
     while (h_now_ms() < end) {
-        char *js = h_stats(token);
-        got = h_json_num(js, NULL, "peers_connected");
-        free(js);
+        json_t *js = h_stats(token);
+        got = h_json_int(js, "peers_connected");
+        json_decref(js);
         if (got == n)
             return;
         if (H.coord && !h_running(H.coord))
@@ -751,8 +861,11 @@ void h_wait_peers(int n, const char *token)
     H_REQUIRE(0, "expected %d peers registered within %d ms, last saw %lld", n, h_bound_ms(15000), got);
 }
 
-int h_run(const char *const *argv, const char *in_path, const char *out_path, const char *err_path,
-          int timeout_ms)
+/* Runs argv to completion with stdin from in_path (NULL = /dev/null) and
+ * stdout/stderr to the given files; kills it after timeout_ms.  Returns the
+ * waitpid status, or -1 on timeout. */
+static int run_to_files(const char *const *argv, const char *in_path, const char *out_path,
+                        const char *err_path, int timeout_ms)
 {
     pid_t pid = fork_exec(argv, in_path, out_path, err_path, 0);
     H_REQUIRE(pid > 0, "fork: %s", strerror(errno));
@@ -770,6 +883,70 @@ int h_run(const char *const *argv, const char *in_path, const char *out_path, co
         h_sleep_ms(5);
     }
 }
+
+struct h_cmd h_run_cmd(const char *in_path, const char *const *argv)
+{
+    static int runs;
+    char out[320], err[320], name[32];
+    snprintf(name, sizeof(name), "cmd-%d.out", ++runs);
+    h_path(out, sizeof(out), name);
+    snprintf(name, sizeof(name), "cmd-%d.err", runs);
+    h_path(err, sizeof(err), name);
+    char cmd[768] = "";
+    for (int i = 0; argv[i]; i++) {
+        strncat(cmd, argv[i], sizeof(cmd) - strlen(cmd) - 2);
+        strncat(cmd, " ", sizeof(cmd) - strlen(cmd) - 1);
+    }
+    struct h_cmd r;
+    memset(&r, 0, sizeof(r));
+    r.status = run_to_files(argv, in_path, out, err, h_bound_ms(120000));
+    r.code = r.status != -1 && WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
+    r.out = h_read_file(out, &r.out_len);
+    r.err = h_read_file(err, &r.err_len);
+    if (!r.out)
+        r.out = calloc(1, 1), r.out_len = 0;
+    if (!r.err)
+        r.err = calloc(1, 1), r.err_len = 0;
+    H_REQUIRE(r.out && r.err, "out of memory");
+    h_log("$ %s%s -> %s", cmd, in_path ? "< input" : "", r.status == -1 ? "timeout" : h_status_str(r.status));
+    return r;
+}
+
+void h_cmd_free(struct h_cmd *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+int h_cli(const char *first, ...)
+{
+    H_REQUIRE(H.cli_bin, "h_cli: no CLI given on the command line");
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = H.cli_bin;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        H_REQUIRE(n < 63, "h_cli: too many arguments");
+        argv[n++] = a;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    h_cmd_free(&H.last);
+    H.last = h_run_cmd(NULL, argv);
+    return H.last.code;
+}
+
+const struct h_cmd *h_last(void)
+{
+    static const struct h_cmd none = {-1, -1, "", "", 0, 0};
+    return H.last.out ? &H.last : &none;
+}
+
+int h_out_has(const char *s) { return strstr(h_last()->out, s) != NULL; }
+int h_err_has(const char *s) { return strstr(h_last()->err, s) != NULL; }
+json_t *h_out_json(void) { return h_json_parse(h_last()->out); }
 
 /* ---- data ------------------------------------------------------------------------ */
 
@@ -1100,6 +1277,172 @@ int h_raw_outcome(struct h_raw *r, struct h_outcome *o, int timeout_ms)
     }
 }
 
+/* ---- the renter driver ------------------------------------------------------------ */
+
+#define RENTER_MAX_WINDOW 256
+
+/* Maps an outcome to its task: counts the unknown and the repeated, judges
+ * the first.  seen has one counter per task. */
+static void renter_outcome(struct h_renter *r, int *seen, long long i, const struct h_outcome *o)
+{
+    if (i < 0 || i >= r->tasks) {
+        r->unknown++;
+        H_FAIL("%s: %s for ticket %llu which is not in flight", r->name, proto_type_name(o->type),
+               (unsigned long long)o->ticket);
+        return;
+    }
+    if (seen[i]++) {
+        r->dup++;
+        H_FAIL("%s: a second %s for task %lld (ticket %llu)", r->name, proto_type_name(o->type), i,
+               (unsigned long long)o->ticket);
+        return;
+    }
+    r->judge(r->arg, (int)i, o);
+    r->done++;
+}
+
+/* Whether no outcome for that long is a hang; records the failure. */
+static int renter_stalled(const struct h_renter *r, uint64_t last)
+{
+    int limit = h_bound_ms(r->no_progress_ms ? r->no_progress_ms : 30000);
+    return !H_CHECK(h_now_ms() - last < (uint64_t)limit, "%s: no outcome for %d ms (%d of %d done): a renter hangs",
+                    r->name, limit, r->done, r->tasks);
+}
+
+static void renter_api(struct h_renter *r, int *seen)
+{
+    struct p2c2r_client_options o = {NULL, r->name, h_bound_ms(5000), 0};
+    p2c2r_client *c = NULL;
+    int window = r->window < RENTER_MAX_WINDOW ? r->window : RENTER_MAX_WINDOW;
+    int rc = p2c2r_client_connect(h_addr(), &o, &c);
+    if (!H_CHECK(rc == 0, "%s: connect: %s", r->name, h_err(rc)))
+        return;
+    struct {
+        int task;
+        p2c2r_ticket tk;
+    } slot[RENTER_MAX_WINDOW];
+    for (int k = 0; k < window; k++)
+        slot[k].task = -1;
+    struct p2c2r_result res[RENTER_MAX_WINDOW];
+    int next = 0;
+    uint64_t last = h_now_ms();
+    while (r->done < r->tasks) {
+        for (int k = 0; k < window && next < r->tasks; k++) {
+            if (slot[k].task >= 0)
+                continue;
+            struct p2c2r_task t;
+            memset(&t, 0, sizeof(t));
+            r->task(r->arg, next, &t);
+            rc = p2c2r_client_submit(c, &t, &slot[k].tk);
+            if (rc == P2C2R_EAGAIN) /* the coordinator's in-flight limit: collect first */
+                break;
+            if (!H_CHECK(rc == 0, "%s: submit task %d: %s", r->name, next, h_err(rc)))
+                goto close_client;
+            slot[k].task = next++;
+        }
+        int n = p2c2r_client_poll(c, res, window, 500);
+        if (!H_CHECK(n >= 0, "%s: poll: %s (%s)", r->name, h_err(n), p2c2r_client_last_error(c)))
+            goto close_client;
+        if (n > 0)
+            last = h_now_ms();
+        else if (renter_stalled(r, last))
+            goto close_client;
+        for (int j = 0; j < n; j++) {
+            const struct p2c2r_result *x = &res[j];
+            long long i = -1;
+            for (int k = 0; k < window; k++)
+                if (slot[k].task >= 0 && slot[k].tk.id == x->ticket.id) {
+                    i = slot[k].task;
+                    slot[k].task = -1;
+                }
+            struct h_outcome oc = {.type = MSG_DELIVER,
+                                   .ticket = x->ticket.id,
+                                   .status = x->status,
+                                   .attempts = x->attempts,
+                                   .exec_us = x->exec_us,
+                                   .peer_id = x->peer_id,
+                                   .flags = ((x->flags & P2C2R_RESULT_CACHED) ? PROTO_DELIVER_F_CACHED : 0) |
+                                            ((x->flags & P2C2R_RESULT_HEDGED) ? PROTO_DELIVER_F_HEDGED : 0),
+                                   .out = x->output,
+                                   .len = x->output_len};
+            renter_outcome(r, seen, i, &oc);
+            p2c2r_result_release(&res[j]);
+        }
+    }
+close_client:
+    p2c2r_client_close(c);
+}
+
+static void renter_raw(struct h_renter *r, int *seen)
+{
+    struct h_raw conn;
+    if (!H_CHECK(h_raw_connect(&conn, h_addr()) == 0, "%s: connect to %s", r->name, h_addr()))
+        return;
+    int rc = h_raw_hello(&conn, ROLE_RENTER, NULL, NULL);
+    if (!H_CHECK(rc == 0, "%s: HELLO answered with %d", r->name, rc))
+        goto close_conn;
+    int next = 0, inflight = 0;
+    uint64_t last = h_now_ms();
+    while (r->done < r->tasks) {
+        while (inflight < r->window && next < r->tasks) {
+            struct p2c2r_task t;
+            memset(&t, 0, sizeof(t));
+            r->task(r->arg, next, &t);
+            H_REQUIRE(t.params == NULL && t.nblobs == 0, "%s: raw renters send no params or blobs", r->name);
+            size_t tl = strlen(t.type), bl = proto_task_size_ext(tl, 0, 0, 0, t.input_len);
+            uint8_t *body = malloc(bl);
+            H_REQUIRE(body, "out of memory");
+            size_t o = proto_put_task_head_ext(body, t.type, tl, t.min_version, t.deadline_ms, t.priority,
+                                               (t.flags & P2C2R_TASK_NOCACHE) ? PROTO_TASK_F_NOCACHE : 0,
+                                               NULL, 0, NULL, 0, NULL, (uint32_t)t.input_len);
+            if (t.input_len)
+                memcpy(body + o, t.input, t.input_len);
+            /* ticket = task index + 1 */
+            rc = h_raw_send_frame(&conn, MSG_SUBMIT, 0, (uint64_t)next + 1, body, bl, h_bound_ms(10000));
+            free(body);
+            if (!H_CHECK(rc == 0, "%s: sending SUBMIT %d failed", r->name, next))
+                goto close_conn;
+            next++;
+            inflight++;
+        }
+        struct h_outcome o;
+        rc = h_raw_outcome(&conn, &o, 500);
+        if (rc == H_RAW_TIMEOUT) {
+            if (renter_stalled(r, last))
+                goto close_conn;
+            continue;
+        }
+        if (!H_CHECK(rc == H_RAW_FRAME, "%s: connection ended (%d) with %d of %d done", r->name, rc, r->done,
+                     r->tasks))
+            goto close_conn;
+        last = h_now_ms();
+        int before = r->done;
+        renter_outcome(r, seen, o.ticket >= 1 && o.ticket <= (uint64_t)next ? (long long)o.ticket - 1 : -1, &o);
+        inflight -= r->done - before;
+    }
+    /* Anything more for these tickets would be a second outcome. */
+    struct h_frame f;
+    rc = h_raw_read(&conn, &f, 300);
+    H_CHECK(rc == H_RAW_TIMEOUT, "%s: a frame (%s) arrived after every ticket had its outcome", r->name,
+            rc == H_RAW_FRAME ? proto_type_name(f.hdr.type) : "none");
+close_conn:
+    h_raw_close(&conn);
+}
+
+int h_renter_run(struct h_renter *r)
+{
+    H_REQUIRE(r->task && r->judge && r->window > 0 && r->tasks >= 0, "h_renter_run: bad renter");
+    r->done = r->dup = r->unknown = 0;
+    int *seen = calloc((size_t)r->tasks + 1, sizeof(int));
+    H_REQUIRE(seen, "out of memory");
+    if (r->raw)
+        renter_raw(r, seen);
+    else
+        renter_api(r, seen);
+    free(seen);
+    return r->done == r->tasks && r->dup == 0 && r->unknown == 0 ? 0 : -1;
+}
+
 /* ---- restarting a process ----------------------------------------------------------- */
 
 struct h_proc *h_respawn(struct h_proc *p)
@@ -1192,6 +1535,8 @@ static void fake_assign(struct h_fake_peer *fp, const struct h_frame *f)
     uint8_t md[32];
     uint16_t status = 0;
     int fail = atomic_load(&fp->fail_code), delay = atomic_load(&fp->delay_ms);
+    if (delay == H_FAKE_NEVER)
+        return;
     if (fail) {
         status = (uint16_t)-fail;
         olen = (size_t)snprintf(text, sizeof(text), "%s: injected failure", fp->name);
@@ -1335,6 +1680,22 @@ void h_fake_peer_set(struct h_fake_peer *fp, int delay_ms, int fail_code)
 {
     atomic_store(&fp->delay_ms, delay_ms);
     atomic_store(&fp->fail_code, fail_code);
+}
+
+int h_fake_peer_wait_assigned(struct h_fake_peer *fp, long n, int timeout_ms)
+{
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(timeout_ms);
+    while (atomic_load(&fp->assigned) < n && h_now_ms() < end)
+        h_sleep_ms(2);
+    return atomic_load(&fp->assigned) >= n;
+}
+
+int h_fake_peer_wait_idle(struct h_fake_peer *fp, int timeout_ms)
+{
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(timeout_ms);
+    while (atomic_load(&fp->answered) < atomic_load(&fp->assigned) && h_now_ms() < end)
+        h_sleep_ms(10);
+    return atomic_load(&fp->answered) >= atomic_load(&fp->assigned);
 }
 
 void h_fake_peer_counts(struct h_fake_peer *fp, struct h_fake_counts *out)

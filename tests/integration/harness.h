@@ -4,23 +4,30 @@
  * watchdog's signal handler must reach it).  h_init makes a fresh temporary
  * directory; every daemon started through it listens on 127.0.0.1 port 0,
  * reports its address through a ready file in that directory, and has its
- * stdout and stderr redirected to a log file there.  h_finish stops every
- * process still running (SIGTERM, then SIGKILL after a bound), checks that
- * each exited cleanly and that no sanitizer report appeared in any log,
- * prints the logs when anything failed, and removes the directory.
+ * stdout and stderr redirected to a log file there; commands run through it
+ * (h_run_cmd, h_cli) have their output and exit code captured.  STATS and
+ * --json documents are read with jansson (h_stats, h_json_*).  h_finish
+ * stops every process still running (SIGTERM, then SIGKILL after a bound),
+ * checks that each exited cleanly and that no sanitizer report appeared in
+ * any log, prints the logs when anything failed, and removes the directory.
  *
  * Every wait here is bounded.  A watchdog (alarm) fires a little before the
  * ctest TIMEOUT (environment P2C2R_TEST_TIMEOUT, seconds): it kills the
  * daemons, prints their logs and the phase the test was in, and exits, so a
  * hang never leaves stray processes or an unexplained timeout behind.
  *
- * argv of every test: p2c2rd p2c2r-peer [p2c2r]. */
+ * argv of every test: p2c2rd p2c2r-peer [p2c2r [more...]]: the per-executor
+ * CLI tests pass their command's driver as the third and their data after
+ * it (h_arg).  Every test that starts a daemon links this harness (the
+ * p2c2r_testharness library): there is no other launcher. */
 #ifndef P2C2R_IT_HARNESS_H
 #define P2C2R_IT_HARNESS_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #include "common/proto.h"
 #include "p2c2r/client.h"
@@ -75,9 +82,12 @@ void h_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- set-up and tear-down -------------------------------------------------- */
 
-/* Parses argv (p2c2rd, p2c2r-peer, optional p2c2r CLI), creates the temporary
- * directory and arms the watchdog.  Exits 2 on a usage error. */
+/* Parses argv (p2c2rd, p2c2r-peer, optional p2c2r CLI or a command's driver,
+ * then anything the test wants), creates the temporary directory and arms
+ * the watchdog.  Exits 2 on a usage error. */
 void h_init(int argc, char **argv, const char *test_name);
+/* argv[i] as given to h_init, or NULL when there are fewer arguments. */
+const char *h_arg(int i);
 
 /* Stops everything and cleans up; returns the test's exit status (0 when
  * nothing failed).  Use as: return h_finish(); */
@@ -127,6 +137,9 @@ void h_wait_peers(int n, const char *token);
 
 /* Sends sig; SIGKILL marks the process as killed on purpose. */
 void h_signal(struct h_proc *p, int sig);
+/* Stops p (SIGCONT, SIGTERM, then SIGKILL and a recorded failure after a
+ * bound) and reaps it; h_finish judges how it ended.  NULL is a no-op. */
+void h_stop(struct h_proc *p);
 /* Reaps p if it has exited, waiting up to timeout_ms.  Returns 1 when it has
  * exited (p->status valid), 0 when still running. */
 int h_wait_exit(struct h_proc *p, int timeout_ms);
@@ -134,11 +147,39 @@ int h_running(struct h_proc *p);
 /* Describes a waitpid status ("exit 0", "signal 9") in a static buffer. */
 const char *h_status_str(int status);
 
-/* Runs argv to completion with stdin from in_path (NULL = /dev/null) and
- * stdout/stderr to the given files; kills it after timeout_ms.  Returns the
- * waitpid status, or -1 on timeout. */
-int h_run(const char *const *argv, const char *in_path, const char *out_path,
-          const char *err_path, int timeout_ms);
+/* A finished command: what it printed and how it ended. */
+struct h_cmd {
+    int status;       /* waitpid status, -1 when it was killed for running too long */
+    int code;         /* exit code; -1 on a signal or a timeout */
+    char *out, *err;  /* all of stdout / stderr, NUL-terminated, never NULL */
+    size_t out_len, err_len;
+};
+
+/* Runs argv (NULL-terminated) to completion with stdin from in_path (NULL =
+ * /dev/null), bounded by h_bound_ms(120000); logs the command line and how it
+ * ended.  Release the result with h_cmd_free. */
+struct h_cmd h_run_cmd(const char *in_path, const char *const *argv);
+void h_cmd_free(struct h_cmd *r);
+
+/* Runs the CLI (h_cli_bin()) with the NULL-terminated arguments and keeps
+ * the result, which h_last() shows until the next h_cli; returns its exit
+ * code (-1 on a signal or a timeout). */
+int h_cli(const char *first, ...) __attribute__((sentinel));
+const struct h_cmd *h_last(void);
+/* Whether the last h_cli's stdout / stderr contains s. */
+int h_out_has(const char *s);
+int h_err_has(const char *s);
+/* The last h_cli's stdout parsed as one JSON document (h_json_parse); NULL
+ * when it is not one.  Release it with json_decref. */
+json_t *h_out_json(void);
+
+/* Checks on the last h_cli: its exit code, and what it printed (shown when
+ * the check fails). */
+#define H_EXPECT_EXIT(code, want, what)                                                              \
+    H_CHECK((code) == (want), "%s: exit %d, expected %d\n    stdout: %.2000s\n    stderr: %.2000s", \
+            (what), (code), (want), h_last()->out, h_last()->err)
+#define H_CHECK_OUT(s) H_CHECK(h_out_has(s), "stdout should contain '%s':\n%.2000s", (s), h_last()->out)
+#define H_CHECK_ERR(s) H_CHECK(h_err_has(s), "stderr should contain '%s':\n%.2000s", (s), h_last()->err)
 
 /* Reads a whole file into a new NUL-terminated buffer (free it); NULL on error. */
 char *h_read_file(const char *path, size_t *len);
@@ -152,22 +193,49 @@ p2c2r_ticket h_submit(p2c2r_client *c, const struct p2c2r_task *t);
  * requires that one arrives and checks that it is t's.  Release it. */
 struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms);
 
-/* ---- coordinator stats ---------------------------------------------------- */
+/* ---- JSON (jansson) and coordinator stats ----------------------------------
+ * Paths name a value inside a document: members joined by '.', an array
+ * element by [N] or by [key=value] (the first object in the array whose
+ * member key is the string value, or the integer value), e.g.
+ * "counters.completed", "types[name=echo].attempt_p95_us", "peers[0].trust".
+ * A missing value is never an error here: lookups say "absent" and the
+ * test's check decides. */
 
-/* Fetches the current coordinator's stats JSON (free it); NULL on failure. */
-char *h_stats(const char *token);
-/* The integer after "key": in json (first match at or after the first
- * occurrence of anchor when anchor is not NULL), or -1. */
-long long h_json_num(const char *json, const char *anchor, const char *key);
+/* Parses text as one JSON document (a new reference); NULL, with the reason
+ * logged, when it is not one. */
+json_t *h_json_parse(const char *text);
+/* The value at path (borrowed from root), or NULL.  root may be NULL. */
+json_t *h_json_at(const json_t *root, const char *path);
+/* The integer at path, or -1 when it is absent or not an integer. */
+long long h_json_int(const json_t *root, const char *path);
+/* The number (integer or real) at path, or NAN. */
+double h_json_real(const json_t *root, const char *path);
+/* The string at path (borrowed), or NULL. */
+const char *h_json_str(const json_t *root, const char *path);
+/* Whether the value at path is the string want. */
+int h_json_str_is(const json_t *root, const char *path, const char *want);
+/* 1 for true, 0 for false, -1 when absent or not a boolean. */
+int h_json_bool(const json_t *root, const char *path);
+/* Compact text of v (at most about 4 KB) for messages; valid until the next
+ * call on the thread.  "(none)" for NULL. */
+const char *h_json_text(const json_t *v);
+
+/* Fetches the current coordinator's STATS document, parsed (a new
+ * reference: json_decref it); NULL on failure.  token may be NULL. */
+json_t *h_stats(const char *token);
+/* One integer of the current coordinator's stats (h_json_int on a fresh
+ * STATS document), or -1. */
+long long h_stat(const char *path);
+/* Pushes c's unsent frames out (p2c2r_client_process; c may be NULL) and
+ * polls the current coordinator's tasks_live until it is at least n, for up
+ * to timeout_ms (stretched).  Returns the last tasks_live seen; requires that
+ * processing c does not fail. */
+long long h_wait_live(p2c2r_client *c, long long n, int timeout_ms);
 /* Polls the current coordinator's stats (bounded) until task type `type`
  * has at least min_samples attempts behind its quantiles (the coordinator
  * refreshes them every 100 ms; hedging and admission need 20), then
  * returns that type's field key; -1 when that did not happen in time. */
 long long h_type_stat_sampled(const char *type, const char *key, long long min_samples);
-
-/* The coordinator's id for the peer called name in a stats JSON (the "id"
- * field just before its "name"), or -1. */
-long long h_peer_id(const char *json, const char *name);
 
 /* ---- data ------------------------------------------------------------------ */
 
@@ -245,6 +313,41 @@ struct h_outcome {
  * code and text), or the other H_RAW_* codes. */
 int h_raw_outcome(struct h_raw *r, struct h_outcome *o, int timeout_ms);
 
+/* ---- a renter driver: a window of tasks and the accounting of outcomes ------
+ * One renter on the calling thread, through the client library or (raw) a
+ * raw protocol connection that sees every DELIVER frame below the library's
+ * bookkeeping.  It keeps `window` tasks in flight, hands each task's first
+ * outcome to judge, and counts as failures an outcome for a ticket never
+ * submitted, a second outcome for a ticket, a connection that ends, and no
+ * outcome at all for no_progress_ms (stretched) while tasks are in flight.
+ * A raw renter finally checks that no frame follows the last outcome. */
+struct h_renter {
+    const char *name;
+    int raw;            /* a raw connection instead of the client library */
+    int tasks;          /* tasks 0 .. tasks-1 */
+    int window;         /* at most this many in flight (the API: at most 256) */
+    int no_progress_ms; /* 0 = 30000 */
+    /* Fills *t (zeroed first) with task i.  The input may live in the
+     * caller's scratch: it is copied before the next call.  Raw renters
+     * send type, min_version, deadline_ms, priority, flags and input.  It
+     * is called again for the same i when the library refused the task
+     * with EAGAIN (the in-flight limit), and must then fill the same task. */
+    void (*task)(void *arg, int i, struct p2c2r_task *t);
+    /* Judges task i's outcome.  Through the library o->type is always
+     * MSG_DELIVER (a refusal is a status) and o->flags holds
+     * PROTO_DELIVER_F_* as on the wire.  o is valid during the call. */
+    void (*judge)(void *arg, int i, const struct h_outcome *o);
+    void *arg;
+    /* Results. */
+    int done;    /* tasks with an outcome */
+    int dup;     /* second outcomes */
+    int unknown; /* outcomes for tickets never submitted */
+};
+
+/* Runs r to the end (or to its first failure of connection or progress).
+ * Returns 0 when every task had exactly one outcome. */
+int h_renter_run(struct h_renter *r);
+
 /* ---- restarting a process -------------------------------------------------- */
 
 /* Starts p's command again in the same slot (its log continues), so a test
@@ -260,16 +363,18 @@ struct h_proc *h_respawn(struct h_proc *p);
  * delay_ms after it arrived: either the output the built-in executor gives
  * ("sha256": the raw digest of the input; any other type: the input itself,
  * as "echo" does) or, with fail_code set, that error status with a reason
- * text.  A CANCEL is counted and otherwise ignored, as by a peer whose task
+ * text.  With delay_ms H_FAKE_NEVER it never answers (a hung executor).
+ * A CANCEL is counted and otherwise ignored, as by a peer whose task
  * is already running: the RESULT still comes, late.  Counters are safe to
  * read from any thread. */
+#define H_FAKE_NEVER (-1)
 struct h_fake_peer_cfg {
     const char *name;  /* HELLO name, shown in stats (borrowed during start) */
     const char *types; /* comma-separated type names (borrowed during start) */
     int slots;
     int gpu;           /* registers a GPU */
     uint16_t cores;    /* 0 = 1 */
-    int delay_ms;      /* how long each task is held before its RESULT */
+    int delay_ms;      /* how long each task is held before its RESULT, or H_FAKE_NEVER */
     int fail_code;     /* 0, or a negative p2c2r_error every RESULT carries */
 };
 
@@ -292,6 +397,12 @@ uint32_t h_fake_peer_id(const struct h_fake_peer *fp);
 void h_fake_peer_counts(struct h_fake_peer *fp, struct h_fake_counts *out);
 /* Changes how it answers the tasks that arrive from now on. */
 void h_fake_peer_set(struct h_fake_peer *fp, int delay_ms, int fail_code);
+/* Waits (up to timeout_ms, stretched) until it has received at least n
+ * ASSIGNs; returns 1 when it has. */
+int h_fake_peer_wait_assigned(struct h_fake_peer *fp, long n, int timeout_ms);
+/* Waits (up to timeout_ms, stretched) until it has answered every task it
+ * was given; returns 1 when it has. */
+int h_fake_peer_wait_idle(struct h_fake_peer *fp, int timeout_ms);
 /* Closes its connection (answers still pending are dropped, as a crashed
  * peer's would be), joins its thread and frees it.  NULL is a no-op. */
 void h_fake_peer_stop(struct h_fake_peer *fp);

@@ -437,9 +437,9 @@ static void case_never_reads(void)
 {
     const char *what = "a renter that submits large tasks and never reads (--max-output 1 MiB)";
     h_phase("%s", what);
-    char *js = h_stats(RENTER_TOKEN);
-    long long cuts0 = h_json_num(js, NULL, "limit_cuts");
-    free(js);
+    json_t *js = h_stats(RENTER_TOKEN);
+    long long cuts0 = h_json_int(js, "counters.limit_cuts");
+    json_decref(js);
     struct h_raw r = open_raw(what);
     hello_ok(&r, ROLE_RENTER, RENTER_TOKEN, what);
     /* 60 KiB echo tasks: each result is a 60 KiB DELIVER; 1000 of them are
@@ -457,16 +457,16 @@ static void case_never_reads(void)
         sent++;
         if (sent % 100 == 0) {
             js = h_stats(RENTER_TOKEN);
-            cuts = h_json_num(js, NULL, "limit_cuts");
-            free(js);
+            cuts = h_json_int(js, "counters.limit_cuts");
+            json_decref(js);
             if (cuts > cuts0)
                 break;
         }
     }
     while (cuts <= cuts0 && h_now_ms() < end) {
         js = h_stats(RENTER_TOKEN);
-        cuts = h_json_num(js, NULL, "limit_cuts");
-        free(js);
+        cuts = h_json_int(js, "counters.limit_cuts");
+        json_decref(js);
         h_sleep_ms(20);
     }
     h_log("  sent %d tasks of 60 KiB without reading; coordinator limit_cuts %lld -> %lld", sent, cuts0,
@@ -600,14 +600,14 @@ int main(int argc, char **argv)
     H_CHECK(good.bad == 0 && !good.conn_error, "the well-behaved renter was disturbed");
     H_CHECK(atomic_load(&good.ok) >= before + 100, "the well-behaved renter stopped making progress");
 
-    char *js = h_stats(RENTER_TOKEN);
+    json_t *js = h_stats(RENTER_TOKEN);
     H_CHECK(js != NULL, "stats at the end");
     h_log("counters: protocol_errors=%lld auth_failures=%lld limit_cuts=%lld peers_connected=%lld",
-          h_json_num(js, NULL, "protocol_errors"), h_json_num(js, NULL, "auth_failures"),
-          h_json_num(js, NULL, "limit_cuts"), h_json_num(js, NULL, "peers_connected"));
-    H_CHECK(h_json_num(js, NULL, "auth_failures") >= 5, "auth_failures counter");
-    H_CHECK(h_json_num(js, NULL, "protocol_errors") >= 10, "protocol_errors counter");
-    H_CHECK(h_json_num(js, NULL, "peers_connected") == 2, "both real peers still connected");
-    free(js);
+          h_json_int(js, "counters.protocol_errors"), h_json_int(js, "counters.auth_failures"),
+          h_json_int(js, "counters.limit_cuts"), h_json_int(js, "peers_connected"));
+    H_CHECK(h_json_int(js, "counters.auth_failures") >= 5, "auth_failures counter");
+    H_CHECK(h_json_int(js, "counters.protocol_errors") >= 10, "protocol_errors counter");
+    H_CHECK(h_json_int(js, "peers_connected") == 2, "both real peers still connected");
+    json_decref(js);
     return h_finish();
 }

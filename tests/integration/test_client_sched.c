@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -703,10 +702,10 @@ static void test_deadline(p2c2r_client *c)
             "one refusal after many successes: reject_ratio %g, expected (0, 1/16]", p.reject_ratio);
     H_CHECK(p.last_reject_ms_ago <= (uint64_t)h_bound_ms(20000), "last_reject_ms_ago %llu",
             (unsigned long long)p.last_reject_ms_ago);
-    char *js = h_stats(NULL);
-    H_CHECK(js && h_json_num(js, NULL, "rejected_deadline") >= 1, "stats counters.rejected_deadline: %s",
-            js ? js : "(none)");
-    free(js);
+    json_t *js = h_stats(NULL);
+    H_CHECK(js && h_json_int(js, "counters.rejected_deadline") >= 1, "stats counters.rejected_deadline: %s",
+            h_json_text(js));
+    json_decref(js);
     free(in);
 }
 
@@ -750,35 +749,6 @@ static void test_queue_full(void)
 
 /* ---- the CLI --------------------------------------------------------------------- */
 
-struct out {
-    int code; /* exit code, -1 = timeout or signal */
-    char *out, *err;
-};
-
-static struct out cli(const char *in, const char *const *argv)
-{
-    static int runs;
-    char o[320], e[320], name[32];
-    snprintf(name, sizeof(name), "cli-%d.out", ++runs);
-    h_path(o, sizeof(o), name);
-    snprintf(name, sizeof(name), "cli-%d.err", runs);
-    h_path(e, sizeof(e), name);
-    int st = h_run(argv, in, o, e, h_bound_ms(30000));
-    struct out r = {st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1, h_read_file(o, NULL), h_read_file(e, NULL)};
-    if (!r.out)
-        r.out = calloc(1, 1);
-    if (!r.err)
-        r.err = calloc(1, 1);
-    h_log("$ %s %s ... -> %s", argv[0], argv[1], st == -1 ? "timeout" : h_status_str(st));
-    return r;
-}
-
-static void out_free(struct out *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
 static void test_cli(const char *addr)
 {
     const char *bin = h_cli_bin();
@@ -792,73 +762,73 @@ static void test_cli(const char *addr)
     uint8_t data[1000];
     h_fill(data, sizeof(data), 77);
     H_REQUIRE(h_write_file(in, data, sizeof(data)) == 0, "write %s", in);
-    struct out r = cli(NULL, (const char *[]){bin, "submit", "sha256", "--need-gpu", "-i", in, "-c", addr, NULL});
+    struct h_cmd r = h_run_cmd(NULL, (const char *[]){bin, "submit", "sha256", "--need-gpu", "-i", in, "-c", addr, NULL});
     H_CHECK(r.code == 1, "submit --need-gpu: exit %d, expected 1; stderr: %s", r.code, r.err);
     H_CHECK(strstr(r.err, "EUNSUPPORTED") && strstr(r.err, "GPU") && strstr(r.err, "--need-gpu"),
             "submit --need-gpu: stderr should give the code, name the GPU and the option: %s", r.err);
     H_CHECK(r.out[0] == '\0', "a refused task printed on stdout: %s", r.out);
-    out_free(&r);
+    h_cmd_free(&r);
 
-    r = cli(NULL, (const char *[]){bin, "submit", "sha256", "--min-cores", "65535", "--json", "-i", in, "-c",
+    r = h_run_cmd(NULL, (const char *[]){bin, "submit", "sha256", "--min-cores", "65535", "--json", "-i", in, "-c",
                                    addr, NULL});
-    H_CHECK(r.code == 1 && strstr(r.out, "\"EUNSUPPORTED\"") && strstr(r.out, "cores"),
+    json_t *j = h_json_parse(r.out);
+    const char *why = h_json_str(j, "error");
+    H_CHECK(r.code == 1 && h_json_str_is(j, "status", "EUNSUPPORTED") && why && strstr(why, "cores"),
             "submit --min-cores 65535 --json: exit %d, stdout %s", r.code, r.out);
-    out_free(&r);
+    json_decref(j);
+    h_cmd_free(&r);
 
     h_phase("CLI: bad --priority / --min-mem are usage errors");
-    r = cli(NULL, (const char *[]){bin, "submit", "echo", "--priority", "urgent", "-i", in, "-c", addr, NULL});
+    r = h_run_cmd(NULL, (const char *[]){bin, "submit", "echo", "--priority", "urgent", "-i", in, "-c", addr, NULL});
     H_CHECK(r.code == 2 && strstr(r.err, "urgent") && strstr(r.err, "realtime"),
             "submit --priority urgent: exit %d, stderr %s", r.code, r.err);
-    out_free(&r);
-    r = cli(NULL, (const char *[]){bin, "submit", "echo", "--min-mem", "lots", "-i", in, "-c", addr, NULL});
+    h_cmd_free(&r);
+    r = h_run_cmd(NULL, (const char *[]){bin, "submit", "echo", "--min-mem", "lots", "-i", in, "-c", addr, NULL});
     H_CHECK(r.code == 2 && strstr(r.err, "lots"), "submit --min-mem lots: exit %d, stderr %s", r.code, r.err);
-    out_free(&r);
+    h_cmd_free(&r);
 
     h_phase("CLI: submit --json says cached; --no-cache runs it");
     const char *sub[] = {bin, "submit", "sha256", "--priority", "realtime", "--min-mem", "1K", "--json", "-i",
                          in, "-c", addr, NULL};
-    r = cli(NULL, sub);
-    H_CHECK(r.code == 0 && strstr(r.out, "\"cached\":false") && strstr(r.out, "\"hedged\":false"),
+    r = h_run_cmd(NULL, sub);
+    j = h_json_parse(r.out);
+    H_CHECK(r.code == 0 && h_json_bool(j, "cached") == 0 && h_json_bool(j, "hedged") == 0,
             "first submit --json: exit %d, stdout %s, stderr %s", r.code, r.out, r.err);
-    out_free(&r);
-    r = cli(NULL, sub);
-    H_CHECK(r.code == 0 && strstr(r.out, "\"cached\":true"), "repeated submit --json: exit %d, stdout %s",
-            r.code, r.out);
-    out_free(&r);
+    json_decref(j);
+    h_cmd_free(&r);
+    r = h_run_cmd(NULL, sub);
+    j = h_json_parse(r.out);
+    H_CHECK(r.code == 0 && h_json_bool(j, "cached") == 1, "repeated submit --json: exit %d, stdout %s", r.code,
+            r.out);
+    json_decref(j);
+    h_cmd_free(&r);
     char outp[320];
     h_path(outp, sizeof(outp), "cli-result.bin");
-    r = cli(NULL, (const char *[]){bin, "submit", "sha256", "-i", in, "-o", outp, "-c", addr, NULL});
+    r = h_run_cmd(NULL, (const char *[]){bin, "submit", "sha256", "-i", in, "-o", outp, "-c", addr, NULL});
     H_CHECK(r.code == 0 && strstr(r.err, "cached"), "repeated submit -o: exit %d, stderr should say cached: %s",
             r.code, r.err);
-    out_free(&r);
-    r = cli(NULL, (const char *[]){bin, "submit", "sha256", "--no-cache", "--json", "-i", in, "-c", addr, NULL});
-    H_CHECK(r.code == 0 && strstr(r.out, "\"cached\":false"), "submit --no-cache --json: exit %d, stdout %s",
-            r.code, r.out);
-    out_free(&r);
+    h_cmd_free(&r);
+    r = h_run_cmd(NULL, (const char *[]){bin, "submit", "sha256", "--no-cache", "--json", "-i", in, "-c", addr, NULL});
+    j = h_json_parse(r.out);
+    H_CHECK(r.code == 0 && h_json_bool(j, "cached") == 0, "submit --no-cache --json: exit %d, stdout %s", r.code,
+            r.out);
+    json_decref(j);
+    h_cmd_free(&r);
 
     h_phase("CLI: stats --json parses; stats shows the scheduler's figures");
-    char js[320];
-    r = cli(NULL, (const char *[]){bin, "stats", "--json", "-c", addr, NULL});
+    r = h_run_cmd(NULL, (const char *[]){bin, "stats", "--json", "-c", addr, NULL});
     H_CHECK(r.code == 0, "stats --json: exit %d, stderr %s", r.code, r.err);
-    H_CHECK(h_json_num(r.out, NULL, "hedge_wins") >= 0 && h_json_num(r.out, NULL, "cache_hits") >= 2 &&
-                h_json_num(r.out, NULL, "rejected_capability") >= 3,
+    j = h_json_parse(r.out);
+    H_CHECK(j != NULL, "stats --json is not one JSON document: %.800s", r.out);
+    H_CHECK(h_json_int(j, "counters.hedge_wins") >= 0 && h_json_int(j, "counters.cache_hits") >= 2 &&
+                h_json_int(j, "counters.rejected_capability") >= 3,
             "stats --json counters: %.800s", r.out);
-    h_path(js, sizeof(js), "stats.json");
-    H_REQUIRE(h_write_file(js, r.out, strlen(r.out)) == 0, "write %s", js);
-    out_free(&r);
-    const char *py = "/usr/bin/python3";
-    if (access(py, X_OK) == 0) {
-        struct out v = cli(js, (const char *[]){py, "-c",
-                                                "import json,sys; d=json.load(sys.stdin); "
-                                                "assert isinstance(d['types'][0]['queued_by_class'], list); "
-                                                "assert 'trust' in d['peers'][0]",
-                                                NULL});
-        H_CHECK(v.code == 0, "stats --json is not the expected JSON: %s", v.err);
-        out_free(&v);
-    } else {
-        h_log("%s not found: stats --json checked by key only", py);
-    }
-    r = cli(NULL, (const char *[]){bin, "stats", "-c", addr, NULL});
+    H_CHECK(json_is_array(h_json_at(j, "types[0].queued_by_class")) && h_json_at(j, "peers[0].trust") != NULL,
+            "stats --json is not the expected JSON (types[0].queued_by_class a list, peers[0].trust): %.800s",
+            r.out);
+    json_decref(j);
+    h_cmd_free(&r);
+    r = h_run_cmd(NULL, (const char *[]){bin, "stats", "-c", addr, NULL});
     H_CHECK(r.code == 0, "stats: exit %d, stderr %s", r.code, r.err);
     static const char *const want[] = {"peers_connected", "hedge_wins", "quarantines", "cache_hits",
                                        "coalesced", "rejected_deadline", "rejected_capability", "retries",
@@ -867,10 +837,10 @@ static void test_cli(const char *addr)
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         H_CHECK(strstr(r.out, want[i]) != NULL, "stats (text) should show %s:\n%s", want[i], r.out);
     H_CHECK(r.out[0] != '{', "stats (text) printed JSON: %.200s", r.out);
-    out_free(&r);
-    r = cli(NULL, (const char *[]){bin, "stats", "extra", "-c", addr, NULL});
+    h_cmd_free(&r);
+    r = h_run_cmd(NULL, (const char *[]){bin, "stats", "extra", "-c", addr, NULL});
     H_CHECK(r.code == 2 && strstr(r.err, "extra"), "stats extra: exit %d, stderr %s", r.code, r.err);
-    out_free(&r);
+    h_cmd_free(&r);
 }
 
 int main(int argc, char **argv)

@@ -116,186 +116,49 @@ static void judge(const char *who, struct tally *t, int i, const struct task_spe
     t->cached += cached;
 }
 
-/* ---- renters on the public API ---------------------------------------------------- */
+/* ---- renters (the harness's driver, over the API or a raw connection) ------------- */
 
 struct renter {
-    int id, tasks;
+    char name[32];
+    int id, tasks, raw;
     pthread_t thread;
     struct tally t;
+    uint8_t in[MAX_SIZE], check[MAX_SIZE]; /* scratch: the input sent, the input judged against */
 };
 
-static void *api_main(void *arg)
+static void renter_task(void *arg, int i, struct p2c2r_task *t)
 {
     struct renter *r = arg;
-    char name[32];
-    snprintf(name, sizeof(name), "api-renter-%d", r->id);
-    struct p2c2r_client_options o = {NULL, name, h_bound_ms(5000), 0, 0};
-    p2c2r_client *c = NULL;
-    int *outcomes = calloc((size_t)r->tasks, sizeof(int));
-    struct {
-        int task;
-        p2c2r_ticket tk;
-        uint8_t *buf;
-        const uint8_t *in;
-        struct task_spec s;
-    } slot[WINDOW];
-    for (int i = 0; i < WINDOW; i++) {
-        slot[i].task = -1;
-        slot[i].buf = malloc(MAX_SIZE);
-    }
-    int rc = p2c2r_client_connect(h_addr(), &o, &c);
-    if (!H_CHECK(rc == 0, "%s: connect: %s", name, h_err(rc)))
-        goto out;
-    int next = 0, done = 0;
-    uint64_t last = h_now_ms();
-    struct p2c2r_result res[WINDOW];
-    while (done < r->tasks) {
-        for (int i = 0; i < WINDOW && next < r->tasks; i++) {
-            if (slot[i].task >= 0)
-                continue;
-            slot[i].s = spec_of(r->id, next);
-            slot[i].in = input_of(&slot[i].s, slot[i].buf);
-            struct p2c2r_task t = {.type = slot[i].s.sha ? "sha256" : "echo",
-                                   .priority = P2C2R_PRIO_INTERACTIVE,
-                                   .input = slot[i].in,
-                                   .input_len = slot[i].s.n,
-                                   .flags = slot[i].s.shared >= 0 ? 0 : P2C2R_TASK_NOCACHE};
-            rc = p2c2r_client_submit(c, &t, &slot[i].tk);
-            if (!H_CHECK(rc == 0, "%s: submit task %d: %s", name, next, h_err(rc)))
-                goto out;
-            slot[i].task = next++;
-        }
-        int n = p2c2r_client_poll(c, res, WINDOW, 500);
-        if (!H_CHECK(n >= 0, "%s: poll: %s (%s)", name, h_err(n), p2c2r_client_last_error(c)))
-            goto out;
-        uint64_t now = h_now_ms();
-        if (n > 0)
-            last = now;
-        else if (!H_CHECK(now - last < (uint64_t)h_bound_ms(NO_PROGRESS_MS),
-                          "%s: no outcome for %d ms (%d of %d done): a renter hangs", name,
-                          h_bound_ms(NO_PROGRESS_MS), done, r->tasks))
-            goto out;
-        for (int k = 0; k < n; k++) {
-            int s = -1;
-            for (int i = 0; i < WINDOW; i++)
-                if (slot[i].task >= 0 && slot[i].tk.id == res[k].ticket.id)
-                    s = i;
-            if (s < 0) {
-                r->t.unknown++;
-                H_FAIL("%s: outcome for ticket %llu which is not in flight", name,
-                       (unsigned long long)res[k].ticket.id);
-            } else {
-                int i = slot[s].task;
-                if (outcomes[i]++)
-                    r->t.dup++;
-                judge(name, &r->t, i, &slot[s].s, slot[s].in, res[k].status, res[k].output,
-                      res[k].output_len, res[k].attempts, (res[k].flags & P2C2R_RESULT_CACHED) != 0);
-                slot[s].task = -1;
-                done++;
-                atomic_fetch_add(&g_done, 1);
-            }
-            p2c2r_result_release(&res[k]);
-        }
-    }
-out:
-    for (int i = 0; i < WINDOW; i++)
-        free(slot[i].buf);
-    free(outcomes);
-    p2c2r_client_close(c);
-    atomic_fetch_sub(&g_active, 1);
-    return NULL;
+    struct task_spec s = spec_of(r->id, i);
+    t->type = s.sha ? "sha256" : "echo";
+    t->priority = P2C2R_PRIO_INTERACTIVE;
+    t->input = input_of(&s, r->in);
+    t->input_len = s.n;
+    t->flags = s.shared >= 0 ? 0 : P2C2R_TASK_NOCACHE;
 }
 
-/* ---- a renter speaking the protocol directly ------------------------------------------ */
-
-static void *raw_main(void *arg)
+static void renter_judge(void *arg, int i, const struct h_outcome *o)
 {
     struct renter *r = arg;
-    const char *name = "raw-renter";
-    struct h_raw conn;
-    int *delivers = calloc((size_t)r->tasks, sizeof(int));
-    uint8_t **bufs = calloc((size_t)r->tasks, sizeof(*bufs));
-    if (!H_CHECK(h_raw_connect(&conn, h_addr()) == 0, "%s: connect", name)) {
-        free(delivers);
-        free(bufs);
-        atomic_fetch_sub(&g_active, 1);
-        return NULL;
+    struct task_spec s = spec_of(r->id, i);
+    if (o->type == MSG_REJECTED) {
+        r->t.failed++;
+        H_FAIL("%s: task %d REJECTED: %s %.*s", r->name, i, h_err(o->status), (int)o->len, (const char *)o->out);
+    } else {
+        judge(r->name, &r->t, i, &s, input_of(&s, r->check), o->status, o->out, o->len, o->attempts,
+              (o->flags & PROTO_DELIVER_F_CACHED) != 0);
     }
-    int rc = h_raw_hello(&conn, ROLE_RENTER, NULL, NULL);
-    if (!H_CHECK(rc == 0, "%s: HELLO answered with %d", name, rc))
-        goto out;
-    int next = 0, done = 0, inflight = 0;
-    uint64_t last = h_now_ms();
-    while (done < r->tasks) {
-        while (inflight < WINDOW && next < r->tasks) {
-            struct task_spec s = spec_of(r->id, next);
-            bufs[next] = malloc(MAX_SIZE);
-            const uint8_t *in = input_of(&s, bufs[next]);
-            size_t bl;
-            uint8_t *body = h_task_body_ext(s.sha ? "sha256" : "echo", PRIO_INTERACTIVE,
-                                            s.shared >= 0 ? 0 : PROTO_TASK_F_NOCACHE, NULL, 0, in, s.n,
-                                            &bl);
-            H_REQUIRE(body, "out of memory");
-            /* ticket = task index + 1 */
-            rc = h_raw_send_frame(&conn, MSG_SUBMIT, 0, (uint64_t)next + 1, body, bl, h_bound_ms(10000));
-            free(body);
-            if (!H_CHECK(rc == 0, "%s: sending SUBMIT %d failed", name, next))
-                goto out;
-            next++;
-            inflight++;
-        }
-        struct h_outcome o;
-        rc = h_raw_outcome(&conn, &o, 500);
-        uint64_t now = h_now_ms();
-        if (rc == H_RAW_TIMEOUT) {
-            if (!H_CHECK(now - last < (uint64_t)h_bound_ms(NO_PROGRESS_MS),
-                         "%s: no outcome for %d ms (%d of %d done): a renter hangs", name,
-                         h_bound_ms(NO_PROGRESS_MS), done, r->tasks))
-                goto out;
-            continue;
-        }
-        if (!H_CHECK(rc == H_RAW_FRAME, "%s: connection ended (%d) with %d of %d done", name, rc, done,
-                     r->tasks))
-            goto out;
-        last = now;
-        if (!H_CHECK(o.ticket >= 1 && o.ticket <= (uint64_t)next, "%s: %s for ticket %llu never submitted",
-                     name, proto_type_name(o.type), (unsigned long long)o.ticket)) {
-            r->t.unknown++;
-            continue;
-        }
-        int i = (int)(o.ticket - 1);
-        if (delivers[i]++) {
-            r->t.dup++;
-            H_FAIL("%s: a second %s for ticket %llu", name, proto_type_name(o.type),
-                   (unsigned long long)o.ticket);
-            continue;
-        }
-        struct task_spec s = spec_of(r->id, i);
-        if (o.type == MSG_REJECTED) {
-            r->t.failed++;
-            H_FAIL("%s: task %d REJECTED: %s %.*s", name, i, h_err(o.status), (int)o.len,
-                   (const char *)o.out);
-        } else {
-            judge(name, &r->t, i, &s, input_of(&s, bufs[i]), o.status, o.out, o.len, o.attempts,
-                  (o.flags & PROTO_DELIVER_F_CACHED) != 0);
-        }
-        free(bufs[i]);
-        bufs[i] = NULL;
-        inflight--;
-        done++;
-        atomic_fetch_add(&g_done, 1);
-    }
-    /* Anything more for these tickets would be a second outcome. */
-    struct h_frame f;
-    rc = h_raw_read(&conn, &f, 300);
-    H_CHECK(rc == H_RAW_TIMEOUT, "%s: a frame (%s) arrived after every ticket had its outcome", name,
-            rc == H_RAW_FRAME ? proto_type_name(f.hdr.type) : "none");
-out:
-    for (int i = 0; i < r->tasks; i++)
-        free(bufs[i]);
-    free(bufs);
-    free(delivers);
-    h_raw_close(&conn);
+    atomic_fetch_add(&g_done, 1);
+}
+
+static void *renter_main(void *arg)
+{
+    struct renter *r = arg;
+    struct h_renter d = {.name = r->name, .raw = r->raw, .tasks = r->tasks, .window = WINDOW,
+                         .no_progress_ms = NO_PROGRESS_MS, .task = renter_task, .judge = renter_judge, .arg = r};
+    h_renter_run(&d);
+    r->t.dup = d.dup;
+    r->t.unknown = d.unknown;
     atomic_fetch_sub(&g_active, 1);
     return NULL;
 }
@@ -325,14 +188,17 @@ int main(int argc, char **argv)
     h_wait_peers(PEERS, NULL);
 
     h_phase("%d renters x %d tasks while peers are killed at random", API_RENTERS + 1, per);
-    struct renter rs[API_RENTERS + 1];
-    memset(rs, 0, sizeof(rs));
+    static struct renter rs[API_RENTERS + 1];
     atomic_store(&g_active, API_RENTERS + 1);
     for (int i = 0; i <= API_RENTERS; i++) {
         rs[i].id = i + 1;
         rs[i].tasks = per;
-        H_REQUIRE(pthread_create(&rs[i].thread, NULL, i < API_RENTERS ? api_main : raw_main, &rs[i]) == 0,
-                  "pthread_create");
+        rs[i].raw = i == API_RENTERS;
+        if (rs[i].raw)
+            snprintf(rs[i].name, sizeof(rs[i].name), "raw-renter");
+        else
+            snprintf(rs[i].name, sizeof(rs[i].name), "api-renter-%d", rs[i].id);
+        H_REQUIRE(pthread_create(&rs[i].thread, NULL, renter_main, &rs[i]) == 0, "pthread_create");
     }
     uint64_t rng = 0x6b696c6cu, t0 = h_now_ms();
     int kills = 0;
@@ -369,26 +235,26 @@ int main(int argc, char **argv)
 
     h_phase("coordinator state after the storm");
     h_wait_peers(PEERS, NULL);
-    char *js = h_stats(NULL);
+    json_t *js = h_stats(NULL);
     H_REQUIRE(js, "no stats");
-    long long requeued = h_json_num(js, NULL, "requeued"), completed = h_json_num(js, NULL, "completed");
+    long long requeued = h_json_int(js, "counters.requeued"), completed = h_json_int(js, "counters.completed");
     h_log("coordinator: completed=%lld failed=%lld requeued=%lld retries=%lld lost=%lld cache_hits=%lld "
           "coalesced=%lld",
-          completed, h_json_num(js, NULL, "failed"), requeued, h_json_num(js, NULL, "retries"),
-          h_json_num(js, NULL, "lost"), h_json_num(js, NULL, "cache_hits"),
-          h_json_num(js, NULL, "coalesced"));
+          completed, h_json_int(js, "counters.failed"), requeued, h_json_int(js, "counters.retries"),
+          h_json_int(js, "counters.lost"), h_json_int(js, "counters.cache_hits"),
+          h_json_int(js, "counters.coalesced"));
     H_CHECK(kills >= 5, "only %d peers were killed: the storm did not happen", kills);
     H_CHECK(requeued >= 1 && sum.retried >= 1,
             "no task was caught on a killed peer (requeued %lld, retried %d)", requeued, sum.retried);
     H_CHECK(completed == total, "counters.completed %lld, expected %d", completed, total);
-    long long repeats = h_json_num(js, NULL, "cache_hits") + h_json_num(js, NULL, "coalesced");
+    long long repeats = h_json_int(js, "counters.cache_hits") + h_json_int(js, "counters.coalesced");
     H_CHECK(sum.cached == repeats, "%d outcomes flagged CACHED, but the coordinator answered %lld tasks "
                                    "from the cache or an identical task",
             sum.cached, repeats);
-    H_CHECK(h_json_num(js, NULL, "failed") == 0, "counters.failed should be 0");
-    H_CHECK(h_json_num(js, NULL, "lost") == 0, "counters.lost should be 0");
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0 after every outcome");
-    H_CHECK(h_json_num(js, NULL, "queued") == 0, "queued should be 0 after every outcome");
-    free(js);
+    H_CHECK(h_json_int(js, "counters.failed") == 0, "counters.failed should be 0");
+    H_CHECK(h_json_int(js, "counters.lost") == 0, "counters.lost should be 0");
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live should be 0 after every outcome");
+    H_CHECK(h_json_int(js, "queued") == 0, "queued should be 0 after every outcome");
+    json_decref(js);
     return h_finish();
 }

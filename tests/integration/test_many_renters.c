@@ -24,119 +24,86 @@
 #define MAX_SIZE (1u << 20)
 #define NO_PROGRESS_MS 60000
 
-struct slot {
-    p2c2r_ticket tk;
-    uint8_t *in;
-    size_t n;
-    int task; /* index, -1 when free */
-};
-
 struct renter {
     int id;
     int tasks;
     pthread_t thread;
+    char name[32];
+    uint64_t size_rng; /* draws each task's size, in task order */
+    size_t *sizes;     /* task i's input size, once drawn */
+    int drawn;         /* sizes drawn so far */
+    uint8_t *in, *check; /* scratch: the input sent, the input judged against */
     /* results */
     int ok, failed, mismatched, unknown;
     uint64_t bytes;
-    char error[256];
 };
+
+/* Task i's input: a pattern of (renter, i) whose first bytes also spell out
+ * who the task is, for whoever reads a mismatch report. */
+static void input_of(const struct renter *r, int i, uint8_t *in)
+{
+    size_t n = r->sizes[i];
+    uint64_t seed = (uint64_t)r->id << 32 | (uint64_t)i;
+    h_fill(in, n, seed);
+    if (n >= 16) {
+        memcpy(in, &seed, 8);
+        memcpy(in + 8, "p2c2r-it", 8);
+    }
+}
+
+static void renter_task(void *arg, int i, struct p2c2r_task *t)
+{
+    struct renter *r = arg;
+    if (i == r->drawn)
+        r->sizes[r->drawn++] = h_log_uniform(&r->size_rng, MAX_SIZE);
+    input_of(r, i, r->in);
+    t->type = "echo";
+    t->priority = P2C2R_PRIO_INTERACTIVE;
+    t->input = r->in;
+    t->input_len = r->sizes[i];
+}
+
+static void renter_judge(void *arg, int i, const struct h_outcome *o)
+{
+    struct renter *r = arg;
+    size_t n = r->sizes[i];
+    input_of(r, i, r->check);
+    if (o->status != 0) {
+        r->failed++;
+        if (r->failed <= 5)
+            H_FAIL("%s: task %d (%zu bytes) failed: %s: %.*s", r->name, i, n, h_err(o->status), (int)o->len,
+                   o->out ? (const char *)o->out : "");
+    } else if (o->len != n || (n && memcmp(o->out, r->check, n) != 0)) {
+        r->mismatched++;
+        if (r->mismatched <= 5) {
+            size_t at = 0;
+            while (at < n && at < o->len && o->out[at] == r->check[at])
+                at++;
+            H_FAIL("%s: task %d: echo returned %zu bytes for %zu, first difference at byte %zu", r->name, i,
+                   o->len, n, at);
+        }
+    } else {
+        r->ok++;
+        r->bytes += n;
+    }
+}
 
 static void *renter_main(void *arg)
 {
     struct renter *r = arg;
-    char name[32];
-    snprintf(name, sizeof(name), "renter-%d", r->id);
-    struct p2c2r_client_options o = {NULL, name, h_bound_ms(5000), 0};
-    p2c2r_client *c;
-    int rc = p2c2r_client_connect(h_addr(), &o, &c);
-    if (!H_CHECK(rc == 0, "%s: connect: %s", name, h_err(rc)))
-        return NULL;
-    struct slot slot[WINDOW];
-    for (int i = 0; i < WINDOW; i++) {
-        slot[i].task = -1;
-        slot[i].in = malloc(MAX_SIZE);
-    }
-    uint64_t size_rng = 0x1234u + (uint64_t)r->id * 7919u;
-    int next = 0, done = 0, inflight = 0;
-    uint64_t last_progress = h_now_ms();
-    struct p2c2r_result res[WINDOW];
-    while (done < r->tasks) {
-        for (int i = 0; i < WINDOW && next < r->tasks; i++) {
-            if (slot[i].task >= 0)
-                continue;
-            struct slot *s = &slot[i];
-            s->n = h_log_uniform(&size_rng, MAX_SIZE);
-            s->task = next;
-            uint64_t seed = (uint64_t)r->id << 32 | (uint64_t)next;
-            h_fill(s->in, s->n, seed);
-            /* The first bytes also spell out who the task is, for whoever
-             * reads a mismatch report. */
-            if (s->n >= 16) {
-                memcpy(s->in, &seed, 8);
-                memcpy(s->in + 8, "p2c2r-it", 8);
-            }
-            struct p2c2r_task t = {"echo", 0, 0, P2C2R_PRIO_INTERACTIVE, NULL, 0, s->in, s->n};
-            rc = p2c2r_client_submit(c, &t, &s->tk);
-            if (rc == P2C2R_EAGAIN) {
-                s->task = -1;
-                break;
-            }
-            if (!H_CHECK(rc == 0, "%s: submit task %d (%zu bytes): %s", name, next, s->n, h_err(rc)))
-                goto out;
-            next++;
-            inflight++;
-        }
-        int n = p2c2r_client_poll(c, res, WINDOW, 1000);
-        if (!H_CHECK(n >= 0, "%s: poll: %s (%s)", name, h_err(n), p2c2r_client_last_error(c)))
-            goto out;
-        uint64_t now = h_now_ms();
-        if (n > 0)
-            last_progress = now;
-        else if (!H_CHECK(now - last_progress < (uint64_t)h_bound_ms(NO_PROGRESS_MS),
-                          "%s: no result for %d ms with %d tasks in flight (%d of %d done)", name,
-                          h_bound_ms(NO_PROGRESS_MS), inflight, done, r->tasks))
-            goto out;
-        for (int k = 0; k < n; k++) {
-            struct p2c2r_result *x = &res[k];
-            struct slot *s = NULL;
-            for (int i = 0; i < WINDOW; i++) {
-                if (slot[i].task >= 0 && slot[i].tk.id == x->ticket.id)
-                    s = &slot[i];
-            }
-            if (!s) {
-                r->unknown++;
-                H_FAIL("%s: result for ticket %llu that is not in flight (duplicate or invented)",
-                        name, (unsigned long long)x->ticket.id);
-            } else if (x->status != 0) {
-                r->failed++;
-                if (r->failed <= 5)
-                    H_FAIL("%s: task %d (%zu bytes) failed: %s: %.*s", name, s->task, s->n,
-                            h_err(x->status), (int)x->output_len, x->output ? (char *)x->output : "");
-            } else if (x->output_len != s->n || (s->n && memcmp(x->output, s->in, s->n) != 0)) {
-                r->mismatched++;
-                if (r->mismatched <= 5) {
-                    size_t at = 0;
-                    while (at < s->n && at < x->output_len && ((uint8_t *)x->output)[at] == s->in[at])
-                        at++;
-                    H_FAIL("%s: task %d: echo returned %zu bytes for %zu, first difference at byte %zu",
-                            name, s->task, x->output_len, s->n, at);
-                }
-            } else {
-                r->ok++;
-                r->bytes += s->n;
-            }
-            if (s) {
-                s->task = -1;
-                inflight--;
-                done++;
-            }
-            p2c2r_result_release(x);
-        }
-    }
-out:
-    for (int i = 0; i < WINDOW; i++)
-        free(slot[i].in);
-    p2c2r_client_close(c);
+    snprintf(r->name, sizeof(r->name), "renter-%d", r->id);
+    r->size_rng = 0x1234u + (uint64_t)r->id * 7919u;
+    r->sizes = calloc((size_t)r->tasks, sizeof(*r->sizes));
+    r->in = malloc(MAX_SIZE);
+    r->check = malloc(MAX_SIZE);
+    H_REQUIRE(r->sizes && r->in && r->check, "out of memory");
+    struct h_renter d = {.name = r->name, .tasks = r->tasks, .window = WINDOW, .no_progress_ms = NO_PROGRESS_MS,
+                         .task = renter_task, .judge = renter_judge, .arg = r};
+    h_renter_run(&d);
+    r->unknown = d.unknown + d.dup;
+    free(r->sizes);
+    free(r->in);
+    free(r->check);
     return NULL;
 }
 
@@ -175,14 +142,14 @@ int main(int argc, char **argv)
     h_log("total %.1f MB of input echoed in %.1f s", (double)bytes / 1e6, (double)ms / 1000.0);
 
     h_phase("coordinator state after the run");
-    char *js = h_stats(NULL);
+    json_t *js = h_stats(NULL);
     H_CHECK(js != NULL, "stats after the run");
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0 after every result: %s",
-            js ? js : "");
-    H_CHECK(h_json_num(js, NULL, "queued") == 0, "queued should be 0 after every result");
-    H_CHECK(h_json_num(js, NULL, "completed") == (long long)per * RENTERS,
-            "counters.completed %lld, expected %d", h_json_num(js, NULL, "completed"), per * RENTERS);
-    H_CHECK(h_json_num(js, NULL, "peers_connected") == 2, "both peers still connected");
-    free(js);
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live should be 0 after every result: %s",
+            h_json_text(js));
+    H_CHECK(h_json_int(js, "queued") == 0, "queued should be 0 after every result");
+    H_CHECK(h_json_int(js, "counters.completed") == (long long)per * RENTERS,
+            "counters.completed %lld, expected %d", h_json_int(js, "counters.completed"), per * RENTERS);
+    H_CHECK(h_json_int(js, "peers_connected") == 2, "both peers still connected");
+    json_decref(js);
     return h_finish();
 }

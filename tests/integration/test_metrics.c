@@ -217,11 +217,11 @@ int main(int argc, char **argv)
     H_CHECK(depth == 0, "realtime queue depth %g, expected 0", depth);
 
     /* The same figures through STATS. */
-    char *js = h_stats(NULL);
-    H_CHECK(h_json_num(js, NULL, "cache_hits") == (long long)hits, "STATS cache_hits %lld vs metrics %g",
-            h_json_num(js, NULL, "cache_hits"), hits);
-    H_CHECK(h_json_num(js, NULL, "rejected_capability") == 1, "STATS rejected_capability");
-    free(js);
+    json_t *js = h_stats(NULL);
+    H_CHECK(h_json_int(js, "counters.cache_hits") == (long long)hits, "STATS cache_hits %lld vs metrics %g",
+            h_json_int(js, "counters.cache_hits"), hits);
+    H_CHECK(h_json_int(js, "counters.rejected_capability") == 1, "STATS rejected_capability");
+    json_decref(js);
 
     h_phase("other paths");
     char *nf = http_get(host, port, "/nothing");

@@ -94,200 +94,59 @@ static void judge(const char *who, struct tally *t, int i, const struct task_spe
     }
 }
 
-/* ---- a renter on the public API ------------------------------------------------- */
+/* ---- renters (the harness's driver, over the API or a raw connection) ------------- */
 
-struct api_renter {
-    int id, tasks;
+struct renter {
+    char name[32];
+    int id, tasks, raw;
     pthread_t thread;
     struct tally t;
+    int rejected;         /* raw only: REJECTED frames */
+    uint8_t *in, *check;  /* scratch: the input sent, the input an outcome is judged against */
 };
 
-static void *api_main(void *arg)
+static void renter_task(void *arg, int i, struct p2c2r_task *t)
 {
-    struct api_renter *r = arg;
-    char name[32];
-    snprintf(name, sizeof(name), "api-renter-%d", r->id);
-    struct p2c2r_client_options o = {NULL, name, h_bound_ms(5000), 0};
-    p2c2r_client *c;
-    int rc = p2c2r_client_connect(h_addr(), &o, &c);
-    if (!H_CHECK(rc == 0, "%s: connect: %s", name, h_err(rc)))
-        return NULL;
-    struct {
-        int task;
-        p2c2r_ticket tk;
-        uint8_t *in;
-        struct task_spec s;
-    } slot[WINDOW];
-    for (int i = 0; i < WINDOW; i++)
-        slot[i].task = -1, slot[i].in = malloc(BIG_SIZE);
-    int *outcomes = calloc((size_t)r->tasks, sizeof(int));
-    int next = 0, done = 0;
-    uint64_t last = h_now_ms();
-    struct p2c2r_result res[WINDOW];
-    while (done < r->tasks) {
-        for (int i = 0; i < WINDOW && next < r->tasks; i++) {
-            if (slot[i].task >= 0)
-                continue;
-            slot[i].s = spec_of(r->id, next);
-            h_fill(slot[i].in, slot[i].s.n, slot[i].s.seed);
-            struct p2c2r_task t = {slot[i].s.sha ? "sha256" : "echo", 0, 0, 1, NULL, 0, slot[i].in,
-                                   slot[i].s.n};
-            rc = p2c2r_client_submit(c, &t, &slot[i].tk);
-            if (!H_CHECK(rc == 0, "%s: submit: %s", name, h_err(rc)))
-                goto out;
-            slot[i].task = next++;
-        }
-        int n = p2c2r_client_poll(c, res, WINDOW, 500);
-        if (!H_CHECK(n >= 0, "%s: poll: %s (%s)", name, h_err(n), p2c2r_client_last_error(c)))
-            goto out;
-        uint64_t now = h_now_ms();
-        if (n > 0)
-            last = now;
-        else if (!H_CHECK(now - last < (uint64_t)h_bound_ms(NO_PROGRESS_MS),
-                          "%s: no outcome for %d ms (%d of %d done): a renter hangs", name,
-                          h_bound_ms(NO_PROGRESS_MS), done, r->tasks))
-            goto out;
-        for (int k = 0; k < n; k++) {
-            int s = -1;
-            for (int i = 0; i < WINDOW; i++)
-                s = slot[i].task >= 0 && slot[i].tk.id == res[k].ticket.id ? i : s;
-            if (s < 0) {
-                r->t.unknown++;
-                H_FAIL("%s: outcome for ticket %llu which is not in flight", name,
-                       (unsigned long long)res[k].ticket.id);
-            } else {
-                int i = slot[s].task;
-                if (outcomes[i]++)
-                    r->t.dup++;
-                judge(name, &r->t, i, &slot[s].s, slot[s].in, res[k].status, res[k].output,
-                      res[k].output_len, res[k].attempts);
-                slot[s].task = -1;
-                done++;
-                atomic_fetch_add(&g_done, 1);
-            }
-            p2c2r_result_release(&res[k]);
-        }
-    }
-out:
-    for (int i = 0; i < WINDOW; i++)
-        free(slot[i].in);
-    free(outcomes);
-    p2c2r_client_close(c);
-    return NULL;
+    struct renter *r = arg;
+    struct task_spec s = spec_of(r->id, i);
+    h_fill(r->in, s.n, s.seed);
+    t->type = s.sha ? "sha256" : "echo";
+    t->priority = P2C2R_PRIO_INTERACTIVE;
+    t->input = r->in;
+    t->input_len = s.n;
 }
 
-/* ---- a renter speaking the protocol directly --------------------------------------- */
-
-struct raw_renter {
-    int id, tasks;
-    pthread_t thread;
-    struct tally t;
-    int rejected;
-};
-
-static void *raw_main(void *arg)
+static void renter_judge(void *arg, int i, const struct h_outcome *o)
 {
-    struct raw_renter *r = arg;
-    const char *name = "raw-renter";
-    struct h_raw conn;
-    if (!H_CHECK(h_raw_connect(&conn, h_addr()) == 0, "%s: connect", name))
-        return NULL;
-    int rc = h_raw_hello(&conn, ROLE_RENTER, NULL, NULL);
-    if (!H_CHECK(rc == 0, "%s: HELLO answered with %d", name, rc)) {
-        h_raw_close(&conn);
-        return NULL;
+    struct renter *r = arg;
+    struct task_spec s = spec_of(r->id, i);
+    if (o->type == MSG_REJECTED) {
+        r->rejected++;
+        H_FAIL("%s: task %d REJECTED: %s %.*s", r->name, i, h_err(o->status), (int)o->len, (const char *)o->out);
+    } else {
+        h_fill(r->check, s.n, s.seed);
+        judge(r->name, &r->t, i, &s, r->check, o->status, o->out, o->len, o->attempts);
     }
-    int *delivers = calloc((size_t)r->tasks, sizeof(int));
-    uint8_t **in = calloc((size_t)r->tasks, sizeof(*in));
-    int next = 0, done = 0, inflight = 0;
-    uint64_t last = h_now_ms();
-    while (done < r->tasks) {
-        while (inflight < WINDOW && next < r->tasks) {
-            struct task_spec s = spec_of(r->id, next);
-            in[next] = malloc(s.n ? s.n : 1);
-            h_fill(in[next], s.n, s.seed);
-            size_t bl;
-            uint8_t *body = h_task_body(s.sha ? "sha256" : "echo", 0, 0, NULL, in[next], s.n, &bl);
-            /* req_id = ticket = task index + 1 */
-            rc = h_raw_send_frame(&conn, MSG_SUBMIT, 0, (uint64_t)next + 1, body, bl, h_bound_ms(10000));
-            free(body);
-            if (!H_CHECK(rc == 0, "%s: sending SUBMIT %d failed", name, next))
-                goto out;
-            next++;
-            inflight++;
-        }
-        struct h_frame f;
-        rc = h_raw_read(&conn, &f, 500);
-        uint64_t now = h_now_ms();
-        if (rc == H_RAW_TIMEOUT) {
-            if (!H_CHECK(now - last < (uint64_t)h_bound_ms(NO_PROGRESS_MS),
-                         "%s: no frame for %d ms (%d of %d done): a renter hangs", name,
-                         h_bound_ms(NO_PROGRESS_MS), done, r->tasks))
-                goto out;
-            continue;
-        }
-        if (!H_CHECK(rc == H_RAW_FRAME, "%s: connection ended (%d) with %d of %d done", name, rc, done,
-                     r->tasks))
-            goto out;
-        last = now;
-        uint64_t id = f.hdr.req_id;
-        if (f.hdr.type != MSG_DELIVER && f.hdr.type != MSG_REJECTED) {
-            H_CHECK(f.hdr.type == MSG_ACCEPTED || f.hdr.type == MSG_PONG,
-                    "%s: unexpected %s frame", name, proto_type_name(f.hdr.type));
-            continue;
-        }
-        if (!H_CHECK(id >= 1 && id <= (uint64_t)next, "%s: %s for ticket %llu never submitted", name,
-                     proto_type_name(f.hdr.type), (unsigned long long)id)) {
-            r->t.unknown++;
-            continue;
-        }
-        int i = (int)(id - 1);
-        if (delivers[i]++) {
-            r->t.dup++;
-            H_FAIL("%s: a second %s for ticket %llu", name, proto_type_name(f.hdr.type),
-                   (unsigned long long)id);
-            continue;
-        }
-        struct task_spec s = spec_of(r->id, i);
-        if (f.hdr.type == MSG_REJECTED) {
-            r->rejected++;
-            H_FAIL("%s: task %d REJECTED", name, i);
-        } else {
-            struct msg_deliver d;
-            if (!H_CHECK(proto_parse_deliver(f.body, f.hdr.body_len, &d) == 0, "%s: malformed DELIVER",
-                         name))
-                goto out;
-            judge(name, &r->t, i, &s, in[i], d.status ? -(int)d.status : 0, d.output.p, d.output.len,
-                  d.attempts);
-        }
-        free(in[i]);
-        in[i] = NULL;
-        inflight--;
-        done++;
-        atomic_fetch_add(&g_done, 1);
-    }
-    /* Anything more for these tickets would be a second outcome. */
-    struct h_frame f;
-    rc = h_raw_read(&conn, &f, 300);
-    H_CHECK(rc == H_RAW_TIMEOUT, "%s: a frame (%s) arrived after every ticket had its outcome", name,
-            rc == H_RAW_FRAME ? proto_type_name(f.hdr.type) : "none");
-out:
-    for (int i = 0; i < r->tasks; i++)
-        free(in[i]);
-    free(in);
-    free(delivers);
-    h_raw_close(&conn);
+    atomic_fetch_add(&g_done, 1);
+}
+
+static void *renter_main(void *arg)
+{
+    struct renter *r = arg;
+    r->in = malloc(BIG_SIZE);
+    r->check = malloc(BIG_SIZE);
+    H_REQUIRE(r->in && r->check, "out of memory");
+    struct h_renter d = {.name = r->name, .raw = r->raw, .tasks = r->tasks, .window = WINDOW,
+                         .no_progress_ms = NO_PROGRESS_MS, .task = renter_task, .judge = renter_judge, .arg = r};
+    h_renter_run(&d);
+    r->t.dup = d.dup;
+    r->t.unknown = d.unknown;
+    free(r->in);
+    free(r->check);
     return NULL;
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static long long peer_field(const char *js, const char *peer, const char *key)
-{
-    char anchor[64];
-    snprintf(anchor, sizeof(anchor), "\"name\":\"%s\"", peer);
-    return h_json_num(js, anchor, key);
-}
 
 static void report(const char *who, const struct tally *t)
 {
@@ -302,18 +161,20 @@ static void phase_kill_one(void)
     per_raw = per_raw < 400 ? 400 : per_raw;
     int total = 2 * per_api + per_raw;
     h_phase("phase 1: %d tasks from 3 renters, kill peer-2 a third of the way", total);
-    struct api_renter api[2];
-    struct raw_renter raw;
+    struct renter api[2], raw;
     memset(api, 0, sizeof(api));
     memset(&raw, 0, sizeof(raw));
     for (int i = 0; i < 2; i++) {
         api[i].id = i + 1;
         api[i].tasks = per_api;
-        H_REQUIRE(pthread_create(&api[i].thread, NULL, api_main, &api[i]) == 0, "pthread_create");
+        snprintf(api[i].name, sizeof(api[i].name), "api-renter-%d", api[i].id);
+        H_REQUIRE(pthread_create(&api[i].thread, NULL, renter_main, &api[i]) == 0, "pthread_create");
     }
     raw.id = 3;
     raw.tasks = per_raw;
-    H_REQUIRE(pthread_create(&raw.thread, NULL, raw_main, &raw) == 0, "pthread_create");
+    raw.raw = 1;
+    snprintf(raw.name, sizeof(raw.name), "raw-renter");
+    H_REQUIRE(pthread_create(&raw.thread, NULL, renter_main, &raw) == 0, "pthread_create");
 
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(60000);
     while (atomic_load(&g_done) < total / 3 && h_now_ms() < end)
@@ -325,10 +186,10 @@ static void phase_kill_one(void)
     long long inflight = -1, vid = -1;
     end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     while (h_now_ms() < end) {
-        char *js = h_stats(NULL);
-        inflight = peer_field(js, "peer-2", "inflight");
-        vid = h_peer_id(js, "peer-2");
-        free(js);
+        json_t *js = h_stats(NULL);
+        inflight = h_json_int(js, "peers[name=peer-2].inflight");
+        vid = h_json_int(js, "peers[name=peer-2].id");
+        json_decref(js);
         if (inflight > 0)
             break;
         h_sleep_ms(10);
@@ -345,8 +206,7 @@ static void phase_kill_one(void)
 
     struct tally sum = {0};
     for (int i = 0; i < 2; i++) {
-        char who[32];
-        snprintf(who, sizeof(who), "api-renter-%d", api[i].id);
+        const char *who = api[i].name;
         report(who, &api[i].t);
         H_CHECK(api[i].t.ok + api[i].t.lost == per_api && api[i].t.dup == 0 && api[i].t.unknown == 0,
                 "%s: every ticket needs exactly one outcome, correct or ELOST", who);
@@ -357,16 +217,16 @@ static void phase_kill_one(void)
             "raw-renter: every ticket needs exactly one DELIVER, correct or ELOST");
     sum.ok += raw.t.ok, sum.lost += raw.t.lost, sum.retried += raw.t.retried;
 
-    char *js = h_stats(NULL);
-    long long requeued = h_json_num(js, NULL, "requeued");
+    json_t *js = h_stats(NULL);
+    long long requeued = h_json_int(js, "counters.requeued");
     h_log("phase 1 totals: %d ok, %d ELOST, %d succeeded after a retry; coordinator requeued=%lld lost=%lld",
-          sum.ok, sum.lost, sum.retried, requeued, h_json_num(js, NULL, "lost"));
+          sum.ok, sum.lost, sum.retried, requeued, h_json_int(js, "counters.lost"));
     H_CHECK(requeued >= inflight, "coordinator requeued %lld tasks, peer-2 held %lld", requeued, inflight);
     H_CHECK(inflight <= 0 || sum.retried + sum.lost >= 1,
             "peer-2 held tasks when killed but no outcome shows a second attempt");
-    H_CHECK(h_json_num(js, NULL, "peers_connected") == 2, "2 peers left after the kill");
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0 once all outcomes are in");
-    free(js);
+    H_CHECK(h_json_int(js, "peers_connected") == 2, "2 peers left after the kill");
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live should be 0 once all outcomes are in");
+    json_decref(js);
 }
 
 /* A peer that stops answering (frozen, not dead: its socket stays open) is
@@ -399,9 +259,7 @@ static void phase_frozen_peer(void)
     while (h_now_ms() < end) {
         rc = p2c2r_client_process(c);
         H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
-        char *js = h_stats(NULL);
-        held = peer_field(js, "peer-3", "inflight");
-        free(js);
+        held = h_stat("peers[name=peer-3].inflight");
         if (held > 0)
             break;
         h_sleep_ms(5);
@@ -431,9 +289,7 @@ static void phase_frozen_peer(void)
     long long conn_peers = -1;
     end = h_now_ms() + (uint64_t)(PEER_TIMEOUT_MS + h_bound_ms(5000));
     while (h_now_ms() < end) {
-        char *js = h_stats(NULL);
-        conn_peers = h_json_num(js, NULL, "peers_connected");
-        free(js);
+        conn_peers = h_stat("peers_connected");
         if (conn_peers == 1)
             break;
         h_sleep_ms(50);
@@ -464,19 +320,7 @@ static void phase_kill_all(void)
     /* Wait until the coordinator holds all of them (assigned or queued), so
      * the kill finds them there rather than racing the submissions.
      * (process, not flush, pushes them out: see test_roundtrip's flush check.) */
-    long long live = -1, queued = -1;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
-    while (h_now_ms() < end) {
-        rc = p2c2r_client_process(c);
-        H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
-        char *js = h_stats(NULL);
-        live = h_json_num(js, NULL, "tasks_live");
-        queued = h_json_num(js, NULL, "queued");
-        free(js);
-        if (live >= N)
-            break;
-        h_sleep_ms(10);
-    }
+    long long live = h_wait_live(c, N, 10000), queued = h_stat("queued");
     H_CHECK(live >= N, "coordinator holds %lld of %d tasks", live, N);
     struct p2c2r_result r;
     rc = p2c2r_client_wait(c, tk[0], 0, &r);
@@ -490,7 +334,7 @@ static void phase_kill_all(void)
 
     int got = 0, unsupported = 0, lost = 0, other = 0;
     int seen[N] = {0};
-    end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     while (got < N && h_now_ms() < end) {
         struct p2c2r_result res[N];
         int n = p2c2r_client_poll(c, res, N, 200);
@@ -529,10 +373,10 @@ static void phase_kill_all(void)
             h_err(rc == 0 ? r.status : 0));
     if (rc == 0)
         p2c2r_result_release(&r);
-    char *js = h_stats(NULL);
-    H_CHECK(h_json_num(js, NULL, "peers_connected") == 0, "no peer should be connected");
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live should be 0: %s", js ? js : "");
-    free(js);
+    json_t *js = h_stats(NULL);
+    H_CHECK(h_json_int(js, "peers_connected") == 0, "no peer should be connected");
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live should be 0: %s", h_json_text(js));
+    json_decref(js);
     p2c2r_client_close(c);
 }
 

@@ -381,23 +381,13 @@ static void test_renter_disconnect(p2c2r_client *c)
         struct p2c2r_task t = task_fresh("sha256", NULL, "gone", 4);
         h_submit(x, &t);
     }
-    long long live = -1;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
-    while (live < N && h_now_ms() < end) {
-        rc = p2c2r_client_process(x); /* sends the SUBMITs */
-        H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
-        char *js = h_stats(NULL);
-        live = h_json_num(js, NULL, "tasks_live");
-        free(js);
-    }
+    long long live = h_wait_live(x, N, 10000); /* processing x sends the SUBMITs */
     H_CHECK(live == N, "coordinator holds %lld tasks, expected %d", live, N);
     p2c2r_client_close(x);
     /* Only the orphan on the frozen peer may remain. */
-    end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     while (live > 1 && h_now_ms() < end) {
-        char *js = h_stats(NULL);
-        live = h_json_num(js, NULL, "tasks_live");
-        free(js);
+        live = h_stat("tasks_live");
         h_sleep_ms(10);
     }
     H_CHECK(live == 1, "after the renter left, tasks_live is %lld, expected 1 (its running task)", live);
@@ -406,11 +396,11 @@ static void test_renter_disconnect(p2c2r_client *c)
     struct p2c2r_result r = h_wait(c, h_submit(c, &again), 10000);
     check_ok(&r, sha_abc, 32, "sha256 after another renter left");
     p2c2r_result_release(&r);
-    char *js = h_stats(NULL);
-    H_CHECK(h_json_num(js, NULL, "tasks_live") == 0, "tasks_live after the orphan was answered: %s",
-            js ? js : "");
-    H_CHECK(h_json_num(js, NULL, "renters") >= 1, "renters count");
-    free(js);
+    json_t *js = h_stats(NULL);
+    H_CHECK(h_json_int(js, "tasks_live") == 0, "tasks_live after the orphan was answered: %s",
+            h_json_text(js));
+    H_CHECK(h_json_int(js, "renters") >= 1, "renters count");
+    json_decref(js);
 }
 
 static void test_unsupported(p2c2r_client *c)
@@ -638,14 +628,16 @@ int main(int argc, char **argv)
     test_backpressure();
 
     h_phase("stats");
-    char *js = NULL;
-    rc = p2c2r_client_stats(c, h_bound_ms(5000), &js);
+    char *text = NULL;
+    rc = p2c2r_client_stats(c, h_bound_ms(5000), &text);
     H_CHECK(rc == 0, "stats: %s", h_err(rc));
-    H_CHECK(h_json_num(js, NULL, "completed") > 1000, "stats counters.completed too small: %s",
-            js ? js : "(none)");
-    H_CHECK(h_json_num(js, NULL, "cancelled") >= 2, "stats counters.cancelled < 2");
-    H_CHECK(h_json_num(js, NULL, "renters") == 1, "stats renters != 1");
-    free(js);
+    json_t *js = h_json_parse(text);
+    free(text);
+    H_CHECK(h_json_int(js, "counters.completed") > 1000, "stats counters.completed too small: %s",
+            h_json_text(js));
+    H_CHECK(h_json_int(js, "counters.cancelled") >= 2, "stats counters.cancelled < 2");
+    H_CHECK(h_json_int(js, "renters") == 1, "stats renters != 1");
+    json_decref(js);
     p2c2r_client_close(c);
     return h_finish();
 }

@@ -361,9 +361,7 @@ static void phase_sigterm(void)
     h_signal(peers[0], SIGSTOP);
     h_signal(peers[1], SIGSTOP);
     h_sleep_ms(100); /* let the renters fill the queues behind the frozen peers */
-    char *js = h_stats(NULL);
-    long long live = h_json_num(js, NULL, "tasks_live");
-    free(js);
+    long long live = h_stat("tasks_live");
     h_log("SIGTERM with %lld tasks live, %d outcomes so far", live, atomic_load(&g_outcomes));
     H_CHECK(live > 0, "no task was in flight at the shutdown");
     h_signal(h_coord(), SIGTERM);
@@ -467,9 +465,7 @@ static void phase_local_peers(void)
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(30000);
     while ((atomic_load(&api[0].outcomes) < 50 || atomic_load(&api[1].outcomes) < 50) && h_now_ms() < end)
         h_sleep_ms(10);
-    char *js = h_stats(NULL);
-    h_log("SIGINT with %lld tasks live", h_json_num(js, NULL, "tasks_live"));
-    free(js);
+    h_log("SIGINT with %lld tasks live", h_stat("tasks_live"));
     h_signal(h_coord(), SIGINT);
     for (int i = 0; i < 2; i++)
         pthread_join(api[i].thread, NULL);

@@ -5,291 +5,160 @@
  * executor's reason; "no path" exits 1.  Then the same through a real p2c2rd
  * with one local peer (port 0, ready file), and an unreachable coordinator.
  *
- * argv: pf_cli_driver p2c2rd DATA_DIR.  Every child is bounded in time. */
-#include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
+ * argv: p2c2rd p2c2r-peer pf_cli_driver DATA_DIR.  Runs on the integration
+ * harness (tests/integration/harness.h): every child is bounded in time, the
+ * daemon's log is printed when a check fails. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "check.h"
-#include "pf_testlib.h"
+#include "harness.h"
 
-static const char *driver, *coord_bin;
-static char dir[256], map_path[512], out_path[512], err_path[512];
-static char *out_text, *err_text;
+static char map_path[512];
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Runs argv (NULL-terminated) with stdout and stderr to files; returns the
- * exit status, or -1 if it did not exit normally within timeout_s. */
-static int run_argv(char *const *argv, int timeout_s)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr))
-            _exit(127);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int status = 0;
-    for (int waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        if (waited > timeout_s * 1000) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        sleep_ms(10);
-    }
-    size_t n;
-    free(out_text);
-    free(err_text);
-    out_text = pft_read_file(out_path, &n);
-    err_text = pft_read_file(err_path, &n);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* Runs `driver path ARGS...` (up to 15 arguments, NULL-terminated). */
-static int cli(const char *first, ...)
-{
-    char *argv[20];
-    int n = 0;
-    argv[n++] = (char *)driver;
-    argv[n++] = "path";
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 19; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    return run_argv(argv, 60);
-}
-
-static int out_has(const char *s)
-{
-    return out_text && strstr(out_text, s) != NULL;
-}
-
-static int err_has(const char *s)
-{
-    return err_text && strstr(err_text, s) != NULL;
-}
-
-#define EXPECT(rc, want, what)                                                                  \
-    do {                                                                                        \
-        int got_ = (rc);                                                                        \
-        if (!CHECK(got_ == (want)))                                                             \
-            fprintf(stderr, "  %s: exit %d, want %d\n  stdout: %s\n  stderr: %s\n", what, got_, \
-                    want, out_text ? out_text : "", err_text ? err_text : "");                  \
-    } while (0)
+/* Runs `pf_cli_driver path ARGS...` (NULL-terminated); returns the exit code. */
+#define cli(...) h_cli("path", __VA_ARGS__)
 
 static void write_file(const char *path, const char *s)
 {
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(s, f);
-        fclose(f);
-    }
+    H_REQUIRE(h_write_file(path, s, strlen(s)) == 0, "cannot write %s", path);
+}
+
+/* Checks the --json line of a found path from 3,45 to 39,11 of cost
+ * 51.84062043: the document, its endpoints, algorithm, mode and cost, and a
+ * path that runs from the start to the goal. */
+static void check_json_path(const char *algo, const char *mode)
+{
+    json_t *j = h_out_json();
+    const char *out = h_last()->out;
+    size_t n = h_last()->out_len;
+    H_CHECK(j != NULL && n > 0 && out[n - 1] == '\n', "--json: one JSON document on one line: %s", out);
+    H_CHECK(h_json_int(j, "from[0]") == 3 && h_json_int(j, "from[1]") == 45 && h_json_int(j, "to[0]") == 39 &&
+                h_json_int(j, "to[1]") == 11,
+            "--json: from/to: %s", out);
+    H_CHECK(h_json_str_is(j, "algo", algo) && h_json_str_is(j, "mode", mode) && h_json_bool(j, "found") == 1,
+            "--json: algo %s, mode %s, found: %s", algo, mode, out);
+    H_CHECK(fabs(h_json_real(j, "cost") - 51.84062043) < 1e-9, "--json: cost 51.84062043: %s", out);
+    json_t *path = h_json_at(j, "path");
+    size_t len = json_array_size(path);
+    H_CHECK(len >= 2 && h_json_int(path, "[0][0]") == 3 && h_json_int(path, "[0][1]") == 45 &&
+                json_integer_value(json_array_get(json_array_get(path, len - 1), 0)) == 39 &&
+                json_integer_value(json_array_get(json_array_get(path, len - 1), 1)) == 11,
+            "--json: the path should run from [3,45] to [39,11]: %s", out);
+    json_decref(j);
 }
 
 static void test_usage(void)
 {
-    EXPECT(cli("--help", NULL), 0, "--help");
-    CHECK(out_has("Usage: p2c2r path MAP --from X,Y --to X,Y"));
-    EXPECT(cli(NULL), 2, "no arguments");
-    EXPECT(cli(map_path, "--from", "3,45", NULL), 2, "no --to");
-    CHECK(err_has("--to"));
-    EXPECT(cli(map_path, "--from", "3;45", "--to", "39,11", NULL), 2, "bad --from");
-    CHECK(err_has("X,Y"));
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "-1,11", NULL), 2, "negative --to");
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "39,11", "--algo", "bfs", NULL), 2, "bad --algo");
-    CHECK(err_has("jps or astar"));
-    EXPECT(cli(map_path, map_path, "--from", "3,45", "--to", "39,11", NULL), 2, "two maps");
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "39,11", "--bogus", NULL), 2, "unknown option");
-    EXPECT(cli("/nonexistent/x.map", "--from", "3,45", "--to", "39,11", "--local", NULL), 1,
-           "missing map file");
-    CHECK(err_has("cannot read map"));
+    h_phase("p2c2r path: usage errors and --help");
+    H_EXPECT_EXIT(cli("--help", NULL), 0, "--help");
+    H_CHECK_OUT("Usage: p2c2r path MAP --from X,Y --to X,Y");
+    H_EXPECT_EXIT(cli(NULL), 2, "no arguments");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", NULL), 2, "no --to");
+    H_CHECK_ERR("--to");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3;45", "--to", "39,11", NULL), 2, "bad --from");
+    H_CHECK_ERR("X,Y");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "-1,11", NULL), 2, "negative --to");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "39,11", "--algo", "bfs", NULL), 2, "bad --algo");
+    H_CHECK_ERR("jps or astar");
+    H_EXPECT_EXIT(cli(map_path, map_path, "--from", "3,45", "--to", "39,11", NULL), 2, "two maps");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "39,11", "--bogus", NULL), 2, "unknown option");
+    H_EXPECT_EXIT(cli("/nonexistent/x.map", "--from", "3,45", "--to", "39,11", "--local", NULL), 1,
+                  "missing map file");
+    H_CHECK_ERR("cannot read map");
 }
 
 static void test_local(void)
 {
+    h_phase("p2c2r path: --local");
     /* Scenario "3 45 39 11 51.84062043" of arena.map.scen. */
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "39,11", "--local", NULL), 0, "local jps");
-    CHECK(out_has("path from 3,45 to 39,11: cost 51.84062043"));
-    CHECK(out_has("\n3,45 "));
-    CHECK(out_has(" 39,11\n"));
-    EXPECT(cli(map_path, "-f", "3,45", "-t", "39,11", "--local", "--algo", "astar", NULL), 0,
-           "local astar");
-    CHECK(out_has("cost 51.84062043"));
-    CHECK(out_has("astar, in this process"));
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "39,11", "--local", "--json", NULL), 0,
-           "local json");
-    CHECK(out_has("{\"from\":[3,45],\"to\":[39,11],\"algo\":\"jps\",\"mode\":\"local\",\"found\":true,"
-                  "\"cost\":51.84062043,"));
-    CHECK(out_has("\"path\":[[3,45],"));
-    CHECK(out_has(",[39,11]]}\n"));
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "39,11", "--local", "--blob", "--json", NULL), 0,
-           "local blob");
-    CHECK(out_has("\"cost\":51.84062043"));
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "3,45", "--local", NULL), 0, "start is goal");
-    CHECK(out_has("cost 0.00000000, 0 moves"));
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "39,11", "--local", "--draw", NULL), 0, "draw");
-    CHECK(out_has("#########"));
-    CHECK(out_has("s") && out_has("g") && out_has("*"));
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "39,11", "--local", NULL), 0, "local jps");
+    H_CHECK_OUT("path from 3,45 to 39,11: cost 51.84062043");
+    H_CHECK_OUT("\n3,45 ");
+    H_CHECK_OUT(" 39,11\n");
+    H_EXPECT_EXIT(cli(map_path, "-f", "3,45", "-t", "39,11", "--local", "--algo", "astar", NULL), 0,
+                  "local astar");
+    H_CHECK_OUT("cost 51.84062043");
+    H_CHECK_OUT("astar, in this process");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "39,11", "--local", "--json", NULL), 0,
+                  "local json");
+    check_json_path("jps", "local");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "39,11", "--local", "--blob", "--json", NULL), 0,
+                  "local blob");
+    check_json_path("jps", "local");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "3,45", "--local", NULL), 0, "start is goal");
+    H_CHECK_OUT("cost 0.00000000, 0 moves");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "39,11", "--local", "--draw", NULL), 0, "draw");
+    H_CHECK_OUT("#########");
+    H_CHECK_OUT("s");
+    H_CHECK_OUT("g");
+    H_CHECK_OUT("*");
 
     /* Refused inputs: exit 2 with the executor's reason. */
-    EXPECT(cli(map_path, "--from", "0,0", "--to", "39,11", "--local", NULL), 2, "blocked start");
-    CHECK(err_has("start (0,0) is on a blocked cell"));
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "49,11", "--local", NULL), 2, "outside");
-    CHECK(err_has("goal (49,11) is outside the 49x49 map"));
+    H_EXPECT_EXIT(cli(map_path, "--from", "0,0", "--to", "39,11", "--local", NULL), 2, "blocked start");
+    H_CHECK_ERR("start (0,0) is on a blocked cell");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "49,11", "--local", NULL), 2, "outside");
+    H_CHECK_ERR("goal (49,11) is outside the 49x49 map");
     char bad[600];
-    snprintf(bad, sizeof(bad), "%s/ragged.map", dir);
+    h_path(bad, sizeof(bad), "ragged.map");
     write_file(bad, "type octile\nheight 2\nwidth 3\nmap\n...\n..\n");
-    EXPECT(cli(bad, "--from", "0,0", "--to", "1,0", "--local", NULL), 2, "ragged map");
-    CHECK(err_has("row 1 has 2 cells, expected 3"));
+    H_EXPECT_EXIT(cli(bad, "--from", "0,0", "--to", "1,0", "--local", NULL), 2, "ragged map");
+    H_CHECK_ERR("row 1 has 2 cells, expected 3");
     /* No path: exit 1 and says so; in JSON found is false. */
-    snprintf(bad, sizeof(bad), "%s/split.map", dir);
+    h_path(bad, sizeof(bad), "split.map");
     write_file(bad, "type octile\nheight 2\nwidth 3\nmap\n.T.\n.T.");
-    EXPECT(cli(bad, "--from", "0,0", "--to", "2,1", "--local", NULL), 1, "no path");
-    CHECK(out_has("no path from 0,0 to 2,1"));
-    EXPECT(cli(bad, "--from", "0,0", "--to", "2,1", "--local", "--json", NULL), 1, "no path json");
-    CHECK(out_has("\"found\":false"));
-}
-
-static pid_t coord_pid;
-
-/* Starts p2c2rd on port 0 with one local peer; returns its address. */
-static int start_coordinator(char *addr, size_t cap)
-{
-    char ready[600], log[600];
-    snprintf(ready, sizeof(ready), "%s/ready", dir);
-    snprintf(log, sizeof(log), "%s/p2c2rd.log", dir);
-    coord_pid = fork();
-    if (coord_pid == 0) {
-        if (!freopen(log, "w", stdout) || !freopen(log, "a", stderr))
-            _exit(127);
-        execl(coord_bin, coord_bin, "--listen", "127.0.0.1:0", "--local-peers", "1", "--ready-file",
-              ready, "--log-level", "warn", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 3000; i++) { /* 30 s, for sanitizer builds */
-        size_t n;
-        char *r = pft_read_file(ready, &n);
-        if (r && n > 0 && memchr(r, '\n', n)) {
-            *strchr(r, '\n') = '\0';
-            snprintf(addr, cap, "%s", r);
-            free(r);
-            return 0;
-        }
-        free(r);
-        if (waitpid(coord_pid, NULL, WNOHANG) == coord_pid) {
-            coord_pid = 0;
-            return -1;
-        }
-        sleep_ms(10);
-    }
-    return -1;
-}
-
-static void stop_coordinator(void)
-{
-    if (coord_pid <= 0)
-        return;
-    kill(coord_pid, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 1000; i++) {
-        if (waitpid(coord_pid, &status, WNOHANG) == coord_pid) {
-            coord_pid = 0;
-            return;
-        }
-        sleep_ms(10);
-    }
-    kill(coord_pid, SIGKILL);
-    waitpid(coord_pid, &status, 0);
-    coord_pid = 0;
+    H_EXPECT_EXIT(cli(bad, "--from", "0,0", "--to", "2,1", "--local", NULL), 1, "no path");
+    H_CHECK_OUT("no path from 0,0 to 2,1");
+    H_EXPECT_EXIT(cli(bad, "--from", "0,0", "--to", "2,1", "--local", "--json", NULL), 1, "no path json");
+    json_t *j = h_out_json();
+    H_CHECK(h_json_bool(j, "found") == 0, "no path --json: found should be false: %s", h_last()->out);
+    json_decref(j);
 }
 
 static void test_coordinator(void)
 {
-    char addr[256];
-    if (!CHECK(start_coordinator(addr, sizeof(addr)) == 0)) {
-        char log[600];
-        size_t n;
-        snprintf(log, sizeof(log), "%s/p2c2rd.log", dir);
-        char *l = pft_read_file(log, &n);
-        fprintf(stderr, "p2c2rd did not start; its log:\n%s\n", l ? l : "(none)");
-        free(l);
-        return;
-    }
+    h_phase("p2c2r path: through p2c2rd with one local peer");
+    const char *cargs[] = {"--local-peers", "1", "--log-level", "warn", NULL};
+    struct h_proc *coord = h_coord_start(NULL, cargs);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "%s", h_addr());
     int rc = cli(map_path, "--from", "3,45", "--to", "39,11", "--coordinator", addr, NULL);
     /* The daemons must carry the executor (p2c2r_tasks is linked into them
      * directly; the table refers to each executor weakly). */
-    int unsupported = rc == 1 && err_has("no connected peer runs task type 'pathfind'");
-    CHECK(!unsupported);
+    int unsupported = rc == 1 && h_err_has("no connected peer runs task type 'pathfind'");
+    H_CHECK(!unsupported, "p2c2rd's local peer does not run pathfind: %s", h_last()->err);
     if (unsupported) {
-        stop_coordinator();
+        h_stop(coord);
         return;
     }
-    EXPECT(rc, 0, "fabric jps");
-    CHECK(out_has("path from 3,45 to 39,11: cost 51.84062043"));
-    CHECK(out_has("jps, on peer"));
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "39,11", "-c", addr, "--algo", "astar", "--blob",
-               "--json", NULL),
-           0, "fabric astar blob json");
-    CHECK(out_has("\"mode\":\"coordinator\",\"found\":true,\"cost\":51.84062043,"));
-    CHECK(out_has("\"peer\":"));
+    H_EXPECT_EXIT(rc, 0, "fabric jps");
+    H_CHECK_OUT("path from 3,45 to 39,11: cost 51.84062043");
+    H_CHECK_OUT("jps, on peer");
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "39,11", "-c", addr, "--algo", "astar", "--blob",
+                      "--json", NULL),
+                  0, "fabric astar blob json");
+    check_json_path("astar", "coordinator");
+    json_t *j = h_out_json();
+    H_CHECK(h_json_at(j, "peer") != NULL, "fabric --json should name the peer: %s", h_last()->out);
+    json_decref(j);
     /* The executor's refusal travels back: exit 2 with its reason. */
-    EXPECT(cli(map_path, "--from", "0,0", "--to", "39,11", "-c", addr, NULL), 2, "fabric blocked");
-    CHECK(err_has("start (0,0) is on a blocked cell"));
-    stop_coordinator();
+    H_EXPECT_EXIT(cli(map_path, "--from", "0,0", "--to", "39,11", "-c", addr, NULL), 2, "fabric blocked");
+    H_CHECK_ERR("start (0,0) is on a blocked cell");
+    h_stop(coord);
     /* Nobody listening: a failure (1) that says what to do. */
-    EXPECT(cli(map_path, "--from", "3,45", "--to", "39,11", "-c", addr, "--timeout", "2000", NULL), 1,
-           "no coordinator");
-    CHECK(err_has("cannot connect"));
+    H_EXPECT_EXIT(cli(map_path, "--from", "3,45", "--to", "39,11", "-c", addr, "--timeout", "2000", NULL), 1,
+                  "no coordinator");
+    H_CHECK_ERR("cannot connect");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s PF_CLI_DRIVER P2C2RD DATA_DIR\n", argv[0]);
-        return 2;
-    }
-    driver = argv[1];
-    coord_bin = argv[2];
-    snprintf(map_path, sizeof(map_path), "%s/arena.map", argv[3]);
-    snprintf(dir, sizeof(dir), "%s/pf-cli-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(out_path, sizeof(out_path), "%s/stdout", dir);
-    snprintf(err_path, sizeof(err_path), "%s/stderr", dir);
+    h_init(argc, argv, "pathfind_cli");
+    H_REQUIRE(h_cli_bin() && h_arg(4), "usage: %s P2C2RD P2C2R-PEER PF_CLI_DRIVER DATA_DIR", argv[0]);
+    snprintf(map_path, sizeof(map_path), "%s/arena.map", h_arg(4));
     test_usage();
     test_local();
     test_coordinator();
-    stop_coordinator();
-    free(out_text);
-    free(err_text);
-    /* Clean up the scratch directory (only files we made). */
-    static const char *const files[] = {"stdout", "stderr", "ragged.map", "split.map", "ready",
-                                        "p2c2rd.log"};
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        char p[600];
-        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-    return check_report("test_pathfind_cli");
+    return h_finish();
 }

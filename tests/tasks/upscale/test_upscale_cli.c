@@ -4,142 +4,46 @@
  * --local, --json, usage errors (exit 2), unreadable and corrupt input
  * (exit 1 with a reason), then against a real coordinator with one local
  * peer (p2c2rd --listen 127.0.0.1:0 --local-peers 1 --ready-file), where the
- * fabric's output must be byte-identical to the local run's.  Every wait is
- * bounded; the daemon is stopped with SIGTERM (SIGKILL after 10 s) and its
- * log is printed when something failed.
+ * fabric's output must be byte-identical to the local run's.
  *
- * Usage: test_upscale_cli DRIVER P2C2RD */
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
+ * argv: p2c2rd p2c2r-peer upscale_cli_driver.  Runs on the integration
+ * harness (tests/integration/harness.h): every child is bounded in time, the
+ * daemon is stopped with SIGTERM and must exit cleanly, and its log is
+ * printed when a check fails. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "check.h"
+#include "harness.h"
 #include "p2c2r/error.h"
 #include "tasks/upscale.h"
 
-static char dir[256];
-static const char *driver;
-
-static void path(char *out, size_t cap, const char *name)
+/* Whether the last run's stdout has every one of the NULL-terminated strings. */
+static int out_has_all(const char *first, ...) __attribute__((sentinel));
+static int out_has_all(const char *first, ...)
 {
-    snprintf(out, cap, "%s/%s", dir, name);
-}
-
-static int read_file(const char *p, uint8_t **out, size_t *len)
-{
-    FILE *f = fopen(p, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n + 1 : 1);
-    if (!b || (n > 0 && fread(b, 1, (size_t)n, f) != (size_t)n)) {
-        free(b);
-        fclose(f);
-        return -1;
-    }
-    b[n > 0 ? n : 0] = 0;
-    fclose(f);
-    *out = b;
-    *len = (size_t)(n > 0 ? n : 0);
-    return 0;
-}
-
-static int write_file(const char *p, const void *data, size_t n)
-{
-    FILE *f = fopen(p, "wb");
-    if (!f)
-        return -1;
-    int rc = fwrite(data, 1, n, f) == n ? 0 : -1;
-    return fclose(f) == 0 ? rc : -1;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Runs argv with stdout and stderr captured (NUL-terminated, caller frees);
- * returns the exit status, or -1 if it did not exit normally within 60 s. */
-static int run(char *const argv[], char **out, char **errs)
-{
-    char op[300], ep[300];
-    path(op, sizeof(op), "stdout.txt");
-    path(ep, sizeof(ep), "stderr.txt");
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0)
-            _exit(127);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int status = 0, rc = -1;
-    uint64_t t0 = now_ms();
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) {
-            rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-            break;
-        }
-        if (now_ms() - t0 > 60000) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            break;
-        }
-        usleep(2000);
-    }
-    size_t n;
-    uint8_t *b;
-    *out = read_file(op, &b, &n) == 0 ? (char *)b : strdup("");
-    *errs = read_file(ep, &b, &n) == 0 ? (char *)b : strdup("");
-    return rc;
-}
-
-/* Runs the driver with up to 16 arguments (NULL-terminated list). */
-static int cli(char **out, char **errs, ...) __attribute__((sentinel));
-
-static int cli(char **out, char **errs, ...)
-{
-    char *argv[20];
-    int n = 0;
-    argv[n++] = (char *)driver;
+    int ok = 1;
     va_list ap;
-    va_start(ap, errs);
-    char *a;
-    while (n < 19 && (a = va_arg(ap, char *)) != NULL)
-        argv[n++] = a;
+    va_start(ap, first);
+    for (const char *s = first; s; s = va_arg(ap, const char *))
+        ok = ok && h_out_has(s);
     va_end(ap);
-    argv[n] = NULL;
-    return run(argv, out, errs);
+    return ok;
 }
 
 static void make_input(const char *png_path, const char *raw_path)
 {
     struct image im;
-    if (!CHECK(image_init(&im, 48, 27, 3, NULL) == 0))
-        return;
+    H_REQUIRE(image_init(&im, 48, 27, 3, NULL) == 0, "image_init");
     for (uint32_t i = 0; i < 48 * 27 * 3; i++)
         im.px[i] = (uint8_t)(i * 7 + (i / 144) * 13);
     uint8_t *png;
     size_t len;
     char err[256];
-    CHECK(imageio_encode_png(&im, 6, &png, &len, err, sizeof(err)) == 0);
-    CHECK(write_file(png_path, png, len) == 0);
-    CHECK(write_file(raw_path, im.px, 48 * 27 * 3) == 0);
+    H_REQUIRE(imageio_encode_png(&im, 6, &png, &len, err, sizeof(err)) == 0, "encode the input PNG: %s", err);
+    H_REQUIRE(h_write_file(png_path, png, len) == 0, "write %s", png_path);
+    H_REQUIRE(h_write_file(raw_path, im.px, 48 * 27 * 3) == 0, "write %s", raw_path);
     free(png);
     image_fini(&im);
 }
@@ -147,262 +51,180 @@ static void make_input(const char *png_path, const char *raw_path)
 /* The pixels our resampler gives for the test input. */
 static uint8_t *expected(uint32_t dw, uint32_t dh, enum resample_filter f, const char *raw_path)
 {
-    uint8_t *src, *out = malloc((size_t)dw * dh * 3);
-    size_t n;
-    if (!out || read_file(raw_path, &src, &n) != 0)
-        return out;
-    resample_image(src, 48, 27, out, dw, dh, 3, f);
+    uint8_t *out = malloc((size_t)dw * dh * 3);
+    char *src = h_read_file(raw_path, NULL);
+    if (out && src)
+        resample_image((const uint8_t *)src, 48, 27, out, dw, dh, 3, f);
     free(src);
     return out;
 }
 
 static int decoded_equals(const char *p, const uint8_t *want, uint32_t w, uint32_t h)
 {
-    uint8_t *data;
     size_t n;
+    char *data = h_read_file(p, &n);
     struct image im = {0};
     char err[256];
-    if (read_file(p, &data, &n) != 0)
+    if (!data)
         return 0;
-    int ok = imageio_decode(data, n, NULL, &im, err, sizeof(err)) == 0 && im.width == w && im.height == h &&
-             im.channels == 3 && memcmp(im.px, want, (size_t)w * h * 3) == 0;
+    int ok = imageio_decode((const uint8_t *)data, n, NULL, &im, err, sizeof(err)) == 0 && im.width == w &&
+             im.height == h && im.channels == 3 && memcmp(im.px, want, (size_t)w * h * 3) == 0;
     image_fini(&im);
     free(data);
     return ok;
 }
 
+/* Whether file p holds exactly the n bytes at want. */
+static int file_is(const char *p, const void *want, size_t n)
+{
+    size_t len;
+    char *got = h_read_file(p, &len);
+    int ok = got && len == n && memcmp(got, want, n) == 0;
+    free(got);
+    return ok;
+}
+
+/* Checks the last --json run: status, output size and where it ran. */
+static void check_json(const char *status, long long out_width, long long out_height, const char *format,
+                       int local)
+{
+    json_t *j = h_out_json();
+    H_CHECK(h_json_str_is(j, "status", status), "--json: status should be %s: %s", status, h_last()->out);
+    if (out_width >= 0)
+        H_CHECK(h_json_int(j, "out_width") == out_width, "--json: out_width %lld: %s", out_width, h_last()->out);
+    if (out_height >= 0)
+        H_CHECK(h_json_int(j, "out_height") == out_height, "--json: out_height %lld: %s", out_height,
+                h_last()->out);
+    if (format)
+        H_CHECK(h_json_str_is(j, "format", format), "--json: format %s: %s", format, h_last()->out);
+    if (local >= 0)
+        H_CHECK(h_json_bool(j, "local") == local, "--json: local %d: %s", local, h_last()->out);
+    json_decref(j);
+}
+
 static void test_local(const char *in_png, const char *in_raw)
 {
-    char outp[300], outraw[300], *o, *e;
-    path(outp, sizeof(outp), "local.png");
-    path(outraw, sizeof(outraw), "local.raw");
-    CHECK_EQ(cli(&o, &e, (char *)in_png, outp, "--scale", "2", "--filter", "lanczos3", "--local", NULL), 0);
-    CHECK(strstr(o, "48x27 png") && strstr(o, "96x54 png") && strstr(o, "lanczos3") && strstr(o, "locally"));
+    h_phase("p2c2r upscale: --local");
+    char outp[300], outraw[300];
+    h_path(outp, sizeof(outp), "local.png");
+    h_path(outraw, sizeof(outraw), "local.raw");
+    H_EXPECT_EXIT(h_cli(in_png, outp, "--scale", "2", "--filter", "lanczos3", "--local", NULL), 0, "local png");
+    H_CHECK(out_has_all("48x27 png", "96x54 png", "lanczos3", "locally", NULL), "local png: %s", h_last()->out);
     uint8_t *want = expected(96, 54, RESAMPLE_LANCZOS3, in_raw);
-    CHECK(decoded_equals(outp, want, 96, 54));
+    H_CHECK(decoded_equals(outp, want, 96, 54), "local png: not our resampler's 96x54 lanczos3 pixels");
     free(want);
-    free(o);
-    free(e);
 
     /* Raw in, raw out, JSON summary. */
-    CHECK_EQ(cli(&o, &e, (char *)in_raw, outraw, "--in-width", "48", "--in-height", "27", "--in-channels", "3",
-                 "--width", "100", "--filter", "bilinear", "--local", "--json", NULL),
-             0);
-    CHECK(strstr(o, "\"status\":\"ok\"") && strstr(o, "\"out_width\":100") && strstr(o, "\"out_height\":56") &&
-          strstr(o, "\"format\":\"raw\"") && strstr(o, "\"local\":true"));
-    uint8_t *got;
-    size_t n;
+    H_EXPECT_EXIT(h_cli(in_raw, outraw, "--in-width", "48", "--in-height", "27", "--in-channels", "3", "--width",
+                        "100", "--filter", "bilinear", "--local", "--json", NULL),
+                  0, "local raw json");
+    check_json("ok", 100, 56, "raw", 1);
     want = expected(100, 56, RESAMPLE_BILINEAR, in_raw);
-    CHECK(read_file(outraw, &got, &n) == 0 && n == 100 * 56 * 3 && memcmp(got, want, n) == 0);
-    free(got);
+    H_CHECK(file_is(outraw, want, 100 * 56 * 3), "local raw: not our resampler's 100x56 bilinear pixels");
     free(want);
-    free(o);
-    free(e);
 
     /* JPEG by extension. */
     char outj[300];
-    path(outj, sizeof(outj), "local.jpg");
-    CHECK_EQ(cli(&o, &e, (char *)in_png, outj, "--height", "54", "--quality", "70", "--local", NULL), 0);
-    CHECK(read_file(outj, &got, &n) == 0 && imageio_sniff(got, n) == IMAGEIO_JPEG);
+    h_path(outj, sizeof(outj), "local.jpg");
+    H_EXPECT_EXIT(h_cli(in_png, outj, "--height", "54", "--quality", "70", "--local", NULL), 0, "local jpeg");
+    size_t n;
+    char *got = h_read_file(outj, &n);
+    H_CHECK(got && imageio_sniff((const uint8_t *)got, n) == IMAGEIO_JPEG, "local.jpg is not a JPEG");
     free(got);
-    free(o);
-    free(e);
 }
 
 static void test_errors(const char *in_png, const char *in_raw)
 {
-    char outp[300], bad[300], *o, *e;
-    path(outp, sizeof(outp), "err.png");
-    path(bad, sizeof(bad), "corrupt.png");
+    h_phase("p2c2r upscale: usage errors and bad input");
+    char outp[300], bad[300];
+    h_path(outp, sizeof(outp), "err.png");
+    h_path(bad, sizeof(bad), "corrupt.png");
     /* Usage errors: exit 2 with a message. */
-    CHECK_EQ(cli(&o, &e, NULL), 2);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, (char *)in_png, NULL), 2);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, (char *)in_png, outp, "--scale", "2", "--width", "9", "--local", NULL), 2);
-    CHECK(strstr(e, "not both") != NULL);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, (char *)in_png, outp, "--scale", "2", "--filter", "sinc", "--local", NULL), 2);
-    CHECK(strstr(e, "filter") != NULL);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, (char *)in_png, outp, "--local", NULL), 2);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, (char *)in_raw, outp, "--scale", "2", "--local", NULL), 2);
-    CHECK(strstr(e, "--in-width") != NULL);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, (char *)in_png, outp, "--scale", "2", "--quality", "0", NULL), 2);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, "--help", NULL), 0);
-    CHECK(strstr(o, "Usage:") != NULL);
-    free(o), free(e);
+    H_EXPECT_EXIT(h_cli(NULL, NULL), 2, "no arguments"); /* the first NULL ends the list */
+    H_EXPECT_EXIT(h_cli(in_png, NULL), 2, "no output");
+    H_EXPECT_EXIT(h_cli(in_png, outp, "--scale", "2", "--width", "9", "--local", NULL), 2, "scale and width");
+    H_CHECK_ERR("not both");
+    H_EXPECT_EXIT(h_cli(in_png, outp, "--scale", "2", "--filter", "sinc", "--local", NULL), 2, "bad filter");
+    H_CHECK_ERR("filter");
+    H_EXPECT_EXIT(h_cli(in_png, outp, "--local", NULL), 2, "no size");
+    H_EXPECT_EXIT(h_cli(in_raw, outp, "--scale", "2", "--local", NULL), 2, "raw without its size");
+    H_CHECK_ERR("--in-width");
+    H_EXPECT_EXIT(h_cli(in_png, outp, "--scale", "2", "--quality", "0", NULL), 2, "quality 0");
+    H_EXPECT_EXIT(h_cli("--help", NULL), 0, "--help");
+    H_CHECK_OUT("Usage:");
     /* Runtime failures: exit 1 with the reason. */
-    CHECK_EQ(cli(&o, &e, "/nonexistent/in.png", outp, "--scale", "2", "--local", NULL), 1);
-    CHECK(strstr(e, "cannot read") != NULL);
-    free(o), free(e);
-    uint8_t *png;
+    H_EXPECT_EXIT(h_cli("/nonexistent/in.png", outp, "--scale", "2", "--local", NULL), 1, "missing input");
+    H_CHECK_ERR("cannot read");
     size_t n;
-    if (CHECK(read_file(in_png, &png, &n) == 0)) {
-        CHECK(write_file(bad, png, n / 2) == 0);
+    char *png = h_read_file(in_png, &n);
+    if (H_CHECK(png != NULL, "cannot read %s", in_png)) {
+        H_CHECK(h_write_file(bad, png, n / 2) == 0, "write %s", bad);
         free(png);
     }
-    CHECK_EQ(cli(&o, &e, bad, outp, "--scale", "2", "--local", NULL), 1);
-    CHECK(strstr(e, "PNG") != NULL);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, bad, outp, "--scale", "2", "--local", "--json", NULL), 1);
-    CHECK(strstr(o, "\"status\":\"EINVAL\"") && strstr(o, "\"error\":"));
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, (char *)in_raw, outp, "--in-width", "48", "--in-height", "28", "--in-channels", "3",
-                 "--scale", "2", "--local", NULL),
-             1);
-    CHECK(strstr(e, "raw input") != NULL);
-    free(o), free(e);
+    H_EXPECT_EXIT(h_cli(bad, outp, "--scale", "2", "--local", NULL), 1, "corrupt input");
+    H_CHECK_ERR("PNG");
+    H_EXPECT_EXIT(h_cli(bad, outp, "--scale", "2", "--local", "--json", NULL), 1, "corrupt input json");
+    check_json("EINVAL", -1, -1, NULL, -1);
+    json_t *j = h_out_json();
+    H_CHECK(h_json_at(j, "error") != NULL, "corrupt input --json should carry the error: %s", h_last()->out);
+    json_decref(j);
+    H_EXPECT_EXIT(h_cli(in_raw, outp, "--in-width", "48", "--in-height", "28", "--in-channels", "3", "--scale",
+                        "2", "--local", NULL),
+                  1, "raw input of the wrong size");
+    H_CHECK_ERR("raw input");
     /* No coordinator listening. */
-    CHECK_EQ(cli(&o, &e, (char *)in_png, outp, "--scale", "2", "-c", "127.0.0.1:1", NULL), 1);
-    CHECK(strstr(e, "cannot connect") != NULL);
-    free(o), free(e);
+    H_EXPECT_EXIT(h_cli(in_png, outp, "--scale", "2", "-c", "127.0.0.1:1", NULL), 1, "no coordinator");
+    H_CHECK_ERR("cannot connect");
 }
 
-static pid_t daemon_pid;
-static char daemon_log[300];
-
-static int start_daemon(const char *bin, char *addr, size_t cap)
+static void test_fabric(const char *in_png, const char *in_raw)
 {
-    char ready[300];
-    path(ready, sizeof(ready), "ready");
-    path(daemon_log, sizeof(daemon_log), "p2c2rd.log");
-    unlink(ready);
-    daemon_pid = fork();
-    if (daemon_pid == 0) {
-        int fd = open(daemon_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(bin, bin, "--listen", "127.0.0.1:0", "--local-peers", "1", "--ready-file", ready, "--log-level",
-              "warn", (char *)NULL);
-        _exit(127);
-    }
-    uint64_t t0 = now_ms();
-    while (now_ms() - t0 < 20000) {
-        uint8_t *b;
-        size_t n;
-        if (read_file(ready, &b, &n) == 0 && n > 0) {
-            size_t l = strcspn((char *)b, "\r\n");
-            snprintf(addr, cap, "%.*s", (int)l, (char *)b);
-            free(b);
-            return 0;
-        }
-        if (waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
-            daemon_pid = 0;
-            return -1;
-        }
-        usleep(10000);
-    }
-    return -1;
-}
-
-static int stop_daemon(void)
-{
-    if (daemon_pid <= 0)
-        return -1;
-    kill(daemon_pid, SIGTERM);
-    int status = 0;
-    uint64_t t0 = now_ms();
-    while (waitpid(daemon_pid, &status, WNOHANG) != daemon_pid) {
-        if (now_ms() - t0 > 10000) {
-            kill(daemon_pid, SIGKILL);
-            waitpid(daemon_pid, &status, 0);
-            daemon_pid = 0;
-            return -1;
-        }
-        usleep(10000);
-    }
-    daemon_pid = 0;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-static void test_fabric(const char *p2c2rd, const char *in_png, const char *in_raw)
-{
-    char addr[128], *o, *e;
-    if (!CHECK(start_daemon(p2c2rd, addr, sizeof(addr)) == 0)) {
-        stop_daemon();
-        return;
-    }
+    h_phase("p2c2r upscale: through p2c2rd with one local peer");
+    const char *cargs[] = {"--local-peers", "1", "--log-level", "warn", NULL};
+    struct h_proc *coord = h_coord_start(NULL, cargs);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "%s", h_addr());
     char outp[300], outl[300], outraw[300], bad[300];
-    path(outp, sizeof(outp), "fabric.png");
-    path(outl, sizeof(outl), "local.png"); /* from test_local: same params */
-    path(outraw, sizeof(outraw), "fabric.raw");
-    path(bad, sizeof(bad), "corrupt.png");
-    int rc = cli(&o, &e, (char *)in_png, outp, "--scale", "2", "--filter", "lanczos3", "-c", addr, NULL);
-    if (!CHECK(rc == 0))
-        fprintf(stderr, "  fabric run: %s%s", o, e);
-    CHECK(strstr(o, "96x54 png") && strstr(o, "on peer"));
-    uint8_t *a, *b;
-    size_t an, bn;
+    h_path(outp, sizeof(outp), "fabric.png");
+    h_path(outl, sizeof(outl), "local.png"); /* from test_local: same params */
+    h_path(outraw, sizeof(outraw), "fabric.raw");
+    h_path(bad, sizeof(bad), "corrupt.png");
+    H_EXPECT_EXIT(h_cli(in_png, outp, "--scale", "2", "--filter", "lanczos3", "-c", addr, NULL), 0, "fabric run");
+    H_CHECK(out_has_all("96x54 png", "on peer", NULL), "fabric run: %s", h_last()->out);
     /* The fabric's bytes are the local run's bytes. */
-    if (CHECK(read_file(outp, &a, &an) == 0)) {
-        if (CHECK(read_file(outl, &b, &bn) == 0)) {
-            CHECK_MEM(a, an, b, bn);
-            free(b);
-        }
-        free(a);
-    }
-    free(o), free(e);
+    size_t ln;
+    char *l = h_read_file(outl, &ln);
+    if (H_CHECK(l != NULL, "cannot read %s", outl))
+        H_CHECK(file_is(outp, l, ln), "the fabric's PNG differs from the local run's");
+    free(l);
 
-    CHECK_EQ(cli(&o, &e, (char *)in_raw, outraw, "--in-width", "48", "--in-height", "27", "--in-channels", "3",
-                 "--scale", "1.5", "--filter", "bicubic", "-c", addr, "--json", NULL),
-             0);
-    CHECK(strstr(o, "\"status\":\"ok\"") && strstr(o, "\"out_width\":72") && strstr(o, "\"local\":false"));
+    H_EXPECT_EXIT(h_cli(in_raw, outraw, "--in-width", "48", "--in-height", "27", "--in-channels", "3", "--scale",
+                        "1.5", "--filter", "bicubic", "-c", addr, "--json", NULL),
+                  0, "fabric raw json");
+    check_json("ok", 72, -1, NULL, 0);
     uint8_t *want = expected(72, 41, RESAMPLE_BICUBIC, in_raw);
-    CHECK(read_file(outraw, &a, &an) == 0 && an == 72 * 41 * 3 && memcmp(a, want, an) == 0);
-    free(a);
+    H_CHECK(file_is(outraw, want, 72 * 41 * 3), "fabric raw: not our resampler's 72x41 bicubic pixels");
     free(want);
-    free(o), free(e);
 
     /* A corrupt input fails on the peer with the executor's reason. */
-    CHECK_EQ(cli(&o, &e, bad, outp, "--scale", "2", "-c", addr, NULL), 1);
-    CHECK(strstr(e, "PNG") != NULL);
-    free(o), free(e);
-    CHECK_EQ(cli(&o, &e, bad, outp, "--scale", "2", "-c", addr, "--json", NULL), 1);
-    CHECK(strstr(o, "\"status\":\"EINVAL\"") != NULL);
-    free(o), free(e);
+    H_EXPECT_EXIT(h_cli(bad, outp, "--scale", "2", "-c", addr, NULL), 1, "fabric corrupt input");
+    H_CHECK_ERR("PNG");
+    H_EXPECT_EXIT(h_cli(bad, outp, "--scale", "2", "-c", addr, "--json", NULL), 1, "fabric corrupt input json");
+    check_json("EINVAL", -1, -1, NULL, -1);
 
-    CHECK(stop_daemon() == 0);
+    h_stop(coord);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s DRIVER P2C2RD\n", argv[0]);
-        return 2;
-    }
-    driver = argv[1];
-    snprintf(dir, sizeof(dir), "%s/p2c2r-upscale-cli.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    h_init(argc, argv, "upscale_cli");
+    H_REQUIRE(h_cli_bin(), "usage: %s P2C2RD P2C2R-PEER UPSCALE_CLI_DRIVER", argv[0]);
     char in_png[300], in_raw[300];
-    path(in_png, sizeof(in_png), "in.png");
-    path(in_raw, sizeof(in_raw), "in.rgb");
+    h_path(in_png, sizeof(in_png), "in.png");
+    h_path(in_raw, sizeof(in_raw), "in.rgb");
     make_input(in_png, in_raw);
     test_local(in_png, in_raw);
     test_errors(in_png, in_raw);
-    test_fabric(argv[2], in_png, in_raw);
-    int rc = check_report("test_upscale_cli");
-    if (rc != 0) {
-        uint8_t *log;
-        size_t n;
-        if (read_file(daemon_log, &log, &n) == 0) {
-            fprintf(stderr, "---- p2c2rd log ----\n%s---- end ----\n", (char *)log);
-            free(log);
-        }
-        fprintf(stderr, "files kept in %s\n", dir);
-    } else {
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", dir);
-    }
-    return rc;
+    test_fabric(in_png, in_raw);
+    return h_finish();
 }
