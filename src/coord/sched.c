@@ -176,6 +176,9 @@ struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
                     continue;
                 struct task *root = q->h.a[0];
                 struct list_node *n = q->fifo.next;
+                /* A root that is also the FIFO head is offered once, at its
+                 * own level: at i == 1 it is skipped. */
+                int root_level = &root->qnode == n ? task_level(co, root, now) : c;
                 int fits = 0;
                 for (int i = 0; i < LOOK_PAST + 2 && n != &q->fifo; i++) {
                     struct task *x = i == 0 ? root : list_entry(n, struct task, qnode);
@@ -185,7 +188,7 @@ struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
                         continue;
                     if (i > 1 && fits)
                         break; /* look past only queues whose front p cannot run */
-                    int level = i == 0 ? c : task_level(co, x, now);
+                    int level = i == 0 ? root_level : task_level(co, x, now);
                     if (!task_fits(co, x, p))
                         continue;
                     fits = 1;
