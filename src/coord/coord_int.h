@@ -365,6 +365,10 @@ void peer_maybe_ping(struct coord *co, struct peer_rec *p, uint64_t now);
 void peer_sweep_quarantined(struct coord *co, uint64_t now);
 int type_find(struct coord *co, const uint8_t *name, size_t len);
 int type_name_ok(const uint8_t *name, size_t len);
+/* The index of the type called name, created if new; -1 when the table is
+ * full.  Exposed for tests/unit/test_sched_rules.c, as is peer_join_type. */
+int type_intern(struct coord *co, const uint8_t *name, size_t len);
+void peer_join_type(struct coord *co, struct peer_rec *p, int ti, uint32_t version);
 int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int peer_on_credit(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *body);

@@ -167,7 +167,9 @@ int type_name_ok(const uint8_t *name, size_t len)
  * table for good. */
 static int type_slot_free(const struct ttype *tt) { return tt->npeers == 0 && tt->queued == 0; }
 
-static int type_intern(struct coord *co, const uint8_t *name, size_t len)
+/* The index of the type called name, created (or a free slot recycled) if
+ * it is new; -1 when the table is full of types still in use. */
+int type_intern(struct coord *co, const uint8_t *name, size_t len)
 {
     int i = type_find(co, name, len);
     if (i >= 0)
@@ -219,6 +221,25 @@ static int type_intern(struct coord *co, const uint8_t *name, size_t len)
     hist_init(&tt->h_total);
     tt->att_since = co->now;
     return (int)(tt - co->types);
+}
+
+/* Makes p a peer of type ti at version (a type it lists twice counts
+ * once): it joins the type's peers and its slots count toward the type's.
+ * The free set is the caller's: peer_refresh once all types are joined. */
+void peer_join_type(struct coord *co, struct peer_rec *p, int ti, uint32_t version)
+{
+    if (p->types & (1u << ti))
+        return;
+    struct ttype *tt = &co->types[ti];
+    p->types |= 1u << ti;
+    p->ty[ti].version = version;
+    if (tt->npeers == tt->peers_cap) {
+        tt->peers_cap = tt->peers_cap ? tt->peers_cap * 2 : 8;
+        tt->peers = xrealloc(tt->peers, tt->peers_cap * sizeof(*tt->peers));
+    }
+    p->ty[ti].pos = tt->npeers;
+    tt->peers[tt->npeers++] = p;
+    tt->slots_total += p->slots;
 }
 
 int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
@@ -275,25 +296,14 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     list_push_back(&co->peers, &p->node);
     p->hnext = co->peer_tab[p->id % PEER_BUCKETS];
     co->peer_tab[p->id % PEER_BUCKETS] = p;
+    p->slots = m.slots;
     for (unsigned i = 0; i < m.ntypes; i++) {
         int ti = type_intern(co, m.types[i].name.p, m.types[i].name.len);
         assert(ti >= 0); /* capacity was checked above */
-        if (p->types & (1u << ti))
-            continue;
-        struct ttype *tt = &co->types[ti];
-        p->types |= 1u << ti;
-        p->ty[ti].version = m.types[i].version;
-        if (tt->npeers == tt->peers_cap) {
-            tt->peers_cap = tt->peers_cap ? tt->peers_cap * 2 : 8;
-            tt->peers = xrealloc(tt->peers, tt->peers_cap * sizeof(*tt->peers));
-        }
-        p->ty[ti].pos = tt->npeers;
-        tt->peers[tt->npeers++] = p;
-        tt->slots_total += m.slots;
+        peer_join_type(co, p, ti, m.types[i].version);
     }
     c->peer = p;
     co->npeers++;
-    p->slots = m.slots;
     peer_refresh(co, p);
     uint8_t *b = conn_frame(c, MSG_REGISTER_OK, 0, h->req_id, 8);
     if (b)

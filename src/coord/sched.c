@@ -24,13 +24,27 @@ static int reqs_met(const struct proto_reqs *r, const struct peer_rec *p)
     return (!r->gpu || p->gpu) && p->cores >= r->min_cores && p->mem >= r->min_mem;
 }
 
+/* Whether a peer of type tt that t does not exclude is connected.  The
+ * excluded ids are distinct, so more peers than ids settles it; otherwise
+ * (at most EXCL_MAX peers) they are looked at, since an excluded peer that
+ * left no longer stands for one. */
+static int type_has_unexcluded(const struct ttype *tt, const struct task *t)
+{
+    if (tt->npeers > t->nexcl)
+        return 1;
+    for (uint32_t i = 0; i < tt->npeers; i++)
+        if (!task_excludes(t, tt->peers[i]->id))
+            return 1;
+    return 0;
+}
+
 /* Whether p may run t: version, requirements, and not a peer that already
  * failed it (unless no other peer of the type is left). */
 int task_fits(const struct coord *co, const struct task *t, const struct peer_rec *p)
 {
     if (p->ty[t->tt].version < t->min_version || !reqs_met(&t->reqs, p))
         return 0;
-    if (t->nexcl && task_excludes(t, p->id) && co->types[t->tt].npeers > t->nexcl)
+    if (t->nexcl && task_excludes(t, p->id) && type_has_unexcluded(&co->types[t->tt], t))
         return 0;
     for (int i = 0; i < 2; i++)
         if (t->at[i].peer == p)
@@ -176,6 +190,9 @@ struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
                     continue;
                 struct task *root = q->h.a[0];
                 struct list_node *n = q->fifo.next;
+                /* A root that is also the FIFO head is offered once, at its
+                 * own level: at i == 1 it is skipped. */
+                int root_level = &root->qnode == n ? task_level(co, root, now) : c;
                 int fits = 0;
                 for (int i = 0; i < LOOK_PAST + 2 && n != &q->fifo; i++) {
                     struct task *x = i == 0 ? root : list_entry(n, struct task, qnode);
@@ -185,7 +202,7 @@ struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
                         continue;
                     if (i > 1 && fits)
                         break; /* look past only queues whose front p cannot run */
-                    int level = i == 0 ? c : task_level(co, x, now);
+                    int level = i == 0 ? root_level : task_level(co, x, now);
                     if (!task_fits(co, x, p))
                         continue;
                     fits = 1;

@@ -1,0 +1,952 @@
+/* test_sched_rules.c - unit tests of the scheduler's rules (src/coord/sched.c), the task and peer
+ * state machines (task.c, peers.c) and the task heaps (task.c), on a struct coord built in
+ * memory: no loop, no socket, no thread.  The clock is fake: every function under test takes
+ * `now` or reads co->now, and the tests set it; nothing sleeps or reads the real time.
+ *
+ * Covered: which task a free peer runs next (class order, EDF within a class and its tie by
+ * submit order, aging at its exact boundaries, looking past tasks the peer cannot run and how
+ * deep, peers a retried task avoids); peer trust and score for hand-computed inputs; which peer
+ * a new task goes to (the best of three or fewer, distinct sampling among more, the fallback
+ * scan for tasks with requirements); the admission estimate; every pair of task and peer
+ * states; and both heaps against a sorted model under random inserts and removals. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "common/util.h"
+#include "coord/coord_int.h"
+
+#define T0 1000000000ull /* the fake clock's start: 1000 s, in us */
+#define MS 1000ull
+#define MAX_FX_PEERS 64
+
+/* ---- fixture ------------------------------------------------------------------ */
+
+/* A coordinator as coord_new leaves it, minus the loop, sockets and cache;
+ * the peers it makes are remembered so fx_fini can free them. */
+struct fx {
+    struct coord *co;
+    struct peer_rec *peers[MAX_FX_PEERS];
+    uint32_t np;
+};
+
+static void fx_init(struct fx *f)
+{
+    memset(f, 0, sizeof(*f));
+    struct coord *co = f->co = xcalloc(1, sizeof(*co));
+    coord_config_defaults(&co->cfg);
+    co->cfg.aging_ms = 500;
+    co->free_head = NO_FREE;
+    co->rng.s = 0x5eed; /* fixed: pick_peer's samples are the same every run */
+    co->now = T0;
+    list_init(&co->conns);
+    list_init(&co->dirty);
+    list_init(&co->reap);
+    list_init(&co->blob_lru);
+    list_init(&co->peers);
+    list_init(&co->draining);
+    list_init(&co->quarantined);
+    co->walk = &co->conns;
+}
+
+static int fx_type(struct fx *f, const char *name)
+{
+    int ti = type_intern(f->co, (const uint8_t *)name, strlen(name));
+    CHECK(ti >= 0);
+    return ti;
+}
+
+/* A registered peer of the types in mask (all at version), ready and with
+ * slots free: its connection is a bare struct conn in CS_READY. */
+static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, uint32_t slots)
+{
+    struct coord *co = f->co;
+    if (f->np == MAX_FX_PEERS)
+        abort();
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->co = co;
+    c->state = CS_READY;
+    struct peer_rec *p = xcalloc(1, sizeof(*p));
+    p->id = ++co->next_peer_id;
+    p->conn = c;
+    p->cores = 4;
+    p->mem = 1ull << 30;
+    p->state = PS_OK;
+    p->slots = slots;
+    list_init(&p->attempts);
+    list_init(&p->qnode);
+    c->peer = p;
+    for (uint32_t m = mask; m; m &= m - 1)
+        peer_join_type(co, p, __builtin_ctz(m), version);
+    peer_refresh(co, p);
+    f->peers[f->np++] = p;
+    return p;
+}
+
+/* Sets p's in-flight count and brings the free sets in line. */
+static void fx_inflight(struct fx *f, struct peer_rec *p, uint32_t n)
+{
+    p->inflight = n;
+    peer_refresh(f->co, p);
+}
+
+/* A task of type ti submitted now (co->now) with a deadline dl_ms later,
+ * not yet queued. */
+static struct task *fx_task(struct fx *f, int ti, int prio, int kind, uint64_t dl_ms)
+{
+    struct coord *co = f->co;
+    struct task *t = task_alloc(co);
+    t->tt = (uint8_t)ti;
+    t->prio = (uint8_t)prio;
+    t->kind = (uint8_t)kind;
+    t->seq = ++co->seq;
+    t->submit_us = co->now;
+    t->deadline_us = co->now + dl_ms * MS;
+    t->urgent_us = t->deadline_us;
+    return t;
+}
+
+static struct task *fx_queued(struct fx *f, int ti, int prio, int kind, uint64_t dl_ms)
+{
+    struct task *t = fx_task(f, ti, prio, kind, dl_ms);
+    task_enqueue(f->co, t, 0);
+    return t;
+}
+
+/* What dispatch does with the task a peer was given, minus the ASSIGN. */
+static void fx_take(struct fx *f, struct task *t)
+{
+    task_dequeue(f->co, t);
+    task_free(f->co, t);
+}
+
+/* Frees everything: queued tasks through task_free, then what coord_free
+ * frees (type arrays, heaps, the slab), then the fake peers. */
+static void fx_fini(struct fx *f)
+{
+    struct coord *co = f->co;
+    for (uint32_t i = 0; i < co->ntypes; i++)
+        for (int k = 0; k < 2; k++)
+            for (int c = 0; c < PRIO_CLASSES; c++)
+                while (co->types[i].q[k][c].h.n)
+                    fx_take(f, co->types[i].q[k][c].h.a[0]);
+    CHECK_EQU(co->queued_total, 0);
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        struct ttype *tt = &co->types[i];
+        free(tt->peers);
+        free(tt->free);
+        for (int k = 0; k < 2; k++)
+            for (int c = 0; c < PRIO_CLASSES; c++)
+                free(tt->q[k][c].h.a);
+    }
+    free(co->dl.a);
+    for (uint32_t i = 0; i < co->nchunks; i++)
+        free(co->chunks[i]);
+    free(co->chunks);
+    for (uint32_t i = 0; i < f->np; i++) {
+        free(f->peers[i]->conn);
+        free(f->peers[i]->has);
+        free(f->peers[i]);
+    }
+    free(co);
+}
+
+static int near(double a, double b) { return fabs(a - b) <= 1e-9 * fabs(b); }
+
+#define CHECK_NEAR(a, b)                                                                    \
+    do {                                                                                    \
+        double cn_a_ = (a), cn_b_ = (b);                                                    \
+        if (!CHECK(near(cn_a_, cn_b_)))                                                     \
+            fprintf(stderr, "  %s = %.17g, expected %.17g\n", #a, cn_a_, cn_b_);            \
+    } while (0)
+
+/* ---- 1. next_for_peer ------------------------------------------------------------ */
+
+/* Fresh tasks go by class, whatever their deadlines; the queue of tasks
+ * with requirements competes by the same rule. */
+static void test_class_order(void)
+{
+    struct fx f;
+    fx_init(&f);
+    int ti = fx_type(&f, "t");
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 4);
+    uint64_t now = f.co->now;
+    CHECK(next_for_peer(f.co, p, now) == NULL);
+    struct task *bg = fx_queued(&f, ti, PRIO_BACKGROUND, 0, 10);
+    struct task *ia = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 50);
+    struct task *rt = fx_queued(&f, ti, PRIO_REALTIME, 0, 100);
+    struct task *rq = fx_task(&f, ti, PRIO_INTERACTIVE, 1, 20);
+    rq->reqs.min_cores = 2; /* p has 4 */
+    task_enqueue(f.co, rq, 0);
+    CHECK_EQU(f.co->types[ti].queued, 4);
+    CHECK(next_for_peer(f.co, p, now) == rt);
+    fx_take(&f, rt);
+    /* Two interactive tasks, one in each kind's queue: EDF across them. */
+    CHECK(next_for_peer(f.co, p, now) == rq);
+    fx_take(&f, rq);
+    CHECK(next_for_peer(f.co, p, now) == ia);
+    fx_take(&f, ia);
+    CHECK(next_for_peer(f.co, p, now) == bg);
+    fx_take(&f, bg);
+    CHECK(next_for_peer(f.co, p, now) == NULL);
+    CHECK_EQU(f.co->types[ti].queued, 0);
+    CHECK_EQU(f.co->tasks_live, 0);
+
+    /* A peer of two types sees both types' queues. */
+    int tu = fx_type(&f, "u");
+    struct peer_rec *both = fx_peer(&f, 1u << ti | 1u << tu, 1, 4);
+    struct task *a = fx_queued(&f, ti, PRIO_BACKGROUND, 0, 5);
+    struct task *b = fx_queued(&f, tu, PRIO_INTERACTIVE, 0, 500);
+    CHECK(next_for_peer(f.co, both, now) == b);
+    CHECK(next_for_peer(f.co, p, now) == a); /* p does not run type u */
+    fx_fini(&f);
+}
+
+/* Within a class: earliest urgent_us first, ties by submit order (seq),
+ * whatever the order of arrival. */
+static void test_edf(void)
+{
+    struct fx f;
+    fx_init(&f);
+    int ti = fx_type(&f, "t");
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 4);
+    uint64_t now = f.co->now;
+    struct task *a = fx_queued(&f, ti, PRIO_REALTIME, 0, 30);
+    struct task *b = fx_queued(&f, ti, PRIO_REALTIME, 0, 10);
+    struct task *c = fx_queued(&f, ti, PRIO_REALTIME, 0, 20);
+    CHECK(next_for_peer(f.co, p, now) == b);
+    fx_take(&f, b);
+    CHECK(next_for_peer(f.co, p, now) == c);
+    fx_take(&f, c);
+    CHECK(next_for_peer(f.co, p, now) == a);
+    fx_take(&f, a);
+
+    /* Equal deadlines: the lower seq first, though it arrived second. */
+    struct task *x = fx_task(&f, ti, PRIO_INTERACTIVE, 0, 40);
+    struct task *y = fx_task(&f, ti, PRIO_INTERACTIVE, 0, 40);
+    x->seq = 7;
+    y->seq = 3;
+    task_enqueue(f.co, x, 0);
+    task_enqueue(f.co, y, 0);
+    CHECK(next_for_peer(f.co, p, now) == y);
+    fx_take(&f, y);
+    CHECK(next_for_peer(f.co, p, now) == x);
+    fx_take(&f, x);
+
+    /* The queue orders by urgent_us (lowered by a coalesced task), not by
+     * the task's own deadline. */
+    struct task *own = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 10);
+    struct task *lifted = fx_task(&f, ti, PRIO_INTERACTIVE, 0, 90);
+    lifted->urgent_us = now + 5 * MS;
+    task_enqueue(f.co, lifted, 0);
+    CHECK(next_for_peer(f.co, p, now) == lifted);
+    fx_take(&f, lifted);
+    CHECK(next_for_peer(f.co, p, now) == own);
+    fx_fini(&f);
+}
+
+/* A task rises one class per aging_ms waited (500 ms here): a background
+ * task competes at interactive level after 500 ms and at realtime level,
+ * by deadline, after 1000 ms. */
+static void test_aging(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 4);
+
+    struct task *bg = fx_queued(&f, ti, PRIO_BACKGROUND, 0, 60000); /* due T0 + 60 s */
+    CHECK_EQ(task_level(co, bg, T0), 2);
+    CHECK_EQ(task_level(co, bg, T0 - 1), 2); /* a clock before its submit: no wait */
+    CHECK_EQ(task_level(co, bg, T0 + 500 * MS - 1), 2);
+    CHECK_EQ(task_level(co, bg, T0 + 500 * MS), 1);
+    CHECK_EQ(task_level(co, bg, T0 + 1000 * MS - 1), 1);
+    CHECK_EQ(task_level(co, bg, T0 + 1000 * MS), 0);
+    CHECK_EQ(task_level(co, bg, T0 + 3600000 * MS), 0);
+
+    /* Interactive level at 500 ms: ties in level go by deadline. */
+    co->now = T0 + 400 * MS;
+    struct task *ia_late = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 120000);
+    CHECK_EQ(task_level(co, ia_late, T0 + 500 * MS), 1);
+    CHECK(next_for_peer(co, p, T0 + 500 * MS - 1) == ia_late);
+    CHECK(next_for_peer(co, p, T0 + 500 * MS) == bg); /* due before ia_late */
+    co->now = T0 + 500 * MS;
+    struct task *ia_early = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 100);
+    CHECK(next_for_peer(co, p, T0 + 500 * MS) == ia_early);
+    fx_take(&f, ia_early);
+    fx_take(&f, ia_late);
+
+    /* Realtime level at 1000 ms, by deadline: a fresh realtime task due
+     * after bg goes after it, one with a frame-sized deadline before. */
+    co->now = T0 + 900 * MS;
+    struct task *rt_late = fx_queued(&f, ti, PRIO_REALTIME, 0, 120000);
+    CHECK(next_for_peer(co, p, T0 + 1000 * MS - 1) == rt_late);
+    CHECK(next_for_peer(co, p, T0 + 1000 * MS) == bg);
+    co->now = T0 + 1000 * MS;
+    struct task *rt_frame = fx_queued(&f, ti, PRIO_REALTIME, 0, 16);
+    CHECK(next_for_peer(co, p, T0 + 1000 * MS) == rt_frame);
+    fx_take(&f, rt_frame);
+
+    /* The FIFO head carries the aging: a fresh background task with an
+     * earlier deadline is the queue's EDF root, offered at class 2 only,
+     * while bg behind it still competes at level 0. */
+    struct task *bg_new = fx_queued(&f, ti, PRIO_BACKGROUND, 0, 1000);
+    CHECK(co->types[ti].q[0][PRIO_BACKGROUND].h.a[0] == bg_new);
+    CHECK_EQ(task_level(co, bg_new, T0 + 1000 * MS), 2);
+    CHECK(next_for_peer(co, p, T0 + 1000 * MS) == bg);
+    fx_take(&f, bg);
+    CHECK(next_for_peer(co, p, T0 + 1000 * MS) == rt_late);
+    fx_take(&f, rt_late);
+    CHECK(next_for_peer(co, p, T0 + 1000 * MS) == bg_new);
+
+    /* An interactive task reaches realtime level after one step. */
+    struct task *ia = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 100);
+    CHECK_EQ(task_level(co, ia, co->now + 500 * MS - 1), 1);
+    CHECK_EQ(task_level(co, ia, co->now + 500 * MS), 0);
+    struct task *rt = fx_queued(&f, ti, PRIO_REALTIME, 0, 100);
+    CHECK_EQ(task_level(co, rt, co->now + 3600000 * MS), 0);
+
+    /* --aging 1: the level falls every millisecond. */
+    co->cfg.aging_ms = 1;
+    CHECK_EQ(task_level(co, bg_new, co->now + 999), 2);
+    CHECK_EQ(task_level(co, bg_new, co->now + 1000), 1);
+    CHECK_EQ(task_level(co, bg_new, co->now + 2000), 0);
+    fx_fini(&f);
+}
+
+/* Queues n tasks of type ti that p cannot run (needing a GPU), then one it
+ * can (needing 2 cores), all interactive with requirements, due in order of
+ * arrival; returns the runnable one. */
+static struct task *queue_behind_gpu(struct fx *f, int ti, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct task *g = fx_task(f, ti, PRIO_INTERACTIVE, 1, 100 + (uint64_t)i);
+        g->reqs.gpu = 1;
+        task_enqueue(f->co, g, 0);
+    }
+    struct task *c = fx_task(f, ti, PRIO_INTERACTIVE, 1, 100 + (uint64_t)n);
+    c->reqs.min_cores = 2;
+    task_enqueue(f->co, c, 0);
+    return c;
+}
+
+/* A peer that cannot run the front of a queue gets a task behind it, up to
+ * LOOK_PAST (16) tasks past the front, and no deeper. */
+static void test_look_past(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct peer_rec *cpu = fx_peer(&f, 1u << ti, 2, 4);
+    uint64_t now = co->now;
+    CHECK_EQ(LOOK_PAST, 16);
+
+    /* 16 GPU tasks in front: the 17th task is the last one looked at. */
+    struct task *c = queue_behind_gpu(&f, ti, LOOK_PAST);
+    struct task *front = co->types[ti].q[1][PRIO_INTERACTIVE].h.a[0];
+    CHECK(front->reqs.gpu && front != c);
+    CHECK(next_for_peer(co, cpu, now) == c);
+    struct peer_rec *gpu = fx_peer(&f, 1u << ti, 2, 4);
+    gpu->gpu = 1;
+    CHECK(next_for_peer(co, gpu, now) == front);
+    fx_fini(&f);
+
+    /* 17 in front: out of reach. */
+    fx_init(&f);
+    co = f.co;
+    ti = fx_type(&f, "t");
+    cpu = fx_peer(&f, 1u << ti, 2, 4);
+    c = queue_behind_gpu(&f, ti, LOOK_PAST + 1);
+    CHECK(next_for_peer(co, cpu, now) == NULL);
+    /* A runnable task anywhere in the queue is seen once it is the EDF root. */
+    task_dequeue(co, c);
+    c->urgent_us = now;
+    task_enqueue(co, c, 0);
+    CHECK(next_for_peer(co, cpu, now) == c);
+    fx_fini(&f);
+
+    /* min_version: a peer at version 2 passes over a task that needs 3. */
+    fx_init(&f);
+    co = f.co;
+    ti = fx_type(&f, "t");
+    struct peer_rec *v2 = fx_peer(&f, 1u << ti, 2, 4);
+    struct peer_rec *v3 = fx_peer(&f, 1u << ti, 3, 4);
+    struct task *need3 = fx_task(&f, ti, PRIO_REALTIME, 0, 10);
+    need3->min_version = 3;
+    task_enqueue(co, need3, 0);
+    struct task *any = fx_queued(&f, ti, PRIO_REALTIME, 0, 20);
+    struct task *need2 = fx_task(&f, ti, PRIO_REALTIME, 0, 30);
+    need2->min_version = 2;
+    task_enqueue(co, need2, 0);
+    CHECK(!task_fits(co, need3, v2) && task_fits(co, need3, v3) && task_fits(co, need2, v2));
+    CHECK(next_for_peer(co, v2, now) == any);
+    CHECK(next_for_peer(co, v3, now) == need3);
+
+    /* Looking past is only for queues whose front the peer cannot run:
+     * when the EDF root does not fit but the FIFO head does, that is the
+     * candidate, though a runnable task behind it is due earlier. */
+    fx_take(&f, any);
+    fx_take(&f, need2);
+    fx_take(&f, need3);
+    struct task *head = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 50);
+    struct task *sooner = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 40);
+    struct task *root = fx_task(&f, ti, PRIO_INTERACTIVE, 0, 30);
+    root->min_version = 3;
+    task_enqueue(co, root, 0);
+    CHECK(co->types[ti].q[0][PRIO_INTERACTIVE].h.a[0] == root);
+    CHECK(next_for_peer(co, v2, now) == head);
+    CHECK(sooner != head);
+    fx_fini(&f);
+}
+
+/* A retried task avoids the peers that failed it (t->excl) while another
+ * peer of its type is there. */
+static void test_excluded(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t"), tsolo = fx_type(&f, "solo");
+    struct peer_rec *a = fx_peer(&f, 1u << ti | 1u << tsolo, 1, 4);
+    struct peer_rec *b = fx_peer(&f, 1u << ti, 1, 4);
+    uint64_t now = co->now;
+    struct task *t = fx_queued(&f, ti, PRIO_REALTIME, 0, 10);
+    t->excl[t->nexcl++] = a->id;
+    CHECK(!task_fits(co, t, a));
+    CHECK(task_fits(co, t, b));
+    CHECK(next_for_peer(co, a, now) == NULL);
+    CHECK(next_for_peer(co, b, now) == t);
+    unsigned other = 0;
+    for (int i = 0; i < 100; i++)
+        other += pick_peer(co, t) != b;
+    CHECK_EQU(other, 0);
+    /* Behind it, a task a may run is looked past to. */
+    struct task *u = fx_queued(&f, ti, PRIO_REALTIME, 0, 20);
+    CHECK(next_for_peer(co, a, now) == u);
+
+    /* The only peer of its type runs it again. */
+    struct task *s = fx_queued(&f, tsolo, PRIO_REALTIME, 0, 10);
+    s->excl[s->nexcl++] = a->id;
+    CHECK(task_fits(co, s, a));
+    CHECK(pick_peer(co, s) == a);
+    fx_take(&f, u);
+    CHECK(next_for_peer(co, a, now) == s);
+    fx_take(&f, s);
+
+    /* A peer holding an attempt of the task never gets a second one. */
+    fx_take(&f, t);
+    struct task *h = fx_task(&f, ti, PRIO_REALTIME, 0, 10);
+    h->at[0].peer = b;
+    CHECK(!task_fits(co, h, b));
+    CHECK(task_fits(co, h, a));
+    CHECK(pick_peer(co, h) == a);
+    h->at[0].peer = NULL;
+    task_set_state(h, TS_QUEUED); /* never queued: freed like a dequeued task */
+    task_free(co, h);
+
+    /* Excluded peers that left the type do not count as peers left: with
+     * a and c connected and t excluding a and a departed peer, c is
+     * there to try, so a is still avoided. */
+    int tv = fx_type(&f, "v");
+    struct peer_rec *va = fx_peer(&f, 1u << tv, 1, 4);
+    struct peer_rec *vc = fx_peer(&f, 1u << tv, 1, 4);
+    struct task *r = fx_queued(&f, tv, PRIO_REALTIME, 0, 10);
+    r->excl[r->nexcl++] = va->id;
+    r->excl[r->nexcl++] = 999; /* failed it, then disconnected */
+    CHECK_EQU(co->types[tv].npeers, r->nexcl);
+    CHECK(!task_fits(co, r, va));
+    CHECK(task_fits(co, r, vc));
+    CHECK(next_for_peer(co, va, now) == NULL);
+    other = 0;
+    for (int i = 0; i < 100; i++)
+        other += pick_peer(co, r) != vc;
+    CHECK_EQU(other, 0);
+    /* Once c has failed it too, nobody else is left: a may try again. */
+    r->excl[r->nexcl++] = vc->id;
+    CHECK(task_fits(co, r, va));
+    CHECK(task_fits(co, r, vc));
+    fx_fini(&f);
+}
+
+/* A retried task that only the peer which failed it can run (it needs a
+ * GPU and that is the type's only GPU peer) should run there again, or end
+ * with its error; today task_fits counts any other peer of the type as
+ * "another peer left", so the task waits in its queue until its deadline. */
+static void test_excluded_only_capable(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct peer_rec *g = fx_peer(&f, 1u << ti, 1, 4);
+    g->gpu = 1;
+    struct peer_rec *cpu = fx_peer(&f, 1u << ti, 1, 4);
+    struct task *t = fx_task(&f, ti, PRIO_REALTIME, 1, 10);
+    t->reqs.gpu = 1;
+    t->excl[t->nexcl++] = g->id;
+    task_enqueue(co, t, 1);
+    CHECK(!task_fits(co, t, cpu));
+    CHECK(next_for_peer(co, cpu, co->now) == NULL);
+    XFAIL(next_for_peer(co, g, co->now) == t,
+          "a task excluded from the only peer that meets its requirements waits for its deadline");
+    XFAIL(pick_peer(co, t) == g, "likewise for pick_peer: the retry finds no peer");
+    fx_fini(&f);
+}
+
+/* ---- 2. trust and score --------------------------------------------------------- */
+
+static void test_trust_score(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 4);
+
+    CHECK_NEAR(peer_trust(p), 0.5);
+    p->good = 3, p->strikes = 1;
+    CHECK_NEAR(peer_trust(p), 4.0 / 6.0);
+    p->good = 0, p->strikes = 4;
+    CHECK_NEAR(peer_trust(p), 1.0 / 6.0);
+    p->good = 98, p->strikes = 0;
+    CHECK_NEAR(peer_trust(p), 0.99);
+    p->good = 0;
+
+    /* score = (rtt + exec * (1 + inflight / slots)) * (1 + 4 fail) * (1.5 - 0.5 trust) */
+    p->rtt_us = 100;
+    p->ty[ti].exec_ewma = 1000;
+    fx_inflight(&f, p, 1);
+    double base = peer_score(co, p, ti);
+    CHECK_NEAR(base, (100 + 1000 * 1.25) * 1.25); /* 1687.5 */
+    p->fail_ewma = 0.25f;
+    CHECK_NEAR(peer_score(co, p, ti), 1687.5 * 2);
+    p->fail_ewma = 0;
+    p->good = 8;
+    CHECK_NEAR(peer_score(co, p, ti), 1350 * (1.5 - 0.5 * 0.9)); /* 1417.5 */
+    p->good = 0, p->strikes = 8;
+    CHECK_NEAR(peer_score(co, p, ti), 1350 * (1.5 - 0.5 * 0.1)); /* 1957.5 */
+    p->strikes = 0;
+
+    /* exec: the peer's for the type, else the type's, else 1 ms. */
+    p->rtt_us = 0;
+    fx_inflight(&f, p, 0);
+    p->ty[ti].exec_ewma = 0;
+    co->types[ti].exec_ewma = 2000;
+    CHECK_NEAR(peer_score(co, p, ti), 2000 * 1.25);
+    co->types[ti].exec_ewma = 0;
+    CHECK_NEAR(peer_score(co, p, ti), 1000 * 1.25);
+    /* No slots counts as full load. */
+    p->slots = 0;
+    CHECK_NEAR(peer_score(co, p, ti), 1000 * 2 * 1.25);
+    p->slots = 4;
+
+    /* Orderings: the same peer loaded, failing or distrusted scores worse. */
+    p->rtt_us = 200;
+    p->ty[ti].exec_ewma = 800;
+    double idle = peer_score(co, p, ti);
+    fx_inflight(&f, p, 3);
+    double loaded = peer_score(co, p, ti);
+    CHECK(loaded > idle);
+    CHECK_NEAR(loaded, (200 + 800 * 1.75) * 1.25);
+    fx_inflight(&f, p, 0);
+    p->fail_ewma = 0.1f;
+    CHECK(peer_score(co, p, ti) > idle);
+    p->fail_ewma = 0;
+    p->strikes = 1;
+    double struck = peer_score(co, p, ti);
+    CHECK(struck > idle);
+    p->good = 10;
+    CHECK(peer_score(co, p, ti) < struck); /* good results win trust back */
+    fx_fini(&f);
+}
+
+/* ---- 3. pick_peer --------------------------------------------------------------- */
+
+static void test_pick_few(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct task *t = fx_task(&f, ti, PRIO_REALTIME, 0, 10);
+    CHECK(pick_peer(co, t) == NULL); /* no peer */
+    struct peer_rec *slow = fx_peer(&f, 1u << ti, 1, 4);
+    struct peer_rec *fast = fx_peer(&f, 1u << ti, 1, 4);
+    struct peer_rec *mid = fx_peer(&f, 1u << ti, 1, 4);
+    slow->ty[ti].exec_ewma = 2000;
+    fast->ty[ti].exec_ewma = 500;
+    mid->ty[ti].exec_ewma = 1000;
+    CHECK_EQU(co->types[ti].nfree, 3);
+    unsigned other = 0;
+    for (int i = 0; i < 50; i++)
+        other += pick_peer(co, t) != fast;
+    CHECK_EQU(other, 0);
+    /* Loaded to 3 of 4 it still beats mid: 500 * 1.75 < 1000. */
+    fx_inflight(&f, fast, 3);
+    CHECK(pick_peer(co, t) == fast);
+    fast->fail_ewma = 0.5f;
+    CHECK(pick_peer(co, t) == mid);
+    /* A full peer leaves the free set; the failing, loaded fast peer
+     * (3281.25) now loses to the idle slow one (2500). */
+    fx_inflight(&f, mid, 4);
+    CHECK_EQU(co->types[ti].nfree, 2);
+    CHECK_NEAR(peer_score(co, fast, ti), 500 * 1.75 * 3 * 1.25);
+    CHECK(pick_peer(co, t) == slow);
+    /* Nothing fits: NULL. */
+    t->min_version = 2;
+    CHECK(pick_peer(co, t) == NULL);
+    t->min_version = 0;
+    task_set_state(t, TS_QUEUED);
+    task_free(co, t);
+    fx_fini(&f);
+}
+
+static void test_pick_sampled(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+
+    /* Four peers, one slow: three distinct samples always include a fast
+     * one, so the slow peer is (almost) never chosen. */
+    struct peer_rec *p[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = fx_peer(&f, 1u << ti, 1, 8);
+        p[i]->ty[ti].exec_ewma = i == 2 ? 50000 : 1000;
+    }
+    struct task *t = fx_task(&f, ti, PRIO_REALTIME, 0, 10);
+    unsigned n[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 10000; k++) {
+        struct peer_rec *q = pick_peer(co, t);
+        for (int i = 0; i < 4; i++)
+            n[i] += q == p[i];
+    }
+    CHECK_EQU(n[0] + n[1] + n[2] + n[3], 10000);
+    CHECK(n[2] < 100);
+    CHECK(n[0] > 2500 && n[1] > 2500 && n[3] > 2500);
+    task_set_state(t, TS_QUEUED);
+    task_free(co, t);
+    fx_fini(&f);
+
+    /* 20 peers, half at version 1: a task that needs version 2 never goes
+     * to one of them (by sample or by the fallback scan). */
+    fx_init(&f);
+    co = f.co;
+    ti = fx_type(&f, "t");
+    for (int i = 0; i < 20; i++)
+        fx_peer(&f, 1u << ti, i % 2 ? 2 : 1, 4);
+    t = fx_task(&f, ti, PRIO_REALTIME, 0, 10);
+    t->min_version = 2;
+    unsigned bad = 0, none = 0, hits[20] = {0};
+    for (int k = 0; k < 10000; k++) {
+        struct peer_rec *q = pick_peer(co, t);
+        if (!q) {
+            none++;
+            continue;
+        }
+        bad += !task_fits(co, t, q) || q->ty[ti].version != 2;
+        hits[q->id - 1]++;
+    }
+    CHECK_EQU(bad, 0);
+    CHECK_EQU(none, 0);
+    for (int i = 1; i < 20; i += 2)
+        CHECK(hits[i] > 0);
+    task_set_state(t, TS_QUEUED);
+    task_free(co, t);
+
+    /* 40 free peers, one with a GPU: samples almost always miss it, and
+     * the fallback scan finds it. */
+    int tg = fx_type(&f, "g");
+    struct peer_rec *gpu = NULL;
+    for (int i = 0; i < 40; i++) {
+        struct peer_rec *q = fx_peer(&f, 1u << tg, 1, 4);
+        if (i == 27)
+            q->gpu = 1, gpu = q;
+    }
+    CHECK_EQU(co->types[tg].nfree, 40);
+    t = fx_task(&f, tg, PRIO_REALTIME, 1, 10);
+    t->reqs.gpu = 1;
+    unsigned missed = 0;
+    for (int k = 0; k < 1000; k++)
+        missed += pick_peer(co, t) != gpu;
+    CHECK_EQU(missed, 0);
+    /* Busy, it leaves the free set and nobody can take the task. */
+    fx_inflight(&f, gpu, 4);
+    CHECK(pick_peer(co, t) == NULL);
+    task_set_state(t, TS_QUEUED);
+    task_free(co, t);
+    CHECK_EQU(co->tasks_live, 0);
+    fx_fini(&f);
+}
+
+/* ---- 4. admission_estimate ------------------------------------------------------ */
+
+static void test_admission(void)
+{
+    struct fx f;
+    fx_init(&f);
+    int ti = fx_type(&f, "t");
+    struct ttype *tt = &f.co->types[ti];
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 4);
+    CHECK_EQU(tt->slots_total, 4);
+    uint32_t ahead = 777;
+
+    /* Too few samples: no estimate, and ahead is not written. */
+    tt->att_p50 = 10000;
+    tt->att_n = STAT_MIN_SAMPLES - 1;
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, &ahead), 0);
+    CHECK_EQU(admission_estimate(tt, 1, PRIO_BACKGROUND, &ahead), 0);
+    tt->att_n = STAT_MIN_SAMPLES;
+    tt->att_p50 = 0;
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, &ahead), 0);
+    CHECK_EQU(ahead, 777);
+    tt->att_p50 = 10000;
+
+    /* A free peer, a plain task: one attempt's p50. */
+    tt->exec_ewma = 8000;
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_BACKGROUND, &ahead), 10000);
+    CHECK_EQU(ahead, 777);
+    /* A task with requirements may not fit the free peer: it counts the queue. */
+    CHECK_EQU(admission_estimate(tt, 1, PRIO_REALTIME, &ahead), 10000 + 1 * 8000 / 4);
+    CHECK_EQU(ahead, 0);
+
+    /* No free peer: run + (ahead + 1) * per / slots, ahead = tasks of its
+     * class or above in both kinds' queues. */
+    fx_inflight(&f, p, 4);
+    CHECK_EQU(tt->nfree, 0);
+    fx_queued(&f, ti, PRIO_REALTIME, 0, 100);
+    fx_queued(&f, ti, PRIO_REALTIME, 1, 100);
+    fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 100);
+    for (int i = 0; i < 4; i++)
+        fx_queued(&f, ti, PRIO_BACKGROUND, i % 2, 100);
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, &ahead), 10000 + 3 * 8000 / 4);
+    CHECK_EQU(ahead, 2);
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, &ahead), 10000 + 4 * 8000 / 4);
+    CHECK_EQU(ahead, 3);
+    CHECK_EQU(admission_estimate(tt, 1, PRIO_BACKGROUND, &ahead), 10000 + 8 * 8000 / 4);
+    CHECK_EQU(ahead, 7);
+    /* No execution average yet: per = p50.  No slots: one. */
+    tt->exec_ewma = 0;
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, &ahead), 10000 + 4 * 10000 / 4);
+    tt->slots_total = 0;
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, &ahead), 10000 + 4 * 10000);
+    tt->slots_total = 3;
+    tt->exec_ewma = 1000;
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, &ahead), 10000 + 1000); /* 3 * 1000 / 3 */
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, &ahead), 10000 + 1333); /* truncated */
+    fx_fini(&f);
+}
+
+/* ---- 5. state machines -------------------------------------------------------- */
+
+static void test_states(void)
+{
+    /* From the comment on task_transition_ok: free->queued|running|
+     * follower, queued->running, running->queued|orphan, any->free. */
+    static const int task_ok[5][5] = {
+        /* to:     free queued running follower orphan */
+        /* free */ {0, 1, 1, 1, 0},
+        /* queued */ {1, 0, 1, 0, 0},
+        /* running */ {1, 1, 0, 0, 1},
+        /* follower */ {1, 0, 0, 0, 0},
+        /* orphan */ {1, 0, 0, 0, 0},
+    };
+    for (int from = TS_FREE; from <= TS_ORPHAN; from++) {
+        for (int to = TS_FREE; to <= TS_ORPHAN; to++)
+            if (!CHECK(task_transition_ok(from, to) == task_ok[from][to]))
+                fprintf(stderr, "  task %s -> %s\n", task_state_name(from), task_state_name(to));
+        CHECK(!task_transition_ok(from, TS_ORPHAN + 1));
+        CHECK(!task_transition_ok(from, -1));
+    }
+    CHECK(strcmp(task_state_name(TS_FREE), "free") == 0);
+    CHECK(strcmp(task_state_name(TS_QUEUED), "queued") == 0);
+    CHECK(strcmp(task_state_name(TS_RUNNING), "running") == 0);
+    CHECK(strcmp(task_state_name(TS_FOLLOWER), "follower") == 0);
+    CHECK(strcmp(task_state_name(TS_ORPHAN), "orphan") == 0);
+    CHECK(strcmp(task_state_name(TS_ORPHAN + 1), "?") == 0);
+    CHECK(strcmp(task_state_name(-1), "?") == 0);
+
+    /* From the comment on peer_transition_ok: ok->quarantined,
+     * quarantined->probing, probing->ok|quarantined. */
+    static const int peer_ok[3][3] = {
+        /* to:           ok quarantined probing */
+        /* ok */ {0, 1, 0},
+        /* quarantined */ {0, 0, 1},
+        /* probing */ {1, 1, 0},
+    };
+    for (int from = PS_OK; from <= PS_PROBING; from++) {
+        for (int to = PS_OK; to <= PS_PROBING; to++)
+            if (!CHECK(peer_transition_ok(from, to) == peer_ok[from][to]))
+                fprintf(stderr, "  peer %s -> %s\n", peer_state_name(from), peer_state_name(to));
+        CHECK(!peer_transition_ok(from, PS_PROBING + 1));
+        CHECK(!peer_transition_ok(from, -1));
+    }
+    CHECK(strcmp(peer_state_name(PS_OK), "ok") == 0);
+    CHECK(strcmp(peer_state_name(PS_QUARANTINED), "quarantined") == 0);
+    CHECK(strcmp(peer_state_name(PS_PROBING), "probing") == 0);
+    CHECK(strcmp(peer_state_name(PS_PROBING + 1), "?") == 0);
+    CHECK(strcmp(peer_state_name(-1), "?") == 0);
+
+    CHECK(strcmp(conn_state_name(CS_HELLO), "hello") == 0);
+    CHECK(strcmp(conn_state_name(CS_READY), "ready") == 0);
+    CHECK(strcmp(conn_state_name(CS_DRAINING), "draining") == 0);
+    CHECK(strcmp(conn_state_name(CS_CLOSED), "closed") == 0);
+    CHECK(strcmp(conn_state_name(CS_CLOSED + 1), "?") == 0);
+    CHECK(strcmp(prio_name[PRIO_REALTIME], "realtime") == 0);
+    CHECK(strcmp(prio_name[PRIO_INTERACTIVE], "interactive") == 0);
+    CHECK(strcmp(prio_name[PRIO_BACKGROUND], "background") == 0);
+
+    /* task_set_state walks a task through a legal life. */
+    struct fx f;
+    fx_init(&f);
+    struct task *t = task_alloc(f.co);
+    CHECK_EQ(t->state, TS_FREE);
+    task_set_state(t, TS_QUEUED);
+    task_set_state(t, TS_RUNNING);
+    task_set_state(t, TS_QUEUED);
+    task_set_state(t, TS_RUNNING);
+    task_set_state(t, TS_ORPHAN);
+    CHECK_EQ(t->state, TS_ORPHAN);
+    task_free(f.co, t);
+    CHECK_EQ(t->state, TS_FREE);
+    CHECK_EQU(f.co->tasks_live, 0);
+    fx_fini(&f);
+}
+
+/* ---- 6. heaps ------------------------------------------------------------------- */
+
+#define HEAP_POOL 300
+
+static uint64_t heap_key(const struct task *t, int dl) { return dl ? t->deadline_us : t->urgent_us; }
+
+/* The model's order, written apart from task.c's. */
+static int model_before(const struct task *a, const struct task *b, int dl)
+{
+    uint64_t ka = heap_key(a, dl), kb = heap_key(b, dl);
+    return ka != kb ? ka < kb : a->seq < b->seq;
+}
+
+static int model_cmp_dl;
+static int model_cmp(const void *x, const void *y)
+{
+    const struct task *a = *(struct task *const *)x, *b = *(struct task *const *)y;
+    return model_before(a, b, model_cmp_dl) ? -1 : model_before(b, a, model_cmp_dl) ? 1 : 0;
+}
+
+/* Heap shape: every task's index field names its slot, no child goes
+ * before its parent, and the root is the model's first. */
+static int heap_valid(const struct theap *h, int dl, struct task **model, uint32_t n)
+{
+    if (h->n != n)
+        return 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        const struct task *t = h->a[i];
+        if ((dl ? t->dlidx : t->qidx) != i)
+            return 0;
+        if (i > 0 && model_before(t, h->a[(i - 1) / 2], dl))
+            return 0;
+    }
+    if (n == 0)
+        return 1;
+    struct task *min = model[0];
+    for (uint32_t i = 1; i < n; i++)
+        if (model_before(model[i], min, dl))
+            min = model[i];
+    return h->a[0] == min;
+}
+
+static void heap_random(int dl)
+{
+    struct fx f;
+    fx_init(&f);
+    struct rng r = {dl ? 17u : 4u};
+    struct task *pool[HEAP_POOL], *model[HEAP_POOL];
+    uint32_t nm = 0;
+    uint64_t seq = 0;
+    for (int i = 0; i < HEAP_POOL; i++)
+        pool[i] = task_alloc(f.co);
+    struct theap h = {NULL, 0, 0};
+    int bad = 0;
+    for (int op = 0; op < 20000 && !bad; op++) {
+        uint64_t x = rng_next(&r);
+        int push = nm == 0 || (nm < HEAP_POOL && x % 100 < 55);
+        if (push) {
+            struct task *t = NULL;
+            for (uint32_t k = (uint32_t)(x >> 8) % HEAP_POOL;; k = (k + 1) % HEAP_POOL)
+                if ((dl ? pool[k]->dlidx : pool[k]->qidx) == NO_IDX) {
+                    t = pool[k];
+                    break;
+                }
+            /* Few distinct keys, so ties in the key are common; the other
+             * heap's key is scrambled to show it is ignored. */
+            uint64_t key = (x >> 20) % 32, other = x >> 40;
+            t->urgent_us = dl ? other : key;
+            t->deadline_us = dl ? key : other;
+            t->seq = ++seq;
+            heap_push(&h, t, dl);
+            model[nm++] = t;
+        } else {
+            /* A quarter of removals take the root, the rest any task. */
+            struct task *t = x % 4 == 0 ? h.a[0] : model[(x >> 8) % nm];
+            heap_remove(&h, t, dl);
+            CHECK_EQU(dl ? t->dlidx : t->qidx, NO_IDX);
+            for (uint32_t j = 0; j < nm; j++)
+                if (model[j] == t) {
+                    model[j] = model[--nm];
+                    break;
+                }
+        }
+        if (!heap_valid(&h, dl, model, nm))
+            bad = op + 1;
+    }
+    CHECK_EQ(bad, 0);
+    /* Draining the root gives the model's sorted order. */
+    model_cmp_dl = dl;
+    qsort(model, nm, sizeof(model[0]), model_cmp);
+    for (uint32_t i = 0; i < nm; i++) {
+        if (!CHECK(h.n > 0 && h.a[0] == model[i]))
+            break;
+        heap_remove(&h, h.a[0], dl);
+    }
+    CHECK_EQU(h.n, 0);
+    free(h.a);
+    fx_fini(&f);
+}
+
+static void test_heaps(void)
+{
+    heap_random(0);
+    heap_random(1);
+
+    /* task_before is the queue order: urgent_us, then seq. */
+    struct fx f;
+    fx_init(&f);
+    struct task *a = task_alloc(f.co), *b = task_alloc(f.co);
+    a->urgent_us = 5, a->seq = 2, a->deadline_us = 1;
+    b->urgent_us = 5, b->seq = 1, b->deadline_us = 9;
+    CHECK(task_before(b, a) && !task_before(a, b) && !task_before(a, a));
+    b->urgent_us = 6;
+    CHECK(task_before(a, b) && !task_before(b, a));
+    fx_fini(&f);
+}
+
+int main(void)
+{
+    test_class_order();
+    test_edf();
+    test_aging();
+    test_look_past();
+    test_excluded();
+    test_excluded_only_capable();
+    test_trust_score();
+    test_pick_few();
+    test_pick_sampled();
+    test_admission();
+    test_states();
+    test_heaps();
+    return check_report("test_sched_rules");
+}
