@@ -937,10 +937,10 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
         return P2C2R_EINVAL;
     }
     size_t nb;
-    const struct p2c2r_executor *all = tasks_builtin(&nb);
+    const struct p2c2r_executor *const *all = tasks_builtin(&nb);
     if (!cfg->types) {
         for (size_t i = 0; i < nb && a->nex < PROTO_MAX_TYPES; i++)
-            a->ex[a->nex++] = &all[i];
+            a->ex[a->nex++] = all[i];
     } else {
         const char *p = cfg->types;
         while (*p) {
@@ -950,7 +950,7 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
                 snprintf(err, errcap, "unknown task type '%.*s' in --types (built in:", (int)l, p);
                 for (size_t i = 0; i < nb; i++) {
                     size_t used = strlen(err);
-                    snprintf(err + used, errcap - used, " %s", all[i].name);
+                    snprintf(err + used, errcap - used, " %s", all[i]->name);
                 }
                 size_t used = strlen(err);
                 snprintf(err + used, errcap - used, ")");

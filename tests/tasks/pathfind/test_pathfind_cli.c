@@ -235,7 +235,7 @@ static void test_coordinator(void)
     }
     int rc = cli(map_path, "--from", "3,45", "--to", "39,11", "--coordinator", addr, NULL);
     /* The daemons must carry the executor (p2c2r_tasks is linked into them
-     * directly; the table refers to each executor weakly). */
+     * directly; the table in src/tasks/registry.c lists every executor). */
     int unsupported = rc == 1 && err_has("no connected peer runs task type 'pathfind'");
     CHECK(!unsupported);
     if (unsupported) {

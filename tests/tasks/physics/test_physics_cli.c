@@ -212,7 +212,7 @@ static void test_coordinator(void)
     }
     int rc = cli(scene_path, "--coordinator", addr, "--json", NULL);
     /* The daemons must carry the executor (p2c2r_tasks is linked into them
-     * directly; the table refers to each executor weakly). */
+     * directly; the table in src/tasks/registry.c lists every executor). */
     int unsupported = rc == 1 && (err_has("Unsupported") || err_has("unsupported") || err_has("no connected peer"));
     CHECK(!unsupported);
     if (!unsupported) {
