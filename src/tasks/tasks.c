@@ -142,6 +142,7 @@ static int sha256_run(struct p2c2r_exec_call *c)
     return 0;
 }
 
-const struct p2c2r_executor exec_echo = {"echo", 1, P2C2R_EXEC_CHEAP, TASK_MAX_INPUT, NULL, echo_run};
-const struct p2c2r_executor exec_sha256 = {"sha256", 1, P2C2R_EXEC_CHEAP, TASK_MAX_INPUT, sha256_check,
-                                           sha256_run};
+const struct p2c2r_executor exec_echo = {"echo", 1, P2C2R_EXEC_CHEAP | P2C2R_EXEC_DETERMINISTIC,
+                                         TASK_MAX_INPUT, NULL, echo_run};
+const struct p2c2r_executor exec_sha256 = {"sha256", 1, P2C2R_EXEC_CHEAP | P2C2R_EXEC_DETERMINISTIC,
+                                           TASK_MAX_INPUT, sha256_check, sha256_run};

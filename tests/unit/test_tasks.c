@@ -86,6 +86,10 @@ static void test_table(void)
         CHECK(t[i]->version >= 1);
         CHECK(t[i]->run != NULL);
         CHECK(t[i]->max_input > 0);
+        /* Every built-in is deterministic (its page in docs/tasks says why);
+         * peers advertise this and the coordinator caches by it. */
+        CHECK(t[i]->flags & P2C2R_EXEC_DETERMINISTIC);
+        CHECK((t[i]->flags & ~(P2C2R_EXEC_CHEAP | P2C2R_EXEC_DETERMINISTIC)) == 0);
         CHECK(tasks_find(t[i]->name, strlen(t[i]->name)) == t[i]);
         for (size_t j = 0; j < i; j++)
             CHECK(strcmp(t[i]->name, t[j]->name) != 0);
