@@ -215,6 +215,7 @@ static void send_register(struct link *l)
         m.types[i].name.p = (const uint8_t *)a->ex[i]->name;
         m.types[i].name.len = strlen(a->ex[i]->name);
         m.types[i].version = a->ex[i]->version;
+        m.types[i].flags = (a->ex[i]->flags & P2C2R_EXEC_DETERMINISTIC) ? PROTO_TYPE_F_DETERMINISTIC : 0;
     }
     size_t n = proto_register_size(&m);
     uint8_t *b = link_frame(l, MSG_PEER_REGISTER, 2, (uint32_t)n);

@@ -106,10 +106,19 @@ static void check_register(const uint8_t *b, size_t n)
     for (unsigned i = 0; i < m.ntypes; i++) {
         FUZZ_ASSERT(m.types[i].name.len >= 1 && m.types[i].name.len <= PROTO_MAX_TYPE_NAME);
         FUZZ_ASSERT(inside(m.types[i].name, b, n));
+        FUZZ_ASSERT((m.types[i].flags & ~PROTO_TYPE_FLAGS_KNOWN) == 0);
     }
     FUZZ_ASSERT(proto_register_size(&m) == n);
     uint8_t *e = dup_exact(b, n);
     FUZZ_ASSERT(proto_put_register(e, &m) == n);
+    /* Re-encoding gives the same bytes but for the unknown bits of each
+     * type's flags byte (after its name and version), which the parser
+     * clears. */
+    for (unsigned i = 0; i < m.ntypes; i++) {
+        size_t off = (size_t)(m.types[i].name.p - b) + m.types[i].name.len + 4;
+        FUZZ_ASSERT(off < n && e[off] == (b[off] & PROTO_TYPE_FLAGS_KNOWN));
+        e[off] = b[off];
+    }
     FUZZ_ASSERT(memcmp(e, b, n) == 0);
     free(e);
 }
