@@ -1447,6 +1447,7 @@ static struct slow_peer *slow_peer_start(const struct coord_proc *cp, int64_t sl
     reg.types[0].name.p = (const uint8_t *)"echo";
     reg.types[0].name.len = 4;
     reg.types[0].version = 1;
+    reg.types[0].flags = PROTO_TYPE_F_DETERMINISTIC;
     proto_put_register(slow_frame(sp, MSG_PEER_REGISTER, 2, proto_register_size(&reg)), &reg);
     if (slow_flush(sp) != 0)
         die("slow peer: %s", sp->failure);

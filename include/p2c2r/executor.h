@@ -5,10 +5,9 @@
  * queueing a task and run on one of its executor threads (or inline on the
  * I/O thread for executors flagged P2C2R_EXEC_CHEAP with small inputs).
  *
- * Executors are pure computation: no sockets, no global mutable state, and
- * deterministic output (the same input and params give byte-identical output
- * on every peer), which is what makes result caching and redundant checks
- * possible. */
+ * Executors are pure computation: no sockets, no global mutable state.  One
+ * that is deterministic says so with P2C2R_EXEC_DETERMINISTIC, and the peer
+ * advertises that to the coordinator with the type. */
 #ifndef P2C2R_EXECUTOR_H
 #define P2C2R_EXECUTOR_H
 
@@ -21,12 +20,28 @@
 extern "C" {
 #endif
 
-#define P2C2R_EXEC_ABI_VERSION 1
+/* 2: P2C2R_EXEC_DETERMINISTIC. */
+#define P2C2R_EXEC_ABI_VERSION 2
 
 /* The executor is so cheap that running it inline on the I/O thread (for
  * inputs under P2C2R_EXEC_INLINE_MAX bytes) beats a thread hand-off. */
 #define P2C2R_EXEC_CHEAP 0x1u
 #define P2C2R_EXEC_INLINE_MAX 4096
+
+/* The executor is deterministic: the same input, params and blobs give
+ * byte-identical output (or the same error) on every peer that runs the
+ * same version of it, whatever its CPU, compiler, thread count or the order
+ * tasks arrive in.  That is what lets the coordinator answer a repeated task
+ * from its result cache, run identical tasks once, and verify an untrusted
+ * peer by comparing its output with another peer's.  Set it only when it is
+ * true: fixed evaluation order, no uninitialised bytes, no clock, seeded
+ * random numbers, no floating-point contraction or -ffast-math, no libm
+ * function whose last bit may differ between C libraries.  Bytes that a
+ * system library encodes (PNG through zlib, JPEG through libjpeg-turbo) are
+ * identical only for the same library version; the built-in upscale and
+ * raytrace accept that (docs/TASKS.md).  When the output of a new version
+ * differs for the same input, bump version. */
+#define P2C2R_EXEC_DETERMINISTIC 0x2u
 
 /* A content-addressed blob (a map, a mesh) that many tasks reference by the
  * SHA-256 of its bytes instead of carrying it in every input. */

@@ -10,12 +10,50 @@
 
 #define MAX_OPTS 64
 
-void cliopt_help(FILE *f, const struct cliopt *opts, int nopts, const char *prog, const char *usage,
-                 const char *about)
+/* An option's value as --help shows it: taken before parsing. */
+struct dflt {
+    int64_t i;
+    const char *s;
+};
+
+static void dflt_take(const struct cliopt *opts, int nopts, struct dflt *d)
+{
+    for (int i = 0; i < nopts; i++) {
+        d[i].i = opts[i].kind == OPT_INT && opts[i].dst ? *(const int64_t *)opts[i].dst : 0;
+        d[i].s = opts[i].kind == OPT_STR && opts[i].dst ? *(const char *const *)opts[i].dst : NULL;
+    }
+}
+
+/* Writes " (default: V)" for o into dst, or "" when o shows no default. */
+static void dflt_format(const struct cliopt *o, const struct dflt *d, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    if (!(o->flags & CLIOPT_DEFAULT))
+        return;
+    if (o->kind == OPT_STR && d->s) {
+        snprintf(dst, cap, " (default: %s)", d->s);
+    } else if (o->kind == OPT_INT) {
+        static const char *const units[] = {"GiB", "MiB", "KiB"};
+        int64_t v = d->i;
+        if (o->metavar && strcmp(o->metavar, "BYTES") == 0 && v > 0) {
+            for (int u = 0; u < 3; u++) {
+                int64_t m = (int64_t)1 << (10 * (3 - u));
+                if (v % m == 0) {
+                    snprintf(dst, cap, " (default: %lld %s)", (long long)(v / m), units[u]);
+                    return;
+                }
+            }
+        }
+        snprintf(dst, cap, " (default: %lld)", (long long)v);
+    }
+}
+
+static void help_write(FILE *f, const struct cliopt *opts, int nopts, const struct dflt *d,
+                       const char *prog, const char *usage, const char *about)
 {
     fprintf(f, "Usage: %s %s\n\n%s\n\nOptions:\n", prog, usage, about);
     for (int i = 0; i < nopts; i++) {
-        char left[64];
+        char left[64], def[256];
         const struct cliopt *o = &opts[i];
         if (o->short_name)
             snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
@@ -23,10 +61,21 @@ void cliopt_help(FILE *f, const struct cliopt *opts, int nopts, const char *prog
         else
             snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->metavar ? " " : "",
                      o->metavar ? o->metavar : "");
-        fprintf(f, "  %-28s %s\n", left, o->help);
+        dflt_format(o, &d[i], def, sizeof(def));
+        fprintf(f, "  %-28s %s%s\n", left, o->help, def);
     }
     fprintf(f, "  %-28s %s\n  %-28s %s\n", "-h, --help", "show this help and exit",
             "-V, --version", "show the version and exit");
+}
+
+void cliopt_help(FILE *f, const struct cliopt *opts, int nopts, const char *prog, const char *usage,
+                 const char *about)
+{
+    struct dflt d[MAX_OPTS];
+    if (nopts > MAX_OPTS)
+        abort();
+    dflt_take(opts, nopts, d);
+    help_write(f, opts, nopts, d, prog, usage, about);
 }
 
 int cliopt_parse(int argc, char **argv, const struct cliopt *opts, int nopts, const char *prog,
@@ -34,9 +83,11 @@ int cliopt_parse(int argc, char **argv, const struct cliopt *opts, int nopts, co
 {
     struct option lo[MAX_OPTS + 3];
     char so[MAX_OPTS * 2 + 8];
+    struct dflt dflt[MAX_OPTS];
     size_t sp = 0;
     if (nopts > MAX_OPTS)
         abort();
+    dflt_take(opts, nopts, dflt);
     so[sp++] = ':';
     for (int i = 0; i < nopts; i++) {
         lo[i].name = opts[i].name;
@@ -60,7 +111,7 @@ int cliopt_parse(int argc, char **argv, const struct cliopt *opts, int nopts, co
     int c;
     while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
         if (c == 'h') {
-            cliopt_help(stdout, opts, nopts, prog, usage, about);
+            help_write(stdout, opts, nopts, dflt, prog, usage, about);
             return 1;
         }
         if (c == 'V') {

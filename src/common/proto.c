@@ -203,6 +203,7 @@ int proto_parse_register(const uint8_t *b, size_t n, struct msg_register *out)
             return P2C2R_EPROTO;
         out->types[i].name = rd_bytes(&r, tl);
         out->types[i].version = rd_u32(&r);
+        out->types[i].flags = rd_u8(&r) & PROTO_TYPE_FLAGS_KNOWN;
     }
     return rd_done(&r);
 }
@@ -374,7 +375,7 @@ size_t proto_register_size(const struct msg_register *m)
 {
     size_t n = 16 + m->gpu_model.len;
     for (unsigned i = 0; i < m->ntypes; i++)
-        n += 5 + m->types[i].name.len;
+        n += PROTO_TYPE_ENTRY_FIXED + m->types[i].name.len;
     return n;
 }
 
@@ -396,6 +397,7 @@ size_t proto_put_register(uint8_t *d, const struct msg_register *m)
         o += m->types[i].name.len;
         wr32(d + o, m->types[i].version);
         o += 4;
+        d[o++] = m->types[i].flags;
     }
     return o;
 }

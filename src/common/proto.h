@@ -103,9 +103,21 @@ struct msg_error {
     struct bytes_view text;
 };
 
+/* Flags of a type a peer registers (the byte after each type's version).
+ * Unknown bits are reserved: a sender sets them to 0 and a receiver ignores
+ * them (proto_parse_register clears them), so a later flag can be added
+ * without a protocol version as long as a coordinator that ignores it still
+ * behaves correctly; a flag that must not be ignored needs a new version. */
+/* The type's output is byte-identical on every peer for the same input,
+ * params and blobs (its executor sets P2C2R_EXEC_DETERMINISTIC). */
+#define PROTO_TYPE_F_DETERMINISTIC 0x01u
+#define PROTO_TYPE_FLAGS_KNOWN PROTO_TYPE_F_DETERMINISTIC
+#define PROTO_TYPE_ENTRY_FIXED 6 /* a type entry without its name: name_len, version, flags */
+
 struct proto_tasktype {
     struct bytes_view name;
     uint32_t version;
+    uint8_t flags; /* PROTO_TYPE_F_*: cleared of unknown bits by the parser, sent as given */
 };
 
 struct msg_register {

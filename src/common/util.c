@@ -137,6 +137,29 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
+void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int util_list_next(const char **s, const char **item, size_t *len)
+{
+    if (!**s)
+        return 0;
+    const char *end = strchr(*s, ',');
+    if (!end)
+        end = *s + strlen(*s);
+    *item = *s;
+    *len = (size_t)(end - *s);
+    *s = *end ? end + 1 : end;
+    return 1;
+}
+
 int fd_limit_raise(uint64_t want, uint64_t *got)
 {
     struct rlimit rl;

@@ -1,6 +1,7 @@
 /* util.h - small helpers shared by the daemons and the library: monotonic
- * time, HOST:PORT parsing, a fast seeded PRNG, and abort-on-OOM allocation
- * (daemons only; the library handles allocation failure itself). */
+ * time, HOST:PORT parsing, a fast seeded PRNG, abort-on-OOM allocation
+ * (daemons only; the library handles allocation failure itself), hex
+ * encoding and comma-separated option lists. */
 #ifndef P2C2R_UTIL_H
 #define P2C2R_UTIL_H
 
@@ -53,5 +54,18 @@ char *xstrdup(const char *s);
 
 /* Parses a decimal integer in [min, max]; returns 0 or -1. */
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Writes the n bytes of in as 2n lowercase hex digits and a NUL at out
+ * (which must have room for 2n + 1 bytes). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+
+/* Iterates over the items of a comma-separated option value ("a,b,c"):
+ * returns 1 with the next item at [*item, *item + *len) (borrowed from the
+ * string, not NUL-terminated) and advances *s past it and its comma, or 0
+ * at the end.  Nothing is trimmed: spaces belong to the items.  Empty items
+ * ("a,,b", a leading comma) are passed on for the caller to refuse, except
+ * after a trailing comma, which just ends the list: "" has no item, "a,"
+ * one, "," one empty item, ",," two. */
+int util_list_next(const char **s, const char **item, size_t *len);
 
 #endif

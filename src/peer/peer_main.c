@@ -10,7 +10,9 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "p2c2r/executor.h"
 #include "peer/peer.h"
+#include "tasks/tasks.h"
 
 int main(int argc, char **argv)
 {
@@ -27,21 +29,28 @@ int main(int argc, char **argv)
     const char *coordinator = getenv("P2C2R_COORDINATOR");
     if (!coordinator)
         coordinator = cfg.coordinator;
-    const char *types = NULL, *token = getenv("P2C2R_TOKEN"), *name = NULL, *level = "info";
+    /* Every built-in type, the default of --types, spelled from the table
+     * that peer_agent_new picks them from, so --help cannot name others. */
+    char all_types[PROTO_MAX_TYPES * (PROTO_MAX_TYPE_NAME + 1) + 1] = "";
+    size_t nb;
+    const struct p2c2r_executor *const *builtin = tasks_builtin(&nb);
+    for (size_t i = 0, o = 0; i < nb && o < sizeof(all_types); i++)
+        o += (size_t)snprintf(all_types + o, sizeof(all_types) - o, "%s%s", i ? "," : "", builtin[i]->name);
+    const char *types = all_types, *token = getenv("P2C2R_TOKEN"), *name = NULL, *level = "info";
     int64_t slots = cfg.slots, threads = 0, conns = 1, cores = 0, mem = 0;
     const char *gpu = NULL;
     const struct cliopt opts[] = {
-        {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator address (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coordinator},
-        {"slots", 's', OPT_INT, "N", 1, 65535, "tasks run at once per connection (default: number of cores)", &slots},
+        {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator address; $P2C2R_COORDINATOR when set", &coordinator, CLIOPT_DEFAULT},
+        {"slots", 's', OPT_INT, "N", 1, 65535, "tasks run at once per connection; one per online core", &slots, CLIOPT_DEFAULT},
         {"threads", 0, OPT_INT, "N", 1, 1024, "executor threads (default: --slots)", &threads},
-        {"types", 'T', OPT_STR, "LIST", 0, 0, "comma-separated task types to serve (default: all built-in: echo,sha256)", &types},
-        {"connections", 0, OPT_INT, "N", 1, 10000, "coordinator connections, each registered as a peer (default 1)", &conns},
+        {"types", 'T', OPT_STR, "LIST", 0, 0, "comma-separated task types to serve; every built-in one", &types, CLIOPT_DEFAULT},
+        {"connections", 0, OPT_INT, "N", 1, 10000, "coordinator connections, each registered as a peer", &conns, CLIOPT_DEFAULT},
         {"gpu", 0, OPT_STR, "MODEL", 0, 0, "offer a GPU named MODEL to tasks that require one (not detected; default none)", &gpu},
         {"cores", 0, OPT_INT, "N", 1, 65535, "cores to offer (default: the machine's online cores)", &cores},
         {"memory", 0, OPT_INT, "BYTES", 1, INT64_MAX, "memory to offer (default: the machine's physical memory)", &mem},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         {"name", 'n', OPT_STR, "NAME", 0, 0, "name shown in coordinator stats", &name},
-        {"log-level", 0, OPT_STR, "LEVEL", 0, 0, "debug, info, warn, error or off (default info)", &level},
+        {"log-level", 0, OPT_STR, "LEVEL", 0, 0, "debug, info, warn, error or off", &level, CLIOPT_DEFAULT},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2r-peer",
@@ -72,7 +81,7 @@ int main(int argc, char **argv)
     log_set_level(lvl);
     log_set_component("p2c2r-peer");
     cfg.coordinator = coordinator;
-    cfg.types = types;
+    cfg.types = types == all_types ? NULL : types; /* NULL: every built-in */
     cfg.token = token;
     cfg.name = name;
     cfg.slots = (uint32_t)slots;

@@ -289,5 +289,5 @@ static int pathfind_run(struct p2c2r_exec_call *c)
     return 0;
 }
 
-const struct p2c2r_executor exec_pathfind = {"pathfind", 1, 0, PF_MAX_INPUT, pathfind_check,
-                                             pathfind_run};
+const struct p2c2r_executor exec_pathfind = {"pathfind", 1, P2C2R_EXEC_DETERMINISTIC, PF_MAX_INPUT,
+                                             pathfind_check, pathfind_run};

@@ -553,5 +553,5 @@ static int physics_run(struct p2c2r_exec_call *call)
 }
 
 const struct p2c2r_executor exec_physics = {
-    "physics", 1, 0, PHYS_MAX_INPUT, physics_check, physics_run,
+    "physics", 1, P2C2R_EXEC_DETERMINISTIC, PHYS_MAX_INPUT, physics_check, physics_run,
 };

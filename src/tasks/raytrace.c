@@ -160,7 +160,8 @@ out_scene:
     return rc;
 }
 
-const struct p2c2r_executor exec_raytrace = {"raytrace", 1, 0, RT_MAX_INPUT, rt_exec_check, rt_exec_run};
+const struct p2c2r_executor exec_raytrace = {"raytrace", 1, P2C2R_EXEC_DETERMINISTIC, RT_MAX_INPUT,
+                                           rt_exec_check, rt_exec_run};
 
 /* ---- PNG ------------------------------------------------------------------------ */
 

@@ -1,10 +1,10 @@
-/* tasks.c - the built-in executors: echo (returns its input) and sha256
+/* tasks.c - the built-in executors echo (returns its input) and sha256
  * (the SHA-256 digest of its input, 32 raw bytes, or 64 hex characters with
- * params "format=hex").  Pure computation, no I/O, no global state. */
+ * params "format=hex"), and helpers every executor uses.  Pure computation,
+ * no I/O, no global state.  The table of executors is in registry.c. */
 #include "tasks/tasks.h"
 
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,47 +96,7 @@ static int sha256_run(struct p2c2r_exec_call *c)
     return 0;
 }
 
-static const struct p2c2r_executor exec_echo = {"echo", 1, P2C2R_EXEC_CHEAP, TASK_MAX_INPUT, NULL, echo_run};
-static const struct p2c2r_executor exec_sha256 = {"sha256", 1, P2C2R_EXEC_CHEAP, TASK_MAX_INPUT,
-                                                  sha256_check, sha256_run};
-
-/* The compute executors are weak references: a program that links only some
- * executor objects (each fuzz target links tasks.c with just the decoder it
- * exercises) gets NULL for the others, which the table skips.  The daemons
- * link every executor object (p2c2r_tasks is an object library). */
-extern const struct p2c2r_executor exec_upscale __attribute__((weak));
-extern const struct p2c2r_executor exec_raytrace __attribute__((weak));
-extern const struct p2c2r_executor exec_physics __attribute__((weak));
-extern const struct p2c2r_executor exec_pathfind __attribute__((weak));
-
-static const struct p2c2r_executor *const candidates[] = {
-    &exec_echo, &exec_sha256, &exec_upscale, &exec_raytrace, &exec_physics, &exec_pathfind,
-};
-static struct p2c2r_executor builtin[sizeof(candidates) / sizeof(candidates[0])];
-static size_t nbuiltin;
-static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
-
-static void builtin_init(void)
-{
-    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
-        if (candidates[i])
-            builtin[nbuiltin++] = *candidates[i];
-}
-
-const struct p2c2r_executor *tasks_builtin(size_t *count)
-{
-    pthread_once(&builtin_once, builtin_init);
-    *count = nbuiltin;
-    return builtin;
-}
-
-const struct p2c2r_executor *tasks_find(const char *name, size_t name_len)
-{
-    size_t n;
-    const struct p2c2r_executor *b = tasks_builtin(&n);
-    for (size_t i = 0; i < n; i++) {
-        if (strlen(b[i].name) == name_len && memcmp(b[i].name, name, name_len) == 0)
-            return &b[i];
-    }
-    return NULL;
-}
+const struct p2c2r_executor exec_echo = {"echo", 1, P2C2R_EXEC_CHEAP | P2C2R_EXEC_DETERMINISTIC,
+                                         TASK_MAX_INPUT, NULL, echo_run};
+const struct p2c2r_executor exec_sha256 = {"sha256", 1, P2C2R_EXEC_CHEAP | P2C2R_EXEC_DETERMINISTIC,
+                                           TASK_MAX_INPUT, sha256_check, sha256_run};

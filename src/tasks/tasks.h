@@ -1,4 +1,5 @@
-/* tasks.h - the table of built-in executors. */
+/* tasks.h - the table of built-in executors (registry.c) and the helpers
+ * the executors share (tasks.c). */
 #ifndef P2C2R_TASKS_H
 #define P2C2R_TASKS_H
 
@@ -6,14 +7,21 @@
 
 #include "p2c2r/executor.h"
 
-/* Returns the built-in executor table and its length (static storage). */
-const struct p2c2r_executor *tasks_builtin(size_t *count);
+/* The two executors defined in tasks.c; the compute executors are declared
+ * in their own headers (upscale.h, raytrace.h, physics.h, pathfind.h). */
+extern const struct p2c2r_executor exec_echo;
+extern const struct p2c2r_executor exec_sha256;
+
+/* Returns the built-in executor table (static storage, constant): *count
+ * pointers, one per task type, in registration order. */
+const struct p2c2r_executor *const *tasks_builtin(size_t *count);
 
 /* Formats a one-line reason into err[0..cap) (no-op when err is NULL or
  * cap is 0): the common way executors and their decoders report errors. */
 void tasks_errf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Finds a built-in executor by name (name_len bytes), or NULL. */
+/* Finds a built-in executor by name (name_len bytes, not NUL-terminated):
+ * the table's own entry (e.g. &exec_echo), or NULL. */
 const struct p2c2r_executor *tasks_find(const char *name, size_t name_len);
 
 #endif

@@ -400,4 +400,5 @@ static int upscale_run(struct p2c2r_exec_call *c)
     return upscale_process(&p, c->input, c->input_len, exec_alloc, c, NULL, c->err, c->err_cap);
 }
 
-const struct p2c2r_executor exec_upscale = {"upscale", 1, 0, UPSCALE_MAX_INPUT, upscale_check, upscale_run};
+const struct p2c2r_executor exec_upscale = {"upscale", 1, P2C2R_EXEC_DETERMINISTIC, UPSCALE_MAX_INPUT,
+                                          upscale_check, upscale_run};

@@ -86,7 +86,10 @@ static size_t body_register(uint8_t *d, int many)
     m.ntypes = many ? PROTO_MAX_TYPES : 2;
     for (unsigned i = 0; i < m.ntypes; i++) {
         const char *nm = names[i % 4];
-        m.types[i] = (struct proto_tasktype){{(const uint8_t *)nm, strlen(nm)}, 1 + i};
+        /* The long form spreads its flags over every bit, unknown ones
+         * included (receivers ignore those). */
+        uint8_t fl = many ? (uint8_t)(i * 0x25u) : PROTO_TYPE_F_DETERMINISTIC;
+        m.types[i] = (struct proto_tasktype){{(const uint8_t *)nm, strlen(nm)}, 1 + i, fl};
     }
     return proto_put_register(d, &m);
 }

@@ -2,21 +2,14 @@
 # simulation and its encoder (tests/fuzz/fuzz_physics.c).  Included from
 # tests/fuzz/CMakeLists.txt after its clang check, so P2C2R_FUZZ_SAN is set.
 #
-# The executor's sources are compiled again with coverage instrumentation
-# (fuzzer-no-link) into a library of their own; tasks.c comes along for
-# p2c2r_param_get.  The seed corpus is corpus/fuzz_physics (hand-written
+# The executor comes instrumented from p2c2r_fuzz_tasks (every executor, as
+# in the daemons).  The seed corpus is corpus/fuzz_physics (hand-written
 # scenes: every shape pair, params lines, and refused inputs).
-
-file(GLOB P2C2R_FUZZ_PHYSICS_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/tasks/physics*.c)
-add_library(p2c2r_fuzz_physics STATIC ${P2C2R_FUZZ_PHYSICS_SOURCES} ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c
-                                                                  ${PROJECT_SOURCE_DIR}/src/tasks/exec_abi.c)
-target_compile_options(p2c2r_fuzz_physics PRIVATE -fsanitize=fuzzer-no-link ${P2C2R_FUZZ_SAN})
-target_link_libraries(p2c2r_fuzz_physics PUBLIC PkgConfig::JANSSON OpenSSL::Crypto m)
 
 add_executable(fuzz_physics fuzz_physics.c)
 target_compile_options(fuzz_physics PRIVATE -fsanitize=fuzzer ${P2C2R_FUZZ_SAN})
 target_link_options(fuzz_physics PRIVATE -fsanitize=fuzzer ${P2C2R_FUZZ_SAN})
-target_link_libraries(fuzz_physics PRIVATE p2c2r_fuzz_physics)
+target_link_libraries(fuzz_physics PRIVATE p2c2r_fuzz_tasks)
 # Every checked-in input once, no mutation (nothing is written to the corpus).
 add_test(NAME fuzz_physics_corpus
          COMMAND fuzz_physics -runs=0 -artifact_prefix=${CMAKE_CURRENT_BINARY_DIR}/fuzz_physics-

@@ -1,24 +1,13 @@
 # Fuzz target for the raytrace executor's decoders (included by
 # tests/fuzz/CMakeLists.txt when P2C2R_FUZZ is ON and the compiler is clang).
-# The raytrace sources are compiled again here with coverage
-# instrumentation (fuzzer-no-link) and the sanitizers; tasks.c comes along
-# for p2c2r_param_get.  The seed corpus is corpus/fuzz_raytrace/ (hand
-# written scenes, plus scene + NUL + mesh blob files); scripts/fuzz.sh
-# picks the target up from that directory.
-add_library(p2c2r_fuzz_raytrace STATIC
-  ${PROJECT_SOURCE_DIR}/src/tasks/raytrace.c
-  ${PROJECT_SOURCE_DIR}/src/tasks/raytrace_scene.c
-  ${PROJECT_SOURCE_DIR}/src/tasks/raytrace_bvh.c
-  ${PROJECT_SOURCE_DIR}/src/tasks/raytrace_render.c
-  ${PROJECT_SOURCE_DIR}/src/tasks/tasks.c
-  ${PROJECT_SOURCE_DIR}/src/tasks/exec_abi.c)
-target_compile_options(p2c2r_fuzz_raytrace PRIVATE -fsanitize=fuzzer-no-link ${P2C2R_FUZZ_SAN})
-target_link_libraries(p2c2r_fuzz_raytrace PUBLIC PkgConfig::JANSSON PkgConfig::PNG OpenSSL::Crypto m)
-
+# The executor comes instrumented (coverage and sanitizers) from
+# p2c2r_fuzz_tasks, every executor as in the daemons.  The seed corpus is
+# corpus/fuzz_raytrace/ (hand written scenes, plus scene + NUL + mesh blob
+# files); scripts/fuzz.sh picks the target up from that directory.
 add_executable(fuzz_raytrace ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_raytrace.c)
 target_compile_options(fuzz_raytrace PRIVATE -fsanitize=fuzzer ${P2C2R_FUZZ_SAN})
 target_link_options(fuzz_raytrace PRIVATE -fsanitize=fuzzer ${P2C2R_FUZZ_SAN})
-target_link_libraries(fuzz_raytrace PRIVATE p2c2r_fuzz_raytrace)
+target_link_libraries(fuzz_raytrace PRIVATE p2c2r_fuzz_tasks)
 add_test(NAME fuzz_raytrace_corpus
          COMMAND fuzz_raytrace -runs=0 -artifact_prefix=${CMAKE_CURRENT_BINARY_DIR}/fuzz_raytrace-
                  ${CMAKE_CURRENT_SOURCE_DIR}/corpus/fuzz_raytrace

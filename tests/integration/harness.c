@@ -1636,6 +1636,7 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
         reg.types[reg.ntypes].name.p = (const uint8_t *)tok;
         reg.types[reg.ntypes].name.len = strlen(tok);
         reg.types[reg.ntypes].version = 1;
+        reg.types[reg.ntypes].flags = PROTO_TYPE_F_DETERMINISTIC; /* as a real peer's built-ins */
         reg.ntypes++;
     }
     size_t rl = proto_register_size(&reg);

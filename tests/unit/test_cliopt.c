@@ -3,6 +3,10 @@
  * spellings, bounds on integers, the OPT_MULTI limit, positional arguments,
  * --help/--version, and the usage errors with their messages.
  *
+ * --help shows defaults taken from the option variables (CLIOPT_DEFAULT);
+ * and p2c2r-peer --help (the binary named by $P2C2R_PEER_BIN, which ctest
+ * sets) must offer every built-in task type as the default of --types.
+ *
  * cliopt_parse prints on stdout/stderr; the tests capture both in a
  * temporary file to check the text.  getopt keeps hidden state between
  * calls, so each parse starts from a fully reset getopt (see getopt_reset)
@@ -14,6 +18,7 @@
 
 #include "check.h"
 #include "common/cliopt.h"
+#include "tasks/tasks.h"
 
 static int o_verbose;
 static const char *o_str;
@@ -260,6 +265,161 @@ static void test_cluster_bugs(void)
     getopt_reset();
 }
 
+/* ---- defaults in --help -------------------------------------------------- */
+
+static int64_t d_num, d_bytes, d_odd, d_neg;
+static const char *d_str, *d_null, *d_secret;
+static int d_flag;
+
+static const struct cliopt dopts[] = {
+    {"num", 'n', OPT_INT, "N", 0, 100, "a number", &d_num, CLIOPT_DEFAULT},
+    {"bytes", 0, OPT_INT, "BYTES", 0, INT64_MAX, "a size", &d_bytes, CLIOPT_DEFAULT},
+    {"odd", 0, OPT_INT, "BYTES", 0, INT64_MAX, "an odd size", &d_odd, CLIOPT_DEFAULT},
+    {"neg", 0, OPT_INT, "N", -10, 10, "a negative number", &d_neg, CLIOPT_DEFAULT},
+    {"str", 's', OPT_STR, "S", 0, 0, "a string", &d_str, CLIOPT_DEFAULT},
+    {"null", 0, OPT_STR, "S", 0, 0, "unset by default", &d_null, CLIOPT_DEFAULT},
+    {"secret", 0, OPT_STR, "S", 0, 0, "not shown", &d_secret},
+    {"flag", 0, OPT_FLAG, NULL, 0, 0, "a flag", &d_flag, CLIOPT_DEFAULT},
+};
+#define NDOPTS ((int)(sizeof(dopts) / sizeof(dopts[0])))
+
+/* The --help line of option name in out, copied to line (or ""). */
+static void help_line(const char *name, char *line, size_t cap)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "--%s ", name);
+    line[0] = '\0';
+    for (const char *p = out; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        const char *k = strstr(p, key);
+        if (k && k < p + n) {
+            snprintf(line, cap, "%.*s", (int)n, p);
+            return;
+        }
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+static int dparse(char **argv)
+{
+    d_num = 42;
+    d_bytes = 16 << 20;
+    d_odd = 1500;
+    d_neg = -3;
+    d_str = "abc,def";
+    d_null = NULL;
+    d_secret = "hunter2";
+    d_flag = 0;
+    getopt_reset();
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    fflush(stdout);
+    FILE *tmp = tmpfile();
+    if (!tmp)
+        exit(2);
+    int so = dup(1);
+    dup2(fileno(tmp), 1);
+    int fp, rc = cliopt_parse(argc, argv, dopts, NDOPTS, "prog", "", "About.", &fp);
+    fflush(stdout);
+    dup2(so, 1);
+    close(so);
+    rewind(tmp);
+    size_t n = fread(out, 1, sizeof(out) - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+    return rc;
+}
+
+static void test_help_defaults(void)
+{
+    char line[512];
+    /* Options given before --help change the values, not the defaults. */
+    static const char *const runs[][4] = {
+        {"prog", "--help", NULL, NULL},
+        {"prog", "-n", "7", "--help"},
+        {"prog", "--str=zzz", "--flag", "--help"},
+    };
+    for (size_t r = 0; r < sizeof(runs) / sizeof(runs[0]); r++) {
+        char *argv[5] = {NULL};
+        for (int i = 0; i < 4 && runs[r][i]; i++)
+            argv[i] = (char *)runs[r][i];
+        CHECK_EQ(dparse(argv), 1);
+        help_line("num", line, sizeof(line));
+        CHECK(strstr(line, "a number (default: 42)") != NULL);
+        help_line("bytes", line, sizeof(line));
+        CHECK(strstr(line, "a size (default: 16 MiB)") != NULL);
+        help_line("odd", line, sizeof(line));
+        CHECK(strstr(line, "an odd size (default: 1500)") != NULL);
+        help_line("neg", line, sizeof(line));
+        CHECK(strstr(line, "(default: -3)") != NULL);
+        help_line("str", line, sizeof(line));
+        CHECK(strstr(line, "a string (default: abc,def)") != NULL);
+        help_line("null", line, sizeof(line));
+        CHECK(line[0] && strstr(line, "default:") == NULL);
+        help_line("secret", line, sizeof(line));
+        CHECK(line[0] && strstr(line, "hunter2") == NULL && strstr(line, "default") == NULL);
+        CHECK(strstr(out, "--flag") != NULL && strstr(out, "a flag (default") == NULL);
+    }
+    /* cliopt_help shows the values as they are now. */
+    d_bytes = 3ll << 30;
+    d_str = "now";
+    FILE *tmp = tmpfile();
+    if (CHECK(tmp != NULL)) {
+        cliopt_help(tmp, dopts, NDOPTS, "p", "U", "A");
+        rewind(tmp);
+        size_t n = fread(out, 1, sizeof(out) - 1, tmp);
+        out[n] = '\0';
+        fclose(tmp);
+        CHECK(strstr(out, "a size (default: 3 GiB)") != NULL);
+        CHECK(strstr(out, "a string (default: now)") != NULL);
+        d_bytes = 5 << 10;
+        tmp = tmpfile();
+        if (CHECK(tmp != NULL)) {
+            cliopt_help(tmp, dopts, NDOPTS, "p", "U", "A");
+            rewind(tmp);
+            n = fread(out, 1, sizeof(out) - 1, tmp);
+            out[n] = '\0';
+            fclose(tmp);
+            CHECK(strstr(out, "a size (default: 5 KiB)") != NULL);
+        }
+    }
+}
+
+/* p2c2r-peer --help: the default of --types is the executor table, every
+ * type in table order (what the peer registers when --types is not given). */
+static void test_peer_help(void)
+{
+    const char *bin = getenv("P2C2R_PEER_BIN");
+    if (!CHECK(bin && *bin)) {
+        fprintf(stderr, "test_cliopt: set P2C2R_PEER_BIN to the p2c2r-peer binary (ctest does)\n");
+        return;
+    }
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "'%s' --help 2>&1", bin);
+    FILE *p = popen(cmd, "r");
+    if (!CHECK(p != NULL))
+        return;
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    CHECK_EQ(pclose(p), 0);
+    char line[1024], want[1024];
+    help_line("types", line, sizeof(line));
+    size_t nb, o = 0;
+    const struct p2c2r_executor *const *t = tasks_builtin(&nb);
+    CHECK(nb == 6);
+    for (size_t i = 0; i < nb; i++) {
+        o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%s", i ? "," : "(default: ", t[i]->name);
+        char word[64];
+        snprintf(word, sizeof(word), "%s", t[i]->name);
+        CHECK(strstr(line, word) != NULL);
+    }
+    snprintf(want + o, sizeof(want) - o, ")");
+    if (!CHECK(strstr(line, want) != NULL))
+        fprintf(stderr, "p2c2r-peer --help says:\n%s\nwanted %s\n", line, want);
+}
+
 int main(void)
 {
     test_kinds();
@@ -268,5 +428,7 @@ int main(void)
     test_errors();
     test_help_version();
     test_cluster_bugs();
+    test_help_defaults();
+    test_peer_help();
     return check_report("test_cliopt");
 }

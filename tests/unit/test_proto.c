@@ -594,6 +594,8 @@ static void check_register(const struct msg_register *m, uint64_t req_id)
                           m->types[i].name.len);
                 CHECK(view_inside(o.types[i].name, b, n));
                 CHECK_EQU(o.types[i].version, m->types[i].version);
+                /* Unknown flag bits are ignored: cleared, not refused. */
+                CHECK_EQU(o.types[i].flags, m->types[i].flags & PROTO_TYPE_FLAGS_KNOWN);
             }
         }
     }
@@ -620,8 +622,8 @@ static void test_register(void)
     m.gpu = 1;
     m.gpu_model = bv("RTX 4090", 8);
     m.ntypes = 2;
-    m.types[0] = (struct proto_tasktype){bv("echo", 4), 1};
-    m.types[1] = (struct proto_tasktype){bv("sha256", 6), 2};
+    m.types[0] = (struct proto_tasktype){bv("echo", 4), 1, PROTO_TYPE_F_DETERMINISTIC};
+    m.types[1] = (struct proto_tasktype){bv("sha256", 6), 2, 0};
     check_register(&m, 0);
 
     memset(&m, 0, sizeof(m));
@@ -635,9 +637,27 @@ static void test_register(void)
     m.gpu_model = bv(model, PROTO_MAX_NAME);
     m.ntypes = PROTO_MAX_TYPES;
     for (int i = 0; i < PROTO_MAX_TYPES; i++)
-        m.types[i] = (struct proto_tasktype){bv(names[i], (size_t)(i + 1)), UINT32_MAX - (uint32_t)i};
+        m.types[i] = (struct proto_tasktype){bv(names[i], (size_t)(i + 1)), UINT32_MAX - (uint32_t)i,
+                                             (uint8_t)(0xff - i)};
     m.types[PROTO_MAX_TYPES - 1].name.len = PROTO_MAX_TYPE_NAME;
     check_register(&m, 2);
+
+    /* Every value of a type's flags byte is accepted; only the known bits
+     * come through. */
+    for (unsigned f = 0; f < 256; f++) {
+        memset(&m, 0, sizeof(m));
+        m.ntypes = 1;
+        m.types[0] = (struct proto_tasktype){bv("physics", 7), 3, (uint8_t)f};
+        static uint8_t fb[64];
+        size_t fn = proto_put_register(fb, &m);
+        CHECK_EQU(fn, 16u + PROTO_TYPE_ENTRY_FIXED + 7);
+        CHECK_EQU(fb[fn - 1], f);
+        struct msg_register o;
+        uint8_t *c = dup_exact(fb, fn);
+        if (CHECK(proto_parse_register(c, fn, &o) == 0))
+            CHECK_EQU(o.types[0].flags, f & PROTO_TYPE_F_DETERMINISTIC);
+        free(c);
+    }
 
     /* Over the limits. */
     static uint8_t b[4096];
@@ -668,6 +688,7 @@ static void test_register(void)
     b[n++] = 'z';
     wr32(b + n, 1);
     n += 4;
+    b[n++] = PROTO_TYPE_F_DETERMINISTIC;
     b[13] = PROTO_MAX_TYPES + 1;
     CHECK_EQ(any_register(b, n), P2C2R_EPROTO);
     b[13] = 0xff;
@@ -679,6 +700,47 @@ static void test_register(void)
     n = proto_put_register(b, &m);
     b[13] = 2;
     CHECK_EQ(any_register(b, n), P2C2R_EPROTO);
+}
+
+/* The PEER_REGISTER example of docs/PROTOCOL.md section 13, byte for byte:
+ * req_id 2, 8 cores, 8 slots, 16 GiB, no GPU, echo v1 and sha256 v1, both
+ * deterministic.  The same body without the flags bytes (the format before
+ * they were added) is refused, not misread. */
+static void test_register_example(void)
+{
+    static const uint8_t frame[] = {
+        0x50, 0x32, 0x43, 0x52, 0x01, 0x10, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x26, 0x00, 0x00, 0x00, 0x08, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,
+        0x00, 0x02, 0x00, 0x00, 0x04, 0x65, 0x63, 0x68, 0x6f, 0x01, 0x00, 0x00, 0x00, 0x01, 0x06, 0x73,
+        0x68, 0x61, 0x32, 0x35, 0x36, 0x01, 0x00, 0x00, 0x00, 0x01,
+    };
+    static const uint8_t old_body[] = {
+        0x08, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00,
+        0x04, 0x65, 0x63, 0x68, 0x6f, 0x01, 0x00, 0x00, 0x00, 0x06, 0x73, 0x68, 0x61, 0x32, 0x35, 0x36,
+        0x01, 0x00, 0x00, 0x00,
+    };
+    struct msg_register m;
+    memset(&m, 0, sizeof(m));
+    m.cores = 8;
+    m.slots = 8;
+    m.mem_bytes = 16ull << 30;
+    m.ntypes = 2;
+    m.types[0] = (struct proto_tasktype){bv("echo", 4), 1, PROTO_TYPE_F_DETERMINISTIC};
+    m.types[1] = (struct proto_tasktype){bv("sha256", 6), 1, PROTO_TYPE_F_DETERMINISTIC};
+    size_t n = proto_register_size(&m);
+    if (!CHECK(PROTO_HDR_LEN + n == sizeof(frame)))
+        return;
+    proto_put_hdr(frame_buf, MSG_PEER_REGISTER, 0, 2, (uint32_t)n);
+    CHECK_EQU(proto_put_register(frame_buf + PROTO_HDR_LEN, &m), n);
+    CHECK_MEM(frame_buf, sizeof(frame), frame, sizeof(frame));
+    CHECK_EQ(any_register(old_body, sizeof(old_body)), P2C2R_EPROTO);
+    /* One type in the old format: its flags byte is simply missing. */
+    uint8_t one[16 + 1 + 4 + 4];
+    memcpy(one, old_body, sizeof(one));
+    one[13] = 1;
+    CHECK_EQ(any_register(one, sizeof(one)), P2C2R_EPROTO);
+    one[13] = 0; /* and a body of no types with a trailing entry */
+    CHECK_EQ(any_register(one, sizeof(one)), P2C2R_EPROTO);
 }
 
 /* ---- tasks: SUBMIT, ASSIGN, SUBMIT_BATCH entries ------------------------ */
@@ -1105,6 +1167,7 @@ int main(void)
     test_error();
     test_integers();
     test_register();
+    test_register_example();
     test_task();
     test_task_ext();
     test_batch();

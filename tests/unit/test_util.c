@@ -1,6 +1,6 @@
-/* test_util.c - unit tests for src/common/util.c (addresses, integers,
- * clock, PRNG, allocation helpers) and src/common/errors.c (the error code
- * table behind p2c2r_strerror and p2c2r_errname).
+/* test_util.c - unit tests for src/common/util.c (addresses, integers, hex,
+ * comma lists, clock, PRNG, allocation helpers) and src/common/errors.c (the
+ * error code table behind p2c2r_strerror and p2c2r_errname).
  *
  * Address tests resolve only numeric hosts and "localhost", so they need no
  * network. */
@@ -274,6 +274,86 @@ static void test_clock_rng_alloc(void)
     free(s);
 }
 
+static void test_hex(void)
+{
+    char out[2 * 32 + 1];
+    memset(out, 'x', sizeof(out));
+    hex_encode(NULL, 0, out);
+    CHECK(out[0] == '\0' && out[1] == 'x'); /* just the NUL */
+    static const uint8_t b[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xcd, 0xef, 0xff};
+    memset(out, 'x', sizeof(out));
+    hex_encode(b, sizeof(b), out);
+    CHECK(strcmp(out, "00017f80abcdefff") == 0);
+    CHECK(out[17] == 'x'); /* nothing past 2n + 1 */
+    uint8_t all[32];
+    for (int i = 0; i < 32; i++)
+        all[i] = (uint8_t)(i * 37 + 5);
+    hex_encode(all, sizeof(all), out);
+    CHECK_EQU(strlen(out), 64u);
+    for (int i = 0; i < 64; i++)
+        CHECK((out[i] >= '0' && out[i] <= '9') || (out[i] >= 'a' && out[i] <= 'f'));
+    /* The same digits the SHA-256 of "abc" prints with: a known vector. */
+    static const uint8_t abc[] = {0xba, 0x78, 0x16, 0xbf};
+    hex_encode(abc, sizeof(abc), out);
+    CHECK(strcmp(out, "ba7816bf") == 0);
+}
+
+/* Splits s with util_list_next into "item|item|..." (each item between
+ * brackets, so empty ones show) and returns the number of items. */
+static int split(const char *s, char *dst, size_t cap)
+{
+    const char *it, *p = s;
+    size_t n, o = 0;
+    int count = 0;
+    dst[0] = '\0';
+    while (util_list_next(&p, &it, &n)) {
+        CHECK(it >= s && it + n <= s + strlen(s));
+        CHECK(memchr(it, ',', n) == NULL);
+        o += (size_t)snprintf(dst + o, cap - o, "[%.*s]", (int)n, it);
+        count++;
+        if (count > 16)
+            break;
+    }
+    CHECK(*p == '\0'); /* the iterator ends at the end of the string */
+    CHECK(util_list_next(&p, &it, &n) == 0); /* and stays there */
+    return count;
+}
+
+static void test_list_next(void)
+{
+    char out[256];
+    CHECK_EQ(split("", out, sizeof(out)), 0);
+    CHECK(strcmp(out, "") == 0);
+    CHECK_EQ(split("echo", out, sizeof(out)), 1);
+    CHECK(strcmp(out, "[echo]") == 0);
+    CHECK_EQ(split("echo,sha256,upscale", out, sizeof(out)), 3);
+    CHECK(strcmp(out, "[echo][sha256][upscale]") == 0);
+    /* Empty items are passed on for the caller to refuse... */
+    CHECK_EQ(split("a,,b", out, sizeof(out)), 3);
+    CHECK(strcmp(out, "[a][][b]") == 0);
+    CHECK_EQ(split(",a", out, sizeof(out)), 2);
+    CHECK(strcmp(out, "[][a]") == 0);
+    CHECK_EQ(split(",", out, sizeof(out)), 1);
+    CHECK(strcmp(out, "[]") == 0);
+    CHECK_EQ(split(",,", out, sizeof(out)), 2);
+    CHECK(strcmp(out, "[][]") == 0);
+    /* ...except after a trailing comma, which ends the list. */
+    CHECK_EQ(split("a,", out, sizeof(out)), 1);
+    CHECK(strcmp(out, "[a]") == 0);
+    CHECK_EQ(split("a,b,", out, sizeof(out)), 2);
+    CHECK(strcmp(out, "[a][b]") == 0);
+    /* Spaces are not trimmed: they belong to the items. */
+    CHECK_EQ(split(" a , b", out, sizeof(out)), 2);
+    CHECK(strcmp(out, "[ a ][ b]") == 0);
+    CHECK_EQ(split(" ", out, sizeof(out)), 1);
+    CHECK(strcmp(out, "[ ]") == 0);
+    /* Other separators are part of the items too. */
+    CHECK_EQ(split("upscale=16,pathfind=100", out, sizeof(out)), 2);
+    CHECK(strcmp(out, "[upscale=16][pathfind=100]") == 0);
+    CHECK_EQ(split("*", out, sizeof(out)), 1);
+    CHECK(strcmp(out, "[*]") == 0);
+}
+
 int main(void)
 {
     test_addr();
@@ -281,5 +361,7 @@ int main(void)
     test_parse_i64();
     test_errors();
     test_clock_rng_alloc();
+    test_hex();
+    test_list_next();
     return check_report("test_util");
 }

@@ -125,7 +125,7 @@ static void test_coordinator(void)
     snprintf(addr, sizeof(addr), "%s", h_addr());
     int rc = cli(map_path, "--from", "3,45", "--to", "39,11", "--coordinator", addr, NULL);
     /* The daemons must carry the executor (p2c2r_tasks is linked into them
-     * directly; the table refers to each executor weakly). */
+     * directly; the table in src/tasks/registry.c lists every executor). */
     int unsupported = rc == 1 && h_err_has("no connected peer runs task type 'pathfind'");
     H_CHECK(!unsupported, "p2c2rd's local peer does not run pathfind: %s", h_last()->err);
     if (unsupported) {

@@ -95,7 +95,7 @@ static void test_coordinator(void)
     snprintf(addr, sizeof(addr), "%s", h_addr());
     int rc = cli(scene_path, "--coordinator", addr, "--json", NULL);
     /* The daemons must carry the executor (p2c2r_tasks is linked into them
-     * directly; the table refers to each executor weakly). */
+     * directly; the table in src/tasks/registry.c lists every executor). */
     int unsupported = rc == 1 && (h_err_has("Unsupported") || h_err_has("unsupported") ||
                                   h_err_has("no connected peer"));
     H_CHECK(!unsupported, "p2c2rd's local peer does not run physics: %s", h_last()->err);

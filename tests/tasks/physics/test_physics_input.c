@@ -283,7 +283,7 @@ static void good(void)
         CHECK(strstr(out, "\"velocity\":[0,-0.16350000000000001,0]") != NULL);
         free(out);
     }
-    CHECK(strcmp(exec_physics.name, "physics") == 0 && exec_physics.version == 1 && exec_physics.flags == 0);
+    CHECK(strcmp(exec_physics.name, "physics") == 0 && exec_physics.version == 1 && exec_physics.flags == P2C2R_EXEC_DETERMINISTIC);
 }
 
 int main(void)

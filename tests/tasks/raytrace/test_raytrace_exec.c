@@ -93,7 +93,7 @@ static void test_table(void)
     if (CHECK(e != NULL)) {
         CHECK(strcmp(e->name, "raytrace") == 0);
         CHECK_EQU(e->version, 1);
-        CHECK_EQU(e->flags, 0);
+        CHECK_EQU(e->flags, P2C2R_EXEC_DETERMINISTIC);
         CHECK_EQU(e->max_input, RT_MAX_INPUT);
         CHECK(e->run != NULL && e->check != NULL);
     }

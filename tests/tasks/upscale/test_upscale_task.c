@@ -280,7 +280,7 @@ static int exec_call(const char *params, const uint8_t *in, size_t len, struct f
 static void test_executor(void)
 {
     CHECK(strcmp(exec_upscale.name, "upscale") == 0);
-    CHECK(exec_upscale.version == 1 && exec_upscale.flags == 0 && exec_upscale.check && exec_upscale.run);
+    CHECK(exec_upscale.version == 1 && exec_upscale.flags == P2C2R_EXEC_DETERMINISTIC && exec_upscale.check && exec_upscale.run);
     CHECK(exec_upscale.max_input >= (size_t)IMAGE_MAX_PIXELS * 4);
 
     uint8_t rgb[8 * 6 * 3];
