@@ -255,14 +255,15 @@ static void case_cuts(void)
     expect_cut("RESULT before PEER_REGISTER", ROLE_PEER, 0, MSG_RESULT, (uint8_t[8]){0}, 8, P2C2R_EPROTO,
                "RESULT before PEER_REGISTER");
 
-    /* PEER_REGISTER bodies built by hand: header fields, then type entries. */
+    /* PEER_REGISTER bodies built by hand: header fields, then type entries
+     * (name_len, name, u32 version, u8 flags). */
     uint8_t reg[2048];
     memset(reg, 0, sizeof(reg));
     reg[2] = 1; /* slots 1 */
     size_t n = 16;
     reg[13] = 1; /* one type with an empty name */
     reg[n++] = 0;
-    n += 4;
+    n += 4 + 1; /* version, flags */
     expect_cut("PEER_REGISTER with an empty type name", ROLE_PEER, 0, MSG_PEER_REGISTER, reg, n, P2C2R_EPROTO,
                "malformed PEER_REGISTER");
     n = 16;
@@ -272,7 +273,7 @@ static void case_cuts(void)
         reg[n + 1] = (uint8_t)('a' + i % 26);
         reg[n + 2] = (uint8_t)('a' + i / 26);
         reg[n + 3] = 'x';
-        n += 1 + 3 + 4;
+        n += 1 + 3 + 4 + 1; /* name_len, name, version, flags */
     }
     expect_cut("PEER_REGISTER with 33 types", ROLE_PEER, 0, MSG_PEER_REGISTER, reg, n, P2C2R_ELIMIT,
                "33 task types");
@@ -283,7 +284,7 @@ static void case_cuts(void)
     reg[13] = 1;
     reg[n++] = 3;
     memcpy(reg + n, "A B", 3);
-    n += 3 + 4;
+    n += 3 + 4 + 1;
     expect_cut("PEER_REGISTER with a bad type name", ROLE_PEER, 0, MSG_PEER_REGISTER, reg, n, P2C2R_EINVAL,
                "task type names");
 }
