@@ -482,6 +482,7 @@ static int64_t json_int(const char *json, const char *key)
     return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
 
+/* The coordinator's STATS document; free it with p2c2r_stats_free. */
 static char *coord_stats(p2c2r_client *c)
 {
     char *json = NULL;
@@ -538,7 +539,7 @@ static void wait_peers(p2c2r_client *c, int64_t want)
     for (int i = 0; i < 600; i++) {
         char *json = coord_stats(c);
         have = json_int(json, "peers_connected");
-        free(json);
+        p2c2r_stats_free(json);
         if (have >= want)
             return;
         sleep_ms(100);
@@ -567,7 +568,7 @@ static void coord_counters(p2c2r_client *c, const int64_t *before, int64_t *afte
             break;
         used += (size_t)w;
     }
-    free(json);
+    p2c2r_stats_free(json);
 }
 
 static p2c2r_client *client_connect(const struct coord_proc *cp)
@@ -809,7 +810,7 @@ static void scale_one(int64_t npeers, int round, struct scale_run *out)
     coord_counters(c, NULL, k, counters, sizeof(counters));
     char *json = coord_stats(c);
     int64_t registered = json_int(json, "peers_connected");
-    free(json);
+    p2c2r_stats_free(json);
     if (registered != npeers)
         die("%s: %" PRId64 " of %" PRId64 " peers registered at the end of the run", tag, registered,
             npeers);

@@ -218,8 +218,13 @@ struct p2c2r_pressure {
 P2C2R_API int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out);
 
 /* Fetches the coordinator's statistics as a JSON document (blocking).  On
- * success *json is a NUL-terminated string the caller frees with free(). */
+ * success *json is a new NUL-terminated string the caller owns: free it with
+ * p2c2r_stats_free (not free(), so the library's allocator is used on both
+ * sides). */
 P2C2R_API int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json);
+
+/* Frees a string from p2c2r_client_stats.  NULL is a no-op.  Any thread. */
+P2C2R_API void p2c2r_stats_free(char *json);
 
 /* Uploads a blob (a map, a mesh: bytes many tasks share) to the coordinator
  * and waits up to timeout_ms for its content hash (SHA-256), written to

@@ -928,6 +928,8 @@ int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
     return 0;
 }
 
+void p2c2r_stats_free(char *json) { free(json); }
+
 const char *p2c2r_client_last_error(const p2c2r_client *c) { return c ? c->last_error : ""; }
 
 int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,

@@ -662,9 +662,10 @@ char *h_stats(const char *token)
     p2c2r_client *c;
     if (p2c2r_client_connect(H.addr, &o, &c) != 0)
         return NULL;
-    char *js = NULL;
-    if (p2c2r_client_stats(c, h_bound_ms(5000), &js) != 0)
-        js = NULL;
+    char *lib = NULL, *js = NULL;
+    if (p2c2r_client_stats(c, h_bound_ms(5000), &lib) == 0)
+        js = strdup(lib); /* the caller frees with free() */
+    p2c2r_stats_free(lib);
     p2c2r_client_close(c);
     return js;
 }

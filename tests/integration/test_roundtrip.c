@@ -645,7 +645,7 @@ int main(int argc, char **argv)
             js ? js : "(none)");
     H_CHECK(h_json_num(js, NULL, "cancelled") >= 2, "stats counters.cancelled < 2");
     H_CHECK(h_json_num(js, NULL, "renters") == 1, "stats renters != 1");
-    free(js);
+    p2c2r_stats_free(js);
     p2c2r_client_close(c);
     return h_finish();
 }
