@@ -574,7 +574,7 @@ static void coord_counters(p2c2r_client *c, const int64_t *before, int64_t *afte
 static p2c2r_client *client_connect(const struct coord_proc *cp)
 {
     p2c2r_client *c = NULL;
-    struct p2c2r_client_options o = {.name = "bench_sched"};
+    struct p2c2r_client_options o = {.size = sizeof o, .name = "bench_sched"};
     int rc = p2c2r_client_connect(cp->addr, &o, &c);
     if (rc != 0)
         die("connect to %s: %s", cp->addr, p2c2r_strerror(rc));
@@ -685,11 +685,11 @@ static void drive(p2c2r_client *c, uint64_t tasks, uint64_t run_us, uint32_t dea
         input[i] = (uint8_t)(i * 131 + 7);
     /* Priority interactive and (with flags 0) no flags: the task `p2c2r
      * bench` sends. */
-    struct p2c2r_task task = {.type = "echo", .priority = P2C2R_PRIO_INTERACTIVE, .input = input,
+    struct p2c2r_task task = {.size = sizeof task, .type = "echo", .priority = P2C2R_PRIO_INTERACTIVE, .input = input,
                               .input_len = (size_t)opt.size, .deadline_ms = deadline_ms,
                               .flags = flags};
     struct sent_log sl = {0};
-    struct p2c2r_result res[POLL_BATCH];
+    struct p2c2r_result res[POLL_BATCH] = {P2C2R_RESULT_INIT};
     uint64_t submitted = 0, finished = 0, start = now_us(), last_rx = start;
     if (t)
         t->t0 = start;

@@ -658,7 +658,7 @@ struct h_proc *h_peer_start(const char *name, int slots, const char *types, cons
 
 char *h_stats(const char *token)
 {
-    struct p2c2r_client_options o = {token, "it-stats", h_bound_ms(5000), 0};
+    struct p2c2r_client_options o = {sizeof o, token, "it-stats", h_bound_ms(5000), 0};
     p2c2r_client *c;
     if (p2c2r_client_connect(H.addr, &o, &c) != 0)
         return NULL;
@@ -695,8 +695,7 @@ p2c2r_ticket h_submit(p2c2r_client *c, const struct p2c2r_task *t)
 
 struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms)
 {
-    struct p2c2r_result r;
-    memset(&r, 0, sizeof(r));
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     int rc = p2c2r_client_wait(c, t, h_bound_ms(timeout_ms), &r);
     H_REQUIRE(rc == 0, "no result for ticket %llu within %d ms: %s", (unsigned long long)t.id,
               h_bound_ms(timeout_ms), h_err(rc));

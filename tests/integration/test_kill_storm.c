@@ -129,7 +129,7 @@ static void *api_main(void *arg)
     struct renter *r = arg;
     char name[32];
     snprintf(name, sizeof(name), "api-renter-%d", r->id);
-    struct p2c2r_client_options o = {NULL, name, h_bound_ms(5000), 0, 0};
+    struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0, 0};
     p2c2r_client *c = NULL;
     int *outcomes = calloc((size_t)r->tasks, sizeof(int));
     struct {
@@ -148,14 +148,14 @@ static void *api_main(void *arg)
         goto out;
     int next = 0, done = 0;
     uint64_t last = h_now_ms();
-    struct p2c2r_result res[WINDOW];
+    struct p2c2r_result res[WINDOW] = {P2C2R_RESULT_INIT};
     while (done < r->tasks) {
         for (int i = 0; i < WINDOW && next < r->tasks; i++) {
             if (slot[i].task >= 0)
                 continue;
             slot[i].s = spec_of(r->id, next);
             slot[i].in = input_of(&slot[i].s, slot[i].buf);
-            struct p2c2r_task t = {.type = slot[i].s.sha ? "sha256" : "echo",
+            struct p2c2r_task t = {.size = sizeof t, .type = slot[i].s.sha ? "sha256" : "echo",
                                    .priority = P2C2R_PRIO_INTERACTIVE,
                                    .input = slot[i].in,
                                    .input_len = slot[i].s.n,

@@ -46,7 +46,7 @@ static void *renter_main(void *arg)
     struct renter *r = arg;
     char name[32];
     snprintf(name, sizeof(name), "renter-%d", r->id);
-    struct p2c2r_client_options o = {NULL, name, h_bound_ms(5000), 0};
+    struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0};
     p2c2r_client *c;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     if (!H_CHECK(rc == 0, "%s: connect: %s", name, h_err(rc)))
@@ -59,7 +59,7 @@ static void *renter_main(void *arg)
     uint64_t size_rng = 0x1234u + (uint64_t)r->id * 7919u;
     int next = 0, done = 0, inflight = 0;
     uint64_t last_progress = h_now_ms();
-    struct p2c2r_result res[WINDOW];
+    struct p2c2r_result res[WINDOW] = {P2C2R_RESULT_INIT};
     while (done < r->tasks) {
         for (int i = 0; i < WINDOW && next < r->tasks; i++) {
             if (slot[i].task >= 0)
@@ -75,7 +75,7 @@ static void *renter_main(void *arg)
                 memcpy(s->in, &seed, 8);
                 memcpy(s->in + 8, "p2c2r-it", 8);
             }
-            struct p2c2r_task t = {"echo", 0, 0, P2C2R_PRIO_INTERACTIVE, NULL, 0, s->in, s->n};
+            struct p2c2r_task t = {sizeof t, "echo", 0, 0, P2C2R_PRIO_INTERACTIVE, NULL, 0, s->in, s->n};
             rc = p2c2r_client_submit(c, &t, &s->tk);
             if (rc == P2C2R_EAGAIN) {
                 s->task = -1;
