@@ -482,6 +482,7 @@ static int64_t json_int(const char *json, const char *key)
     return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
 
+/* The coordinator's STATS document; free it with p2c2r_stats_free. */
 static char *coord_stats(p2c2r_client *c)
 {
     char *json = NULL;
@@ -538,7 +539,7 @@ static void wait_peers(p2c2r_client *c, int64_t want)
     for (int i = 0; i < 600; i++) {
         char *json = coord_stats(c);
         have = json_int(json, "peers_connected");
-        free(json);
+        p2c2r_stats_free(json);
         if (have >= want)
             return;
         sleep_ms(100);
@@ -567,13 +568,13 @@ static void coord_counters(p2c2r_client *c, const int64_t *before, int64_t *afte
             break;
         used += (size_t)w;
     }
-    free(json);
+    p2c2r_stats_free(json);
 }
 
 static p2c2r_client *client_connect(const struct coord_proc *cp)
 {
     p2c2r_client *c = NULL;
-    struct p2c2r_client_options o = {.name = "bench_sched"};
+    struct p2c2r_client_options o = {.size = sizeof o, .name = "bench_sched"};
     int rc = p2c2r_client_connect(cp->addr, &o, &c);
     if (rc != 0)
         die("connect to %s: %s", cp->addr, p2c2r_strerror(rc));
@@ -684,11 +685,11 @@ static void drive(p2c2r_client *c, uint64_t tasks, uint64_t run_us, uint32_t dea
         input[i] = (uint8_t)(i * 131 + 7);
     /* Priority interactive and (with flags 0) no flags: the task `p2c2r
      * bench` sends. */
-    struct p2c2r_task task = {.type = "echo", .priority = P2C2R_PRIO_INTERACTIVE, .input = input,
+    struct p2c2r_task task = {.size = sizeof task, .type = "echo", .priority = P2C2R_PRIO_INTERACTIVE, .input = input,
                               .input_len = (size_t)opt.size, .deadline_ms = deadline_ms,
                               .flags = flags};
     struct sent_log sl = {0};
-    struct p2c2r_result res[POLL_BATCH];
+    struct p2c2r_result res[POLL_BATCH] = {P2C2R_RESULT_INIT};
     uint64_t submitted = 0, finished = 0, start = now_us(), last_rx = start;
     if (t)
         t->t0 = start;
@@ -809,7 +810,7 @@ static void scale_one(int64_t npeers, int round, struct scale_run *out)
     coord_counters(c, NULL, k, counters, sizeof(counters));
     char *json = coord_stats(c);
     int64_t registered = json_int(json, "peers_connected");
-    free(json);
+    p2c2r_stats_free(json);
     if (registered != npeers)
         die("%s: %" PRId64 " of %" PRId64 " peers registered at the end of the run", tag, registered,
             npeers);

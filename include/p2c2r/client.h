@@ -8,16 +8,69 @@
  *     (POLLIN, plus POLLOUT while p2c2r_client_want_write() is true), call
  *     p2c2r_client_process(), then p2c2r_client_poll(c, ..., 0).
  *
- * Thread safety: a client may be used from one thread at a time; distinct
- * clients are independent.  Every function returns 0 (or a count) on success
- * and a negative p2c2r_error on failure; out-parameters are written only on
- * success.  Every submitted task gets exactly one result: its output, an
- * executor error, a timeout, a cancellation, or the connection's failure. */
+ * Errors.  Every fallible function returns 0 (or a count) on success and a
+ * negative p2c2r_error on failure; out-parameters are written only on
+ * success.  Each contract below lists every code the function returns.  Two
+ * sets recur:
+ *   - a *size error* is EINVAL for a sized struct whose size member is out of
+ *     range (see "Sized structs" below);
+ *   - a *connection error* is the code the client's connection failed with,
+ *     which every later call that needs the connection returns again:
+ *     ECLOSED (the coordinator closed it), EIO (a socket error), EPROTO (the
+ *     coordinator sent something malformed), ETOOBIG (a frame over
+ *     max_result_bytes), or the code of an ERROR frame from the coordinator
+ *     (EAUTH, EVERSION, ELIMIT, ESHUTDOWN, EPROTO, ETOOBIG, ...; its text is
+ *     in p2c2r_client_last_error).
+ * Every submitted task gets exactly one result: its output, an executor
+ * error, a timeout, a cancellation, or the connection's failure.
+ *
+ * Threads.  A client may be used from one thread at a time; distinct clients
+ * are independent.  Functions that take no client (p2c2r_version,
+ * p2c2r_blob_hex, the p2c2r_*_init helpers, p2c2r_result_release,
+ * p2c2r_stats_free, and p2c2r_strerror / p2c2r_errname in error.h) may be
+ * called from any thread at any time.  The library installs no signal
+ * handlers and never raises SIGPIPE.
+ *
+ * Memory.  The library allocates with its own allocator; whatever it hands
+ * over is freed with the one function for that kind of object:
+ *   client  p2c2r_client_connect -> p2c2r_client_close
+ *   result  output of p2c2r_client_wait / _poll -> p2c2r_result_release
+ *   stats   p2c2r_client_stats -> p2c2r_stats_free
+ * Never pass these pointers to free().  Every other pointer the library
+ * receives is borrowed for the duration of the call (task inputs are copied
+ * before submit returns).
+ *
+ * Sized structs (the ABI rule).  Every struct the library reads or fills
+ * begins with `uint32_t size`, which the caller sets to sizeof the struct as
+ * the header it was compiled with declares it: use the P2C2R_*_INIT
+ * initializers (C), the p2c2r_*_init functions (C and C++), or
+ * `.size = sizeof x` in a designated initializer.  New fields are only ever
+ * appended, so a program built against an older header keeps working with a
+ * newer library:
+ *   - in a struct it reads (task, options) the library reads only the
+ *     fields that lie wholly within size; every other field counts as zero,
+ *     and zero always means the behaviour the library had before the field
+ *     existed.  When size is past the library's own sizeof (a newer header),
+ *     the bytes past it must be zero (that header's new fields left unset):
+ *     a nonzero byte there asks for something this library cannot do, and
+ *     is EINVAL;
+ *   - in a struct it fills (result, pressure) the library writes only the
+ *     fields that lie wholly within size, writes size itself back unchanged,
+ *     and sets the bytes past its own sizeof (a newer header's new fields)
+ *     to zero;
+ *   - a size below the struct's P2C2R_*_SIZE_MIN (0 included) or above
+ *     P2C2R_STRUCT_SIZE_MAX is EINVAL: a struct nobody initialised is caught
+ *     instead of misread.
+ * In an array the size of the first element is also the stride: the library
+ * steps through the caller's array by that many bytes, so an array built
+ * with an older header is read (p2c2r_client_submit_batch) and filled
+ * (p2c2r_client_poll) at the older, smaller element size. */
 #ifndef P2C2R_CLIENT_H
 #define P2C2R_CLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "p2c2r/error.h"
 #include "p2c2r/version.h"
@@ -26,39 +79,80 @@
 extern "C" {
 #endif
 
+/* The largest size any sized struct may give (see "Sized structs"). */
+#define P2C2R_STRUCT_SIZE_MAX 4096u
+
+/* An initializer that sets only the size member of struct T (the other
+ * members are zero).  C only: C++ compilers warn about the members it leaves
+ * out, so C++ code uses the p2c2r_*_init functions instead. */
+#ifndef __cplusplus
+#define P2C2R_SIZED_INIT_(T) {.size = (uint32_t)sizeof(T)}
+#endif
+
 typedef struct p2c2r_client p2c2r_client;
 
 /* A task's handle, unique within its client.  A struct so it cannot be
- * mixed up with other integers. */
+ * mixed up with other integers.  Its layout is fixed for good: it is passed
+ * by value. */
 typedef struct {
     uint64_t id;
 } p2c2r_ticket;
 
-/* Returns the version of the library loaded at run time, e.g. "0.2.0".  The
- * headers compiled against give theirs in P2C2R_VERSION_STRING,
+/* Returns the version of the library loaded at run time, e.g. "0.2.0": a
+ * static string, valid for as long as the library is loaded; never NULL.
+ * The headers compiled against give theirs in P2C2R_VERSION_STRING,
  * P2C2R_VERSION_MAJOR / _MINOR / _PATCH and P2C2R_VERSION_NUM (0xMMmmpp, for
  * #if), from p2c2r/version.h. */
 P2C2R_API const char *p2c2r_version(void);
 
+/* ---- connecting ----------------------------------------------------------- */
+
 struct p2c2r_client_options {
-    const char *token;       /* credential, NULL for none */
-    const char *name;        /* shown in coordinator stats, NULL for none */
-    int connect_timeout_ms;  /* 0 = 5000 */
+    uint32_t size;           /* sizeof(struct p2c2r_client_options): see "Sized structs" */
+    const char *token;       /* credential, NULL for none; borrowed for the call */
+    const char *name;        /* shown in coordinator stats, NULL for none; borrowed */
+    int connect_timeout_ms;  /* 0 (or negative) = 5000 */
     size_t max_result_bytes; /* larger results fail the connection; 0 = 16 MiB, max 1 GiB */
+    /* Fields below were added after the first layout (P2C2R_CLIENT_OPTIONS_SIZE_MIN). */
     uint32_t spin_us;        /* blocking waits busy-poll this long before sleeping
-                                (0 = never; worth it only with a core to spare) */
+                                (0 = never; worth it only with a core to spare; max 1 s) */
 };
 
+/* The smallest size p2c2r_client_connect accepts: the first layout, up to
+ * max_result_bytes. */
+#define P2C2R_CLIENT_OPTIONS_SIZE_MIN \
+    (offsetof(struct p2c2r_client_options, max_result_bytes) + sizeof(size_t))
+#define P2C2R_CLIENT_OPTIONS_INIT P2C2R_SIZED_INIT_(struct p2c2r_client_options)
+
+/* Zeroes *o and sets o->size: every option at its default. */
+static inline void p2c2r_client_options_init(struct p2c2r_client_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->size = (uint32_t)sizeof(*o);
+}
+
 /* Connects to a coordinator at "HOST:PORT" and completes the HELLO exchange
- * (blocking, up to connect_timeout_ms).  opts may be NULL.  On success *out
- * is a new client the caller owns (release with p2c2r_client_close).
- * Errors: EADDR, EIO, ETIMEDOUT, EAUTH, EVERSION, ENOMEM. */
+ * (blocking, up to connect_timeout_ms).  opts is borrowed for the call; NULL
+ * means every option at its default (as p2c2r_client_options_init gives).
+ * On success *out is a new client the caller owns: release it with
+ * p2c2r_client_close.
+ * Errors: EINVAL (out NULL, a size error in opts, max_result_bytes over
+ * 1 GiB, token or name too long), EADDR (addr NULL, malformed or not
+ * resolvable), EIO (socket or connect failure, or the coordinator closed
+ * the connection during HELLO), ETIMEDOUT, ENOMEM, EPROTO, ETOOBIG, or the
+ * code of the coordinator's ERROR frame (EAUTH: bad token; EVERSION: no
+ * common protocol version; ELIMIT: too many connections; ESHUTDOWN).
+ * Thread context: any thread; blocking. */
 P2C2R_API int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *opts,
-                         p2c2r_client **out);
+                                   p2c2r_client **out);
 
 /* Closes the connection and frees the client and every result not yet
- * collected.  NULL is a no-op. */
+ * collected; results already collected stay valid (release them with
+ * p2c2r_result_release, before or after).  Every pointer the client handed
+ * out that lives "until p2c2r_client_close" ends here.  NULL is a no-op. */
 P2C2R_API void p2c2r_client_close(p2c2r_client *c);
+
+/* ---- submitting ----------------------------------------------------------- */
 
 /* Priority classes (the scheduler honours them; see docs/PROTOCOL.md).
  * Values above P2C2R_PRIO_BACKGROUND count as background. */
@@ -70,10 +164,13 @@ enum p2c2r_priority { P2C2R_PRIO_REALTIME = 0, P2C2R_PRIO_INTERACTIVE = 1, P2C2R
                                    its result: for inputs that are never repeated, or when a
                                    fresh run is the point (benchmarks, non-deterministic work) */
 
-/* One task.  Zero every field you do not set (a designated initializer does):
- * a zero field keeps the behaviour the library had before that field
- * existed. */
+/* One task.  Start from P2C2R_TASK_INIT (or p2c2r_task_init, or a
+ * designated initializer with .size = sizeof): every field you do not set is
+ * zero, and a zero field keeps the behaviour the library had before that
+ * field existed.  Every pointer in it is borrowed for the call that takes
+ * the task. */
 struct p2c2r_task {
+    uint32_t size;         /* sizeof(struct p2c2r_task): see "Sized structs" */
     const char *type;      /* task type, e.g. "echo"; 1..32 bytes */
     uint32_t min_version;  /* 0 = any version of the executor */
     uint32_t deadline_ms;  /* 0 = coordinator default; with a deadline the coordinator may
@@ -81,8 +178,9 @@ struct p2c2r_task {
     uint8_t priority;      /* enum p2c2r_priority */
     const char *params;    /* "key=value\n" lines, may be NULL */
     size_t params_len;
-    const void *input;     /* borrowed: copied into the send buffer */
+    const void *input;     /* copied into the send buffer before submit returns */
     size_t input_len;
+    /* Fields below were added after the first layout (P2C2R_TASK_SIZE_MIN). */
     const uint8_t (*blobs)[32]; /* hashes of uploaded blobs the task uses (see
                                    p2c2r_client_put_blob), may be NULL */
     size_t nblobs;              /* at most 4 */
@@ -95,24 +193,59 @@ struct p2c2r_task {
     uint64_t min_mem_bytes; /* 0 = any */
 };
 
-/* Queues one task for sending without blocking and returns its ticket.
- * The input is copied; the caller keeps ownership of t.  Errors: EINVAL,
+/* The smallest size a task may give: the first layout, up to input_len. */
+#define P2C2R_TASK_SIZE_MIN (offsetof(struct p2c2r_task, input_len) + sizeof(size_t))
+#define P2C2R_TASK_INIT P2C2R_SIZED_INIT_(struct p2c2r_task)
+
+/* Zeroes *t and sets t->size. */
+static inline void p2c2r_task_init(struct p2c2r_task *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->size = (uint32_t)sizeof(*t);
+}
+
+/* Queues one task for sending without blocking and returns its ticket in
+ * *out.  t is borrowed for the call: the input, params and blob hashes are
+ * copied, so the caller may reuse them at once.
+ * Errors: EINVAL (c, t or out NULL, a size error in t, type NULL or not 1..32
+ * bytes, params over the protocol limit, params_len or input_len nonzero with
+ * a NULL pointer, more than 4 blobs or blobs NULL with nblobs, unknown flags),
  * ETOOBIG (over the coordinator's frame limit), EAGAIN (this client already
  * has as many tasks in flight as the coordinator allows: collect results
- * first), ECLOSED/EIO (connection gone), ENOMEM.
+ * first; or the send buffer cannot grow: let it drain), ENOMEM, or the
+ * connection error.
  *
  * EAGAIN is only the local half of backpressure.  The coordinator's half
  * arrives later, as the task's result: status EQUEUEFULL (its queues are
  * full) or EDEADLINE (at the current load the task would miss deadline_ms).
  * Both are counted by p2c2r_client_pressure, which says how a frame loop
- * should react. */
+ * should react.
+ * Thread context: the client's thread; never blocks (it may write to the
+ * socket what the socket takes at once). */
 P2C2R_API int p2c2r_client_submit(p2c2r_client *c, const struct p2c2r_task *t, p2c2r_ticket *out);
 
 /* Queues n tasks as one SUBMIT_BATCH frame (several frames if they do not fit
- * in one).  All or nothing: on error no task was queued.  tickets must have
- * room for n. */
+ * in one) and writes their tickets to tickets[0..n-1].  tasks is an array of
+ * n tasks whose stride is tasks[0].size, and every element must carry that
+ * same size (so a caller built against an older header passes its own, smaller
+ * elements).  All or nothing: on error no task was queued and tickets is
+ * untouched.  tasks is borrowed for the call, like p2c2r_client_submit's t.
+ * Errors: those of p2c2r_client_submit for any element, EINVAL also for n 0,
+ * tickets NULL, or an element whose size differs from tasks[0].size.
+ * Thread context: as p2c2r_client_submit. */
 P2C2R_API int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, size_t n,
-                              p2c2r_ticket *tickets);
+                                        p2c2r_ticket *tickets);
+
+/* Asks the coordinator to cancel a task.  Its result (ECANCELLED, or the
+ * real one if it finished first) still arrives.  Returns 0 as well when
+ * there is nothing left to cancel: the result has arrived and waits to be
+ * collected, or the connection has failed (the result carries the failure).
+ * Errors: EINVAL (c NULL), ENOTFOUND (unknown or already collected ticket),
+ * ENOMEM (the send buffer cannot grow).
+ * Thread context: the client's thread; never blocks. */
+P2C2R_API int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t);
+
+/* ---- collecting results --------------------------------------------------- */
 
 /* p2c2r_result.flags. */
 #define P2C2R_RESULT_CACHED 0x1u /* answered from the coordinator's result cache or by an
@@ -122,58 +255,102 @@ P2C2R_API int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task
                                     are 0 for an answer from the cache) */
 #define P2C2R_RESULT_HEDGED 0x2u /* a second copy ran on another peer; the first answer won */
 
+/* One task's outcome.  The caller sets size (P2C2R_RESULT_INIT or
+ * p2c2r_result_init) before handing the struct to p2c2r_client_wait or
+ * p2c2r_client_poll, which fill the rest. */
 struct p2c2r_result {
+    uint32_t size;      /* sizeof(struct p2c2r_result), set by the caller: see "Sized structs" */
     p2c2r_ticket ticket;
     int status;         /* 0 = ok, else a p2c2r_error (ETASK, ETIMEDOUT, ...); a
                            coordinator newer than this library may send a code it does
                            not know: treat it as a generic failure */
-    void *output;       /* output bytes, or the error text when status != 0;
-                           owned by the result: release with p2c2r_result_release */
+    void *output;       /* output bytes, or the error text when status != 0, followed by
+                           a NUL not counted in output_len; may be NULL when output_len
+                           is 0.  Owned by the result: release with p2c2r_result_release */
     size_t output_len;
     uint32_t exec_us;   /* executor time on the peer */
     uint32_t peer_id;   /* which peer ran it (0 = none) */
     uint16_t attempts;  /* assignments it took (0 = refused or ended before any) */
+    /* Fields below were added after the first layout (P2C2R_RESULT_SIZE_MIN). */
     uint32_t flags;     /* P2C2R_RESULT_* */
 };
 
-/* Frees the memory held by a result (not the struct itself).  Safe on a
- * zeroed struct. */
+/* The smallest size a result may give: the first layout, up to attempts. */
+#define P2C2R_RESULT_SIZE_MIN (offsetof(struct p2c2r_result, attempts) + sizeof(uint16_t))
+#define P2C2R_RESULT_INIT P2C2R_SIZED_INIT_(struct p2c2r_result)
+
+/* Zeroes *r and sets r->size. */
+static inline void p2c2r_result_init(struct p2c2r_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->size = (uint32_t)sizeof(*r);
+}
+
+/* Frees the output a result owns (not the struct itself) and sets output to
+ * NULL and output_len to 0, so the struct can be filled again.  A collected
+ * result does not depend on its client: release it from any thread, before
+ * or after p2c2r_client_close.  Safe on NULL and on a struct from
+ * P2C2R_RESULT_INIT or p2c2r_result_init that was never filled. */
 P2C2R_API void p2c2r_result_release(struct p2c2r_result *r);
 
 /* Waits up to timeout_ms (-1 = forever, 0 = don't block) for ticket t's
- * result and moves it into *out (the caller then owns out->output).  Returns
- * 0, ETIMEDOUT (the task stays in flight; wait again or cancel it), or
- * ENOTFOUND (unknown or already collected ticket).  When the connection
- * fails, every outstanding task completes with status ECLOSED or EIO (or the
- * coordinator's error code), so a wait never hangs on a dead connection. */
+ * result and moves it into *out, whose size the caller has set; the caller
+ * then owns out->output.  When the connection fails, every outstanding task
+ * completes with status ECLOSED or EIO (or the coordinator's error code), so
+ * a wait never hangs on a dead connection.
+ * Errors: EINVAL (c or out NULL, a size error in out), ENOTFOUND (unknown or
+ * already collected ticket), ETIMEDOUT (the task stays in flight: wait again
+ * or cancel it).
+ * Thread context: the client's thread; blocks up to timeout_ms. */
 P2C2R_API int p2c2r_client_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms, struct p2c2r_result *out);
 
 /* Collects up to max finished results in completion order, waiting up to
- * timeout_ms for the first one.  Returns how many were written (0 when the
- * timeout passed or nothing is outstanding) or EINVAL.  The caller owns each
- * result's output. */
+ * timeout_ms (-1 = forever, 0 = don't block) for the first one.  out is an
+ * array of max results whose stride is out[0].size, which the caller sets
+ * (P2C2R_RESULT_INIT on out[0] is enough); the library fills out[0],
+ * out[1], ... at that stride and writes that size into each result it
+ * fills, so the same array can be polled again.  Returns how many were
+ * written (0 when the timeout passed or nothing is outstanding, at most
+ * INT_MAX); the caller owns each result's output.
+ * Errors: EINVAL (c or out NULL, max 0, a size error in out[0]).  A failed
+ * connection is not an error here: its outstanding tasks come back as
+ * results carrying the failure.
+ * Thread context: the client's thread; blocks up to timeout_ms. */
 P2C2R_API int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_t max, int timeout_ms);
 
-/* Asks the coordinator to cancel a task.  Its result (ECANCELLED, or the
- * real one if it finished first) still arrives.  Errors: ENOTFOUND. */
-P2C2R_API int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t);
+/* ---- non-blocking face ---------------------------------------------------- */
 
-/* Non-blocking face.  p2c2r_client_fd returns the socket to poll;
- * p2c2r_client_want_write says whether to ask for POLLOUT too;
- * p2c2r_client_process reads and writes what it can without blocking and
- * returns the number of results that became ready, or a connection error. */
+/* The socket to poll, valid until p2c2r_client_close (do not read, write or
+ * close it yourself); -1 when c is NULL.  After a connection error it stays
+ * open and reports POLLHUP. */
 P2C2R_API int p2c2r_client_fd(const p2c2r_client *c);
+
+/* 1 while there is output to write (ask for POLLOUT too), else 0 (also for
+ * NULL and after a connection error). */
 P2C2R_API int p2c2r_client_want_write(const p2c2r_client *c);
+
+/* Reads and writes what it can without blocking and returns the number of
+ * results that became ready (0 or more).
+ * Errors: EINVAL (c NULL), or the connection error (also when it happened
+ * just now: the outstanding tasks' results then carry it).
+ * Thread context: the client's thread; never blocks. */
 P2C2R_API int p2c2r_client_process(p2c2r_client *c);
 
-/* Blocks until everything queued has been written, up to timeout_ms. */
+/* Blocks until everything queued has been written, up to timeout_ms (-1 =
+ * forever).  Reads meanwhile, so results keep arriving.
+ * Errors: EINVAL (c NULL), ETIMEDOUT, or the connection error.
+ * Thread context: the client's thread; blocks up to timeout_ms. */
 P2C2R_API int p2c2r_client_flush(p2c2r_client *c, int timeout_ms);
 
-/* Number of tasks submitted whose results have not been collected. */
+/* Number of tasks submitted whose results have not been collected (0 for
+ * NULL).  No I/O. */
 P2C2R_API size_t p2c2r_client_pending(const p2c2r_client *c);
 
-/* Most tasks this client may have in flight (from the coordinator). */
+/* Most tasks this client may have in flight (from the coordinator's
+ * HELLO_OK; 0 for NULL).  No I/O. */
 P2C2R_API uint32_t p2c2r_client_max_inflight(const p2c2r_client *c);
+
+/* ---- backpressure --------------------------------------------------------- */
 
 /* Backpressure, for a frame loop.
  *
@@ -188,7 +365,7 @@ P2C2R_API uint32_t p2c2r_client_max_inflight(const p2c2r_client *c);
  *
  * Once per frame, after p2c2r_client_process (or poll):
  *
- *     struct p2c2r_pressure p;
+ *     struct p2c2r_pressure p = P2C2R_PRESSURE_INIT;
  *     p2c2r_client_pressure(c, &p);
  *     if (p.last_reject_ms_ago < 250 || p.inflight * 4 >= p.max_inflight * 3)
  *         quality = lower(quality);            // shed load now
@@ -200,6 +377,7 @@ P2C2R_API uint32_t p2c2r_client_max_inflight(const p2c2r_client *c);
  * EAGAIN) before it is hit.  reject_ratio says how hard to cut: about that
  * fraction of recent tasks was refused. */
 struct p2c2r_pressure {
+    uint32_t size;                 /* sizeof(struct p2c2r_pressure), set by the caller */
     uint32_t inflight;             /* submitted, result not yet arrived */
     uint32_t max_inflight;         /* the coordinator's limit for this connection */
     uint64_t rejected_queue_full;  /* results with status EQUEUEFULL since connect */
@@ -213,33 +391,69 @@ struct p2c2r_pressure {
                                       means the network, not the coordinator, is behind */
 };
 
-/* Writes the client's backpressure figures to *out.  Counts only what has
- * been read so far (by process, poll, wait and the other blocking calls),
- * and only results the coordinator sent: the results a failed connection
- * gives every outstanding task (ECLOSED, EIO, ...) are not counted.  Does no
- * I/O and never blocks, so it is cheap enough for every frame.  The counters
- * survive a connection failure.  Errors: EINVAL (c or out NULL). */
+/* The smallest size p2c2r_client_pressure accepts: the first layout, all of
+ * the above. */
+#define P2C2R_PRESSURE_SIZE_MIN (offsetof(struct p2c2r_pressure, unsent_bytes) + sizeof(size_t))
+#define P2C2R_PRESSURE_INIT P2C2R_SIZED_INIT_(struct p2c2r_pressure)
+
+/* Zeroes *p and sets p->size. */
+static inline void p2c2r_pressure_init(struct p2c2r_pressure *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->size = (uint32_t)sizeof(*p);
+}
+
+/* Writes the client's backpressure figures to *out, whose size the caller
+ * has set.  Counts only what has been read so far (by process, poll, wait
+ * and the other blocking calls), and only results the coordinator sent: the
+ * results a failed connection gives every outstanding task (ECLOSED, EIO,
+ * ...) are not counted.  The counters survive a connection failure.
+ * Errors: EINVAL (c or out NULL, a size error in out).
+ * Thread context: the client's thread; no I/O, never blocks, cheap enough
+ * for every frame. */
 P2C2R_API int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out);
 
-/* Fetches the coordinator's statistics as a JSON document (blocking).  On
- * success *json is a NUL-terminated string the caller frees with free(). */
+/* ---- statistics and blobs ------------------------------------------------- */
+
+/* Fetches the coordinator's statistics as a JSON document, waiting up to
+ * timeout_ms (-1 = forever).  On success *json is a new NUL-terminated
+ * string the caller owns: free it with p2c2r_stats_free (not free()).
+ * Errors: EINVAL (c or json NULL), ETIMEDOUT (a late answer is dropped),
+ * ENOMEM, or the connection error.
+ * Thread context: the client's thread; blocks up to timeout_ms. */
 P2C2R_API int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json);
 
+/* Frees a string from p2c2r_client_stats.  NULL is a no-op.  Any thread. */
+P2C2R_API void p2c2r_stats_free(char *json);
+
 /* Uploads a blob (a map, a mesh: bytes many tasks share) to the coordinator
- * and waits up to timeout_ms for its content hash (SHA-256), written to
- * hash.  Tasks then name it in p2c2r_task.blobs, and the executor finds it
- * by the hash's 64-hex form (p2c2r_blob_hex) in its params.  The
- * coordinator forwards a blob to a peer only when that peer lacks it.
- * Uploading the same bytes again is cheap (answered from the store).
- * Errors: ETOOBIG (over the frame or store limit), EQUEUEFULL (store full),
- * ETIMEDOUT, connection errors.  Blocking. */
+ * and waits up to timeout_ms (-1 = forever) for its content hash (SHA-256),
+ * written to hash.  data is borrowed for the call (copied).  Tasks then
+ * name it in p2c2r_task.blobs, and the executor finds it by the hash's
+ * 64-hex form (p2c2r_blob_hex) in its params.  The coordinator forwards a
+ * blob to a peer only when that peer lacks it.  Uploading the same bytes
+ * again is cheap (answered from the store).
+ * Errors: EINVAL (c or hash NULL, data NULL with len), ETOOBIG (over the
+ * coordinator's frame limit, or refused as larger than its blob store),
+ * EQUEUEFULL (the store is full of blobs that tasks still use), ENOMEM (the
+ * send buffer cannot grow, or the coordinator is out of memory), ETIMEDOUT,
+ * any other code the coordinator refuses it with (a newer coordinator may
+ * send one this library does not know; the reason text is then in
+ * p2c2r_client_last_error), or the connection error.
+ * Thread context: the client's thread; blocks up to timeout_ms. */
 P2C2R_API int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,
                                     uint8_t hash[32]);
 
-/* Writes the 64 lowercase hex digits of hash and a NUL to out. */
+/* Writes the 64 lowercase hex digits of hash and a NUL to out (neither may
+ * be NULL).  Any thread. */
 P2C2R_API void p2c2r_blob_hex(const uint8_t hash[32], char out[65]);
 
-/* Text of the last connection-level error the coordinator sent, or "". */
+/* Text of the last connection-level error (the coordinator's ERROR text, or
+ * what the library saw fail) or of the coordinator's reason for refusing the
+ * last blob upload; "" when there is none.  The string belongs to c: its
+ * text may change with the next call on c that reads from the connection,
+ * and the pointer is valid until p2c2r_client_close(c).  For c NULL, a static
+ * "". */
 P2C2R_API const char *p2c2r_client_last_error(const p2c2r_client *c);
 
 #ifdef __cplusplus

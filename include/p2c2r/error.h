@@ -44,11 +44,15 @@ enum p2c2r_error {
 
 #define P2C2R_ERROR_MIN (-22)
 
-/* Returns a static, human-readable description of an error code (never NULL).
- * Thread-safe. */
+/* Returns a human-readable description of an error code: a static string,
+ * never NULL, valid for as long as the library is loaded; the caller must
+ * not free it.  A positive code is read as its negative (the wire form);
+ * a code this library does not know gives "unknown error".  Any thread. */
 P2C2R_API const char *p2c2r_strerror(int code);
 
-/* Returns the short symbolic name of an error code, e.g. "ETIMEDOUT". */
+/* Returns the short symbolic name of an error code, e.g. "ETIMEDOUT", or
+ * "EUNKNOWN" for a code this library does not know.  Static, as
+ * p2c2r_strerror's.  Any thread. */
 P2C2R_API const char *p2c2r_errname(int code);
 
 #ifdef __cplusplus

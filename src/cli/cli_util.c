@@ -27,7 +27,11 @@ const char *cli_default_coordinator(void)
 
 int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c)
 {
-    struct p2c2r_client_options o = {token, "p2c2r-cli", 5000, 0, spin_us};
+    struct p2c2r_client_options o = P2C2R_CLIENT_OPTIONS_INIT;
+    o.token = token;
+    o.name = "p2c2r-cli";
+    o.connect_timeout_ms = 5000;
+    o.spin_us = spin_us;
     int rc = p2c2r_client_connect(addr, &o, c);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, addr, p2c2r_strerror(rc));

@@ -84,7 +84,8 @@ static int run_remote(const char *coord, const char *token, int timeout_ms, stru
                       const char *input, size_t input_len, char **out, size_t *out_len,
                       struct path_run *info, char *err, size_t err_cap)
 {
-    struct p2c2r_client_options co = {token, "p2c2r-cli", 5000, 0};
+    struct p2c2r_client_options co = {.size = sizeof co, .token = token, .name = "p2c2r-cli",
+                                      .connect_timeout_ms = 5000};
     p2c2r_client *c;
     int rc = p2c2r_client_connect(coord, &co, &c);
     if (rc != 0) {
@@ -97,7 +98,8 @@ static int run_remote(const char *coord, const char *token, int timeout_ms, stru
     }
     uint8_t hash[1][32];
     uint64_t t0 = cli_now_us();
-    struct p2c2r_task t = {.type = "pathfind", .min_version = 1, .priority = P2C2R_PRIO_INTERACTIVE,
+    struct p2c2r_task t = {.size = sizeof t,
+                           .type = "pathfind", .min_version = 1, .priority = P2C2R_PRIO_INTERACTIVE,
                            .input = input, .input_len = input_len};
     if (pt->blob) {
         /* Upload the map once; the task names it by hash and carries only
@@ -126,7 +128,7 @@ static int run_remote(const char *coord, const char *token, int timeout_ms, stru
         p2c2r_client_close(c);
         return rc == P2C2R_EINVAL ? P2C2R_ETASK : rc; /* not the map's fault */
     }
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     rc = p2c2r_client_wait(c, tk, timeout_ms, &r);
     info->round_trip_us = cli_now_us() - t0;
     if (rc != 0) {

@@ -122,7 +122,8 @@ static int run_remote(const char *coord, const char *token, int64_t timeout, con
                       size_t scene_len, const char *params, size_t params_len, int json, int64_t rows)
 {
     p2c2r_client *c;
-    struct p2c2r_client_options o = {token, "p2c2r-physics", 5000, 0};
+    struct p2c2r_client_options o = {.size = sizeof o, .token = token, .name = "p2c2r-physics",
+                                     .connect_timeout_ms = 5000};
     int rc = p2c2r_client_connect(coord, &o, &c);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, coord, p2c2r_strerror(rc));
@@ -131,7 +132,14 @@ static int run_remote(const char *coord, const char *token, int64_t timeout, con
                             "HOST:PORT, or simulate in this process with --local.\n");
         return 1;
     }
-    struct p2c2r_task t = {"physics", 1, 0, P2C2R_PRIO_INTERACTIVE, params, params_len, scene, scene_len};
+    struct p2c2r_task t = {.size = sizeof t,
+                           .type = "physics",
+                           .min_version = 1,
+                           .priority = P2C2R_PRIO_INTERACTIVE,
+                           .params = params,
+                           .params_len = params_len,
+                           .input = scene,
+                           .input_len = scene_len};
     p2c2r_ticket tk;
     uint64_t t0 = cli_now_us();
     rc = p2c2r_client_submit(c, &t, &tk);
@@ -141,7 +149,7 @@ static int run_remote(const char *coord, const char *token, int64_t timeout, con
         p2c2r_client_close(c);
         return rc == P2C2R_ETOOBIG ? 2 : 1;
     }
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     rc = p2c2r_client_wait(c, tk, (int)timeout, &r);
     uint64_t us = cli_now_us() - t0;
     int status;

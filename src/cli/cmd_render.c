@@ -311,9 +311,17 @@ static int render_fabric(struct render *r, const char *addr, const char *token, 
         char *p = params + (size_t)i * 96;
         int pl = snprintf(p, 96, "x=0\ny=%u\nw=%u\nh=%u\nspp=%u\nformat=raw\n", r->bands[i].y, r->width,
                           r->bands[i].h, r->spp);
-        tasks[i] = (struct p2c2r_task){"raytrace", 1, (uint32_t)timeout_ms, P2C2R_PRIO_INTERACTIVE, p,
-                                       (size_t)pl, r->json, r->json_len,
-                                       r->nblobs ? (const uint8_t (*)[32])hashes : NULL, r->nblobs};
+        tasks[i] = (struct p2c2r_task){.size = sizeof(struct p2c2r_task),
+                                       .type = "raytrace",
+                                       .min_version = 1,
+                                       .deadline_ms = (uint32_t)timeout_ms,
+                                       .priority = P2C2R_PRIO_INTERACTIVE,
+                                       .params = p,
+                                       .params_len = (size_t)pl,
+                                       .input = r->json,
+                                       .input_len = r->json_len,
+                                       .blobs = r->nblobs ? (const uint8_t (*)[32])hashes : NULL,
+                                       .nblobs = r->nblobs};
     }
     r->t_submit = cli_now_us();
     if ((rc = p2c2r_client_submit_batch(c, tasks, r->nbands, tickets)) != 0) {
@@ -321,7 +329,7 @@ static int render_fabric(struct render *r, const char *addr, const char *token, 
         goto out;
     }
     uint32_t left = r->nbands;
-    struct p2c2r_result res[64];
+    struct p2c2r_result res[64] = {P2C2R_RESULT_INIT};
     while (left > 0) {
         uint64_t now = cli_now_us();
         if (now - r->t_submit > (uint64_t)timeout_ms * 1000) {

@@ -384,6 +384,6 @@ int cmd_stats(int argc, char **argv)
         rc = printf("%s\n", js) < 0 ? -1 : 0;
     else
         rc = print_human(js);
-    free(js);
+    p2c2r_stats_free(js);
     return rc ? 1 : 0;
 }

@@ -196,7 +196,7 @@ int cmd_upscale(int argc, char **argv)
     enum imageio_format res_fmt = up.has_format ? up.format : in_fmt;
 
     struct p2c2r_result r;
-    memset(&r, 0, sizeof(r));
+    p2c2r_result_init(&r);
     uint64_t t0 = cli_now_us(), us;
     int status = 0;
     p2c2r_client *c = NULL;
@@ -225,7 +225,8 @@ int cmd_upscale(int argc, char **argv)
     } else {
         /* Not cli_connect: an upscaled frame may be over the client's
          * default 16 MiB result limit. */
-        struct p2c2r_client_options o = {token, "p2c2r-upscale", 5000, UP_MAX_FILE};
+        struct p2c2r_client_options o = {.size = sizeof o, .token = token, .name = "p2c2r-upscale",
+                                         .connect_timeout_ms = 5000, .max_result_bytes = UP_MAX_FILE};
         rc = p2c2r_client_connect(coord, &o, &c);
         if (rc != 0) {
             fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", UP_PROG, coord, p2c2r_strerror(rc));
@@ -237,7 +238,13 @@ int cmd_upscale(int argc, char **argv)
             free(input);
             return 1;
         }
-        struct p2c2r_task t = {"upscale", 0, 0, P2C2R_PRIO_INTERACTIVE, params, pl, input, ilen};
+        struct p2c2r_task t = {.size = sizeof t,
+                               .type = "upscale",
+                               .priority = P2C2R_PRIO_INTERACTIVE,
+                               .params = params,
+                               .params_len = pl,
+                               .input = input,
+                               .input_len = ilen};
         p2c2r_ticket tk;
         rc = p2c2r_client_submit(c, &t, &tk);
         if (rc != 0) {

@@ -185,7 +185,8 @@ static int cmd_submit(int argc, char **argv)
             return rc;
         }
     }
-    struct p2c2r_task t = {.type = type,
+    struct p2c2r_task t = {.size = sizeof t,
+                           .type = type,
                            .min_version = (uint32_t)minver,
                            .deadline_ms = (uint32_t)deadline,
                            .priority = (uint8_t)prio,
@@ -208,7 +209,7 @@ static int cmd_submit(int argc, char **argv)
         free(input);
         return rc == P2C2R_EINVAL || rc == P2C2R_ETOOBIG ? 2 : 1;
     }
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     rc = p2c2r_client_wait(c, tk, (int)timeout, &r);
     uint64_t us = cli_now_us() - t0;
     int status = 0;
@@ -350,7 +351,8 @@ static int cmd_bench(int argc, char **argv)
     int verify = strcmp(type, "echo") == 0 && !noverify;
     /* Every task has the same input: without NOCACHE a cacheable type would
      * measure the coordinator's result cache, not the peers. */
-    struct p2c2r_task t = {.type = type,
+    struct p2c2r_task t = {.size = sizeof t,
+                           .type = type,
                            .priority = P2C2R_PRIO_INTERACTIVE,
                            .input = input,
                            .input_len = (size_t)size,
@@ -361,7 +363,7 @@ static int cmd_bench(int argc, char **argv)
     int tty = isatty(STDERR_FILENO) && !json;
     int last_err = 0;
     struct rusage ru0, ru1;
-    struct p2c2r_result res[256];
+    struct p2c2r_result res[256] = {P2C2R_RESULT_INIT};
     uint64_t last_result_us = cli_now_us();
     while (finished < total) {
         while (submitted < total && submitted - finished < (uint64_t)inflight) {

@@ -11,11 +11,14 @@
  * figures (p2c2r_client_pressure) count only outcomes the coordinator sent,
  * DELIVER and REJECTED alike: a refusal reaches the renter as a REJECTED
  * frame, and the results a dead connection makes up say nothing about the
- * coordinator's load. */
+ * coordinator's load.  The caller's sized structs (tasks, options, results,
+ * pressure) are read and written only through sized_in / sized_out, never
+ * dereferenced past their size member. */
 #include "p2c2r/client.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -112,6 +115,111 @@ static uint32_t result_flags(uint32_t wire)
 }
 
 const char *p2c2r_version(void) { return P2C2R_VERSION_STRING; }
+
+/* ---- sized structs ------------------------------------------------------------
+ *
+ * The caller's struct may be older (smaller) or newer (larger) than this
+ * library's; its first member says how big it is.  Structs move between the
+ * caller's layout and the library's only through sized_in / sized_out, at
+ * byte level (an element of an older caller's array need not be aligned for
+ * this library's struct), and only whole fields cross: the prefix copied is
+ * the longest one that ends on a field boundary within the caller's size.
+ * Each struct lists the ends of its fields past the first layout; a static
+ * assert fails when a field is appended without being listed. */
+
+#define FIELD_END(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))
+
+struct layout {
+    size_t size;        /* this library's sizeof */
+    const size_t *ends; /* ascending: the first layout's end, then each later field's */
+    size_t nends;
+};
+
+static const size_t task_ends[] = {
+    P2C2R_TASK_SIZE_MIN,
+    FIELD_END(struct p2c2r_task, blobs),
+    FIELD_END(struct p2c2r_task, nblobs),
+    FIELD_END(struct p2c2r_task, flags),
+    FIELD_END(struct p2c2r_task, need_gpu),
+    FIELD_END(struct p2c2r_task, min_cores),
+    FIELD_END(struct p2c2r_task, min_mem_bytes),
+};
+static const size_t options_ends[] = {
+    P2C2R_CLIENT_OPTIONS_SIZE_MIN,
+    FIELD_END(struct p2c2r_client_options, spin_us),
+};
+static const size_t result_ends[] = {
+    P2C2R_RESULT_SIZE_MIN,
+    FIELD_END(struct p2c2r_result, flags),
+};
+static const size_t pressure_ends[] = {P2C2R_PRESSURE_SIZE_MIN};
+
+#define LAYOUT(T, ends) {sizeof(T), ends, sizeof(ends) / sizeof(ends[0])}
+static const struct layout task_layout = LAYOUT(struct p2c2r_task, task_ends);
+static const struct layout options_layout = LAYOUT(struct p2c2r_client_options, options_ends);
+static const struct layout result_layout = LAYOUT(struct p2c2r_result, result_ends);
+static const struct layout pressure_layout = LAYOUT(struct p2c2r_pressure, pressure_ends);
+
+/* The last listed field ends within the struct's tail padding: nothing was
+ * appended after it unlisted. */
+#define LAST_LISTED(T, f) \
+    _Static_assert(sizeof(T) - FIELD_END(T, f) < _Alignof(T), #T ": list the new field in its ends[]")
+LAST_LISTED(struct p2c2r_task, min_mem_bytes);
+LAST_LISTED(struct p2c2r_client_options, spin_us);
+LAST_LISTED(struct p2c2r_result, flags);
+LAST_LISTED(struct p2c2r_pressure, unsent_bytes);
+
+/* The size member of the struct at p (possibly unaligned). */
+static uint32_t sized_size(const void *p)
+{
+    uint32_t size;
+    memcpy(&size, p, sizeof(size));
+    return size;
+}
+
+static int sized_ok(uint32_t size, const struct layout *l)
+{
+    return size >= l->ends[0] && size <= P2C2R_STRUCT_SIZE_MAX;
+}
+
+/* Bytes of the library's struct that lie in whole fields within size. */
+static size_t sized_prefix(uint32_t size, const struct layout *l)
+{
+    if (size >= l->size)
+        return l->size;
+    size_t n = l->ends[0];
+    for (size_t i = 1; i < l->nends && l->ends[i] <= size; i++)
+        n = l->ends[i];
+    return n;
+}
+
+/* Reads the caller's struct at src (size already checked by sized_ok) into
+ * dst, of the library's layout: the fields within its size, zero for the
+ * rest.  EINVAL when it is larger than the library's struct and sets a byte
+ * past it: a newer field this library cannot honour. */
+static int sized_in(void *dst, const void *src, uint32_t size, const struct layout *l)
+{
+    for (size_t i = l->size; i < size; i++)
+        if (((const uint8_t *)src)[i])
+            return P2C2R_EINVAL;
+    memset(dst, 0, l->size);
+    memcpy(dst, src, sized_prefix(size, l));
+    memcpy(dst, &size, sizeof(size));
+    return 0;
+}
+
+/* Writes src, of the library's layout, to the caller's struct at dst of
+ * size bytes: the fields within that size, with size itself kept, and
+ * zeroes past the library's struct, so a newer caller's newer fields read
+ * as unset.  Nothing is written past dst + size. */
+static void sized_out(void *dst, uint32_t size, const void *src, const struct layout *l)
+{
+    size_t n = sized_prefix(size, l);
+    memcpy(dst, src, n);
+    memcpy(dst, &size, sizeof(size));
+    if (size > l->size)
+        memset((uint8_t *)dst + l->size, 0, size - l->size);
+}
 
 /* ---- ticket table ------------------------------------------------------------ */
 
@@ -547,9 +655,11 @@ static uint64_t deadline_after(int timeout_ms)
 int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *opts,
                          p2c2r_client **out)
 {
-    struct p2c2r_client_options o = {0};
-    if (opts)
-        o = *opts;
+    struct p2c2r_client_options o;
+    p2c2r_client_options_init(&o);
+    if (opts && (!sized_ok(sized_size(opts), &options_layout) ||
+                 sized_in(&o, opts, sized_size(opts), &options_layout)))
+        return P2C2R_EINVAL;
     if (o.connect_timeout_ms <= 0)
         o.connect_timeout_ms = 5000;
     if (!o.max_result_bytes)
@@ -670,7 +780,7 @@ static int task_has_reqs(const struct p2c2r_task *t)
 
 static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t *size)
 {
-    if (!t || !t->type)
+    if (!t->type)
         return P2C2R_EINVAL;
     size_t tl = strlen(t->type);
     if (tl == 0 || tl > PROTO_MAX_TYPE_NAME || t->params_len > PROTO_MAX_PARAMS ||
@@ -682,6 +792,17 @@ static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t 
         return P2C2R_ETOOBIG;
     *size = n;
     return 0;
+}
+
+/* Reads element k of the caller's task array (stride size, checked by
+ * sized_ok) into *t, checks it and sizes its body. */
+static int task_load(const p2c2r_client *c, const struct p2c2r_task *tasks, uint32_t size, size_t k,
+                     struct p2c2r_task *t, size_t *body)
+{
+    const uint8_t *src = (const uint8_t *)tasks + k * size;
+    if (sized_size(src) != size || sized_in(t, src, size, &task_layout))
+        return P2C2R_EINVAL;
+    return task_check(c, t, body);
 }
 
 /* Writes t's task body; task_check has vetted t and sized the room. */
@@ -702,19 +823,27 @@ int p2c2r_client_submit(p2c2r_client *c, const struct p2c2r_task *t, p2c2r_ticke
     return p2c2r_client_submit_batch(c, t, 1, out);
 }
 
+/* The caller's tasks are read through task_load at their own stride, once to
+ * check them and size the frames, once per frame to pack it, once to write
+ * each: a copy of at most sizeof(struct p2c2r_task) bytes each time, which
+ * keeps the call free of allocation whatever n is. */
 int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, size_t n,
                               p2c2r_ticket *tickets)
 {
     if (!c || !tasks || !tickets || n == 0)
         return P2C2R_EINVAL;
+    uint32_t tsize = sized_size(tasks);
+    if (!sized_ok(tsize, &task_layout))
+        return P2C2R_EINVAL;
     if (c->err)
         return c->err;
-    if (c->ninflight + n > c->max_inflight)
+    if (n > c->max_inflight || c->ninflight + n > c->max_inflight)
         return P2C2R_EAGAIN;
+    struct p2c2r_task t;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         size_t sz;
-        int rc = task_check(c, &tasks[i], &sz);
+        int rc = task_load(c, tasks, tsize, i, &t, &sz);
         if (rc)
             return rc;
         total += PROTO_HDR_LEN + PROTO_BATCH_ENTRY_PREFIX + 4 + sz;
@@ -729,7 +858,7 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
         size_t body = 4, j = i;
         while (j < n && j - i < PROTO_MAX_BATCH) {
             size_t sz;
-            task_check(c, &tasks[j], &sz);
+            task_load(c, tasks, tsize, j, &t, &sz);
             if (body + PROTO_BATCH_ENTRY_PREFIX + sz > c->max_body)
                 break;
             body += PROTO_BATCH_ENTRY_PREFIX + sz;
@@ -737,10 +866,10 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
         }
         if (j - i == 1) {
             size_t sz;
-            task_check(c, &tasks[i], &sz);
+            task_load(c, tasks, tsize, i, &t, &sz);
             uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + sz);
             proto_put_hdr(b, MSG_SUBMIT, 0, ++c->next_ticket, (uint32_t)sz);
-            put_task(b + PROTO_HDR_LEN, &tasks[i]);
+            put_task(b + PROTO_HDR_LEN, &t);
             buf_commit(&c->out, PROTO_HDR_LEN + sz);
         } else {
             uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + body);
@@ -749,10 +878,10 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
             size_t o = PROTO_HDR_LEN + 4;
             for (size_t k = i; k < j; k++) {
                 size_t sz;
-                task_check(c, &tasks[k], &sz);
+                task_load(c, tasks, tsize, k, &t, &sz);
                 wr64(b + o, ++c->next_ticket);
                 wr32(b + o + 8, (uint32_t)sz);
-                put_task(b + o + PROTO_BATCH_ENTRY_PREFIX, &tasks[k]);
+                put_task(b + o + PROTO_BATCH_ENTRY_PREFIX, &t);
                 o += PROTO_BATCH_ENTRY_PREFIX + sz;
             }
             buf_commit(&c->out, o);
@@ -768,8 +897,9 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
             c->next_ticket = first - 1;
             return P2C2R_ENOMEM;
         }
-        tickets[k].id = first + k;
     }
+    for (size_t k = 0; k < n; k++)
+        tickets[k].id = first + k;
     /* Keep the kernel busy when a lot is queued, without a syscall per task. */
     if (buf_used(&c->out) >= 256u * 1024)
         do_write(c);
@@ -785,16 +915,18 @@ void p2c2r_result_release(struct p2c2r_result *r)
     r->output_len = 0;
 }
 
-static void take_result(p2c2r_client *c, struct entry *e, struct p2c2r_result *out)
+/* Moves e's result into the caller's struct at dst (size bytes, checked by
+ * sized_ok) and recycles e. */
+static void take_result(p2c2r_client *c, struct entry *e, void *dst, uint32_t size)
 {
-    *out = e->res;
+    sized_out(dst, size, &e->res, &result_layout);
     e->res.output = NULL;
     entry_drop(c, e);
 }
 
 int p2c2r_client_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms, struct p2c2r_result *out)
 {
-    if (!c || !out)
+    if (!c || !out || !sized_ok(sized_size(out), &result_layout))
         return P2C2R_EINVAL;
     struct entry *e = c->nbuckets ? *slot_of(c, t.id) : NULL;
     if (!e)
@@ -802,7 +934,7 @@ int p2c2r_client_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms, struct p2
     uint64_t deadline = deadline_after(timeout_ms);
     for (;;) {
         if (e->done) {
-            take_result(c, e, out);
+            take_result(c, e, out, sized_size(out));
             return 0;
         }
         if (now_us() >= deadline && timeout_ms >= 0) {
@@ -818,8 +950,11 @@ int p2c2r_client_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms, struct p2
 
 int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_t max, int timeout_ms)
 {
-    if (!c || !out || max == 0)
+    uint32_t rsize = out ? sized_size(out) : 0;
+    if (!c || max == 0 || !sized_ok(rsize, &result_layout))
         return P2C2R_EINVAL;
+    if (max > INT_MAX)
+        max = INT_MAX;
     uint64_t deadline = deadline_after(timeout_ms);
     while (list_empty(&c->done) && c->ninflight && !c->err) {
         if (timeout_ms >= 0 && now_us() >= deadline)
@@ -831,7 +966,8 @@ int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_t max, int
     size_t n = 0;
     while (n < max && !list_empty(&c->done)) {
         struct entry *e = list_entry(c->done.next, struct entry, node);
-        take_result(c, e, &out[n++]);
+        take_result(c, e, (uint8_t *)out + n * rsize, rsize);
+        n++;
     }
     if (!c->err && buf_used(&c->out))
         do_write(c);
@@ -881,10 +1017,10 @@ uint32_t p2c2r_client_max_inflight(const p2c2r_client *c) { return c ? c->max_in
 
 int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out)
 {
-    if (!c || !out)
+    if (!c || !out || !sized_ok(sized_size(out), &pressure_layout))
         return P2C2R_EINVAL;
     struct p2c2r_pressure p;
-    memset(&p, 0, sizeof(p));
+    p2c2r_pressure_init(&p);
     p.inflight = (uint32_t)c->ninflight;
     p.max_inflight = c->max_inflight;
     p.rejected_queue_full = c->rej_queue_full;
@@ -896,7 +1032,7 @@ int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out)
     }
     p.reject_ratio = c->reject_ratio;
     p.unsent_bytes = buf_used(&c->out);
-    *out = p;
+    sized_out(out, sized_size(out), &p, &pressure_layout);
     return 0;
 }
 
@@ -927,6 +1063,8 @@ int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
     c->stats_json = NULL;
     return 0;
 }
+
+void p2c2r_stats_free(char *json) { free(json); }
 
 const char *p2c2r_client_last_error(const p2c2r_client *c) { return c ? c->last_error : ""; }
 

@@ -80,7 +80,7 @@ static void check_exec_abi(void)
 /* Waits for t and checks its result is ok with exactly want[0..len). */
 static void expect(p2c2r_client *c, p2c2r_ticket t, const void *want, size_t len, const char *what)
 {
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     int rc = p2c2r_client_wait(c, t, WAIT_MS, &r);
     CHECK(rc == 0, "%s: wait returned %s", what, p2c2r_errname(rc));
     if (rc != 0)
@@ -96,20 +96,20 @@ static void check_blocking(p2c2r_client *c)
 {
     /* One echo and one sha256 (hex) by themselves. */
     p2c2r_ticket t;
-    struct p2c2r_task echo = {.type = "echo", .input = "hello, fabric", .input_len = 13};
+    struct p2c2r_task echo = {.size = sizeof echo, .type = "echo", .input = "hello, fabric", .input_len = 13};
     CHECK(p2c2r_client_submit(c, &echo, &t) == 0, "submit echo");
     expect(c, t, "hello, fabric", 13, "echo");
 
-    struct p2c2r_task sha = {.type = "sha256", .params = "format=hex\n", .params_len = 11,
+    struct p2c2r_task sha = {.size = sizeof sha, .type = "sha256", .params = "format=hex\n", .params_len = 11,
                              .input = "abc", .input_len = 3, .flags = P2C2R_TASK_NOCACHE};
     CHECK(p2c2r_client_submit(c, &sha, &t) == 0, "submit sha256");
     expect(c, t, abc_sha256, 64, "sha256 of abc");
 
     /* A batch, collected with poll in completion order. */
     struct p2c2r_task batch[3] = {
-        {.type = "echo", .input = "one", .input_len = 3, .priority = P2C2R_PRIO_REALTIME},
-        {.type = "echo", .input = "two", .input_len = 3, .deadline_ms = 5000},
-        {.type = "sha256", .params = "format=hex\n", .params_len = 11, .input = "abc",
+        {.size = sizeof batch[0], .type = "echo", .input = "one", .input_len = 3, .priority = P2C2R_PRIO_REALTIME},
+        {.size = sizeof batch[0], .type = "echo", .input = "two", .input_len = 3, .deadline_ms = 5000},
+        {.size = sizeof batch[0], .type = "sha256", .params = "format=hex\n", .params_len = 11, .input = "abc",
          .input_len = 3},
     };
     p2c2r_ticket bt[3];
@@ -117,7 +117,7 @@ static void check_blocking(p2c2r_client *c)
     CHECK(p2c2r_client_flush(c, WAIT_MS) == 0, "flush");
     int got = 0, seen[3] = {0};
     for (int tries = 0; got < 3 && tries < 100; tries++) {
-        struct p2c2r_result r[3];
+        struct p2c2r_result r[3] = {P2C2R_RESULT_INIT};
         int n = p2c2r_client_poll(c, r, 3, 100);
         CHECK(n >= 0, "poll returned %s", p2c2r_errname(n));
         for (int i = 0; i < n; i++, got++) {
@@ -138,9 +138,9 @@ static void check_blocking(p2c2r_client *c)
           "poll collected %d of the batch's 3 results", got);
 
     /* A refusal: no peer runs this type. */
-    struct p2c2r_task bad = {.type = "no_such_type", .input = "x", .input_len = 1};
+    struct p2c2r_task bad = {.size = sizeof bad, .type = "no_such_type", .input = "x", .input_len = 1};
     CHECK(p2c2r_client_submit(c, &bad, &t) == 0, "submit of an unknown type");
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     if (p2c2r_client_wait(c, t, WAIT_MS, &r) == 0) {
         CHECK(r.status == P2C2R_EUNSUPPORTED, "unknown type: status %s, expected EUNSUPPORTED",
               p2c2r_errname(r.status));
@@ -169,7 +169,7 @@ static void check_blocking(p2c2r_client *c)
 static void check_nonblocking(p2c2r_client *c)
 {
     p2c2r_ticket t;
-    struct p2c2r_task echo = {.type = "echo", .input = "frame loop", .input_len = 10};
+    struct p2c2r_task echo = {.size = sizeof echo, .type = "echo", .input = "frame loop", .input_len = 10};
     CHECK(p2c2r_client_submit(c, &echo, &t) == 0, "submit (non-blocking face)");
     CHECK(p2c2r_client_pending(c) == 1, "pending %zu, expected 1", p2c2r_client_pending(c));
     int ready = 0;
@@ -184,7 +184,7 @@ static void check_nonblocking(p2c2r_client *c)
             return;
         ready = n > 0;
     }
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     int n = p2c2r_client_poll(c, &r, 1, 0);
     CHECK(ready && n == 1, "the frame loop collected %d results", n);
     if (n == 1) {
@@ -198,7 +198,7 @@ static void check_nonblocking(p2c2r_client *c)
 
 static void check_introspection(p2c2r_client *c)
 {
-    struct p2c2r_pressure p;
+    struct p2c2r_pressure p = P2C2R_PRESSURE_INIT;
     CHECK(p2c2r_client_pressure(c, &p) == 0, "pressure");
     CHECK(p.max_inflight > 0 && p.max_inflight == p2c2r_client_max_inflight(c),
           "pressure says max_inflight %u, max_inflight() %u", p.max_inflight,
@@ -209,7 +209,7 @@ static void check_introspection(p2c2r_client *c)
     char *json = NULL;
     CHECK(p2c2r_client_stats(c, WAIT_MS, &json) == 0 && json && strstr(json, "\"version\""),
           "stats: no JSON document with a version");
-    free(json);
+    p2c2r_stats_free(json);
 
     uint8_t hash[32];
     char hex[65];
@@ -230,7 +230,7 @@ int main(int argc, char **argv)
     check_version();
     check_exec_abi();
 
-    struct p2c2r_client_options o = {.name = "install-test", .connect_timeout_ms = WAIT_MS};
+    struct p2c2r_client_options o = {.size = sizeof o, .name = "install-test", .connect_timeout_ms = WAIT_MS};
     p2c2r_client *c = NULL;
     int rc = p2c2r_client_connect(argv[1], &o, &c);
     if (rc != 0) {

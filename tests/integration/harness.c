@@ -770,13 +770,14 @@ const char *h_json_text(const json_t *v)
 
 json_t *h_stats(const char *token)
 {
-    struct p2c2r_client_options o = {token, "it-stats", h_bound_ms(5000), 0};
+    struct p2c2r_client_options o = {sizeof o, token, "it-stats", h_bound_ms(5000), 0};
     p2c2r_client *c;
     if (p2c2r_client_connect(H.addr, &o, &c) != 0)
         return NULL;
-    char *js = NULL;
-    if (p2c2r_client_stats(c, h_bound_ms(5000), &js) != 0)
-        js = NULL;
+    char *lib = NULL, *js = NULL;
+    if (p2c2r_client_stats(c, h_bound_ms(5000), &lib) == 0)
+        js = strdup(lib); /* the caller frees with free() */
+    p2c2r_stats_free(lib);
     p2c2r_client_close(c);
     json_t *v = h_json_parse(js);
     free(js);
@@ -801,8 +802,7 @@ p2c2r_ticket h_submit(p2c2r_client *c, const struct p2c2r_task *t)
 
 struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms)
 {
-    struct p2c2r_result r;
-    memset(&r, 0, sizeof(r));
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     int rc = p2c2r_client_wait(c, t, h_bound_ms(timeout_ms), &r);
     H_REQUIRE(rc == 0, "no result for ticket %llu within %d ms: %s", (unsigned long long)t.id,
               h_bound_ms(timeout_ms), h_err(rc));
@@ -1311,7 +1311,7 @@ static int renter_stalled(const struct h_renter *r, uint64_t last)
 
 static void renter_api(struct h_renter *r, int *seen)
 {
-    struct p2c2r_client_options o = {NULL, r->name, h_bound_ms(5000), 0};
+    struct p2c2r_client_options o = {sizeof o, NULL, r->name, h_bound_ms(5000), 0};
     p2c2r_client *c = NULL;
     int window = r->window < RENTER_MAX_WINDOW ? r->window : RENTER_MAX_WINDOW;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
@@ -1323,7 +1323,7 @@ static void renter_api(struct h_renter *r, int *seen)
     } slot[RENTER_MAX_WINDOW];
     for (int k = 0; k < window; k++)
         slot[k].task = -1;
-    struct p2c2r_result res[RENTER_MAX_WINDOW];
+    struct p2c2r_result res[RENTER_MAX_WINDOW] = {P2C2R_RESULT_INIT};
     int next = 0;
     uint64_t last = h_now_ms();
     while (r->done < r->tasks) {
@@ -1331,7 +1331,7 @@ static void renter_api(struct h_renter *r, int *seen)
             if (slot[k].task >= 0)
                 continue;
             struct p2c2r_task t;
-            memset(&t, 0, sizeof(t));
+            p2c2r_task_init(&t);
             r->task(r->arg, next, &t);
             rc = p2c2r_client_submit(c, &t, &slot[k].tk);
             if (rc == P2C2R_EAGAIN) /* the coordinator's in-flight limit: collect first */

@@ -36,7 +36,7 @@ static void *good_main(void *arg)
 {
     (void)arg;
     enum { WINDOW = 16 };
-    struct p2c2r_client_options o = {RENTER_TOKEN, "good-renter", h_bound_ms(5000), 0};
+    struct p2c2r_client_options o = {sizeof o, RENTER_TOKEN, "good-renter", h_bound_ms(5000), 0};
     p2c2r_client *c;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     if (!H_CHECK(rc == 0, "good renter: connect: %s", h_err(rc))) {
@@ -58,7 +58,7 @@ static void *good_main(void *arg)
                 continue;
             slot[i].n = h_log_uniform(&st, sizeof(slot[i].in));
             h_fill(slot[i].in, slot[i].n, ++seq);
-            struct p2c2r_task t = {"echo", 0, 0, 1, NULL, 0, slot[i].in, slot[i].n};
+            struct p2c2r_task t = {sizeof t, "echo", 0, 0, 1, NULL, 0, slot[i].in, slot[i].n};
             rc = p2c2r_client_submit(c, &t, &slot[i].tk);
             if (!H_CHECK(rc == 0, "good renter: submit: %s", h_err(rc))) {
                 good.conn_error = 1;
@@ -67,7 +67,7 @@ static void *good_main(void *arg)
             slot[i].busy = 1;
             inflight++;
         }
-        struct p2c2r_result res[WINDOW];
+        struct p2c2r_result res[WINDOW] = {P2C2R_RESULT_INIT};
         int n = p2c2r_client_poll(c, res, WINDOW, 200);
         if (!H_CHECK(n >= 0, "good renter: poll: %s (%s)", h_err(n), p2c2r_client_last_error(c))) {
             good.conn_error = 1;
@@ -233,12 +233,12 @@ static void case_too_big(void)
 
     what = "API submit over --max-frame";
     h_phase("%s", what);
-    struct p2c2r_client_options o = {RENTER_TOKEN, NULL, 0, 0};
+    struct p2c2r_client_options o = {sizeof o, RENTER_TOKEN, NULL, 0, 0};
     p2c2r_client *c;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
     uint8_t *in = calloc(1, MAX_FRAME);
-    struct p2c2r_task t = {"echo", 0, 0, 1, NULL, 0, in, MAX_FRAME};
+    struct p2c2r_task t = {sizeof t, "echo", 0, 0, 1, NULL, 0, in, MAX_FRAME};
     p2c2r_ticket tk;
     rc = p2c2r_client_submit(c, &t, &tk);
     H_CHECK(rc == P2C2R_ETOOBIG, "submit of a %d-byte input to a coordinator with --max-frame %d: %s, "
@@ -510,7 +510,7 @@ static void case_auth(void)
         expect_cut(&r, cases[i].what, 0, h_bound_ms(5000)); /* (the ERROR was the HELLO reply) */
     }
     h_phase("bad token through the API");
-    struct p2c2r_client_options o = {"nope", NULL, 0, 0};
+    struct p2c2r_client_options o = {sizeof o, "nope", NULL, 0, 0};
     p2c2r_client *c = NULL;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     H_CHECK(rc == P2C2R_EAUTH, "connect with a bad token returned %s, expected EAUTH", h_err(rc));

@@ -296,7 +296,7 @@ static int fake_nrec(void)
 
 static struct p2c2r_task task(const char *type, const void *in, size_t n)
 {
-    struct p2c2r_task t = {.type = type, .priority = P2C2R_PRIO_INTERACTIVE, .input = in, .input_len = n};
+    struct p2c2r_task t = {.size = sizeof t, .type = type, .priority = P2C2R_PRIO_INTERACTIVE, .input = in, .input_len = n};
     return t;
 }
 
@@ -309,8 +309,9 @@ static struct p2c2r_result run(p2c2r_client *c, const struct p2c2r_task *t)
 
 static struct p2c2r_pressure pressure(p2c2r_client *c)
 {
-    struct p2c2r_pressure p;
+    struct p2c2r_pressure p = P2C2R_PRESSURE_INIT;
     memset(&p, 0xa5, sizeof(p));
+    p.size = sizeof(p);
     int rc = p2c2r_client_pressure(c, &p);
     H_REQUIRE(rc == 0, "p2c2r_client_pressure returned %s", h_err(rc));
     return p;
@@ -319,7 +320,7 @@ static struct p2c2r_pressure pressure(p2c2r_client *c)
 static p2c2r_client *connect_to(const char *addr, const char *name)
 {
     p2c2r_client *c = NULL;
-    struct p2c2r_client_options o = {.name = name, .connect_timeout_ms = h_bound_ms(5000)};
+    struct p2c2r_client_options o = {.size = sizeof o, .name = name, .connect_timeout_ms = h_bound_ms(5000)};
     int rc = p2c2r_client_connect(addr, &o, &c);
     H_REQUIRE(rc == 0, "connect to %s: %s", addr, h_err(rc));
     return c;
@@ -660,8 +661,7 @@ static void test_deadline(p2c2r_client *c)
     warm.flags = P2C2R_TASK_NOCACHE; /* every one must run: cache hits are not attempts */
     struct p2c2r_task late = warm;
     late.deadline_ms = 1;
-    struct p2c2r_result r;
-    memset(&r, 0, sizeof(r));
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     /* The coordinator keeps attempt times for 10 to 20 s (two rotating
      * windows).  A round of WARM_TASKS takes far less, so the first round
      * normally suffices; the further rounds only cover a round that

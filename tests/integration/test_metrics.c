@@ -164,24 +164,24 @@ int main(int argc, char **argv)
     char in[32];
     for (int i = 0; i < RUN; i++) {
         int n = snprintf(in, sizeof(in), "metrics-%d", i);
-        struct p2c2r_task t = {.type = "sha256", .input = in, .input_len = (size_t)n};
+        struct p2c2r_task t = {.size = sizeof t, .type = "sha256", .input = in, .input_len = (size_t)n};
         struct p2c2r_result r = h_wait(c, h_submit(c, &t), 10000);
         H_CHECK(r.status == 0 && !(r.flags & P2C2R_RESULT_CACHED), "task %d: %s", i, h_err(r.status));
         p2c2r_result_release(&r);
     }
     /* The same bytes again: the cache answers. */
-    struct p2c2r_task again = {.type = "sha256", .input = "metrics-0", .input_len = 9};
+    struct p2c2r_task again = {.size = sizeof again, .type = "sha256", .input = "metrics-0", .input_len = 9};
     struct p2c2r_result r = h_wait(c, h_submit(c, &again), 10000);
     H_CHECK(r.status == 0 && (r.flags & P2C2R_RESULT_CACHED), "repeat: status %s flags %u",
             h_err(r.status), r.flags);
     p2c2r_result_release(&r);
     /* A GPU no peer has: refused. */
-    struct p2c2r_task gpu = {.type = "sha256", .input = "g", .input_len = 1, .need_gpu = 1};
+    struct p2c2r_task gpu = {.size = sizeof gpu, .type = "sha256", .input = "g", .input_len = 1, .need_gpu = 1};
     r = h_wait(c, h_submit(c, &gpu), 10000);
     H_CHECK(r.status == P2C2R_EUNSUPPORTED, "GPU task: %s, expected EUNSUPPORTED", h_err(r.status));
     p2c2r_result_release(&r);
     /* Bad params: the peer fails it (one peer of the type, so no retry). */
-    struct p2c2r_task bad = {.type = "sha256", .params = "format=bogus\n", .params_len = 13,
+    struct p2c2r_task bad = {.size = sizeof bad, .type = "sha256", .params = "format=bogus\n", .params_len = 13,
                              .input = "b", .input_len = 1};
     r = h_wait(c, h_submit(c, &bad), 10000);
     H_CHECK(r.status == P2C2R_EINVAL, "bad params: %s, expected EINVAL", h_err(r.status));

@@ -248,7 +248,7 @@ static void phase_frozen_peer(void)
     for (int i = 0; i < N; i++) {
         /* Identical inputs would be coalesced into one run: NOCACHE keeps
          * them N separate tasks, so the frozen peer holds some. */
-        struct p2c2r_task t = {.type = "sha256", .priority = 1, .input = in, .input_len = 65536,
+        struct p2c2r_task t = {.size = sizeof t, .type = "sha256", .priority = 1, .input = in, .input_len = 65536,
                                .flags = P2C2R_TASK_NOCACHE};
         rc = p2c2r_client_submit(c, &t, &tk[i]);
         H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
@@ -267,7 +267,7 @@ static void phase_frozen_peer(void)
     H_CHECK(held > 0, "frozen peer-3 never held a task");
     int ok = 0, retried = 0;
     for (int i = 0; i < N; i++) {
-        struct p2c2r_result r;
+        struct p2c2r_result r = P2C2R_RESULT_INIT;
         rc = p2c2r_client_wait(c, tk[i], PEER_TIMEOUT_MS + h_bound_ms(15000), &r);
         if (!H_CHECK(rc == 0, "task %d: no outcome %d ms after its peer froze: %s", i,
                      PEER_TIMEOUT_MS + h_bound_ms(15000), h_err(rc)))
@@ -313,7 +313,7 @@ static void phase_kill_all(void)
     h_signal(g_peers[2], SIGSTOP);
     p2c2r_ticket tk[N];
     for (int i = 0; i < N; i++) {
-        struct p2c2r_task t = {i % 5 ? "echo" : "sha256", 0, 0, 1, NULL, 0, "queued", 6};
+        struct p2c2r_task t = {sizeof t, i % 5 ? "echo" : "sha256", 0, 0, 1, NULL, 0, "queued", 6};
         rc = p2c2r_client_submit(c, &t, &tk[i]);
         H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
     }
@@ -322,7 +322,7 @@ static void phase_kill_all(void)
      * (process, not flush, pushes them out: see test_roundtrip's flush check.) */
     long long live = h_wait_live(c, N, 10000), queued = h_stat("queued");
     H_CHECK(live >= N, "coordinator holds %lld of %d tasks", live, N);
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     rc = p2c2r_client_wait(c, tk[0], 0, &r);
     H_CHECK(rc == P2C2R_ETIMEDOUT, "a task finished while every peer was frozen (%s)", h_err(rc));
     h_log("coordinator holds %lld tasks, %lld queued; killing peer-1 and peer-3", live, queued);
@@ -336,7 +336,7 @@ static void phase_kill_all(void)
     int seen[N] = {0};
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     while (got < N && h_now_ms() < end) {
-        struct p2c2r_result res[N];
+        struct p2c2r_result res[N] = {P2C2R_RESULT_INIT};
         int n = p2c2r_client_poll(c, res, N, 200);
         H_REQUIRE(n >= 0, "poll: %s", h_err(n));
         for (int k = 0; k < n; k++) {
@@ -363,7 +363,7 @@ static void phase_kill_all(void)
             got, N, h_bound_ms(10000));
 
     h_phase("phase 2: submissions with no peer connected");
-    struct p2c2r_task t = {"echo", 0, 0, 1, NULL, 0, "x", 1};
+    struct p2c2r_task t = {sizeof t, "echo", 0, 0, 1, NULL, 0, "x", 1};
     p2c2r_ticket one;
     rc = p2c2r_client_submit(c, &t, &one);
     H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
@@ -397,14 +397,14 @@ static void phase_new_peer(void)
         s.n = s.n > 65536 ? 65536 : s.n;
         in[i] = malloc(s.n ? s.n : 1);
         h_fill(in[i], s.n, s.seed);
-        struct p2c2r_task t = {s.sha ? "sha256" : "echo", 0, 0, 1, NULL, 0, in[i], s.n};
+        struct p2c2r_task t = {sizeof t, s.sha ? "sha256" : "echo", 0, 0, 1, NULL, 0, in[i], s.n};
         tasks[i] = t;
     }
     rc = p2c2r_client_submit_batch(c, tasks, N, tk);
     H_REQUIRE(rc == 0, "submit_batch: %s", h_err(rc));
     int ok = 0;
     for (int i = 0; i < N; i++) {
-        struct p2c2r_result r;
+        struct p2c2r_result r = P2C2R_RESULT_INIT;
         rc = p2c2r_client_wait(c, tk[i], h_bound_ms(10000), &r);
         if (!H_CHECK(rc == 0, "task %d: no outcome: %s", i, h_err(rc)))
             break;

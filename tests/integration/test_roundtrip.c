@@ -31,7 +31,7 @@ static struct h_proc *sha_peer;
 
 static struct p2c2r_task task_of(const char *type, const char *params, const void *in, size_t n)
 {
-    struct p2c2r_task t = {type, 0, 0, P2C2R_PRIO_INTERACTIVE, params, params ? strlen(params) : 0,
+    struct p2c2r_task t = {sizeof t, type, 0, 0, P2C2R_PRIO_INTERACTIVE, params, params ? strlen(params) : 0,
                            in, n};
     return t;
 }
@@ -144,7 +144,7 @@ static void test_batch(p2c2r_client *c)
     }
     int got = 0, ok = 0, inorder = 1, last = -1;
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(30000);
-    struct p2c2r_result res[64];
+    struct p2c2r_result res[64] = {P2C2R_RESULT_INIT};
     while (got < N && h_now_ms() < end) {
         int n = p2c2r_client_poll(c, res, 64, 200);
         H_REQUIRE(n >= 0, "poll returned %s", h_err(n));
@@ -211,7 +211,7 @@ static void test_out_of_order(p2c2r_client *c)
     int seen = 0;
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     while (seen < 10 && h_now_ms() < end) {
-        struct p2c2r_result r;
+        struct p2c2r_result r = P2C2R_RESULT_INIT;
         int n = p2c2r_client_poll(c, &r, 1, 100);
         H_REQUIRE(n >= 0, "poll: %s", h_err(n));
         if (n == 0)
@@ -228,7 +228,7 @@ static void test_out_of_order(p2c2r_client *c)
     }
     H_CHECK(seen == 10, "%d of 10 echo results arrived while the sha256 peer was stopped", seen);
 
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     int rc = p2c2r_client_wait(c, a, 0, &r);
     H_CHECK(rc == P2C2R_ETIMEDOUT, "wait(timeout 0) on an unfinished task returned %s", h_err(rc));
     rc = p2c2r_client_wait(c, a, 50, &r);
@@ -312,7 +312,7 @@ static void test_cancel(p2c2r_client *c)
     /* Cancelling a finished (not yet collected) task keeps its real result. */
     struct p2c2r_task e = task_of("echo", NULL, "done", 4);
     p2c2r_ticket fin = h_submit(c, &e);
-    struct p2c2r_result tmp;
+    struct p2c2r_result tmp = P2C2R_RESULT_INIT;
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     int arrived = 0;
     while (!arrived && h_now_ms() < end) {
@@ -426,7 +426,7 @@ static void test_unsupported(p2c2r_client *c)
     p2c2r_ticket thi = h_submit(c, &hi);
     struct p2c2r_task lo = task_of("echo", NULL, "after", 5);
     p2c2r_ticket tlo = h_submit(c, &lo);
-    struct p2c2r_result rl;
+    struct p2c2r_result rl = P2C2R_RESULT_INIT;
     int rc = p2c2r_client_wait(c, tlo, h_bound_ms(5000), &rl);
     H_CHECK(rc == 0, "an echo task submitted after an unsatisfiable min_version=99 echo task got no "
                      "result within %d ms (%s): head-of-line blocking in the type queue",
@@ -435,7 +435,7 @@ static void test_unsupported(p2c2r_client *c)
         check_ok(&rl, "after", 5, "echo behind a min_version=99 task");
         p2c2r_result_release(&rl);
     }
-    struct p2c2r_result rh;
+    struct p2c2r_result rh = P2C2R_RESULT_INIT;
     rc = p2c2r_client_wait(c, thi, h_bound_ms(15000), &rh);
     H_CHECK(rc == 0, "min_version=99 task: no outcome at all (%s)", h_err(rc));
     if (rc == 0) {
@@ -521,7 +521,7 @@ static void test_nonblocking(p2c2r_client *c)
             int rc = p2c2r_client_process(c);
             H_REQUIRE(rc >= 0, "process returned %s", h_err(rc));
         }
-        struct p2c2r_result res[16];
+        struct p2c2r_result res[16] = {P2C2R_RESULT_INIT};
         int n = p2c2r_client_poll(c, res, 16, 0);
         H_REQUIRE(n >= 0, "poll(0) returned %s", h_err(n));
         for (int k = 0; k < n; k++) {
@@ -581,7 +581,7 @@ static void test_backpressure(void)
     H_CHECK(rc == 0, "submit after collecting one result returned %s", h_err(rc));
     uint32_t want = rc == 0 ? max : max - 1, got = 0, bad = 0;
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(30000);
-    struct p2c2r_result res[128];
+    struct p2c2r_result res[128] = {P2C2R_RESULT_INIT};
     while (got < want && h_now_ms() < end) {
         int n = p2c2r_client_poll(c, res, 128, 200);
         H_REQUIRE(n >= 0, "poll: %s", h_err(n));
@@ -609,7 +609,7 @@ int main(int argc, char **argv)
     h_wait_peers(2, NULL);
 
     p2c2r_client *c;
-    struct p2c2r_client_options o = {NULL, "roundtrip", 0, 0};
+    struct p2c2r_client_options o = {sizeof o, NULL, "roundtrip", 0, 0};
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     H_REQUIRE(rc == 0, "connect to %s: %s", h_addr(), h_err(rc));
     H_CHECK(strcmp(p2c2r_client_last_error(c), "") == 0, "last_error set on a fresh client");

@@ -53,7 +53,7 @@
 
 static p2c2r_client *renter_connect(const char *name)
 {
-    struct p2c2r_client_options o = {NULL, name, h_bound_ms(5000), 0, 0};
+    struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0, 0};
     p2c2r_client *c;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     H_REQUIRE(rc == 0, "%s: connect to %s: %s", name, h_addr(), h_err(rc));
@@ -122,13 +122,13 @@ static int run_echo(p2c2r_client *c, const char *who, int n, int window, uint8_t
         slot[i].task = -1;
     int next = 0, done = 0, ok = 0, bad = 0;
     uint64_t last = h_now_ms();
-    struct p2c2r_result res[MAX_WINDOW];
+    struct p2c2r_result res[MAX_WINDOW] = {P2C2R_RESULT_INIT};
     while (done < n) {
         for (int i = 0; i < window && next < n; i++) {
             if (slot[i].task >= 0)
                 continue;
             task_input(slot[i].in, ECHO_SIZE, seed, next);
-            struct p2c2r_task t = {.type = "echo", .priority = prio, .input = slot[i].in,
+            struct p2c2r_task t = {.size = sizeof t, .type = "echo", .priority = prio, .input = slot[i].in,
                                    .input_len = ECHO_SIZE};
             int rc = p2c2r_client_submit(c, &t, &slot[i].tk);
             H_REQUIRE(rc == 0, "%s: submit task %d: %s", who, next, h_err(rc));
@@ -283,13 +283,13 @@ static int three_plain(p2c2r_client *c, uint32_t slow_id, int seed)
     p2c2r_ticket tk[3];
     for (int i = 0; i < 3; i++) {
         task_input(in[i], 16, (uint64_t)seed, i);
-        ts[i] = (struct p2c2r_task){.type = "echo", .input = in[i], .input_len = 16};
+        ts[i] = (struct p2c2r_task){.size = sizeof(struct p2c2r_task), .type = "echo", .input = in[i], .input_len = 16};
     }
     int rc = p2c2r_client_submit_batch(c, ts, 3, tk);
     H_REQUIRE(rc == 0, "submit_batch: %s", h_err(rc));
     int on_slow = 0;
     for (int i = 0; i < 3; i++) {
-        struct p2c2r_result r;
+        struct p2c2r_result r = P2C2R_RESULT_INIT;
         rc = p2c2r_client_wait(c, tk[i], h_bound_ms(10000), &r);
         H_REQUIRE(rc == 0, "plain task %d: %s", i, h_err(rc));
         H_CHECK(r.status == 0 && r.output_len == 16 && memcmp(r.output, in[i], 16) == 0,
@@ -340,7 +340,7 @@ static void scenario_hedge_hol(void)
     h_wait_peers(3, NULL);
     uint8_t gin[16];
     task_input(gin, 16, 702, 0);
-    struct p2c2r_task g = {.type = "echo", .input = gin, .input_len = 16, .need_gpu = 1};
+    struct p2c2r_task g = {.size = sizeof g, .type = "echo", .input = gin, .input_len = 16, .need_gpu = 1};
     p2c2r_ticket gtk;
     int rc = p2c2r_client_submit(c, &g, &gtk);
     H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
@@ -359,7 +359,7 @@ static void scenario_hedge_hol(void)
             "a plain task waited %d ms for the slow peer, unhedged, because the GPU task ahead of it in "
             "echo's running list could not be hedged",
             CPU_SLOW_MS);
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     rc = p2c2r_client_wait(c, gtk, h_bound_ms(10000), &r);
     H_REQUIRE(rc == 0, "GPU task: %s", h_err(rc));
     H_CHECK(r.status == 0 && r.output_len == 16 && memcmp(r.output, gin, 16) == 0, "GPU task: status %s",
@@ -397,7 +397,7 @@ static void scenario_queue_hol(void)
     struct h_fake_counts f;
     for (int i = 0; i < 4; i++) {
         task_input(in[i], 16, 900 + (uint64_t)i, 0);
-        struct p2c2r_task t = {.type = "echo", .input = in[i], .input_len = 16,
+        struct p2c2r_task t = {.size = sizeof t, .type = "echo", .input = in[i], .input_len = 16,
                                .flags = P2C2R_TASK_NOCACHE};
         if (i == 0 || i == 2)
             t.need_gpu = 1;
@@ -413,7 +413,7 @@ static void scenario_queue_hol(void)
             H_REQUIRE(f.assigned == 1, "task %c did not reach its peer", 'A' + i);
         }
     }
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     int rc = p2c2r_client_wait(c, tk[3], h_bound_ms(GPU_MS * 4), &r);
     H_REQUIRE(rc == 0, "D: %s", h_err(rc));
     h_fake_peer_counts(gpu, &f);
@@ -458,11 +458,11 @@ static void scenario_type_deadline(void)
     H_CHECK(h_json_int(js, "types[name=sha256].deadline_ms") == 2000, "stats: sha256's deadline_ms");
     json_decref(js);
     p2c2r_client *c = renter_connect("tdl-renter");
-    struct p2c2r_task t = {.type = "echo", .input = "late", .input_len = 4};
+    struct p2c2r_task t = {.size = sizeof t, .type = "echo", .input = "late", .input_len = 4};
     p2c2r_ticket tk;
     int rc = p2c2r_client_submit(c, &t, &tk);
     H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     rc = p2c2r_client_wait(c, tk, h_bound_ms(4000), &r);
     H_REQUIRE(rc == 0, "no outcome: %s (the type's 300 ms deadline did not apply)", h_err(rc));
     H_CHECK(r.status == P2C2R_ETIMEDOUT, "echo under a 300 ms type deadline: %s, expected ETIMEDOUT",
@@ -507,7 +507,7 @@ static void scenario_coalesce_urgency(void)
     p2c2r_ticket tk[4];
     struct h_fake_counts f;
     for (int i = 0; i < 4; i++) {
-        struct p2c2r_task t = {.type = "sha256", .input = spec[i].in, .input_len = strlen(spec[i].in),
+        struct p2c2r_task t = {.size = sizeof t, .type = "sha256", .input = spec[i].in, .input_len = strlen(spec[i].in),
                                .deadline_ms = spec[i].dl};
         int rc = p2c2r_client_submit(c, &t, &tk[i]);
         H_REQUIRE(rc == 0, "submit %d: %s", i, h_err(rc));
@@ -522,7 +522,7 @@ static void scenario_coalesce_urgency(void)
     int order[4], got = 0;
     uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
     while (got < 4 && h_now_ms() < end) {
-        struct p2c2r_result r;
+        struct p2c2r_result r = P2C2R_RESULT_INIT;
         int n = p2c2r_client_poll(c, &r, 1, 100);
         H_REQUIRE(n >= 0, "poll: %s", h_err(n));
         if (n == 0)
@@ -675,7 +675,7 @@ static void slow_task(p2c2r_client *c, uint8_t prio, uint32_t deadline_ms, int k
 {
     uint8_t in[16];
     task_input(in, sizeof(in), 300, k);
-    struct p2c2r_task t = {.type = "it.slow", .deadline_ms = deadline_ms, .priority = prio, .input = in,
+    struct p2c2r_task t = {.size = sizeof t, .type = "it.slow", .deadline_ms = deadline_ms, .priority = prio, .input = in,
                            .input_len = sizeof(in)};
     p2c2r_ticket tk;
     int rc = p2c2r_client_submit(c, &t, &tk);
@@ -694,7 +694,7 @@ static void scenario_admission(void)
     struct h_fake_peer *fp = h_fake_peer_start(&sc);
     h_wait_peers(1, NULL);
     p2c2r_client *c = renter_connect("admission-renter");
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
 
     h_phase("admission: a 5 ms deadline before any sample is accepted, then times out");
     slow_task(c, P2C2R_PRIO_REALTIME, 5, 0, &r);
@@ -708,7 +708,7 @@ static void scenario_admission(void)
     uint8_t in[FILL][16];
     for (int i = 0; i < WARM; i++) {
         task_input(in[i], 16, 301, i);
-        struct p2c2r_task t = {.type = "it.slow", .input = in[i], .input_len = 16};
+        struct p2c2r_task t = {.size = sizeof t, .type = "it.slow", .input = in[i], .input_len = 16};
         int rc = p2c2r_client_submit(c, &t, &tk[i]);
         H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
     }
@@ -757,7 +757,7 @@ static void scenario_admission(void)
             FILL, QDL_MS);
     for (int i = 0; i < FILL; i++) {
         task_input(in[i], 16, 302, i);
-        struct p2c2r_task t = {.type = "it.slow", .priority = P2C2R_PRIO_BACKGROUND, .input = in[i],
+        struct p2c2r_task t = {.size = sizeof t, .type = "it.slow", .priority = P2C2R_PRIO_BACKGROUND, .input = in[i],
                                .input_len = 16};
         int rc = p2c2r_client_submit(c, &t, &tk[i]);
         H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
@@ -766,9 +766,9 @@ static void scenario_admission(void)
     uint8_t pin[2][16];
     task_input(pin[0], 16, 303, 0);
     task_input(pin[1], 16, 303, 1);
-    struct p2c2r_task bgt = {.type = "it.slow", .deadline_ms = QDL_MS, .priority = P2C2R_PRIO_BACKGROUND,
+    struct p2c2r_task bgt = {.size = sizeof bgt, .type = "it.slow", .deadline_ms = QDL_MS, .priority = P2C2R_PRIO_BACKGROUND,
                              .input = pin[0], .input_len = 16};
-    struct p2c2r_task rtt = {.type = "it.slow", .deadline_ms = RT_DL_MS,
+    struct p2c2r_task rtt = {.size = sizeof rtt, .type = "it.slow", .deadline_ms = RT_DL_MS,
                              .priority = P2C2R_PRIO_REALTIME, .input = pin[1], .input_len = 16};
     H_REQUIRE(p2c2r_client_submit(c, &bgt, &bg_probe) == 0, "submit");
     H_REQUIRE(p2c2r_client_submit(c, &rtt, &rt_probe) == 0, "submit");
@@ -831,7 +831,7 @@ static void scenario_priority(void)
     H_REQUIRE(ts && tk && in, "out of memory");
     for (int i = 0; i < n; i++) {
         task_input(in[i], 16, 400, i);
-        ts[i] = (struct p2c2r_task){.type = "echo", .priority = P2C2R_PRIO_BACKGROUND, .input = in[i],
+        ts[i] = (struct p2c2r_task){.size = sizeof(struct p2c2r_task), .type = "echo", .priority = P2C2R_PRIO_BACKGROUND, .input = in[i],
                                     .input_len = 16};
     }
     int rc = p2c2r_client_submit_batch(c, ts, (size_t)n, tk);
@@ -839,7 +839,7 @@ static void scenario_priority(void)
     uint8_t rin[16];
     task_input(rin, 16, 401, 0);
     /* A frame-sized deadline, as a game gives realtime work. */
-    struct p2c2r_task rt = {.type = "echo", .deadline_ms = (uint32_t)h_bound_ms(10000),
+    struct p2c2r_task rt = {.size = sizeof rt, .type = "echo", .deadline_ms = (uint32_t)h_bound_ms(10000),
                             .priority = P2C2R_PRIO_REALTIME, .input = rin, .input_len = 16};
     p2c2r_ticket rtk;
     rc = p2c2r_client_submit(c, &rt, &rtk);
@@ -855,7 +855,7 @@ static void scenario_priority(void)
     h_phase("priority: collect %d results", n + 1);
     int got = 0, rt_pos = -1, ok = 0;
     char *seen = calloc((size_t)n, 1);
-    struct p2c2r_result res[256];
+    struct p2c2r_result res[256] = {P2C2R_RESULT_INIT};
     uint64_t last = h_now_ms();
     while (got < n + 1) {
         int k = p2c2r_client_poll(c, res, 256, 200);
@@ -903,7 +903,7 @@ static void scenario_priority(void)
 
 static void sha_task(p2c2r_client *c, const uint8_t *in, uint32_t flags, struct p2c2r_result *r)
 {
-    struct p2c2r_task t = {.type = "sha256", .input = in, .input_len = SHA_SIZE, .flags = flags};
+    struct p2c2r_task t = {.size = sizeof t, .type = "sha256", .input = in, .input_len = SHA_SIZE, .flags = flags};
     p2c2r_ticket tk;
     int rc = p2c2r_client_submit(c, &t, &tk);
     H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
@@ -932,7 +932,7 @@ static void scenario_cache(void)
     h_fill(y, SHA_SIZE, 501);
     h_sha256(x, SHA_SIZE, mdx);
     h_sha256(y, SHA_SIZE, mdy);
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
 
     h_phase("cache: a first run, a repeat from the cache, a NOCACHE repeat");
     sha_task(c, x, 0, &r);
@@ -965,7 +965,7 @@ static void scenario_cache(void)
     struct p2c2r_task ts[SAME];
     p2c2r_ticket tk[SAME];
     for (int i = 0; i < SAME; i++)
-        ts[i] = (struct p2c2r_task){.type = "sha256", .input = y, .input_len = SHA_SIZE};
+        ts[i] = (struct p2c2r_task){.size = sizeof(struct p2c2r_task), .type = "sha256", .input = y, .input_len = SHA_SIZE};
     int rc = p2c2r_client_submit_batch(c, ts, SAME, tk);
     H_REQUIRE(rc == 0, "submit_batch: %s", h_err(rc));
     long long live = h_wait_live(c, SAME, 10000);
@@ -1007,10 +1007,10 @@ static void scenario_gpu(void)
     uint8_t in[N][16];
     for (int i = 0; i < N; i++)
         task_input(in[i], 16, 600, i);
-    struct p2c2r_result r;
+    struct p2c2r_result r = P2C2R_RESULT_INIT;
     p2c2r_ticket tk[N];
 
-    struct p2c2r_task g = {.type = "echo", .input = in[0], .input_len = 16, .need_gpu = 1};
+    struct p2c2r_task g = {.size = sizeof g, .type = "echo", .input = in[0], .input_len = 16, .need_gpu = 1};
     int rc = p2c2r_client_submit(c, &g, &tk[0]);
     H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
     rc = p2c2r_client_wait(c, tk[0], h_bound_ms(5000), &r);
@@ -1022,7 +1022,7 @@ static void scenario_gpu(void)
             "a task needing a GPU with no GPU peer: status %s, expected EUNSUPPORTED naming the GPU",
             h_err(r.status));
     p2c2r_result_release(&r);
-    struct p2c2r_task m = {.type = "echo", .input = in[0], .input_len = 16, .min_cores = 60000};
+    struct p2c2r_task m = {.size = sizeof m, .type = "echo", .input = in[0], .input_len = 16, .min_cores = 60000};
     rc = p2c2r_client_submit(c, &m, &tk[0]);
     H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
     rc = p2c2r_client_wait(c, tk[0], h_bound_ms(5000), &r);
@@ -1043,7 +1043,7 @@ static void scenario_gpu(void)
             h_json_text(h_json_at(js, "peers")));
     json_decref(js);
     for (int i = 0; i < N; i++) {
-        struct p2c2r_task t = {.type = "echo", .input = in[i], .input_len = 16, .need_gpu = 1};
+        struct p2c2r_task t = {.size = sizeof t, .type = "echo", .input = in[i], .input_len = 16, .need_gpu = 1};
         rc = p2c2r_client_submit(c, &t, &tk[i]);
         H_REQUIRE(rc == 0, "submit: %s", h_err(rc));
     }

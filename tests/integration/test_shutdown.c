@@ -66,7 +66,7 @@ static void *api_main(void *arg)
     struct api_renter *r = arg;
     char name[32];
     snprintf(name, sizeof(name), "api-renter-%d", r->id);
-    struct p2c2r_client_options o = {NULL, name, h_bound_ms(5000), 0};
+    struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0};
     p2c2r_client *c;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     if (!H_CHECK(rc == 0, "%s: connect: %s", name, h_err(rc)))
@@ -89,7 +89,7 @@ static void *api_main(void *arg)
             int sha = seq % 8 == 3;
             slot[i].n = sha ? BIG : h_log_uniform(&st, 256 * 1024);
             h_fill(slot[i].in, slot[i].n, seq);
-            struct p2c2r_task t = {sha ? "sha256" : "echo", 0, 0, 1, NULL, 0, slot[i].in, slot[i].n};
+            struct p2c2r_task t = {sizeof t, sha ? "sha256" : "echo", 0, 0, 1, NULL, 0, slot[i].in, slot[i].n};
             rc = p2c2r_client_submit(c, &t, &slot[i].tk);
             if (rc != 0) {
                 /* The connection is gone: submit must say so, not queue. */
@@ -103,7 +103,7 @@ static void *api_main(void *arg)
             inflight++;
             r->k.submitted++;
         }
-        struct p2c2r_result res[WINDOW];
+        struct p2c2r_result res[WINDOW] = {P2C2R_RESULT_INIT};
         int n = p2c2r_client_poll(c, res, WINDOW, 200);
         if (!H_CHECK(n >= 0, "%s: poll: %s", name, h_err(n)))
             break;
@@ -275,9 +275,9 @@ static void run_tasks(int n, const char *what)
     for (int i = 0; i < n; i++) {
         char msg[32];
         snprintf(msg, sizeof(msg), "task-%d", i);
-        struct p2c2r_task t = {i % 2 ? "echo" : "sha256", 0, 0, 1, NULL, 0, msg, strlen(msg)};
+        struct p2c2r_task t = {sizeof t, i % 2 ? "echo" : "sha256", 0, 0, 1, NULL, 0, msg, strlen(msg)};
         p2c2r_ticket tk;
-        struct p2c2r_result r;
+        struct p2c2r_result r = P2C2R_RESULT_INIT;
         if (!H_CHECK(p2c2r_client_submit(c, &t, &tk) == 0, "%s: submit", what))
             break;
         rc = p2c2r_client_wait(c, tk, h_bound_ms(10000), &r);
@@ -400,11 +400,11 @@ static void phase_sigterm(void)
     H_CHECK(raw.k.other == 0 && raw.k.conn_err == 0, "raw renter: unexpected statuses");
 
     /* A renter that was idle during the shutdown learns of it on its next call. */
-    struct p2c2r_task t = {"echo", 0, 0, 1, NULL, 0, "late", 4};
+    struct p2c2r_task t = {sizeof t, "echo", 0, 0, 1, NULL, 0, "late", 4};
     p2c2r_ticket tk;
     rc = p2c2r_client_submit(idle, &t, &tk);
     if (rc == 0) {
-        struct p2c2r_result r;
+        struct p2c2r_result r = P2C2R_RESULT_INIT;
         rc = p2c2r_client_wait(idle, tk, h_bound_ms(5000), &r);
         H_CHECK(rc == 0 && r.status != 0, "idle renter: a task after the shutdown: wait %s status %s",
                 h_err(rc), h_err(rc == 0 ? r.status : 0));
