@@ -25,7 +25,7 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->default_deadline_ms = 60000;
     cfg->orphan_timeout_ms = 10000;
     cfg->blob_store_bytes = 512u << 20;
-    cfg->cache_types = "sha256,pathfind,physics,raytrace,upscale";
+    cfg->cache_types = "*"; /* every type whose peers declare it deterministic */
     cfg->cache_bytes = 64u << 20;
     cfg->cache_ttl_ms = 300000;
     cfg->hedge = 1;

@@ -81,7 +81,13 @@ struct tqueue {
 
 struct ttype {
     char name[PROTO_MAX_TYPE_NAME + 1];
-    uint8_t name_len, cacheable;
+    uint8_t name_len;
+    /* Results are cached and identical tasks coalesced when the operator
+     * allows it for this type (--cache-types) and every registered peer of
+     * it declared its executor deterministic (PEER_REGISTER): see
+     * type_cacheable. */
+    uint8_t cache_ok;
+    uint32_t nnondet; /* registered peers that did not declare it deterministic */
     /* [0]: tasks any peer of the type may run; [1]: tasks with requirements
      * (GPU, cores, memory), kept apart so they never block the others. */
     struct tqueue q[2][PRIO_CLASSES];
@@ -110,6 +116,7 @@ struct ttype {
  * together so that judging a peer for a type touches one cache line. */
 struct peer_type {
     uint32_t version;
+    uint8_t det; /* declared deterministic (PROTO_TYPE_F_DETERMINISTIC) */
     float exec_ewma; /* us */
     uint32_t pos;    /* index in ttype.peers */
     uint32_t fpos;   /* index in ttype.free */
@@ -368,7 +375,12 @@ int type_name_ok(const uint8_t *name, size_t len);
 /* The index of the type called name, created if new; -1 when the table is
  * full.  Exposed for tests/unit/test_sched_rules.c, as is peer_join_type. */
 int type_intern(struct coord *co, const uint8_t *name, size_t len);
-void peer_join_type(struct coord *co, struct peer_rec *p, int ti, uint32_t version);
+void peer_join_type(struct coord *co, struct peer_rec *p, int ti, uint32_t version, uint8_t flags);
+/* Whether results of the type may be cached and identical tasks coalesced. */
+static inline int type_cacheable(const struct ttype *tt)
+{
+    return tt->cache_ok && tt->npeers > 0 && tt->nnondet == 0;
+}
 int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int peer_on_credit(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *body);

@@ -212,7 +212,7 @@ int type_intern(struct coord *co, const uint8_t *name, size_t len)
             tt->deadline_ms = co->tdl[k].ms;
     for (uint32_t k = 0; k < co->ncache_types; k++)
         if (strcmp(co->cache_types[k], tt->name) == 0 || strcmp(co->cache_types[k], "*") == 0)
-            tt->cacheable = 1;
+            tt->cache_ok = 1;
     hist_init(&tt->att[0]);
     hist_init(&tt->att[1]);
     hist_init(&tt->h_queue);
@@ -226,13 +226,16 @@ int type_intern(struct coord *co, const uint8_t *name, size_t len)
 /* Makes p a peer of type ti at version (a type it lists twice counts
  * once): it joins the type's peers and its slots count toward the type's.
  * The free set is the caller's: peer_refresh once all types are joined. */
-void peer_join_type(struct coord *co, struct peer_rec *p, int ti, uint32_t version)
+void peer_join_type(struct coord *co, struct peer_rec *p, int ti, uint32_t version, uint8_t flags)
 {
     if (p->types & (1u << ti))
         return;
     struct ttype *tt = &co->types[ti];
     p->types |= 1u << ti;
     p->ty[ti].version = version;
+    p->ty[ti].det = (flags & PROTO_TYPE_F_DETERMINISTIC) != 0;
+    if (!p->ty[ti].det)
+        tt->nnondet++;
     if (tt->npeers == tt->peers_cap) {
         tt->peers_cap = tt->peers_cap ? tt->peers_cap * 2 : 8;
         tt->peers = xrealloc(tt->peers, tt->peers_cap * sizeof(*tt->peers));
@@ -300,7 +303,7 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     for (unsigned i = 0; i < m.ntypes; i++) {
         int ti = type_intern(co, m.types[i].name.p, m.types[i].name.len);
         assert(ti >= 0); /* capacity was checked above */
-        peer_join_type(co, p, ti, m.types[i].version);
+        peer_join_type(co, p, ti, m.types[i].version, m.types[i].flags);
     }
     c->peer = p;
     co->npeers++;
@@ -499,6 +502,8 @@ void peer_detach(struct coord *co, struct peer_rec *p)
         tt->peers[pos] = tt->peers[--tt->npeers];
         tt->peers[pos]->ty[ti].pos = pos;
         tt->slots_total -= p->slots;
+        if (!p->ty[ti].det)
+            tt->nnondet--;
         if (tt->npeers == 0)
             tt->no_peer_since = co->now;
     }

@@ -158,7 +158,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
 
     /* A repeat of deterministic work: answered from the cache, or attached
      * to an identical task in flight. */
-    int cacheable = tt->cacheable && !(m.flags & PROTO_TASK_F_NOCACHE) && co->cache;
+    int cacheable = type_cacheable(tt) && !(m.flags & PROTO_TASK_F_NOCACHE) && co->cache;
     struct rcache_key key = {0, 0};
     struct task *leader = NULL;
     if (cacheable) {

@@ -197,7 +197,7 @@ static void stats_json(struct coord *co, struct buf *o)
                    ",\"attempt_samples\":%" PRIu64 ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
                    ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 "}",
                 tt->npeers, tt->queued, byc[0], byc[1], byc[2], type_free_slots(tt), tt->slots_total,
-                tt->cacheable ? "true" : "false",
+                type_cacheable(tt) ? "true" : "false",
                 tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms,
                 hist_quantile(&tt->h_exec, 0.95), tt->att_n, tt->att_p50, tt->att_p95, tt->hedges,
                 tt->retries);

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
         {"orphan-timeout", 0, OPT_INT, "MS", 0, 86400000, "queued tasks of a type with no peer fail after this", &orphan_ms, CLIOPT_DEFAULT},
         {"metrics", 'm', OPT_STR, "HOST:PORT", 0, 0, "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default off)", &metrics},
         {"type-deadline", 0, OPT_STR, "TYPE=MS,...", 0, 0, "default deadline per task type, e.g. upscale=16,pathfind=100", &type_deadlines},
-        {"cache-types", 0, OPT_STR, "TYPE,...", 0, 0, "deterministic types whose results are cached and coalesced; '*' = all, '' = none", &cache_types, CLIOPT_DEFAULT},
+        {"cache-types", 0, OPT_STR, "TYPE,...", 0, 0, "types whose results may be cached and coalesced, when their peers declare them deterministic; '*' = all, '' = none", &cache_types, CLIOPT_DEFAULT},
         {"cache-bytes", 0, OPT_INT, "BYTES", 0, (int64_t)1 << 40, "result cache size; 0 turns caching and coalescing off", &cache_bytes, CLIOPT_DEFAULT},
         {"cache-ttl", 0, OPT_INT, "MS", 1, 86400000, "how long a cached result is served", &cache_ttl, CLIOPT_DEFAULT},
         {"no-hedge", 0, OPT_FLAG, NULL, 0, 0, "never start a second copy of a slow attempt", &no_hedge},

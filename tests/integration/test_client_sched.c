@@ -719,8 +719,10 @@ static void test_queue_full(void)
     p2c2r_client *c = connect_to(h_addr(), "queue-full");
     enum { N = 6 };
     struct p2c2r_task t[N];
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < N; i++) {
         t[i] = task("echo", "x", 1);
+        t[i].flags = P2C2R_TASK_NOCACHE; /* six runs, not one coalesced run (echo is cacheable) */
+    }
     p2c2r_ticket tk[N];
     /* One SUBMIT_BATCH frame: the coordinator processes its entries in one
      * go, so at most one runs on the peer and one waits in the queue. */

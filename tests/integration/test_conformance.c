@@ -12,6 +12,8 @@
  *   a background one runs first);
  * - section 3: BLOB_PUT is a renter's message: from a peer or before HELLO
  *   it cuts the connection;
+ * - sections 5.3 and 6.1: a type's results are cached while every peer
+ *   registered for it declares it deterministic, and not otherwise;
  * - section 5.3: PEER_REGISTER with an empty type name is malformed
  *   (EPROTO), with 33 types ELIMIT, with none or a bad name EINVAL;
  * - section 9: the reason texts of a malformed CREDIT or RESULT and of one
@@ -33,8 +35,10 @@ static struct h_raw open_hello(uint8_t role)
     return r;
 }
 
-/* Registers r as a peer of the given types (version 1 each) with slots. */
-static int raw_register(struct h_raw *r, const char *const *types, int ntypes, uint16_t slots)
+/* Registers r as a peer of the given types (version 1 each) with slots;
+ * type_flags goes into every type entry (PROTO_TYPE_F_*). */
+static int raw_register_flags(struct h_raw *r, const char *const *types, int ntypes, uint16_t slots,
+                              uint8_t type_flags)
 {
     struct msg_register m;
     memset(&m, 0, sizeof(m));
@@ -46,6 +50,7 @@ static int raw_register(struct h_raw *r, const char *const *types, int ntypes, u
         m.types[i].name.p = (const uint8_t *)types[i];
         m.types[i].name.len = strlen(types[i]);
         m.types[i].version = 1;
+        m.types[i].flags = type_flags;
     }
     uint8_t body[4096];
     size_t n = proto_put_register(body, &m);
@@ -54,6 +59,11 @@ static int raw_register(struct h_raw *r, const char *const *types, int ntypes, u
     struct h_frame f;
     int rc = h_raw_read(r, &f, h_bound_ms(5000));
     return rc == H_RAW_FRAME && f.hdr.type == MSG_REGISTER_OK ? 0 : -1;
+}
+
+static int raw_register(struct h_raw *r, const char *const *types, int ntypes, uint16_t slots)
+{
+    return raw_register_flags(r, types, ntypes, slots, 0);
 }
 
 static struct h_raw open_peer(const char *type, uint16_t slots)
@@ -186,6 +196,67 @@ static void case_duplicates(void)
     h_raw_close(&peer);
 }
 
+static long long type_cacheable(const char *type)
+{
+    json_t *js = h_stats(NULL);
+    char path[96];
+    snprintf(path, sizeof(path), "types[name=%s].cacheable", type);
+    long long v = h_json_bool(js, path);
+    json_decref(js);
+    return v;
+}
+
+static void case_deterministic(void)
+{
+    h_phase("sections 5.3 and 6.1: a type is cached while every peer of it declares it deterministic");
+    struct h_raw det = open_hello(ROLE_PEER);
+    const char *types[] = {"conf_det"};
+    H_REQUIRE(raw_register_flags(&det, types, 1, 1, PROTO_TYPE_F_DETERMINISTIC) == 0, "register");
+    H_CHECK(type_cacheable("conf_det") == 1, "a type whose only peer declares it deterministic is not cacheable");
+    struct h_raw rent = open_hello(ROLE_RENTER);
+    size_t bl;
+    uint8_t *body = h_task_body("conf_det", 0, 0, NULL, "same", 4, &bl);
+    H_REQUIRE(h_raw_send_frame(&rent, MSG_SUBMIT, 0, 1, body, bl, 2000) == 0, "submit");
+    uint64_t id = next_assign(&det, NULL);
+    H_REQUIRE(send_result(&det, id, 0, "out", 3) == 0, "RESULT");
+    struct h_outcome o;
+    H_REQUIRE(h_raw_outcome(&rent, &o, h_bound_ms(5000)) == H_RAW_FRAME && o.status == 0, "first outcome");
+    H_REQUIRE(h_raw_send_frame(&rent, MSG_SUBMIT, 0, 2, body, bl, 2000) == 0, "submit again");
+    H_CHECK(h_raw_outcome(&rent, &o, h_bound_ms(5000)) == H_RAW_FRAME && o.status == 0 &&
+                (o.flags & PROTO_DELIVER_F_CACHED),
+            "a repeat was not answered from the cache (flags 0x%x)", o.flags);
+
+    /* A second peer of the type that does not declare it: no more caching. */
+    struct h_raw nondet = open_hello(ROLE_PEER);
+    H_REQUIRE(raw_register_flags(&nondet, types, 1, 1, 0) == 0, "register");
+    H_CHECK(type_cacheable("conf_det") == 0, "cacheable although one peer does not declare it deterministic");
+    body[bl - 1] ^= 1; /* a new input, so no earlier entry answers it */
+    for (uint64_t k = 3; k <= 4; k++) {
+        H_REQUIRE(h_raw_send_frame(&rent, MSG_SUBMIT, 0, k, body, bl, 2000) == 0, "submit");
+        struct h_raw *who = NULL;
+        for (int tries = 0; tries < 2 && !who; tries++) {
+            struct h_frame f;
+            if (h_raw_read(&det, &f, 300) == H_RAW_FRAME && f.hdr.type == MSG_ASSIGN)
+                who = &det, id = f.hdr.req_id;
+            else if (h_raw_read(&nondet, &f, 300) == H_RAW_FRAME && f.hdr.type == MSG_ASSIGN)
+                who = &nondet, id = f.hdr.req_id;
+        }
+        H_REQUIRE(who, "task %llu was not assigned to a peer (answered from a cache?)", (unsigned long long)k);
+        H_REQUIRE(send_result(who, id, 0, "out", 3) == 0, "RESULT");
+        H_CHECK(h_raw_outcome(&rent, &o, h_bound_ms(5000)) == H_RAW_FRAME && o.status == 0 &&
+                    !(o.flags & PROTO_DELIVER_F_CACHED),
+                "run %llu: expected a fresh run (flags 0x%x)", (unsigned long long)k, o.flags);
+    }
+    free(body);
+    h_raw_close(&nondet);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(3000);
+    while (type_cacheable("conf_det") != 1 && h_now_ms() < end)
+        h_sleep_ms(10);
+    H_CHECK(type_cacheable("conf_det") == 1, "cacheable again once the non-deterministic peer left");
+    h_raw_close(&rent);
+    h_raw_close(&det);
+}
+
 static void case_priority(void)
 {
     h_phase("section 12: priority classes are honoured");
@@ -299,6 +370,7 @@ int main(int argc, char **argv)
     case_deliver_limit();
     case_duplicates();
     case_priority();
+    case_deterministic();
     case_cuts();
     H_REQUIRE(h_running(h_coord()), "the coordinator died");
     return h_finish();

@@ -78,7 +78,7 @@ static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, u
     list_init(&p->qnode);
     c->peer = p;
     for (uint32_t m = mask; m; m &= m - 1)
-        peer_join_type(co, p, __builtin_ctz(m), version);
+        peer_join_type(co, p, __builtin_ctz(m), version, PROTO_TYPE_F_DETERMINISTIC);
     peer_refresh(co, p);
     f->peers[f->np++] = p;
     return p;
