@@ -1102,10 +1102,5 @@ int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int tim
 
 void p2c2r_blob_hex(const uint8_t hash[32], char out[65])
 {
-    static const char d[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = d[hash[i] >> 4];
-        out[2 * i + 1] = d[hash[i] & 15];
-    }
-    out[64] = '\0';
+    hex_encode(hash, 32, out);
 }

@@ -116,15 +116,6 @@ void peer_mark_blob(struct peer_rec *p, const uint8_t *h)
     p->has[i] = k;
 }
 
-void hex32(const uint8_t *h, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (int i = 0; i < PROTO_HASH_LEN; i++) {
-        out[2 * i] = d[h[i] >> 4];
-        out[2 * i + 1] = d[h[i] & 15];
-    }
-    out[64] = '\0';
-}
 
 int blob_on_put(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {

@@ -37,27 +37,12 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->admission = 1;
 }
 
-/* The next item of a comma-separated option value: 1 with [*item, +*len),
- * 0 at the end.  Empty items are passed on for the caller to refuse. */
-static int spec_next(const char **s, const char **item, size_t *len)
-{
-    if (!**s)
-        return 0;
-    const char *end = strchr(*s, ',');
-    if (!end)
-        end = *s + strlen(*s);
-    *item = *s;
-    *len = (size_t)(end - *s);
-    *s = *end ? end + 1 : end;
-    return 1;
-}
-
 /* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */
 int config_type_deadlines(struct coord *co, const char *spec, char *err, size_t errcap)
 {
     const char *s = spec, *it;
     size_t n;
-    while (spec_next(&s, &it, &n)) {
+    while (util_list_next(&s, &it, &n)) {
         const char *eq = memchr(it, '=', n), *end = it + n;
         char *stop = NULL;
         unsigned long ms = eq ? strtoul(eq + 1, &stop, 10) : 0;
@@ -80,7 +65,7 @@ int config_cache_types(struct coord *co, const char *spec, char *err, size_t err
 {
     const char *s = spec, *it;
     size_t n;
-    while (spec_next(&s, &it, &n)) {
+    while (util_list_next(&s, &it, &n)) {
         int star = n == 1 && *it == '*';
         if ((!star && !type_name_ok((const uint8_t *)it, n)) || co->ncache_types == PROTO_MAX_TYPES) {
             snprintf(err, errcap, "bad --cache-types '%s': expected TYPE[,TYPE...] or '*'", spec);

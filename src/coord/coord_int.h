@@ -402,7 +402,6 @@ void blob_ref(struct blob *b);
 void blob_unref(struct coord *co, struct blob *b);
 int peer_has_blob(const struct peer_rec *p, const uint8_t *h);
 void peer_mark_blob(struct peer_rec *p, const uint8_t *h);
-void hex32(const uint8_t *h, char *out);
 int blob_on_put(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 void blobs_free(struct coord *co);
 

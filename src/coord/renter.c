@@ -140,7 +140,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         snprintf(reason, sizeof(reason), "no connected peer of type '%s' has %s", tt->name, need);
     } else if ((missing = first_missing_blob(co, &m)) >= 0) {
         char hx[65];
-        hex32(m.blobs + missing * PROTO_HASH_LEN, hx);
+        hex_encode(m.blobs + missing * PROTO_HASH_LEN, PROTO_HASH_LEN, hx);
         code = P2C2R_ENOBLOB;
         snprintf(reason, sizeof(reason), "blob %s is not in the coordinator's store: upload it with BLOB_PUT", hx);
     } else if (co->queued_total >= co->cfg.queue_max ||
