@@ -101,6 +101,22 @@ int fconn_send(struct fconn *f, uint8_t type, uint64_t req_id, const uint8_t *pr
     return 0;
 }
 
+int fconn_send_bytes(struct fconn *f, const uint8_t *bytes, size_t n)
+{
+    size_t done = 0;
+    if (n >= DIRECT_MIN && f->open && !f->writing && buf_used(&f->out) == 0) {
+        uv_buf_t v = uv_buf_init((char *)bytes, (unsigned)n);
+        int w = uv_try_write((uv_stream_t *)&f->tcp, &v, 1);
+        done = w > 0 ? (size_t)w : 0;
+        if (done == n)
+            return 0;
+    }
+    if (buf_append(&f->out, bytes + done, n - done) != 0)
+        return -1;
+    fconn_mark_dirty(f);
+    return 0;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct fconn *f = req->data;

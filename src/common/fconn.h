@@ -81,6 +81,12 @@ uint8_t *fconn_frame(struct fconn *f, uint8_t type, uint16_t flags, uint64_t req
 int fconn_send(struct fconn *f, uint8_t type, uint64_t req_id, const uint8_t *prefix,
                    size_t prefix_len, const uint8_t *payload, size_t payload_len);
 
+/* Sends n bytes that already form whole frames (a result built by an
+ * executor thread, say): written from where they lie when they are large
+ * and nothing is queued, else queued.  Returns 0, or -1 when the output
+ * would pass its cap. */
+int fconn_send_bytes(struct fconn *f, const uint8_t *bytes, size_t n);
+
 /* Puts f on its dirty list (once) so the next fconn_flush_all writes it. */
 void fconn_mark_dirty(struct fconn *f);
 

@@ -6,15 +6,14 @@
  * PEER_REGISTER (its types, their versions and flags), REGISTER_OK makes it
  * ready, and only then may ASSIGN, CANCEL and BLOB_DATA arrive.
  *
- * Output: frames are built in place at the end of the out buffer; the link
- * goes on the agent's dirty list, and once per loop iteration (a check
- * handle) each dirty link tries one write of everything pending and hands
- * what the kernel did not take to uv_write, swapping buffers so new frames
- * keep going to out meanwhile.  Input: reads land in the in buffer, sized
- * for the frame being received, and every whole frame is dispatched.
+ * Output and input go through common/fconn, as the coordinator's
+ * connections do: frames are built in place in the output buffer, a link
+ * with output goes on the agent's dirty list, and once per loop iteration
+ * (a check handle) every dirty link is written; reads land in the agent's
+ * shared buffer unless a frame is partial, and every whole frame is
+ * dispatched.
  *
- * Invariants: at most one uv_write per link at a time (writing); a link is
- * on the dirty list at most once (dirty); every ASSIGN received in a session
+ * Invariants: every ASSIGN received in a session
  * is answered by exactly one RESULT in that session, and a job finishing
  * after its link reconnected carries an old session number and is dropped,
  * because the coordinator has already requeued that task; misbehaviour of
@@ -47,95 +46,41 @@ static const char *link_state_name(int s)
 
 /* ---- output ----------------------------------------------------------------- */
 
-static void link_mark_dirty(struct link *l)
-{
-    if (!l->dirty) {
-        l->dirty = 1;
-        list_push_back(&l->a->dirty, &l->dirty_node);
-    }
-}
-
 static uint8_t *link_frame(struct link *l, uint8_t type, uint64_t req_id, uint32_t body_len)
 {
-    uint8_t *p = buf_reserve(&l->out, PROTO_HDR_LEN + (size_t)body_len);
-    if (!p)
-        return NULL;
-    proto_put_hdr(p, type, 0, req_id, body_len);
-    buf_commit(&l->out, PROTO_HDR_LEN + (size_t)body_len);
-    link_mark_dirty(l);
-    return p + PROTO_HDR_LEN;
+    uint8_t *p = fconn_frame(&l->io, type, 0, req_id, body_len);
+    if (p)
+        l->last_tx_us = now_us();
+    return p;
 }
 
-static void on_write(uv_write_t *req, int status);
-
-static void link_flush(struct link *l)
+/* A write failed: the coordinator is gone. */
+static void on_io_error(struct fconn *f, int status)
 {
-    if (l->writing || l->state < LS_HELLO || l->state == LS_CLOSING || buf_used(&l->out) == 0)
-        return;
-    uv_buf_t b = uv_buf_init((char *)buf_head(&l->out), (unsigned)buf_used(&l->out));
-    int n = uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
-    if (n == UV_EAGAIN)
-        n = 0;
-    if (n < 0) {
-        link_close(l, uv_strerror(n));
-        return;
-    }
-    l->last_tx_us = now_us();
-    buf_consume(&l->out, (size_t)n);
-    if (buf_used(&l->out) == 0) {
-        buf_shrink(&l->out, 1u << 20);
-        return;
-    }
-    struct buf t = l->sending;
-    l->sending = l->out;
-    l->out = t;
-    b = uv_buf_init((char *)buf_head(&l->sending), (unsigned)buf_used(&l->sending));
-    l->writing = 1;
-    l->wreq.data = l;
-    if (uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &b, 1, on_write) < 0) {
-        l->writing = 0;
-        link_close(l, "write failed");
-    }
-}
-
-static void on_write(uv_write_t *req, int status)
-{
-    struct link *l = req->data;
-    l->writing = 0;
-    buf_consume(&l->sending, buf_used(&l->sending));
-    buf_shrink(&l->sending, 1u << 20);
-    if (status < 0) {
-        link_close(l, uv_strerror(status));
-        return;
-    }
-    if (buf_used(&l->out))
-        link_mark_dirty(l);
+    link_close(f->tcp.data, uv_strerror(status));
 }
 
 static void on_flush(uv_check_t *h)
 {
     struct peer_agent *a = h->data;
-    struct list_node *n;
-    while ((n = list_pop_front(&a->dirty)) != NULL) {
-        struct link *l = list_entry(n, struct link, dirty_node);
-        l->dirty = 0;
-        link_flush(l);
-    }
+    fconn_flush_all(&a->dirty);
 }
 
 void link_flusher_start(struct peer_agent *a)
 {
+    a->rbuf = xmalloc(READ_CHUNK);
     uv_check_init(&a->loop, &a->flusher);
     a->flusher.data = a;
     uv_check_start(&a->flusher, on_flush);
 }
 
-uint8_t *link_reserve(struct link *l, size_t n) { return buf_reserve(&l->out, n); }
+uint8_t *link_reserve(struct link *l, size_t n) { return buf_reserve(&l->io.out, n); }
 
 void link_commit(struct link *l, size_t n)
 {
-    buf_commit(&l->out, n);
-    link_mark_dirty(l);
+    buf_commit(&l->io.out, n);
+    fconn_mark_dirty(&l->io);
+    l->last_tx_us = now_us();
 }
 
 void link_send_result_text(struct link *l, uint64_t task_id, int status, const char *text)
@@ -166,17 +111,9 @@ void link_job_done(struct link *l, uint32_t session, int status, const uint8_t *
         l->failed++;
     /* A large result going to an idle link is written from the job's own
      * buffer; only what the kernel leaves is copied. */
-    size_t sent = 0;
-    if (frame_len >= 16384 && !l->writing && buf_used(&l->out) == 0) {
-        uv_buf_t v = uv_buf_init((char *)frame, (unsigned)frame_len);
-        int w = uv_try_write((uv_stream_t *)&l->tcp, &v, 1);
-        sent = w > 0 ? (size_t)w : 0;
-        l->last_tx_us = now_us();
-    }
-    if (sent < frame_len && buf_append(&l->out, frame + sent, frame_len - sent) != 0)
+    l->last_tx_us = now_us();
+    if (fconn_send_bytes(&l->io, frame, frame_len) != 0)
         link_close(l, "output buffer full");
-    else if (sent < frame_len)
-        link_mark_dirty(l);
 }
 
 /* ---- inbound ---------------------------------------------------------------- */
@@ -237,7 +174,8 @@ static int link_dispatch(struct link *l, const struct frame_hdr *h, const uint8_
         l->max_output = ok.max_body - PROTO_DELIVER_PREFIX;
         if (l->max_output > l->a->cfg.max_output)
             l->max_output = l->a->cfg.max_output;
-        l->in.max = (size_t)ok.max_body + PROTO_HDR_LEN + READ_CHUNK;
+        l->io.max_body = ok.max_body;
+        l->io.in.max = (size_t)ok.max_body + PROTO_HDR_LEN + READ_CHUNK;
         send_register(l);
         return 0;
     }
@@ -270,9 +208,11 @@ static int link_dispatch(struct link *l, const struct frame_hdr *h, const uint8_
         return l->state == LS_READY ? on_blob_data(l, h, body) : P2C2R_EPROTO;
     case MSG_ERROR: {
         struct msg_error e;
+        char esc[512];
         if (proto_parse_error(body, h->body_len, &e) == 0)
-            LOG(e.code == (uint16_t)-P2C2R_ESHUTDOWN ? LOG_INFO : LOG_WARN, "coordinator_error", "link=%u code=%s text=\"%.*s\"", l->index,
-                  p2c2r_errname(-(int)e.code), (int)e.text.len, (const char *)e.text.p);
+            LOG(e.code == (uint16_t)-P2C2R_ESHUTDOWN ? LOG_INFO : LOG_WARN, "coordinator_error",
+                "link=%u code=%s text=\"%s\"", l->index, p2c2r_errname(-(int)e.code),
+                log_esc(esc, sizeof(esc), e.text.p, e.text.len));
         return P2C2R_ECLOSED;
     }
     default:
@@ -284,48 +224,45 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct link *l = h->data;
     (void)suggested;
-    size_t want = READ_CHUNK;
-    struct frame_hdr fh;
-    if (buf_used(&l->in) >= PROTO_HDR_LEN &&
-        proto_decode_hdr(buf_head(&l->in), buf_used(&l->in), l->max_body, &fh) == 0) {
-        size_t need = PROTO_HDR_LEN + fh.body_len - buf_used(&l->in);
-        if (need > want)
-            want = need;
+    fconn_alloc(&l->io, l->a->rbuf, READ_CHUNK, out);
+}
+
+/* One whole frame from the coordinator; anything it should not have sent
+ * closes the link. */
+static int on_frame(struct fconn *f, const struct frame_hdr *h, const uint8_t *body)
+{
+    struct link *l = f->tcp.data;
+    if (l->state != LS_HELLO && l->state != LS_READY)
+        return 1;
+    int rc = link_dispatch(l, h, body);
+    if (rc != 0) {
+        if (rc == P2C2R_EPROTO)
+            LOG_W("protocol_error", "link=%u type=%s", l->index, proto_type_name(h->type));
+        link_close(l, rc == P2C2R_ECLOSED ? "coordinator sent ERROR" : "unexpected message");
+        return 1;
     }
-    uint8_t *p = buf_reserve(&l->in, want);
-    *out = p ? uv_buf_init((char *)p, (unsigned)(l->in.cap - l->in.len)) : uv_buf_init(NULL, 0);
+    return l->state != LS_HELLO && l->state != LS_READY;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct link *l = s->data;
-    (void)b;
     if (nread < 0) {
-        link_close(l, nread == UV_EOF ? "coordinator closed the connection" : uv_strerror((int)nread));
+        link_close(l, nread == UV_EOF ? "coordinator closed the connection"
+                      : nread == UV_ENOBUFS ? "input buffer limit reached"
+                                            : uv_strerror((int)nread));
         return;
     }
-    if (l->state == LS_CLOSING)
+    if (nread == 0 || l->state == LS_CLOSING)
         return;
-    buf_commit(&l->in, (size_t)nread);
-    while (l->state == LS_HELLO || l->state == LS_READY) {
-        struct frame_hdr h;
-        int64_t n = proto_decode_hdr(buf_head(&l->in), buf_used(&l->in), l->max_body, &h);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            link_close(l, "malformed frame from coordinator");
-            return;
-        }
-        int rc = link_dispatch(l, &h, buf_head(&l->in) + PROTO_HDR_LEN);
-        if (rc != 0) {
-            if (rc == P2C2R_EPROTO)
-                LOG_W("protocol_error", "link=%u type=%s", l->index, proto_type_name(h.type));
-            link_close(l, rc == P2C2R_ECLOSED ? "coordinator sent ERROR" : "unexpected message");
-            return;
-        }
-        buf_consume(&l->in, (size_t)n);
-    }
-    buf_shrink(&l->in, 1u << 20);
+    struct frame_hdr bad;
+    int code = 0;
+    int rc = fconn_input(&l->io, b, (size_t)nread, l->a->rbuf, on_frame, &bad, &code);
+    if (rc == FCONN_IN_BAD_HEADER)
+        link_close(l, code == P2C2R_ETOOBIG ? "frame from coordinator over the announced limit"
+                                            : "malformed frame from coordinator");
+    else if (rc == FCONN_IN_FULL)
+        link_close(l, "input buffer limit reached");
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */
@@ -356,9 +293,9 @@ static void on_tcp_closed(uv_handle_t *h)
     struct link *l = h->data;
     l->tcp_open = 0;
     l->state = LS_IDLE;
-    buf_consume(&l->in, buf_used(&l->in));
-    buf_consume(&l->out, buf_used(&l->out));
-    buf_consume(&l->sending, buf_used(&l->sending));
+    buf_consume(&l->io.in, buf_used(&l->io.in));
+    buf_consume(&l->io.out, buf_used(&l->io.out));
+    buf_consume(&l->io.sending, buf_used(&l->io.sending));
     schedule_retry(l);
 }
 
@@ -371,14 +308,11 @@ void link_close(struct link *l, const char *why)
     l->state = LS_CLOSING;
     l->session++;
     l->inflight = 0;
-    if (l->dirty) {
-        list_remove(&l->dirty_node);
-        l->dirty = 0;
-    }
+    fconn_stop(&l->io);
     /* Jobs not started for this link are useless now: the coordinator has
      * put them back in its queue. */
     pool_cancel_link(&l->a->pool, l);
-    uv_close((uv_handle_t *)&l->tcp, on_tcp_closed);
+    uv_close((uv_handle_t *)&l->io.tcp, on_tcp_closed);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -395,8 +329,10 @@ static void on_connect(uv_connect_t *req, int status)
     }
     l->state = LS_HELLO;
     l->max_body = PROTO_MAX_BODY_DEFAULT;
+    l->io.max_body = PROTO_MAX_BODY_DEFAULT;
+    l->io.open = 1;
     l->max_output = a->cfg.max_output;
-    uv_tcp_nodelay(&l->tcp, 1);
+    uv_tcp_nodelay(&l->io.tcp, 1);
     struct msg_hello m = {PROTO_VERSION, PROTO_VERSION, ROLE_PEER, {NULL, 0}, {NULL, 0}};
     if (a->cfg.token) {
         m.token.p = (const uint8_t *)a->cfg.token;
@@ -409,7 +345,7 @@ static void on_connect(uv_connect_t *req, int status)
     uint8_t *b = link_frame(l, MSG_HELLO, 1, (uint32_t)proto_hello_size(&m));
     if (b)
         proto_put_hello(b, &m);
-    uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&l->io.tcp, on_alloc, on_read);
 }
 
 void link_connect(struct link *l)
@@ -417,12 +353,12 @@ void link_connect(struct link *l)
     struct peer_agent *a = l->a;
     if (a->stopping || l->state != LS_IDLE)
         return;
-    uv_tcp_init(&a->loop, &l->tcp);
-    l->tcp.data = l;
+    uv_tcp_init(&a->loop, &l->io.tcp);
+    l->io.tcp.data = l;
     l->tcp_open = 1;
     l->state = LS_CONNECTING;
     l->creq.data = l;
-    int rc = uv_tcp_connect(&l->creq, &l->tcp, (struct sockaddr *)&a->addr, on_connect);
+    int rc = uv_tcp_connect(&l->creq, &l->io.tcp, (struct sockaddr *)&a->addr, on_connect);
     if (rc < 0) {
         l->state = LS_HELLO;
         link_close(l, uv_strerror(rc));
@@ -444,10 +380,8 @@ void link_init(struct link *l, struct peer_agent *a, uint32_t index)
     l->a = a;
     l->index = index;
     l->backoff_ms = a->cfg.backoff_min_ms;
-    buf_init(&l->in, PROTO_MAX_BODY_DEFAULT + PROTO_HDR_LEN + READ_CHUNK);
-    buf_init(&l->out, 256u << 20);
-    buf_init(&l->sending, 256u << 20);
-    list_init(&l->dirty_node);
+    fconn_init(&l->io, &a->dirty, PROTO_MAX_BODY_DEFAULT + PROTO_HDR_LEN + READ_CHUNK, 256u << 20, 1u << 20,
+               1u << 20, on_io_error);
     uv_timer_init(&a->loop, &l->retry);
     l->retry.data = l;
 }
@@ -462,7 +396,5 @@ void link_stop(struct link *l)
 
 void link_fini(struct link *l)
 {
-    buf_fini(&l->in);
-    buf_fini(&l->out);
-    buf_fini(&l->sending);
+    fconn_fini(&l->io);
 }

@@ -200,5 +200,6 @@ void peer_agent_free(struct peer_agent *a)
         link_fini(&a->links[i]);
     pblob_cache_fini(&a->blobs);
     free(a->links);
+    free(a->rbuf);
     free(a);
 }

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "common/buf.h"
+#include "common/fconn.h"
 #include "common/list.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -114,14 +115,11 @@ enum link_state { LS_IDLE, LS_CONNECTING, LS_HELLO, LS_READY, LS_CLOSING };
 struct link {
     struct peer_agent *a;
     uint32_t index;
-    uint8_t state, writing, dirty, tcp_open;
+    uint8_t state, tcp_open;
     uint32_t session; /* bumped on every close: results of older sessions are dropped */
-    uv_tcp_t tcp;
+    struct fconn io;  /* io.tcp.data points back here */
     uv_connect_t creq;
     uv_timer_t retry;
-    uv_write_t wreq;
-    struct buf in, out, sending;
-    struct list_node dirty_node;
     uint32_t backoff_ms;
     uint64_t last_tx_us;
     uint32_t inflight;
@@ -177,6 +175,7 @@ struct peer_agent {
 
     struct link *links;
     struct list_node dirty; /* links with output to write this iteration */
+    uint8_t *rbuf;          /* shared read buffer (common/fconn) */
     struct pblob_cache blobs;
     struct pool pool;
 };
