@@ -256,15 +256,8 @@ int coord_run(struct coord *co)
 
 void coord_stop(struct coord *co) { uv_async_send(&co->stopper); }
 
-void coord_free(struct coord *co)
+void coord_state_free(struct coord *co)
 {
-    if (!co)
-        return;
-    if (!co->stopping) {
-        begin_shutdown(co);
-        uv_run(&co->loop, UV_RUN_DEFAULT);
-    }
-    uv_loop_close(&co->loop);
     for (uint32_t i = 0; i < co->ntypes; i++) {
         struct ttype *tt = &co->types[i];
         free(tt->peers);
@@ -274,7 +267,6 @@ void coord_free(struct coord *co)
                 free(tt->q[k][c].h.a);
     }
     free(co->dl.a);
-    rcache_free(co->cache);
     for (uint32_t i = 0; i < co->nchunks; i++) {
         for (uint32_t j = 0; j < TASK_CHUNK; j++) {
             struct task *t = &co->chunks[i][j];
@@ -284,6 +276,19 @@ void coord_free(struct coord *co)
         free(co->chunks[i]);
     }
     free(co->chunks);
+}
+
+void coord_free(struct coord *co)
+{
+    if (!co)
+        return;
+    if (!co->stopping) {
+        begin_shutdown(co);
+        uv_run(&co->loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&co->loop);
+    coord_state_free(co);
+    rcache_free(co->cache);
     blobs_free(co);
     free(co->tokens);
     free(co->rbuf);

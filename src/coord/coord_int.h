@@ -435,6 +435,10 @@ int config_load_tokens(struct coord *co, const char *path, char *err, size_t err
 
 /* ---- coord.c ------------------------------------------------------------- */
 
+/* Frees the scheduling state (type arrays, the heaps, the task slab and
+ * the bodies of live tasks): for coord_free, and for unit tests that build a
+ * coordinator in memory. */
+void coord_state_free(struct coord *co);
 /* Writes the ready file and calls on_ready once enough peers registered. */
 void coord_maybe_ready(struct coord *co);
 

@@ -132,18 +132,7 @@ static void fx_fini(struct fx *f)
                 while (co->types[i].q[k][c].h.n)
                     fx_take(f, co->types[i].q[k][c].h.a[0]);
     CHECK_EQU(co->queued_total, 0);
-    for (uint32_t i = 0; i < co->ntypes; i++) {
-        struct ttype *tt = &co->types[i];
-        free(tt->peers);
-        free(tt->free);
-        for (int k = 0; k < 2; k++)
-            for (int c = 0; c < PRIO_CLASSES; c++)
-                free(tt->q[k][c].h.a);
-    }
-    free(co->dl.a);
-    for (uint32_t i = 0; i < co->nchunks; i++)
-        free(co->chunks[i]);
-    free(co->chunks);
+    coord_state_free(co);
     for (uint32_t i = 0; i < f->np; i++) {
         free(f->peers[i]->conn);
         free(f->peers[i]->has);
