@@ -840,6 +840,27 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
     if (n > c->max_inflight || c->ninflight + n > c->max_inflight)
         return P2C2R_EAGAIN;
     struct p2c2r_task t;
+    if (n == 1) {
+        /* The frame loop's common case: one task, read and checked once. */
+        size_t sz;
+        int rc = task_load(c, tasks, tsize, 0, &t, &sz);
+        if (rc)
+            return rc;
+        uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + sz);
+        if (!b)
+            return P2C2R_EAGAIN;
+        uint64_t ticket = c->next_ticket + 1;
+        if (!entry_new(c, ticket))
+            return P2C2R_ENOMEM;
+        c->next_ticket = ticket;
+        proto_put_hdr(b, MSG_SUBMIT, 0, ticket, (uint32_t)sz);
+        put_task(b + PROTO_HDR_LEN, &t);
+        buf_commit(&c->out, PROTO_HDR_LEN + sz);
+        tickets[0].id = ticket;
+        if (buf_used(&c->out) >= 256u * 1024)
+            do_write(c);
+        return 0;
+    }
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         size_t sz;

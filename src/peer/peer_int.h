@@ -121,7 +121,8 @@ struct link {
     uv_connect_t creq;
     uv_timer_t retry;
     uint32_t backoff_ms;
-    uint64_t last_tx_us;
+    uint64_t last_tx_us;          /* as of the last tick that saw frames sent */
+    uint64_t tx_frames, tx_seen;  /* frames queued; their count at that tick */
     uint32_t inflight;
     uint32_t max_body;   /* from HELLO_OK: largest frame body either way */
     uint32_t max_output; /* largest result this link may send */
