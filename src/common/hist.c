@@ -65,11 +65,15 @@ void hist_init(struct hist *h) { memset(h, 0, sizeof(*h)); }
 
 void hist_add(struct hist *h, uint64_t us)
 {
-    /* The Prometheus bucket is the number of bounds below the sample; the
-     * comparisons are independent, so this compiles to straight-line code. */
+    /* The Prometheus bucket is the number of bounds below the sample.  Most
+     * samples are a few hundred microseconds, under the third bound, so
+     * walking up from the smallest bound and stopping at the first one not
+     * below the sample costs two or three predictable comparisons (the
+     * straight-line count of all 17 was ~40 instructions of each call, and
+     * a task makes four). */
     unsigned k = 0;
-    for (unsigned j = 0; j < HIST_PROM_NBOUNDS; j++)
-        k += us > hist_prom_bounds_us[j];
+    while (k < HIST_PROM_NBOUNDS && us > hist_prom_bounds_us[k])
+        k++;
     h->count++;
     h->sum_us += us;
     h->max_us = us > h->max_us ? us : h->max_us;
