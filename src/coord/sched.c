@@ -24,27 +24,32 @@ static int reqs_met(const struct proto_reqs *r, const struct peer_rec *p)
     return (!r->gpu || p->gpu) && p->cores >= r->min_cores && p->mem >= r->min_mem;
 }
 
-/* Whether a peer of type tt that t does not exclude is connected.  The
- * excluded ids are distinct, so more peers than ids settles it; otherwise
- * (at most EXCL_MAX peers) they are looked at, since an excluded peer that
- * left no longer stands for one. */
-static int type_has_unexcluded(const struct ttype *tt, const struct task *t)
+/* Whether a connected peer of t's type that t does not exclude could run
+ * it (version, requirements).  For a task any peer can run, the excluded
+ * ids being distinct, more peers than ids settles it; otherwise the peers
+ * are looked at, since an excluded peer that left no longer stands for one
+ * and a peer that lacks what t needs stands for none.  O(peers of the type)
+ * then, only for a retried task with requirements or a version. */
+static int type_has_unexcluded(const struct ttype *tt, int ti, const struct task *t)
 {
-    if (tt->npeers > t->nexcl)
+    int any = !t->kind && t->min_version == 0;
+    if (any && tt->npeers > t->nexcl)
         return 1;
-    for (uint32_t i = 0; i < tt->npeers; i++)
-        if (!task_excludes(t, tt->peers[i]->id))
+    for (uint32_t i = 0; i < tt->npeers; i++) {
+        const struct peer_rec *q = tt->peers[i];
+        if (!task_excludes(t, q->id) && q->ty[ti].version >= t->min_version && reqs_met(&t->reqs, q))
             return 1;
+    }
     return 0;
 }
 
 /* Whether p may run t: version, requirements, and not a peer that already
- * failed it (unless no other peer of the type is left). */
+ * failed it (unless no other peer of the type that could run it is left). */
 int task_fits(const struct coord *co, const struct task *t, const struct peer_rec *p)
 {
     if (p->ty[t->tt].version < t->min_version || !reqs_met(&t->reqs, p))
         return 0;
-    if (t->nexcl && task_excludes(t, p->id) && type_has_unexcluded(&co->types[t->tt], t))
+    if (t->nexcl && task_excludes(t, p->id) && type_has_unexcluded(&co->types[t->tt], t->tt, t))
         return 0;
     for (int i = 0; i < 2; i++)
         if (t->at[i].peer == p)
