@@ -74,6 +74,7 @@ static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, u
     p->mem = 1ull << 30;
     p->state = PS_OK;
     p->slots = slots;
+    p->held_limit = slots; /* as if it had earned them all */
     list_init(&p->attempts);
     list_init(&p->qnode);
     c->peer = p;
