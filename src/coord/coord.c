@@ -23,7 +23,8 @@
  * - Every ASSIGN sent to a peer is one attempt, answered by exactly one
  *   RESULT or by the peer's disconnection; the attempt stays on its peer's
  *   list until then, so a peer's in-flight count equals that list's length.
- * - A peer never holds more tasks than it advertised slots (credits).
+ * - A peer is never sent more tasks than it advertised slots (credits), nor
+ *   more than it earned by answering (peer_slots; claims.c).
  * - A peer is in its types' free sets exactly when it can take a task now
  *   (connection ready, a free slot, not quarantined).
  * - Output to a connection goes through conn_frame into its out buffer and is
@@ -95,6 +96,7 @@ static void on_sweep(uv_timer_t *h)
     }
     task_sweep_deadlines(co, now);
     sched_sweep_hedges(co, now);
+    claims_sweep(co, now);
     if (co->stopping && (co->nconns == 0 || now >= co->stop_deadline_us))
         finish_shutdown(co);
 }

@@ -12,6 +12,7 @@
  *   sched.c   queues, next task for a peer, peer choice, admission, retries, hedges
  *   task.c    task slab and state machine, heaps, coalescing, outcomes
  *   blobs.c   the blob store and per-peer blob hints
+ *   claims.c  measured claims: capability clamps, earned slots, stallers, exec_us bounds
  *   stats.c   one counter table rendered as STATS JSON and Prometheus text
  *
  * Everything here runs on the coordinator's loop thread; nothing is locked. */
@@ -53,6 +54,15 @@
 #define LOOK_PAST 16             /* queued tasks a peer looks past when it cannot run the front */
 #define WINDOW_US 10000000ull    /* latency windows for p50/p95 rotate every 10 s */
 #define NO_IDX UINT32_MAX
+/* Measured claims (claims.c; docs/ARCHITECTURE.md, "Measured claims"). */
+#define CLAIM_MAX_CORES 1024u
+#define CLAIM_MAX_MEM (16ull << 40) /* 16 TiB */
+#define CLAIM_MAX_VERSION 1000000u
+#define HELD_START 8u          /* tasks a new peer may hold, whatever slots it declares */
+#define STALL_MULT 4           /* overdue past this multiple of its predicted time... */
+#define STALL_FLOOR_US 50000u  /* ...and past this, or a quarter of the task's time if less... */
+#define STALL_MIN_US 1000u     /* ...but never under this */
+#define STALL_WALK 256u        /* peers judged per 5 ms sweep */
 #define NCODES (1 - P2C2R_ERROR_MIN)
 
 enum conn_state { CS_HELLO, CS_READY, CS_DRAINING, CS_CLOSED };
@@ -126,7 +136,7 @@ struct peer_type {
  * choosing among 10,000 peers costs about two cache misses per sample. */
 struct peer_rec {
     uint32_t id;
-    uint32_t slots, inflight;
+    uint32_t slots, inflight; /* slots: declared (PEER_REGISTER, CREDIT); see peer_slots */
     uint16_t cores;
     uint8_t gpu, state, eligible;
     uint64_t mem;
@@ -142,6 +152,8 @@ struct peer_rec {
     struct list_node qnode;    /* co->quarantined, while quarantined */
     uint64_t done, failed;
     uint32_t consec_strikes, quarantines;
+    uint32_t held_limit, stalls; /* earned tasks-held limit; times found holding overdue tasks */
+    uint64_t last_answer_us;     /* its last RESULT, or its registration */
     uint64_t state_until_us;
     uint64_t ping_sent_us;
     uint64_t recent[DUP_RING];
@@ -160,7 +172,7 @@ struct attempt {
     struct list_node pnode; /* peer's attempts */
     struct list_node hnode; /* type's running list (first attempts only) */
     uint64_t start_us;
-    uint8_t cancelled, hedge;
+    uint8_t cancelled, hedge, overdue;
 };
 
 struct task {
@@ -225,6 +237,7 @@ struct counters {
     uint64_t requeued, lost, timed_out, cancelled, late_results, duplicate_results;
     uint64_t retries, hedges, hedge_wins, quarantines, coalesced; /* cache hits/misses: rcache_stats */
     uint64_t rejected_deadline, rejected_capability, pings;
+    uint64_t claims_clamped, exec_us_clamped, stall_hedges, staller_cuts;
     uint64_t blobs_put, blobs_sent, blob_misses;
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
     uint64_t bytes_in, bytes_out;
@@ -266,6 +279,7 @@ struct coord {
      * conns; draining connections and quarantined peers, which need it
      * sooner, have lists of their own. */
     struct list_node *walk;
+    struct list_node *stall_walk; /* claims_sweep's cursor into peers (NULL: from the start) */
     struct list_node draining, quarantined;
     uint32_t nconns, nrenters, npeers;
     uint64_t next_conn_id;
@@ -362,6 +376,11 @@ void sched_sweep_hedges(struct coord *co, uint64_t now);
 int peer_transition_ok(int from, int to);
 void peer_set_state(struct peer_rec *p, int to);
 int peer_can_take(const struct peer_rec *p);
+/* The tasks p may hold at once: its declared slots, capped by what it earned. */
+static inline uint32_t peer_slots(const struct peer_rec *p)
+{
+    return p->slots < p->held_limit ? p->slots : p->held_limit;
+}
 /* Brings p's membership of its types' free sets in line with peer_can_take. */
 void peer_refresh(struct coord *co, struct peer_rec *p);
 void peer_unlink(struct coord *co, struct peer_rec *p);
@@ -385,6 +404,32 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
 int peer_on_credit(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int peer_on_pong(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+
+/* ---- claims.c: measured claims ------------------------------------------ */
+
+enum { CLAIM_CORES = 1, CLAIM_MEM = 2, CLAIM_VERSION = 4 };
+/* Clamps m's cores, memory and executor versions to CLAIM_MAX_*; returns
+ * which were clamped (CLAIM_* bits), 0 when none. */
+unsigned claims_clamp_register(struct msg_register *m);
+/* Sets p's earned tasks-held limit, keeping its types' slots_total and its
+ * free sets in line. */
+void claims_set_limit(struct coord *co, struct peer_rec *p, uint32_t limit);
+/* p answered an attempt that ran dur_us as the coordinator measured it:
+ * its limit grows by one (up to its declared slots), and the exec_us it
+ * reported comes back clamped to dur_us (counted when it was over). */
+uint32_t claims_on_answer(struct coord *co, struct peer_rec *p, uint32_t exec_us, uint64_t dur_us);
+/* How long after start_us an attempt of t on p is overdue: STALL_MULT times
+ * p's predicted time (its exec EWMA for the type, else the type's, plus its
+ * RTT), at least min(STALL_FLOOR_US, a quarter of the time from start_us to
+ * t's deadline) and STALL_MIN_US; with nothing measured for the type, half
+ * of that time to the deadline. */
+uint64_t claims_overdue_after(const struct coord *co, const struct peer_rec *p, const struct task *t,
+                              uint64_t start_us);
+/* Judges a slice of the peers (STALL_WALK): overdue tasks are hedged, the
+ * limit halved, a peer holding only overdue tasks for long cut. */
+void claims_sweep(struct coord *co, uint64_t now);
+/* Attempts p holds that were found overdue. */
+uint32_t claims_overdue_count(const struct peer_rec *p);
 
 /* ---- renter.c: HELLO, submits, cancels ---------------------------------- */
 

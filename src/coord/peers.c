@@ -43,7 +43,7 @@ void peer_set_state(struct peer_rec *p, int to)
 /* Whether p can take one more task now. */
 int peer_can_take(const struct peer_rec *p)
 {
-    if (!p->conn || p->conn->state != CS_READY || p->inflight >= p->slots)
+    if (!p->conn || p->conn->state != CS_READY || p->inflight >= peer_slots(p))
         return 0;
     return p->state == PS_OK || (p->state == PS_PROBING && p->inflight == 0);
 }
@@ -92,6 +92,8 @@ void peer_unlink(struct coord *co, struct peer_rec *p)
     while (*pp != p)
         pp = &(*pp)->hnext;
     *pp = p->hnext;
+    if (co->stall_walk == &p->node)
+        co->stall_walk = p->node.next;
     list_remove(&p->node);
     list_remove(&p->qnode);
 }
@@ -242,7 +244,7 @@ void peer_join_type(struct coord *co, struct peer_rec *p, int ti, uint32_t versi
     }
     p->ty[ti].pos = tt->npeers;
     tt->peers[tt->npeers++] = p;
-    tt->slots_total += p->slots;
+    tt->slots_total += peer_slots(p);
 }
 
 int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
@@ -286,6 +288,12 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         conn_fail(c, P2C2R_ELIMIT, "too many distinct task types (max %d)", PROTO_MAX_TYPES);
         return -1;
     }
+    unsigned clamped = claims_clamp_register(&m);
+    if (clamped) {
+        co->n.claims_clamped++;
+        LOG_W("peer_claims_clamped", "conn=%" PRIu64 " cores=%u mem=%u version=%u", c->id,
+              (clamped & CLAIM_CORES) != 0, (clamped & CLAIM_MEM) != 0, (clamped & CLAIM_VERSION) != 0);
+    }
     struct peer_rec *p = xcalloc(1, sizeof(*p));
     p->id = ++co->next_peer_id;
     p->conn = c;
@@ -300,6 +308,8 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     p->hnext = co->peer_tab[p->id % PEER_BUCKETS];
     co->peer_tab[p->id % PEER_BUCKETS] = p;
     p->slots = m.slots;
+    p->held_limit = HELD_START; /* slots are earned: claims.c */
+    p->last_answer_us = co->now;
     for (unsigned i = 0; i < m.ntypes; i++) {
         int ti = type_intern(co, m.types[i].name.p, m.types[i].name.len);
         assert(ti >= 0); /* capacity was checked above */
@@ -332,11 +342,12 @@ int peer_on_credit(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
         return -1;
     }
     struct peer_rec *p = c->peer;
+    uint32_t before = peer_slots(p);
+    p->slots = slots;
     for (uint32_t m = p->types; m; m &= m - 1) {
         struct ttype *tt = &c->co->types[__builtin_ctz(m)];
-        tt->slots_total = tt->slots_total - p->slots + slots;
+        tt->slots_total = tt->slots_total - before + peer_slots(p);
     }
-    p->slots = slots;
     peer_refresh(c->co, p);
     dispatch_peer(c->co, p);
     return 0;
@@ -387,6 +398,7 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
     p->recent[p->recent_pos++ % DUP_RING] = h->req_id;
     struct ttype *tt = &co->types[t->tt];
     uint64_t now = co->now, dur = now - a->start_us;
+    m.exec_us = claims_on_answer(co, p, m.exec_us, dur); /* never more than we measured */
     int hedge = a->hedge;
     attempt_end(co, a);
     int status = m.status ? -(int)m.status : 0;
@@ -501,7 +513,7 @@ void peer_detach(struct coord *co, struct peer_rec *p)
         uint32_t pos = p->ty[ti].pos;
         tt->peers[pos] = tt->peers[--tt->npeers];
         tt->peers[pos]->ty[ti].pos = pos;
-        tt->slots_total -= p->slots;
+        tt->slots_total -= peer_slots(p);
         if (!p->ty[ti].det)
             tt->nnondet--;
         if (tt->npeers == 0)

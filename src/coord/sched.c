@@ -70,7 +70,7 @@ double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
 {
     const struct ttype *tt = &co->types[ti];
     double exec = p->ty[ti].exec_ewma > 0 ? p->ty[ti].exec_ewma : tt->exec_ewma > 0 ? tt->exec_ewma : 1000;
-    double load = p->slots ? (double)p->inflight / p->slots : 1;
+    double load = peer_slots(p) ? (double)p->inflight / peer_slots(p) : 1;
     double trust = peer_trust(p);
     return (p->rtt_us + exec * (1 + load)) * (1 + 4 * p->fail_ewma) * (1.5 - 0.5 * trust);
 }
@@ -281,6 +281,7 @@ int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge)
     a->peer = p;
     a->start_us = now;
     a->cancelled = 0;
+    a->overdue = 0;
     a->hedge = (uint8_t)hedge;
     list_push_back(&p->attempts, &a->pnode);
     if (!hedge && co->cfg.hedge)

@@ -47,7 +47,7 @@ static uint64_t type_free_slots(const struct ttype *tt)
 {
     uint64_t n = 0;
     for (uint32_t i = 0; i < tt->nfree; i++)
-        n += tt->free[i]->slots - tt->free[i]->inflight;
+        n += peer_slots(tt->free[i]) - tt->free[i]->inflight;
     return n;
 }
 
@@ -123,6 +123,10 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "rejected_deadline", "p2c2r_rejected_deadline_total", "Tasks refused because they would miss their deadline.", N(rejected_deadline)},
     {G_COUNTERS, K_COUNTER, "rejected_capability", "p2c2r_rejected_capability_total", "Tasks refused because no peer meets their requirements.", N(rejected_capability)},
     {G_COUNTERS, K_COUNTER, "pings", "p2c2r_pings_total", "PINGs sent to silent peers.", N(pings)},
+    {G_COUNTERS, K_COUNTER, "claims_clamped", "p2c2r_claims_clamped_total", "PEER_REGISTERs with cores, memory or an executor version clamped to the coordinator's limits.", N(claims_clamped)},
+    {G_COUNTERS, K_COUNTER, "exec_us_clamped", "p2c2r_exec_us_clamped_total", "RESULTs whose exec_us was over the attempt's measured duration (clamped to it).", N(exec_us_clamped)},
+    {G_COUNTERS, K_COUNTER, "stall_hedges", "p2c2r_stall_hedges_total", "Second copies started for tasks a peer held past its predicted time (also counted in hedges).", N(stall_hedges)},
+    {G_COUNTERS, K_COUNTER, "staller_cuts", "p2c2r_staller_cuts_total", "Peers cut for holding only overdue tasks without answering for half the peer timeout.", N(staller_cuts)},
     {G_COUNTERS, K_COUNTER, "connections_total", "p2c2r_connections_total", "Connections accepted.", N(conns_total)},
     {G_COUNTERS, K_COUNTER, "protocol_errors", "p2c2r_protocol_errors_total", "Connections cut for protocol errors.", N(proto_errors)},
     {G_COUNTERS, K_COUNTER, "auth_failures", "p2c2r_auth_failures_total", "HELLOs refused for their token.", N(auth_failures)},
@@ -214,10 +218,10 @@ static void stats_json(struct coord *co, struct buf *o)
         json_str(o, pc->name);
         buf_append(o, ",\"addr\":", 8);
         json_str(o, pc->addr);
-        jprintf(o, ",\"state\":\"%s\",\"cores\":%u,\"slots\":%u,\"inflight\":%u,\"mem_bytes\":%" PRIu64
-                   ",\"gpu\":%s,\"gpu_model\":",
-                peer_state_name(p->state), p->cores, p->slots, p->inflight, p->mem,
-                p->gpu ? "true" : "false");
+        jprintf(o, ",\"state\":\"%s\",\"cores\":%u,\"slots\":%u,\"held_limit\":%u,\"inflight\":%u"
+                   ",\"overdue\":%u,\"stalls\":%u,\"mem_bytes\":%" PRIu64 ",\"gpu\":%s,\"gpu_model\":",
+                peer_state_name(p->state), p->cores, p->slots, peer_slots(p), p->inflight,
+                claims_overdue_count(p), p->stalls, p->mem, p->gpu ? "true" : "false");
         json_str(o, p->gpu_model);
         jprintf(o, ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"strikes\":%" PRIu64
                    ",\"rtt_us\":%.0f,\"fail_rate\":%.3f,\"trust\":%.3f,\"types\":[",

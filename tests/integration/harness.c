@@ -1480,6 +1480,7 @@ struct h_fake_peer {
     pthread_t thread;
     char name[PROTO_MAX_NAME + 1];
     atomic_int delay_ms, fail_code;
+    uint32_t exec_us; /* 0: report the delay */
     uint32_t peer_id;
     atomic_int stop, closed;
     atomic_long assigned, answered, cancels, pings;
@@ -1559,7 +1560,7 @@ static void fake_assign(struct h_fake_peer *fp, const struct h_frame *f)
     x->len = PROTO_RESULT_PREFIX + olen;
     x->body = malloc(x->len);
     H_REQUIRE(x->body, "out of memory");
-    proto_put_result_head(x->body, status, (uint32_t)delay * 1000u);
+    proto_put_result_head(x->body, status, fp->exec_us ? fp->exec_us : (uint32_t)delay * 1000u);
     if (olen)
         memcpy(x->body + PROTO_RESULT_PREFIX, out, olen);
     fp->nq++;
@@ -1608,6 +1609,7 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
     snprintf(fp->name, sizeof(fp->name), "%s", cfg->name ? cfg->name : "fake-peer");
     atomic_store(&fp->delay_ms, cfg->delay_ms);
     atomic_store(&fp->fail_code, cfg->fail_code);
+    fp->exec_us = cfg->exec_us;
     H_REQUIRE(h_raw_connect(&fp->r, H.addr) == 0, "%s: cannot connect to %s", fp->name, H.addr);
 
     struct msg_hello hello = {PROTO_VERSION, PROTO_VERSION, ROLE_PEER, {NULL, 0},
@@ -1621,11 +1623,12 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
     memset(&reg, 0, sizeof(reg));
     reg.cores = cfg->cores ? cfg->cores : 1;
     reg.slots = (uint16_t)cfg->slots;
-    reg.mem_bytes = 1ull << 30;
+    reg.mem_bytes = cfg->mem_bytes ? cfg->mem_bytes : 1ull << 30;
     reg.gpu = cfg->gpu ? 1 : 0;
     if (cfg->gpu) {
-        reg.gpu_model.p = (const uint8_t *)"it-fake-gpu";
-        reg.gpu_model.len = 11;
+        const char *model = cfg->gpu_model ? cfg->gpu_model : "it-fake-gpu";
+        reg.gpu_model.p = (const uint8_t *)model;
+        reg.gpu_model.len = strlen(model);
     }
     char types[PROTO_MAX_TYPES * (PROTO_MAX_TYPE_NAME + 1) + 1];
     snprintf(types, sizeof(types), "%s", cfg->types ? cfg->types : "echo");
@@ -1635,7 +1638,7 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
         H_REQUIRE(reg.ntypes < PROTO_MAX_TYPES, "%s: too many types", fp->name);
         reg.types[reg.ntypes].name.p = (const uint8_t *)tok;
         reg.types[reg.ntypes].name.len = strlen(tok);
-        reg.types[reg.ntypes].version = 1;
+        reg.types[reg.ntypes].version = cfg->version ? cfg->version : 1;
         reg.types[reg.ntypes].flags = PROTO_TYPE_F_DETERMINISTIC; /* as a real peer's built-ins */
         reg.ntypes++;
     }

@@ -376,6 +376,12 @@ struct h_fake_peer_cfg {
     uint16_t cores;    /* 0 = 1 */
     int delay_ms;      /* how long each task is held before its RESULT, or H_FAKE_NEVER */
     int fail_code;     /* 0, or a negative p2c2r_error every RESULT carries */
+    /* Claims a liar might make (docs/PROTOCOL.md 5.3): each 0 keeps the
+     * honest default. */
+    uint64_t mem_bytes;    /* 0 = 1 GiB */
+    uint32_t version;      /* executor version of every type; 0 = 1 */
+    const char *gpu_model; /* with gpu; NULL = "it-fake-gpu" (borrowed during start) */
+    uint32_t exec_us;      /* the exec_us every RESULT reports; 0 = delay_ms as measured */
 };
 
 struct h_fake_counts {

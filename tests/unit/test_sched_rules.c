@@ -8,7 +8,10 @@
  * deep, peers a retried task avoids); peer trust and score for hand-computed inputs; which peer
  * a new task goes to (the best of three or fewer, distinct sampling among more, the fallback
  * scan for tasks with requirements); the admission estimate; every pair of task and peer
- * states; and both heaps against a sorted model under random inserts and removals. */
+ * states; both heaps against a sorted model under random inserts and removals; and measured
+ * claims (claims.c): capability clamps, exec_us bounded by the measured duration, the earned
+ * tasks-held limit (growth per answer, halving per stall, down to 1), when an attempt is
+ * overdue, and the stall sweep on the fake clock. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +77,11 @@ static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, u
     p->mem = 1ull << 30;
     p->state = PS_OK;
     p->slots = slots;
+    p->held_limit = slots; /* as if it had earned them all: see test_held_limit */
     list_init(&p->attempts);
     list_init(&p->qnode);
+    list_push_back(&co->peers, &p->node);
+    co->npeers++;
     c->peer = p;
     for (uint32_t m = mask; m; m &= m - 1)
         peer_join_type(co, p, __builtin_ctz(m), version, PROTO_TYPE_F_DETERMINISTIC);
@@ -922,6 +928,214 @@ static void test_heaps(void)
     fx_fini(&f);
 }
 
+/* ---- 6. measured claims (claims.c) ------------------------------------------------- */
+
+/* Capabilities over their ranges are clamped, each field on its own; values
+ * within them are left alone. */
+static void test_claims_clamp(void)
+{
+    struct msg_register m;
+    memset(&m, 0, sizeof(m));
+    m.cores = 65535;
+    m.mem_bytes = UINT64_MAX;
+    m.ntypes = 2;
+    m.types[0].version = UINT32_MAX;
+    m.types[1].version = 7;
+    CHECK_EQU(claims_clamp_register(&m), CLAIM_CORES | CLAIM_MEM | CLAIM_VERSION);
+    CHECK_EQU(m.cores, CLAIM_MAX_CORES);
+    CHECK_EQU(m.mem_bytes, CLAIM_MAX_MEM);
+    CHECK_EQU(m.types[0].version, CLAIM_MAX_VERSION);
+    CHECK_EQU(m.types[1].version, 7);
+    /* At the limits: nothing to clamp. */
+    CHECK_EQU(claims_clamp_register(&m), 0);
+    CHECK_EQU(m.cores, 1024);
+    CHECK_EQU(m.mem_bytes, 16ull << 40);
+    CHECK_EQU(m.types[0].version, 1000000);
+    m.cores = 1025;
+    CHECK_EQU(claims_clamp_register(&m), CLAIM_CORES);
+    m.mem_bytes = CLAIM_MAX_MEM + 1;
+    CHECK_EQU(claims_clamp_register(&m), CLAIM_MEM);
+    m.types[1].version = CLAIM_MAX_VERSION + 1;
+    CHECK_EQU(claims_clamp_register(&m), CLAIM_VERSION);
+    CHECK_EQU(m.types[1].version, CLAIM_MAX_VERSION);
+}
+
+/* exec_us is bounded by the attempt's measured duration; every answer
+ * earns one more task held, up to the declared slots, and the type's slot
+ * total and free set follow the effective limit. */
+static void test_held_limit(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct ttype *tt = &co->types[ti];
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 20);
+    CHECK_EQU(tt->slots_total, 20);
+    claims_set_limit(co, p, HELD_START); /* as PEER_REGISTER leaves it */
+    CHECK_EQU(peer_slots(p), 8);
+    CHECK_EQU(tt->slots_total, 8);
+    fx_inflight(&f, p, 8);
+    CHECK_EQU(tt->nfree, 0);
+    CHECK(!peer_can_take(p));
+
+    co->now += 5 * MS;
+    CHECK_EQU(claims_on_answer(co, p, UINT32_MAX, 1500), 1500);
+    CHECK_EQU(co->n.exec_us_clamped, 1);
+    CHECK_EQU(p->last_answer_us, co->now);
+    CHECK_EQU(peer_slots(p), 9);
+    CHECK_EQU(tt->slots_total, 9);
+    CHECK_EQU(tt->nfree, 1); /* 9 > 8 held */
+    CHECK_EQU(claims_on_answer(co, p, 1500, 1500), 1500);
+    CHECK_EQU(claims_on_answer(co, p, 0, 1500), 0);
+    CHECK_EQU(co->n.exec_us_clamped, 1);
+    for (int i = 0; i < 100; i++)
+        (void)claims_on_answer(co, p, 10, 20);
+    CHECK_EQU(peer_slots(p), 20); /* never past the declared slots */
+    CHECK_EQU(p->held_limit, 20);
+    CHECK_EQU(tt->slots_total, 20);
+    /* CREDIT lowering the declared slots caps the effective limit. */
+    p->slots = 5;
+    CHECK_EQU(peer_slots(p), 5);
+    p->slots = 20;
+    fx_inflight(&f, p, 0);
+    fx_fini(&f);
+}
+
+/* When an attempt is overdue: STALL_MULT x (exec + rtt), at least
+ * min(50 ms, a quarter of the time to the deadline) and 1 ms; with nothing
+ * measured, half the time to the deadline. */
+static void test_overdue_after(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 4);
+    uint64_t s = co->now;
+    struct task *t = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 2000);
+    CHECK_EQU(claims_overdue_after(co, p, t, s), 1000 * MS); /* nothing measured */
+    co->types[ti].exec_ewma = 1000;                          /* the type's, 1 ms */
+    CHECK_EQU(claims_overdue_after(co, p, t, s), 50 * MS);   /* 4 ms < the 50 ms floor */
+    p->ty[ti].exec_ewma = 20000;                             /* its own, 20 ms */
+    p->rtt_us = 1000;
+    CHECK_EQU(claims_overdue_after(co, p, t, s), 84 * MS);
+    /* Judged from the attempt's start: a retry has less time left. */
+    CHECK_EQU(claims_overdue_after(co, p, t, s + 1900 * MS), 84 * MS);
+    p->ty[ti].exec_ewma = 1000, p->rtt_us = 500;
+    CHECK_EQU(claims_overdue_after(co, p, t, s + 1900 * MS), 25 * MS); /* a quarter of 100 ms */
+    fx_take(&f, t);
+    /* Frame work: a 40 ms realtime task is overdue after 10 ms. */
+    t = fx_queued(&f, ti, PRIO_REALTIME, 0, 40);
+    CHECK_EQU(claims_overdue_after(co, p, t, s), 10 * MS);
+    p->ty[ti].exec_ewma = 4000;
+    CHECK_EQU(claims_overdue_after(co, p, t, s), 18 * MS); /* 4 x 4.5 ms */
+    fx_take(&f, t);
+    /* Never under 1 ms, even with no time at all. */
+    t = fx_queued(&f, ti, PRIO_REALTIME, 0, 2);
+    p->ty[ti].exec_ewma = 10, p->rtt_us = 0;
+    CHECK_EQU(claims_overdue_after(co, p, t, s), 1 * MS);
+    CHECK_EQU(claims_overdue_after(co, p, t, s + 5 * MS), 1 * MS);
+    co->types[ti].exec_ewma = 0, p->ty[ti].exec_ewma = 0;
+    CHECK_EQU(claims_overdue_after(co, p, t, s), 1 * MS);
+    fx_take(&f, t);
+    fx_fini(&f);
+}
+
+/* t held by p since now, as task_assign leaves it minus the ASSIGN.  t has
+ * no renter, so the sweep hedges nothing and sends nothing. */
+static struct attempt *fx_hold(struct fx *f, struct peer_rec *p, struct task *t)
+{
+    struct attempt *a = &t->at[0];
+    task_set_state(t, TS_RUNNING);
+    a->peer = p;
+    a->start_us = f->co->now;
+    list_push_back(&p->attempts, &a->pnode);
+    t->nlive = 1;
+    p->inflight++;
+    peer_refresh(f->co, p);
+    return a;
+}
+
+static void fx_release(struct fx *f, struct attempt *a)
+{
+    struct task *t = a->t;
+    attempt_end(f->co, a);
+    task_free(f->co, t);
+}
+
+/* The sweep with a fake clock: attempts become overdue at their time, each
+ * sweep that finds new ones halves the peer's limit once (down to 1), an
+ * attempt not yet overdue ends the look at a peer, and answering earns
+ * tasks back. */
+static void test_stall_sweep(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    co->cfg.peer_timeout_ms = 3600000; /* no cut here: that is the integration test's */
+    int ti = fx_type(&f, "t");
+    struct ttype *tt = &co->types[ti];
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 100);
+    struct peer_rec *q = fx_peer(&f, 1u << ti, 1, 4);
+    claims_set_limit(co, p, HELD_START);
+    tt->exec_ewma = 1000; /* overdue after the 50 ms floor */
+    uint64_t t0 = co->now;
+    struct attempt *a[5];
+    for (int i = 0; i < 3; i++)
+        a[i] = fx_hold(&f, p, fx_task(&f, ti, PRIO_INTERACTIVE, 0, 2000));
+    claims_sweep(co, t0 + 49 * MS);
+    CHECK_EQU(p->stalls, 0);
+    CHECK_EQU(claims_overdue_count(p), 0);
+    CHECK_EQU(peer_slots(p), 8);
+    claims_sweep(co, t0 + 50 * MS);
+    CHECK_EQU(p->stalls, 1);
+    CHECK_EQU(claims_overdue_count(p), 3);
+    CHECK_EQU(peer_slots(p), 4);
+    CHECK_EQU(tt->slots_total, 4 + 4);
+    CHECK_EQU(q->stalls, 0);
+    claims_sweep(co, t0 + 60 * MS); /* nothing new: no second cut */
+    CHECK_EQU(p->stalls, 1);
+    CHECK_EQU(peer_slots(p), 4);
+    /* Full: out of the free set. */
+    co->now = t0 + 60 * MS;
+    a[3] = fx_hold(&f, p, fx_task(&f, ti, PRIO_INTERACTIVE, 0, 2000));
+    CHECK_EQU(p->inflight, 4);
+    CHECK(!peer_can_take(p));
+    claims_sweep(co, t0 + 109 * MS);
+    CHECK_EQU(claims_overdue_count(p), 3);
+    claims_sweep(co, t0 + 110 * MS);
+    CHECK_EQU(claims_overdue_count(p), 4);
+    CHECK_EQU(p->stalls, 2);
+    CHECK_EQU(peer_slots(p), 2);
+    /* A young attempt is not overdue yet: the look at p stops there (its
+     * attempts are held oldest first) and the older ones stay judged. */
+    co->now = t0 + 200 * MS;
+    a[4] = fx_hold(&f, p, fx_task(&f, ti, PRIO_INTERACTIVE, 0, 2000));
+    claims_sweep(co, t0 + 210 * MS);
+    CHECK_EQU(claims_overdue_count(p), 4);
+    CHECK_EQU(p->stalls, 2);
+    claims_sweep(co, t0 + 250 * MS);
+    CHECK_EQU(p->stalls, 3);
+    CHECK_EQU(peer_slots(p), 1);
+    claims_sweep(co, t0 + 1000 * MS);
+    CHECK_EQU(peer_slots(p), 1); /* never under 1 */
+    /* Answers earn it back, one per answer. */
+    co->now = t0 + 1000 * MS;
+    fx_release(&f, a[0]);
+    CHECK_EQU(claims_on_answer(co, p, 100, 1000), 100);
+    fx_release(&f, a[1]);
+    CHECK_EQU(claims_on_answer(co, p, 100, 1000), 100);
+    CHECK_EQU(peer_slots(p), 3);
+    CHECK_EQU(claims_overdue_count(p), 3);
+    for (int i = 2; i < 5; i++)
+        fx_release(&f, a[i]);
+    CHECK_EQU(p->inflight, 0);
+    CHECK_EQU(claims_overdue_count(p), 0);
+    CHECK_EQU(co->n.staller_cuts, 0);
+    fx_fini(&f);
+}
+
 int main(void)
 {
     test_class_order();
@@ -936,5 +1150,9 @@ int main(void)
     test_admission();
     test_states();
     test_heaps();
+    test_claims_clamp();
+    test_held_limit();
+    test_overdue_after();
+    test_stall_sweep();
     return check_report("test_sched_rules");
 }
