@@ -47,6 +47,7 @@ static void fx_init(struct fx *f)
     list_init(&co->peers);
     list_init(&co->draining);
     list_init(&co->quarantined);
+    list_init(&co->vwait);
     co->walk = &co->conns;
 }
 
