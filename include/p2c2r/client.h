@@ -254,6 +254,9 @@ P2C2R_API int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t);
                                     produced it when that was an identical task in flight, and
                                     are 0 for an answer from the cache) */
 #define P2C2R_RESULT_HEDGED 0x2u /* a second copy ran on another peer; the first answer won */
+#define P2C2R_RESULT_VERIFIED 0x4u /* independent peers returned the same output (the
+                                      coordinator's verification policy for the type accepted
+                                      it); absent on a result nobody checked */
 
 /* One task's outcome.  The caller sets size (P2C2R_RESULT_INIT or
  * p2c2r_result_init) before handing the struct to p2c2r_client_wait or

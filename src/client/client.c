@@ -112,7 +112,8 @@ static void note_outcome(p2c2r_client *c, int status)
 static uint32_t result_flags(uint32_t wire)
 {
     return ((wire & PROTO_DELIVER_F_CACHED) ? P2C2R_RESULT_CACHED : 0) |
-           ((wire & PROTO_DELIVER_F_HEDGED) ? P2C2R_RESULT_HEDGED : 0);
+           ((wire & PROTO_DELIVER_F_HEDGED) ? P2C2R_RESULT_HEDGED : 0) |
+           ((wire & PROTO_DELIVER_F_VERIFIED) ? P2C2R_RESULT_VERIFIED : 0);
 }
 
 const char *p2c2r_version(void) { return P2C2R_VERSION_STRING; }

@@ -170,6 +170,7 @@ struct msg_result {
 /* DELIVER flags (the u32 at offset 12). */
 #define PROTO_DELIVER_F_CACHED 0x1u /* answered from the result cache or by an identical task */
 #define PROTO_DELIVER_F_HEDGED 0x2u /* a second copy ran on another peer */
+#define PROTO_DELIVER_F_VERIFIED 0x4u /* independent peers returned the same result */
 
 struct msg_deliver {
     uint16_t status;

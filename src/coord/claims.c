@@ -96,7 +96,13 @@ static void stall_hedge(struct coord *co, struct attempt *a)
         co->now >= t->deadline_us)
         return;
     struct peer_rec *q = pick_peer(co, t);
-    if (!q || task_assign(co, t, q, 1) != 0)
+    if (!q) {
+        /* The overdue attempt may be the check of a result t already has,
+         * with no other independent peer free to take it over. */
+        verify_checker_stalled(co, t);
+        return;
+    }
+    if (task_assign(co, t, q, 1) != 0)
         return;
     list_remove(&a->hnode); /* the p95 hedge need not look at it again */
     t->hedged = 1;

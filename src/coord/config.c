@@ -35,6 +35,8 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->breaker_cooldown_ms = 2000;
     cfg->ping_ms = 5000;
     cfg->admission = 1;
+    cfg->verify = "adaptive";
+    cfg->liar_quarantine_ms = 600000;
 }
 
 /* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */

@@ -88,6 +88,7 @@ static void on_sweep(uv_timer_t *h)
         /* Every 100 ms. */
         conn_sweep(co, now);
         peer_sweep_quarantined(co, now);
+        verify_sweep(co);
         sweep_orphaned_types(co, now);
         for (uint32_t i = 0; i < co->ntypes; i++)
             type_stats_tick(&co->types[i], now);
@@ -173,10 +174,12 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     list_init(&co->peers);
     list_init(&co->draining);
     list_init(&co->quarantined);
+    list_init(&co->vwait);
     co->walk = &co->conns;
     int rc;
     if ((cfg->type_deadlines && (rc = config_type_deadlines(co, cfg->type_deadlines, err, errcap)) != 0) ||
         (cfg->cache_types && (rc = config_cache_types(co, cfg->cache_types, err, errcap)) != 0) ||
+        (rc = verify_parse(co, cfg->verify ? cfg->verify : "adaptive", err, errcap)) != 0 ||
         (cfg->tokens_file && (rc = config_load_tokens(co, cfg->tokens_file, err, errcap)) != 0)) {
         free(co->tokens);
         free(co->rbuf);
@@ -274,6 +277,8 @@ void coord_state_free(struct coord *co)
             struct task *t = &co->chunks[i][j];
             if (t->state != TS_FREE && t->body != t->small)
                 free(t->body);
+            if (t->state != TS_FREE)
+                verify_free(t);
         }
         free(co->chunks[i]);
     }

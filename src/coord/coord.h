@@ -38,6 +38,9 @@ struct coord_config {
     uint32_t breaker_cooldown_ms; /* first quarantine; doubles each time, up to 64x */
     uint32_t ping_ms;             /* ping a peer silent this long */
     int admission;                /* reject tasks that would miss their deadline */
+    const char *verify;           /* "POLICY" or "TYPE=POLICY,...[,*=POLICY]" with POLICY none,
+                                     adaptive, quorum2 or quorum3 (NULL: adaptive) */
+    uint32_t liar_quarantine_ms;  /* a peer caught in a lie; doubles each time, up to 64x */
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */
@@ -52,7 +55,7 @@ void coord_config_defaults(struct coord_config *cfg);
 
 /* Creates a coordinator and binds its listening socket.  Returns 0 or a
  * negative p2c2r_error: P2C2R_EINVAL for a malformed setting (type
- * deadlines, cache types, tokens file content), P2C2R_ENOTFOUND for a tokens
+ * deadlines, cache types, verification policies, tokens file content), P2C2R_ENOTFOUND for a tokens
  * file that cannot be opened, P2C2R_EADDR for an address that cannot be
  * parsed or bound; errmsg gets a reason for the operator. */
 int coord_new(const struct coord_config *cfg, struct coord **out, char *errmsg, size_t errcap);

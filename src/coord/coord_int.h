@@ -11,6 +11,7 @@
  *   peers.c   peer registry, breaker, credits, pings, RESULT, the type table
  *   sched.c   queues, next task for a peer, peer choice, admission, retries, hedges
  *   task.c    task slab and state machine, heaps, coalescing, outcomes
+ *   verify.c  verification: results checked by independent peers before they count
  *   blobs.c   the blob store and per-peer blob hints
  *   claims.c  measured claims: capability clamps, earned slots, stallers, exec_us bounds
  *   stats.c   one counter table rendered as STATS JSON and Prometheus text
@@ -63,11 +64,19 @@
 #define STALL_FLOOR_US 50000u  /* ...and past this, or a quarter of the task's time if less... */
 #define STALL_MIN_US 1000u     /* ...but never under this */
 #define STALL_WALK 256u        /* peers judged per 5 ms sweep */
+#define VERIFY_MAX_RUNS 6        /* further runs of one task while its result is being verified */
+#define VERIFY_SUPPORT 4         /* peers remembered per candidate result */
 #define NCODES (1 - P2C2R_ERROR_MIN)
 
 enum conn_state { CS_HELLO, CS_READY, CS_DRAINING, CS_CLOSED };
 enum task_state { TS_FREE, TS_QUEUED, TS_RUNNING, TS_FOLLOWER, TS_ORPHAN };
 enum peer_state { PS_OK, PS_QUARANTINED, PS_PROBING };
+
+/* How a task's result is checked before it counts (docs/ARCHITECTURE.md,
+ * "Verification"): not at all; adaptively (always for peers without an
+ * established record, spot checks for the others); or N agreeing results
+ * from independent peers. */
+enum verify_policy { VP_NONE, VP_ADAPTIVE, VP_QUORUM2, VP_QUORUM3, VP_COUNT };
 
 const char *conn_state_name(int s);
 const char *task_state_name(int s);
@@ -120,6 +129,8 @@ struct ttype {
     uint64_t outcomes[NCODES]; /* DELIVERs by status */
     uint64_t rejected[NCODES]; /* REJECTEDs by code */
     uint64_t retries, hedges, hedge_wins, cache_hits, cache_misses, coalesced;
+    uint8_t verify; /* enum verify_policy of its tasks (--verify) */
+    uint64_t verify_runs, verified, unverified, disagreements;
 };
 
 /* What a peer has for one task type; versions and execution times sit
@@ -141,7 +152,16 @@ struct peer_rec {
     uint8_t gpu, state, eligible;
     uint64_t mem;
     float fail_ewma, rtt_us;
-    uint64_t strikes, good; /* strikes: results another peer contradicted */
+    uint64_t strikes, good; /* strikes: results another peer contradicted; good: confirmed */
+    /* Independence: peers of one group never verify each other.  Every
+     * check of independence goes through this field (today one group per
+     * connection; peer identity makes it one per key or operator group). */
+    uint32_t group;
+    /* Verification record: results an independent peer confirmed (in all,
+     * and in a row since the last disagreement), results that disagreed
+     * with another peer's, and of those the ones where this peer was on
+     * the losing side (lies). */
+    uint64_t verified, consec_verified, disagreements, lies;
     uint32_t types;         /* bitmask of ttype indexes */
     struct conn *conn;
     struct peer_type ty[PROTO_MAX_TYPES];
@@ -175,6 +195,22 @@ struct attempt {
     uint8_t cancelled, hedge, overdue;
 };
 
+/* One result being verified and the peers (of distinct groups) that
+ * returned it. */
+struct vcand {
+    uint8_t *out; /* owned copy */
+    uint32_t len, exec_us;
+    uint32_t peers[VERIFY_SUPPORT], groups[VERIFY_SUPPORT];
+    uint8_t n;
+};
+
+/* A task whose result is being verified: up to three different results
+ * so far (two liars that lie differently cannot crowd out the honest one). */
+struct vstate {
+    struct vcand c[3];
+    uint8_t ncand, need, runs;
+};
+
 struct task {
     uint64_t id; /* generation << 32 | slab index */
     struct conn *renter;
@@ -186,7 +222,9 @@ struct task {
     struct task *cnext;         /* coalescing bucket chain */
     struct rcache_key key;
     struct attempt at[2];
-    uint8_t state, tt, prio, kind, flags, nlive, keyed, cacheable, hedged;
+    uint8_t state, tt, prio, kind, flags, nlive, keyed, cacheable, hedged, verified;
+    struct vstate *vs; /* while its result is being verified, else NULL */
+    struct list_node vnode; /* co->vwait while queued with vs */
     uint16_t attempts, tries, err_status;
     uint32_t err_peer;
     uint32_t excl[EXCL_MAX];
@@ -240,6 +278,7 @@ struct counters {
     uint64_t claims_clamped, exec_us_clamped, stall_hedges, staller_cuts;
     uint64_t blobs_put, blobs_sent, blob_misses;
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
+    uint64_t verify_runs, verified, unverified, disagreements, liars;
     uint64_t bytes_in, bytes_out;
 };
 
@@ -253,6 +292,12 @@ struct token {
 struct type_deadline {
     char name[PROTO_MAX_TYPE_NAME + 1];
     uint32_t ms;
+};
+
+/* A per-type verification policy from --verify. */
+struct type_verify {
+    char name[PROTO_MAX_TYPE_NAME + 1];
+    uint8_t policy; /* enum verify_policy */
 };
 
 struct coord {
@@ -281,6 +326,9 @@ struct coord {
     struct list_node *walk;
     struct list_node *stall_walk; /* claims_sweep's cursor into peers (NULL: from the start) */
     struct list_node draining, quarantined;
+    /* Queued tasks whose result is being verified: an adaptive one settles
+     * for what it has once no independent peer is connected (verify_sweep). */
+    struct list_node vwait;
     uint32_t nconns, nrenters, npeers;
     uint64_t next_conn_id;
     uint32_t next_peer_id;
@@ -291,6 +339,9 @@ struct coord {
     uint32_t ntdl;
     char cache_types[PROTO_MAX_TYPES][PROTO_MAX_TYPE_NAME + 1];
     uint32_t ncache_types;
+    struct type_verify tver[PROTO_MAX_TYPES];
+    uint32_t ntver;
+    uint8_t verify_default; /* enum verify_policy of types --verify does not name */
 
     struct task **chunks;
     uint32_t nchunks, free_head, tasks_live;
@@ -365,6 +416,8 @@ int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge)
 int task_place(struct coord *co, struct task *t);
 void type_kick(struct coord *co, int ti);
 void task_retry(struct coord *co, struct task *t, uint32_t failed_peer);
+/* Makes t avoid peer_id (it failed t), remembering the last EXCL_MAX. */
+void task_exclude(struct task *t, uint32_t peer_id);
 /* Fills p's free slots from the queues of its types. */
 void dispatch_peer(struct coord *co, struct peer_rec *p);
 int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto_reqs *r);
@@ -385,6 +438,17 @@ static inline uint32_t peer_slots(const struct peer_rec *p)
 void peer_refresh(struct coord *co, struct peer_rec *p);
 void peer_unlink(struct coord *co, struct peer_rec *p);
 void peer_bad_event(struct peer_rec *p);
+/* The connected peer with this id, or NULL (gone). */
+struct peer_rec *peer_find(struct coord *co, uint32_t id);
+/* Opens p's circuit for base_ms, doubled for each earlier quarantine (up
+ * to 64x); then one probe task may test it. */
+void peer_quarantine_for(struct coord *co, struct peer_rec *p, const char *why, uint64_t base_ms);
+/* An independent peer confirmed p's result (or its error): the only way
+ * trust grows.  Also ends a run of strikes and passes a probe. */
+void peer_good(struct coord *co, struct peer_rec *p);
+/* A success nobody checked: ends a run of strikes and passes a probe, but
+ * trust does not grow. */
+void peer_unverified_ok(struct coord *co, struct peer_rec *p);
 /* p's connection is gone: its attempts end and their tasks are retried. */
 void peer_detach(struct coord *co, struct peer_rec *p);
 void peer_maybe_ping(struct coord *co, struct peer_rec *p, uint64_t now);
@@ -477,6 +541,37 @@ void stats_metrics_render(void *arg, struct buf *o);
 int config_type_deadlines(struct coord *co, const char *spec, char *err, size_t errcap);
 int config_cache_types(struct coord *co, const char *spec, char *err, size_t errcap);
 int config_load_tokens(struct coord *co, const char *path, char *err, size_t errcap);
+
+/* ---- verify.c: results are checked before they count -------------------- */
+
+/* Parses --verify: "POLICY" or "TYPE=POLICY,...", where TYPE may be "*"
+ * (every type not named).  P2C2R_EINVAL with a reason in err. */
+int verify_parse(struct coord *co, const char *spec, char *err, size_t errcap);
+/* The policy (enum verify_policy) for tasks of the type called name. */
+int verify_policy_for(const struct coord *co, const char *name);
+const char *verify_policy_name(int policy);
+/* The probability that an adaptive task's first result from a peer with
+ * consec confirmed results in a row is checked by a second run. */
+double verify_spot_prob(uint64_t consec);
+/* Whether p may not run t because a peer of its group already returned a
+ * result of t that is being verified (a peer never checks its own group). */
+int verify_excludes(const struct task *t, const struct peer_rec *p);
+/* A successful RESULT of t from p (p's attempt has ended): delivered now,
+ * or held until enough independent peers agree; further runs start here.
+ * out is borrowed for the call. */
+void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, const uint8_t *out,
+                       size_t len, uint32_t exec_us);
+/* An error RESULT from p while t's result is being verified: another
+ * independent peer runs it. */
+void verify_on_error(struct coord *co, struct task *t, struct peer_rec *p);
+/* Frees t's verification state, if any. */
+void verify_free(struct task *t);
+/* The peer running t's check is overdue and no other independent peer can
+ * take it: an adaptive task settles for the result it has, unverified. */
+void verify_checker_stalled(struct coord *co, struct task *t);
+/* Queued adaptive tasks whose every possible checker left or was
+ * quarantined get their outcome now (after a peer leaves, and each 100 ms). */
+void verify_sweep(struct coord *co);
 
 /* ---- coord.c ------------------------------------------------------------- */
 

@@ -78,7 +78,7 @@ void peer_refresh(struct coord *co, struct peer_rec *p)
 
 /* The connected peer with this id, or NULL (gone).  O(1): peer ids are
  * sequential, so id modulo the table size spreads them evenly. */
-static struct peer_rec *peer_find(struct coord *co, uint32_t id)
+struct peer_rec *peer_find(struct coord *co, uint32_t id)
 {
     struct peer_rec *p = co->peer_tab[id % PEER_BUCKETS];
     while (p && p->id != id)
@@ -98,17 +98,22 @@ void peer_unlink(struct coord *co, struct peer_rec *p)
     list_remove(&p->qnode);
 }
 
-static void peer_quarantine(struct coord *co, struct peer_rec *p, const char *why)
+void peer_quarantine_for(struct coord *co, struct peer_rec *p, const char *why, uint64_t base_ms)
 {
-    uint64_t ms = (uint64_t)co->cfg.breaker_cooldown_ms << (p->quarantines < 6 ? p->quarantines : 6);
+    uint64_t ms = base_ms << (p->quarantines < 6 ? p->quarantines : 6);
     peer_set_state(p, PS_QUARANTINED);
     list_push_back(&co->quarantined, &p->qnode);
     p->quarantines++;
     p->state_until_us = co->now + ms * 1000;
     co->n.quarantines++;
-    LOG_W("peer_quarantined", "peer=%u reason=\"%s\" strikes=%u cooldown_ms=%" PRIu64, p->id, why,
-          p->consec_strikes, ms);
+    LOG_W("peer_quarantined", "peer=%u reason=\"%s\" strikes=%u lies=%" PRIu64 " cooldown_ms=%" PRIu64, p->id,
+          why, p->consec_strikes, p->lies, ms);
     peer_refresh(co, p);
+}
+
+static void peer_quarantine(struct coord *co, struct peer_rec *p, const char *why)
+{
+    peer_quarantine_for(co, p, why, co->cfg.breaker_cooldown_ms);
 }
 
 /* Moves p's failure rate (a moving average over its events, weight 0.1)
@@ -127,9 +132,8 @@ static void peer_strike(struct coord *co, struct peer_rec *p, const char *why)
         peer_quarantine(co, p, why);
 }
 
-static void peer_good(struct coord *co, struct peer_rec *p)
+void peer_unverified_ok(struct coord *co, struct peer_rec *p)
 {
-    p->good++;
     p->consec_strikes = 0;
     p->fail_ewma *= 0.9f;
     if (p->state == PS_PROBING) {
@@ -137,6 +141,12 @@ static void peer_good(struct coord *co, struct peer_rec *p)
         LOG_I("peer_restored", "peer=%u", p->id);
         peer_refresh(co, p);
     }
+}
+
+void peer_good(struct coord *co, struct peer_rec *p)
+{
+    p->good++;
+    peer_unverified_ok(co, p);
 }
 
 int type_find(struct coord *co, const uint8_t *name, size_t len)
@@ -215,6 +225,7 @@ int type_intern(struct coord *co, const uint8_t *name, size_t len)
     for (uint32_t k = 0; k < co->ncache_types; k++)
         if (strcmp(co->cache_types[k], tt->name) == 0 || strcmp(co->cache_types[k], "*") == 0)
             tt->cache_ok = 1;
+    tt->verify = (uint8_t)verify_policy_for(co, tt->name);
     hist_init(&tt->att[0]);
     hist_init(&tt->att[1]);
     hist_init(&tt->h_queue);
@@ -296,6 +307,7 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     }
     struct peer_rec *p = xcalloc(1, sizeof(*p));
     p->id = ++co->next_peer_id;
+    p->group = p->id;
     p->conn = c;
     p->cores = m.cores;
     p->mem = m.mem_bytes;
@@ -436,14 +448,15 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
             t->tries--;
         if (t->nlive == 0)
             task_enqueue(co, t, 1);
+    } else if (t->vs && status != 0 && status != P2C2R_ECANCELLED) {
+        verify_on_error(co, t, p);
     } else if (status == 0) {
-        peer_good(co, p);
         if (t->err_status && t->err_peer != p->id) {
             struct peer_rec *bad = peer_find(co, t->err_peer);
             if (bad)
                 peer_strike(co, bad, "an error another peer's success contradicted");
         }
-        if (hedge) {
+        if (hedge && !t->vs) { /* answered first (a later answer is a check) */
             co->n.hedge_wins++;
             tt->hedge_wins++;
         }
@@ -456,9 +469,7 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
                      m.output.len, co->cfg.max_body - PROTO_DELIVER_PREFIX);
             task_finish(co, t, P2C2R_ETOOBIG, (const uint8_t *)msg, strlen(msg), m.exec_us, p->id);
         } else {
-            if (t->cacheable && co->cache)
-                (void)rcache_put(co->cache, &t->key, p->ty[t->tt].version, m.output.p, m.output.len, now);
-            task_finish(co, t, 0, m.output.p, m.output.len, m.exec_us, p->id);
+            verify_on_success(co, t, p, m.output.p, m.output.len, m.exec_us);
         }
     } else {
         /* An error.  It is believed when a second peer says the same; until
@@ -543,9 +554,11 @@ void peer_detach(struct coord *co, struct peer_rec *p)
         }
     }
     p->types = 0;
-    /* Other peers may be able to take the requeued work now. */
+    /* Other peers may be able to take the requeued work now; work that was
+     * waiting for p to check it may have no checker left. */
     for (uint32_t m = types; m; m &= m - 1)
         type_kick(co, __builtin_ctz(m));
+    verify_sweep(co);
     LOG_I("peer_gone", "peer=%u conn=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64, p->id,
           p->conn->id, p->done, p->failed);
 }

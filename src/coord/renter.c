@@ -178,7 +178,10 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
                 if (send_accepted(c, ticket, 1) != 0)
                     return -1;
             }
-            return send_deliver(co, c, ticket, 0, 0, 0, 0, PROTO_DELIVER_F_CACHED, out, olen);
+            /* The cache holds verified results only, except for types
+             * whose policy is none. */
+            uint32_t fl = PROTO_DELIVER_F_CACHED | (tt->verify != VP_NONE ? PROTO_DELIVER_F_VERIFIED : 0);
+            return send_deliver(co, c, ticket, 0, 0, 0, 0, fl, out, olen);
         }
         tt->cache_misses++;
         leader = coalesce_find(co, &key, m.min_version);

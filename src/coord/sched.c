@@ -43,13 +43,17 @@ static int type_has_unexcluded(const struct ttype *tt, int ti, const struct task
     return 0;
 }
 
-/* Whether p may run t: version, requirements, and not a peer that already
- * failed it (unless no other peer of the type that could run it is left). */
+/* Whether p may run t: version, requirements, not a peer that already
+ * failed it (unless no other peer of the type that could run it is left),
+ * and, while t's result is being verified, not of a group that already
+ * returned one. */
 int task_fits(const struct coord *co, const struct task *t, const struct peer_rec *p)
 {
     if (p->ty[t->tt].version < t->min_version || !reqs_met(&t->reqs, p))
         return 0;
     if (t->nexcl && task_excludes(t, p->id) && type_has_unexcluded(&co->types[t->tt], t->tt, t))
+        return 0;
+    if (t->vs && verify_excludes(t, p))
         return 0;
     for (int i = 0; i < 2; i++)
         if (t->at[i].peer == p)
@@ -117,7 +121,7 @@ struct peer_rec *pick_peer(struct coord *co, const struct task *t)
         if (!best || s < best_s)
             best = p, best_s = s;
     }
-    if (best || (!t->kind && !t->nexcl && t->min_version == 0))
+    if (best || (!t->kind && !t->nexcl && t->min_version == 0 && !t->vs))
         return best;
     for (uint32_t i = 0; i < n; i++)
         if (task_fits(co, t, tt->free[i]))
@@ -147,6 +151,8 @@ void task_enqueue(struct coord *co, struct task *t, int front)
     tt->queued++;
     co->queued_total++;
     co->queued_bytes += t->body_len;
+    if (t->vs)
+        list_push_back(&co->vwait, &t->vnode);
 }
 
 void task_dequeue(struct coord *co, struct task *t)
@@ -154,6 +160,7 @@ void task_dequeue(struct coord *co, struct task *t)
     struct ttype *tt = &co->types[t->tt];
     heap_remove(&task_queue(co, t)->h, t, 0);
     list_remove(&t->qnode);
+    list_remove(&t->vnode);
     tt->queued--;
     co->queued_total--;
     co->queued_bytes -= t->body_len;
@@ -320,13 +327,19 @@ void type_kick(struct coord *co, int ti)
 }
 
 /* Sends a failed or lost t to another peer, or back to its queue's front. */
+void task_exclude(struct task *t, uint32_t peer_id)
+{
+    if (task_excludes(t, peer_id))
+        return;
+    if (t->nexcl == EXCL_MAX)
+        memmove(t->excl, t->excl + 1, (EXCL_MAX - 1) * sizeof(t->excl[0])), t->nexcl--;
+    t->excl[t->nexcl++] = peer_id;
+}
+
 void task_retry(struct coord *co, struct task *t, uint32_t failed_peer)
 {
-    if (failed_peer && !task_excludes(t, failed_peer)) {
-        if (t->nexcl == EXCL_MAX)
-            memmove(t->excl, t->excl + 1, (EXCL_MAX - 1) * sizeof(t->excl[0])), t->nexcl--;
-        t->excl[t->nexcl++] = failed_peer;
-    }
+    if (failed_peer)
+        task_exclude(t, failed_peer);
     co->n.retries++;
     co->types[t->tt].retries++;
     if (!task_place(co, t))

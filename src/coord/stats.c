@@ -135,6 +135,11 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "bytes_out", "p2c2r_bytes_out_total", "Bytes queued for sending.", N(bytes_out)},
     {G_COUNTERS, K_COUNTER, "blobs_put", "p2c2r_blobs_put_total", "Blobs stored (new uploads).", N(blobs_put)},
     {G_COUNTERS, K_COUNTER, "blobs_sent", "p2c2r_blobs_sent_total", "Blobs sent to peers.", N(blobs_sent)},
+    {G_COUNTERS, K_COUNTER, "verify_runs", "p2c2r_verify_runs_total", "Runs started to check a result on an independent peer.", N(verify_runs)},
+    {G_COUNTERS, K_COUNTER, "verified", "p2c2r_verified_total", "Results delivered after independent peers agreed.", N(verified)},
+    {G_COUNTERS, K_COUNTER, "unverified", "p2c2r_unverified_total", "Results delivered unchecked under a verifying policy (a spot check skipped, or no independent peer).", N(unverified)},
+    {G_COUNTERS, K_COUNTER, "disagreements", "p2c2r_disagreements_total", "Tasks whose peers returned different results.", N(disagreements)},
+    {G_COUNTERS, K_COUNTER, "liars", "p2c2r_liars_total", "Results outvoted by independent peers (each strikes and quarantines its peer).", N(liars)},
     {G_COUNTERS, K_COUNTER, "blob_misses", "p2c2r_blob_misses_total", "ENOBLOB answers from peers (blob resent).", N(blob_misses)},
     {G_BLOBS, K_GAUGE, "count", "p2c2r_blobs", "Blobs in the store.", S(blob_count)},
     {G_BLOBS, K_GAUGE, "bytes", "p2c2r_blob_bytes", "Bytes of the blobs in the store.", S(blob_bytes)},
@@ -199,12 +204,14 @@ static void stats_json(struct coord *co, struct buf *o)
         jprintf(o, ",\"peers\":%u,\"queued\":%u,\"queued_by_class\":[%u,%u,%u],\"free_slots\":%" PRIu64
                    ",\"slots\":%" PRIu64 ",\"cacheable\":%s,\"deadline_ms\":%u,\"exec_p95_us\":%" PRIu64
                    ",\"attempt_samples\":%" PRIu64 ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
-                   ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 "}",
+                   ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"verify\":\"%s\",\"verify_runs\":%" PRIu64
+                   ",\"verified\":%" PRIu64 ",\"unverified\":%" PRIu64 ",\"disagreements\":%" PRIu64 "}",
                 tt->npeers, tt->queued, byc[0], byc[1], byc[2], type_free_slots(tt), tt->slots_total,
                 type_cacheable(tt) ? "true" : "false",
                 tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms,
                 hist_quantile(&tt->h_exec, 0.95), tt->att_n, tt->att_p50, tt->att_p95, tt->hedges,
-                tt->retries);
+                tt->retries, verify_policy_name(tt->verify), tt->verify_runs, tt->verified, tt->unverified,
+                tt->disagreements);
     }
     buf_append(o, "],\"peers\":[", 11);
     int first = 1;
@@ -223,10 +230,11 @@ static void stats_json(struct coord *co, struct buf *o)
                 peer_state_name(p->state), p->cores, p->slots, peer_slots(p), p->inflight,
                 claims_overdue_count(p), p->stalls, p->mem, p->gpu ? "true" : "false");
         json_str(o, p->gpu_model);
-        jprintf(o, ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"strikes\":%" PRIu64
+        jprintf(o, ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"strikes\":%" PRIu64 ",\"verified\":%" PRIu64
+                   ",\"disagreements\":%" PRIu64 ",\"lies\":%" PRIu64 ",\"quarantines\":%u"
                    ",\"rtt_us\":%.0f,\"fail_rate\":%.3f,\"trust\":%.3f,\"types\":[",
-                p->done, p->failed, p->strikes, (double)p->rtt_us, (double)p->fail_ewma,
-                peer_trust(p));
+                p->done, p->failed, p->strikes, p->verified, p->disagreements, p->lies, p->quarantines,
+                (double)p->rtt_us, (double)p->fail_ewma, peer_trust(p));
         int ft = 1;
         for (uint32_t m = p->types; m; m &= m - 1) {
             int ti = __builtin_ctz(m);
@@ -303,10 +311,11 @@ void stats_metrics_render(void *arg, struct buf *o)
     prom_help(o, "p2c2r_type_events_total", "counter", "Scheduler events by task type.");
     for (uint32_t i = 0; i < co->ntypes; i++) {
         const struct ttype *tt = &co->types[i];
-        const char *ev[] = {"retry", "hedge", "hedge_win", "cache_hit", "cache_miss", "coalesced"};
-        uint64_t v[] = {tt->retries, tt->hedges, tt->hedge_wins, tt->cache_hits, tt->cache_misses,
-                        tt->coalesced};
-        for (int e = 0; e < 6; e++) {
+        const char *ev[] = {"retry",     "hedge",      "hedge_win", "cache_hit",  "cache_miss",
+                            "coalesced", "verify_run", "verified",  "unverified", "disagreement"};
+        uint64_t v[] = {tt->retries,   tt->hedges,      tt->hedge_wins, tt->cache_hits, tt->cache_misses,
+                        tt->coalesced, tt->verify_runs, tt->verified,   tt->unverified, tt->disagreements};
+        for (size_t e = 0; e < ARRAY_LEN(ev); e++) {
             snprintf(lb, sizeof(lb), "type=\"%s\",event=\"%s\"", tt->name, ev[e]);
             prom_counter(o, "p2c2r_type_events_total", lb, v[e]);
         }
@@ -318,6 +327,31 @@ void stats_metrics_render(void *arg, struct buf *o)
     for (int st = 0; st < 3; st++) {
         snprintf(lb, sizeof(lb), "state=\"%s\"", peer_state_name(st));
         prom_gauge(o, "p2c2r_peers", lb, (double)bystate[st]);
+    }
+    /* Each peer's verification record, labelled by its id (the peer_id of
+     * DELIVER and STATS): one series per connected peer and figure. */
+    static const struct {
+        const char *name, *type, *help;
+    } pm[] = {
+        {"p2c2r_peer_verified_total", "counter", "Results of the peer that an independent peer confirmed."},
+        {"p2c2r_peer_disagreements_total", "counter", "Results of the peer that differed from another peer's."},
+        {"p2c2r_peer_lies_total", "counter", "Results of the peer that independent peers outvoted."},
+        {"p2c2r_peer_trust", "gauge", "Trust the scheduler derives from verified results and strikes (0..1)."},
+    };
+    for (size_t k = 0; k < ARRAY_LEN(pm); k++) {
+        prom_help(o, pm[k].name, pm[k].type, pm[k].help);
+        for (struct list_node *n = co->peers.next; n != &co->peers; n = n->next) {
+            const struct peer_rec *p = list_entry(n, struct peer_rec, node);
+            snprintf(lb, sizeof(lb), "peer=\"%u\"", p->id);
+            if (k == 0)
+                prom_counter(o, pm[k].name, lb, p->verified);
+            else if (k == 1)
+                prom_counter(o, pm[k].name, lb, p->disagreements);
+            else if (k == 2)
+                prom_counter(o, pm[k].name, lb, p->lies);
+            else
+                prom_gauge(o, pm[k].name, lb, peer_trust(p));
+        }
     }
     struct snap s;
     snap_take(co, &s);

@@ -75,6 +75,7 @@ struct task *task_alloc(struct coord *co)
     list_init(&t->rnode);
     list_init(&t->qnode);
     list_init(&t->followers);
+    list_init(&t->vnode);
     for (int i = 0; i < 2; i++) {
         t->at[i].t = t;
         list_init(&t->at[i].pnode);
@@ -98,6 +99,7 @@ void task_free(struct coord *co, struct task *t)
     if (t->body != t->small)
         free(t->body);
     t->body = NULL;
+    verify_free(t);
     uint32_t idx = (uint32_t)t->id;
     t->id = 0;
     t->next_free = co->free_head;
@@ -306,7 +308,7 @@ static void deliver_text(struct coord *co, struct task *t, int status, const cha
 void task_finish(struct coord *co, struct task *t, int status, const uint8_t *out,
                         size_t len, uint32_t exec_us, uint32_t peer_id)
 {
-    uint32_t fl = t->hedged ? PROTO_DELIVER_F_HEDGED : 0;
+    uint32_t fl = (t->hedged ? PROTO_DELIVER_F_HEDGED : 0) | (t->verified ? PROTO_DELIVER_F_VERIFIED : 0);
     task_deliver(co, t, status, out, len, exec_us, peer_id, fl);
     coalesce_remove(co, t);
     struct list_node *n;

@@ -95,6 +95,8 @@ int main(int argc, char **argv)
     int64_t hedge_min_us = (int64_t)cfg.hedge_min_us, aging_ms = cfg.aging_ms;
     int64_t strikes = cfg.breaker_strikes, cooldown_ms = cfg.breaker_cooldown_ms, ping_ms = cfg.ping_ms;
     int no_hedge = 0, no_admission = 0;
+    const char *verify = cfg.verify;
+    int64_t liar_ms = cfg.liar_quarantine_ms;
     const struct cliopt opts[] = {
         {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers; port 0 picks a free one", &listen, CLIOPT_DEFAULT},
         {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon", &local, CLIOPT_DEFAULT},
@@ -125,6 +127,8 @@ int main(int argc, char **argv)
         {"breaker-cooldown", 0, OPT_INT, "MS", 1, 3600000, "first quarantine; doubles on each repeat up to 64x", &cooldown_ms, CLIOPT_DEFAULT},
         {"ping-interval", 0, OPT_INT, "MS", 10, 3600000, "ping a peer that sent nothing for MS", &ping_ms, CLIOPT_DEFAULT},
         {"no-admission", 0, OPT_FLAG, NULL, 0, 0, "accept tasks even when they would miss their deadline", &no_admission},
+        {"verify", 0, OPT_STR, "POLICY|TYPE=POLICY,...", 0, 0, "how results are checked by independent peers before they count, per type ('*=' for the rest): none, adaptive (new peers always, established ones spot-checked), quorum2, quorum3", &verify, CLIOPT_DEFAULT},
+        {"liar-quarantine", 0, OPT_INT, "MS", 1, 86400000, "quarantine of a peer caught returning a wrong result; doubles on each repeat up to 64x", &liar_ms, CLIOPT_DEFAULT},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
@@ -176,6 +180,8 @@ int main(int argc, char **argv)
     cfg.breaker_cooldown_ms = (uint32_t)cooldown_ms;
     cfg.ping_ms = (uint32_t)ping_ms;
     cfg.admission = !no_admission;
+    cfg.verify = verify;
+    cfg.liar_quarantine_ms = (uint32_t)liar_ms;
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;
@@ -198,7 +204,7 @@ int main(int argc, char **argv)
     char err[512];
     if ((rc = coord_new(&cfg, &co, err, sizeof(err))) != 0) {
         fprintf(stderr, "p2c2rd: %s\n", err);
-        /* A bad option value (--type-deadline, --cache-types, a malformed
+        /* A bad option value (--type-deadline, --cache-types, --verify, a malformed
          * tokens file) is a usage error; a port that cannot be bound or a
          * tokens file that cannot be opened is not. */
         return rc == P2C2R_EINVAL ? 2 : 1;

@@ -1362,7 +1362,8 @@ static void renter_api(struct h_renter *r, int *seen)
                                    .exec_us = x->exec_us,
                                    .peer_id = x->peer_id,
                                    .flags = ((x->flags & P2C2R_RESULT_CACHED) ? PROTO_DELIVER_F_CACHED : 0) |
-                                            ((x->flags & P2C2R_RESULT_HEDGED) ? PROTO_DELIVER_F_HEDGED : 0),
+                                            ((x->flags & P2C2R_RESULT_HEDGED) ? PROTO_DELIVER_F_HEDGED : 0) |
+                                            ((x->flags & P2C2R_RESULT_VERIFIED) ? PROTO_DELIVER_F_VERIFIED : 0),
                                    .out = x->output,
                                    .len = x->output_len};
             renter_outcome(r, seen, i, &oc);
@@ -1483,7 +1484,9 @@ struct h_fake_peer {
     uint32_t exec_us; /* 0: report the delay */
     uint32_t peer_id;
     atomic_int stop, closed;
-    atomic_long assigned, answered, cancels, pings;
+    atomic_long assigned, answered, cancels, pings, lies;
+    int lie_after, lie_pct; /* the thread's alone once it runs */
+    uint64_t lie_rng;
     /* Replies not sent yet, in arrival order. */
     struct fake_reply *q;
     size_t nq, capq;
@@ -1536,6 +1539,10 @@ static void fake_assign(struct h_fake_peer *fp, const struct h_frame *f)
     uint8_t md[32];
     uint16_t status = 0;
     int fail = atomic_load(&fp->fail_code), delay = atomic_load(&fp->delay_ms);
+    /* The draw is made for every task past lie_after, so which tasks it
+     * lies on depends only on the seed and the order of arrival. */
+    int lie = fp->lie_pct > 0 && atomic_load(&fp->assigned) > fp->lie_after &&
+              (int)(h_rand(&fp->lie_rng) % 100) < fp->lie_pct;
     if (delay == H_FAKE_NEVER)
         return;
     if (fail) {
@@ -1563,6 +1570,11 @@ static void fake_assign(struct h_fake_peer *fp, const struct h_frame *f)
     proto_put_result_head(x->body, status, fp->exec_us ? fp->exec_us : (uint32_t)delay * 1000u);
     if (olen)
         memcpy(x->body + PROTO_RESULT_PREFIX, out, olen);
+    if (lie && !fail && olen) {
+        x->body[PROTO_RESULT_PREFIX] ^= 0x5a;
+        x->body[PROTO_RESULT_PREFIX + olen - 1] ^= 0xa5;
+        atomic_fetch_add(&fp->lies, 1);
+    }
     fp->nq++;
 }
 
@@ -1610,6 +1622,9 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
     atomic_store(&fp->delay_ms, cfg->delay_ms);
     atomic_store(&fp->fail_code, cfg->fail_code);
     fp->exec_us = cfg->exec_us;
+    fp->lie_after = cfg->lie_after;
+    fp->lie_pct = cfg->lie_pct;
+    fp->lie_rng = cfg->lie_seed ? cfg->lie_seed : 0x6c696172u;
     H_REQUIRE(h_raw_connect(&fp->r, H.addr) == 0, "%s: cannot connect to %s", fp->name, H.addr);
 
     struct msg_hello hello = {PROTO_VERSION, PROTO_VERSION, ROLE_PEER, {NULL, 0},
@@ -1672,9 +1687,10 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
         break;
     }
     H_REQUIRE(pthread_create(&fp->thread, NULL, fake_main, fp) == 0, "pthread_create");
-    h_log("fake peer %s registered as peer %u (types %s, %d slots, delay %d ms%s%s)", fp->name,
-          fp->peer_id, cfg->types ? cfg->types : "echo", cfg->slots, cfg->delay_ms,
-          cfg->fail_code ? ", failing with " : "", cfg->fail_code ? h_err(cfg->fail_code) : "");
+    h_log("fake peer %s registered as peer %u (types %s, %d slots, delay %d ms%s%s, lies %d%% after %d tasks)",
+          fp->name, fp->peer_id, cfg->types ? cfg->types : "echo", cfg->slots, cfg->delay_ms,
+          cfg->fail_code ? ", failing with " : "", cfg->fail_code ? h_err(cfg->fail_code) : "", cfg->lie_pct,
+          cfg->lie_after);
     return fp;
 }
 
@@ -1708,6 +1724,7 @@ void h_fake_peer_counts(struct h_fake_peer *fp, struct h_fake_counts *out)
     out->answered = atomic_load(&fp->answered);
     out->cancels = atomic_load(&fp->cancels);
     out->pings = atomic_load(&fp->pings);
+    out->lies = atomic_load(&fp->lies);
     out->closed = atomic_load(&fp->closed);
 }
 

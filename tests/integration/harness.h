@@ -365,8 +365,13 @@ struct h_proc *h_respawn(struct h_proc *p);
  * as "echo" does) or, with fail_code set, that error status with a reason
  * text.  With delay_ms H_FAKE_NEVER it never answers (a hung executor).
  * A CANCEL is counted and otherwise ignored, as by a peer whose task
- * is already running: the RESULT still comes, late.  Counters are safe to
- * read from any thread. */
+ * is already running: the RESULT still comes, late.  With lie_pct set it
+ * lies the way a peer that wants credit without work would: once it has
+ * received lie_after tasks, each further task is answered, with probability
+ * lie_pct percent, with status OK and a wrong output of the right length
+ * (the correct one with its first and last bytes flipped; an empty output
+ * cannot be wrong and is sent as it is).  Counters are safe to read from
+ * any thread. */
 #define H_FAKE_NEVER (-1)
 struct h_fake_peer_cfg {
     const char *name;  /* HELLO name, shown in stats (borrowed during start) */
@@ -382,6 +387,9 @@ struct h_fake_peer_cfg {
     uint32_t version;      /* executor version of every type; 0 = 1 */
     const char *gpu_model; /* with gpu; NULL = "it-fake-gpu" (borrowed during start) */
     uint32_t exec_us;      /* the exec_us every RESULT reports; 0 = delay_ms as measured */
+    int lie_after;     /* tasks answered honestly before lying starts */
+    int lie_pct;       /* 0..100: share of the later tasks answered with a wrong output */
+    uint64_t lie_seed; /* seeds which tasks it lies on (0: a fixed default) */
 };
 
 struct h_fake_counts {
@@ -389,6 +397,7 @@ struct h_fake_counts {
     long answered;  /* RESULTs sent */
     long cancels;   /* CANCELs received */
     long pings;     /* PINGs answered */
+    long lies;      /* RESULTs sent (or due) with a wrong output */
     int closed;     /* the coordinator closed the connection */
 };
 

@@ -182,7 +182,10 @@ static void scenario_hedge(void)
      * (and so the hedging threshold) up to the slow peer's time. */
     enum { BURST = 250, MIN_HEDGED = 12, MIN_BURSTS = 3, SLOW_MS = 400 };
     h_phase("hedge: start a coordinator and two fast peers");
-    const char *cargs[] = {"--hedge-min-us", "20000", NULL};
+    /* --verify none: this counts hedges and the late answers they leave;
+     * under a verifying policy the slow copy's answer is a check, not late
+     * (test_verify.c covers verification). */
+    const char *cargs[] = {"--hedge-min-us", "20000", "--verify", "none", NULL};
     struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_proc *fast[2] = {h_peer_start("fast-1", 2, "echo", NULL), h_peer_start("fast-2", 2, "echo", NULL)};
     h_wait_peers(2, NULL);
@@ -383,7 +386,9 @@ static void scenario_queue_hol(void)
 {
     enum { GPU_MS = 1500, CPU_MS = 200 };
     h_phase("queue_hol: a GPU task at the front of the requirements queue, a cores task behind it");
-    const char *cargs[] = {"--no-hedge", NULL};
+    /* --verify none: D's answer must not wait for a check on the busy GPU
+     * peer; what is tested is which task the cores peer takes. */
+    const char *cargs[] = {"--no-hedge", "--verify", "none", NULL};
     struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_fake_peer_cfg gc = {.name = "gpu", .types = "echo", .slots = 1, .gpu = 1, .cores = 8,
                                  .delay_ms = GPU_MS};
@@ -922,7 +927,10 @@ static void scenario_cache(void)
 {
     enum { SAME = 100 };
     h_phase("cache: a coordinator (sha256 cached by default) and one peer");
-    struct h_proc *co = h_coord_start(NULL, NULL);
+    /* --verify none: one peer can verify nothing, and only verified results
+     * are cached otherwise (test_verify.c); this tests the cache itself. */
+    const char *cargs[] = {"--verify", "none", NULL};
+    struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_proc *peer = h_peer_start("cache-peer", 2, "sha256,echo", NULL);
     h_wait_peers(1, NULL);
     p2c2r_client *c = renter_connect("cache-renter");

@@ -50,6 +50,7 @@ static void fx_init(struct fx *f)
     list_init(&co->peers);
     list_init(&co->draining);
     list_init(&co->quarantined);
+    list_init(&co->vwait);
     co->walk = &co->conns;
 }
 
@@ -1136,6 +1137,85 @@ static void test_stall_sweep(void)
     fx_fini(&f);
 }
 
+/* ---- 7. verification rules (verify.c) ------------------------------------------ */
+
+static void test_verify_rules(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    char err[256];
+
+    /* --verify: one policy, or per type with '*' for the rest. */
+    CHECK_EQ(verify_parse(co, "adaptive", err, sizeof(err)), 0);
+    CHECK_EQ(verify_policy_for(co, "sha256"), VP_ADAPTIVE);
+    CHECK_EQ(verify_parse(co, "sha256=quorum2,echo=none,*=quorum3", err, sizeof(err)), 0);
+    CHECK_EQ(verify_policy_for(co, "sha256"), VP_QUORUM2);
+    CHECK_EQ(verify_policy_for(co, "echo"), VP_NONE);
+    CHECK_EQ(verify_policy_for(co, "upscale"), VP_QUORUM3);
+    static const char *const bad[] = {"bogus", "sha256=", "=none", "SHA=none", "sha256=quorum4"};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+        if (!CHECK(verify_parse(co, bad[i], err, sizeof(err)) == P2C2R_EINVAL))
+            fprintf(stderr, "  --verify '%s' accepted\n", bad[i]);
+    CHECK(strstr(err, "--verify") != NULL);
+    CHECK(strcmp(verify_policy_name(VP_QUORUM3), "quorum3") == 0 && strcmp(verify_policy_name(VP_COUNT), "?") == 0);
+
+    /* Spot checks: always below 10 confirmed in a row, then falling, never
+     * under the floor. */
+    for (uint64_t c = 0; c < 10; c++)
+        CHECK(verify_spot_prob(c) == 1.0);
+    CHECK(verify_spot_prob(18) == 0.5);
+    double prev = 1.0;
+    for (uint64_t c = 10; c < 2000; c++) {
+        double p = verify_spot_prob(c);
+        CHECK(p <= prev && p >= 0.15);
+        prev = p;
+    }
+    CHECK(verify_spot_prob(1000000) == 0.15);
+
+    /* The cost model: a peer's record grows only when a result is checked.
+     * Averaged over 200 simulated honest peers, the expected runs per task
+     * (1 + p) stay under 1.3 from the 60th task on and reach the floor's
+     * 1.15 within 200. */
+    enum { NPEERS = 200, NTASKS = 400 };
+    double cost[NTASKS] = {0};
+    struct rng r = {99};
+    for (int k = 0; k < NPEERS; k++) {
+        uint64_t consec = 0;
+        for (int i = 0; i < NTASKS; i++) {
+            double p = verify_spot_prob(consec);
+            cost[i] += (1.0 + p) / NPEERS;
+            if ((double)(rng_next(&r) >> 11) * 0x1.0p-53 < p)
+                consec++;
+        }
+    }
+    for (int i = 60; i < NTASKS; i++)
+        if (!CHECK(cost[i] < 1.3))
+            fprintf(stderr, "  expected cost %.3f at task %d\n", cost[i], i);
+    CHECK(cost[NTASKS - 1] < 1.16);
+
+    /* Independence goes through the group: while a task's result is being
+     * verified, no peer of a group that returned one may run it. */
+    int ti = fx_type(&f, "sha256");
+    struct peer_rec *a = fx_peer(&f, 1u << ti, 1, 4), *b = fx_peer(&f, 1u << ti, 1, 4);
+    a->group = a->id;
+    b->group = b->id;
+    struct task *t = fx_task(&f, ti, PRIO_INTERACTIVE, 0, 1000);
+    t->vs = xcalloc(1, sizeof(*t->vs));
+    t->vs->ncand = 1;
+    t->vs->c[0].n = 1;
+    t->vs->c[0].peers[0] = a->id;
+    t->vs->c[0].groups[0] = a->group;
+    t->vs->c[0].out = xmalloc(1);
+    CHECK(!task_fits(co, t, a) && task_fits(co, t, b));
+    CHECK(pick_peer(co, t) == b);
+    b->group = a->group; /* one operator's two connections */
+    CHECK(!task_fits(co, t, b) && pick_peer(co, t) == NULL);
+    task_set_state(t, TS_QUEUED);
+    task_free(co, t); /* frees the verification state */
+    fx_fini(&f);
+}
+
 int main(void)
 {
     test_class_order();
@@ -1154,5 +1234,6 @@ int main(void)
     test_held_limit();
     test_overdue_after();
     test_stall_sweep();
+    test_verify_rules();
     return check_report("test_sched_rules");
 }

@@ -1,0 +1,376 @@
+/* verify.c - results are checked before they count.
+ *
+ * Executors are deterministic (byte-identical output on every peer), so two
+ * honest runs of a task give the same bytes and verification is a
+ * comparison.  A type's policy (--verify) says how many independent peers
+ * must agree before a result is delivered as verified, cached, or counted
+ * for anyone's record:
+ * - none: the first result counts as it is (the operator trusts every peer
+ *   of the type); it is cached, never flagged VERIFIED, and no record moves;
+ * - adaptive (the default): two, when the peer that answered has no
+ *   established record (fewer than ESTABLISHED results in a row that an
+ *   independent peer confirmed); an established peer is spot-checked with
+ *   a probability that falls as its record grows (verify_spot_prob), down
+ *   to SPOT_FLOOR.  A result no independent peer can check (none is
+ *   connected that could run the task) is delivered unverified, because a
+ *   game wants an answer; it is not cached and moves no record;
+ * - quorum2 / quorum3: that many, always; a task waits (within its
+ *   deadline) for the independent peers it needs.
+ * Results that differ are settled by more runs on peers independent of
+ * every peer that answered; once one result has the support it needs, the
+ * peers behind every other result are caught in a lie: struck and
+ * quarantined at once, for --liar-quarantine, doubling each time.  A
+ * deterministic executor leaves no honest explanation for a wrong output.
+ *
+ * Independence is by p->group alone (peers of one group never check each
+ * other); today each connection is its own group.
+ *
+ * Invariants: t->vs exists only while t waits for agreement (from its
+ * first successful RESULT to its outcome); every candidate's supporters
+ * are of distinct groups, and no peer of a supporter's group runs t again
+ * (verify_excludes, through task_fits); t->verified is set only when a
+ * candidate reached vs->need supporters, and only such results (or those
+ * of types whose policy is none) enter the result cache; trust (good)
+ * grows only in peer_confirmed. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord/coord_int.h"
+
+#define ESTABLISHED 10  /* confirmed results in a row before spot checks start */
+#define SPOT_HALF 8.0   /* confirmed results past ESTABLISHED that halve the spot-check rate */
+#define SPOT_FLOOR 0.15 /* the least share of an established peer's results that is checked */
+
+static const char *const policy_names[VP_COUNT] = {"none", "adaptive", "quorum2", "quorum3"};
+
+const char *verify_policy_name(int policy)
+{
+    return policy >= 0 && policy < VP_COUNT ? policy_names[policy] : "?";
+}
+
+static int policy_parse(const char *s, size_t n)
+{
+    for (int i = 0; i < VP_COUNT; i++)
+        if (strlen(policy_names[i]) == n && memcmp(policy_names[i], s, n) == 0)
+            return i;
+    return -1;
+}
+
+int verify_parse(struct coord *co, const char *spec, char *err, size_t errcap)
+{
+    co->verify_default = VP_ADAPTIVE;
+    co->ntver = 0;
+    const char *s = spec, *it;
+    size_t n;
+    while (util_list_next(&s, &it, &n)) {
+        const char *eq = memchr(it, '=', n);
+        int pol = eq ? policy_parse(eq + 1, (size_t)(it + n - eq - 1)) : policy_parse(it, n);
+        size_t tl = eq ? (size_t)(eq - it) : 0;
+        int star = eq && tl == 1 && *it == '*';
+        if (pol < 0 || (eq && !star && !type_name_ok((const uint8_t *)it, tl)) || co->ntver == PROTO_MAX_TYPES) {
+            snprintf(err, errcap,
+                     "bad --verify '%s': expected POLICY or TYPE=POLICY[,TYPE=POLICY...] ('*' for every other "
+                     "type), POLICY one of none, adaptive, quorum2, quorum3",
+                     spec);
+            return P2C2R_EINVAL;
+        }
+        if (!eq || star) {
+            co->verify_default = (uint8_t)pol;
+            continue;
+        }
+        struct type_verify *v = &co->tver[co->ntver++];
+        memcpy(v->name, it, tl);
+        v->name[tl] = '\0';
+        v->policy = (uint8_t)pol;
+    }
+    return 0;
+}
+
+int verify_policy_for(const struct coord *co, const char *name)
+{
+    for (uint32_t k = 0; k < co->ntver; k++)
+        if (strcmp(co->tver[k].name, name) == 0)
+            return co->tver[k].policy;
+    return co->verify_default;
+}
+
+/* 1 below ESTABLISHED; then SPOT_HALF / (SPOT_HALF + confirmed past it):
+ * 0.5 eight results later, 0.3 after 19, SPOT_FLOOR from 46 on.  Since
+ * only checked results extend the record, a peer needs about 40 tasks
+ * past ESTABLISHED before its expected cost falls under 1.3 runs per
+ * task, and about 175 to reach the floor (1.15). */
+double verify_spot_prob(uint64_t consec)
+{
+    if (consec < ESTABLISHED)
+        return 1.0;
+    double p = SPOT_HALF / (SPOT_HALF + (double)(consec - ESTABLISHED));
+    return p < SPOT_FLOOR ? SPOT_FLOOR : p;
+}
+
+static int cand_has_group(const struct vcand *c, uint32_t group)
+{
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->groups[i] == group)
+            return 1;
+    return 0;
+}
+
+int verify_excludes(const struct task *t, const struct peer_rec *p)
+{
+    const struct vstate *vs = t->vs;
+    for (unsigned k = 0; vs && k < vs->ncand; k++)
+        if (cand_has_group(&vs->c[k], p->group))
+            return 1;
+    return 0;
+}
+
+void verify_free(struct task *t)
+{
+    if (!t->vs)
+        return;
+    for (unsigned k = 0; k < t->vs->ncand; k++)
+        free(t->vs->c[k].out);
+    free(t->vs);
+    t->vs = NULL;
+}
+
+/* How many agreeing independent results t needs, its first one from p. */
+static int verify_need(struct coord *co, const struct task *t, const struct peer_rec *p)
+{
+    switch (co->types[t->tt].verify) {
+    case VP_NONE: return 1;
+    case VP_QUORUM2: return 2;
+    case VP_QUORUM3: return 3;
+    default: break;
+    }
+    double prob = verify_spot_prob(p->consec_verified);
+    return prob >= 1.0 || (double)(rng_next(&co->rng) >> 11) * 0x1.0p-53 < prob ? 2 : 1;
+}
+
+/* Whether a connected peer that could take t (requirements, version, not
+ * of a group that answered: task_fits) is outside quarantine and is not
+ * holding tasks past their predicted time (a staller would hold the check
+ * too: claims.c).  O(peers of the type): called only when no free peer
+ * could take t at once. */
+static int verifier_exists(const struct coord *co, const struct task *t)
+{
+    const struct ttype *tt = &co->types[t->tt];
+    for (uint32_t i = 0; i < tt->npeers; i++) {
+        const struct peer_rec *p = tt->peers[i];
+        if (p->state != PS_QUARANTINED && p->conn && p->conn->state == CS_READY && task_fits(co, t, p) &&
+            claims_overdue_count(p) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* An independent peer confirmed this peer's result: its record and trust grow. */
+static void peer_confirmed(struct coord *co, uint32_t id)
+{
+    struct peer_rec *p = peer_find(co, id);
+    if (!p)
+        return;
+    p->verified++;
+    p->consec_verified++;
+    peer_good(co, p);
+}
+
+/* A peer behind a result that independent peers outvoted. */
+static void peer_caught(struct coord *co, uint32_t id)
+{
+    co->n.liars++;
+    struct peer_rec *p = peer_find(co, id);
+    if (!p)
+        return;
+    p->lies++;
+    p->strikes++;
+    p->consec_strikes++;
+    p->consec_verified = 0;
+    peer_bad_event(p);
+    if (p->state != PS_QUARANTINED)
+        peer_quarantine_for(co, p, "returned a result that independent peers contradicted",
+                            co->cfg.liar_quarantine_ms);
+}
+
+/* A result delivered without a check: not cached, no record moves. */
+static void deliver_unverified(struct coord *co, struct task *t, const uint8_t *out, size_t len,
+                               uint32_t exec_us, uint32_t peer_id)
+{
+    co->n.unverified++;
+    co->types[t->tt].unverified++;
+    task_finish(co, t, 0, out, len, exec_us, peer_id);
+}
+
+/* w has the support it needs: it counts for the renter, the cache and
+ * the records of everyone who computed it; every other result's peers are
+ * caught.  t's outcome is given (t may be freed). */
+static void settle(struct coord *co, struct task *t, struct vcand *w, uint32_t version)
+{
+    struct vstate *vs = t->vs;
+    struct ttype *tt = &co->types[t->tt];
+    for (unsigned k = 0; k < vs->ncand; k++)
+        for (unsigned i = 0; &vs->c[k] != w && i < vs->c[k].n; i++)
+            peer_caught(co, vs->c[k].peers[i]);
+    for (unsigned i = 0; i < w->n; i++)
+        peer_confirmed(co, w->peers[i]);
+    t->verified = 1;
+    co->n.verified++;
+    tt->verified++;
+    if (t->cacheable && co->cache)
+        (void)rcache_put(co->cache, &t->key, version, w->out, w->len, co->now);
+    task_finish(co, t, 0, w->out, w->len, w->exec_us, w->peers[0]);
+}
+
+/* No independent peer can check t now (adaptive): one result is delivered
+ * unverified; results that disagree fail the task, since nobody can say
+ * which is right (and nobody is struck). */
+static void settle_without(struct coord *co, struct task *t)
+{
+    struct vstate *vs = t->vs;
+    if (vs->ncand == 1) {
+        deliver_unverified(co, t, vs->c[0].out, vs->c[0].len, vs->c[0].exec_us, vs->c[0].peers[0]);
+        return;
+    }
+    const char *msg = "peers disagree on the result and no independent peer is connected to settle it";
+    task_finish(co, t, P2C2R_ETASK, (const uint8_t *)msg, strlen(msg), 0, 0);
+}
+
+/* Starts the next run of t on a peer independent of every one that
+ * answered (avoiding failed_peer, when set, like a retry).  A quorum task
+ * with no such peer free waits in its queue; an adaptive one settles for
+ * what it has when no such peer is connected at all. */
+static void verify_next(struct coord *co, struct task *t, uint32_t failed_peer)
+{
+    struct vstate *vs = t->vs;
+    struct ttype *tt = &co->types[t->tt];
+    if (t->nlive > 0)
+        return; /* a run is still out on another peer (a hedge): it is the check */
+    if (vs->runs >= VERIFY_MAX_RUNS) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "no %u agreeing results from independent peers in %u runs", vs->need,
+                 vs->runs + 1u);
+        task_finish(co, t, P2C2R_ETASK, (const uint8_t *)msg, strlen(msg), 0, 0);
+        return;
+    }
+    if (failed_peer)
+        task_exclude(t, failed_peer);
+    t->tries = 0; /* a check is not a retry: max_attempts counts lost runs from here */
+    if (!task_place(co, t)) {
+        if (tt->verify == VP_ADAPTIVE && !verifier_exists(co, t)) {
+            settle_without(co, t);
+            return;
+        }
+        task_enqueue(co, t, 1);
+    }
+    vs->runs++;
+    co->n.verify_runs++;
+    tt->verify_runs++;
+}
+
+/* p's result joins candidate c. */
+static void cand_add(struct vcand *c, const struct peer_rec *p)
+{
+    if (c->n < VERIFY_SUPPORT && !cand_has_group(c, p->group)) {
+        c->peers[c->n] = p->id;
+        c->groups[c->n++] = p->group;
+    }
+}
+
+/* A disagreement: p's result differs from another peer's.  Every peer
+ * involved records it; losing it is what costs (peer_caught). */
+static void note_disagreement(struct coord *co, struct task *t, struct peer_rec *p, const struct vcand *mine,
+                              int new_cand)
+{
+    struct vstate *vs = t->vs;
+    p->disagreements++;
+    if (!new_cand)
+        return;
+    co->n.disagreements++;
+    co->types[t->tt].disagreements++;
+    for (unsigned k = 0; k < vs->ncand; k++)
+        for (unsigned i = 0; &vs->c[k] != mine && i < vs->c[k].n; i++) {
+            struct peer_rec *q = peer_find(co, vs->c[k].peers[i]);
+            if (q)
+                q->disagreements++;
+        }
+}
+
+void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, const uint8_t *out, size_t len,
+                       uint32_t exec_us)
+{
+    struct ttype *tt = &co->types[t->tt];
+    if (!t->vs) {
+        if (tt->verify == VP_NONE) {
+            /* The operator trusts every peer of this type: the result
+             * counts as it is, cache included, but moves no record. */
+            peer_unverified_ok(co, p);
+            if (t->cacheable && co->cache)
+                (void)rcache_put(co->cache, &t->key, p->ty[t->tt].version, out, len, co->now);
+            task_finish(co, t, 0, out, len, exec_us, p->id);
+            return;
+        }
+        int need = verify_need(co, t, p);
+        if (need <= 1) {
+            /* A spot check skipped: delivered, unverified. */
+            peer_unverified_ok(co, p);
+            deliver_unverified(co, t, out, len, exec_us, p->id);
+            return;
+        }
+        t->vs = xcalloc(1, sizeof(*t->vs));
+        t->vs->need = (uint8_t)need;
+    }
+    struct vstate *vs = t->vs;
+    struct vcand *c = NULL;
+    for (unsigned k = 0; k < vs->ncand && !c; k++)
+        if (vs->c[k].len == len && memcmp(vs->c[k].out, out, len) == 0)
+            c = &vs->c[k];
+    int new_cand = 0;
+    if (!c && vs->ncand < ARRAY_LEN(vs->c)) {
+        c = &vs->c[vs->ncand++];
+        c->out = xmalloc(len ? len : 1);
+        memcpy(c->out, out, len);
+        c->len = (uint32_t)len;
+        c->exec_us = exec_us;
+        new_cand = vs->ncand > 1;
+    }
+    if (vs->ncand > 1)
+        note_disagreement(co, t, p, c, new_cand);
+    if (c) {
+        cand_add(c, p);
+        if (c->n >= vs->need) {
+            settle(co, t, c, p->ty[t->tt].version);
+            return;
+        }
+    }
+    /* Else a fourth different result: it is not kept (at most one of four
+     * different results can be right), and more runs decide. */
+    verify_next(co, t, 0);
+}
+
+void verify_on_error(struct coord *co, struct task *t, struct peer_rec *p)
+{
+    /* A result succeeded already and a deterministic executor gives every
+     * honest peer the same, so this error counts against p; another
+     * independent peer runs the task instead. */
+    peer_bad_event(p);
+    verify_next(co, t, p->id);
+}
+
+void verify_checker_stalled(struct coord *co, struct task *t)
+{
+    if (t->vs && co->types[t->tt].verify == VP_ADAPTIVE)
+        settle_without(co, t);
+}
+
+void verify_sweep(struct coord *co)
+{
+    struct list_node *n = co->vwait.next;
+    while (n != &co->vwait) {
+        struct task *t = list_entry(n, struct task, vnode);
+        n = n->next;
+        if (co->types[t->tt].verify == VP_ADAPTIVE && !verifier_exists(co, t))
+            settle_without(co, t); /* dequeues t, which leaves vwait */
+    }
+}
