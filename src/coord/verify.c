@@ -257,6 +257,12 @@ static void verify_next(struct coord *co, struct task *t, uint32_t failed_peer)
     if (failed_peer)
         task_exclude(t, failed_peer);
     t->tries = 0; /* a check is not a retry: max_attempts counts lost runs from here */
+    /* The peers that answered cannot run it, so it waits in the queue kept
+     * apart for tasks not every peer can run (as tasks with requirements
+     * do): at the front of the ordinary queue, a pile of checks would stand
+     * in front of the work those peers can run, since a peer looks past
+     * only LOOK_PAST tasks.  pick_peer scans the free set for such tasks. */
+    t->kind = 1;
     if (!task_place(co, t)) {
         if (tt->verify == VP_ADAPTIVE && !verifier_exists(co, t)) {
             settle_without(co, t);
