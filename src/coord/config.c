@@ -35,6 +35,7 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->breaker_cooldown_ms = 2000;
     cfg->ping_ms = 5000;
     cfg->admission = 1;
+    cfg->max_keys = 100000;
 }
 
 /* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */
