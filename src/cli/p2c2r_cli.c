@@ -471,6 +471,7 @@ out:
 }
 
 int cmd_path(int argc, char **argv);
+int cmd_peers(int argc, char **argv);
 int cmd_physics(int argc, char **argv);
 int cmd_render(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
@@ -484,6 +485,7 @@ static void usage(FILE *f)
             "  submit TYPE   run one task (input from -i FILE or stdin) and print its result\n"
             "  bench         measure latency (--inflight 1) or throughput (--inflight K)\n"
             "  stats         show peers, queues and counters of a coordinator\n"
+            "  peers         list the peer keys a coordinator knows (--state DIR); ban, pin, group them\n"
             "  path MAP      shortest path on a MovingAI grid map (A* or jump point search)\n"
             "  physics SCENE step a rigid-body scene (JSON) and print the final states\n"
             "  render SCENE  render a raytrace scene across peers into a PNG\n"
@@ -518,6 +520,8 @@ int main(int argc, char **argv)
         return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "stats"))
         return cmd_stats(argc - 1, argv + 1);
+    if (!strcmp(cmd, "peers"))
+        return cmd_peers(argc - 1, argv + 1);
     if (!strcmp(cmd, "path"))
         return cmd_path(argc - 1, argv + 1);
     if (!strcmp(cmd, "physics"))

@@ -413,6 +413,12 @@ int ident_load_or_create(const char *path, struct ident *out, int *created, char
                       path);
 }
 
+void ident_generate(struct ident *out)
+{
+    ident_sodium();
+    crypto_sign_keypair(out->pk, out->sk);
+}
+
 void ident_fini(struct ident *id)
 {
     if (id)

@@ -85,6 +85,11 @@ struct ident {
 int ident_load_or_create(const char *path, struct ident *out, int *created, char *err,
                          size_t errcap);
 
+/* Makes a new key pair in memory only (for keys that need not outlive the
+ * process: p2c2rd's local peers without --state, tests).  Wipe it with
+ * ident_fini. */
+void ident_generate(struct ident *out);
+
 /* Wipes the secret key (sodium_memzero).  NULL is a no-op. */
 void ident_fini(struct ident *id);
 

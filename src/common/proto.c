@@ -173,6 +173,13 @@ int proto_parse_hello_ok(const uint8_t *b, size_t n, struct msg_hello_ok *out)
     out->max_body = rd_u32(&r);
     out->max_inflight = rd_u32(&r);
     out->conn_id = rd_u64(&r);
+    /* 20 bytes to a renter; 52 to a peer, the last 32 its challenge. */
+    out->has_nonce = 0;
+    if (!r.bad && r.end - r.p == PROTO_NONCE_LEN) {
+        memcpy(out->nonce, r.p, PROTO_NONCE_LEN);
+        out->has_nonce = 1;
+        r.p += PROTO_NONCE_LEN;
+    }
     return rd_done(&r);
 }
 
@@ -204,6 +211,14 @@ int proto_parse_register(const uint8_t *b, size_t n, struct msg_register *out)
         out->types[i].name = rd_bytes(&r, tl);
         out->types[i].version = rd_u32(&r);
         out->types[i].flags = rd_u8(&r) & PROTO_TYPE_FLAGS_KNOWN;
+    }
+    /* The identity, when present, exactly fills the rest. */
+    out->pk = out->sig = NULL;
+    out->signed_len = (size_t)(r.p - b);
+    if (!r.bad && r.end - r.p == PROTO_REGISTER_AUTH_LEN) {
+        out->pk = r.p;
+        out->sig = r.p + PROTO_PK_LEN;
+        r.p += PROTO_REGISTER_AUTH_LEN;
     }
     return rd_done(&r);
 }
@@ -345,6 +360,11 @@ size_t proto_put_hello(uint8_t *d, const struct msg_hello *m)
     return o + m->name.len;
 }
 
+size_t proto_hello_ok_size(const struct msg_hello_ok *m)
+{
+    return m->has_nonce ? PROTO_HELLO_OK_PEER_LEN : PROTO_HELLO_OK_LEN;
+}
+
 size_t proto_put_hello_ok(uint8_t *d, const struct msg_hello_ok *m)
 {
     wr16(d, m->version);
@@ -352,7 +372,10 @@ size_t proto_put_hello_ok(uint8_t *d, const struct msg_hello_ok *m)
     wr32(d + 4, m->max_body);
     wr32(d + 8, m->max_inflight);
     wr64(d + 12, m->conn_id);
-    return PROTO_HELLO_OK_LEN;
+    if (!m->has_nonce)
+        return PROTO_HELLO_OK_LEN;
+    memcpy(d + PROTO_HELLO_OK_LEN, m->nonce, PROTO_NONCE_LEN);
+    return PROTO_HELLO_OK_PEER_LEN;
 }
 
 size_t proto_error_size(size_t text_len)
@@ -371,12 +394,17 @@ size_t proto_put_error(uint8_t *d, uint16_t code, const char *text, size_t text_
     return 4 + text_len;
 }
 
-size_t proto_register_size(const struct msg_register *m)
+size_t proto_register_signed_size(const struct msg_register *m)
 {
     size_t n = 16 + m->gpu_model.len;
     for (unsigned i = 0; i < m->ntypes; i++)
         n += PROTO_TYPE_ENTRY_FIXED + m->types[i].name.len;
     return n;
+}
+
+size_t proto_register_size(const struct msg_register *m)
+{
+    return proto_register_signed_size(m) + (m->pk ? PROTO_REGISTER_AUTH_LEN : 0);
 }
 
 size_t proto_put_register(uint8_t *d, const struct msg_register *m)
@@ -398,6 +426,15 @@ size_t proto_put_register(uint8_t *d, const struct msg_register *m)
         wr32(d + o, m->types[i].version);
         o += 4;
         d[o++] = m->types[i].flags;
+    }
+    if (m->pk) {
+        memcpy(d + o, m->pk, PROTO_PK_LEN);
+        o += PROTO_PK_LEN;
+        if (m->sig)
+            memcpy(d + o, m->sig, PROTO_SIG_LEN);
+        else
+            memset(d + o, 0, PROTO_SIG_LEN);
+        o += PROTO_SIG_LEN;
     }
     return o;
 }

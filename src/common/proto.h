@@ -91,11 +91,18 @@ struct msg_hello {
     struct bytes_view name;  /* <= PROTO_MAX_NAME */
 };
 
+/* The challenge a peer-role connection gets in its HELLO_OK
+ * (docs/PROTOCOL.md 5.1): 32 random bytes, fresh for each connection, that
+ * the peer signs in its PEER_REGISTER (common/ident.h). */
+#define PROTO_NONCE_LEN 32
+
 struct msg_hello_ok {
     uint16_t version;
     uint32_t max_body;
     uint32_t max_inflight; /* tasks a renter may have outstanding */
     uint64_t conn_id;
+    uint8_t has_nonce;     /* 1: the body carries a nonce (to a peer); 0: it does not (to a renter) */
+    uint8_t nonce[PROTO_NONCE_LEN]; /* copied, so it outlives the frame; valid when has_nonce */
 };
 
 struct msg_error {
@@ -120,6 +127,13 @@ struct proto_tasktype {
     uint8_t flags; /* PROTO_TYPE_F_*: cleared of unknown bits by the parser, sent as given */
 };
 
+/* The peer's identity at the end of PEER_REGISTER: its Ed25519 public key,
+ * then its signature of the challenge (common/ident.h) over the nonce and
+ * conn_id of its HELLO_OK and the register body before the key. */
+#define PROTO_PK_LEN 32
+#define PROTO_SIG_LEN 64
+#define PROTO_REGISTER_AUTH_LEN (PROTO_PK_LEN + PROTO_SIG_LEN)
+
 struct msg_register {
     uint16_t cores;
     uint16_t slots;
@@ -128,6 +142,14 @@ struct msg_register {
     uint8_t ntypes;
     struct bytes_view gpu_model;
     struct proto_tasktype types[PROTO_MAX_TYPES];
+    /* The identity: pk and sig point into the body (PROTO_PK_LEN and
+     * PROTO_SIG_LEN bytes), or are both NULL when the body ends after its
+     * types (a peer without identity: the coordinator refuses it with
+     * EAUTH, not EPROTO, so it can say why).  signed_len is the length of
+     * the body before pk: the bytes the signature covers.  To encode, set pk
+     * and sig (sig may be NULL: zeros are written, for signing in place). */
+    const uint8_t *pk, *sig;
+    size_t signed_len;
 };
 
 /* A task as carried by SUBMIT, each SUBMIT_BATCH entry, and ASSIGN. */
@@ -214,11 +236,17 @@ int proto_batch_next(struct proto_batch_iter *it, uint64_t *req_id,
  * body at dst (which must have that much room) and returns the bytes written. */
 size_t proto_hello_size(const struct msg_hello *m);
 size_t proto_put_hello(uint8_t *dst, const struct msg_hello *m);
-#define PROTO_HELLO_OK_LEN 20
+#define PROTO_HELLO_OK_LEN 20 /* to a renter; a peer's carries the nonce too */
+#define PROTO_HELLO_OK_PEER_LEN (PROTO_HELLO_OK_LEN + PROTO_NONCE_LEN)
+size_t proto_hello_ok_size(const struct msg_hello_ok *m);
 size_t proto_put_hello_ok(uint8_t *dst, const struct msg_hello_ok *m);
 size_t proto_error_size(size_t text_len);
 size_t proto_put_error(uint8_t *dst, uint16_t code, const char *text, size_t text_len);
+/* The whole body: the signed part, plus PROTO_REGISTER_AUTH_LEN when m->pk
+ * is set. */
 size_t proto_register_size(const struct msg_register *m);
+/* The signed part alone (everything before the public key). */
+size_t proto_register_signed_size(const struct msg_register *m);
 size_t proto_put_register(uint8_t *dst, const struct msg_register *m);
 size_t proto_task_size(size_t type_len, size_t params_len, size_t nblobs, size_t input_len);
 /* Writes the task fields except the input bytes; returns the bytes written.

@@ -37,6 +37,7 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->admission = 1;
     cfg->verify = "adaptive";
     cfg->liar_quarantine_ms = 600000;
+    cfg->max_keys = 100000;
 }
 
 /* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */

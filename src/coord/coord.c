@@ -95,6 +95,8 @@ static void on_sweep(uv_timer_t *h)
         if (co->cache)
             rcache_expire(co->cache, now, 4096);
     }
+    if (co->ticks % KEY_FLUSH_TICKS == 0)
+        peerdb_flush(co);
     task_sweep_deadlines(co, now);
     sched_sweep_hedges(co, now);
     claims_sweep(co, now);
@@ -195,6 +197,14 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         free(co);
         return P2C2R_EADDR;
     }
+    /* The state before the socket: a coordinator that cannot keep what it
+     * knows about peers does not start. */
+    if (peerdb_open(co, err, errcap) != 0) {
+        free(co->tokens);
+        free(co->rbuf);
+        free(co);
+        return P2C2R_EIO; /* not a usage error, whatever the store's code: err says why */
+    }
     uv_loop_init(&co->loop);
     uv_tcp_init(&co->loop, &co->listener);
     co->listener.data = co;
@@ -205,6 +215,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         uv_close((uv_handle_t *)&co->listener, NULL);
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
+        peerdb_close(co);
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -236,6 +247,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         finish_shutdown(co);
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
+        peerdb_close(co);
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -294,6 +306,7 @@ void coord_free(struct coord *co)
         uv_run(&co->loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(&co->loop);
+    peerdb_close(co); /* every peer has left: their records are final */
     coord_state_free(co);
     rcache_free(co->cache);
     blobs_free(co);

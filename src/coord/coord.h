@@ -41,6 +41,11 @@ struct coord_config {
     const char *verify;           /* "POLICY" or "TYPE=POLICY,...[,*=POLICY]" with POLICY none,
                                      adaptive, quorum2 or quorum3 (NULL: adaptive) */
     uint32_t liar_quarantine_ms;  /* a peer caught in a lie; doubles each time, up to 64x */
+    /* Directory of the persistent state (store.h: DIR/p2c2r.db, locked by
+     * DIR/p2c2r.lock while the coordinator runs); NULL = peer records live
+     * in memory only and are lost at exit. */
+    const char *state_dir;
+    uint32_t max_keys;            /* peer keys remembered; a new key beyond is refused */
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */
@@ -53,11 +58,14 @@ struct coord_config {
 /* Fills cfg with the defaults documented in p2c2rd --help. */
 void coord_config_defaults(struct coord_config *cfg);
 
-/* Creates a coordinator and binds its listening socket.  Returns 0 or a
- * negative p2c2r_error: P2C2R_EINVAL for a malformed setting (type
- * deadlines, cache types, verification policies, tokens file content), P2C2R_ENOTFOUND for a tokens
- * file that cannot be opened, P2C2R_EADDR for an address that cannot be
- * parsed or bound; errmsg gets a reason for the operator. */
+/* Creates a coordinator, opens its state (cfg->state_dir) and binds its
+ * listening socket.  Returns 0 or a negative p2c2r_error: P2C2R_EINVAL for a
+ * malformed setting (type deadlines, cache types, verification policies,
+ * tokens file content), P2C2R_ENOTFOUND for a tokens file that cannot be
+ * opened, P2C2R_EADDR for an address that cannot be parsed or bound,
+ * P2C2R_EIO for a state directory that cannot be used (corrupt, foreign,
+ * newer, locked by another p2c2rd: errmsg has the store's reason); errmsg
+ * gets a reason for the operator. */
 int coord_new(const struct coord_config *cfg, struct coord **out, char *errmsg, size_t errcap);
 
 /* Runs the loop until coord_stop or SIGINT/SIGTERM.  Returns 0. */

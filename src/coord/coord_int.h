@@ -15,6 +15,8 @@
  *   blobs.c   the blob store and per-peer blob hints
  *   claims.c  measured claims: capability clamps, earned slots, stallers, exec_us bounds
  *   stats.c   one counter table rendered as STATS JSON and Prometheus text
+ *   peerdb.c  what is known about each peer key (reputation, quarantine, the
+ *             operator's ban, pin and group), loaded from and flushed to the store
  *
  * Everything here runs on the coordinator's loop thread; nothing is locked. */
 #ifndef P2C2R_COORD_INT_H
@@ -34,6 +36,7 @@
 #include "coord/coord.h"
 #include "coord/metrics_http.h"
 #include "coord/rcache.h"
+#include "coord/store.h"
 #include "p2c2r/error.h"
 
 #define READ_CHUNK (256u * 1024)
@@ -49,6 +52,7 @@
 #define EXCL_MAX 4               /* peers a retried task remembers to avoid */
 #define COALESCE_BUCKETS 16384
 #define DUP_RING 16              /* task ids a peer answered lately */
+#define KEY_FLUSH_TICKS 40       /* peer records go to the store every 200 ms */
 #define SAMPLE_D 3               /* power of d choices */
 #define STAT_MIN_SAMPLES 20      /* before hedging or admission estimates */
 #define HEDGE_SKIP_MAX 64        /* unhedgeable attempts one sweep passes over, per type */
@@ -143,6 +147,28 @@ struct peer_type {
     uint32_t fpos;   /* index in ttype.free */
 };
 
+/* What the coordinator knows about one peer key (DESIGN.md decision 8):
+ * one record per Ed25519 public key, shared by every connection that
+ * registers with the key, kept across reconnects and (with --state) across
+ * restarts.  The record is the truth for reputation; each connected
+ * peer_rec mirrors good, strikes and quarantines (peerdb_sync) so the
+ * scheduler's hot path reads its own cache line. */
+struct ident_rec {
+    uint8_t pk[STORE_PK_LEN];
+    struct ident_rec *hnext;   /* co->key_tab chain */
+    struct list_node peers;    /* connected peer_recs with this key (peer_rec.knode) */
+    struct list_node dnode;    /* co->key_dirty while changed and not yet put */
+    uint32_t id;               /* 1, 2, ... in this process: STATS peers[].key_id */
+    uint32_t group;            /* quorum group: its operator group's id, else its own id */
+    uint32_t nconns;           /* connected peers with this key */
+    uint8_t banned, pinned, dirty;
+    uint64_t good, verified, disagreements, strikes, lies, quarantines;
+    uint64_t quarantined_until_ms; /* wall clock; 0 or past: not quarantined */
+    uint64_t first_seen_ms, last_seen_ms; /* wall clock */
+    char group_name[STORE_GROUP_MAX + 1]; /* the operator's group, "" for none */
+    char name[STORE_NAME_MAX + 1];        /* the name of its last HELLO */
+};
+
 /* The fields pick_peer reads of every sampled peer come first, so that
  * choosing among 10,000 peers costs about two cache misses per sample. */
 struct peer_rec {
@@ -152,18 +178,22 @@ struct peer_rec {
     uint8_t gpu, state, eligible;
     uint64_t mem;
     float fail_ewma, rtt_us;
-    uint64_t strikes, good; /* strikes: results another peer contradicted; good: confirmed */
-    /* Independence: peers of one group never verify each other.  Every
-     * check of independence goes through this field (today one group per
-     * connection; peer identity makes it one per key or operator group). */
-    uint32_t group;
-    /* Verification record: results an independent peer confirmed (in all,
-     * and in a row since the last disagreement), results that disagreed
-     * with another peer's, and of those the ones where this peer was on
-     * the losing side (lies). */
+    uint64_t strikes, good; /* its key's: results contradicted / counted good (peerdb_sync) */
+    /* Verification record of this connection: results an independent
+     * peer confirmed (in all, and in a row since the last disagreement),
+     * results that disagreed with another peer's, and of those the ones on
+     * the losing side (lies).  The totals are its key's (peerdb_sync); the
+     * run in a row starts again with each connection. */
     uint64_t verified, consec_verified, disagreements, lies;
     uint32_t types;         /* bitmask of ttype indexes */
+    /* Peers of one group are one peer for quorum purposes: every
+     * connection of a key, and every key the operator grouped together,
+     * share it (ident_rec.group).  Results are independent only when their
+     * peers' groups differ. */
+    uint32_t group;
     struct conn *conn;
+    struct ident_rec *key;  /* its key's record (NULL only in unit tests) */
+    struct list_node knode; /* key->peers */
     struct peer_type ty[PROTO_MAX_TYPES];
     char gpu_model[PROTO_MAX_NAME + 1];
     struct list_node attempts; /* live attempts */
@@ -268,6 +298,7 @@ struct conn {
     uint32_t inflight;      /* renter: outstanding tasks */
     struct list_node tasks; /* renter: its outstanding tasks */
     struct peer_rec *peer;  /* peer: after PEER_REGISTER */
+    uint8_t nonce[PROTO_NONCE_LEN]; /* peer: the challenge its HELLO_OK carried */
 };
 
 struct counters {
@@ -363,6 +394,17 @@ struct coord {
     struct counters n;
     struct token *tokens;
     uint32_t ntokens;
+
+    /* Peer keys (peerdb.c): records by public key, the operator's groups,
+     * the store they persist in (NULL without --state). */
+    struct ident_rec **key_tab;
+    uint32_t key_buckets, nkeys, next_key_id;
+    uint64_t key_seed;
+    struct list_node key_dirty;
+    struct key_group *groups;
+    uint32_t ngroups, groups_cap;
+    struct store *store;
+    int store_lock_fd;
 };
 
 #define NO_FREE UINT32_MAX
@@ -535,6 +577,32 @@ void conn_sweep(struct coord *co, uint64_t now);
 
 int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 void stats_metrics_render(void *arg, struct buf *o);
+
+/* ---- peerdb.c: peer keys and what is known about them ---------------------- */
+
+/* Opens co->cfg.state_dir (lock, store, records) when set.  Returns 0 or the
+ * store's code with its reason in err. */
+int peerdb_open(struct coord *co, char *err, size_t errcap);
+/* Writes every changed record and closes the store; frees every record. */
+void peerdb_close(struct coord *co);
+/* Puts every changed record and flushes the store (group commit). */
+void peerdb_flush(struct coord *co);
+/* The record of pk, or NULL. */
+struct ident_rec *peerdb_find(struct coord *co, const uint8_t *pk);
+/* Whether a record for one more key fits (cfg.max_keys). */
+int peerdb_has_room(const struct coord *co);
+/* The record of pk, created (first seen now) when new. */
+struct ident_rec *peerdb_get(struct coord *co, const uint8_t *pk);
+/* Makes p a connection of key k: mirrors its reputation, sets p->group,
+ * restores a quarantine that has not run out (p must be PS_OK and not yet
+ * dispatched), records name.  Returns 1 when p starts quarantined. */
+int peerdb_attach(struct coord *co, struct peer_rec *p, struct ident_rec *k, const char *name);
+/* p's connection is gone (p->key may be NULL). */
+void peerdb_detach(struct coord *co, struct peer_rec *p);
+/* The record changed: mirrors it into its peers and marks it for the store. */
+void peerdb_sync(struct coord *co, struct ident_rec *k);
+/* Wall-clock milliseconds (the store's timestamps survive a restart). */
+uint64_t wall_ms(void);
 
 /* ---- config.c -------------------------------------------------------------- */
 

@@ -8,7 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ident.h"
 #include "coord/coord_int.h"
+
+_Static_assert(PROTO_NONCE_LEN == IDENT_NONCE_LEN && PROTO_PK_LEN == IDENT_PK_LEN &&
+                   PROTO_SIG_LEN == IDENT_SIG_LEN && STORE_PK_LEN == IDENT_PK_LEN,
+               "the wire carries ident.h's key, nonce and signature");
 
 const char *peer_state_name(int s)
 {
@@ -98,17 +103,42 @@ void peer_unlink(struct coord *co, struct peer_rec *p)
     list_remove(&p->qnode);
 }
 
+static void peer_enter_quarantine(struct coord *co, struct peer_rec *p, uint64_t until_us)
+{
+    peer_set_state(p, PS_QUARANTINED);
+    list_push_back(&co->quarantined, &p->qnode);
+    p->state_until_us = until_us;
+    peer_refresh(co, p);
+}
+
+/* Quarantines p for base_ms, doubled for each earlier quarantine of its key
+ * (up to 64x), and, since a key is one peer, every other connection of its
+ * key; the key's record keeps the end of the quarantine, so that
+ * reconnecting (or a restart of the coordinator) does not end it. */
 void peer_quarantine_for(struct coord *co, struct peer_rec *p, const char *why, uint64_t base_ms)
 {
     uint64_t ms = base_ms << (p->quarantines < 6 ? p->quarantines : 6);
-    peer_set_state(p, PS_QUARANTINED);
-    list_push_back(&co->quarantined, &p->qnode);
-    p->quarantines++;
-    p->state_until_us = co->now + ms * 1000;
+    uint64_t until = co->now + ms * 1000;
+    peer_enter_quarantine(co, p, until);
     co->n.quarantines++;
     LOG_W("peer_quarantined", "peer=%u reason=\"%s\" strikes=%u lies=%" PRIu64 " cooldown_ms=%" PRIu64, p->id,
           why, p->consec_strikes, p->lies, ms);
-    peer_refresh(co, p);
+    struct ident_rec *k = p->key;
+    if (!k) {
+        p->quarantines++;
+        return;
+    }
+    k->quarantines++;
+    k->quarantined_until_ms = wall_ms() + ms;
+    for (struct list_node *n = k->peers.next; n != &k->peers; n = n->next) {
+        struct peer_rec *q = list_entry(n, struct peer_rec, knode);
+        if (q != p && q->state != PS_QUARANTINED) {
+            peer_enter_quarantine(co, q, until);
+            LOG_W("peer_quarantined", "peer=%u reason=\"another connection of its key (peer %u) was "
+                  "quarantined\" cooldown_ms=%" PRIu64, q->id, p->id, ms);
+        }
+    }
+    peerdb_sync(co, k);
 }
 
 static void peer_quarantine(struct coord *co, struct peer_rec *p, const char *why)
@@ -124,7 +154,12 @@ void peer_bad_event(struct peer_rec *p) { p->fail_ewma = p->fail_ewma * 0.9f + 0
 /* p returned a result another peer contradicted (or it failed a probe). */
 static void peer_strike(struct coord *co, struct peer_rec *p, const char *why)
 {
-    p->strikes++;
+    if (p->key) {
+        p->key->strikes++;
+        peerdb_sync(co, p->key);
+    } else {
+        p->strikes++;
+    }
     p->consec_strikes++;
     peer_bad_event(p);
     if (p->state == PS_PROBING ||
@@ -145,7 +180,12 @@ void peer_unverified_ok(struct coord *co, struct peer_rec *p)
 
 void peer_good(struct coord *co, struct peer_rec *p)
 {
-    p->good++;
+    if (p->key) {
+        p->key->good++;
+        peerdb_sync(co, p->key);
+    } else {
+        p->good++;
+    }
     peer_unverified_ok(co, p);
 }
 
@@ -274,6 +314,32 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         conn_fail(c, P2C2R_EPROTO, "malformed PEER_REGISTER (docs/PROTOCOL.md 5.3)");
         return -1;
     }
+    /* Who it is, before anything it says is believed. */
+    char hex[IDENT_PK_HEX_LEN + 1];
+    if (!m.pk) {
+        co->n.auth_failures++;
+        conn_fail(c, P2C2R_EAUTH, "PEER_REGISTER carries no identity (public key and signature, "
+                                  "docs/PROTOCOL.md 5.3): upgrade the peer");
+        return -1;
+    }
+    ident_pk_hex(m.pk, hex);
+    if (ident_verify_challenge(m.pk, c->nonce, c->id, body, m.signed_len, m.sig) != 0) {
+        co->n.auth_failures++;
+        conn_fail(c, P2C2R_EAUTH, "PEER_REGISTER signature does not verify for key %.16s...: it must "
+                  "sign this connection's nonce and conn_id (HELLO_OK) with the key it presents", hex);
+        return -1;
+    }
+    struct ident_rec *key = peerdb_find(co, m.pk);
+    if (key && key->banned) {
+        co->n.auth_failures++;
+        conn_fail(c, P2C2R_EAUTH, "key %.16s... banned by the operator", hex);
+        return -1;
+    }
+    if (!key && !peerdb_has_room(co)) {
+        conn_fail(c, P2C2R_ELIMIT, "the coordinator knows %u peer keys, its limit (--max-peer-keys)",
+                  co->nkeys);
+        return -1;
+    }
     if (m.ntypes == 0) {
         conn_fail(c, P2C2R_EINVAL, "PEER_REGISTER lists no task types");
         return -1;
@@ -316,6 +382,7 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     memcpy(p->gpu_model, m.gpu_model.p, m.gpu_model.len);
     list_init(&p->attempts);
     list_init(&p->qnode);
+    list_init(&p->knode);
     list_push_back(&co->peers, &p->node);
     p->hnext = co->peer_tab[p->id % PEER_BUCKETS];
     co->peer_tab[p->id % PEER_BUCKETS] = p;
@@ -329,14 +396,17 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     }
     c->peer = p;
     co->npeers++;
+    key = peerdb_get(co, m.pk);
+    peerdb_attach(co, p, key, c->name);
     peer_refresh(co, p);
     uint8_t *b = conn_frame(c, MSG_REGISTER_OK, 0, h->req_id, 8);
     if (b)
         wr64(b, p->id);
     char esc[4 * sizeof(c->name)];
-    LOG_I("peer_registered", "peer=%u conn=%" PRIu64 " name=\"%s\" cores=%u slots=%u gpu=%u types=%u",
-          p->id, c->id, log_esc(esc, sizeof(esc), c->name, strlen(c->name)), p->cores, p->slots,
-          p->gpu, m.ntypes);
+    LOG_I("peer_registered", "peer=%u conn=%" PRIu64 " name=\"%s\" key=%s key_id=%u group=%u state=%s "
+          "cores=%u slots=%u gpu=%u types=%u",
+          p->id, c->id, log_esc(esc, sizeof(esc), c->name, strlen(c->name)), hex, key->id, p->group,
+          peer_state_name(p->state), p->cores, p->slots, p->gpu, m.ntypes);
     dispatch_peer(co, p);
     coord_maybe_ready(co);
     return 0;
@@ -561,6 +631,7 @@ void peer_detach(struct coord *co, struct peer_rec *p)
     verify_sweep(co);
     LOG_I("peer_gone", "peer=%u conn=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64, p->id,
           p->conn->id, p->done, p->failed);
+    peerdb_detach(co, p);
 }
 
 /* Pings p when it has been silent for ping_ms and no ping is outstanding

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ident.h"
 #include "coord/coord_int.h"
 
 static int send_accepted(struct conn *c, uint64_t req_id, uint32_t count);
@@ -57,8 +58,16 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
     c->state = CS_READY;
     if (c->role == ROLE_RENTER)
         co->nrenters++;
-    struct msg_hello_ok ok = {PROTO_VERSION, co->cfg.max_body, co->cfg.renter_max_inflight, c->id};
-    uint8_t *b = conn_frame(c, MSG_HELLO_OK, 0, h->req_id, PROTO_HELLO_OK_LEN);
+    struct msg_hello_ok ok = {PROTO_VERSION, co->cfg.max_body, co->cfg.renter_max_inflight, c->id, 0, {0}};
+    if (c->role == ROLE_PEER) {
+        /* The challenge the peer signs in PEER_REGISTER: fresh for each
+         * connection, so a signature made for one is worth nothing on
+         * another (docs/PROTOCOL.md 5.3). */
+        ident_nonce(c->nonce);
+        memcpy(ok.nonce, c->nonce, PROTO_NONCE_LEN);
+        ok.has_nonce = 1;
+    }
+    uint8_t *b = conn_frame(c, MSG_HELLO_OK, 0, h->req_id, (uint32_t)proto_hello_ok_size(&ok));
     if (!b)
         return -1;
     proto_put_hello_ok(b, &ok);

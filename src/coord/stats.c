@@ -56,7 +56,7 @@ static uint64_t type_free_slots(const struct ttype *tt)
 struct snap {
     struct counters n;
     struct rcache_stats cs;
-    uint64_t connections, renters, peers, tasks_live, queued, queued_bytes;
+    uint64_t connections, renters, peers, tasks_live, queued, queued_bytes, keys_known;
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
 };
 
@@ -69,6 +69,7 @@ static void snap_take(const struct coord *co, struct snap *s)
     s->connections = co->nconns;
     s->renters = co->nrenters;
     s->peers = co->npeers;
+    s->keys_known = co->nkeys;
     s->tasks_live = co->tasks_live;
     s->queued = co->queued_total;
     s->queued_bytes = co->queued_bytes;
@@ -99,6 +100,7 @@ static const struct stat_def {
     {G_TOP, K_GAUGE, "connections", "p2c2r_connections", "Open connections.", S(connections)},
     {G_TOP, K_GAUGE, "renters", "p2c2r_renters", "Renter connections.", S(renters)},
     {G_TOP, K_GAUGE, "peers_connected", "p2c2r_peers_connected", "Registered peer connections.", S(peers)},
+    {G_TOP, K_GAUGE, "keys_known", "p2c2r_peer_keys_known", "Peer keys the coordinator keeps a record of (connected or not).", S(keys_known)},
     {G_TOP, K_GAUGE, "tasks_live", "p2c2r_tasks_live", "Accepted tasks not yet freed.", S(tasks_live)},
     {G_TOP, K_GAUGE, "queued", "p2c2r_queued", "Tasks waiting in queues.", S(queued)},
     {G_TOP, K_GAUGE, "queued_bytes", "p2c2r_queued_bytes", "Input bytes of the tasks waiting in queues.", S(queued_bytes)},
@@ -129,7 +131,7 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "staller_cuts", "p2c2r_staller_cuts_total", "Peers cut for holding only overdue tasks without answering for half the peer timeout.", N(staller_cuts)},
     {G_COUNTERS, K_COUNTER, "connections_total", "p2c2r_connections_total", "Connections accepted.", N(conns_total)},
     {G_COUNTERS, K_COUNTER, "protocol_errors", "p2c2r_protocol_errors_total", "Connections cut for protocol errors.", N(proto_errors)},
-    {G_COUNTERS, K_COUNTER, "auth_failures", "p2c2r_auth_failures_total", "HELLOs refused for their token.", N(auth_failures)},
+    {G_COUNTERS, K_COUNTER, "auth_failures", "p2c2r_auth_failures_total", "Connections refused for their token (HELLO) or their identity (PEER_REGISTER: no key, a bad signature, a banned key).", N(auth_failures)},
     {G_COUNTERS, K_COUNTER, "limit_cuts", "p2c2r_limit_cuts_total", "Connections cut for going over a limit (output buffered, connections, types).", N(limit_cuts)},
     {G_COUNTERS, K_COUNTER, "bytes_in", "p2c2r_bytes_in_total", "Bytes read.", N(bytes_in)},
     {G_COUNTERS, K_COUNTER, "bytes_out", "p2c2r_bytes_out_total", "Bytes queued for sending.", N(bytes_out)},
@@ -230,11 +232,27 @@ static void stats_json(struct coord *co, struct buf *o)
                 peer_state_name(p->state), p->cores, p->slots, peer_slots(p), p->inflight,
                 claims_overdue_count(p), p->stalls, p->mem, p->gpu ? "true" : "false");
         json_str(o, p->gpu_model);
-        jprintf(o, ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"strikes\":%" PRIu64 ",\"verified\":%" PRIu64
-                   ",\"disagreements\":%" PRIu64 ",\"lies\":%" PRIu64 ",\"quarantines\":%u"
-                   ",\"rtt_us\":%.0f,\"fail_rate\":%.3f,\"trust\":%.3f,\"types\":[",
-                p->done, p->failed, p->strikes, p->verified, p->disagreements, p->lies, p->quarantines,
-                (double)p->rtt_us, (double)p->fail_ewma, peer_trust(p));
+        jprintf(o, ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"strikes\":%" PRIu64
+                   ",\"rtt_us\":%.0f,\"fail_rate\":%.3f,\"trust\":%.3f",
+                p->done, p->failed, p->strikes, (double)p->rtt_us, (double)p->fail_ewma,
+                peer_trust(p));
+        const struct ident_rec *k = p->key;
+        if (k) {
+            /* Its key's record: the same for every connection of the key,
+             * and across reconnects. */
+            char hex[2 * STORE_PK_LEN + 1];
+            for (unsigned i = 0; i < STORE_PK_LEN; i++)
+                snprintf(hex + 2 * i, 3, "%02x", k->pk[i]);
+            jprintf(o, ",\"key\":\"%s\",\"key_id\":%u,\"group\":%u,\"group_name\":", hex, k->id,
+                    p->group);
+            json_str(o, k->group_name);
+            jprintf(o, ",\"key_conns\":%u,\"good\":%" PRIu64 ",\"verified\":%" PRIu64
+                       ",\"disagreements\":%" PRIu64 ",\"lies\":%" PRIu64 ",\"quarantines\":%" PRIu64
+                       ",\"pinned\":%s",
+                    k->nconns, k->good, k->verified, k->disagreements, k->lies, k->quarantines,
+                    k->pinned ? "true" : "false");
+        }
+        buf_append(o, ",\"types\":[", 10);
         int ft = 1;
         for (uint32_t m = p->types; m; m &= m - 1) {
             int ti = __builtin_ctz(m);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,7 +55,7 @@ static_assert(STORE_TYPE_MAX == PROTO_MAX_TYPE_NAME, "a stored type name is a pr
 
 /* The built-in schema: step i takes version i to i + 1.  Released steps
  * never change (a database made by an older build must migrate the same
- * way); the next tables (durable jobs, the credit ledger) are steps 2, 3.
+ * way); the next tables (durable jobs, the credit ledger) come after step 2.
  * Tables are STRICT, so a column holds only its declared type, and WITHOUT
  * ROWID, since every lookup is by the primary key. */
 static const struct store_migration store_builtin[] = {
@@ -79,6 +80,9 @@ static const struct store_migration store_builtin[] = {
      " exec_us_ewma INTEGER NOT NULL,"
      " PRIMARY KEY (pk, type)"
      ") STRICT, WITHOUT ROWID;"},
+    {"results counted good and lies caught per peer",
+     "ALTER TABLE peers ADD COLUMN good INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE peers ADD COLUMN lies INTEGER NOT NULL DEFAULT 0;"},
 };
 
 static_assert(ARRAY_LEN(store_builtin) == STORE_SCHEMA_VERSION,
@@ -86,7 +90,7 @@ static_assert(ARRAY_LEN(store_builtin) == STORE_SCHEMA_VERSION,
 
 #define PEER_COLS                                                                             \
     "pk, first_seen_ms, last_seen_ms, verified, disagreements, strikes, quarantines, "       \
-    "quarantined_until_ms, banned, pinned, peer_group, name"
+    "quarantined_until_ms, banned, pinned, peer_group, name, good, lies"
 
 enum store_stmt {
     ST_BEGIN,
@@ -105,10 +109,10 @@ static const char *const store_sql[ST_N] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_PEER_PUT] = "INSERT INTO peers (" PEER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-                    " ?9, ?10, ?11, ?12) ON CONFLICT (pk) DO UPDATE SET"
+                    " ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (pk) DO UPDATE SET"
                     " first_seen_ms = ?2, last_seen_ms = ?3, verified = ?4, disagreements = ?5,"
                     " strikes = ?6, quarantines = ?7, quarantined_until_ms = ?8, banned = ?9,"
-                    " pinned = ?10, peer_group = ?11, name = ?12",
+                    " pinned = ?10, peer_group = ?11, name = ?12, good = ?13, lies = ?14",
     [ST_PEER_GET] = "SELECT " PEER_COLS " FROM peers WHERE pk = ?1",
     [ST_PEER_ALL] = "SELECT " PEER_COLS " FROM peers ORDER BY pk",
     [ST_SPEED_PUT] = ("INSERT INTO peer_speed (pk, type, exec_us_ewma) VALUES (?1, ?2, ?3)"
@@ -358,6 +362,8 @@ static int peer_bind_run(struct store *s, const struct store_peer *p)
     sqlite3_bind_int(st, 10, p->pinned);
     sqlite3_bind_text(st, 11, p->group, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 12, p->name, -1, SQLITE_STATIC);
+    bind_u64(st, 13, p->good);
+    bind_u64(st, 14, p->lies);
     return store_run(s, st);
 }
 
@@ -383,6 +389,8 @@ static int peer_read(struct store *s, sqlite3_stmt *st, struct store_peer *out)
     out->pinned = sqlite3_column_int(st, 9) != 0;
     col_text(st, 10, out->group, sizeof(out->group));
     col_text(st, 11, out->name, sizeof(out->name));
+    out->good = col_u64(st, 12);
+    out->lies = col_u64(st, 13);
     return 0;
 }
 
@@ -670,6 +678,42 @@ int store_open_ext(const char *dir, const struct store_migration *extra, size_t 
 fail:
     store_free(s);
     return rc;
+}
+
+int store_lock(const char *dir, int *fd, char *err, size_t errcap)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/p2c2r.lock", dir) >= (int)sizeof(path)) {
+        errf(err, errcap, "store: the state directory's path is too long: %s", dir);
+        return P2C2R_EINVAL;
+    }
+    int rc = store_mkdir(dir, err, errcap);
+    if (rc != 0)
+        return rc;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) {
+        errf(err, errcap, "store: cannot open %s: %s", path, strerror(errno));
+        return P2C2R_EIO;
+    }
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(f);
+        if (e == EWOULDBLOCK) {
+            errf(err, errcap, "store: %s is locked: a p2c2rd (or an edit) is using the state "
+                              "directory %s; stop it first", path, dir);
+            return P2C2R_EAGAIN;
+        }
+        errf(err, errcap, "store: cannot lock %s: %s", path, strerror(e));
+        return P2C2R_EIO;
+    }
+    *fd = f;
+    return 0;
+}
+
+void store_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
 }
 
 int store_open(const char *dir, struct store **out, char *err, size_t errcap)

@@ -48,14 +48,16 @@
 
 /* The schema version this build creates and migrates to (PRAGMA
  * user_version): the number of built-in migration steps. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Everything the coordinator remembers about one peer across restarts.
  * group and name are NUL-terminated; a put refuses them otherwise. */
 struct store_peer {
     uint8_t pk[STORE_PK_LEN]; /* the peer's Ed25519 public key: the record's key */
     uint64_t first_seen_ms, last_seen_ms;
+    uint64_t good;          /* results counted good (not contradicted; verified or not) */
     uint64_t verified;      /* results that verification accepted */
+    uint64_t lies;          /* results verification proved wrong */
     uint64_t disagreements; /* results that disagreed with the accepted one */
     uint64_t strikes;       /* circuit-breaker strikes */
     uint64_t quarantines;   /* times the breaker quarantined it */
@@ -101,6 +103,19 @@ int store_open(const char *dir, struct store **out, char *err, size_t errcap);
  * of the migration mechanism; borrows extra for the call. */
 int store_open_ext(const char *dir, const struct store_migration *extra, size_t nextra,
                    struct store **out, char *err, size_t errcap);
+
+/* Takes an exclusive advisory lock (flock) on DIR/p2c2r.lock, creating DIR
+ * (0700) and the file (0600) when missing, so that one process at a time
+ * owns DIR's records: p2c2rd for as long as it runs, an operator's offline
+ * edit (`p2c2r peers --state DIR --ban ...`) for its duration.  Without it
+ * the coordinator, which puts whole records from memory, would overwrite
+ * an edit made while it runs.  Readers need no lock.  Returns 0 with *fd
+ * set (release with store_unlock; the lock also ends with the process),
+ * P2C2R_EAGAIN when another process holds it, or P2C2R_EIO; err gets the
+ * reason. */
+int store_lock(const char *dir, int *fd, char *err, size_t errcap);
+/* Releases a lock from store_lock.  A negative fd is a no-op. */
+void store_unlock(int fd);
 
 /* Flushes, then closes.  A failed final flush is lost: call store_flush
  * first to see its result.  NULL is a no-op. */

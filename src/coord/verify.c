@@ -172,8 +172,11 @@ static void peer_confirmed(struct coord *co, uint32_t id)
     struct peer_rec *p = peer_find(co, id);
     if (!p)
         return;
-    p->verified++;
     p->consec_verified++;
+    if (p->key)
+        p->key->verified++; /* peer_good syncs the key's connections */
+    else
+        p->verified++;
     peer_good(co, p);
 }
 
@@ -184,8 +187,14 @@ static void peer_caught(struct coord *co, uint32_t id)
     struct peer_rec *p = peer_find(co, id);
     if (!p)
         return;
-    p->lies++;
-    p->strikes++;
+    if (p->key) {
+        p->key->lies++;
+        p->key->strikes++;
+        peerdb_sync(co, p->key);
+    } else {
+        p->lies++;
+        p->strikes++;
+    }
     p->consec_strikes++;
     p->consec_verified = 0;
     peer_bad_event(p);
@@ -286,11 +295,23 @@ static void cand_add(struct vcand *c, const struct peer_rec *p)
 
 /* A disagreement: p's result differs from another peer's.  Every peer
  * involved records it; losing it is what costs (peer_caught). */
+/* p returned a result that differed from another peer's: counted on its
+ * key's record (which outlives the connection). */
+static void peer_disagreed(struct coord *co, struct peer_rec *p)
+{
+    if (p->key) {
+        p->key->disagreements++;
+        peerdb_sync(co, p->key);
+    } else {
+        p->disagreements++;
+    }
+}
+
 static void note_disagreement(struct coord *co, struct task *t, struct peer_rec *p, const struct vcand *mine,
                               int new_cand)
 {
     struct vstate *vs = t->vs;
-    p->disagreements++;
+    peer_disagreed(co, p);
     if (!new_cand)
         return;
     co->n.disagreements++;
@@ -299,7 +320,7 @@ static void note_disagreement(struct coord *co, struct task *t, struct peer_rec 
         for (unsigned i = 0; &vs->c[k] != mine && i < vs->c[k].n; i++) {
             struct peer_rec *q = peer_find(co, vs->c[k].peers[i]);
             if (q)
-                q->disagreements++;
+                peer_disagreed(co, q);
         }
 }
 

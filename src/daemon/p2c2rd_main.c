@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/cliopt.h"
+#include "common/ident.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/version.h"
@@ -22,6 +23,7 @@
 struct local_peers {
     int64_t n, slots;
     const char *token;
+    const char *state_dir; /* keys under it, or NULL: made in memory */
     struct peer_agent *agent;
     pthread_t thread;
     int started;
@@ -46,8 +48,29 @@ static void on_listening(void *arg, const char *addr)
     pc.threads = (uint32_t)lp->n;
     pc.name = "local";
     pc.token = lp->token;
-    char err[256];
-    if (peer_agent_new(&pc, &lp->agent, err, sizeof(err)) != 0) {
+    /* One key per local peer, so that they count as independent peers (the
+     * operator's own, in one process): kept in the state directory, so
+     * their records carry over a restart, or made in memory for this run. */
+    char err[512];
+    struct ident *keys = xcalloc((size_t)lp->n, sizeof(*keys));
+    int rc = 0;
+    for (int64_t i = 0; i < lp->n && rc == 0; i++) {
+        if (!lp->state_dir) {
+            ident_generate(&keys[i]);
+            continue;
+        }
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/local-peer-%lld.key", lp->state_dir, (long long)i);
+        rc = ident_load_or_create(path, &keys[i], NULL, err, sizeof(err));
+    }
+    pc.keys = keys;
+    pc.nkeys = (uint32_t)lp->n;
+    if (rc == 0)
+        rc = peer_agent_new(&pc, &lp->agent, err, sizeof(err));
+    for (int64_t i = 0; i < lp->n; i++)
+        ident_fini(&keys[i]);
+    free(keys);
+    if (rc != 0) {
         LOG_E("local_peers_failed", "reason=\"%s\"", err);
         return;
     }
@@ -84,7 +107,8 @@ int main(int argc, char **argv)
     struct coord_config cfg;
     coord_config_defaults(&cfg);
     const char *listen = cfg.listen, *tokens = NULL, *ready = NULL, *level = "info";
-    const char *local_token = NULL;
+    const char *local_token = NULL, *state_dir = NULL;
+    int64_t max_keys = cfg.max_keys;
     int64_t local = 0, local_slots = 4, max_body = cfg.max_body, max_inflight = cfg.renter_max_inflight;
     int64_t max_output = (int64_t)cfg.max_output, queue_max = cfg.queue_max;
     int64_t attempts = cfg.max_attempts, hello_ms = cfg.hello_timeout_ms;
@@ -129,6 +153,8 @@ int main(int argc, char **argv)
         {"no-admission", 0, OPT_FLAG, NULL, 0, 0, "accept tasks even when they would miss their deadline", &no_admission},
         {"verify", 0, OPT_STR, "POLICY|TYPE=POLICY,...", 0, 0, "how results are checked by independent peers before they count, per type ('*=' for the rest): none, adaptive (new peers always, established ones spot-checked), quorum2, quorum3", &verify, CLIOPT_DEFAULT},
         {"liar-quarantine", 0, OPT_INT, "MS", 1, 86400000, "quarantine of a peer caught returning a wrong result; doubles on each repeat up to 64x", &liar_ms, CLIOPT_DEFAULT},
+        {"state", 0, OPT_STR, "DIR", 0, 0, "keep peer records (reputation, quarantines, the operator's bans, pins and groups) in DIR/p2c2r.db across restarts, and local peers' keys in DIR; without it they live in memory only", &state_dir},
+        {"max-peer-keys", 0, OPT_INT, "N", 1, 100000000, "peer keys remembered; a peer with a new key beyond this is refused", &max_keys, CLIOPT_DEFAULT},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
@@ -153,7 +179,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "p2c2rd: --local-peers with --tokens needs --local-token TOKEN (a token from the file)\n");
         return 2;
     }
-    struct local_peers lp = {local, local_slots, local_token, NULL, 0, 0};
+    struct local_peers lp = {local, local_slots, local_token, state_dir, NULL, 0, 0};
     cfg.listen = listen;
     cfg.tokens_file = tokens;
     cfg.ready_file = ready;
@@ -182,6 +208,8 @@ int main(int argc, char **argv)
     cfg.admission = !no_admission;
     cfg.verify = verify;
     cfg.liar_quarantine_ms = (uint32_t)liar_ms;
+    cfg.state_dir = state_dir;
+    cfg.max_keys = (uint32_t)max_keys;
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;

@@ -25,8 +25,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/ident.h"
 #include "common/log.h"
 #include "p2c2r/error.h"
+
+_Static_assert(PROTO_NONCE_LEN == IDENT_NONCE_LEN && PROTO_PK_LEN == IDENT_PK_LEN &&
+                   PROTO_SIG_LEN == IDENT_SIG_LEN,
+               "the wire carries ident.h's key, nonce and signature");
 
 #define READ_CHUNK (64u * 1024)
 /* A link that sent nothing for this long sends a PING (docs/PROTOCOL.md
@@ -130,7 +135,10 @@ static int on_blob_data(struct link *l, const struct frame_hdr *h, const uint8_t
     return 0;
 }
 
-static void send_register(struct link *l)
+/* PEER_REGISTER, signed: its capabilities, then the key and the signature
+ * of the challenge (the HELLO_OK's nonce and conn_id, and the capabilities
+ * as sent), built in place in the output buffer. */
+static void send_register(struct link *l, const struct msg_hello_ok *ok)
 {
     struct peer_agent *a = l->a;
     struct msg_register m;
@@ -153,10 +161,13 @@ static void send_register(struct link *l)
         m.types[i].version = a->ex[i]->version;
         m.types[i].flags = (a->ex[i]->flags & P2C2R_EXEC_DETERMINISTIC) ? PROTO_TYPE_F_DETERMINISTIC : 0;
     }
-    size_t n = proto_register_size(&m);
+    m.pk = l->key->pk;
+    size_t n = proto_register_size(&m), signed_len = proto_register_signed_size(&m);
     uint8_t *b = link_frame(l, MSG_PEER_REGISTER, 2, (uint32_t)n);
-    if (b)
-        proto_put_register(b, &m);
+    if (!b)
+        return;
+    proto_put_register(b, &m);
+    ident_sign_challenge(l->key, ok->nonce, ok->conn_id, b, signed_len, b + signed_len + PROTO_PK_LEN);
 }
 
 static int link_dispatch(struct link *l, const struct frame_hdr *h, const uint8_t *body)
@@ -167,6 +178,11 @@ static int link_dispatch(struct link *l, const struct frame_hdr *h, const uint8_
         if (l->state != LS_HELLO || proto_parse_hello_ok(body, h->body_len, &ok) != 0 ||
             ok.max_body < 1024)
             return P2C2R_EPROTO;
+        if (!ok.has_nonce) {
+            LOG_W("no_challenge", "link=%u coordinator=%s hint=\"the coordinator sent no nonce to "
+                  "sign: it predates peer identity; upgrade it\"", l->index, l->a->cfg.coordinator);
+            return P2C2R_EPROTO;
+        }
         /* A result must fit in a DELIVER frame within the coordinator's
          * limit, which is what the renter was promised. */
         l->max_body = ok.max_body;
@@ -175,7 +191,7 @@ static int link_dispatch(struct link *l, const struct frame_hdr *h, const uint8_
             l->max_output = l->a->cfg.max_output;
         l->io.max_body = ok.max_body;
         l->io.in.max = (size_t)ok.max_body + PROTO_HDR_LEN + READ_CHUNK;
-        send_register(l);
+        send_register(l, &ok);
         return 0;
     }
     case MSG_REGISTER_OK:

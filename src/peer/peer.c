@@ -147,6 +147,13 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
         free(a);
         return P2C2R_EINVAL;
     }
+    a->nkeys = cfg->nkeys ? cfg->nkeys : 1;
+    a->keys = xcalloc(a->nkeys, sizeof(*a->keys));
+    if (cfg->nkeys)
+        memcpy(a->keys, cfg->keys, cfg->nkeys * sizeof(*a->keys));
+    else
+        ident_generate(&a->keys[0]);
+    a->cfg.keys = NULL; /* the caller's copy is not ours to keep */
     a->rng.s = now_ns() ^ (uint64_t)getpid() << 32;
     uv_loop_init(&a->loop);
     uv_async_init(&a->loop, &a->stopper, on_stop);
@@ -166,8 +173,10 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
     list_init(&a->dirty);
     pblob_cache_init(&a->blobs, cfg->blob_cache_bytes);
     a->links = xcalloc(cfg->connections, sizeof(*a->links));
-    for (uint32_t i = 0; i < cfg->connections; i++)
+    for (uint32_t i = 0; i < cfg->connections; i++) {
         link_init(&a->links[i], a, i);
+        a->links[i].key = &a->keys[i % a->nkeys];
+    }
     if (pool_init(&a->pool, &a->loop, cfg->threads) != 0) {
         snprintf(err, errcap, "cannot start executor threads");
         peer_agent_free(a);
@@ -175,6 +184,18 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
     }
     *out = a;
     return 0;
+}
+
+void peer_agent_set_keys(struct peer_agent *a, const struct ident *keys, uint32_t nkeys)
+{
+    for (uint32_t i = 0; i < a->nkeys; i++)
+        ident_fini(&a->keys[i]);
+    free(a->keys);
+    a->nkeys = nkeys;
+    a->keys = xcalloc(nkeys, sizeof(*a->keys));
+    memcpy(a->keys, keys, nkeys * sizeof(*a->keys));
+    for (uint32_t i = 0; i < a->cfg.connections; i++)
+        a->links[i].key = &a->keys[i % nkeys];
 }
 
 int peer_agent_run(struct peer_agent *a)
@@ -201,5 +222,8 @@ void peer_agent_free(struct peer_agent *a)
     pblob_cache_fini(&a->blobs);
     free(a->links);
     free(a->rbuf);
+    for (uint32_t i = 0; i < a->nkeys; i++)
+        ident_fini(&a->keys[i]);
+    free(a->keys);
     free(a);
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ident.h"
+
 struct peer_agent;
 
 struct peer_config {
@@ -27,6 +29,12 @@ struct peer_config {
     const char *gpu_model;   /* NULL = no GPU offered; else its name, 1..64 bytes */
     uint32_t cores;          /* 0 = the machine's online cores */
     uint64_t mem_bytes;      /* 0 = the machine's physical memory */
+    /* The identities the links sign their PEER_REGISTER with (common/ident.h):
+     * link i uses keys[i % nkeys].  Copied by peer_agent_new (and wiped by
+     * peer_agent_free); nkeys 0 = one key made in memory for this run, so
+     * the coordinator sees a new peer at every start. */
+    const struct ident *keys;
+    uint32_t nkeys;
 };
 
 /* Fills cfg with defaults (slots and threads = number of cores). */
@@ -35,6 +43,12 @@ void peer_config_defaults(struct peer_config *cfg);
 /* Validates cfg and creates an agent (nothing connects yet).  Returns 0 or a
  * negative p2c2r_error with a reason in err. */
 int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char *err, size_t errcap);
+
+/* Replaces the agent's keys with copies of keys[0 .. nkeys) (nkeys >= 1),
+ * as if they had been in the configuration.  Call before peer_agent_run:
+ * a program can then check its options (peer_agent_new) before it creates
+ * a key file. */
+void peer_agent_set_keys(struct peer_agent *a, const struct ident *keys, uint32_t nkeys);
 
 /* Connects, registers and serves until peer_agent_stop.  Reconnects with
  * exponential backoff and jitter when the coordinator goes away.  Blocks the

@@ -127,6 +127,7 @@ struct link {
     uint32_t max_body;   /* from HELLO_OK: largest frame body either way */
     uint32_t max_output; /* largest result this link may send */
     uint64_t done, failed;
+    const struct ident *key; /* the agent's key this link registers with */
 };
 
 void link_init(struct link *l, struct peer_agent *a, uint32_t index);
@@ -174,6 +175,8 @@ struct peer_agent {
     const struct p2c2r_executor *ex[PROTO_MAX_TYPES];
     uint32_t nex;
 
+    struct ident *keys; /* nkeys: the agent's own copies, wiped at free */
+    uint32_t nkeys;
     struct link *links;
     struct list_node dirty; /* links with output to write this iteration */
     uint8_t *rbuf;          /* shared read buffer (common/fconn) */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/cliopt.h"
+#include "common/ident.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
         o += (size_t)snprintf(all_types + o, sizeof(all_types) - o, "%s%s", i ? "," : "", builtin[i]->name);
     const char *types = all_types, *token = getenv("P2C2R_TOKEN"), *name = NULL, *level = "info";
     int64_t slots = cfg.slots, threads = 0, conns = 1, cores = 0, mem = 0;
-    const char *gpu = NULL;
+    const char *gpu = NULL, *key_file = "p2c2r-peer.key";
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator address; $P2C2R_COORDINATOR when set", &coordinator, CLIOPT_DEFAULT},
         {"slots", 's', OPT_INT, "N", 1, 65535, "tasks run at once per connection; one per online core", &slots, CLIOPT_DEFAULT},
@@ -50,6 +51,7 @@ int main(int argc, char **argv)
         {"memory", 0, OPT_INT, "BYTES", 1, INT64_MAX, "memory to offer (default: the machine's physical memory)", &mem},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         {"name", 'n', OPT_STR, "NAME", 0, 0, "name shown in coordinator stats", &name},
+        {"key", 'k', OPT_STR, "FILE", 0, 0, "this peer's identity (Ed25519 key pair); created 0600 on first start, relative to the working directory; keep it: the coordinator's record of this peer follows it", &key_file, CLIOPT_DEFAULT},
         {"log-level", 0, OPT_STR, "LEVEL", 0, 0, "debug, info, warn, error or off", &level, CLIOPT_DEFAULT},
     };
     int pos;
@@ -96,12 +98,26 @@ int main(int argc, char **argv)
     }
     cfg.gpu_model = gpu;
     cfg.handle_signals = 1;
-    struct peer_agent *a;
     char err[512];
+    struct peer_agent *a;
     if (peer_agent_new(&cfg, &a, err, sizeof(err)) != 0) {
         fprintf(stderr, "p2c2r-peer: %s\n", err);
         return 2;
     }
+    /* The key only once the options are known to be good, so that a
+     * mistyped command line leaves no key file behind. */
+    struct ident key;
+    int created = 0;
+    if (ident_load_or_create(key_file, &key, &created, err, sizeof(err)) != 0) {
+        fprintf(stderr, "p2c2r-peer: %s\n", err);
+        peer_agent_free(a);
+        return 1;
+    }
+    char hex[IDENT_PK_HEX_LEN + 1];
+    ident_pk_hex(key.pk, hex);
+    LOG_I("peer_key", "file=%s public=%s created=%d", key_file, hex, created);
+    peer_agent_set_keys(a, &key, 1);
+    ident_fini(&key); /* the agent keeps its own copy */
     peer_agent_run(a);
     peer_agent_free(a);
     return 0;

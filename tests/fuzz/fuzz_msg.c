@@ -72,9 +72,10 @@ static void check_hello_ok(const uint8_t *b, size_t n)
     struct msg_hello_ok m;
     if (proto_parse_hello_ok(b, n, &m) != 0)
         return;
-    FUZZ_ASSERT(n == PROTO_HELLO_OK_LEN);
-    uint8_t e[PROTO_HELLO_OK_LEN];
-    FUZZ_ASSERT(proto_put_hello_ok(e, &m) == PROTO_HELLO_OK_LEN);
+    FUZZ_ASSERT(n == (m.has_nonce ? PROTO_HELLO_OK_PEER_LEN : PROTO_HELLO_OK_LEN));
+    FUZZ_ASSERT(proto_hello_ok_size(&m) == n);
+    uint8_t e[PROTO_HELLO_OK_PEER_LEN];
+    FUZZ_ASSERT(proto_put_hello_ok(e, &m) == n);
     FUZZ_ASSERT(same_except(e, b, n, 2, 2));
 }
 
@@ -108,6 +109,11 @@ static void check_register(const uint8_t *b, size_t n)
         FUZZ_ASSERT(inside(m.types[i].name, b, n));
         FUZZ_ASSERT((m.types[i].flags & ~PROTO_TYPE_FLAGS_KNOWN) == 0);
     }
+    /* The identity, when present, fills the body after the signed part. */
+    FUZZ_ASSERT((m.pk == NULL) == (m.sig == NULL));
+    FUZZ_ASSERT(m.signed_len == (m.pk ? n - PROTO_REGISTER_AUTH_LEN : n));
+    FUZZ_ASSERT(!m.pk || (m.pk == b + m.signed_len && m.sig == m.pk + PROTO_PK_LEN));
+    FUZZ_ASSERT(proto_register_signed_size(&m) == m.signed_len);
     FUZZ_ASSERT(proto_register_size(&m) == n);
     uint8_t *e = dup_exact(b, n);
     FUZZ_ASSERT(proto_put_register(e, &m) == n);

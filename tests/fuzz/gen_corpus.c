@@ -66,14 +66,27 @@ static size_t body_hello(uint8_t *d, uint8_t role, const char *token, const char
     return proto_put_hello(d, &m);
 }
 
-static size_t body_hello_ok(uint8_t *d)
+/* peer: with the 32-byte challenge a peer-role connection gets. */
+static size_t body_hello_ok(uint8_t *d, int peer)
 {
-    struct msg_hello_ok m = {PROTO_VERSION, PROTO_MAX_BODY_DEFAULT, 1024, 7};
+    struct msg_hello_ok m = {PROTO_VERSION, PROTO_MAX_BODY_DEFAULT, 1024, 7, 0, {0}};
+    if (peer) {
+        m.has_nonce = 1;
+        for (int i = 0; i < PROTO_NONCE_LEN; i++)
+            m.nonce[i] = (uint8_t)(i * 7 + 1);
+    }
     return proto_put_hello_ok(d, &m);
 }
 
-static size_t body_register(uint8_t *d, int many)
+/* auth: with a public key and a signature (of fixed bytes, not a valid
+ * one: the fuzzers parse, and a coordinator answers EAUTH). */
+static size_t body_register(uint8_t *d, int many, int auth)
 {
+    static uint8_t pk[PROTO_PK_LEN], sig[PROTO_SIG_LEN];
+    for (int i = 0; i < PROTO_PK_LEN; i++)
+        pk[i] = (uint8_t)(0x40 + i);
+    for (int i = 0; i < PROTO_SIG_LEN; i++)
+        sig[i] = (uint8_t)(0xc0 ^ i);
     static const char *const names[] = {"echo", "sha256", "render", "x"};
     struct msg_register m;
     memset(&m, 0, sizeof(m));
@@ -90,6 +103,10 @@ static size_t body_register(uint8_t *d, int many)
          * included (receivers ignore those). */
         uint8_t fl = many ? (uint8_t)(i * 0x25u) : PROTO_TYPE_F_DETERMINISTIC;
         m.types[i] = (struct proto_tasktype){{(const uint8_t *)nm, strlen(nm)}, 1 + i, fl};
+    }
+    if (auth) {
+        m.pk = pk;
+        m.sig = sig;
     }
     return proto_put_register(d, &m);
 }
@@ -187,13 +204,15 @@ static void frames(void)
     } while (0)
     ONE("hello_renter", MSG_HELLO, 0, 0, body_hello(B, ROLE_RENTER, "s3cret", "renter-1"));
     ONE("hello_peer", MSG_HELLO, 0, 1, body_hello(B, ROLE_PEER, NULL, "peer-1"));
-    ONE("hello_ok", MSG_HELLO_OK, 0, 0, body_hello_ok(B));
+    ONE("hello_ok", MSG_HELLO_OK, 0, 0, body_hello_ok(B, 0));
+    ONE("hello_ok_peer", MSG_HELLO_OK, 0, 1, body_hello_ok(B, 1));
     ONE("error", MSG_ERROR, 0, 0,
         proto_put_error(B, (uint16_t)-P2C2R_EAUTH, "bad token", 9));
     ONE("ping", MSG_PING, 0, 5, body_u64(B, 123456789));
     ONE("pong", MSG_PONG, 0, 5, body_u64(B, 123456789));
-    ONE("peer_register", MSG_PEER_REGISTER, 0, 2, body_register(B, 0));
-    ONE("peer_register_max", MSG_PEER_REGISTER, 0, 2, body_register(B, 1));
+    ONE("peer_register", MSG_PEER_REGISTER, 0, 2, body_register(B, 0, 1));
+    ONE("peer_register_max", MSG_PEER_REGISTER, 0, 2, body_register(B, 1, 1));
+    ONE("peer_register_noauth", MSG_PEER_REGISTER, 0, 2, body_register(B, 0, 0));
     ONE("register_ok", MSG_REGISTER_OK, 0, 2, body_u64(B, 1));
     ONE("credit", MSG_CREDIT, 0, 0, body_u32(B, 4));
     ONE("submit_echo", MSG_SUBMIT, PROTO_F_WANT_ACK, 1, body_task(B, "echo", NULL, "hello", 5));
@@ -224,7 +243,7 @@ static void frames(void)
     write_file(T, "stream_renter_out", s.p, s.n);
 
     s.n = 0;
-    add_frame(&s, MSG_HELLO_OK, 0, 0, body_hello_ok(B));
+    add_frame(&s, MSG_HELLO_OK, 0, 0, body_hello_ok(B, 0));
     add_frame(&s, MSG_ACCEPTED, 0, 1, body_u32(B, 1));
     add_frame(&s, MSG_DELIVER, 0, 1, body_deliver(B, 0, "hi"));
     add_frame(&s, MSG_REJECTED, 0, 100,
@@ -237,14 +256,14 @@ static void frames(void)
 
     s.n = 0;
     add_frame(&s, MSG_HELLO, 0, 1, body_hello(B, ROLE_PEER, "tok", "peer"));
-    add_frame(&s, MSG_PEER_REGISTER, 0, 2, body_register(B, 0));
+    add_frame(&s, MSG_PEER_REGISTER, 0, 2, body_register(B, 0, 1));
     add_frame(&s, MSG_CREDIT, 0, 0, body_u32(B, 8));
     add_frame(&s, MSG_RESULT, 0, 77, body_result(B, 0, "out"));
     add_frame(&s, MSG_PONG, 0, 9, body_u64(B, 9));
     write_file(T, "stream_peer_out", s.p, s.n);
 
     s.n = 0;
-    add_frame(&s, MSG_HELLO_OK, 0, 1, body_hello_ok(B));
+    add_frame(&s, MSG_HELLO_OK, 0, 1, body_hello_ok(B, 1));
     add_frame(&s, MSG_REGISTER_OK, 0, 2, body_u64(B, 1));
     add_frame(&s, MSG_ASSIGN, 0, 77, body_task(B, "echo", NULL, "out", 3));
     add_frame(&s, MSG_CANCEL, 0, 77, 0);
@@ -283,10 +302,12 @@ static void add_body(const char *name, enum fuzz_parser parser, size_t n)
 static void bodies(void)
 {
     add_body("hello", FUZZ_P_HELLO, body_hello(B, ROLE_PEER, "token", "name"));
-    add_body("hello_ok", FUZZ_P_HELLO_OK, body_hello_ok(B));
+    add_body("hello_ok", FUZZ_P_HELLO_OK, body_hello_ok(B, 0));
+    add_body("hello_ok_peer", FUZZ_P_HELLO_OK, body_hello_ok(B, 1));
     add_body("error", FUZZ_P_ERROR, proto_put_error(B, 7, "bad frame", 9));
-    add_body("register", FUZZ_P_REGISTER, body_register(B, 0));
-    add_body("register_max", FUZZ_P_REGISTER, body_register(B, 1));
+    add_body("register", FUZZ_P_REGISTER, body_register(B, 0, 1));
+    add_body("register_max", FUZZ_P_REGISTER, body_register(B, 1, 1));
+    add_body("register_noauth", FUZZ_P_REGISTER, body_register(B, 0, 0));
     add_body("task_echo", FUZZ_P_TASK, body_task(B, "echo", "a=1\n", "hello", 5));
     add_body("task_sha256_hex", FUZZ_P_TASK, body_task(B, "sha256", "format=hex\n", "abc", 3));
     add_body("task_sha256_raw", FUZZ_P_TASK,

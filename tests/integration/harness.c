@@ -656,6 +656,20 @@ struct h_proc *h_peer_start(const char *name, int slots, const char *types, cons
         argv[n++] = "--types";
         argv[n++] = types;
     }
+    /* Each peer its own identity, kept in the test's directory under its
+     * name (so a peer restarted under its name keeps its key), unless the
+     * test gives one. */
+    int has_key = 0;
+    for (int i = 0; extra && extra[i]; i++)
+        has_key |= strcmp(extra[i], "--key") == 0;
+    char key[400];
+    if (!has_key) {
+        char kn[64];
+        snprintf(kn, sizeof(kn), "%s.key", name);
+        h_path(key, sizeof(key), kn);
+        argv[n++] = "--key";
+        argv[n++] = key;
+    }
     for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -1141,9 +1155,43 @@ int h_raw_hello(struct h_raw *r, uint8_t role, const char *token, struct msg_hel
     struct msg_hello_ok tmp;
     if (f.hdr.type != MSG_HELLO_OK || proto_parse_hello_ok(f.body, f.hdr.body_len, &tmp) != 0)
         return H_RAW_MALFORMED;
+    r->have_nonce = tmp.has_nonce;
+    memcpy(r->nonce, tmp.nonce, PROTO_NONCE_LEN);
+    r->conn_id = tmp.conn_id;
     if (ok)
         *ok = tmp;
     return 0;
+}
+
+uint8_t *h_register_body(const void *caps, size_t caps_len, const uint8_t nonce[PROTO_NONCE_LEN],
+                         uint64_t conn_id, const struct ident *signer, const uint8_t *claim_pk,
+                         size_t *len)
+{
+    uint8_t *b = malloc(caps_len + PROTO_REGISTER_AUTH_LEN);
+    H_REQUIRE(b, "out of memory");
+    memcpy(b, caps, caps_len);
+    memcpy(b + caps_len, claim_pk ? claim_pk : signer->pk, PROTO_PK_LEN);
+    ident_sign_challenge(signer, nonce, conn_id, b, caps_len, b + caps_len + PROTO_PK_LEN);
+    *len = caps_len + PROTO_REGISTER_AUTH_LEN;
+    return b;
+}
+
+int h_raw_send_register(struct h_raw *r, uint64_t req_id, const void *caps, size_t caps_len,
+                        const struct ident *key)
+{
+    H_REQUIRE(r->have_nonce, "PEER_REGISTER on a connection whose HELLO_OK carried no nonce");
+    struct ident fresh;
+    if (!key) {
+        ident_generate(&fresh);
+        key = &fresh;
+    }
+    size_t n;
+    uint8_t *b = h_register_body(caps, caps_len, r->nonce, r->conn_id, key, NULL, &n);
+    int rc = h_raw_send_frame(r, MSG_PEER_REGISTER, 0, req_id, b, n, h_bound_ms(5000));
+    free(b);
+    if (key == &fresh)
+        ident_fini(&fresh);
+    return rc;
 }
 
 int h_raw_expect_error(struct h_raw *r, int timeout_ms, int *closed, char *text, size_t cap)
@@ -1483,6 +1531,7 @@ struct h_fake_peer {
     atomic_int delay_ms, fail_code;
     uint32_t exec_us; /* 0: report the delay */
     uint32_t peer_id;
+    struct ident key;
     atomic_int stop, closed;
     atomic_long assigned, answered, cancels, pings, lies;
     int lie_after, lie_pct; /* the thread's alone once it runs */
@@ -1627,12 +1676,32 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
     fp->lie_rng = cfg->lie_seed ? cfg->lie_seed : 0x6c696172u;
     H_REQUIRE(h_raw_connect(&fp->r, H.addr) == 0, "%s: cannot connect to %s", fp->name, H.addr);
 
+    if (cfg->key)
+        fp->key = *cfg->key;
+    else
+        ident_generate(&fp->key);
     struct msg_hello hello = {PROTO_VERSION, PROTO_VERSION, ROLE_PEER, {NULL, 0},
                               {(const uint8_t *)fp->name, strlen(fp->name)}};
     uint8_t hb[PROTO_MAX_NAME + 16];
     size_t n = proto_put_hello(hb, &hello);
     H_REQUIRE(h_raw_send_frame(&fp->r, MSG_HELLO, 0, 1, hb, n, h_bound_ms(5000)) == 0,
               "%s: sending HELLO failed", fp->name);
+    /* PEER_REGISTER signs the HELLO_OK's challenge: it cannot be pipelined. */
+    struct h_frame hf;
+    int hrc = h_raw_read(&fp->r, &hf, h_bound_ms(5000));
+    struct msg_hello_ok hok;
+    if (hrc == H_RAW_FRAME && hf.hdr.type == MSG_ERROR) {
+        struct msg_error e;
+        int ok = proto_parse_error(hf.body, hf.hdr.body_len, &e) == 0;
+        H_REQUIRE(0, "%s: HELLO refused: %.*s", fp->name, ok ? (int)e.text.len : 0,
+                  ok ? (const char *)e.text.p : "");
+    }
+    H_REQUIRE(hrc == H_RAW_FRAME && hf.hdr.type == MSG_HELLO_OK &&
+                  proto_parse_hello_ok(hf.body, hf.hdr.body_len, &hok) == 0 && hok.has_nonce,
+              "%s: no HELLO_OK with a nonce (read returned %d)", fp->name, hrc);
+    fp->r.have_nonce = 1;
+    memcpy(fp->r.nonce, hok.nonce, PROTO_NONCE_LEN);
+    fp->r.conn_id = hok.conn_id;
 
     struct msg_register reg;
     memset(&reg, 0, sizeof(reg));
@@ -1661,7 +1730,7 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
     uint8_t *rb = malloc(rl);
     H_REQUIRE(rb, "out of memory");
     proto_put_register(rb, &reg);
-    int rc = h_raw_send_frame(&fp->r, MSG_PEER_REGISTER, 0, 2, rb, rl, h_bound_ms(5000));
+    int rc = h_raw_send_register(&fp->r, 2, rb, rl, &fp->key);
     free(rb);
     H_REQUIRE(rc == 0, "%s: sending PEER_REGISTER failed", fp->name);
 
@@ -1695,6 +1764,8 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
 }
 
 uint32_t h_fake_peer_id(const struct h_fake_peer *fp) { return fp->peer_id; }
+
+const uint8_t *h_fake_peer_pk(const struct h_fake_peer *fp) { return fp->key.pk; }
 
 void h_fake_peer_set(struct h_fake_peer *fp, int delay_ms, int fail_code)
 {
@@ -1738,5 +1809,6 @@ void h_fake_peer_stop(struct h_fake_peer *fp)
     for (size_t i = 0; i < fp->nq; i++)
         free(fp->q[i].body);
     free(fp->q);
+    ident_fini(&fp->key);
     free(fp);
 }

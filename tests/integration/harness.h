@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "common/ident.h"
 #include "common/proto.h"
 #include "p2c2r/client.h"
 
@@ -256,6 +257,10 @@ struct h_raw {
     int fd;
     uint8_t *buf;
     size_t off, len, cap;
+    /* From the HELLO_OK h_raw_hello read: what a PEER_REGISTER must sign. */
+    int have_nonce;
+    uint8_t nonce[PROTO_NONCE_LEN];
+    uint64_t conn_id;
 };
 
 struct h_frame {
@@ -282,6 +287,19 @@ int h_raw_read(struct h_raw *r, struct h_frame *f, int timeout_ms);
 /* Sends HELLO and reads the reply.  Returns 0 on HELLO_OK, the (negative)
  * code of an ERROR reply, or H_RAW_* on anything else. */
 int h_raw_hello(struct h_raw *r, uint8_t role, const char *token, struct msg_hello_ok *ok);
+/* A PEER_REGISTER body with identity: caps (caps_len bytes: the fields
+ * before the key, as proto_put_register writes them without pk), then
+ * claim_pk (NULL: signer's public key), then signer's signature of the
+ * challenge for nonce and conn_id over caps (docs/PROTOCOL.md 5.3).  A new
+ * buffer (free it); *len set. */
+uint8_t *h_register_body(const void *caps, size_t caps_len, const uint8_t nonce[PROTO_NONCE_LEN],
+                         uint64_t conn_id, const struct ident *signer, const uint8_t *claim_pk,
+                         size_t *len);
+/* Sends PEER_REGISTER (req_id) with caps signed by key for r's HELLO_OK
+ * (h_raw_hello must have read one with a nonce); key NULL = a new key made
+ * for this call.  Returns 0 or -1. */
+int h_raw_send_register(struct h_raw *r, uint64_t req_id, const void *caps, size_t caps_len,
+                        const struct ident *key);
 /* Reads frames (skipping others) until an ERROR frame and then the close.
  * Returns the (negative) code of the ERROR, or 0 when the connection closed
  * with no ERROR, or H_RAW_TIMEOUT when it was still open after timeout_ms.
@@ -390,6 +408,7 @@ struct h_fake_peer_cfg {
     int lie_after;     /* tasks answered honestly before lying starts */
     int lie_pct;       /* 0..100: share of the later tasks answered with a wrong output */
     uint64_t lie_seed; /* seeds which tasks it lies on (0: a fixed default) */
+    const struct ident *key; /* its identity (copied); NULL = a new key of its own */
 };
 
 struct h_fake_counts {
@@ -407,6 +426,8 @@ struct h_fake_peer;
  * (bounded) for REGISTER_OK and starts the peer's thread.  Requires
  * success.  Stop it with h_fake_peer_stop before h_finish. */
 struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg);
+/* Its public key (IDENT_PK_LEN bytes, valid until it is stopped). */
+const uint8_t *h_fake_peer_pk(const struct h_fake_peer *fp);
 /* The coordinator's id for it (from REGISTER_OK; DELIVER's peer_id). */
 uint32_t h_fake_peer_id(const struct h_fake_peer *fp);
 void h_fake_peer_counts(struct h_fake_peer *fp, struct h_fake_counts *out);

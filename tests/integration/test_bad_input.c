@@ -371,7 +371,7 @@ static void case_bad_peer(void)
     reg.types[0].name.len = 7;
     reg.types[0].version = 1;
     uint8_t rb[256];
-    frame(&r, MSG_PEER_REGISTER, 2, rb, proto_put_register(rb, &reg), what);
+    H_REQUIRE(h_raw_send_register(&r, 2, rb, proto_put_register(rb, &reg), NULL) == 0, "%s: send", what);
     struct h_frame f;
     int rc = h_raw_read(&r, &f, h_bound_ms(5000));
     H_CHECK(rc == H_RAW_FRAME && f.hdr.type == MSG_REGISTER_OK, "%s: PEER_REGISTER not answered with "
@@ -396,7 +396,7 @@ static void case_bad_peer(void)
     hello_ok(&r, ROLE_PEER, PEER_TOKEN, what);
     reg.types[0].name.p = (const uint8_t *)"BAD TYPE";
     reg.types[0].name.len = 8;
-    frame(&r, MSG_PEER_REGISTER, 2, rb, proto_put_register(rb, &reg), what);
+    H_REQUIRE(h_raw_send_register(&r, 2, rb, proto_put_register(rb, &reg), NULL) == 0, "%s: send", what);
     expect_cut(&r, what, P2C2R_EINVAL, h_bound_ms(5000));
 
     what = "a renter sending PEER_REGISTER";

@@ -8,13 +8,15 @@
  * the body parses with the decoder of its type.  The SUBMIT, DELIVER and
  * RESULT examples are also rebuilt with the encoders and compared byte for
  * byte, and their field labels checked, so the text cannot drift from the
- * code unnoticed. */
+ * code unnoticed.  A PEER_REGISTER example's signature must verify over the
+ * nonce and conn_id of the peer's HELLO_OK example before it. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "common/ident.h"
 #include "common/proto.h"
 
 #define MAX_FRAMES 64
@@ -100,7 +102,9 @@ static const struct frame *find(uint8_t type, int nth)
 
 static void check_all_parse(void)
 {
-    CHECK(nframes >= 14);
+    CHECK(nframes >= 15);
+    struct msg_hello_ok peer_ok;
+    int have_peer_ok = 0, signed_regs = 0;
     for (int i = 0; i < nframes; i++) {
         const struct frame *f = &frames[i];
         struct frame_hdr h;
@@ -155,9 +159,22 @@ static void check_all_parse(void)
         }
         default: rc = -1; break;
         }
-        if (!CHECK(rc == 0))
+        if (!CHECK(rc == 0)) {
             fprintf(stderr, "example %d: %s body does not parse\n", i, proto_type_name(h.type));
+            continue;
+        }
+        if (h.type == MSG_HELLO_OK && m.ok.has_nonce) {
+            peer_ok = m.ok;
+            have_peer_ok = 1;
+        }
+        if (h.type == MSG_PEER_REGISTER && CHECK(m.reg.pk != NULL) && CHECK(have_peer_ok)) {
+            signed_regs++;
+            if (!CHECK(ident_verify_challenge(m.reg.pk, peer_ok.nonce, peer_ok.conn_id, b, m.reg.signed_len,
+                                              m.reg.sig) == 0))
+                fprintf(stderr, "example %d: the PEER_REGISTER signature does not verify\n", i);
+        }
     }
+    CHECK(signed_regs >= 1);
 }
 
 static void check_submit(void)
