@@ -1,4 +1,5 @@
-# libp2c2r, the renter library: the client (src/client/client.c, sized.c), the
+# libp2c2r, the renter library: the client (src/client/: client.c, sized.c, the
+# frame helper fadv.c, the trace writer trace.c), the
 # executor ABI helpers (src/tasks/exec_abi.c) and the part of common the
 # client uses (p2c2r_common_lib).  The public functions are exactly those the
 # headers declare P2C2R_API; tests/install/check_exports.sh holds the
@@ -10,7 +11,8 @@
 #                  objects, with p2c2r_common for the internal modules those
 #                  programs use themselves
 
-add_library(p2c2r_lib_objs OBJECT src/client/client.c src/client/sized.c src/tasks/exec_abi.c)
+add_library(p2c2r_lib_objs OBJECT src/client/client.c src/client/sized.c src/client/fadv.c
+            src/client/trace.c src/tasks/exec_abi.c)
 set_target_properties(p2c2r_lib_objs PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 set(P2C2R_LIB_MAP ${CMAKE_SOURCE_DIR}/src/client/libp2c2r.map)
 set(P2C2R_LIB_INCLUDES $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include>

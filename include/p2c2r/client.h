@@ -116,6 +116,14 @@ struct p2c2r_client_options {
     /* Fields below were added after the first layout (P2C2R_CLIENT_OPTIONS_SIZE_MIN). */
     uint32_t spin_us;        /* blocking waits busy-poll this long before sleeping
                                 (0 = never; worth it only with a core to spare; max 1 s) */
+    uint32_t reserved_;      /* never read: it lies in the tail padding of the layout
+                                that ended with spin_us, where older callers left garbage */
+    /* Automatic reconnect (see "Connection state" below).  0 = off: a lost
+     * connection fails the client for good, as before these fields. */
+    uint32_t reconnect_ms;     /* first delay before reconnecting; doubled after each failed
+                                  attempt, with jitter (each delay is drawn from [d/2, d]) */
+    uint32_t reconnect_max_ms; /* the delay stops doubling here; 0 = 5000 (at least
+                                  reconnect_ms, at most 10 minutes) */
 };
 
 /* The smallest size p2c2r_client_connect accepts: the first layout, up to
@@ -145,6 +153,64 @@ static inline void p2c2r_client_options_init(struct p2c2r_client_options *o)
  * Thread context: any thread; blocking. */
 P2C2R_API int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *opts,
                                    p2c2r_client **out);
+
+/* Starts connecting to a coordinator at "HOST:PORT" and returns at once: the
+ * TCP connect and the HELLO exchange then complete inside
+ * p2c2r_client_process, which a frame loop calls when p2c2r_client_fd() is
+ * ready (p2c2r_client_want_write() is 1 meanwhile: poll for POLLOUT too) or
+ * when p2c2r_client_timeout_ms() has passed.  p2c2r_client_state() says
+ * when it is READY; until then submit and put_blob_start return EAGAIN.  A
+ * failure to connect (refused, unreachable, no HELLO_OK within
+ * connect_timeout_ms, or the coordinator's ERROR) is returned once by the
+ * process call that sees it and leaves the client FAILED, or with
+ * reconnect_ms set, waiting to try again (BACKOFF).  The address is resolved
+ * before the call returns: a numeric address never blocks, a host name may
+ * block in the system's resolver.  opts is borrowed for the call (token and
+ * name are copied, for reconnecting).  On success *out is a new client the
+ * caller owns: release it with p2c2r_client_close.
+ * Errors: EINVAL (as p2c2r_client_connect), EADDR, EIO (no socket), ENOMEM.
+ * Thread context: any thread; never blocks (but see the resolver above). */
+P2C2R_API int p2c2r_client_connect_start(const char *addr, const struct p2c2r_client_options *opts,
+                                         p2c2r_client **out);
+
+/* Connection state (p2c2r_client_state).
+ *
+ * A client is CONNECTING (TCP connect or HELLO in progress), READY,
+ * BACKOFF (its connection was lost or an attempt failed, and with
+ * reconnect_ms set it waits to try again) or FAILED (for good: without
+ * reconnect_ms after any connection failure, and with it after EAUTH,
+ * EVERSION, EPROTO or ETOOBIG, which a new attempt would only repeat).
+ *
+ * When a connection is lost, every task and upload in flight on it gets
+ * exactly one result carrying the failure (ECLOSED, EIO, ...), once; none
+ * is resent, since a frame task is worthless a frame later.  From then on
+ * p2c2r_client_fd() no longer reports the dead socket: the descriptor keeps
+ * its number for the client's life (a frame loop may keep it in its poll
+ * set) but stands for a placeholder that never polls readable, until a new
+ * connection takes the number over.  So a loop that polls it does not spin.
+ * p2c2r_client_process returns the failure in the call that sees it; later
+ * calls return it again when the client is FAILED, and 0 or more while it
+ * reconnects (the attempts happen inside process, when
+ * p2c2r_client_timeout_ms() says one is due).  Each reconnect sends a new
+ * HELLO with the same token and name; tickets stay unique across
+ * connections. */
+enum p2c2r_state {
+    P2C2R_STATE_CONNECTING = 1,
+    P2C2R_STATE_READY = 2,
+    P2C2R_STATE_BACKOFF = 3,
+    P2C2R_STATE_FAILED = 4,
+};
+
+/* The client's enum p2c2r_state; 0 for NULL.  No I/O.  Thread context: the
+ * client's thread. */
+P2C2R_API int p2c2r_client_state(const p2c2r_client *c);
+
+/* Milliseconds until the client needs p2c2r_client_process even if its fd
+ * stays quiet (a reconnect attempt due, a connect or HELLO that would time
+ * out): 0 = call it now, -1 = only when the fd is ready (also for NULL).
+ * Use it as (an upper bound of) the timeout of the frame loop's own poll, as
+ * with curl_multi_timeout.  No I/O.  Thread context: the client's thread. */
+P2C2R_API int p2c2r_client_timeout_ms(const p2c2r_client *c);
 
 /* Closes the connection and frees the client and every result not yet
  * collected; results already collected stay valid (release them with
@@ -191,6 +257,12 @@ struct p2c2r_task {
     uint8_t need_gpu;       /* nonzero = only a peer that registered a GPU */
     uint16_t min_cores;     /* 0 = any */
     uint64_t min_mem_bytes; /* 0 = any */
+    /* The caller's own value for this task, returned unchanged in
+     * p2c2r_result.user: e.g. (frame << 8 | kind), or a pointer through
+     * uintptr_t.  Never sent to the coordinator.  A uint64_t rather than a
+     * void *: the same size on every platform, it holds a pointer, and it can
+     * be packed, compared, printed (the trace shows it) without casts. */
+    uint64_t user;
 };
 
 /* The smallest size a task may give: the first layout, up to input_len. */
@@ -212,8 +284,9 @@ static inline void p2c2r_task_init(struct p2c2r_task *t)
  * a NULL pointer, more than 4 blobs or blobs NULL with nblobs, unknown flags),
  * ETOOBIG (over the coordinator's frame limit), EAGAIN (this client already
  * has as many tasks in flight as the coordinator allows: collect results
- * first; or the send buffer cannot grow: let it drain), ENOMEM, or the
- * connection error.
+ * first; or the send buffer cannot grow: let it drain; or the client is not
+ * READY: connecting or waiting to reconnect), ENOMEM, or the connection
+ * error (once the client is FAILED).
  *
  * EAGAIN is only the local half of backpressure.  The coordinator's half
  * arrives later, as the task's result: status EQUEUEFULL (its queues are
@@ -239,7 +312,8 @@ P2C2R_API int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task
 /* Asks the coordinator to cancel a task.  Its result (ECANCELLED, or the
  * real one if it finished first) still arrives.  Returns 0 as well when
  * there is nothing left to cancel: the result has arrived and waits to be
- * collected, or the connection has failed (the result carries the failure).
+ * collected, or the connection has failed (the result carries the failure),
+ * or t is an upload (p2c2r_client_put_blob_start), which cannot be cancelled.
  * Errors: EINVAL (c NULL), ENOTFOUND (unknown or already collected ticket),
  * ENOMEM (the send buffer cannot grow).
  * Thread context: the client's thread; never blocks. */
@@ -276,6 +350,7 @@ struct p2c2r_result {
     uint16_t attempts;  /* assignments it took (0 = refused or ended before any) */
     /* Fields below were added after the first layout (P2C2R_RESULT_SIZE_MIN). */
     uint32_t flags;     /* P2C2R_RESULT_* */
+    uint64_t user;      /* the task's p2c2r_task.user (put_blob_start's user) */
 };
 
 /* The smallest size a result may give: the first layout, up to attempts. */
@@ -308,7 +383,10 @@ P2C2R_API void p2c2r_result_release(struct p2c2r_result *r);
 P2C2R_API int p2c2r_client_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms, struct p2c2r_result *out);
 
 /* Collects up to max finished results in completion order, waiting up to
- * timeout_ms (-1 = forever, 0 = don't block) for the first one.  out is an
+ * timeout_ms (-1 = forever, 0 = don't block) for the first one.  Before it
+ * returns it writes what the socket takes of the queued submits, cancels
+ * and uploads, so a frame loop that submits and then polls (even with
+ * timeout 0) needs no p2c2r_client_flush or process to send its work.  out is an
  * array of max results whose stride is out[0].size, which the caller sets
  * (P2C2R_RESULT_INIT on out[0] is enough); the library fills out[0],
  * out[1], ... at that stride and writes that size into each result it
@@ -323,19 +401,24 @@ P2C2R_API int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_
 
 /* ---- non-blocking face ---------------------------------------------------- */
 
-/* The socket to poll, valid until p2c2r_client_close (do not read, write or
- * close it yourself); -1 when c is NULL.  After a connection error it stays
- * open and reports POLLHUP. */
+/* The descriptor to poll, valid until p2c2r_client_close (do not read, write
+ * or close it yourself); -1 when c is NULL (or, rarely, when the library
+ * could not make its placeholder: see below).  Its number stays the same for
+ * the client's life.  After a connection failure it no longer stands for the
+ * dead socket but for a placeholder that never polls readable (see
+ * "Connection state"), so the loop does not spin on it. */
 P2C2R_API int p2c2r_client_fd(const p2c2r_client *c);
 
-/* 1 while there is output to write (ask for POLLOUT too), else 0 (also for
- * NULL and after a connection error). */
+/* 1 while there is output to write or a connect in progress (ask for
+ * POLLOUT too), else 0 (also for NULL and while there is no connection). */
 P2C2R_API int p2c2r_client_want_write(const p2c2r_client *c);
 
 /* Reads and writes what it can without blocking and returns the number of
- * results that became ready (0 or more).
- * Errors: EINVAL (c NULL), or the connection error (also when it happened
- * just now: the outstanding tasks' results then carry it).
+ * results that became ready (0 or more).  It also moves a connect forward
+ * and makes the reconnect attempts that are due (see "Connection state").
+ * Errors: EINVAL (c NULL), or the connection error: when it happened in this
+ * call (the outstanding tasks' results then carry it), and on every later
+ * call once the client is FAILED; a client that reconnects returns it once.
  * Thread context: the client's thread; never blocks. */
 P2C2R_API int p2c2r_client_process(p2c2r_client *c);
 
@@ -359,26 +442,37 @@ P2C2R_API uint32_t p2c2r_client_max_inflight(const p2c2r_client *c);
  *
  * A coordinator that cannot do a task in time refuses it instead of queueing
  * it: the result comes back at once with status EQUEUEFULL (its queues are
- * full) or EDEADLINE (at the current load it would miss its deadline_ms).
- * For a game that is the cue to ask for less -- fewer rays per tile, a
- * coarser path grid, the low-resolution frame without the upscale -- and not
- * to resubmit the same work, which only adds to the load that caused the
- * refusal.  Give frame-bound tasks a deadline_ms that matches the frame
- * budget, so the coordinator refuses early rather than delivering late.
+ * full) or EDEADLINE (at the current load it would miss its deadline_ms).  A
+ * task it accepted may still miss: ETIMEDOUT, or a result that arrives after
+ * the task's deadline_ms (late).  For a game every miss is the cue to ask for
+ * less -- fewer rays per tile, a coarser path grid, the low-resolution frame
+ * without the upscale -- and not to resubmit the same work, which only adds
+ * to the load that caused it.  Give frame-bound tasks a deadline_ms that
+ * matches the frame budget, so the coordinator refuses early rather than
+ * delivering late.
  *
- * Once per frame, after p2c2r_client_process (or poll):
+ * The library keeps these figures per task type and for the whole
+ * connection (p2c2r_client_type_pressure, p2c2r_client_pressure), and
+ * p2c2r_client_frame_advice turns a type's figures into this frame's
+ * decision.  Once per frame, after p2c2r_client_process:
  *
- *     struct p2c2r_pressure p = P2C2R_PRESSURE_INIT;
- *     p2c2r_client_pressure(c, &p);
- *     if (p.last_reject_ms_ago < 250 || p.inflight * 4 >= p.max_inflight * 3)
- *         quality = lower(quality);            // shed load now
- *     else if (p.last_reject_ms_ago > 2000)
- *         quality = raise(quality);            // calm for 2 s: probe upward, one step
+ *     struct p2c2r_frame_advice a = P2C2R_FRAME_ADVICE_INIT;
+ *     p2c2r_client_frame_advice(c, "raytrace", now_ms, 16000, &a);
+ *     quality += a.quality;                  // -1, 0 or +1: already damped
+ *     for (uint32_t i = 0; i < a.fit && i < tiles_wanted; i++)
+ *         submit_tile(c, quality, i);        // the rest: last frame's, or local
+ *     ...
+ *     n = p2c2r_client_poll(c, res, 64, 0);  // also sends what was submitted
  *
- * The gap between the two thresholds keeps quality from flapping; the
- * inflight test catches the client's own limit (where submit would return
- * EAGAIN) before it is hit.  reject_ratio says how hard to cut: about that
- * fraction of recent tasks was refused. */
+ * The helper lowers quality when a tenth or more of the tasks submitted since
+ * its last step missed, or when their round trips' p90 is over the budget;
+ * it raises quality after 2 s without a miss when the p90 is under half the
+ * budget (a step up is assumed to cost at most twice as much).  Steps are at
+ * least 1 s apart, and misses of tasks submitted before a step do not count
+ * against the next one, so quality never flaps.  fit grows by one per frame
+ * while nothing misses and halves when something does, and is at least 1
+ * when no task of the type is in flight: a type is never locked out, so the
+ * game keeps learning what the lower quality costs. */
 struct p2c2r_pressure {
     uint32_t size;                 /* sizeof(struct p2c2r_pressure), set by the caller */
     uint32_t inflight;             /* submitted, result not yet arrived */
@@ -392,10 +486,18 @@ struct p2c2r_pressure {
     size_t unsent_bytes;           /* bytes queued for the coordinator (submitted tasks,
                                       uploads, cancels) not yet written to the socket: growing
                                       means the network, not the coordinator, is behind */
+    /* Fields below were added after the first layout (P2C2R_PRESSURE_SIZE_MIN). */
+    uint64_t timed_out;            /* results with status ETIMEDOUT since connect */
+    uint64_t late;                 /* results delivered after their task's deadline_ms, on
+                                      the client's clock (submit to arrival) */
+    uint64_t last_miss_ms_ago;     /* since the latest refusal, timeout or late result;
+                                      UINT64_MAX if never */
+    double miss_ratio;             /* as reject_ratio, counting refusals, timeouts and
+                                      late results */
 };
 
-/* The smallest size p2c2r_client_pressure accepts: the first layout, all of
- * the above. */
+/* The smallest size p2c2r_client_pressure accepts: the first layout, up to
+ * unsent_bytes. */
 #define P2C2R_PRESSURE_SIZE_MIN (offsetof(struct p2c2r_pressure, unsent_bytes) + sizeof(size_t))
 #define P2C2R_PRESSURE_INIT P2C2R_SIZED_INIT_(struct p2c2r_pressure)
 
@@ -410,11 +512,92 @@ static inline void p2c2r_pressure_init(struct p2c2r_pressure *p)
  * has set.  Counts only what has been read so far (by process, poll, wait
  * and the other blocking calls), and only results the coordinator sent: the
  * results a failed connection gives every outstanding task (ECLOSED, EIO,
- * ...) are not counted.  The counters survive a connection failure.
+ * ...) are not counted.  The counters survive a connection failure and a
+ * reconnect.  Blob uploads are not tasks and are not counted.
  * Errors: EINVAL (c or out NULL, a size error in out).
  * Thread context: the client's thread; no I/O, never blocks, cheap enough
  * for every frame. */
 P2C2R_API int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out);
+
+/* The same figures for the tasks of one type: inflight, the counters, the
+ * times and the ratios count only tasks of that type; max_inflight and
+ * unsent_bytes are the connection's.  A type not submitted yet has all of
+ * them zero (the times UINT64_MAX).  The library keeps figures for the first
+ * 64 distinct types a client submits; later types share those of the whole
+ * connection.  type is borrowed for the call.
+ * Errors: EINVAL (c, type or out NULL, a size error in out).
+ * Thread context: as p2c2r_client_pressure. */
+P2C2R_API int p2c2r_client_type_pressure(const p2c2r_client *c, const char *type,
+                                         struct p2c2r_pressure *out);
+
+/* One type's advice for this frame (p2c2r_client_frame_advice). */
+struct p2c2r_frame_advice {
+    uint32_t size;       /* sizeof(struct p2c2r_frame_advice), set by the caller */
+    uint32_t fit;        /* tasks of this type to submit now: what its window leaves
+                            beside those in flight, within the connection's room; at
+                            least 1 when none is in flight and the client is READY */
+    int32_t quality;     /* -1 = lower the quality one step, +1 = raise it one step,
+                            0 = keep it.  A step is given once: the helper assumes the
+                            game takes it, and starts counting afresh */
+    uint32_t rtt_p90_us; /* 90th percentile round trip (submit to result) of this type's
+                            results since the last step; 0 before any */
+    uint32_t inflight;   /* tasks of this type in flight */
+    double miss_ratio;   /* share of misses among results since the last step, as
+                            p2c2r_pressure.miss_ratio */
+};
+
+#define P2C2R_FRAME_ADVICE_SIZE_MIN \
+    (offsetof(struct p2c2r_frame_advice, miss_ratio) + sizeof(double))
+#define P2C2R_FRAME_ADVICE_INIT P2C2R_SIZED_INIT_(struct p2c2r_frame_advice)
+
+/* Zeroes *a and sets a->size. */
+static inline void p2c2r_frame_advice_init(struct p2c2r_frame_advice *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->size = (uint32_t)sizeof(*a);
+}
+
+/* The frame-budget helper: how much work of type fits in this frame and
+ * whether to change its quality (see "Backpressure" above for the rules).
+ * Call it once per frame per type, after p2c2r_client_process, with now_ms
+ * from CLOCK_MONOTONIC in milliseconds (the clock the library times results
+ * with) and budget_us, the time the game can wait for this type's results
+ * (typically what is left of the frame).  It is stateful: each call may
+ * start a new quality epoch or move the type's window, so call it once per
+ * frame, not once per task.  type is borrowed for the call.
+ * Errors: EINVAL (c, type or out NULL, a size error in out, budget_us 0).
+ * Thread context: the client's thread; no I/O, never blocks. */
+P2C2R_API int p2c2r_client_frame_advice(p2c2r_client *c, const char *type, uint64_t now_ms,
+                                        uint32_t budget_us, struct p2c2r_frame_advice *out);
+
+/* ---- tracing -------------------------------------------------------------- */
+
+/* Starts writing a trace to the file at path (created or truncated): for
+ * every task submitted from now until p2c2r_client_trace_stop, what it went
+ * through, as Chrome trace-event JSON that chrome://tracing and Perfetto
+ * (ui.perfetto.dev) open.  Each task is one async slice named by its type on
+ * the "tasks" track (from submit to its result; args: ticket, user, status,
+ * attempts, peer, exec_us, flags), with two nested slices: "queue+network"
+ * and "exec on peer N", and an instant at the result that says how it
+ * ended: "delivered", "late", "refused (EDEADLINE)", "timed out
+ * (ETIMEDOUT)", "cancelled (ECANCELLED)", "failed (ETASK)", "lost
+ * (ECLOSED)" (the connection failed first), ...  Uploads appear as "blob".  The
+ * coordinator sends no timestamps, so the split is the client's estimate:
+ * the peer's exec_us is placed in the middle of the round trip (marked
+ * "estimated" in the slice's args).  Events are written as results arrive,
+ * through a stdio buffer.  path is borrowed for the call.
+ * Errors: EINVAL (c or path NULL, a trace already running), EIO (the file
+ * cannot be opened: errno says why), ENOMEM.
+ * Thread context: the client's thread; blocks only on the file system. */
+P2C2R_API int p2c2r_client_trace_start(p2c2r_client *c, const char *path);
+
+/* Ends the trace: writes the tasks still in flight (ending at this moment,
+ * with the instant "in flight at stop") and the closing bracket, and closes
+ * the file.  A no-op (0) when no trace runs.
+ * Errors: EINVAL (c NULL), EIO (a write failed at some point: the file is
+ * incomplete).
+ * Thread context: the client's thread; blocks only on the file system. */
+P2C2R_API int p2c2r_client_trace_stop(p2c2r_client *c);
 
 /* ---- statistics and blobs ------------------------------------------------- */
 
@@ -422,6 +605,7 @@ P2C2R_API int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure
  * timeout_ms (-1 = forever).  On success *json is a new NUL-terminated
  * string the caller owns: free it with p2c2r_stats_free (not free()).
  * Errors: EINVAL (c or json NULL), ETIMEDOUT (a late answer is dropped),
+ * EAGAIN (the client is not READY: connecting or waiting to reconnect),
  * ENOMEM, or the connection error.
  * Thread context: the client's thread; blocks up to timeout_ms. */
 P2C2R_API int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json);
@@ -440,12 +624,31 @@ P2C2R_API void p2c2r_stats_free(char *json);
  * coordinator's frame limit, or refused as larger than its blob store),
  * EQUEUEFULL (the store is full of blobs that tasks still use), ENOMEM (the
  * send buffer cannot grow, or the coordinator is out of memory), ETIMEDOUT,
+ * EAGAIN (the client is not READY: connecting or waiting to reconnect),
  * any other code the coordinator refuses it with (a newer coordinator may
  * send one this library does not know; the reason text is then in
  * p2c2r_client_last_error), or the connection error.
  * Thread context: the client's thread; blocks up to timeout_ms. */
 P2C2R_API int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,
                                     uint8_t hash[32]);
+
+/* The non-blocking face of p2c2r_client_put_blob: queues the upload and
+ * returns at once with a ticket in *out.  Its result comes like a task's,
+ * through p2c2r_client_poll or p2c2r_client_wait: status 0 with output the
+ * 32-byte hash (output_len 32), or the coordinator's refusal code (as
+ * p2c2r_client_put_blob's) with its reason as text, or the connection's
+ * failure; result.user is user.  Uploads do not count against
+ * max_inflight or in the backpressure figures, but they are in
+ * p2c2r_client_pending.  The hash is the SHA-256 of data, so a game may
+ * also compute it itself and name the blob in tasks submitted right after
+ * this call: the coordinator handles a connection's frames in order.  data is
+ * borrowed for the call (copied).
+ * Errors: EINVAL (c or out NULL, data NULL with len), ETOOBIG (over the
+ * coordinator's frame limit), EAGAIN (not READY, or the send buffer cannot
+ * grow), ENOMEM, or the connection error (once FAILED).
+ * Thread context: the client's thread; never blocks. */
+P2C2R_API int p2c2r_client_put_blob_start(p2c2r_client *c, const void *data, size_t len,
+                                          uint64_t user, p2c2r_ticket *out);
 
 /* Writes the 64 lowercase hex digits of hash and a NUL to out (neither may
  * be NULL).  Any thread. */

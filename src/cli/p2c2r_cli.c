@@ -301,6 +301,7 @@ static void progress(uint64_t done, uint64_t total, uint64_t t0)
 static int cmd_bench(int argc, char **argv)
 {
     const char *coord = cli_default_coordinator(), *type = "echo", *token = getenv("P2C2R_TOKEN");
+    const char *trace = NULL;
     int64_t tasks = 10000, inflight = 1, size = 64, timeout = 60000, warmup = -1, spin = 0;
     int json = 0, noverify = 0;
     const struct cliopt opts[] = {
@@ -315,6 +316,7 @@ static int cmd_bench(int argc, char **argv)
         {"spin-us", 0, OPT_INT, "US", 0, 1000000, "busy-poll this long before sleeping in a wait (default 0)", &spin},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print one JSON object instead of text", &json},
+        {"trace", 0, OPT_STR, "FILE", 0, 0, "write what each task went through (warm-up included) to FILE as Chrome trace-event JSON, for chrome://tracing or ui.perfetto.dev", &trace},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), PROG " bench",
@@ -338,6 +340,12 @@ static int cmd_bench(int argc, char **argv)
                 PROG, (long long)inflight, p2c2r_client_max_inflight(c));
         p2c2r_client_close(c);
         return 2;
+    }
+    if (trace && (rc = p2c2r_client_trace_start(c, trace)) != 0) {
+        fprintf(stderr, "%s bench: cannot write the trace to %s: %s\n", PROG, trace,
+                rc == P2C2R_EIO ? strerror(errno) : p2c2r_strerror(rc));
+        p2c2r_client_close(c);
+        return 1;
     }
     uint8_t *input = malloc(size ? (size_t)size : 1);
     uint32_t *lat = malloc(sizeof(uint32_t) * (size_t)tasks);
@@ -463,11 +471,15 @@ out:
     if (last_err)
         fprintf(stderr, "%s bench: %s%s%s\n", PROG, p2c2r_strerror(last_err),
                 *p2c2r_client_last_error(c) ? ": " : "", p2c2r_client_last_error(c));
+    int trace_rc = trace ? p2c2r_client_trace_stop(c) : 0;
+    if (trace_rc)
+        fprintf(stderr, "%s bench: the trace %s is incomplete: %s\n", PROG, trace,
+                p2c2r_strerror(trace_rc));
     p2c2r_client_close(c);
     free(input);
     free(lat);
     free(sent_at);
-    return (failed || timed_out || completed < (uint64_t)tasks) ? 1 : 0;
+    return (failed || timed_out || completed < (uint64_t)tasks || trace_rc) ? 1 : 0;
 }
 
 int cmd_path(int argc, char **argv);

@@ -12,8 +12,16 @@
  * DELIVER and REJECTED alike: a refusal reaches the renter as a REJECTED
  * frame, and the results a dead connection makes up say nothing about the
  * coordinator's load.  The caller's sized structs (tasks, options, results,
- * pressure) are read and written only through sized_in / sized_out, never
- * dereferenced past their size member. */
+ * pressure, advice) are read and written only through sized_in / sized_out,
+ * never dereferenced past their size member.
+ *
+ * Connection states: TCP (connect in progress) -> HELLO (HELLO sent) ->
+ * READY; any failure -> BACKOFF (reconnect on, a transient error) or FAILED.
+ * c->err is nonzero exactly in BACKOFF and FAILED: there is no connection
+ * then, and c->fd holds a placeholder (an eventfd never written, so never
+ * readable) under the same number, so a caller polling it does not spin.
+ * Each attempt begins with an empty input and output buffer: what was queued
+ * for a lost connection belonged to tasks that have already failed. */
 #include "p2c2r/client.h"
 
 #include <errno.h>
@@ -25,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,23 +41,56 @@
 #include "common/list.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "client/fadv.h"
 #include "client/sized.h"
+#include "client/trace.h"
 #include "common/version.h"
 
 #define READ_CHUNK (256u * 1024)
 #define STATS_REQ_BIT (1ull << 63)
+
+enum entry_kind { ENTRY_TASK, ENTRY_BLOB };
 
 struct entry {
     uint64_t ticket;
     struct entry *hnext;
     struct list_node node; /* done list */
     int done;
+    uint64_t submit_us;
+    uint32_t deadline_ms;
+    uint32_t epoch;   /* its type's fadv epoch at submit */
+    int16_t type_ix;  /* in c->types, -1 = untracked */
+    uint8_t kind;     /* enum entry_kind */
+    uint8_t traced;   /* submitted while a trace ran */
     struct p2c2r_result res;
+};
+
+enum conn_state { S_TCP, S_HELLO, S_READY, S_BACKOFF, S_FAILED };
+
+/* Task types with their own figures (p2c2r_client_type_pressure). */
+#define MAX_TYPES 64
+struct ctype {
+    char name[PROTO_MAX_TYPE_NAME + 1];
+    struct fadv adv;
 };
 
 struct p2c2r_client {
     int fd;
-    int err; /* 0 while the connection is usable */
+    int err; /* 0 while there is a connection (S_TCP, S_HELLO, S_READY) */
+    enum conn_state state;
+    int report; /* a failure p2c2r_client_process has yet to return once */
+    int failing; /* conn_failed is ending the outstanding tasks */
+
+    /* What a (re)connect needs. */
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    char *token, *name;
+    int connect_timeout_ms;
+    uint32_t reconnect_ms, reconnect_max_ms;
+    uint32_t attempts;     /* failed attempts since the last READY */
+    uint64_t retry_at_us;  /* S_BACKOFF: when to try again */
+    uint64_t attempt_deadline_us; /* S_TCP, S_HELLO: when the attempt times out */
+    uint64_t rng;
     struct buf in, out;
     uint64_t next_ticket;
     uint64_t next_ctl;
@@ -78,33 +120,78 @@ struct p2c2r_client {
     uint8_t blob_hash[PROTO_HASH_LEN];
     char last_error[256];
 
-    /* Backpressure (p2c2r_client_pressure). */
-    uint64_t rej_queue_full, rej_deadline;
-    uint64_t last_reject_us; /* meaningful once either counter is nonzero */
-    uint64_t outcomes;       /* coordinator outcomes counted, for the ratio's warm-up */
-    double reject_ratio;
+    /* Backpressure (p2c2r_client_pressure, _type_pressure, _frame_advice):
+     * the whole connection's figures and each type's (fadv.h).  The ratios
+     * weigh the first 16 outcomes plainly, then each new one 1/16: quick
+     * enough to react within a few frames, slow enough that one refusal
+     * does not halve a game's quality. */
+    struct fadv all;
+    struct ctype types[MAX_TYPES];
+    int ntypes;
+    size_t nblob_open; /* uploads in flight (in ninflight, not tasks) */
+
+    struct trace *trace; /* p2c2r_client_trace_start, NULL = off */
 };
 
-/* The share of refusals among recent outcomes.  The first outcomes are
- * averaged plainly (weight 1/n), so the ratio means something from the first
- * result on instead of creeping up from 0; from the 16th on each weighs
- * 1/16, so the ratio follows the last few dozen results: quick enough to
- * react within a few frames, slow enough that one refusal does not halve a
- * game's quality. */
-#define REJECT_WINDOW 16
-
-static void note_outcome(p2c2r_client *c, int status)
+static int type_find(const p2c2r_client *c, const char *name)
 {
-    int refused = status == P2C2R_EQUEUEFULL || status == P2C2R_EDEADLINE;
-    if (status == P2C2R_EQUEUEFULL)
-        c->rej_queue_full++;
-    else if (status == P2C2R_EDEADLINE)
-        c->rej_deadline++;
-    if (refused)
-        c->last_reject_us = now_us();
-    if (c->outcomes < REJECT_WINDOW)
-        c->outcomes++;
-    c->reject_ratio += ((refused ? 1.0 : 0.0) - c->reject_ratio) / (double)c->outcomes;
+    for (int i = 0; i < c->ntypes; i++)
+        if (!strcmp(c->types[i].name, name))
+            return i;
+    return -1;
+}
+
+/* The index of type name in c->types, added when new; -1 when the table is
+ * full (the type then only counts in c->all). */
+static int type_ix(p2c2r_client *c, const char *name)
+{
+    int i = type_find(c, name);
+    if (i >= 0 || c->ntypes == MAX_TYPES)
+        return i;
+    i = c->ntypes++;
+    snprintf(c->types[i].name, sizeof(c->types[i].name), "%s", name);
+    fadv_init(&c->types[i].adv);
+    return i;
+}
+
+/* Counts e's outcome (or its loss, inside conn_failed) and traces it. */
+static void entry_ended(p2c2r_client *c, struct entry *e)
+{
+    uint64_t now = now_us();
+    uint64_t rtt = now > e->submit_us ? now - e->submit_us : 0;
+    struct fadv *ft = e->type_ix >= 0 ? &c->types[e->type_ix].adv : NULL;
+    int late = 0;
+    if (e->kind == ENTRY_BLOB) {
+        c->nblob_open--;
+    } else if (c->failing) {
+        fadv_lost(&c->all);
+        if (ft)
+            fadv_lost(ft);
+    } else {
+        enum fadv_kind k = fadv_classify(e->res.status, rtt, e->deadline_ms);
+        uint32_t r32 = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
+        late = k == FADV_LATE;
+        fadv_outcome(&c->all, now / 1000, c->all.epoch, k, r32);
+        if (ft)
+            fadv_outcome(ft, now / 1000, e->epoch, k, r32);
+    }
+    if (e->traced && c->trace) {
+        struct trace_task tt = {
+            .ticket = e->ticket,
+            .user = e->res.user,
+            .type = e->kind == ENTRY_BLOB ? "blob" : ft ? c->types[e->type_ix].name : "task",
+            .submit_us = e->submit_us,
+            .end_us = now,
+            .status = e->res.status,
+            .late = late,
+            .how = c->failing ? TRACE_LOST : TRACE_RESULT,
+            .exec_us = e->res.exec_us,
+            .peer_id = e->res.peer_id,
+            .flags = e->res.flags,
+            .attempts = e->res.attempts,
+        };
+        trace_task(c->trace, &tt);
+    }
 }
 
 /* DELIVER flags -> p2c2r_result.flags; bits this library does not know are
@@ -183,12 +270,11 @@ static void entry_drop(p2c2r_client *c, struct entry *e)
     c->free_entries = e;
 }
 
-static void entry_complete(p2c2r_client *c, struct entry *e, int status, const void *out,
-                           size_t len, uint32_t exec_us, uint32_t peer_id, uint16_t attempts,
-                           uint32_t flags)
+/* Fills e's result (its output already in place), counts and traces it, and
+ * puts it on the done list. */
+static void entry_finish(p2c2r_client *c, struct entry *e, int status, uint32_t exec_us,
+                         uint32_t peer_id, uint16_t attempts, uint32_t flags)
 {
-    if (e->done)
-        return;
     e->done = 1;
     c->ninflight--;
     e->res.ticket.id = e->ticket;
@@ -197,6 +283,16 @@ static void entry_complete(p2c2r_client *c, struct entry *e, int status, const v
     e->res.peer_id = peer_id;
     e->res.attempts = attempts;
     e->res.flags = flags;
+    entry_ended(c, e);
+    list_push_back(&c->done, &e->node);
+}
+
+static void entry_complete(p2c2r_client *c, struct entry *e, int status, const void *out,
+                           size_t len, uint32_t exec_us, uint32_t peer_id, uint16_t attempts,
+                           uint32_t flags)
+{
+    if (e->done)
+        return;
     e->res.output = NULL;
     e->res.output_len = 0;
     if (len || status == 0) {
@@ -207,13 +303,56 @@ static void entry_complete(p2c2r_client *c, struct entry *e, int status, const v
             ((char *)e->res.output)[len] = '\0';
             e->res.output_len = len;
         } else if (status == 0) {
-            e->res.status = P2C2R_ENOMEM;
+            status = P2C2R_ENOMEM;
         }
     }
-    list_push_back(&c->done, &e->node);
+    entry_finish(c, e, status, exec_us, peer_id, attempts, flags);
 }
 
-/* The connection is gone: every incomplete ticket completes with err. */
+/* Replaces the socket under c->fd by an eventfd nobody writes: the number
+ * stays valid for the caller's poll set and never polls readable.  Without
+ * one (out of descriptors), the number is given up: poll() skips -1. */
+static void fd_park(p2c2r_client *c)
+{
+    if (c->fd < 0)
+        return;
+    int ph = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ph >= 0 && dup3(ph, c->fd, O_CLOEXEC) >= 0) {
+        close(ph);
+        return;
+    }
+    if (ph >= 0)
+        close(ph);
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* Errors a new attempt could get past. */
+static int transient(int err)
+{
+    return err == P2C2R_ECLOSED || err == P2C2R_EIO || err == P2C2R_ETIMEDOUT ||
+           err == P2C2R_ESHUTDOWN || err == P2C2R_ELIMIT || err == P2C2R_ENOMEM;
+}
+
+/* The next reconnect delay: reconnect_ms doubled per failed attempt up to
+ * reconnect_max_ms, drawn from [d/2, d] so that many clients of one dead
+ * coordinator do not all come back in the same millisecond. */
+static uint64_t backoff_us(p2c2r_client *c)
+{
+    uint64_t d = c->reconnect_ms;
+    for (uint32_t i = 0; i < c->attempts && d < c->reconnect_max_ms; i++)
+        d *= 2;
+    if (d > c->reconnect_max_ms)
+        d = c->reconnect_max_ms;
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    d *= 1000;
+    return d / 2 + c->rng % (d / 2 + 1);
+}
+
+/* The connection (or the attempt at one) is gone: every incomplete ticket
+ * completes with err, once; then the client waits to reconnect or is done. */
 static void conn_failed(p2c2r_client *c, int err, const char *why)
 {
     if (c->err)
@@ -221,21 +360,112 @@ static void conn_failed(p2c2r_client *c, int err, const char *why)
     c->err = err;
     if (why && !c->last_error[0])
         snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+    c->failing = 1;
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (struct entry *e = c->buckets[i]; e; e = e->hnext) {
             if (!e->done)
                 entry_complete(c, e, err, c->last_error, strlen(c->last_error), 0, 0, 0, 0);
         }
     }
-    if (c->fd >= 0)
-        shutdown(c->fd, SHUT_RDWR);
+    c->failing = 0;
+    fd_park(c);
     c->stats_done = 1;
+    c->report = err;
+    if (c->reconnect_ms && transient(err)) {
+        c->state = S_BACKOFF;
+        c->retry_at_us = now_us() + backoff_us(c);
+        c->attempts++;
+    } else {
+        c->state = S_FAILED;
+    }
+}
+
+static int do_write(p2c2r_client *c);
+
+/* Starts a connection attempt: a new socket under c->fd's number, a
+ * non-blocking connect and the HELLO queued behind it. */
+static void attempt_start(p2c2r_client *c)
+{
+    c->err = 0;
+    c->last_error[0] = '\0';
+    c->in.off = c->in.len = 0;
+    c->out.off = c->out.len = 0;
+    free(c->big.buf);
+    c->big.buf = NULL;
+    c->attempt_deadline_us = now_us() + (uint64_t)c->connect_timeout_ms * 1000;
+    c->state = S_TCP;
+    int s = socket(c->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        conn_failed(c, P2C2R_EIO, "cannot create a socket");
+        return;
+    }
+    if (c->fd < 0) {
+        c->fd = s;
+    } else if (dup3(s, c->fd, O_CLOEXEC) < 0) {
+        close(s);
+        conn_failed(c, P2C2R_EIO, "cannot create a socket");
+        return;
+    } else {
+        close(s);
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct msg_hello m = {PROTO_VERSION, PROTO_VERSION, ROLE_RENTER, {NULL, 0}, {NULL, 0}};
+    if (c->token) {
+        m.token.p = (const uint8_t *)c->token;
+        m.token.len = strlen(c->token);
+    }
+    if (c->name) {
+        m.name.p = (const uint8_t *)c->name;
+        m.name.len = strlen(c->name);
+    }
+    size_t hl = proto_hello_size(&m);
+    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + hl);
+    if (!b) {
+        conn_failed(c, P2C2R_ENOMEM, "out of memory for HELLO");
+        return;
+    }
+    proto_put_hdr(b, MSG_HELLO, 0, 0, (uint32_t)hl);
+    proto_put_hello(b + PROTO_HDR_LEN, &m);
+    buf_commit(&c->out, PROTO_HDR_LEN + hl);
+    if (connect(c->fd, (struct sockaddr *)&c->ss, c->sl) == 0) {
+        c->state = S_HELLO;
+        do_write(c);
+    } else if (errno != EINPROGRESS) {
+        char why[128];
+        snprintf(why, sizeof(why), "cannot connect to the coordinator: %s", strerror(errno));
+        conn_failed(c, P2C2R_EIO, why);
+    }
+}
+
+/* S_TCP: whether the connect has completed, failed or timed out. */
+static void tcp_check(p2c2r_client *c, uint64_t now)
+{
+    struct pollfd pfd = {c->fd, POLLOUT, 0};
+    if (poll(&pfd, 1, 0) > 0) {
+        int soerr = 0;
+        socklen_t el = sizeof(soerr);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 || soerr) {
+            char why[128];
+            snprintf(why, sizeof(why), "cannot connect to the coordinator: %s",
+                     strerror(soerr ? soerr : errno));
+            conn_failed(c, P2C2R_EIO, why);
+            return;
+        }
+        c->state = S_HELLO;
+        do_write(c);
+        return;
+    }
+    if (now >= c->attempt_deadline_us)
+        conn_failed(c, P2C2R_ETIMEDOUT, "connect to the coordinator timed out");
 }
 
 /* ---- I/O ------------------------------------------------------------------------ */
 
 static int do_write(p2c2r_client *c)
 {
+    if (c->state != S_HELLO && c->state != S_READY)
+        return c->err;
     while (buf_used(&c->out)) {
         ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
         if (n > 0) {
@@ -261,22 +491,29 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         if (proto_parse_deliver(body, h->body_len, &m) != 0)
             return P2C2R_EPROTO;
         struct entry *e = *slot_of(c, h->req_id);
-        if (!e || e->done)
+        if (!e || e->done || e->kind != ENTRY_TASK)
             return 0; /* cancelled and collected already: nothing to do */
         if (m.output.len > c->max_result)
             return P2C2R_ETOOBIG;
         int st = m.status ? -(int)m.status : 0;
-        note_outcome(c, st);
         entry_complete(c, e, st, m.output.p, m.output.len, m.exec_us, m.peer_id, m.attempts,
                        result_flags(m.flags));
         return 1;
     }
-    case MSG_BLOB_OK:
-        if (h->req_id == c->blob_id && c->blob_status == 1 && h->body_len == PROTO_HASH_LEN) {
+    case MSG_BLOB_OK: {
+        if (h->body_len != PROTO_HASH_LEN)
+            return P2C2R_EPROTO;
+        if (h->req_id == c->blob_id && c->blob_status == 1) {
             memcpy(c->blob_hash, body, PROTO_HASH_LEN);
             c->blob_status = 0;
+            return 0;
         }
-        return 0;
+        struct entry *e = *slot_of(c, h->req_id);
+        if (!e || e->done || e->kind != ENTRY_BLOB)
+            return 0;
+        entry_complete(c, e, 0, body, PROTO_HASH_LEN, 0, 0, 0, 0);
+        return 1;
+    }
     case MSG_REJECTED: {
         struct msg_error m;
         if (proto_parse_error(body, h->body_len, &m) != 0)
@@ -293,7 +530,6 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         if (!e || e->done)
             return 0;
         int st = m.code ? -(int)m.code : P2C2R_EINVAL;
-        note_outcome(c, st);
         entry_complete(c, e, st, m.text.p, m.text.len, 0, 0, 0, 0);
         return 1;
     }
@@ -325,6 +561,10 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
             return P2C2R_EPROTO;
         c->max_inflight = m.max_inflight;
         c->max_body = m.max_body;
+        if (c->state == S_HELLO) {
+            c->state = S_READY;
+            c->attempts = 0;
+        }
         return 0;
     }
     case MSG_ERROR: {
@@ -382,30 +622,24 @@ static int big_finish(p2c2r_client *c)
     uint8_t *b = c->big.buf;
     c->big.buf = NULL;
     struct entry *e = *slot_of(c, c->big.ticket);
-    if (!e || e->done) {
+    if (!e || e->done || e->kind != ENTRY_TASK) {
         free(b);
         return 0;
     }
     const struct msg_deliver *m = &c->big.m;
-    note_outcome(c, m->status ? -(int)m->status : 0);
     b[c->big.len] = '\0';
-    e->done = 1;
-    c->ninflight--;
-    e->res.ticket.id = e->ticket;
-    e->res.status = m->status ? -(int)m->status : 0;
-    e->res.exec_us = m->exec_us;
-    e->res.peer_id = m->peer_id;
-    e->res.attempts = m->attempts;
-    e->res.flags = result_flags(m->flags);
     e->res.output = b;
     e->res.output_len = c->big.len;
-    list_push_back(&c->done, &e->node);
+    entry_finish(c, e, m->status ? -(int)m->status : 0, m->exec_us, m->peer_id, m->attempts,
+                 result_flags(m->flags));
     return 1;
 }
 
 static int do_read(p2c2r_client *c)
 {
     int completed = 0;
+    if (c->state != S_HELLO && c->state != S_READY)
+        return 0;
     for (int rounds = 0; rounds < 64 && !c->err; rounds++) {
         if (c->big.buf) {
             size_t want = c->big.len - c->big.have;
@@ -481,16 +715,47 @@ static int do_read(p2c2r_client *c)
     return completed;
 }
 
+/* S_HELLO: fails the attempt once it has waited too long for HELLO_OK. */
+static void hello_check(p2c2r_client *c, uint64_t now)
+{
+    if (c->state == S_HELLO && now >= c->attempt_deadline_us)
+        conn_failed(c, P2C2R_ETIMEDOUT, "no HELLO_OK from the coordinator in time");
+}
+
+/* Moves the client on without blocking: a reconnect that is due, a connect
+ * in progress, and whatever the socket has.  Returns the results completed. */
+static int step(p2c2r_client *c)
+{
+    int n = 0;
+    if (c->state == S_BACKOFF && now_us() >= c->retry_at_us)
+        attempt_start(c);
+    if (c->state == S_TCP)
+        tcp_check(c, now_us());
+    if (c->state == S_HELLO || c->state == S_READY) {
+        n = do_read(c);
+        if (!c->err)
+            do_write(c);
+        if (c->state == S_HELLO)
+            hello_check(c, now_us());
+    }
+    return n;
+}
+
 int p2c2r_client_process(p2c2r_client *c)
 {
     if (!c)
         return P2C2R_EINVAL;
-    if (c->err)
+    if (c->state == S_FAILED) {
+        c->report = 0;
         return c->err;
-    int n = do_read(c);
-    if (!c->err)
-        do_write(c);
-    return c->err ? c->err : n;
+    }
+    int n = step(c);
+    if (c->report) {
+        int r = c->report;
+        c->report = 0;
+        return r;
+    }
+    return n;
 }
 
 /* Waits until the socket is readable (or writable while output is pending)
@@ -500,10 +765,19 @@ static int wait_io(p2c2r_client *c, uint64_t deadline_us)
 {
     if (c->err)
         return c->err;
+    if (c->state != S_READY && deadline_us > c->attempt_deadline_us)
+        deadline_us = c->attempt_deadline_us; /* the attempt's own timeout */
+    if (c->state == S_TCP) {
+        struct pollfd pfd = {c->fd, POLLOUT, 0};
+        uint64_t now = now_us();
+        poll(&pfd, 1, deadline_us > now ? (int)((deadline_us - now + 999) / 1000) : 0);
+        step(c);
+        return c->err;
+    }
     do_write(c);
     if (c->err)
         return c->err;
-    if (c->spin_us && !buf_used(&c->out)) {
+    if (c->spin_us && !buf_used(&c->out) && c->state == S_READY) {
         /* Busy-poll briefly before sleeping: on a core of its own this
          * saves the scheduler's wake-up latency on the answer. */
         uint64_t until = now_us() + c->spin_us;
@@ -537,6 +811,8 @@ static int wait_io(p2c2r_client *c, uint64_t deadline_us)
         if (!c->err && buf_used(&c->out))
             do_write(c);
     }
+    if (!c->err)
+        hello_check(c, now_us());
     return c->err;
 }
 
@@ -549,8 +825,8 @@ static uint64_t deadline_after(int timeout_ms)
 
 /* ---- public ------------------------------------------------------------------ */
 
-int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *opts,
-                         p2c2r_client **out)
+int p2c2r_client_connect_start(const char *addr, const struct p2c2r_client_options *opts,
+                               p2c2r_client **out)
 {
     struct p2c2r_client_options o;
     p2c2r_client_options_init(&o);
@@ -566,71 +842,34 @@ int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *op
     if (!out || (o.token && strlen(o.token) > PROTO_MAX_TOKEN) ||
         (o.name && strlen(o.name) > PROTO_MAX_NAME))
         return P2C2R_EINVAL;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    int rc = addr_parse(addr, &ss, &sl);
-    if (rc != 0)
-        return rc;
     p2c2r_client *c = calloc(1, sizeof(*c));
     if (!c)
         return P2C2R_ENOMEM;
+    c->fd = -1;
+    int rc = addr_parse(addr, &c->ss, &c->sl);
+    if (rc != 0)
+        goto fail;
+    rc = P2C2R_ENOMEM;
+    if ((o.token && !(c->token = strdup(o.token))) || (o.name && !(c->name = strdup(o.name))))
+        goto fail;
     c->max_result = o.max_result_bytes;
     c->spin_us = o.spin_us > 1000000 ? 1000000 : o.spin_us;
+    c->connect_timeout_ms = o.connect_timeout_ms;
+    c->reconnect_ms = o.reconnect_ms > 600000 ? 600000 : o.reconnect_ms;
+    c->reconnect_max_ms = o.reconnect_max_ms ? o.reconnect_max_ms : 5000;
+    if (c->reconnect_max_ms > 600000)
+        c->reconnect_max_ms = 600000;
+    if (c->reconnect_max_ms < c->reconnect_ms)
+        c->reconnect_max_ms = c->reconnect_ms;
+    c->rng = (now_us() ^ (uint64_t)(uintptr_t)c) | 1;
+    fadv_init(&c->all);
     buf_init(&c->in, c->max_result + PROTO_DELIVER_PREFIX + PROTO_HDR_LEN + READ_CHUNK);
     buf_init(&c->out, 1u << 30);
     list_init(&c->done);
-    c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    attempt_start(c);
     if (c->fd < 0) {
-        rc = P2C2R_EIO;
-        goto fail;
-    }
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    uint64_t deadline = deadline_after(o.connect_timeout_ms);
-    if (connect(c->fd, (struct sockaddr *)&ss, sl) != 0) {
-        if (errno != EINPROGRESS) {
-            rc = P2C2R_EIO;
-            goto fail;
-        }
-        struct pollfd pfd = {c->fd, POLLOUT, 0};
-        int r = poll(&pfd, 1, o.connect_timeout_ms);
-        int soerr = 0;
-        socklen_t el = sizeof(soerr);
-        if (r == 0) {
-            rc = P2C2R_ETIMEDOUT;
-            goto fail;
-        }
-        if (r < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 || soerr) {
-            rc = P2C2R_EIO;
-            goto fail;
-        }
-    }
-    struct msg_hello m = {PROTO_VERSION, PROTO_VERSION, ROLE_RENTER, {NULL, 0}, {NULL, 0}};
-    if (o.token) {
-        m.token.p = (const uint8_t *)o.token;
-        m.token.len = strlen(o.token);
-    }
-    if (o.name) {
-        m.name.p = (const uint8_t *)o.name;
-        m.name.len = strlen(o.name);
-    }
-    size_t hl = proto_hello_size(&m);
-    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + hl);
-    if (!b) {
-        rc = P2C2R_ENOMEM;
-        goto fail;
-    }
-    proto_put_hdr(b, MSG_HELLO, 0, 0, (uint32_t)hl);
-    proto_put_hello(b + PROTO_HDR_LEN, &m);
-    buf_commit(&c->out, PROTO_HDR_LEN + hl);
-    while (!c->max_inflight && !c->err && now_us() < deadline)
-        wait_io(c, deadline);
-    if (c->err) {
-        rc = c->err == P2C2R_ECLOSED ? P2C2R_EIO : c->err;
-        goto fail;
-    }
-    if (!c->max_inflight) {
-        rc = P2C2R_ETIMEDOUT;
+        /* Not even a socket: nothing to poll, so nothing to hand over. */
+        rc = c->err;
         goto fail;
     }
     *out = c;
@@ -638,6 +877,25 @@ int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *op
 fail:
     p2c2r_client_close(c);
     return rc;
+}
+
+int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *opts,
+                         p2c2r_client **out)
+{
+    p2c2r_client *c;
+    int rc = p2c2r_client_connect_start(addr, opts, &c);
+    if (rc != 0)
+        return rc;
+    while (c->state == S_TCP || c->state == S_HELLO)
+        wait_io(c, c->attempt_deadline_us);
+    if (c->state != S_READY) {
+        rc = c->err == P2C2R_ECLOSED ? P2C2R_EIO : c->err;
+        p2c2r_client_close(c);
+        return rc;
+    }
+    c->report = 0;
+    *out = c;
+    return 0;
 }
 
 void p2c2r_client_close(p2c2r_client *c)
@@ -661,6 +919,9 @@ void p2c2r_client_close(p2c2r_client *c)
         c->free_entries = n;
     }
     free(c->buckets);
+    trace_close(c->trace);
+    free(c->token);
+    free(c->name);
     free(c->stats_json);
     free(c->big.buf);
     buf_fini(&c->in);
@@ -715,6 +976,20 @@ static void put_task(uint8_t *b, const struct p2c2r_task *t)
         memcpy(b + o, t->input, t->input_len);
 }
 
+/* Sets up e, just made for task t (checked), submitted at now. */
+static void entry_task(p2c2r_client *c, struct entry *e, const struct p2c2r_task *t, uint64_t now)
+{
+    int ix = type_ix(c, t->type);
+    e->kind = ENTRY_TASK;
+    e->submit_us = now;
+    e->deadline_ms = t->deadline_ms;
+    e->type_ix = (int16_t)ix;
+    e->epoch = ix >= 0 ? fadv_submit(&c->types[ix].adv) : 0;
+    fadv_submit(&c->all);
+    e->traced = c->trace != NULL;
+    e->res.user = t->user;
+}
+
 int p2c2r_client_submit(p2c2r_client *c, const struct p2c2r_task *t, p2c2r_ticket *out)
 {
     return p2c2r_client_submit_batch(c, t, 1, out);
@@ -732,11 +1007,15 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
     uint32_t tsize = sized_size(tasks);
     if (!sized_ok(tsize, &task_layout))
         return P2C2R_EINVAL;
-    if (c->err)
+    if (c->state == S_FAILED)
         return c->err;
-    if (n > c->max_inflight || c->ninflight + n > c->max_inflight)
+    if (c->state != S_READY)
+        return P2C2R_EAGAIN;
+    size_t ntasks = c->ninflight - c->nblob_open;
+    if (n > c->max_inflight || ntasks + n > c->max_inflight)
         return P2C2R_EAGAIN;
     struct p2c2r_task t;
+    uint64_t now = now_us();
     if (n == 1) {
         /* The frame loop's common case: one task, read and checked once. */
         size_t sz;
@@ -747,8 +1026,10 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
         if (!b)
             return P2C2R_EAGAIN;
         uint64_t ticket = c->next_ticket + 1;
-        if (!entry_new(c, ticket))
+        struct entry *e = entry_new(c, ticket);
+        if (!e)
             return P2C2R_ENOMEM;
+        entry_task(c, e, &t, now);
         c->next_ticket = ticket;
         proto_put_hdr(b, MSG_SUBMIT, 0, ticket, (uint32_t)sz);
         put_task(b + PROTO_HDR_LEN, &t);
@@ -816,8 +1097,12 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
             return P2C2R_ENOMEM;
         }
     }
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
+        size_t sz;
+        task_load(c, tasks, tsize, k, &t, &sz);
+        entry_task(c, *slot_of(c, first + k), &t, now);
         tickets[k].id = first + k;
+    }
     /* Keep the kernel busy when a lot is queued, without a syscall per task. */
     if (buf_used(&c->out) >= 256u * 1024)
         do_write(c);
@@ -899,7 +1184,7 @@ int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t)
     struct entry *e = c->nbuckets ? *slot_of(c, t.id) : NULL;
     if (!e)
         return P2C2R_ENOTFOUND;
-    if (e->done || c->err)
+    if (e->done || c->err || e->kind == ENTRY_BLOB)
         return 0;
     uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN);
     if (!b)
@@ -911,7 +1196,12 @@ int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t)
 
 int p2c2r_client_fd(const p2c2r_client *c) { return c ? c->fd : -1; }
 
-int p2c2r_client_want_write(const p2c2r_client *c) { return c && !c->err && buf_used(&c->out) > 0; }
+int p2c2r_client_want_write(const p2c2r_client *c)
+{
+    if (!c)
+        return 0;
+    return c->state == S_TCP || ((c->state == S_HELLO || c->state == S_READY) && buf_used(&c->out) > 0);
+}
 
 int p2c2r_client_flush(p2c2r_client *c, int timeout_ms)
 {
@@ -933,25 +1223,126 @@ size_t p2c2r_client_pending(const p2c2r_client *c) { return c ? c->nentries : 0;
 
 uint32_t p2c2r_client_max_inflight(const p2c2r_client *c) { return c ? c->max_inflight : 0; }
 
+/* Writes f's figures, with the connection's max_inflight and unsent_bytes,
+ * to the caller's struct out (size checked). */
+static void pressure_out(const p2c2r_client *c, const struct fadv *f, struct p2c2r_pressure *out)
+{
+    struct p2c2r_pressure p;
+    p2c2r_pressure_init(&p);
+    fadv_pressure(f, now_us() / 1000, &p);
+    p.max_inflight = c->max_inflight;
+    p.unsent_bytes = buf_used(&c->out);
+    sized_out(out, sized_size(out), &p, &pressure_layout);
+}
+
 int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out)
 {
     if (!c || !out || !sized_ok(sized_size(out), &pressure_layout))
         return P2C2R_EINVAL;
-    struct p2c2r_pressure p;
-    p2c2r_pressure_init(&p);
-    p.inflight = (uint32_t)c->ninflight;
-    p.max_inflight = c->max_inflight;
-    p.rejected_queue_full = c->rej_queue_full;
-    p.rejected_deadline = c->rej_deadline;
-    p.last_reject_ms_ago = UINT64_MAX;
-    if (c->rej_queue_full || c->rej_deadline) {
-        uint64_t now = now_us();
-        p.last_reject_ms_ago = now > c->last_reject_us ? (now - c->last_reject_us) / 1000 : 0;
-    }
-    p.reject_ratio = c->reject_ratio;
-    p.unsent_bytes = buf_used(&c->out);
-    sized_out(out, sized_size(out), &p, &pressure_layout);
+    pressure_out(c, &c->all, out);
     return 0;
+}
+
+int p2c2r_client_type_pressure(const p2c2r_client *c, const char *type, struct p2c2r_pressure *out)
+{
+    if (!c || !type || !out || !sized_ok(sized_size(out), &pressure_layout))
+        return P2C2R_EINVAL;
+    int ix = type_find(c, type);
+    struct fadv none;
+    fadv_init(&none);
+    pressure_out(c, ix >= 0 ? &c->types[ix].adv : c->ntypes == MAX_TYPES ? &c->all : &none, out);
+    return 0;
+}
+
+int p2c2r_client_frame_advice(p2c2r_client *c, const char *type, uint64_t now_ms,
+                              uint32_t budget_us, struct p2c2r_frame_advice *out)
+{
+    if (!c || !type || !out || budget_us == 0 || !sized_ok(sized_size(out), &advice_layout))
+        return P2C2R_EINVAL;
+    size_t tl = strlen(type);
+    if (tl == 0 || tl > PROTO_MAX_TYPE_NAME)
+        return P2C2R_EINVAL;
+    int ix = type_ix(c, type);
+    struct p2c2r_frame_advice a;
+    p2c2r_frame_advice_init(&a);
+    size_t ntasks = c->ninflight - c->nblob_open;
+    uint32_t room = c->state == S_READY && c->max_inflight > ntasks
+                        ? (uint32_t)(c->max_inflight - ntasks) : 0;
+    fadv_advise(ix >= 0 ? &c->types[ix].adv : &c->all, now_ms, budget_us, room, &a);
+    sized_out(out, sized_size(out), &a, &advice_layout);
+    return 0;
+}
+
+int p2c2r_client_state(const p2c2r_client *c)
+{
+    if (!c)
+        return 0;
+    switch (c->state) {
+    case S_TCP:
+    case S_HELLO:
+        return P2C2R_STATE_CONNECTING;
+    case S_READY:
+        return P2C2R_STATE_READY;
+    case S_BACKOFF:
+        return P2C2R_STATE_BACKOFF;
+    default:
+        return P2C2R_STATE_FAILED;
+    }
+}
+
+int p2c2r_client_timeout_ms(const p2c2r_client *c)
+{
+    if (!c)
+        return -1;
+    uint64_t at;
+    if (c->state == S_BACKOFF)
+        at = c->retry_at_us;
+    else if (c->state == S_TCP || c->state == S_HELLO)
+        at = c->attempt_deadline_us;
+    else
+        return -1;
+    uint64_t now = now_us();
+    if (at <= now)
+        return 0;
+    uint64_t ms = (at - now + 999) / 1000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+int p2c2r_client_trace_start(p2c2r_client *c, const char *path)
+{
+    if (!c || !path || c->trace)
+        return P2C2R_EINVAL;
+    return trace_open(&c->trace, path, now_us());
+}
+
+int p2c2r_client_trace_stop(p2c2r_client *c)
+{
+    if (!c)
+        return P2C2R_EINVAL;
+    if (!c->trace)
+        return 0;
+    uint64_t now = now_us();
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct entry *e = c->buckets[i]; e; e = e->hnext) {
+            if (e->traced && !e->done) {
+                struct trace_task tt = {
+                    .ticket = e->ticket,
+                    .user = e->res.user,
+                    .type = e->kind == ENTRY_BLOB ? "blob"
+                            : e->type_ix >= 0     ? c->types[e->type_ix].name
+                                                  : "task",
+                    .submit_us = e->submit_us,
+                    .end_us = now,
+                    .how = TRACE_UNFINISHED,
+                };
+                trace_task(c->trace, &tt);
+            }
+            e->traced = 0;
+        }
+    }
+    int rc = trace_close(c->trace);
+    c->trace = NULL;
+    return rc;
 }
 
 int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
@@ -960,6 +1351,8 @@ int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
         return P2C2R_EINVAL;
     if (c->err)
         return c->err;
+    if (c->state != S_READY)
+        return P2C2R_EAGAIN;
     uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN);
     if (!b)
         return P2C2R_ENOMEM;
@@ -993,6 +1386,8 @@ int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int tim
         return P2C2R_EINVAL;
     if (c->err)
         return c->err;
+    if (c->state != S_READY)
+        return P2C2R_EAGAIN;
     if (len > c->max_body)
         return P2C2R_ETOOBIG;
     uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + len);
@@ -1015,6 +1410,42 @@ int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int tim
     if (c->blob_status < 0)
         return c->blob_status;
     memcpy(hash, c->blob_hash, PROTO_HASH_LEN);
+    return 0;
+}
+
+int p2c2r_client_put_blob_start(p2c2r_client *c, const void *data, size_t len, uint64_t user,
+                                p2c2r_ticket *out)
+{
+    if (!c || !out || (len && !data))
+        return P2C2R_EINVAL;
+    if (c->state == S_FAILED)
+        return c->err;
+    if (c->state != S_READY)
+        return P2C2R_EAGAIN;
+    if (len > c->max_body)
+        return P2C2R_ETOOBIG;
+    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + len);
+    if (!b)
+        return P2C2R_EAGAIN;
+    uint64_t ticket = c->next_ticket + 1;
+    struct entry *e = entry_new(c, ticket);
+    if (!e)
+        return P2C2R_ENOMEM;
+    c->next_ticket = ticket;
+    e->kind = ENTRY_BLOB;
+    e->type_ix = -1;
+    e->submit_us = now_us();
+    e->traced = c->trace != NULL;
+    e->res.user = user;
+    c->nblob_open++;
+    /* The ticket is the request id: BLOB_OK and REJECTED name it. */
+    proto_put_hdr(b, MSG_BLOB_PUT, 0, ticket, (uint32_t)len);
+    if (len)
+        memcpy(b + PROTO_HDR_LEN, data, len);
+    buf_commit(&c->out, PROTO_HDR_LEN + len);
+    out->id = ticket;
+    if (buf_used(&c->out) >= 256u * 1024)
+        do_write(c);
     return 0;
 }
 

@@ -24,31 +24,45 @@ static const size_t task_ends[] = {
     FIELD_END(struct p2c2r_task, need_gpu),
     FIELD_END(struct p2c2r_task, min_cores),
     FIELD_END(struct p2c2r_task, min_mem_bytes),
+    FIELD_END(struct p2c2r_task, user),
 };
 static const size_t options_ends[] = {
     P2C2R_CLIENT_OPTIONS_SIZE_MIN,
     FIELD_END(struct p2c2r_client_options, spin_us),
+    FIELD_END(struct p2c2r_client_options, reserved_),
+    FIELD_END(struct p2c2r_client_options, reconnect_ms),
+    FIELD_END(struct p2c2r_client_options, reconnect_max_ms),
 };
 static const size_t result_ends[] = {
     P2C2R_RESULT_SIZE_MIN,
     FIELD_END(struct p2c2r_result, flags),
+    FIELD_END(struct p2c2r_result, user),
 };
-static const size_t pressure_ends[] = {P2C2R_PRESSURE_SIZE_MIN};
+static const size_t pressure_ends[] = {
+    P2C2R_PRESSURE_SIZE_MIN,
+    FIELD_END(struct p2c2r_pressure, timed_out),
+    FIELD_END(struct p2c2r_pressure, late),
+    FIELD_END(struct p2c2r_pressure, last_miss_ms_ago),
+    FIELD_END(struct p2c2r_pressure, miss_ratio),
+};
+static const size_t advice_ends[] = {P2C2R_FRAME_ADVICE_SIZE_MIN};
 
 #define LAYOUT(T, ends) {sizeof(T), ends, sizeof(ends) / sizeof(ends[0])}
 const struct layout task_layout = LAYOUT(struct p2c2r_task, task_ends);
 const struct layout options_layout = LAYOUT(struct p2c2r_client_options, options_ends);
 const struct layout result_layout = LAYOUT(struct p2c2r_result, result_ends);
 const struct layout pressure_layout = LAYOUT(struct p2c2r_pressure, pressure_ends);
+const struct layout advice_layout = LAYOUT(struct p2c2r_frame_advice, advice_ends);
 
 /* The last listed field ends within the struct's tail padding: nothing was
  * appended after it unlisted. */
 #define LAST_LISTED(T, f) \
     _Static_assert(sizeof(T) - FIELD_END(T, f) < _Alignof(T), #T ": list the new field in its ends[]")
-LAST_LISTED(struct p2c2r_task, min_mem_bytes);
-LAST_LISTED(struct p2c2r_client_options, spin_us);
-LAST_LISTED(struct p2c2r_result, flags);
-LAST_LISTED(struct p2c2r_pressure, unsent_bytes);
+LAST_LISTED(struct p2c2r_task, user);
+LAST_LISTED(struct p2c2r_client_options, reconnect_max_ms);
+LAST_LISTED(struct p2c2r_result, user);
+LAST_LISTED(struct p2c2r_pressure, miss_ratio);
+LAST_LISTED(struct p2c2r_frame_advice, miss_ratio);
 
 /* The size member of the struct at p (possibly unaligned). */
 uint32_t sized_size(const void *p)

@@ -16,7 +16,8 @@ struct layout {
     size_t nends;
 };
 
-extern const struct layout task_layout, options_layout, result_layout, pressure_layout;
+extern const struct layout task_layout, options_layout, result_layout, pressure_layout,
+    advice_layout;
 
 /* The size member of the struct at p (possibly unaligned). */
 uint32_t sized_size(const void *p);
