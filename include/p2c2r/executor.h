@@ -143,9 +143,10 @@ static inline int p2c2r_exec_cancelled(const struct p2c2r_exec_call *call)
  * P2C2R_EXEC_COST_MAX. */
 static inline uint64_t p2c2r_exec_cost_bytes(const struct p2c2r_exec_call *call)
 {
-    uint64_t c = 1 + (uint64_t)call->input_len;
-    for (size_t i = 0; i < call->nblobs; i++)
-        c += (uint64_t)call->blobs[i].len;
+    const uint64_t m = P2C2R_EXEC_COST_MAX;
+    uint64_t c = 1 + ((uint64_t)call->input_len < m ? (uint64_t)call->input_len : m);
+    for (size_t i = 0; i < call->nblobs && c <= m; i++)
+        c += (uint64_t)call->blobs[i].len < m ? (uint64_t)call->blobs[i].len : m;
     return c > P2C2R_EXEC_COST_MAX ? P2C2R_EXEC_COST_MAX : c;
 }
 

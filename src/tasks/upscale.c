@@ -409,6 +409,8 @@ static int upscale_run(struct p2c2r_exec_call *c)
 static int jpeg_peek_size(const uint8_t *d, size_t len, uint32_t *w, uint32_t *h)
 {
     size_t pos = 2;
+    if (len < 2 || d[0] != 0xFF || d[1] != 0xD8)
+        return -1;
     while (pos + 9 <= len) {
         if (d[pos] != 0xFF)
             return -1;
