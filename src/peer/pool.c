@@ -28,10 +28,12 @@
  * right. */
 #include "peer/peer_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "p2c2r/error.h"
 #include "peer/prepared.h"
 
@@ -174,8 +176,11 @@ static void *pool_main(void *arg)
         struct job *j = list_entry(list_pop_front(&p->pending), struct job, node);
         list_push_back(&p->running, &j->node);
         pthread_mutex_unlock(&p->mu);
+        LOG_D("job_start", "task=%" PRIu64 " type=%s", j->task_id, j->ex->name);
         job_run(j);
         uint64_t end = now_us();
+        LOG_D("job_end", "task=%" PRIu64 " type=%s status=%d exec_us=%" PRIu32, j->task_id,
+              j->ex->name, j->status, j->exec_us);
         pthread_mutex_lock(&p->mu);
         list_remove(&j->node);
         if (j->cancel_at_us) {
@@ -288,6 +293,7 @@ static void job_cancel(struct pool *p, struct job *j, uint64_t now, int running)
     if (!j->cancel_at_us) {
         j->cancel_at_us = now ? now : 1;
         __atomic_store_n(&j->cancel_flag, 1, __ATOMIC_RELAXED);
+        LOG_D("job_cancel_running", "task=%" PRIu64 " type=%s", j->task_id, j->ex->name);
     }
 }
 
