@@ -240,7 +240,8 @@ static void test_garbage(void)
             s ^= s << 13, s ^= s >> 7, s ^= s << 17;
             buf[i] = round & 1 ? (uint8_t)"0123456789\"widthqueries:= \n"[s % 27] : (uint8_t)s;
         }
-        memcpy(params, buf + 100, sizeof(params));
+        memcpy(params, buf + 100, sizeof(params) - 1);
+        params[sizeof(params) - 1] = '\0'; /* est takes its length with strlen */
         size_t len = (size_t)(s % sizeof(buf));
         struct p2c2r_blob b = {{0}, buf + 200, (size_t)(s >> 20) % 300};
         for (size_t i = 0; i < n; i++)
