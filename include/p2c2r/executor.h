@@ -20,8 +20,8 @@
 extern "C" {
 #endif
 
-/* 2: P2C2R_EXEC_DETERMINISTIC. */
-#define P2C2R_EXEC_ABI_VERSION 2
+/* 2: P2C2R_EXEC_DETERMINISTIC.  3: estimate, cancel, prepared state. */
+#define P2C2R_EXEC_ABI_VERSION 3
 
 /* The executor is so cheap that running it inline on the I/O thread (for
  * inputs under P2C2R_EXEC_INLINE_MAX bytes) beats a thread hand-off. */
@@ -51,8 +51,18 @@ struct p2c2r_blob {
     size_t len;
 };
 
+/* The largest cost an estimate returns; every estimate is in
+ * 1..P2C2R_EXEC_COST_MAX, whatever the input (so sums of a few thousand
+ * estimates cannot overflow 64 bits). */
+#define P2C2R_EXEC_COST_MAX ((uint64_t)1 << 48)
+
+/* Frees a prepared object (see p2c2r_exec_prepared_put). */
+typedef void (*p2c2r_prepared_free_fn)(void *obj);
+
 /* One call of an executor.  Everything here is borrowed and valid until run
- * returns. */
+ * returns.  Whoever builds a call zero-initialises the members it does not
+ * set (a designated initializer does): NULL cancel and prepared_* mean "never
+ * cancelled" and "no prepared-state cache". */
 struct p2c2r_exec_call {
     const uint8_t *input;
     size_t input_len;
@@ -72,6 +82,21 @@ struct p2c2r_exec_call {
     /* Blobs the task referenced, resolved by the peer before the call. */
     const struct p2c2r_blob *blobs;
     size_t nblobs;
+
+    /* ---- ABI 3 ---- */
+
+    /* The cancel flag: nonzero once the task stopped mattering (its renter
+     * cancelled it, its deadline passed, its hedge lost).  Written by another
+     * thread at any time; read it only through p2c2r_exec_cancelled.  NULL:
+     * the call cannot be cancelled. */
+    const int *cancel;
+
+    /* The peer's prepared-state cache; use p2c2r_exec_prepared_get / _put,
+     * which also handle a call without one (both NULL). */
+    const void *(*prepared_get)(struct p2c2r_exec_call *call, const uint8_t key[32]);
+    int (*prepared_put)(struct p2c2r_exec_call *call, const uint8_t key[32], void *obj,
+                        size_t bytes, p2c2r_prepared_free_fn free_fn, const void **out);
+    void *prepared_opaque; /* for prepared_get / prepared_put */
 };
 
 struct p2c2r_executor {
@@ -86,9 +111,77 @@ struct p2c2r_executor {
 
     /* Runs the task.  Returns 0 after alloc_output was called and the output
      * fully written, or a negative p2c2r_error with a reason in call->err.
-     * Called concurrently from several threads: must be reentrant. */
+     * Called concurrently from several threads: must be reentrant.  Should
+     * poll p2c2r_exec_cancelled often enough that a cancelled call returns
+     * P2C2R_ECANCELLED within about a millisecond of work. */
     int (*run)(struct p2c2r_exec_call *call);
+
+    /* Optional (ABI 3): the cost of running this call, a dimensionless
+     * number in 1..P2C2R_EXEC_COST_MAX meant to be proportional to the
+     * executor's run time for this type (the coordinator learns the time
+     * per unit per type and per peer).  Reads params, input_len, the blobs'
+     * lengths and at most a fixed-size header of input or a blob (input or a
+     * blob's data may be NULL when only sizes are known: then it assumes
+     * what the sizes allow).  Must be cheap (no allocation, no parsing of
+     * the whole input), never fail, and stay bounded for malformed input:
+     * a value it cannot read counts at its default or its limit.  Pure and
+     * thread-safe.  NULL: the cost is p2c2r_exec_cost_bytes(call). */
+    uint64_t (*estimate)(const struct p2c2r_exec_call *call);
 };
+
+/* Whether call was cancelled (its cancel flag is set).  An executor checks
+ * it between units of work (rows, steps, batches of expansions) and then
+ * returns P2C2R_ECANCELLED with nothing written.  A relaxed atomic load: a
+ * few nanoseconds.  Thread-safe. */
+static inline int p2c2r_exec_cancelled(const struct p2c2r_exec_call *call)
+{
+    return call->cancel && __atomic_load_n(call->cancel, __ATOMIC_RELAXED) != 0;
+}
+
+/* The default cost of a call, and the estimate of echo and sha256:
+ * input_len plus every blob's length, plus 1, clamped to
+ * P2C2R_EXEC_COST_MAX. */
+static inline uint64_t p2c2r_exec_cost_bytes(const struct p2c2r_exec_call *call)
+{
+    const uint64_t m = P2C2R_EXEC_COST_MAX;
+    uint64_t c = 1 + ((uint64_t)call->input_len < m ? (uint64_t)call->input_len : m);
+    for (size_t i = 0; i < call->nblobs && c <= m; i++)
+        c += (uint64_t)call->blobs[i].len < m ? (uint64_t)call->blobs[i].len : m;
+    return c > P2C2R_EXEC_COST_MAX ? P2C2R_EXEC_COST_MAX : c;
+}
+
+/* Prepared state: what run derived from a blob (a parsed map, a scene's
+ * BVH, a decoded image), kept in the peer's cache for later calls of the
+ * same executor.  key is 32 bytes the executor chooses: the blob's SHA-256,
+ * or a SHA-256 over everything the object depends on.  Entries are scoped
+ * to the executor (two executors never see each other's objects).
+ *
+ * p2c2r_exec_prepared_get returns the object cached under key (borrowed,
+ * valid until run returns, never written again: share it read-only), or
+ * NULL when there is none or no cache.  A hit or a miss, never a half-built
+ * object.
+ *
+ * p2c2r_exec_prepared_put offers obj (bytes: what it holds in memory,
+ * counted against the cache's cap; free_fn frees it).  Takes ownership on
+ * success: returns 0 with *out the cached object under key, valid until run
+ * returns, which is obj or, when another thread put one first, that one
+ * (obj is then freed).  On failure (no cache, obj larger than the cache,
+ * out of memory, more than a few objects held by this call) returns a
+ * negative p2c2r_error and the caller keeps obj.  Put only what was derived
+ * successfully: a parse failure caches nothing.  Thread-safe. */
+static inline const void *p2c2r_exec_prepared_get(struct p2c2r_exec_call *call, const uint8_t key[32])
+{
+    return call->prepared_get ? call->prepared_get(call, key) : NULL;
+}
+
+static inline int p2c2r_exec_prepared_put(struct p2c2r_exec_call *call, const uint8_t key[32],
+                                          void *obj, size_t bytes, p2c2r_prepared_free_fn free_fn,
+                                          const void **out)
+{
+    if (!call->prepared_put)
+        return P2C2R_EUNSUPPORTED;
+    return call->prepared_put(call, key, obj, bytes, free_fn, out);
+}
 
 /* Finds the value of key in a "key=value\n" params block.  Returns 1 and
  * sets *val / *val_len (borrowed from params) when found, 0 otherwise. */

@@ -10,6 +10,7 @@
  * the loop has run every close callback. */
 #include "peer/peer_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #include "common/log.h"
 #include "p2c2r/error.h"
+#include "peer/prepared.h"
 #include "tasks/tasks.h"
 
 #define TICK_MS 1000
@@ -48,6 +50,16 @@ static void begin_stop(struct peer_agent *a)
     /* Join the executors first: after that nobody can touch the wake handle,
      * so it can be closed with the rest.  Running jobs are bounded. */
     pool_stop(&a->pool);
+    struct peer_stats st;
+    peer_agent_stats(a, &st);
+    LOG_I("peer_exec_stats",
+          "cancelled_queued=%" PRIu64 " cancelled_running=%" PRIu64 " cancelled_stopped=%" PRIu64
+          " cancel_wasted_us=%" PRIu64 " prepared_hits=%" PRIu64 " prepared_misses=%" PRIu64
+          " prepared_inserts=%" PRIu64 " prepared_races=%" PRIu64 " prepared_refused=%" PRIu64
+          " prepared_evictions=%" PRIu64 " prepared_entries=%" PRIu64 " prepared_bytes=%" PRIu64,
+          st.cancelled_queued, st.cancelled_running, st.cancelled_stopped, st.cancel_wasted_us,
+          st.prepared_hits, st.prepared_misses, st.prepared_inserts, st.prepared_races,
+          st.prepared_refused, st.prepared_evictions, st.prepared_entries, st.prepared_bytes);
     for (uint32_t i = 0; i < a->cfg.connections; i++)
         link_stop(&a->links[i]);
     uv_close((uv_handle_t *)&a->ticker, NULL);
@@ -117,6 +129,7 @@ void peer_config_defaults(struct peer_config *cfg)
     cfg->max_output = PROTO_MAX_BODY_DEFAULT - PROTO_DELIVER_PREFIX;
     cfg->backoff_min_ms = 100;
     cfg->blob_cache_bytes = 256u << 20;
+    cfg->prepared_cache_bytes = 256u << 20;
     cfg->backoff_max_ms = 5000;
 }
 
@@ -177,7 +190,8 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
         link_init(&a->links[i], a, i);
         a->links[i].key = &a->keys[i % a->nkeys];
     }
-    if (pool_init(&a->pool, &a->loop, cfg->threads) != 0) {
+    a->prep = prep_cache_new(cfg->prepared_cache_bytes);
+    if (pool_init(&a->pool, &a->loop, cfg->threads, a->prep) != 0) {
         snprintf(err, errcap, "cannot start executor threads");
         peer_agent_free(a);
         return P2C2R_ENOMEM;
@@ -208,6 +222,28 @@ int peer_agent_run(struct peer_agent *a)
 
 void peer_agent_stop(struct peer_agent *a) { uv_async_send(&a->stopper); }
 
+void peer_agent_stats(struct peer_agent *a, struct peer_stats *out)
+{
+    struct pool_stats ps;
+    struct prep_stats pr;
+    pool_stats(&a->pool, &ps);
+    prep_cache_stats(a->prep, &pr);
+    *out = (struct peer_stats){
+        .cancelled_queued = ps.cancelled_queued,
+        .cancelled_running = ps.cancelled_running,
+        .cancelled_stopped = ps.cancelled_stopped,
+        .cancel_wasted_us = ps.cancel_wasted_us,
+        .prepared_hits = pr.hits,
+        .prepared_misses = pr.misses,
+        .prepared_inserts = pr.inserts,
+        .prepared_races = pr.races,
+        .prepared_refused = pr.refused,
+        .prepared_evictions = pr.evictions,
+        .prepared_entries = pr.entries,
+        .prepared_bytes = pr.bytes,
+    };
+}
+
 void peer_agent_free(struct peer_agent *a)
 {
     if (!a)
@@ -220,6 +256,7 @@ void peer_agent_free(struct peer_agent *a)
     for (uint32_t i = 0; i < a->cfg.connections; i++)
         link_fini(&a->links[i]);
     pblob_cache_fini(&a->blobs);
+    prep_cache_free(a->prep);
     free(a->links);
     free(a->rbuf);
     for (uint32_t i = 0; i < a->nkeys; i++)

@@ -22,6 +22,7 @@ struct peer_config {
     uint32_t max_output;     /* largest result accepted from an executor */
     uint32_t backoff_min_ms, backoff_max_ms;
     size_t blob_cache_bytes; /* cap on cached blobs (referenced ones stay) */
+    size_t prepared_cache_bytes; /* cap on executors' prepared state (0 = none kept) */
     int handle_signals;      /* stop on SIGINT/SIGTERM */
     /* What the peer offers, as registered with the coordinator (tasks may
      * require a GPU, a number of cores, an amount of memory).  GPUs are not
@@ -59,5 +60,18 @@ int peer_agent_run(struct peer_agent *a);
 void peer_agent_stop(struct peer_agent *a);
 
 void peer_agent_free(struct peer_agent *a);
+
+/* What the agent's executors did with cancels and prepared state. */
+struct peer_stats {
+    uint64_t cancelled_queued;   /* jobs cancelled before they started */
+    uint64_t cancelled_running;  /* jobs a CANCEL reached while they ran */
+    uint64_t cancelled_stopped;  /* of those, the ones whose executor stopped early */
+    uint64_t cancel_wasted_us;   /* executor time used after those CANCELs */
+    uint64_t prepared_hits, prepared_misses, prepared_inserts, prepared_races;
+    uint64_t prepared_refused, prepared_evictions, prepared_entries, prepared_bytes;
+};
+
+/* Fills *out with the agent's counters (a snapshot).  Thread-safe. */
+void peer_agent_stats(struct peer_agent *a, struct peer_stats *out);
 
 #endif

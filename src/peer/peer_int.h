@@ -5,10 +5,13 @@
  *            in and out, dispatch of what the coordinator sends, reconnect
  *   pool.c   running tasks: executor threads, the job lists, inline runs
  *   pblob.c  the blob cache: content-addressed, LRU by bytes, pinned blobs
+ *   prepared.c  what executors derived from blobs (its own header,
+ *            prepared.h: thread-safe, used by the executor threads)
  *
  * Thread context: everything here runs on the agent's loop thread, except
- * the pool's worker threads, which touch only a job and the pool's two
- * lists (under the pool's mutex) and read pinned blobs' bytes.  Nothing
+ * the pool's worker threads, which touch only a job, the pool's lists and
+ * counters (under the pool's mutex) and the prepared-state cache (its own
+ * mutex), and read pinned blobs' bytes.  Nothing
  * outside src/peer includes this header. */
 #ifndef P2C2R_PEER_INT_H
 #define P2C2R_PEER_INT_H
@@ -72,23 +75,37 @@ int pblob_resolve(struct pblob_cache *c, const struct msg_task *t, struct pblob 
 
 struct link;
 
-/* The executor threads and their two job lists: pending (queued, not
- * started) and done (finished, waiting for the loop).  A worker that makes
- * done non-empty wakes the loop once; the loop drains the whole list. */
+struct prep_cache;
+
+/* What the pool did with cancels since it started. */
+struct pool_stats {
+    uint64_t cancelled_queued;  /* jobs cancelled before they started (never ran) */
+    uint64_t cancelled_running; /* jobs a CANCEL reached while they ran */
+    uint64_t cancelled_stopped; /* of those, the ones whose executor stopped (ECANCELLED) */
+    uint64_t cancel_wasted_us;  /* executor time those jobs used after their CANCEL */
+};
+
+/* The executor threads and their three job lists: pending (queued, not
+ * started), running (on a worker) and done (finished, waiting for the
+ * loop).  A worker that makes done non-empty wakes the loop once; the loop
+ * drains the whole list. */
 struct pool {
     uv_async_t wake;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct list_node pending, done;
+    struct list_node pending, running, done;
     int stop;
     pthread_t *threads;
     uint32_t nthreads;
+    struct prep_cache *prep; /* borrowed from the agent; NULL: no prepared state */
+    struct pool_stats st;    /* under mu */
 };
 
-/* Sets the pool up on loop and starts up to nthreads workers.  Returns 0, or
+/* Sets the pool up on loop and starts up to nthreads workers; their jobs
+ * use prep (borrowed, may be NULL) for prepared state.  Returns 0, or
  * P2C2R_ENOMEM when not one thread started (pool_stop and pool_fini must
  * still be called). */
-int pool_init(struct pool *p, uv_loop_t *loop, uint32_t nthreads);
+int pool_init(struct pool *p, uv_loop_t *loop, uint32_t nthreads, struct prep_cache *prep);
 /* Joins the workers (a running job finishes first) and closes the wake
  * handle; after this no thread touches the pool. */
 void pool_stop(struct pool *p);
@@ -101,12 +118,16 @@ void pool_fini(struct pool *p);
  * Every outcome, refusals included, becomes exactly one RESULT on l (in this
  * session).  Returns 0 (a bad task is a RESULT, not a cut). */
 int pool_assign(struct link *l, const struct frame_hdr *h, const uint8_t *body);
-/* Marks l's queued job for task_id cancelled: it answers ECANCELLED instead
- * of running.  A job already running finishes. */
+/* Cancels l's job for task_id: a queued one answers ECANCELLED instead of
+ * running; a running one has its executor's cancel flag set, and answers
+ * ECANCELLED as soon as the executor notices (or its result, when it
+ * finished first).  An unknown task is ignored. */
 void pool_cancel(struct pool *p, const struct link *l, uint64_t task_id);
-/* Marks every queued job of l cancelled (l is closing: the coordinator
- * requeues those tasks itself). */
+/* Cancels every job of l, queued or running (l is closing: the coordinator
+ * requeues those tasks itself, and their results would be dropped). */
 void pool_cancel_link(struct pool *p, const struct link *l);
+/* Copies the cancel counters.  Thread-safe. */
+void pool_stats(struct pool *p, struct pool_stats *out);
 
 /* ---- coordinator link (link.c) ----------------------------------------------- */
 
@@ -181,6 +202,7 @@ struct peer_agent {
     struct list_node dirty; /* links with output to write this iteration */
     uint8_t *rbuf;          /* shared read buffer (common/fconn) */
     struct pblob_cache blobs;
+    struct prep_cache *prep; /* NULL when --prepared-cache is 0 */
     struct pool pool;
 };
 

@@ -39,6 +39,7 @@ int main(int argc, char **argv)
         o += (size_t)snprintf(all_types + o, sizeof(all_types) - o, "%s%s", i ? "," : "", builtin[i]->name);
     const char *types = all_types, *token = getenv("P2C2R_TOKEN"), *name = NULL, *level = "info";
     int64_t slots = cfg.slots, threads = 0, conns = 1, cores = 0, mem = 0;
+    int64_t prepared = (int64_t)cfg.prepared_cache_bytes;
     const char *gpu = NULL, *key_file = "p2c2r-peer.key";
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator address; $P2C2R_COORDINATOR when set", &coordinator, CLIOPT_DEFAULT},
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
         {"gpu", 0, OPT_STR, "MODEL", 0, 0, "offer a GPU named MODEL to tasks that require one (not detected; default none)", &gpu},
         {"cores", 0, OPT_INT, "N", 1, 65535, "cores to offer (default: the machine's online cores)", &cores},
         {"memory", 0, OPT_INT, "BYTES", 1, INT64_MAX, "memory to offer (default: the machine's physical memory)", &mem},
+        {"prepared-cache", 0, OPT_INT, "BYTES", 0, INT64_MAX, "bytes of state executors keep from blobs (parsed maps, scenes); 0 keeps none", &prepared, CLIOPT_DEFAULT},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         {"name", 'n', OPT_STR, "NAME", 0, 0, "name shown in coordinator stats", &name},
         {"key", 'k', OPT_STR, "FILE", 0, 0, "this peer's identity (Ed25519 key pair); created 0600 on first start, relative to the working directory; keep it: the coordinator's record of this peer follows it", &key_file, CLIOPT_DEFAULT},
@@ -91,6 +93,7 @@ int main(int argc, char **argv)
     cfg.connections = (uint32_t)conns;
     cfg.cores = (uint32_t)cores;
     cfg.mem_bytes = (uint64_t)mem;
+    cfg.prepared_cache_bytes = (size_t)prepared;
     if (gpu && (gpu[0] == '\0' || strlen(gpu) > PROTO_MAX_NAME)) {
         fprintf(stderr, "p2c2r-peer: --gpu needs a model name of 1..%d bytes, e.g. --gpu 'RTX 4070'\n",
                 PROTO_MAX_NAME);

@@ -8,20 +8,37 @@
  * and moves it to done, waking the loop once per batch.  The loop hands each
  * finished frame to its link (link_job_done) and frees the job.
  *
- * Invariants: a job is on exactly one of pending, a worker's stack, or done;
- * the lists and a queued job's cancelled flag change only under mu; a job
- * pins the blobs it references until it is freed on the loop thread, so a
- * worker reads blob bytes that cannot be evicted; every ASSIGN produces one
- * RESULT (inline, refusal, or job), and a job cancelled before it started
- * still answers (ECANCELLED) so the coordinator's count of the link's tasks
- * stays right. */
+ * Cancel.  A CANCEL for a queued job marks it (it answers ECANCELLED without
+ * running); for a running job it sets the job's cancel flag, which the
+ * executor polls (p2c2r_exec_cancelled) and answers ECANCELLED within about
+ * a millisecond of work.  Either way the job still answers, as the protocol
+ * requires.  The pool counts jobs cancelled while running and the executor
+ * time they used after the cancel (pool_stats).
+ *
+ * Prepared state.  A job's call reaches the peer's prepared-state cache
+ * (prepared.h) through its prepared_get/put hooks, scoped to its executor;
+ * the entries a call took are released when run returns.
+ *
+ * Invariants: a job is on exactly one of pending, running, or done; the
+ * lists, a job's cancelled and cancel_at_us, and the counters change only
+ * under mu; a job pins the blobs it references until it is freed on the loop
+ * thread, so a worker reads blob bytes that cannot be evicted; every ASSIGN
+ * produces one RESULT (inline, refusal, or job), and a cancelled job still
+ * answers (ECANCELLED) so the coordinator's count of the link's tasks stays
+ * right. */
 #include "peer/peer_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "p2c2r/error.h"
+#include "peer/prepared.h"
+
+/* Prepared entries one call may hold at once (a map, a scene, ...). */
+#define JOB_HELD_MAX 8
 
 struct job {
     struct list_node node;
@@ -31,7 +48,12 @@ struct job {
     const struct p2c2r_executor *ex;
     uint8_t *body; /* owned copy of the task body */
     struct msg_task task;
-    int cancelled;
+    int cancelled;       /* under mu: answer ECANCELLED without running */
+    int cancel_flag;     /* the executor's cancel flag (atomic) */
+    uint64_t cancel_at_us; /* under mu: when a CANCEL reached it while running, else 0 */
+    struct pool *pool;
+    uint32_t nheld;      /* prepared entries the running call holds */
+    struct prep_entry *held[JOB_HELD_MAX];
     int status;
     uint32_t exec_us;
     uint8_t *frame; /* RESULT frame: header, prefix, output */
@@ -73,6 +95,35 @@ static void job_error_frame(struct job *j, int status, const char *text)
     j->status = status;
 }
 
+static const void *job_prepared_get(struct p2c2r_exec_call *call, const uint8_t key[32])
+{
+    struct job *j = call->prepared_opaque;
+    if (!j->pool->prep || j->nheld == JOB_HELD_MAX)
+        return NULL;
+    struct prep_entry *e = prep_get(j->pool->prep, j->ex, key);
+    if (!e)
+        return NULL;
+    j->held[j->nheld++] = e;
+    return prep_entry_obj(e);
+}
+
+static int job_prepared_put(struct p2c2r_exec_call *call, const uint8_t key[32], void *obj,
+                            size_t bytes, p2c2r_prepared_free_fn free_fn, const void **out)
+{
+    struct job *j = call->prepared_opaque;
+    struct prep_entry *e;
+    if (!j->pool->prep)
+        return P2C2R_EUNSUPPORTED;
+    if (j->nheld == JOB_HELD_MAX)
+        return P2C2R_ETOOBIG;
+    int rc = prep_put(j->pool->prep, j->ex, key, obj, bytes, free_fn, &e);
+    if (rc != 0)
+        return rc;
+    j->held[j->nheld++] = e;
+    *out = prep_entry_obj(e);
+    return 0;
+}
+
 static void job_run(struct job *j)
 {
     if (j->cancelled) {
@@ -89,10 +140,17 @@ static void job_run(struct job *j)
             .err_cap = sizeof(j->err),
             .blobs = j->blobs,
             .nblobs = j->nblobs,
+            .cancel = &j->cancel_flag,
+            .prepared_get = job_prepared_get,
+            .prepared_put = job_prepared_put,
+            .prepared_opaque = j,
         };
         uint64_t t0 = now_us();
         int rc = j->ex->run(&call);
         j->exec_us = (uint32_t)(now_us() - t0);
+        for (uint32_t i = 0; i < j->nheld; i++)
+            prep_release(j->pool->prep, j->held[i]);
+        j->nheld = 0;
         if (rc == 0 && !j->frame)
             rc = P2C2R_ETASK, snprintf(j->err, sizeof(j->err), "executor produced no output");
         if (rc != 0)
@@ -116,9 +174,20 @@ static void *pool_main(void *arg)
         if (p->stop)
             break;
         struct job *j = list_entry(list_pop_front(&p->pending), struct job, node);
+        list_push_back(&p->running, &j->node);
         pthread_mutex_unlock(&p->mu);
+        LOG_D("job_start", "task=%" PRIu64 " type=%s", j->task_id, j->ex->name);
         job_run(j);
+        uint64_t end = now_us();
+        LOG_D("job_end", "task=%" PRIu64 " type=%s status=%d exec_us=%" PRIu32, j->task_id,
+              j->ex->name, j->status, j->exec_us);
         pthread_mutex_lock(&p->mu);
+        list_remove(&j->node);
+        if (j->cancel_at_us) {
+            p->st.cancelled_running++;
+            p->st.cancelled_stopped += j->status == P2C2R_ECANCELLED;
+            p->st.cancel_wasted_us += end > j->cancel_at_us ? end - j->cancel_at_us : 0;
+        }
         int was_empty = list_empty(&p->done);
         list_push_back(&p->done, &j->node);
         pthread_mutex_unlock(&p->mu);
@@ -165,11 +234,14 @@ static void on_wake(uv_async_t *h)
     }
 }
 
-int pool_init(struct pool *p, uv_loop_t *loop, uint32_t nthreads)
+int pool_init(struct pool *p, uv_loop_t *loop, uint32_t nthreads, struct prep_cache *prep)
 {
     uv_async_init(loop, &p->wake, on_wake);
     p->wake.data = p;
+    p->prep = prep;
+    memset(&p->st, 0, sizeof(p->st));
     list_init(&p->pending);
+    list_init(&p->running);
     list_init(&p->done);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
@@ -209,25 +281,49 @@ void pool_fini(struct pool *p)
     pthread_cond_destroy(&p->cv);
 }
 
-void pool_cancel(struct pool *p, const struct link *l, uint64_t task_id)
+/* Under mu: cancels job j, queued or running. */
+static void job_cancel(struct pool *p, struct job *j, uint64_t now, int running)
 {
+    if (!running) {
+        if (!j->cancelled)
+            p->st.cancelled_queued++;
+        j->cancelled = 1;
+        return;
+    }
+    if (!j->cancel_at_us) {
+        j->cancel_at_us = now ? now : 1;
+        __atomic_store_n(&j->cancel_flag, 1, __ATOMIC_RELAXED);
+        LOG_D("job_cancel_running", "task=%" PRIu64 " type=%s", j->task_id, j->ex->name);
+    }
+}
+
+/* Cancels l's jobs (all of them, or only task_id's when one is 1). */
+static void cancel_matching(struct pool *p, const struct link *l, int one, uint64_t task_id)
+{
+    uint64_t now = now_us();
     pthread_mutex_lock(&p->mu);
-    for (struct list_node *n = p->pending.next; n != &p->pending; n = n->next) {
-        struct job *j = list_entry(n, struct job, node);
-        if (j->link == l && j->task_id == task_id)
-            j->cancelled = 1;
+    for (int running = 0; running < 2; running++) {
+        struct list_node *h = running ? &p->running : &p->pending;
+        for (struct list_node *n = h->next; n != h; n = n->next) {
+            struct job *j = list_entry(n, struct job, node);
+            if (j->link == l && (!one || j->task_id == task_id))
+                job_cancel(p, j, now, running);
+        }
     }
     pthread_mutex_unlock(&p->mu);
 }
 
-void pool_cancel_link(struct pool *p, const struct link *l)
+void pool_cancel(struct pool *p, const struct link *l, uint64_t task_id)
+{
+    cancel_matching(p, l, 1, task_id);
+}
+
+void pool_cancel_link(struct pool *p, const struct link *l) { cancel_matching(p, l, 0, 0); }
+
+void pool_stats(struct pool *p, struct pool_stats *out)
 {
     pthread_mutex_lock(&p->mu);
-    for (struct list_node *n = p->pending.next; n != &p->pending; n = n->next) {
-        struct job *j = list_entry(n, struct job, node);
-        if (j->link == l)
-            j->cancelled = 1;
-    }
+    *out = p->st;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -351,6 +447,7 @@ int pool_assign(struct link *l, const struct frame_hdr *h, const uint8_t *body)
     j->session = l->session;
     j->task_id = h->req_id;
     j->ex = ex;
+    j->pool = &a->pool;
     j->max_output = l->max_output;
     j->nblobs = j->task.nblobs;
     for (uint32_t i = 0; i < j->nblobs; i++) {

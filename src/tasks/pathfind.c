@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tasks/task_cost.h"
+
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t err_cap, const char *fmt,
                                                        ...)
 {
@@ -29,7 +31,7 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t err_cap,
 
 void pf_options_init(struct pf_options *o)
 {
-    *o = (struct pf_options){PF_ALGO_JPS, 1, NULL, 0, 0};
+    *o = (struct pf_options){PF_ALGO_JPS, 1, NULL, 0, 0, NULL};
 }
 
 static int value_is(const char *v, size_t n, const char *word)
@@ -180,15 +182,27 @@ static int put_result(struct pf_text *t, const struct pf_result *r, int paths)
     return 0;
 }
 
+int pf_map_blob_parse(struct pf_map *m, const char *map_text, size_t map_len, char *err,
+                      size_t err_cap)
+{
+    size_t used = 0;
+    int rc = pf_map_parse(m, map_text, map_len, &used, err, err_cap);
+    if (rc != 0)
+        return rc;
+    if (!pf_text_blank(map_text + used, map_len - used)) {
+        rc = fail(err, err_cap, "map blob: text after the last map row (line %u)",
+                  pf_count_lines(map_text, used) + 1);
+        pf_map_fini(m);
+    }
+    return rc;
+}
+
 int pf_task_run(const char *map_text, size_t map_len, const char *input, size_t input_len,
                 const struct pf_options *o, char **out, size_t *out_len, char *err,
                 size_t err_cap)
 {
     struct pf_map m;
-    struct pf_query *qs = NULL;
-    struct pf_search *s = NULL;
-    struct pf_text t = {NULL, 0, 0, o->max_output ? o->max_output : PF_MAX_OUTPUT};
-    uint32_t nq = 0, first_line = 1;
+    uint32_t first_line = 1;
     size_t used = 0;
     int rc;
 
@@ -197,31 +211,49 @@ int pf_task_run(const char *map_text, size_t map_len, const char *input, size_t 
         input_len = 0;
     }
     if (map_text) {
-        if ((rc = pf_map_parse(&m, map_text, map_len, &used, err, err_cap)) != 0)
+        if ((rc = pf_map_blob_parse(&m, map_text, map_len, err, err_cap)) != 0)
             return rc;
-        if (!pf_text_blank(map_text + used, map_len - used)) {
-            rc = fail(err, err_cap, "map blob: text after the last map row (line %u)",
-                      pf_count_lines(map_text, used) + 1);
-            goto out_map;
-        }
-        used = 0;
     } else {
         if ((rc = pf_map_parse(&m, input, input_len, &used, err, err_cap)) != 0)
             return rc;
         first_line = pf_count_lines(input, used) + 1;
     }
-    if ((rc = pf_queries_parse(&m, input + used, input_len - used, first_line, &qs, &nq, err,
-                               err_cap)) != 0)
-        goto out_map;
-    if (nq && (rc = pf_search_new(&m, &s)) != 0) {
-        fail(err, err_cap, "out of memory for the search workspace of a %ux%u map", m.width,
-             m.height);
+    rc = pf_task_run_map(&m, input + used, input_len - used, first_line, o, out, out_len, err,
+                         err_cap);
+    pf_map_fini(&m);
+    return rc;
+}
+
+int pf_task_run_map(const struct pf_map *m, const char *input, size_t input_len,
+                    uint32_t first_line, const struct pf_options *o, char **out, size_t *out_len,
+                    char *err, size_t err_cap)
+{
+    struct pf_query *qs = NULL;
+    struct pf_search *s = NULL;
+    struct pf_text t = {NULL, 0, 0, o->max_output ? o->max_output : PF_MAX_OUTPUT};
+    uint32_t nq = 0;
+    int rc;
+
+    if (!input) {
+        input = "";
+        input_len = 0;
+    }
+    if ((rc = pf_queries_parse(m, input, input_len, first_line, &qs, &nq, err, err_cap)) != 0)
+        return rc;
+    if (nq && (rc = pf_search_new(m, &s)) != 0) {
+        fail(err, err_cap, "out of memory for the search workspace of a %ux%u map", m->width,
+             m->height);
         goto out_queries;
     }
+    if (s)
+        pf_search_set_cancel(s, o->cancel);
     for (uint32_t i = 0; i < nq; i++) {
         struct pf_result r;
         if ((rc = pf_search_run(s, o->algo, &qs[i], o->paths, &r)) != 0) {
-            fail(err, err_cap, "query %u: out of memory", i + 1);
+            if (rc == P2C2R_ECANCELLED)
+                fail(err, err_cap, "cancelled at query %u of %u", i + 1, nq);
+            else
+                fail(err, err_cap, "query %u: out of memory", i + 1);
             goto out_text;
         }
         if ((rc = put_result(&t, &r, o->paths)) != 0) {
@@ -242,8 +274,6 @@ out_text:
     pf_search_free(s);
 out_queries:
     free(qs);
-out_map:
-    pf_map_fini(&m);
     return rc;
 }
 
@@ -254,6 +284,53 @@ static int pathfind_check(const struct p2c2r_exec_call *c)
     struct pf_options o;
     pf_options_init(&o);
     return pf_options_parse(c->params, c->params_len, &o, c->err, c->err_cap);
+}
+
+static void map_free(void *obj)
+{
+    struct pf_map *m = obj;
+    pf_map_fini(m);
+    free(m);
+}
+
+/* The parsed map blob for key (its SHA-256): from the peer's prepared state,
+ * or parsed now and offered to it.  A map that fails to parse is never
+ * offered.  On success *m is valid until run returns; *own is what the
+ * caller frees (map_free) when the cache did not take the map. */
+static int prepared_map(struct p2c2r_exec_call *c, const uint8_t key[32], const uint8_t *text,
+                        size_t len, const struct pf_map **m, struct pf_map **own)
+{
+    *own = NULL;
+    if ((*m = p2c2r_exec_prepared_get(c, key)) != NULL)
+        return 0;
+    struct pf_map *pm = calloc(1, sizeof(*pm));
+    if (!pm) {
+        fail(c->err, c->err_cap, "out of memory for the map");
+        return P2C2R_ENOMEM;
+    }
+    int rc = pf_map_blob_parse(pm, (const char *)text, len, c->err, c->err_cap);
+    if (rc != 0) {
+        free(pm);
+        return rc;
+    }
+    size_t bytes = sizeof(*pm) + (size_t)pm->stride * (pm->height + 2);
+    const void *cached;
+    if (p2c2r_exec_prepared_put(c, key, pm, bytes, map_free, &cached) == 0) {
+        *m = cached;
+    } else {
+        *m = pm;
+        *own = pm;
+    }
+    return 0;
+}
+
+static void hex_to_key(const char *hex, uint8_t key[32])
+{
+    for (int i = 0; i < 32; i++) {
+        int hi = hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10;
+        int lo = hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0' : hex[2 * i + 1] - 'a' + 10;
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
 }
 
 static int pathfind_run(struct p2c2r_exec_call *c)
@@ -267,13 +344,28 @@ static int pathfind_run(struct p2c2r_exec_call *c)
     pf_options_init(&o);
     if ((rc = pf_options_parse(c->params, c->params_len, &o, c->err, c->err_cap)) != 0)
         return rc;
+    o.cancel = c->cancel;
     if (o.map_ref && !p2c2r_exec_blob(c, o.map_ref, o.map_ref_len, &map, &map_len))
         return fail(c->err, c->err_cap,
                     "param map names blob %.12s... but the task does not reference it", o.map_ref);
     if (o.map_ref && !map)
         map = (const uint8_t *)""; /* an empty blob is an empty map text */
-    rc = pf_task_run((const char *)map, map_len, (const char *)c->input, c->input_len, &o, &out,
-                     &out_len, c->err, c->err_cap);
+    if (o.map_ref) {
+        /* The map blob: parsed once per peer while its prepared state lasts. */
+        uint8_t key[32];
+        const struct pf_map *m;
+        struct pf_map *own;
+        hex_to_key(o.map_ref, key);
+        if ((rc = prepared_map(c, key, map, map_len, &m, &own)) != 0)
+            return rc;
+        rc = pf_task_run_map(m, (const char *)c->input, c->input_len, 1, &o, &out, &out_len,
+                             c->err, c->err_cap);
+        if (own)
+            map_free(own);
+    } else {
+        rc = pf_task_run(NULL, 0, (const char *)c->input, c->input_len, &o, &out, &out_len,
+                         c->err, c->err_cap);
+    }
     if (rc)
         return rc;
     void *dst = c->alloc_output(c, out_len);
@@ -289,5 +381,36 @@ static int pathfind_run(struct p2c2r_exec_call *c)
     return 0;
 }
 
+/* cells + queries * cells / 4: the parse and the workspace grow with the
+ * map, and a search may touch any share of it (a quarter on average is the
+ * assumption; the coordinator learns the time per unit).  The map's size is
+ * read from its header (first PF_PEEK bytes), the query count from the
+ * "queries N" line; what cannot be read counts as the text's bytes (a
+ * map cell is a byte) and one query. */
+#define PF_PEEK 256u
+
+static uint64_t pathfind_estimate(const struct p2c2r_exec_call *c)
+{
+    struct pf_options o;
+    const uint8_t *map = c->input;
+    size_t map_len = c->input_len;
+    pf_options_init(&o);
+    if (pf_options_parse(c->params, c->params_len, &o, NULL, 0) == 0 && o.map_ref &&
+        !p2c2r_exec_blob(c, o.map_ref, o.map_ref_len, &map, &map_len)) {
+        map = NULL;
+        map_len = 0;
+    }
+    uint32_t w, h, q;
+    const char *mt = (const char *)map;
+    size_t peek = map_len < PF_PEEK ? map_len : PF_PEEK;
+    uint64_t cells = map_len;
+    if (cost_peek_uint(mt, peek, "width", &w) && cost_peek_uint(mt, peek, "height", &h))
+        cells = (uint64_t)(w < PF_MAX_DIM ? w : PF_MAX_DIM) * (h < PF_MAX_DIM ? h : PF_MAX_DIM);
+    uint64_t nq = 1;
+    if (cost_peek_uint((const char *)c->input, c->input_len, "queries", &q))
+        nq = q < PF_MAX_QUERIES ? q : PF_MAX_QUERIES;
+    return cost_clamp(cost_add(cells, cost_mul(nq, cells / 4 + 1)));
+}
+
 const struct p2c2r_executor exec_pathfind = {"pathfind", 1, P2C2R_EXEC_DETERMINISTIC, PF_MAX_INPUT,
-                                             pathfind_check, pathfind_run};
+                                             pathfind_check, pathfind_run, pathfind_estimate};

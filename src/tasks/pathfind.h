@@ -34,9 +34,13 @@ struct pf_options {
                             map is at the start of the input */
     size_t map_ref_len;
     size_t max_output;   /* 0 = PF_MAX_OUTPUT */
+    const int *cancel;   /* cancel flag (borrowed), polled between queries and every
+                            PF_CANCEL_BATCH expansions; NULL: never cancelled */
 };
 
-/* The executor (name "pathfind", version 1, flags 0). */
+/* The executor (name "pathfind", version 1, flags 0).  It keeps a parsed
+ * map blob as prepared state (keyed by the blob's SHA-256) and costs a task
+ * as cells + queries * cells / 4 (docs/tasks/pathfind.md). */
 extern const struct p2c2r_executor exec_pathfind;
 
 /* Fills o with the defaults. */
@@ -59,5 +63,19 @@ int pf_options_parse(const char *params, size_t len, struct pf_options *o, char 
 int pf_task_run(const char *map_text, size_t map_len, const char *input, size_t input_len,
                 const struct pf_options *o, char **out, size_t *out_len, char *err,
                 size_t err_cap);
+
+/* Parses a map blob: a whole map text with nothing but blank space after
+ * its last row.  Fills *m (release with pf_map_fini).  Errors as
+ * pf_map_parse, with "map blob: " reasons for trailing text. */
+int pf_map_blob_parse(struct pf_map *m, const char *map_text, size_t map_len, char *err,
+                      size_t err_cap);
+
+/* Answers the query section input (first_line: its first line's number,
+ * for messages) on the parsed map m (borrowed, only read: a map shared by
+ * several threads is fine).  Output and errors as pf_task_run, plus
+ * P2C2R_ECANCELLED when o->cancel was seen set. */
+int pf_task_run_map(const struct pf_map *m, const char *input, size_t input_len,
+                    uint32_t first_line, const struct pf_options *o, char **out, size_t *out_len,
+                    char *err, size_t err_cap);
 
 #endif

@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "p2c2r/error.h"
+#include "tasks/tasks.h"
 
 #define PF_NONE UINT32_MAX   /* no cell */
 #define PF_CLOSED UINT32_MAX /* pf_node.heap of a node taken off the open list */
@@ -71,6 +72,7 @@ struct pf_search {
     size_t path_cap;
     int32_t off[8]; /* cell index offset of each direction */
     uint32_t goal, gx, gy;
+    const int *cancel; /* polled every PF_CANCEL_BATCH expansions */
 };
 
 /* Directions: 0..3 straight (N, E, S, W), 4..7 diagonal (NE, SE, SW, NW). */
@@ -387,6 +389,8 @@ static int build_path(struct pf_search *s, uint32_t start, size_t len)
     return 0;
 }
 
+void pf_search_set_cancel(struct pf_search *s, const int *flag) { s->cancel = flag; }
+
 int pf_search_run(struct pf_search *s, enum pf_algo algo, const struct pf_query *q, int want_path,
                   struct pf_result *out)
 {
@@ -406,6 +410,8 @@ int pf_search_run(struct pf_search *s, enum pf_algo algo, const struct pf_query 
     struct pf_result r = {0};
     int rc = relax(s, start, 0, 0, start);
     while (rc == 0 && s->heap_len > 0) {
+        if (r.expanded % PF_CANCEL_BATCH == 0 && tasks_cancelled(s->cancel))
+            return P2C2R_ECANCELLED;
         uint32_t c = heap_pop(s);
         r.expanded++;
         if (c == s->goal) {

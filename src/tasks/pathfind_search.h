@@ -48,11 +48,17 @@ int pf_search_new(const struct pf_map *m, struct pf_search **out);
 /* Frees a workspace; NULL is a no-op. */
 void pf_search_free(struct pf_search *s);
 
+/* Searches of s poll flag (borrowed; NULL: never) every PF_CANCEL_BATCH
+ * node expansions and give up with P2C2R_ECANCELLED once it is set. */
+#define PF_CANCEL_BATCH 256u
+void pf_search_set_cancel(struct pf_search *s, const int *flag);
+
 /* Finds a shortest path for q with algo.  With want_path the cells of the
  * path are returned in out->path (owned by the workspace).  Returns 0 (also
  * when there is no path: out->found is 0), P2C2R_EINVAL when q's ends are
- * outside the map or blocked, or P2C2R_ENOMEM.  out is written only on
- * success. */
+ * outside the map or blocked, P2C2R_ENOMEM, or P2C2R_ECANCELLED (the cancel
+ * flag was seen set, before the first expansion or after a batch).  out is
+ * written only on success. */
 int pf_search_run(struct pf_search *s, enum pf_algo algo, const struct pf_query *q, int want_path,
                   struct pf_result *out);
 

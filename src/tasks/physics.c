@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tasks/task_cost.h"
 #include "tasks/tasks.h"
 
 
@@ -506,6 +507,14 @@ int phys_world_to_json(struct phys_world *w, char **out, size_t *len)
 int phys_run_json(const void *input, size_t input_len, const char *params, size_t params_len,
                   char **out, size_t *out_len, char *err, size_t err_cap)
 {
+    return phys_run_json_cancel(input, input_len, params, params_len, NULL, out, out_len, err,
+                                err_cap);
+}
+
+int phys_run_json_cancel(const void *input, size_t input_len, const char *params,
+                         size_t params_len, const int *cancel, char **out, size_t *out_len,
+                         char *err, size_t err_cap)
+{
     struct phys_scene s;
     struct phys_world *w = NULL;
     int rc = phys_scene_parse(input, input_len, &s, err, err_cap);
@@ -515,6 +524,7 @@ int phys_run_json(const void *input, size_t input_len, const char *params, size_
         goto done;
     if ((rc = phys_world_new(&s.cfg, s.bodies, s.nbodies, s.planes, s.nplanes, &w, err, err_cap)) != 0)
         goto done;
+    phys_world_set_cancel(w, cancel);
     if ((rc = phys_world_run(w, err, err_cap)) != 0)
         goto done;
     rc = phys_world_to_json(w, out, out_len);
@@ -537,8 +547,8 @@ static int physics_run(struct p2c2r_exec_call *call)
 {
     char *res = NULL;
     size_t n = 0;
-    int rc = phys_run_json(call->input, call->input_len, call->params, call->params_len, &res, &n,
-                           call->err, call->err_cap);
+    int rc = phys_run_json_cancel(call->input, call->input_len, call->params, call->params_len,
+                                  call->cancel, &res, &n, call->err, call->err_cap);
     if (rc)
         return rc;
     void *dst = call->alloc_output(call, n);
@@ -552,6 +562,29 @@ static int physics_run(struct p2c2r_exec_call *call)
     return 0;
 }
 
+/* (1 + bodies) * (1 + steps * (4 + iterations)): each step integrates and
+ * collides every body (the 4) and runs the solver's iterations over the
+ * contacts, about one per body.  Bodies are counted as the "shape" keys of
+ * the scene text (every body has one, planes none); steps come from the
+ * params, else the scene's "steps", else 60; iterations from the scene's
+ * "iterations", else 20.  All clamped to the executor's limits. */
+static uint64_t physics_estimate(const struct p2c2r_exec_call *call)
+{
+    const char *js = (const char *)call->input;
+    uint64_t bodies = js ? cost_count(js, call->input_len, "\"shape\"") : call->input_len / 100;
+    uint32_t ss = PHYS_DEFAULT_STEPS, it = PHYS_DEFAULT_ITERATIONS;
+    if (!cost_peek_uint(js, call->input_len, "\"steps\"", &ss) || ss > PHYS_MAX_STEPS)
+        ss = ss > PHYS_MAX_STEPS ? PHYS_MAX_STEPS : PHYS_DEFAULT_STEPS;
+    if (!cost_peek_uint(js, call->input_len, "\"iterations\"", &it) || it < 1 ||
+        it > PHYS_MAX_ITERATIONS)
+        it = it > PHYS_MAX_ITERATIONS ? PHYS_MAX_ITERATIONS : PHYS_DEFAULT_ITERATIONS;
+    uint64_t steps = cost_param(call, "steps", ss, PHYS_MAX_STEPS);
+    if (bodies > PHYS_MAX_BODIES)
+        bodies = PHYS_MAX_BODIES;
+    return cost_clamp(cost_mul(1 + bodies, 1 + steps * (4 + (uint64_t)it)));
+}
+
 const struct p2c2r_executor exec_physics = {
     "physics", 1, P2C2R_EXEC_DETERMINISTIC, PHYS_MAX_INPUT, physics_check, physics_run,
+    physics_estimate,
 };

@@ -62,7 +62,14 @@ int phys_world_to_json(struct phys_world *w, char **out, size_t *len);
 int phys_run_json(const void *input, size_t input_len, const char *params, size_t params_len,
                   char **out, size_t *out_len, char *err, size_t err_cap);
 
-/* The executor table entry: name "physics", version 1, flags 0. */
+/* phys_run_json that polls cancel (borrowed; NULL: never) before every step
+ * and solver iteration: P2C2R_ECANCELLED once it is set. */
+int phys_run_json_cancel(const void *input, size_t input_len, const char *params,
+                         size_t params_len, const int *cancel, char **out, size_t *out_len,
+                         char *err, size_t err_cap);
+
+/* The executor table entry: name "physics", version 1, flags 0.  Costs a
+ * task as (1 + bodies) * (1 + steps * (4 + iterations)) (docs/tasks/physics.md). */
 extern const struct p2c2r_executor exec_physics;
 
 #endif

@@ -85,6 +85,7 @@ struct aabb {
 
 struct phys_world {
     struct phys_config cfg;
+    const int *cancel; /* polled before each step and solver iteration */
     size_t nb, np;
     struct phys_body *bodies;
     struct phys_plane *planes;
@@ -840,8 +841,13 @@ int phys_world_step(struct phys_world *w, char *err, size_t err_cap)
         if (w->sb[i].inv_mass > 0.0)
             w->sb[i].v = v3_madd(w->sb[i].v, w->cfg.gravity, dt);
     solver_prestep(w);
-    for (uint32_t it = 0; it < w->cfg.iterations; it++)
+    for (uint32_t it = 0; it < w->cfg.iterations; it++) {
+        /* A dense step's solve is its longest part: a cancel may end it
+         * half-solved (the world is then only freed). */
+        if (tasks_cancelled(w->cancel))
+            return P2C2R_ECANCELLED;
         solver_iterate(w);
+    }
 
     for (size_t i = 0; i < w->nb; i++) {
         struct phys_body *b = &w->bodies[i];
@@ -889,10 +895,14 @@ int phys_world_step(struct phys_world *w, char *err, size_t err_cap)
     return 0;
 }
 
+void phys_world_set_cancel(struct phys_world *w, const int *flag) { w->cancel = flag; }
+
 int phys_world_run(struct phys_world *w, char *err, size_t err_cap)
 {
     for (uint32_t s = 0; s < w->cfg.steps; s++) {
-        int rc = phys_world_step(w, err, err_cap);
+        int rc = tasks_cancelled(w->cancel) ? P2C2R_ECANCELLED : phys_world_step(w, err, err_cap);
+        if (rc == P2C2R_ECANCELLED)
+            tasks_errf(err, err_cap, "cancelled at step %u of %u", s, w->cfg.steps);
         if (rc)
             return rc;
     }

@@ -122,6 +122,11 @@ void phys_world_free(struct phys_world *w);
  * error the world may only be freed. */
 int phys_world_step(struct phys_world *w, char *err, size_t err_cap);
 
+/* Makes phys_world_step and phys_world_run poll flag (borrowed; NULL:
+ * never) before every step and every solver iteration and return
+ * P2C2R_ECANCELLED once it is set; the world may then only be freed. */
+void phys_world_set_cancel(struct phys_world *w, const int *flag);
+
 /* Runs cfg.steps steps (phys_world_step's errors). */
 int phys_world_run(struct phys_world *w, char *err, size_t err_cap);
 

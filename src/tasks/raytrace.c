@@ -7,16 +7,23 @@
  * output depends only on the input and params, to the byte (raw always;
  * png for a given libpng/zlib build), whatever the peer, thread or tiling.
  *
- * Every task pays for decoding its scene and building the BVH; the work of
- * rendering is capped at RT_MAX_TASK_SAMPLES samples (w * h * spp) per task
- * so one task cannot hold a peer's thread indefinitely.  Reentrant: all
- * state lives in the call. */
+ * A task pays for decoding its scene and building the BVH, unless the scene
+ * names mesh blobs and the peer still holds it parsed as prepared state
+ * (keyed by a SHA-256 over the scene text and the blob hashes: the parse is
+ * a function of those alone, and a scene is immutable once parsed, so tiles
+ * on several threads share it).  The work of rendering is capped at
+ * RT_MAX_TASK_SAMPLES samples (w * h * spp) per task so one task cannot
+ * hold a peer's thread indefinitely, and the cancel flag is polled before
+ * every pixel.  Reentrant: all state lives in the call. */
 #include "tasks/raytrace.h"
 
+#include <openssl/evp.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tasks/task_cost.h"
 
 struct rt_params {
     struct rt_tile tile;
@@ -92,18 +99,64 @@ static int rt_exec_check(const struct p2c2r_exec_call *c)
     return params_parse(c, &p);
 }
 
+static void scene_free(void *obj) { rt_scene_free(obj); }
+
+/* The prepared-state key of a scene: SHA-256 of a domain tag, the scene
+ * text and the blobs' hashes in the call's order.  Returns 0, or -1 when
+ * hashing failed (then nothing is cached). */
+static int scene_key(const struct p2c2r_exec_call *c, uint8_t key[32])
+{
+    static const char tag[] = "p2c2r raytrace scene v1";
+    unsigned int n = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(ctx, tag, sizeof(tag)) &&
+             EVP_DigestUpdate(ctx, c->input, c->input_len);
+    for (size_t i = 0; ok && i < c->nblobs; i++)
+        ok = EVP_DigestUpdate(ctx, c->blobs[i].hash, 32);
+    ok = ok && EVP_DigestFinal_ex(ctx, key, &n) && n == 32;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
+/* The call's scene: from the prepared state when the scene names blobs and
+ * the peer holds it, else parsed (and, with blobs, offered to the cache; a
+ * scene that fails to parse is never offered).  *own is what the caller
+ * frees when the cache did not take the scene. */
+static int scene_get(struct p2c2r_exec_call *c, const struct rt_scene **s, struct rt_scene **own)
+{
+    uint8_t key[32];
+    int keyed = c->nblobs > 0 && scene_key(c, key) == 0;
+    *own = NULL;
+    if (keyed && (*s = p2c2r_exec_prepared_get(c, key)) != NULL)
+        return 0;
+    struct rt_scene *ps;
+    int rc = rt_scene_parse((const char *)c->input, c->input_len, c->blobs, c->nblobs, &ps, c->err,
+                            c->err_cap);
+    if (rc != 0)
+        return rc;
+    const void *cached;
+    if (keyed && p2c2r_exec_prepared_put(c, key, ps, rt_scene_bytes(ps), scene_free, &cached) == 0) {
+        *s = cached;
+    } else {
+        *s = ps;
+        *own = ps;
+    }
+    return 0;
+}
+
 static int rt_exec_run(struct p2c2r_exec_call *c)
 {
     struct rt_params p;
-    struct rt_scene *s = NULL;
+    const struct rt_scene *s = NULL;
+    struct rt_scene *own = NULL;
     uint8_t *pix = NULL, *png = NULL;
     size_t png_len = 0;
     char msg[160];
     int rc;
     if ((rc = params_parse(c, &p)) != 0)
         return rc;
-    rc = rt_scene_parse((const char *)c->input, c->input_len, c->blobs, c->nblobs, &s, c->err, c->err_cap);
-    if (rc != 0)
+    if ((rc = scene_get(c, &s, &own)) != 0)
         return rc;
     struct rt_scene_info si;
     rt_scene_get_info(s, &si);
@@ -135,7 +188,7 @@ static int rt_exec_run(struct p2c2r_exec_call *c)
         rc = p.png ? P2C2R_ENOMEM : P2C2R_ETOOBIG;
         goto out_scene;
     }
-    if ((rc = rt_render_tile(s, &t, spp, pix, stride, c->err, c->err_cap)) != 0)
+    if ((rc = rt_render_tile_cancel(s, &t, spp, pix, stride, c->cancel, c->err, c->err_cap)) != 0)
         goto out_pix;
     if (p.png) {
         if ((rc = rt_png_encode(pix, t.w, t.h, stride, &png, &png_len)) != 0) {
@@ -156,12 +209,47 @@ out_pix:
     if (p.png)
         free(pix);
 out_scene:
-    rt_scene_free(s);
+    rt_scene_free(own);
     return rc;
 }
 
+/* pixels * spp * (16 + 4 * ceil(log2(1 + primitives))): every sample walks
+ * the BVH, whose depth grows with the log of the primitives.  The tile's
+ * size comes from the params, or the scene's "width" / "height" less x / y;
+ * spp from the params, the scene's "spp", or 1.  Primitives are the
+ * triangles that the mesh blobs' headers declare plus one per 48 bytes of
+ * scene text (an inline sphere or triangle takes about that). */
+static uint64_t rt_exec_estimate(const struct p2c2r_exec_call *c)
+{
+    const char *js = (const char *)c->input;
+    uint32_t fw = 0, fh = 0, sspp = 1;
+    if (!cost_peek_uint(js, c->input_len, "\"width\"", &fw) || fw > RT_MAX_DIM)
+        fw = fw > RT_MAX_DIM ? RT_MAX_DIM : 256;
+    if (!cost_peek_uint(js, c->input_len, "\"height\"", &fh) || fh > RT_MAX_DIM)
+        fh = fh > RT_MAX_DIM ? RT_MAX_DIM : 256;
+    if (!cost_peek_uint(js, c->input_len, "\"spp\"", &sspp) || sspp == 0 || sspp > RT_MAX_SPP)
+        sspp = sspp > RT_MAX_SPP ? RT_MAX_SPP : 1;
+    uint64_t x = cost_param(c, "x", 0, RT_MAX_DIM), y = cost_param(c, "y", 0, RT_MAX_DIM);
+    uint64_t w = cost_param(c, "w", fw > x ? fw - x : 1, RT_MAX_DIM);
+    uint64_t h = cost_param(c, "h", fh > y ? fh - y : 1, RT_MAX_DIM);
+    uint64_t spp = cost_param(c, "spp", sspp, RT_MAX_SPP);
+    uint64_t prims = c->input_len / 48;
+    for (size_t i = 0; i < c->nblobs; i++) {
+        const struct p2c2r_blob *b = &c->blobs[i];
+        if (b->data && b->len >= RT_MESH_HEADER && memcmp(b->data, RT_MESH_MAGIC, 8) == 0) {
+            uint32_t nt = (uint32_t)b->data[12] | (uint32_t)b->data[13] << 8 |
+                          (uint32_t)b->data[14] << 16 | (uint32_t)b->data[15] << 24;
+            prims += nt < RT_MAX_TRIANGLES ? nt : RT_MAX_TRIANGLES;
+        } else {
+            prims += b->len / 24; /* header unseen: a triangle is at least 24 bytes of blob */
+        }
+    }
+    uint64_t per_sample = 16 + 4 * (uint64_t)cost_log2(1 + prims);
+    return cost_clamp(cost_mul(cost_mul(cost_mul(w ? w : 1, h ? h : 1), spp ? spp : 1), per_sample));
+}
+
 const struct p2c2r_executor exec_raytrace = {"raytrace", 1, P2C2R_EXEC_DETERMINISTIC, RT_MAX_INPUT,
-                                           rt_exec_check, rt_exec_run};
+                                           rt_exec_check, rt_exec_run, rt_exec_estimate};
 
 /* ---- PNG ------------------------------------------------------------------------ */
 

@@ -78,6 +78,18 @@ struct rt_tile {
 int rt_render_tile(const struct rt_scene *s, const struct rt_tile *t, uint32_t spp, uint8_t *rgba,
                    size_t stride, char *err, size_t err_cap);
 
+/* rt_render_tile that polls cancel (borrowed; NULL: never) before every
+ * pixel and returns P2C2R_ECANCELLED once it is set, so a cancel costs at
+ * most one pixel's samples of further work; rows already rendered stay in
+ * rgba, the rest is untouched. */
+int rt_render_tile_cancel(const struct rt_scene *s, const struct rt_tile *t, uint32_t spp,
+                          uint8_t *rgba, size_t stride, const int *cancel, char *err,
+                          size_t err_cap);
+
+/* Bytes a parsed scene holds in memory (the struct, its arrays and BVH): what
+ * it is charged in the peer's prepared-state cache. */
+size_t rt_scene_bytes(const struct rt_scene *s);
+
 /* Estimates the relative cost of rendering each row of the frame by tracing
  * one path per step x step block of pixels and counting BVH nodes visited
  * and primitives tested.  row_cost has room for the frame's height; every
@@ -133,7 +145,9 @@ int rt_mesh_blob_check(const uint8_t *data, size_t len, uint32_t *nverts, uint32
 int rt_png_encode(const uint8_t *rgba, uint32_t w, uint32_t h, size_t stride, uint8_t **out,
                   size_t *out_len);
 
-/* The executor: name "raytrace", version 1 (see docs/tasks/raytrace.md). */
+/* The executor: name "raytrace", version 1 (see docs/tasks/raytrace.md).
+ * A scene that names mesh blobs is kept parsed (with its BVH) as prepared
+ * state, keyed by a SHA-256 over the scene text and the blobs' hashes. */
 extern const struct p2c2r_executor exec_raytrace;
 
 #endif

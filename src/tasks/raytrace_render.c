@@ -17,6 +17,7 @@
  * diffuse hit, and rejection samplers give up after 64 draws.
  * Everything here is reentrant: the scene is read-only, state is on the stack. */
 #include "tasks/raytrace_scene.h"
+#include "tasks/tasks.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -466,6 +467,13 @@ static int render_fail(char *err, size_t cap, const char *msg)
 int rt_render_tile(const struct rt_scene *s, const struct rt_tile *t, uint32_t spp, uint8_t *rgba,
                    size_t stride, char *err, size_t err_cap)
 {
+    return rt_render_tile_cancel(s, t, spp, rgba, stride, NULL, err, err_cap);
+}
+
+int rt_render_tile_cancel(const struct rt_scene *s, const struct rt_tile *t, uint32_t spp,
+                          uint8_t *rgba, size_t stride, const int *cancel, char *err,
+                          size_t err_cap)
+{
     if (t->w == 0 || t->h == 0)
         return render_fail(err, err_cap, "tile is empty (w and h must be at least 1)");
     if (t->x >= s->width || t->y >= s->height || t->w > s->width - t->x || t->h > s->height - t->y)
@@ -476,8 +484,14 @@ int rt_render_tile(const struct rt_scene *s, const struct rt_tile *t, uint32_t s
         return render_fail(err, err_cap, "row stride is smaller than 4 * tile width");
     for (uint32_t j = 0; j < t->h; j++) {
         uint8_t *row = rgba + (size_t)j * stride;
-        for (uint32_t i = 0; i < t->w; i++)
+        for (uint32_t i = 0; i < t->w; i++) {
+            if (tasks_cancelled(cancel)) {
+                if (err && err_cap)
+                    snprintf(err, err_cap, "cancelled at row %u of %u", j, t->h);
+                return P2C2R_ECANCELLED;
+            }
             render_pixel(s, t->x + i, t->y + j, spp, row + (size_t)i * 4);
+        }
     }
     return 0;
 }

@@ -828,6 +828,16 @@ void rt_scene_free(struct rt_scene *s)
     free(s);
 }
 
+size_t rt_scene_bytes(const struct rt_scene *s)
+{
+    return sizeof(*s) + (size_t)s->nmats * sizeof(*s->mats) +
+           (size_t)s->nspheres * sizeof(*s->spheres) + (size_t)s->nquads * sizeof(*s->quads) +
+           (size_t)s->nplanes * sizeof(*s->planes) + (size_t)s->nverts * 3 * sizeof(float) +
+           (size_t)s->ntris * 4 * sizeof(uint32_t) + (size_t)s->nlights * sizeof(*s->lights) +
+           (size_t)s->bvh.nnodes * sizeof(struct rt_bvh_node) +
+           (size_t)s->nprims * sizeof(uint32_t);
+}
+
 void rt_scene_get_info(const struct rt_scene *s, struct rt_scene_info *info)
 {
     memset(info, 0, sizeof(*info));

@@ -1,7 +1,12 @@
 /* tasks.c - the built-in executors echo (returns its input) and sha256
  * (the SHA-256 digest of its input, 32 raw bytes, or 64 hex characters with
  * params "format=hex"), and helpers every executor uses.  Pure computation,
- * no I/O, no global state.  The table of executors is in registry.c. */
+ * no I/O, no global state.  The table of executors is in registry.c.
+ *
+ * Both cost their input bytes (p2c2r_exec_cost_bytes) and work through
+ * their input in chunks of TASK_CANCEL_CHUNK bytes, polling the cancel flag
+ * between chunks (a chunk is well under a millisecond of copying or
+ * hashing). */
 #include "tasks/tasks.h"
 
 #include <openssl/evp.h>
@@ -10,6 +15,7 @@
 #include <string.h>
 
 #define TASK_MAX_INPUT (8u << 20)
+#define TASK_CANCEL_CHUNK ((size_t)256 << 10)
 
 void tasks_errf(char *err, size_t cap, const char *fmt, ...)
 {
@@ -27,17 +33,31 @@ static void set_err(struct p2c2r_exec_call *c, const char *msg)
         snprintf(c->err, c->err_cap, "%s", msg);
 }
 
+static int cancelled(struct p2c2r_exec_call *c)
+{
+    set_err(c, "cancelled while running");
+    return P2C2R_ECANCELLED;
+}
+
 static int echo_run(struct p2c2r_exec_call *c)
 {
-    void *out = c->alloc_output(c, c->input_len);
+    if (p2c2r_exec_cancelled(c))
+        return cancelled(c);
+    uint8_t *out = c->alloc_output(c, c->input_len);
     if (!out) {
         set_err(c, "output over limit");
         return P2C2R_ETOOBIG;
     }
-    if (c->input_len)
-        memcpy(out, c->input, c->input_len);
+    for (size_t off = 0; off < c->input_len; off += TASK_CANCEL_CHUNK) {
+        if (off && p2c2r_exec_cancelled(c))
+            return cancelled(c);
+        size_t n = c->input_len - off < TASK_CANCEL_CHUNK ? c->input_len - off : TASK_CANCEL_CHUNK;
+        memcpy(out + off, c->input + off, n);
+    }
     return 0;
 }
+
+static uint64_t bytes_estimate(const struct p2c2r_exec_call *c) { return p2c2r_exec_cost_bytes(c); }
 
 static int sha256_hex(const struct p2c2r_exec_call *c, int *hex)
 {
@@ -75,7 +95,19 @@ static int sha256_run(struct p2c2r_exec_call *c)
         set_err(c, "param format must be raw or hex");
         return P2C2R_EINVAL;
     }
-    if (!EVP_Digest(c->input, c->input_len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (size_t off = 0; ok && off < c->input_len; off += TASK_CANCEL_CHUNK) {
+        if (p2c2r_exec_cancelled(c)) {
+            EVP_MD_CTX_free(ctx);
+            return cancelled(c);
+        }
+        size_t n = c->input_len - off < TASK_CANCEL_CHUNK ? c->input_len - off : TASK_CANCEL_CHUNK;
+        ok = EVP_DigestUpdate(ctx, c->input + off, n);
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
         set_err(c, "sha256 failed");
         return P2C2R_ETASK;
     }
@@ -97,6 +129,6 @@ static int sha256_run(struct p2c2r_exec_call *c)
 }
 
 const struct p2c2r_executor exec_echo = {"echo", 1, P2C2R_EXEC_CHEAP | P2C2R_EXEC_DETERMINISTIC,
-                                         TASK_MAX_INPUT, NULL, echo_run};
+                                         TASK_MAX_INPUT, NULL, echo_run, bytes_estimate};
 const struct p2c2r_executor exec_sha256 = {"sha256", 1, P2C2R_EXEC_CHEAP | P2C2R_EXEC_DETERMINISTIC,
-                                           TASK_MAX_INPUT, sha256_check, sha256_run};
+                                           TASK_MAX_INPUT, sha256_check, sha256_run, bytes_estimate};

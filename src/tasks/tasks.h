@@ -20,6 +20,14 @@ const struct p2c2r_executor *const *tasks_builtin(size_t *count);
  * cap is 0): the common way executors and their decoders report errors. */
 void tasks_errf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Whether a cancel flag (NULL: never set) is set: how the inner loops of the
+ * executors, which see the flag but not the call, poll it.  The same relaxed
+ * load as p2c2r_exec_cancelled. */
+static inline int tasks_cancelled(const int *flag)
+{
+    return flag && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
+}
+
 /* Finds a built-in executor by name (name_len bytes, not NUL-terminated):
  * the table's own entry (e.g. &exec_echo), or NULL. */
 const struct p2c2r_executor *tasks_find(const char *name, size_t name_len);

@@ -46,6 +46,7 @@ static const struct param_def param_defs[] = {
 };
 #define NPARAMS (sizeof(param_defs) / sizeof(param_defs[0]))
 
+#include "tasks/task_cost.h"
 #include "tasks/tasks.h"
 
 
@@ -263,7 +264,9 @@ int upscale_output_size(const struct upscale_params *p, uint32_t in_w, uint32_t 
 static void explain_resample_error(int rc, uint32_t sw, uint32_t sh, uint32_t dw, uint32_t dh, char *err,
                                    size_t err_cap)
 {
-    if (rc == P2C2R_ENOMEM)
+    if (rc == P2C2R_ECANCELLED)
+        tasks_errf(err, err_cap, "cancelled while resizing %ux%u to %ux%u", sw, sh, dw, dh);
+    else if (rc == P2C2R_ENOMEM)
         tasks_errf(err, err_cap, "out of memory resizing %ux%u to %ux%u", sw, sh, dw, dh);
     else
         tasks_errf(err, err_cap, "resizing %ux%u to %ux%u needs more than %zu MiB of scratch memory", sw, sh, dw,
@@ -315,7 +318,7 @@ int upscale_process(const struct upscale_params *p, const uint8_t *input, size_t
             rc = P2C2R_ETOOBIG;
             goto release;
         }
-        rc = resample_image(spx, sw, sh, o, dw, dh, ch, p->filter);
+        rc = resample_image_cancel(spx, sw, sh, o, dw, dh, ch, p->filter, p->cancel);
         if (rc != 0) {
             explain_resample_error(rc, sw, sh, dw, dh, err, err_cap);
             goto release;
@@ -323,7 +326,7 @@ int upscale_process(const struct upscale_params *p, const uint8_t *input, size_t
     } else {
         rc = image_init(&dst, dw, dh, ch, NULL);
         if (rc == 0)
-            rc = resample_image(spx, sw, sh, dst.px, dw, dh, ch, p->filter);
+            rc = resample_image_cancel(spx, sw, sh, dst.px, dw, dh, ch, p->filter, p->cancel);
         if (rc != 0) {
             explain_resample_error(rc, sw, sh, dw, dh, err, err_cap);
             goto release;
@@ -397,8 +400,68 @@ static int upscale_run(struct p2c2r_exec_call *c)
     int rc = upscale_params_parse(c->params, c->params_len, &p, c->err, c->err_cap);
     if (rc != 0)
         return rc;
+    p.cancel = c->cancel;
     return upscale_process(&p, c->input, c->input_len, exec_alloc, c, NULL, c->err, c->err_cap);
 }
 
+/* Reads a JPEG's frame size from its SOF marker without libjpeg (which
+ * allocates): walks the marker segments from the start.  Returns 0 or -1. */
+static int jpeg_peek_size(const uint8_t *d, size_t len, uint32_t *w, uint32_t *h)
+{
+    size_t pos = 2;
+    if (len < 2 || d[0] != 0xFF || d[1] != 0xD8)
+        return -1;
+    while (pos + 9 <= len) {
+        if (d[pos] != 0xFF)
+            return -1;
+        uint8_t m = d[pos + 1];
+        size_t seg = (size_t)d[pos + 2] << 8 | d[pos + 3];
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+            *h = (uint32_t)d[pos + 5] << 8 | d[pos + 6];
+            *w = (uint32_t)d[pos + 7] << 8 | d[pos + 8];
+            return *w && *h ? 0 : -1;
+        }
+        if (seg < 2)
+            return -1;
+        pos += 2 + seg;
+    }
+    return -1;
+}
+
+/* in_pixels + out_pixels * (1 + taps_x + taps_y): decoding reads every
+ * input pixel; each output pixel takes taps_x horizontal and taps_y
+ * vertical filter taps (resample_taps) and is encoded once.  The input size
+ * comes from in_width/in_height (raw), a PNG's IHDR or a JPEG's SOF, else
+ * counts as a square of input_len pixels; params that do not parse count
+ * as scale=1 with bicubic. */
+static uint64_t upscale_estimate(const struct p2c2r_exec_call *c)
+{
+    struct upscale_params p;
+    uint32_t w = 0, h = 0, ch, ow, oh;
+    if (upscale_params_parse(c->params, c->params_len, &p, NULL, 0) != 0) {
+        memset(&p, 0, sizeof(p));
+        p.filter = RESAMPLE_BICUBIC;
+    }
+    if (p.in_width) {
+        w = p.in_width;
+        h = p.in_height;
+    } else if (!c->input || (imageio_sniff(c->input, c->input_len) == IMAGEIO_PNG
+                                 ? imageio_probe(c->input, c->input_len, &w, &h, &ch) != 0
+                                 : jpeg_peek_size(c->input, c->input_len, &w, &h) != 0)) {
+        uint64_t side = 1;
+        while (side < IMAGE_MAX_SIDE && side * side < c->input_len)
+            side++;
+        w = h = (uint32_t)side;
+    }
+    w = w < 1 ? 1 : w > IMAGE_MAX_SIDE ? IMAGE_MAX_SIDE : w;
+    h = h < 1 ? 1 : h > IMAGE_MAX_SIDE ? IMAGE_MAX_SIDE : h;
+    if (upscale_output_size(&p, w, h, &ow, &oh, NULL, 0) != 0) {
+        ow = w;
+        oh = h;
+    }
+    uint64_t taps = 1 + (uint64_t)resample_taps(p.filter, w, ow) + resample_taps(p.filter, h, oh);
+    return cost_clamp(cost_add((uint64_t)w * h, cost_mul((uint64_t)ow * oh, taps)));
+}
+
 const struct p2c2r_executor exec_upscale = {"upscale", 1, P2C2R_EXEC_DETERMINISTIC, UPSCALE_MAX_INPUT,
-                                          upscale_check, upscale_run};
+                                          upscale_check, upscale_run, upscale_estimate};

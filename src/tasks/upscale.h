@@ -31,6 +31,8 @@ struct upscale_params {
     int compression;             /* compression=0..9 (zlib level) for PNG, default 6 */
     uint32_t in_width, in_height;/* in_width=, in_height=: the input is raw */
     uint32_t in_channels;        /* in_channels=3|4 for raw input, default 4 */
+    const int *cancel;           /* not a param: the caller's cancel flag (NULL: never),
+                                    polled before every output row of the resample */
 };
 
 /* What a task did (for logs and the CLI's summary). */
@@ -67,7 +69,8 @@ int upscale_process(const struct upscale_params *p, const uint8_t *input, size_t
                     size_t err_cap);
 
 /* The executor: name "upscale", version 1, flags 0.  check validates the
- * params and a raw input's size; run calls upscale_process. */
+ * params and a raw input's size; run calls upscale_process; estimate costs
+ * in_pixels + out_pixels * (1 + taps_x + taps_y) (docs/tasks/upscale.md). */
 extern const struct p2c2r_executor exec_upscale;
 
 #endif

@@ -37,6 +37,7 @@
 
 #include "p2c2r/error.h"
 #include "tasks/imageio.h"
+#include "tasks/tasks.h"
 
 #if defined(__clang__)
 /* Fused multiply-adds would change coefficient bits from one CPU to the
@@ -549,7 +550,8 @@ static void nearest_map(int32_t *map, int in, int out)
     }
 }
 
-static int resample_nearest(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh, int ch)
+static int resample_nearest(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh, int ch,
+                            const int *cancel)
 {
     int32_t *mx = malloc(sizeof(int32_t) * (size_t)dw), *my = malloc(sizeof(int32_t) * (size_t)dh);
     if (!mx || !my) {
@@ -562,6 +564,11 @@ static int resample_nearest(const uint8_t *src, int sw, int sh, uint8_t *dst, in
     size_t sstride = (size_t)sw * ch, dstride = (size_t)dw * ch;
     for (int y = 0; y < dh; y++) {
         uint8_t *o = dst + (size_t)y * dstride;
+        if (tasks_cancelled(cancel)) {
+            free(mx);
+            free(my);
+            return P2C2R_ECANCELLED;
+        }
         if (y > 0 && my[y] == my[y - 1]) {
             memcpy(o, o - dstride, dstride);
             continue;
@@ -632,8 +639,24 @@ static void resampler_fini(struct resampler *rs)
     free(rs->win);
 }
 
+uint32_t resample_taps(enum resample_filter filter, uint32_t in, uint32_t out)
+{
+    if ((unsigned)filter >= RESAMPLE_FILTER_COUNT || filter == RESAMPLE_NEAREST || in == 0 || out == 0)
+        return 1;
+    double scale = in > out ? (double)in / out : 1.0;
+    double t = 2.0 * ceil(filters[filter].support * scale) + 1.0;
+    return t > 1e9 ? 1000000000u : (uint32_t)t;
+}
+
 int resample_image(const uint8_t *src, uint32_t sw, uint32_t sh, uint8_t *dst, uint32_t dw,
                    uint32_t dh, uint32_t channels, enum resample_filter filter)
+{
+    return resample_image_cancel(src, sw, sh, dst, dw, dh, channels, filter, NULL);
+}
+
+int resample_image_cancel(const uint8_t *src, uint32_t sw, uint32_t sh, uint8_t *dst, uint32_t dw,
+                          uint32_t dh, uint32_t channels, enum resample_filter filter,
+                          const int *cancel)
 {
     if (!src || !dst || (channels != 3 && channels != 4) || (unsigned)filter >= RESAMPLE_FILTER_COUNT ||
         sw == 0 || sh == 0 || dw == 0 || dh == 0 || sw > IMAGE_MAX_SIDE || sh > IMAGE_MAX_SIDE ||
@@ -645,7 +668,7 @@ int resample_image(const uint8_t *src, uint32_t sw, uint32_t sh, uint8_t *dst, u
         return 0;
     }
     if (filter == RESAMPLE_NEAREST)
-        return resample_nearest(src, (int)sw, (int)sh, dst, (int)dw, (int)dh, ch);
+        return resample_nearest(src, (int)sw, (int)sh, dst, (int)dw, (int)dh, ch, cancel);
 
     struct resampler rs;
     memset(&rs, 0, sizeof(rs));
@@ -690,6 +713,10 @@ int resample_image(const uint8_t *src, uint32_t sw, uint32_t sh, uint8_t *dst, u
 
     for (int y = 0; y < rs.dh; y++) {
         uint8_t *o = dst + (size_t)y * dstride;
+        if (tasks_cancelled(cancel)) {
+            rc = P2C2R_ECANCELLED;
+            goto fini;
+        }
         if (!rs.need_v) {
             /* Only the width changes: the horizontal pass writes the output
              * row itself. */

@@ -40,4 +40,17 @@ int resample_filter_parse(const char *s, size_t len, enum resample_filter *out);
 int resample_image(const uint8_t *src, uint32_t sw, uint32_t sh, uint8_t *dst, uint32_t dw,
                    uint32_t dh, uint32_t channels, enum resample_filter filter);
 
+/* resample_image that polls cancel (borrowed; NULL: never) before every
+ * output row and returns P2C2R_ECANCELLED once it is set (rows not yet
+ * reached are left unwritten). */
+int resample_image_cancel(const uint8_t *src, uint32_t sw, uint32_t sh, uint8_t *dst, uint32_t dw,
+                          uint32_t dh, uint32_t channels, enum resample_filter filter,
+                          const int *cancel);
+
+/* Taps per output sample of filter along an axis resized from in to out
+ * samples (the filter's support, widened by the reduction factor when
+ * shrinking, on both sides; 1 for nearest): what each output pixel costs
+ * per pass.  in and out are at least 1. */
+uint32_t resample_taps(enum resample_filter filter, uint32_t in, uint32_t out);
+
 #endif
