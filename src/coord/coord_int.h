@@ -256,7 +256,7 @@ struct task {
     struct vstate *vs; /* while its result is being verified, else NULL */
     struct list_node vnode; /* co->vwait while queued with vs */
     uint16_t attempts, tries, err_status;
-    uint32_t err_peer;
+    uint32_t err_peer, err_group; /* the peer (and its group) whose error awaits a second opinion */
     uint32_t excl[EXCL_MAX];
     uint8_t nexcl;
     uint32_t qidx, dlidx;
@@ -457,9 +457,9 @@ int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge)
 /* Puts t on the best peer that can take it now: 1 when placed, else 0. */
 int task_place(struct coord *co, struct task *t);
 void type_kick(struct coord *co, int ti);
-void task_retry(struct coord *co, struct task *t, uint32_t failed_peer);
+void task_retry(struct coord *co, struct task *t, uint32_t failed_group);
 /* Makes t avoid peer_id (it failed t), remembering the last EXCL_MAX. */
-void task_exclude(struct task *t, uint32_t peer_id);
+void task_exclude(struct task *t, uint32_t group);
 /* Fills p's free slots from the queues of its types. */
 void dispatch_peer(struct coord *co, struct peer_rec *p);
 int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto_reqs *r);

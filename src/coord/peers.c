@@ -551,8 +551,11 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
             if (!t->err_status) {
                 t->err_status = m.status;
                 t->err_peer = p->id;
+                t->err_group = p->group;
             }
-        } else if (t->err_status == m.status && t->err_peer != p->id) {
+        } else if (t->err_status == m.status && t->err_group != p->group) {
+            /* Confirmed by an independent peer: two connections of one key
+             * (or of one operator's group) cannot vouch for each other. */
             struct peer_rec *first = peer_find(co, t->err_peer);
             if (first)
                 peer_good(co, first);
@@ -561,7 +564,8 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
         } else if (t->tries < co->cfg.max_attempts && tt->npeers > 1) {
             t->err_status = m.status;
             t->err_peer = p->id;
-            task_retry(co, t, p->id);
+            t->err_group = p->group;
+            task_retry(co, t, p->group);
         } else {
             task_finish(co, t, status, m.output.p, m.output.len, m.exec_us, p->id);
         }
@@ -620,7 +624,7 @@ void peer_detach(struct coord *co, struct peer_rec *p)
             task_finish(co, t, P2C2R_ELOST, (const uint8_t *)msg, strlen(msg), 0, 0);
         } else {
             co->n.requeued++;
-            task_retry(co, t, p->id);
+            task_retry(co, t, p->group);
         }
     }
     p->types = 0;

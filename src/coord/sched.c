@@ -11,10 +11,11 @@
 
 #include "coord/coord_int.h"
 
-static int task_excludes(const struct task *t, uint32_t peer_id)
+/* Whether t avoids peers of this group (it failed or was lost there). */
+static int task_excludes(const struct task *t, uint32_t group)
 {
     for (unsigned i = 0; i < t->nexcl; i++)
-        if (t->excl[i] == peer_id)
+        if (t->excl[i] == group)
             return 1;
     return 0;
 }
@@ -24,20 +25,15 @@ static int reqs_met(const struct proto_reqs *r, const struct peer_rec *p)
     return (!r->gpu || p->gpu) && p->cores >= r->min_cores && p->mem >= r->min_mem;
 }
 
-/* Whether a connected peer of t's type that t does not exclude could run
- * it (version, requirements).  For a task any peer can run, the excluded
- * ids being distinct, more peers than ids settles it; otherwise the peers
- * are looked at, since an excluded peer that left no longer stands for one
- * and a peer that lacks what t needs stands for none.  O(peers of the type)
- * then, only for a retried task with requirements or a version. */
+/* Whether a connected peer of t's type outside the groups t excludes could
+ * run it (version, requirements).  The scan stops at the first such peer,
+ * usually the first one looked at; it runs only for a retried task and a
+ * peer it excludes. */
 static int type_has_unexcluded(const struct ttype *tt, int ti, const struct task *t)
 {
-    int any = !t->kind && t->min_version == 0;
-    if (any && tt->npeers > t->nexcl)
-        return 1;
     for (uint32_t i = 0; i < tt->npeers; i++) {
         const struct peer_rec *q = tt->peers[i];
-        if (!task_excludes(t, q->id) && q->ty[ti].version >= t->min_version && reqs_met(&t->reqs, q))
+        if (!task_excludes(t, q->group) && q->ty[ti].version >= t->min_version && reqs_met(&t->reqs, q))
             return 1;
     }
     return 0;
@@ -51,7 +47,7 @@ int task_fits(const struct coord *co, const struct task *t, const struct peer_re
 {
     if (p->ty[t->tt].version < t->min_version || !reqs_met(&t->reqs, p))
         return 0;
-    if (t->nexcl && task_excludes(t, p->id) && type_has_unexcluded(&co->types[t->tt], t->tt, t))
+    if (t->nexcl && task_excludes(t, p->group) && type_has_unexcluded(&co->types[t->tt], t->tt, t))
         return 0;
     if (t->vs && verify_excludes(t, p))
         return 0;
@@ -326,20 +322,24 @@ void type_kick(struct coord *co, int ti)
             dispatch_peer(co, tt->free[i]);
 }
 
-/* Sends a failed or lost t to another peer, or back to its queue's front. */
-void task_exclude(struct task *t, uint32_t peer_id)
+/* t avoids the peers of this group from now on (unless no other peer
+ * could run it): every connection of a key, or keys the operator grouped,
+ * stand or fall together. */
+void task_exclude(struct task *t, uint32_t group)
 {
-    if (task_excludes(t, peer_id))
+    if (task_excludes(t, group))
         return;
     if (t->nexcl == EXCL_MAX)
         memmove(t->excl, t->excl + 1, (EXCL_MAX - 1) * sizeof(t->excl[0])), t->nexcl--;
-    t->excl[t->nexcl++] = peer_id;
+    t->excl[t->nexcl++] = group;
 }
 
-void task_retry(struct coord *co, struct task *t, uint32_t failed_peer)
+/* Sends a failed or lost t to a peer outside failed_group (0: any), or back
+ * to its queue's front. */
+void task_retry(struct coord *co, struct task *t, uint32_t failed_group)
 {
-    if (failed_peer)
-        task_exclude(t, failed_peer);
+    if (failed_group)
+        task_exclude(t, failed_group);
     co->n.retries++;
     co->types[t->tt].retries++;
     if (!task_place(co, t))

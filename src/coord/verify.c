@@ -247,10 +247,10 @@ static void settle_without(struct coord *co, struct task *t)
 }
 
 /* Starts the next run of t on a peer independent of every one that
- * answered (avoiding failed_peer, when set, like a retry).  A quorum task
+ * answered (avoiding failed_group, when set, like a retry).  A quorum task
  * with no such peer free waits in its queue; an adaptive one settles for
  * what it has when no such peer is connected at all. */
-static void verify_next(struct coord *co, struct task *t, uint32_t failed_peer)
+static void verify_next(struct coord *co, struct task *t, uint32_t failed_group)
 {
     struct vstate *vs = t->vs;
     struct ttype *tt = &co->types[t->tt];
@@ -263,8 +263,8 @@ static void verify_next(struct coord *co, struct task *t, uint32_t failed_peer)
         task_finish(co, t, P2C2R_ETASK, (const uint8_t *)msg, strlen(msg), 0, 0);
         return;
     }
-    if (failed_peer)
-        task_exclude(t, failed_peer);
+    if (failed_group)
+        task_exclude(t, failed_group);
     t->tries = 0; /* a check is not a retry: max_attempts counts lost runs from here */
     /* The peers that answered cannot run it, so it waits in the queue kept
      * apart for tasks not every peer can run (as tasks with requirements
@@ -382,7 +382,7 @@ void verify_on_error(struct coord *co, struct task *t, struct peer_rec *p)
      * honest peer the same, so this error counts against p; another
      * independent peer runs the task instead. */
     peer_bad_event(p);
-    verify_next(co, t, p->id);
+    verify_next(co, t, p->group);
 }
 
 void verify_checker_stalled(struct coord *co, struct task *t)

@@ -203,6 +203,70 @@ static void case_record_follows_key(p2c2r_client *c)
     ident_fini(&other);
 }
 
+static int state_is(uint32_t id, const char *want);
+
+/* Two connections of one key fail every task with a false ETASK next to an
+ * honest peer: an error counts only when a peer of another group says the
+ * same, so the two cannot vouch for each other; every task ends with the
+ * honest peer's success and the key is quarantined. */
+static void case_errors_of_one_key(void)
+{
+    h_phase("two connections of one key cannot confirm each other's false errors");
+    /* A coordinator of its own, with the default breaker (5 contradicted
+     * errors in a row before a quarantine): the window in which the attack
+     * worked. */
+    const char *args[] = {"--no-hedge", NULL};
+    h_coord_start(NULL, args);
+    struct p2c2r_client_options o = {sizeof o, NULL, "it-identity-err", h_bound_ms(5000), 0, 0};
+    p2c2r_client *c;
+    H_REQUIRE(p2c2r_client_connect(h_addr(), &o, &c) == 0, "connect to %s", h_addr());
+    struct ident k;
+    ident_generate(&k);
+    struct h_fake_peer_cfg lcfg = {.name = "id-err-a", .types = "id_err", .slots = 1, .fail_code = P2C2R_ETASK,
+                                   .key = &k};
+    struct h_fake_peer *l1 = h_fake_peer_start(&lcfg);
+    lcfg.name = "id-err-b";
+    struct h_fake_peer *l2 = h_fake_peer_start(&lcfg);
+    struct h_fake_peer_cfg hcfg = {.name = "id-err-honest", .types = "id_err", .slots = 1};
+    struct h_fake_peer *hp = h_fake_peer_start(&hcfg);
+    int ok = 0, etask = 0, other = 0;
+    /* All at once, so every peer holds one (serially, the honest peer,
+     * fastest once measured, would take them all). */
+    enum { N = 300 };
+    p2c2r_ticket tk[N];
+    char in[N][16];
+    for (int i = 0; i < N; i++) {
+        struct p2c2r_task t = P2C2R_TASK_INIT;
+        snprintf(in[i], sizeof(in[i]), "e%d", i);
+        t.type = "id_err";
+        t.input = in[i];
+        t.input_len = strlen(in[i]);
+        t.flags = P2C2R_TASK_NOCACHE;
+        tk[i] = h_submit(c, &t);
+    }
+    for (int i = 0; i < N; i++) {
+        struct p2c2r_result res = h_wait(c, tk[i], 10000);
+        if (res.status == 0)
+            ok++;
+        else if (res.status == P2C2R_ETASK)
+            etask++;
+        else
+            other++;
+        p2c2r_result_release(&res);
+    }
+    h_log("  one key's false errors: %d ok, %d ETASK delivered, %d other", ok, etask, other);
+    H_CHECK(etask == 0 && other == 0, "%d false ETASK (and %d other) delivered: the key's two connections "
+            "confirmed each other", etask, other);
+    H_CHECK(state_is(h_fake_peer_id(l1), "quarantined") && state_is(h_fake_peer_id(l2), "quarantined"),
+            "the key whose errors an independent peer contradicted is not quarantined");
+    H_CHECK(ok == N, "%d of %d tasks succeeded", ok, N);
+    h_fake_peer_stop(l1);
+    h_fake_peer_stop(l2);
+    h_fake_peer_stop(hp);
+    p2c2r_client_close(c);
+    ident_fini(&k);
+}
+
 /* Quarantines the key of a failing fake peer: its error is contradicted by
  * an honest peer's success (one strike quarantines here). */
 static void quarantine(p2c2r_client *c, struct h_fake_peer *liar, uint32_t liar_id)
@@ -303,5 +367,6 @@ int main(int argc, char **argv)
     h_raw_close(&r);
     ident_fini(&lk);
     (void)co;
+    case_errors_of_one_key();
     return h_finish();
 }

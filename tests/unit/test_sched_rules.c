@@ -73,6 +73,7 @@ static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, u
     c->state = CS_READY;
     struct peer_rec *p = xcalloc(1, sizeof(*p));
     p->id = ++co->next_peer_id;
+    p->group = p->id; /* one peer, one group, as a key of its own */
     p->conn = c;
     p->cores = 4;
     p->mem = 1ull << 30;
@@ -410,7 +411,7 @@ static void test_excluded(void)
     struct peer_rec *b = fx_peer(&f, 1u << ti, 1, 4);
     uint64_t now = co->now;
     struct task *t = fx_queued(&f, ti, PRIO_REALTIME, 0, 10);
-    t->excl[t->nexcl++] = a->id;
+    t->excl[t->nexcl++] = a->group;
     CHECK(!task_fits(co, t, a));
     CHECK(task_fits(co, t, b));
     CHECK(next_for_peer(co, a, now) == NULL);
@@ -425,7 +426,7 @@ static void test_excluded(void)
 
     /* The only peer of its type runs it again. */
     struct task *s = fx_queued(&f, tsolo, PRIO_REALTIME, 0, 10);
-    s->excl[s->nexcl++] = a->id;
+    s->excl[s->nexcl++] = a->group;
     CHECK(task_fits(co, s, a));
     CHECK(pick_peer(co, s) == a);
     fx_take(&f, u);
@@ -450,7 +451,7 @@ static void test_excluded(void)
     struct peer_rec *va = fx_peer(&f, 1u << tv, 1, 4);
     struct peer_rec *vc = fx_peer(&f, 1u << tv, 1, 4);
     struct task *r = fx_queued(&f, tv, PRIO_REALTIME, 0, 10);
-    r->excl[r->nexcl++] = va->id;
+    r->excl[r->nexcl++] = va->group;
     r->excl[r->nexcl++] = 999; /* failed it, then disconnected */
     CHECK_EQU(co->types[tv].npeers, r->nexcl);
     CHECK(!task_fits(co, r, va));
@@ -461,7 +462,7 @@ static void test_excluded(void)
         other += pick_peer(co, r) != vc;
     CHECK_EQU(other, 0);
     /* Once c has failed it too, nobody else is left: a may try again. */
-    r->excl[r->nexcl++] = vc->id;
+    r->excl[r->nexcl++] = vc->group;
     CHECK(task_fits(co, r, va));
     CHECK(task_fits(co, r, vc));
     fx_fini(&f);
@@ -482,7 +483,7 @@ static void test_excluded_only_capable(void)
     struct peer_rec *cpu = fx_peer(&f, 1u << ti, 1, 4);
     struct task *t = fx_task(&f, ti, PRIO_REALTIME, 1, 10);
     t->reqs.gpu = 1;
-    t->excl[t->nexcl++] = g->id;
+    t->excl[t->nexcl++] = g->group;
     task_enqueue(co, t, 1);
     CHECK(!task_fits(co, t, cpu));
     CHECK(next_for_peer(co, cpu, co->now) == NULL);
