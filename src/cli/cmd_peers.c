@@ -136,7 +136,7 @@ int cmd_peers(int argc, char **argv)
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print the records as one JSON array", &json},
         {"ban", 0, OPT_MULTI, "KEY", 0, 0, "refuse this key at registration from the next start of p2c2rd (a key never seen can be banned); repeatable", &ban},
         {"unban", 0, OPT_MULTI, "KEY", 0, 0, "lift a ban; repeatable", &unban},
-        {"pin", 0, OPT_MULTI, "KEY", 0, 0, "mark a key as the operator's own (trusted); repeatable", &pin},
+        {"pin", 0, OPT_MULTI, "KEY", 0, 0, "mark a key as the operator's own: its results count as checked under the adaptive policy; repeatable", &pin},
         {"unpin", 0, OPT_MULTI, "KEY", 0, 0, "unmark it; repeatable", &unpin},
         {"group", 0, OPT_MULTI, "KEY=NAME", 0, 0, "put keys that belong together (one operator) in one group: one peer for quorum purposes; KEY= clears; repeatable", &group},
     };

@@ -347,6 +347,13 @@ int main(int argc, char **argv)
     h_stop(co);
     rc = h_cli("peers", "--state", g_state, "--ban", hex, (char *)NULL);
     H_EXPECT_EXIT(rc, 0, "p2c2r peers --ban with p2c2rd stopped");
+    /* And a key the operator vouches for (its own machine). */
+    struct ident pk;
+    ident_generate(&pk);
+    char phex[IDENT_PK_HEX_LEN + 1];
+    hex_of(pk.pk, phex);
+    rc = h_cli("peers", "--state", g_state, "--pin", phex, (char *)NULL);
+    H_EXPECT_EXIT(rc, 0, "p2c2r peers --pin with p2c2rd stopped");
     rc = h_cli("peers", "--state", g_state, "--json", (char *)NULL);
     H_EXPECT_EXIT(rc, 0, "p2c2r peers --json");
     json_t *list = h_out_json();
@@ -364,6 +371,25 @@ int main(int argc, char **argv)
     expect_eauth(&r, body, n, "a banned key", "banned by the operator");
     free(body);
     h_raw_close(&r);
+
+    h_phase("a pinned key's result counts as checked, with no second peer");
+    struct h_fake_peer_cfg pcfg = {.name = "id-pinned", .types = "id_pin", .slots = 1, .key = &pk};
+    struct h_fake_peer *pinned = h_fake_peer_start(&pcfg);
+    struct p2c2r_client_options po = {sizeof po, NULL, "it-identity-pin", h_bound_ms(5000), 0, 0};
+    p2c2r_client *pc;
+    H_REQUIRE(p2c2r_client_connect(h_addr(), &po, &pc) == 0, "connect to %s", h_addr());
+    struct p2c2r_task pt = P2C2R_TASK_INIT;
+    pt.type = "id_pin";
+    pt.input = "pin";
+    pt.input_len = 3;
+    pt.flags = P2C2R_TASK_NOCACHE;
+    struct p2c2r_result pres = h_wait(pc, h_submit(pc, &pt), 10000);
+    H_CHECK(pres.status == 0 && (pres.flags & P2C2R_RESULT_VERIFIED),
+            "a pinned key's result: status %s flags 0x%x, expected OK and VERIFIED", h_err(pres.status), pres.flags);
+    p2c2r_result_release(&pres);
+    p2c2r_client_close(pc);
+    h_fake_peer_stop(pinned);
+    ident_fini(&pk);
     ident_fini(&lk);
     (void)co;
     case_errors_of_one_key();
