@@ -45,95 +45,9 @@
 #include "client/sized.h"
 #include "client/trace.h"
 #include "common/version.h"
+#include "client/client_int.h"
 
-#define READ_CHUNK (256u * 1024)
-#define STATS_REQ_BIT (1ull << 63)
-
-enum entry_kind { ENTRY_TASK, ENTRY_BLOB };
-
-struct entry {
-    uint64_t ticket;
-    struct entry *hnext;
-    struct list_node node; /* done list */
-    int done;
-    uint64_t submit_us;
-    uint32_t deadline_ms;
-    uint32_t epoch;   /* its type's fadv epoch at submit */
-    int16_t type_ix;  /* in c->types, -1 = untracked */
-    uint8_t kind;     /* enum entry_kind */
-    uint8_t traced;   /* submitted while a trace ran */
-    struct p2c2r_result res;
-};
-
-enum conn_state { S_TCP, S_HELLO, S_READY, S_BACKOFF, S_FAILED };
-
-/* Task types with their own figures (p2c2r_client_type_pressure). */
-#define MAX_TYPES 64
-struct ctype {
-    char name[PROTO_MAX_TYPE_NAME + 1];
-    struct fadv adv;
-};
-
-struct p2c2r_client {
-    int fd;
-    int err; /* 0 while there is a connection (S_TCP, S_HELLO, S_READY) */
-    enum conn_state state;
-    int report; /* a failure p2c2r_client_process has yet to return once */
-    int failing; /* conn_failed is ending the outstanding tasks */
-
-    /* What a (re)connect needs. */
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    char *token, *name;
-    int connect_timeout_ms;
-    uint32_t reconnect_ms, reconnect_max_ms;
-    uint32_t attempts;     /* failed attempts since the last READY */
-    uint64_t retry_at_us;  /* S_BACKOFF: when to try again */
-    uint64_t attempt_deadline_us; /* S_TCP, S_HELLO: when the attempt times out */
-    uint64_t rng;
-    struct buf in, out;
-    uint64_t next_ticket;
-    uint64_t next_ctl;
-    uint32_t max_inflight, max_body;
-    size_t max_result;
-    uint32_t spin_us;
-
-    struct entry **buckets;
-    size_t nbuckets, nentries, ninflight;
-    struct entry *free_entries;
-    struct list_node done;
-
-    uint64_t stats_id;
-    char *stats_json;
-    int stats_done;
-
-    /* A large DELIVER being read straight into its result's own buffer. */
-    struct {
-        uint8_t *buf;
-        size_t len, have;
-        uint64_t ticket;
-        struct msg_deliver m;
-    } big;
-
-    uint64_t blob_id;  /* outstanding BLOB_PUT, 0 = none */
-    int blob_status;   /* 1 = waiting, 0 = stored, < 0 = refused */
-    uint8_t blob_hash[PROTO_HASH_LEN];
-    char last_error[256];
-
-    /* Backpressure (p2c2r_client_pressure, _type_pressure, _frame_advice):
-     * the whole connection's figures and each type's (fadv.h).  The ratios
-     * weigh the first 16 outcomes plainly, then each new one 1/16: quick
-     * enough to react within a few frames, slow enough that one refusal
-     * does not halve a game's quality. */
-    struct fadv all;
-    struct ctype types[MAX_TYPES];
-    int ntypes;
-    size_t nblob_open; /* uploads in flight (in ninflight, not tasks) */
-
-    struct trace *trace; /* p2c2r_client_trace_start, NULL = off */
-};
-
-static int type_find(const p2c2r_client *c, const char *name)
+int ctype_find(const p2c2r_client *c, const char *name)
 {
     for (int i = 0; i < c->ntypes; i++)
         if (!strcmp(c->types[i].name, name))
@@ -143,9 +57,9 @@ static int type_find(const p2c2r_client *c, const char *name)
 
 /* The index of type name in c->types, added when new; -1 when the table is
  * full (the type then only counts in c->all). */
-static int type_ix(p2c2r_client *c, const char *name)
+int ctype_ix(p2c2r_client *c, const char *name)
 {
-    int i = type_find(c, name);
+    int i = ctype_find(c, name);
     if (i >= 0 || c->ntypes == MAX_TYPES)
         return i;
     i = c->ntypes++;
@@ -159,7 +73,7 @@ static void entry_ended(p2c2r_client *c, struct entry *e)
 {
     uint64_t now = now_us();
     uint64_t rtt = now > e->submit_us ? now - e->submit_us : 0;
-    struct fadv *ft = e->type_ix >= 0 ? &c->types[e->type_ix].adv : NULL;
+    struct fadv *ft = e->ctype_ix >= 0 ? &c->types[e->ctype_ix].adv : NULL;
     int late = 0;
     if (e->kind == ENTRY_BLOB) {
         c->nblob_open--;
@@ -179,7 +93,7 @@ static void entry_ended(p2c2r_client *c, struct entry *e)
         struct trace_task tt = {
             .ticket = e->ticket,
             .user = e->res.user,
-            .type = e->kind == ENTRY_BLOB ? "blob" : ft ? c->types[e->type_ix].name : "task",
+            .type = e->kind == ENTRY_BLOB ? "blob" : ft ? c->types[e->ctype_ix].name : "task",
             .submit_us = e->submit_us,
             .end_us = now,
             .status = e->res.status,
@@ -207,7 +121,7 @@ const char *p2c2r_version(void) { return P2C2R_VERSION_STRING; }
 
 /* ---- ticket table ------------------------------------------------------------ */
 
-static struct entry **slot_of(p2c2r_client *c, uint64_t ticket)
+struct entry **ticket_slot(p2c2r_client *c, uint64_t ticket)
 {
     struct entry **pp = &c->buckets[ticket & (c->nbuckets - 1)];
     while (*pp && (*pp)->ticket != ticket)
@@ -236,7 +150,7 @@ static int table_grow(p2c2r_client *c)
     return 0;
 }
 
-static struct entry *entry_new(p2c2r_client *c, uint64_t ticket)
+struct entry *ticket_new(p2c2r_client *c, uint64_t ticket)
 {
     if (c->nentries >= c->nbuckets && table_grow(c) != 0)
         return NULL;
@@ -258,9 +172,9 @@ static struct entry *entry_new(p2c2r_client *c, uint64_t ticket)
 
 /* Unlinks e from the table and the done list and recycles it; its result
  * must have been moved out or released. */
-static void entry_drop(p2c2r_client *c, struct entry *e)
+void ticket_drop(p2c2r_client *c, struct entry *e)
 {
-    struct entry **pp = slot_of(c, e->ticket);
+    struct entry **pp = ticket_slot(c, e->ticket);
     *pp = e->hnext;
     list_remove(&e->node);
     c->nentries--;
@@ -380,7 +294,6 @@ static void conn_failed(p2c2r_client *c, int err, const char *why)
     }
 }
 
-static int do_write(p2c2r_client *c);
 
 /* Starts a connection attempt: a new socket under c->fd's number, a
  * non-blocking connect and the HELLO queued behind it. */
@@ -430,7 +343,7 @@ static void attempt_start(p2c2r_client *c)
     buf_commit(&c->out, PROTO_HDR_LEN + hl);
     if (connect(c->fd, (struct sockaddr *)&c->ss, c->sl) == 0) {
         c->state = S_HELLO;
-        do_write(c);
+        client_write(c);
     } else if (errno != EINPROGRESS) {
         char why[128];
         snprintf(why, sizeof(why), "cannot connect to the coordinator: %s", strerror(errno));
@@ -453,7 +366,7 @@ static void tcp_check(p2c2r_client *c, uint64_t now)
             return;
         }
         c->state = S_HELLO;
-        do_write(c);
+        client_write(c);
         return;
     }
     if (now >= c->attempt_deadline_us)
@@ -462,7 +375,7 @@ static void tcp_check(p2c2r_client *c, uint64_t now)
 
 /* ---- I/O ------------------------------------------------------------------------ */
 
-static int do_write(p2c2r_client *c)
+int client_write(p2c2r_client *c)
 {
     if (c->state != S_HELLO && c->state != S_READY)
         return c->err;
@@ -490,7 +403,7 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         struct msg_deliver m;
         if (proto_parse_deliver(body, h->body_len, &m) != 0)
             return P2C2R_EPROTO;
-        struct entry *e = *slot_of(c, h->req_id);
+        struct entry *e = *ticket_slot(c, h->req_id);
         if (!e || e->done || e->kind != ENTRY_TASK)
             return 0; /* cancelled and collected already: nothing to do */
         if (m.output.len > c->max_result)
@@ -508,7 +421,7 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
             c->blob_status = 0;
             return 0;
         }
-        struct entry *e = *slot_of(c, h->req_id);
+        struct entry *e = *ticket_slot(c, h->req_id);
         if (!e || e->done || e->kind != ENTRY_BLOB)
             return 0;
         entry_complete(c, e, 0, body, PROTO_HASH_LEN, 0, 0, 0, 0);
@@ -526,7 +439,7 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         }
         /* A task the coordinator refused (EQUEUEFULL, EDEADLINE,
          * EUNSUPPORTED, ...): its one result, with the reason as text. */
-        struct entry *e = *slot_of(c, h->req_id);
+        struct entry *e = *ticket_slot(c, h->req_id);
         if (!e || e->done)
             return 0;
         int st = m.code ? -(int)m.code : P2C2R_EINVAL;
@@ -621,7 +534,7 @@ static int big_finish(p2c2r_client *c)
 {
     uint8_t *b = c->big.buf;
     c->big.buf = NULL;
-    struct entry *e = *slot_of(c, c->big.ticket);
+    struct entry *e = *ticket_slot(c, c->big.ticket);
     if (!e || e->done || e->kind != ENTRY_TASK) {
         free(b);
         return 0;
@@ -734,7 +647,7 @@ static int step(p2c2r_client *c)
     if (c->state == S_HELLO || c->state == S_READY) {
         n = do_read(c);
         if (!c->err)
-            do_write(c);
+            client_write(c);
         if (c->state == S_HELLO)
             hello_check(c, now_us());
     }
@@ -761,7 +674,7 @@ int p2c2r_client_process(p2c2r_client *c)
 /* Waits until the socket is readable (or writable while output is pending)
  * or the deadline passes, then processes.  deadline_us 0 = no wait,
  * UINT64_MAX = forever. */
-static int wait_io(p2c2r_client *c, uint64_t deadline_us)
+int client_wait_io(p2c2r_client *c, uint64_t deadline_us)
 {
     if (c->err)
         return c->err;
@@ -774,7 +687,7 @@ static int wait_io(p2c2r_client *c, uint64_t deadline_us)
         step(c);
         return c->err;
     }
-    do_write(c);
+    client_write(c);
     if (c->err)
         return c->err;
     if (c->spin_us && !buf_used(&c->out) && c->state == S_READY) {
@@ -809,14 +722,14 @@ static int wait_io(p2c2r_client *c, uint64_t deadline_us)
         if (pfd.revents & (POLLIN | POLLERR | POLLHUP))
             do_read(c);
         if (!c->err && buf_used(&c->out))
-            do_write(c);
+            client_write(c);
     }
     if (!c->err)
         hello_check(c, now_us());
     return c->err;
 }
 
-static uint64_t deadline_after(int timeout_ms)
+uint64_t client_deadline_after(int timeout_ms)
 {
     if (timeout_ms < 0)
         return UINT64_MAX;
@@ -887,7 +800,7 @@ int p2c2r_client_connect(const char *addr, const struct p2c2r_client_options *op
     if (rc != 0)
         return rc;
     while (c->state == S_TCP || c->state == S_HELLO)
-        wait_io(c, c->attempt_deadline_us);
+        client_wait_io(c, c->attempt_deadline_us);
     if (c->state != S_READY) {
         rc = c->err == P2C2R_ECLOSED ? P2C2R_EIO : c->err;
         p2c2r_client_close(c);
@@ -927,529 +840,4 @@ void p2c2r_client_close(p2c2r_client *c)
     buf_fini(&c->in);
     buf_fini(&c->out);
     free(c);
-}
-
-#define TASK_FLAGS_KNOWN P2C2R_TASK_NOCACHE
-
-static int task_has_reqs(const struct p2c2r_task *t)
-{
-    return t->need_gpu || t->min_cores || t->min_mem_bytes;
-}
-
-static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t *size)
-{
-    if (!t->type)
-        return P2C2R_EINVAL;
-    size_t tl = strlen(t->type);
-    if (tl == 0 || tl > PROTO_MAX_TYPE_NAME || t->params_len > PROTO_MAX_PARAMS ||
-        (t->params_len && !t->params) || (t->input_len && !t->input) ||
-        t->nblobs > PROTO_MAX_BLOBS || (t->nblobs && !t->blobs) || (t->flags & ~TASK_FLAGS_KNOWN))
-        return P2C2R_EINVAL;
-    size_t n = proto_task_size_ext(tl, t->params_len, t->nblobs, task_has_reqs(t), t->input_len);
-    if (t->input_len > UINT32_MAX || n + PROTO_BATCH_ENTRY_PREFIX + 4 > c->max_body)
-        return P2C2R_ETOOBIG;
-    *size = n;
-    return 0;
-}
-
-/* Reads element k of the caller's task array (stride size, checked by
- * sized_ok) into *t, checks it and sizes its body. */
-static int task_load(const p2c2r_client *c, const struct p2c2r_task *tasks, uint32_t size, size_t k,
-                     struct p2c2r_task *t, size_t *body)
-{
-    const uint8_t *src = (const uint8_t *)tasks + k * size;
-    if (sized_size(src) != size || sized_in(t, src, size, &task_layout))
-        return P2C2R_EINVAL;
-    return task_check(c, t, body);
-}
-
-/* Writes t's task body; task_check has vetted t and sized the room. */
-static void put_task(uint8_t *b, const struct p2c2r_task *t)
-{
-    struct proto_reqs reqs = {t->need_gpu ? 1 : 0, t->min_cores, t->min_mem_bytes};
-    uint8_t flags = (t->flags & P2C2R_TASK_NOCACHE) ? PROTO_TASK_F_NOCACHE : 0;
-    size_t o = proto_put_task_head_ext(b, t->type, strlen(t->type), t->min_version, t->deadline_ms,
-                                       t->priority, flags, t->params, t->params_len,
-                                       (const uint8_t *)t->blobs, t->nblobs,
-                                       task_has_reqs(t) ? &reqs : NULL, (uint32_t)t->input_len);
-    if (t->input_len)
-        memcpy(b + o, t->input, t->input_len);
-}
-
-/* Sets up e, just made for task t (checked), submitted at now. */
-static void entry_task(p2c2r_client *c, struct entry *e, const struct p2c2r_task *t, uint64_t now)
-{
-    int ix = type_ix(c, t->type);
-    e->kind = ENTRY_TASK;
-    e->submit_us = now;
-    e->deadline_ms = t->deadline_ms;
-    e->type_ix = (int16_t)ix;
-    e->epoch = ix >= 0 ? fadv_submit(&c->types[ix].adv) : 0;
-    fadv_submit(&c->all);
-    e->traced = c->trace != NULL;
-    e->res.user = t->user;
-}
-
-int p2c2r_client_submit(p2c2r_client *c, const struct p2c2r_task *t, p2c2r_ticket *out)
-{
-    return p2c2r_client_submit_batch(c, t, 1, out);
-}
-
-/* The caller's tasks are read through task_load at their own stride, once to
- * check them and size the frames, once per frame to pack it, once to write
- * each: a copy of at most sizeof(struct p2c2r_task) bytes each time, which
- * keeps the call free of allocation whatever n is. */
-int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, size_t n,
-                              p2c2r_ticket *tickets)
-{
-    if (!c || !tasks || !tickets || n == 0)
-        return P2C2R_EINVAL;
-    uint32_t tsize = sized_size(tasks);
-    if (!sized_ok(tsize, &task_layout))
-        return P2C2R_EINVAL;
-    if (c->state == S_FAILED)
-        return c->err;
-    if (c->state != S_READY)
-        return P2C2R_EAGAIN;
-    size_t ntasks = c->ninflight - c->nblob_open;
-    if (n > c->max_inflight || ntasks + n > c->max_inflight)
-        return P2C2R_EAGAIN;
-    struct p2c2r_task t;
-    uint64_t now = now_us();
-    if (n == 1) {
-        /* The frame loop's common case: one task, read and checked once. */
-        size_t sz;
-        int rc = task_load(c, tasks, tsize, 0, &t, &sz);
-        if (rc)
-            return rc;
-        uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + sz);
-        if (!b)
-            return P2C2R_EAGAIN;
-        uint64_t ticket = c->next_ticket + 1;
-        struct entry *e = entry_new(c, ticket);
-        if (!e)
-            return P2C2R_ENOMEM;
-        entry_task(c, e, &t, now);
-        c->next_ticket = ticket;
-        proto_put_hdr(b, MSG_SUBMIT, 0, ticket, (uint32_t)sz);
-        put_task(b + PROTO_HDR_LEN, &t);
-        buf_commit(&c->out, PROTO_HDR_LEN + sz);
-        tickets[0].id = ticket;
-        if (buf_used(&c->out) >= 256u * 1024)
-            do_write(c);
-        return 0;
-    }
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t sz;
-        int rc = task_load(c, tasks, tsize, i, &t, &sz);
-        if (rc)
-            return rc;
-        total += PROTO_HDR_LEN + PROTO_BATCH_ENTRY_PREFIX + 4 + sz;
-    }
-    if (!buf_reserve(&c->out, total))
-        return P2C2R_EAGAIN;
-    size_t mark = c->out.len;
-    uint64_t first = c->next_ticket + 1;
-    size_t i = 0;
-    while (i < n) {
-        /* Pack as many tasks as fit in one frame; a lone task goes as SUBMIT. */
-        size_t body = 4, j = i;
-        while (j < n && j - i < PROTO_MAX_BATCH) {
-            size_t sz;
-            task_load(c, tasks, tsize, j, &t, &sz);
-            if (body + PROTO_BATCH_ENTRY_PREFIX + sz > c->max_body)
-                break;
-            body += PROTO_BATCH_ENTRY_PREFIX + sz;
-            j++;
-        }
-        if (j - i == 1) {
-            size_t sz;
-            task_load(c, tasks, tsize, i, &t, &sz);
-            uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + sz);
-            proto_put_hdr(b, MSG_SUBMIT, 0, ++c->next_ticket, (uint32_t)sz);
-            put_task(b + PROTO_HDR_LEN, &t);
-            buf_commit(&c->out, PROTO_HDR_LEN + sz);
-        } else {
-            uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + body);
-            proto_put_hdr(b, MSG_SUBMIT_BATCH, 0, ++c->next_ctl | STATS_REQ_BIT, (uint32_t)body);
-            wr32(b + PROTO_HDR_LEN, (uint32_t)(j - i));
-            size_t o = PROTO_HDR_LEN + 4;
-            for (size_t k = i; k < j; k++) {
-                size_t sz;
-                task_load(c, tasks, tsize, k, &t, &sz);
-                wr64(b + o, ++c->next_ticket);
-                wr32(b + o + 8, (uint32_t)sz);
-                put_task(b + o + PROTO_BATCH_ENTRY_PREFIX, &t);
-                o += PROTO_BATCH_ENTRY_PREFIX + sz;
-            }
-            buf_commit(&c->out, o);
-        }
-        i = j;
-    }
-    for (size_t k = 0; k < n; k++) {
-        if (!entry_new(c, first + k)) {
-            /* Roll back: nothing of this call is sent. */
-            for (size_t r = 0; r < k; r++)
-                entry_drop(c, *slot_of(c, first + r));
-            c->out.len = mark;
-            c->next_ticket = first - 1;
-            return P2C2R_ENOMEM;
-        }
-    }
-    for (size_t k = 0; k < n; k++) {
-        size_t sz;
-        task_load(c, tasks, tsize, k, &t, &sz);
-        entry_task(c, *slot_of(c, first + k), &t, now);
-        tickets[k].id = first + k;
-    }
-    /* Keep the kernel busy when a lot is queued, without a syscall per task. */
-    if (buf_used(&c->out) >= 256u * 1024)
-        do_write(c);
-    return 0;
-}
-
-void p2c2r_result_release(struct p2c2r_result *r)
-{
-    if (!r)
-        return;
-    free(r->output);
-    r->output = NULL;
-    r->output_len = 0;
-}
-
-/* Moves e's result into the caller's struct at dst (size bytes, checked by
- * sized_ok) and recycles e. */
-static void take_result(p2c2r_client *c, struct entry *e, void *dst, uint32_t size)
-{
-    sized_out(dst, size, &e->res, &result_layout);
-    e->res.output = NULL;
-    entry_drop(c, e);
-}
-
-int p2c2r_client_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms, struct p2c2r_result *out)
-{
-    if (!c || !out || !sized_ok(sized_size(out), &result_layout))
-        return P2C2R_EINVAL;
-    struct entry *e = c->nbuckets ? *slot_of(c, t.id) : NULL;
-    if (!e)
-        return P2C2R_ENOTFOUND;
-    uint64_t deadline = deadline_after(timeout_ms);
-    for (;;) {
-        if (e->done) {
-            take_result(c, e, out, sized_size(out));
-            return 0;
-        }
-        if (now_us() >= deadline && timeout_ms >= 0) {
-            if (!c->err)
-                p2c2r_client_process(c);
-            if (e->done)
-                continue;
-            return P2C2R_ETIMEDOUT;
-        }
-        wait_io(c, timeout_ms == 0 ? 0 : deadline);
-    }
-}
-
-int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_t max, int timeout_ms)
-{
-    uint32_t rsize = out ? sized_size(out) : 0;
-    if (!c || max == 0 || !sized_ok(rsize, &result_layout))
-        return P2C2R_EINVAL;
-    if (max > INT_MAX)
-        max = INT_MAX;
-    uint64_t deadline = deadline_after(timeout_ms);
-    while (list_empty(&c->done) && c->ninflight && !c->err) {
-        if (timeout_ms >= 0 && now_us() >= deadline)
-            break;
-        wait_io(c, timeout_ms == 0 ? 0 : deadline);
-        if (timeout_ms == 0)
-            break;
-    }
-    size_t n = 0;
-    while (n < max && !list_empty(&c->done)) {
-        struct entry *e = list_entry(c->done.next, struct entry, node);
-        take_result(c, e, (uint8_t *)out + n * rsize, rsize);
-        n++;
-    }
-    if (!c->err && buf_used(&c->out))
-        do_write(c);
-    return (int)n;
-}
-
-int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t)
-{
-    if (!c)
-        return P2C2R_EINVAL;
-    struct entry *e = c->nbuckets ? *slot_of(c, t.id) : NULL;
-    if (!e)
-        return P2C2R_ENOTFOUND;
-    if (e->done || c->err || e->kind == ENTRY_BLOB)
-        return 0;
-    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN);
-    if (!b)
-        return P2C2R_ENOMEM;
-    proto_put_hdr(b, MSG_CANCEL, 0, t.id, 0);
-    buf_commit(&c->out, PROTO_HDR_LEN);
-    return 0;
-}
-
-int p2c2r_client_fd(const p2c2r_client *c) { return c ? c->fd : -1; }
-
-int p2c2r_client_want_write(const p2c2r_client *c)
-{
-    if (!c)
-        return 0;
-    return c->state == S_TCP || ((c->state == S_HELLO || c->state == S_READY) && buf_used(&c->out) > 0);
-}
-
-int p2c2r_client_flush(p2c2r_client *c, int timeout_ms)
-{
-    if (!c)
-        return P2C2R_EINVAL;
-    uint64_t deadline = deadline_after(timeout_ms);
-    for (;;) {
-        do_write(c);
-        if (!buf_used(&c->out) || c->err)
-            return c->err;
-        if (timeout_ms >= 0 && now_us() >= deadline)
-            return P2C2R_ETIMEDOUT;
-        wait_io(c, deadline); /* returns once writable (or readable: reading
-                                 keeps the coordinator from stalling on us) */
-    }
-}
-
-size_t p2c2r_client_pending(const p2c2r_client *c) { return c ? c->nentries : 0; }
-
-uint32_t p2c2r_client_max_inflight(const p2c2r_client *c) { return c ? c->max_inflight : 0; }
-
-/* Writes f's figures, with the connection's max_inflight and unsent_bytes,
- * to the caller's struct out (size checked). */
-static void pressure_out(const p2c2r_client *c, const struct fadv *f, struct p2c2r_pressure *out)
-{
-    struct p2c2r_pressure p;
-    p2c2r_pressure_init(&p);
-    fadv_pressure(f, now_us() / 1000, &p);
-    p.max_inflight = c->max_inflight;
-    p.unsent_bytes = buf_used(&c->out);
-    sized_out(out, sized_size(out), &p, &pressure_layout);
-}
-
-int p2c2r_client_pressure(const p2c2r_client *c, struct p2c2r_pressure *out)
-{
-    if (!c || !out || !sized_ok(sized_size(out), &pressure_layout))
-        return P2C2R_EINVAL;
-    pressure_out(c, &c->all, out);
-    return 0;
-}
-
-int p2c2r_client_type_pressure(const p2c2r_client *c, const char *type, struct p2c2r_pressure *out)
-{
-    if (!c || !type || !out || !sized_ok(sized_size(out), &pressure_layout))
-        return P2C2R_EINVAL;
-    int ix = type_find(c, type);
-    struct fadv none;
-    fadv_init(&none);
-    pressure_out(c, ix >= 0 ? &c->types[ix].adv : c->ntypes == MAX_TYPES ? &c->all : &none, out);
-    return 0;
-}
-
-int p2c2r_client_frame_advice(p2c2r_client *c, const char *type, uint64_t now_ms,
-                              uint32_t budget_us, struct p2c2r_frame_advice *out)
-{
-    if (!c || !type || !out || budget_us == 0 || !sized_ok(sized_size(out), &advice_layout))
-        return P2C2R_EINVAL;
-    size_t tl = strlen(type);
-    if (tl == 0 || tl > PROTO_MAX_TYPE_NAME)
-        return P2C2R_EINVAL;
-    int ix = type_ix(c, type);
-    struct p2c2r_frame_advice a;
-    p2c2r_frame_advice_init(&a);
-    size_t ntasks = c->ninflight - c->nblob_open;
-    uint32_t room = c->state == S_READY && c->max_inflight > ntasks
-                        ? (uint32_t)(c->max_inflight - ntasks) : 0;
-    fadv_advise(ix >= 0 ? &c->types[ix].adv : &c->all, now_ms, budget_us, room, &a);
-    sized_out(out, sized_size(out), &a, &advice_layout);
-    return 0;
-}
-
-int p2c2r_client_state(const p2c2r_client *c)
-{
-    if (!c)
-        return 0;
-    switch (c->state) {
-    case S_TCP:
-    case S_HELLO:
-        return P2C2R_STATE_CONNECTING;
-    case S_READY:
-        return P2C2R_STATE_READY;
-    case S_BACKOFF:
-        return P2C2R_STATE_BACKOFF;
-    default:
-        return P2C2R_STATE_FAILED;
-    }
-}
-
-int p2c2r_client_timeout_ms(const p2c2r_client *c)
-{
-    if (!c)
-        return -1;
-    uint64_t at;
-    if (c->state == S_BACKOFF)
-        at = c->retry_at_us;
-    else if (c->state == S_TCP || c->state == S_HELLO)
-        at = c->attempt_deadline_us;
-    else
-        return -1;
-    uint64_t now = now_us();
-    if (at <= now)
-        return 0;
-    uint64_t ms = (at - now + 999) / 1000;
-    return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
-int p2c2r_client_trace_start(p2c2r_client *c, const char *path)
-{
-    if (!c || !path || c->trace)
-        return P2C2R_EINVAL;
-    return trace_open(&c->trace, path, now_us());
-}
-
-int p2c2r_client_trace_stop(p2c2r_client *c)
-{
-    if (!c)
-        return P2C2R_EINVAL;
-    if (!c->trace)
-        return 0;
-    uint64_t now = now_us();
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        for (struct entry *e = c->buckets[i]; e; e = e->hnext) {
-            if (e->traced && !e->done) {
-                struct trace_task tt = {
-                    .ticket = e->ticket,
-                    .user = e->res.user,
-                    .type = e->kind == ENTRY_BLOB ? "blob"
-                            : e->type_ix >= 0     ? c->types[e->type_ix].name
-                                                  : "task",
-                    .submit_us = e->submit_us,
-                    .end_us = now,
-                    .how = TRACE_UNFINISHED,
-                };
-                trace_task(c->trace, &tt);
-            }
-            e->traced = 0;
-        }
-    }
-    int rc = trace_close(c->trace);
-    c->trace = NULL;
-    return rc;
-}
-
-int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
-{
-    if (!c || !json)
-        return P2C2R_EINVAL;
-    if (c->err)
-        return c->err;
-    if (c->state != S_READY)
-        return P2C2R_EAGAIN;
-    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN);
-    if (!b)
-        return P2C2R_ENOMEM;
-    c->stats_id = ++c->next_ctl | STATS_REQ_BIT;
-    c->stats_done = 0;
-    free(c->stats_json);
-    c->stats_json = NULL;
-    proto_put_hdr(b, MSG_STATS_REQ, 0, c->stats_id, 0);
-    buf_commit(&c->out, PROTO_HDR_LEN);
-    uint64_t deadline = deadline_after(timeout_ms);
-    while (!c->stats_done && !c->err) {
-        if (timeout_ms >= 0 && now_us() >= deadline)
-            return P2C2R_ETIMEDOUT;
-        wait_io(c, deadline);
-    }
-    if (!c->stats_json)
-        return c->err ? c->err : P2C2R_ENOMEM;
-    *json = c->stats_json;
-    c->stats_json = NULL;
-    return 0;
-}
-
-void p2c2r_stats_free(char *json) { free(json); }
-
-const char *p2c2r_client_last_error(const p2c2r_client *c) { return c ? c->last_error : ""; }
-
-int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,
-                          uint8_t hash[32])
-{
-    if (!c || !hash || (len && !data))
-        return P2C2R_EINVAL;
-    if (c->err)
-        return c->err;
-    if (c->state != S_READY)
-        return P2C2R_EAGAIN;
-    if (len > c->max_body)
-        return P2C2R_ETOOBIG;
-    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + len);
-    if (!b)
-        return P2C2R_ENOMEM;
-    c->blob_id = ++c->next_ctl | STATS_REQ_BIT;
-    c->blob_status = 1;
-    proto_put_hdr(b, MSG_BLOB_PUT, 0, c->blob_id, (uint32_t)len);
-    if (len)
-        memcpy(b + PROTO_HDR_LEN, data, len);
-    buf_commit(&c->out, PROTO_HDR_LEN + len);
-    uint64_t deadline = deadline_after(timeout_ms);
-    while (c->blob_status == 1 && !c->err) {
-        if (timeout_ms >= 0 && now_us() >= deadline)
-            return P2C2R_ETIMEDOUT;
-        wait_io(c, deadline);
-    }
-    if (c->err)
-        return c->err;
-    if (c->blob_status < 0)
-        return c->blob_status;
-    memcpy(hash, c->blob_hash, PROTO_HASH_LEN);
-    return 0;
-}
-
-int p2c2r_client_put_blob_start(p2c2r_client *c, const void *data, size_t len, uint64_t user,
-                                p2c2r_ticket *out)
-{
-    if (!c || !out || (len && !data))
-        return P2C2R_EINVAL;
-    if (c->state == S_FAILED)
-        return c->err;
-    if (c->state != S_READY)
-        return P2C2R_EAGAIN;
-    if (len > c->max_body)
-        return P2C2R_ETOOBIG;
-    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + len);
-    if (!b)
-        return P2C2R_EAGAIN;
-    uint64_t ticket = c->next_ticket + 1;
-    struct entry *e = entry_new(c, ticket);
-    if (!e)
-        return P2C2R_ENOMEM;
-    c->next_ticket = ticket;
-    e->kind = ENTRY_BLOB;
-    e->type_ix = -1;
-    e->submit_us = now_us();
-    e->traced = c->trace != NULL;
-    e->res.user = user;
-    c->nblob_open++;
-    /* The ticket is the request id: BLOB_OK and REJECTED name it. */
-    proto_put_hdr(b, MSG_BLOB_PUT, 0, ticket, (uint32_t)len);
-    if (len)
-        memcpy(b + PROTO_HDR_LEN, data, len);
-    buf_commit(&c->out, PROTO_HDR_LEN + len);
-    out->id = ticket;
-    if (buf_used(&c->out) >= 256u * 1024)
-        do_write(c);
-    return 0;
-}
-
-void p2c2r_blob_hex(const uint8_t hash[32], char out[65])
-{
-    hex_encode(hash, 32, out);
 }

@@ -1,0 +1,123 @@
+/* client_int.h - libp2c2r's internal header: the client and its ticket
+ * table, shared by client.c (connection, I/O, frames, the ticket table),
+ * submit.c (submitting tasks) and results.c (collecting results and the
+ * other public calls).  Internal to the library. */
+#ifndef P2C2R_CLIENT_INT_H
+#define P2C2R_CLIENT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "client/fadv.h"
+#include "client/sized.h"
+#include "client/trace.h"
+#include "common/buf.h"
+#include "common/list.h"
+#include "common/proto.h"
+#include "p2c2r/client.h"
+
+#define READ_CHUNK (256u * 1024)
+#define STATS_REQ_BIT (1ull << 63)
+
+enum entry_kind { ENTRY_TASK, ENTRY_BLOB };
+
+struct entry {
+    uint64_t ticket;
+    struct entry *hnext;
+    struct list_node node; /* done list */
+    int done;
+    uint64_t submit_us;
+    uint32_t deadline_ms;
+    uint32_t epoch;   /* its type's fadv epoch at submit */
+    int16_t ctype_ix;  /* in c->types, -1 = untracked */
+    uint8_t kind;     /* enum entry_kind */
+    uint8_t traced;   /* submitted while a trace ran */
+    struct p2c2r_result res;
+};
+
+enum conn_state { S_TCP, S_HELLO, S_READY, S_BACKOFF, S_FAILED };
+
+/* Task types with their own figures (p2c2r_client_type_pressure). */
+#define MAX_TYPES 64
+struct ctype {
+    char name[PROTO_MAX_TYPE_NAME + 1];
+    struct fadv adv;
+};
+
+struct p2c2r_client {
+    int fd;
+    int err; /* 0 while there is a connection (S_TCP, S_HELLO, S_READY) */
+    enum conn_state state;
+    int report; /* a failure p2c2r_client_process has yet to return once */
+    int failing; /* conn_failed is ending the outstanding tasks */
+
+    /* What a (re)connect needs. */
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    char *token, *name;
+    int connect_timeout_ms;
+    uint32_t reconnect_ms, reconnect_max_ms;
+    uint32_t attempts;     /* failed attempts since the last READY */
+    uint64_t retry_at_us;  /* S_BACKOFF: when to try again */
+    uint64_t attempt_deadline_us; /* S_TCP, S_HELLO: when the attempt times out */
+    uint64_t rng;
+    struct buf in, out;
+    uint64_t next_ticket;
+    uint64_t next_ctl;
+    uint32_t max_inflight, max_body;
+    size_t max_result;
+    uint32_t spin_us;
+
+    struct entry **buckets;
+    size_t nbuckets, nentries, ninflight;
+    struct entry *free_entries;
+    struct list_node done;
+
+    uint64_t stats_id;
+    char *stats_json;
+    int stats_done;
+
+    /* A large DELIVER being read straight into its result's own buffer. */
+    struct {
+        uint8_t *buf;
+        size_t len, have;
+        uint64_t ticket;
+        struct msg_deliver m;
+    } big;
+
+    uint64_t blob_id;  /* outstanding BLOB_PUT, 0 = none */
+    int blob_status;   /* 1 = waiting, 0 = stored, < 0 = refused */
+    uint8_t blob_hash[PROTO_HASH_LEN];
+    char last_error[256];
+
+    /* Backpressure (p2c2r_client_pressure, _type_pressure, _frame_advice):
+     * the whole connection's figures and each type's (fadv.h).  The ratios
+     * weigh the first 16 outcomes plainly, then each new one 1/16: quick
+     * enough to react within a few frames, slow enough that one refusal
+     * does not halve a game's quality. */
+    struct fadv all;
+    struct ctype types[MAX_TYPES];
+    int ntypes;
+    size_t nblob_open; /* uploads in flight (in ninflight, not tasks) */
+
+    struct trace *trace; /* p2c2r_client_trace_start, NULL = off */
+};
+
+#define TASK_FLAGS_KNOWN P2C2R_TASK_NOCACHE /* p2c2r_task.flags this library sends */
+
+/* The ticket table (client.c). */
+struct entry **ticket_slot(p2c2r_client *c, uint64_t ticket);
+struct entry *ticket_new(p2c2r_client *c, uint64_t ticket);
+void ticket_drop(p2c2r_client *c, struct entry *e);
+/* Per-type figures: the index of a type's row, -1 (ctype_find) or a new
+ * row (ctype_ix, -1 when the table is full). */
+int ctype_find(const p2c2r_client *c, const char *name);
+int ctype_ix(p2c2r_client *c, const char *name);
+/* I/O (client.c): one write of what is queued; a blocking wait for
+ * progress until deadline_us (monotonic); a deadline from a timeout. */
+int client_write(p2c2r_client *c);
+int client_wait_io(p2c2r_client *c, uint64_t deadline_us);
+uint64_t client_deadline_after(int timeout_ms);
+
+#endif
