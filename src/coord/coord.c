@@ -169,15 +169,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     co->rng.s = now_ns();
     co->now = now_us();
     co->rbuf = xmalloc(READ_CHUNK);
-    list_init(&co->conns);
-    list_init(&co->dirty);
-    list_init(&co->reap);
-    list_init(&co->blob_lru);
-    list_init(&co->peers);
-    list_init(&co->draining);
-    list_init(&co->quarantined);
-    list_init(&co->vwait);
-    co->walk = &co->conns;
+    coord_state_init(co);
     int rc;
     if ((cfg->type_deadlines && (rc = config_type_deadlines(co, cfg->type_deadlines, err, errcap)) != 0) ||
         (cfg->cache_types && (rc = config_cache_types(co, cfg->cache_types, err, errcap)) != 0) ||
@@ -272,6 +264,20 @@ int coord_run(struct coord *co)
 }
 
 void coord_stop(struct coord *co) { uv_async_send(&co->stopper); }
+
+void coord_state_init(struct coord *co)
+{
+    co->free_head = NO_FREE;
+    list_init(&co->conns);
+    list_init(&co->dirty);
+    list_init(&co->reap);
+    list_init(&co->blob_lru);
+    list_init(&co->peers);
+    list_init(&co->draining);
+    list_init(&co->quarantined);
+    list_init(&co->vwait);
+    co->walk = &co->conns;
+}
 
 void coord_state_free(struct coord *co)
 {

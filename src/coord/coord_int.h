@@ -643,6 +643,10 @@ void verify_sweep(struct coord *co);
 
 /* ---- coord.c ------------------------------------------------------------- */
 
+/* Sets up the empty scheduling state of a zeroed coordinator (lists, the
+ * free slab): for coord_new, and for unit tests that build a coordinator in
+ * memory. */
+void coord_state_init(struct coord *co);
 /* Frees the scheduling state (type arrays, the heaps, the task slab and
  * the bodies of live tasks): for coord_free, and for unit tests that build a
  * coordinator in memory. */

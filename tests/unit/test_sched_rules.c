@@ -40,18 +40,9 @@ static void fx_init(struct fx *f)
     struct coord *co = f->co = xcalloc(1, sizeof(*co));
     coord_config_defaults(&co->cfg);
     co->cfg.aging_ms = 500;
-    co->free_head = NO_FREE;
     co->rng.s = 0x5eed; /* fixed: pick_peer's samples are the same every run */
     co->now = T0;
-    list_init(&co->conns);
-    list_init(&co->dirty);
-    list_init(&co->reap);
-    list_init(&co->blob_lru);
-    list_init(&co->peers);
-    list_init(&co->draining);
-    list_init(&co->quarantined);
-    list_init(&co->vwait);
-    co->walk = &co->conns;
+    coord_state_init(co);
 }
 
 static int fx_type(struct fx *f, const char *name)
