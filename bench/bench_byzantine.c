@@ -34,7 +34,8 @@
  *     the tasks, when every honest peer has a record: it is spot-checked at
  *     the floor rate by then);
  *   - runs per task (RESULTs with status OK that all peers sent, from STATS
- *     peers[].done, over the tasks), and the coordinator's verify counters;
+ *     peers[].done, over the tasks), the coordinator's verify counters, and
+ *     the honest peers quarantined at the end (outvoted by colluders);
  *   - for each liar: the tasks it was given (it gets none once quarantined,
  *     which STATS confirms at the end), its lies, the wrong results of its
  *     delivered, and the renter outcomes counted when it was given its last
@@ -153,6 +154,7 @@ struct result {
     double rt_p50_us, rt_p99_us, bulk_p50_us, bulk_p99_us;
     double runs_per_task, other_cpu_pct;
     long long verify_runs, verified, unverified, disagreements, liars_caught, quarantines;
+    int honest_quarantined; /* honest peers in state quarantined at the end */
 };
 
 static struct result results[MAX_ROUNDS][MAX_SCEN];
@@ -571,8 +573,14 @@ static void run_scenario(const struct scen_def *d, int index, int round, struct 
     r->quarantines = h_json_int(s, "counters.quarantines");
     long long runs = 0;
     json_t *peers = h_json_at(s, "peers");
-    for (size_t k = 0; peers && k < json_array_size(peers); k++)
-        runs += h_json_int(json_array_get(peers, k), "done");
+    for (size_t k = 0; peers && k < json_array_size(peers); k++) {
+        json_t *pk = json_array_get(peers, k);
+        runs += h_json_int(pk, "done");
+        int liar = 0;
+        for (int i = 0; i < r->nliars; i++)
+            liar |= h_json_int(pk, "id") == (long long)r->liars[i].id;
+        r->honest_quarantined += !liar && h_json_str_is(pk, "state", "quarantined");
+    }
     r->runs_per_task = (double)runs / n;
     for (int i = 0; i < r->nliars; i++) {
         struct liar *l = &r->liars[i];
@@ -690,14 +698,14 @@ static void print_json(int round, const struct result *r)
            "\"peer_cpu_us_per_task_steady\":%.3f,\"liar_cpu_us_per_task\":%.3f,\"runs_per_task\":%.4f,"
            "\"rt_p50_us\":%.0f,\"rt_p99_us\":%.0f,\"bulk_p50_us\":%.0f,\"bulk_p99_us\":%.0f,"
            "\"verify_runs\":%lld,\"verified\":%lld,\"unverified\":%lld,\"disagreements\":%lld,"
-           "\"liars_caught\":%lld,\"other_cpu_pct\":%.1f",
+           "\"liars_caught\":%lld,\"honest_quarantined\":%d,\"other_cpu_pct\":%.1f",
            round + 1, r->def->name, r->def->verify, (long long)opt.peers, r->nliars,
            r->nliars == 0 ? "none" : (r->def->always ? "always" : "behave-then-lie"),
            r->def->collude ? "true" : "false", (long long)opt.behave, r->tasks, r->ok, r->wrong, r->wrong_verified,
            r->failed, r->verified_flag, r->secs, r->tasks_per_s, r->coord_us, r->peer_us, r->coord_us_steady,
            r->peer_us_steady, r->liar_us, r->runs_per_task, r->rt_p50_us, r->rt_p99_us, r->bulk_p50_us,
            r->bulk_p99_us, r->verify_runs, r->verified, r->unverified, r->disagreements, r->liars_caught,
-           r->other_cpu_pct);
+           r->honest_quarantined, r->other_cpu_pct);
     static const char *const bases[2] = {"none", "honest"};
     for (int b = 0; b < 2; b++) {
         const struct result *br = result_named(round, bases[b]);
@@ -721,25 +729,27 @@ static void print_json(int round, const struct result *r)
     printf("]}\n");
 }
 
-static void print_table(void)
+static void print_table(FILE *f)
 {
-    printf("\nbyzantine bench: %lld peers, %lld sha256 tasks of %d B per scenario (%lld%% realtime), window %lld + "
-           "%lld, --slots %lld, behave %lld, %d round%s (medians; wrong = sum over rounds)\n",
+    fprintf(f, "\nbyzantine bench: %lld peers, %lld sha256 tasks of %d B per scenario (%lld%% realtime), window %lld + "
+           "%lld, --slots %lld, behave %lld, %d round%s (medians; wrong, failed, hq = honest peers\n"
+           "quarantined at the end: sums over rounds)\n",
            (long long)opt.peers, (long long)opt.tasks, INPUT_LEN, (long long)opt.rt_pct, (long long)opt.window,
            (long long)opt.rt_window, (long long)opt.slots, (long long)opt.behave, rounds_done,
            rounds_done == 1 ? "" : "s");
-    printf("%-18s %-8s %5s %6s %6s %9s %6s %8s %8s %8s %8s %7s %7s %6s\n", "scenario", "verify", "liars", "wrong",
-           "failed", "tasks/s", "runs", "coord", "coord-st", "peers", "peers-st", "rt-p50", "rt-p99", "other");
-    printf("%-18s %-8s %5s %6s %6s %9s %6s %8s %8s %8s %8s %7s %7s %6s\n", "", "", "", "", "", "", "/task",
+    fprintf(f, "%-18s %-8s %5s %6s %6s %4s %9s %6s %8s %8s %8s %8s %7s %7s %6s\n", "scenario", "verify", "liars", "wrong",
+           "failed", "hq", "tasks/s", "runs", "coord", "coord-st", "peers", "peers-st", "rt-p50", "rt-p99", "other");
+    fprintf(f, "%-18s %-8s %5s %6s %6s %4s %9s %6s %8s %8s %8s %8s %7s %7s %6s\n", "", "", "", "", "", "", "", "/task",
            "us/task", "us/task", "us/task", "us/task", "us", "us", "cpu%");
     for (int i = 0; i < nrun; i++) {
-        long long wrong = 0, failed = 0;
+        long long wrong = 0, failed = 0, hq = 0;
         for (int rd = 0; rd < rounds_done; rd++) {
             wrong += results[rd][i].wrong;
             failed += results[rd][i].failed;
+            hq += results[rd][i].honest_quarantined;
         }
-        printf("%-18s %-8s %5d %6lld %6lld %9.0f %6.3f %8.2f %8.2f %8.2f %8.2f %7.0f %7.0f %6.1f\n",
-               run_list[i]->name, run_list[i]->verify, results[0][i].nliars, wrong, failed, med_fig(i, F_TPS, NULL),
+        fprintf(f, "%-18s %-8s %5d %6lld %6lld %4lld %9.0f %6.3f %8.2f %8.2f %8.2f %8.2f %7.0f %7.0f %6.1f\n",
+               run_list[i]->name, run_list[i]->verify, results[0][i].nliars, wrong, failed, hq, med_fig(i, F_TPS, NULL),
                med_fig(i, F_RUNS, NULL), med_fig(i, F_COORD, NULL), med_fig(i, F_COORD_ST, NULL),
                med_fig(i, F_PEER, NULL), med_fig(i, F_PEER_ST, NULL), med_fig(i, F_P50, NULL),
                med_fig(i, F_P99, NULL), med_fig(i, F_OTHER, NULL));
@@ -749,11 +759,11 @@ static void print_table(void)
     for (int b = 0; b < 2; b++) {
         if (!result_named(0, bases[b]))
             continue;
-        printf("\nratios against %s, median of the rounds' ratios:\n", bnames[b]);
-        printf("%-18s %8s %8s %8s %8s %8s %8s %8s\n", "scenario", "coord", "coord-st", "peers", "peers-st",
+        fprintf(f, "\nratios against %s, median of the rounds' ratios:\n", bnames[b]);
+        fprintf(f, "%-18s %8s %8s %8s %8s %8s %8s %8s\n", "scenario", "coord", "coord-st", "peers", "peers-st",
                "tasks/s", "rt-p50", "rt-p99");
         for (int i = 0; i < nrun; i++)
-            printf("%-18s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", run_list[i]->name,
+            fprintf(f, "%-18s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", run_list[i]->name,
                    med_fig(i, F_COORD, bases[b]), med_fig(i, F_COORD_ST, bases[b]), med_fig(i, F_PEER, bases[b]),
                    med_fig(i, F_PEER_ST, bases[b]), med_fig(i, F_TPS, bases[b]), med_fig(i, F_P50, bases[b]),
                    med_fig(i, F_P99, bases[b]));
@@ -765,18 +775,18 @@ static void print_table(void)
             if (r->nliars == 0)
                 continue;
             if (!any++)
-                printf("\nliars, per round: given/lies/wrong delivered/renter outcomes when it was given its last "
+                fprintf(f, "\nliars, per round: given/lies/wrong delivered/renter outcomes when it was given its last "
                        "task (q = quarantined at the end)\n");
-            printf("%-18s round %d:", run_list[i]->name, rd + 1);
+            fprintf(f, "%-18s round %d:", run_list[i]->name, rd + 1);
             for (int k = 0; k < r->nliars; k++) {
                 const struct liar *l = &r->liars[k];
-                printf("  %ld/%ld/%ld/%lld%s", l->fc.assigned, l->fc.lies, l->wrong, l->last_at,
+                fprintf(f, "  %ld/%ld/%ld/%lld%s", l->fc.assigned, l->fc.lies, l->wrong, l->last_at,
                        l->quarantined ? " q" : " FREE");
             }
-            printf("\n");
+            fprintf(f, "\n");
         }
     }
-    fflush(stdout);
+    fflush(f);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -795,7 +805,7 @@ int main(int argc, char **argv)
         {"behave", 0, OPT_INT, "N", 0, 10000000, "tasks a behave-then-lie liar answers honestly first (--quick: 100)", &opt.behave, CLIOPT_DEFAULT},
         {"quick", 0, OPT_FLAG, NULL, 0, 0, "smoke run: 5000 tasks (x P2C2R_TEST_SCALE), behave 100, unless given", &opt.quick},
         {"rounds", 0, OPT_INT, "R", 1, MAX_ROUNDS, "times every scenario runs (round after round)", &opt.rounds, CLIOPT_DEFAULT},
-        {"json", 0, OPT_FLAG, NULL, 0, 0, "print one JSON line per scenario and round instead of the tables", &opt.json},
+        {"json", 0, OPT_FLAG, NULL, 0, 0, "print one JSON line per scenario and round (the tables go to stderr)", &opt.json},
     };
     int nopts = (int)(sizeof(opts) / sizeof(opts[0]));
     int64_t tasks_default = opt.tasks, behave_default = opt.behave;
@@ -856,7 +866,6 @@ int main(int argc, char **argv)
         }
         rounds_done = rd + 1;
     }
-    if (!opt.json)
-        print_table();
+    print_table(opt.json ? stderr : stdout);
     return h_finish();
 }
