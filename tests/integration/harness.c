@@ -65,6 +65,9 @@ static char **saved_argv[H_MAX_PROCS];
 
 static void save_argv(int i, const char *const *argv)
 {
+    for (int k = 0; saved_argv[i] && saved_argv[i][k]; k++)
+        free(saved_argv[i][k]);
+    free(saved_argv[i]);
     int n = 0;
     while (argv[n])
         n++;
@@ -320,28 +323,32 @@ static void dump_logs(void)
         dump_log(&H.procs[i]);
 }
 
-/* Looks for sanitizer reports and fatal log events in every log. */
-static void scan_logs(void)
+/* Looks for sanitizer reports and fatal log events in p's log. */
+static void scan_log(const struct h_proc *p)
 {
     static const char *const bad[] = {
         "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
         "WARNING: ThreadSanitizer", "task_bad_transition", "Assertion",
     };
-    for (int i = 0; i < H.nprocs; i++) {
-        char *s = h_read_file(H.procs[i].log, NULL);
-        if (!s)
-            continue;
-        for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
-            const char *m = strstr(s, bad[k]);
-            if (m) {
-                const char *eol = strchr(m, '\n');
-                int len = eol ? (int)(eol - m) : (int)strlen(m);
-                h_fail_at(__FILE__, __LINE__, "no sanitizer report in logs", "%s log contains: %.*s",
-                          H.procs[i].name, len > 300 ? 300 : len, m);
-            }
+    char *s = h_read_file(p->log, NULL);
+    if (!s)
+        return;
+    for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+        const char *m = strstr(s, bad[k]);
+        if (m) {
+            const char *eol = strchr(m, '\n');
+            int len = eol ? (int)(eol - m) : (int)strlen(m);
+            h_fail_at(__FILE__, __LINE__, "no sanitizer report in logs", "%s log contains: %.*s", p->name,
+                      len > 300 ? 300 : len, m);
         }
-        free(s);
     }
+    free(s);
+}
+
+static void scan_logs(void)
+{
+    for (int i = 0; i < H.nprocs; i++)
+        scan_log(&H.procs[i]);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -523,10 +530,29 @@ static pid_t fork_exec(const char *const *argv, const char *in, const char *out,
     _exit(127);
 }
 
+void h_release(struct h_proc *p)
+{
+    if (!p)
+        return;
+    H_REQUIRE(p->reaped || p->pid <= 0, "h_release: %s (pid %d) has not exited", p->name, (int)p->pid);
+    if (p->pid > 0 && !p->killed && !p->checked && (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0))
+        h_fail_at(__FILE__, __LINE__, "clean exit", "%s (pid %d) ended with %s", p->name, (int)p->pid,
+                  h_status_str(p->status));
+    scan_log(p);
+    p->checked = 1;
+    p->released = 1;
+}
+
 struct h_proc *h_spawn(const char *name, const char *const *argv)
 {
-    H_REQUIRE(H.nprocs < H_MAX_PROCS, "too many processes");
-    struct h_proc *p = &H.procs[H.nprocs];
+    /* A released slot first (h_release), so that a long run can start
+     * processes without end; its log was judged when it was released. */
+    int slot = H.nprocs;
+    for (int i = 0; i < H.nprocs && slot == H.nprocs; i++)
+        if (H.procs[i].released)
+            slot = i;
+    H_REQUIRE(slot < H_MAX_PROCS, "too many processes");
+    struct h_proc *p = &H.procs[slot];
     memset(p, 0, sizeof(*p));
     snprintf(p->name, sizeof(p->name), "%s", name);
     char file[64];
@@ -546,8 +572,9 @@ struct h_proc *h_spawn(const char *name, const char *const *argv)
     pid_t pid = fork_exec(argv, NULL, p->log, p->log, 1);
     H_REQUIRE(pid > 0, "fork: %s", strerror(errno));
     p->pid = pid;
-    save_argv(H.nprocs, argv);
-    H.nprocs++;
+    save_argv(slot, argv);
+    if (slot == H.nprocs)
+        H.nprocs++;
     h_log("started %s pid=%d: %s", name, (int)pid, cmd);
     return p;
 }
@@ -1535,6 +1562,7 @@ struct h_fake_peer {
     atomic_int stop, closed;
     atomic_long assigned, answered, cancels, pings, lies;
     int lie_after, lie_pct; /* the thread's alone once it runs */
+    uint8_t lie_mask;
     uint64_t lie_rng;
     /* Replies not sent yet, in arrival order. */
     struct fake_reply *q;
@@ -1620,7 +1648,7 @@ static void fake_assign(struct h_fake_peer *fp, const struct h_frame *f)
     if (olen)
         memcpy(x->body + PROTO_RESULT_PREFIX, out, olen);
     if (lie && !fail && olen) {
-        x->body[PROTO_RESULT_PREFIX] ^= 0x5a;
+        x->body[PROTO_RESULT_PREFIX] ^= fp->lie_mask;
         x->body[PROTO_RESULT_PREFIX + olen - 1] ^= 0xa5;
         atomic_fetch_add(&fp->lies, 1);
     }
@@ -1673,6 +1701,7 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
     fp->exec_us = cfg->exec_us;
     fp->lie_after = cfg->lie_after;
     fp->lie_pct = cfg->lie_pct;
+    fp->lie_mask = cfg->lie_mask ? cfg->lie_mask : 0x5a;
     fp->lie_rng = cfg->lie_seed ? cfg->lie_seed : 0x6c696172u;
     H_REQUIRE(h_raw_connect(&fp->r, H.addr) == 0, "%s: cannot connect to %s", fp->name, H.addr);
 

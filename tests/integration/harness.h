@@ -43,6 +43,7 @@ struct h_proc {
     int status;      /* raw waitpid status once reaped */
     int killed;      /* we sent SIGKILL on purpose: any end is accepted */
     int checked;     /* its exit was already judged by the test itself */
+    int released;    /* h_release: judged, its slot free for another process */
 };
 
 /* ---- checks -----------------------------------------------------------------
@@ -141,6 +142,12 @@ void h_signal(struct h_proc *p, int sig);
 /* Stops p (SIGCONT, SIGTERM, then SIGKILL and a recorded failure after a
  * bound) and reaps it; h_finish judges how it ended.  NULL is a no-op. */
 void h_stop(struct h_proc *p);
+/* Judges how p (which must have exited: h_stop, or h_wait_exit returned 1)
+ * ended and scans its log now, as h_finish would, and frees its slot for a
+ * later h_spawn, so a long run can start more than H_MAX_PROCS processes in
+ * all.  p must not be used afterwards (the slot is reused); a later failure
+ * does not print its log.  NULL is a no-op. */
+void h_release(struct h_proc *p);
 /* Reaps p if it has exited, waiting up to timeout_ms.  Returns 1 when it has
  * exited (p->status valid), 0 when still running. */
 int h_wait_exit(struct h_proc *p, int timeout_ms);
@@ -387,9 +394,9 @@ struct h_proc *h_respawn(struct h_proc *p);
  * lies the way a peer that wants credit without work would: once it has
  * received lie_after tasks, each further task is answered, with probability
  * lie_pct percent, with status OK and a wrong output of the right length
- * (the correct one with its first and last bytes flipped; an empty output
- * cannot be wrong and is sent as it is).  Counters are safe to read from
- * any thread. */
+ * (the correct one with its first and last bytes flipped, the first by
+ * lie_mask; an empty output cannot be wrong and is sent as it is).
+ * Counters are safe to read from any thread. */
 #define H_FAKE_NEVER (-1)
 struct h_fake_peer_cfg {
     const char *name;  /* HELLO name, shown in stats (borrowed during start) */
@@ -408,6 +415,10 @@ struct h_fake_peer_cfg {
     int lie_after;     /* tasks answered honestly before lying starts */
     int lie_pct;       /* 0..100: share of the later tasks answered with a wrong output */
     uint64_t lie_seed; /* seeds which tasks it lies on (0: a fixed default) */
+    /* XORed into the first byte of each wrong output (0: 0x5a).  Liars with
+     * the same mask tell the same lie for a task, as colluding identities
+     * would; different masks make independent liars that disagree. */
+    uint8_t lie_mask;
     const struct ident *key; /* its identity (copied); NULL = a new key of its own */
 };
 
