@@ -232,6 +232,7 @@ struct vcand {
     uint32_t len, exec_us;
     uint32_t peers[VERIFY_SUPPORT], groups[VERIFY_SUPPORT];
     uint8_t n;
+    uint8_t est; /* a supporter had an established record (verify_established) */
 };
 
 /* A task whose result is being verified: up to three different results
@@ -239,6 +240,7 @@ struct vcand {
 struct vstate {
     struct vcand c[3];
     uint8_t ncand, need, runs;
+    uint8_t want_est; /* the next check must run on an established peer */
 };
 
 struct task {
@@ -624,6 +626,9 @@ double verify_spot_prob(uint64_t consec);
 /* Whether p may not run t because a peer of its group already returned a
  * result of t that is being verified (a peer never checks its own group). */
 int verify_excludes(const struct task *t, const struct peer_rec *p);
+/* Whether p has an established record: a key the operator pinned, or
+ * ESTABLISHED results in a row that independent peers confirmed. */
+int verify_established(const struct peer_rec *p);
 /* A successful RESULT of t from p (p's attempt has ended): delivered now,
  * or held until enough independent peers agree; further runs start here.
  * out is borrowed for the call. */

@@ -49,7 +49,7 @@ int task_fits(const struct coord *co, const struct task *t, const struct peer_re
         return 0;
     if (t->nexcl && task_excludes(t, p->group) && type_has_unexcluded(&co->types[t->tt], t->tt, t))
         return 0;
-    if (t->vs && verify_excludes(t, p))
+    if (t->vs && (verify_excludes(t, p) || (t->vs->want_est && !verify_established(p))))
         return 0;
     for (int i = 0; i < 2; i++)
         if (t->at[i].peer == p)
@@ -78,12 +78,35 @@ double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
 /* The best of SAMPLE_D random peers of t's type that can take it now;
  * tasks with requirements fall back to a scan of the free set when the
  * samples miss.  NULL when none can. */
+/* A check of t's result (verify.c) goes to a free peer drawn at random
+ * among those that may run it, not to the best scored: the fastest peers
+ * would otherwise check each other, and peers that answer at once without
+ * working (liars who tell one lie) are the fastest.  A random draw makes a
+ * colluder meet another colluder only as often as their share of peers. */
+static struct peer_rec *pick_checker(struct coord *co, const struct task *t)
+{
+    struct ttype *tt = &co->types[t->tt];
+    uint32_t n = tt->nfree;
+    for (int k = 0; k < 8; k++) {
+        struct peer_rec *p = tt->free[rng_next(&co->rng) % n];
+        if (task_fits(co, t, p))
+            return p;
+    }
+    uint32_t start = (uint32_t)(rng_next(&co->rng) % n);
+    for (uint32_t i = 0; i < n; i++)
+        if (task_fits(co, t, tt->free[(start + i) % n]))
+            return tt->free[(start + i) % n];
+    return NULL;
+}
+
 struct peer_rec *pick_peer(struct coord *co, const struct task *t)
 {
     struct ttype *tt = &co->types[t->tt];
     uint32_t n = tt->nfree;
     if (n == 0)
         return NULL;
+    if (t->vs)
+        return pick_checker(co, t);
     struct peer_rec *best = NULL;
     double best_s = 0;
     if (n <= SAMPLE_D) {

@@ -43,6 +43,14 @@
 #define SPOT_HALF 8.0   /* confirmed results past ESTABLISHED that halve the spot-check rate */
 #define SPOT_FLOOR 0.15 /* the least share of an established peer's results that is checked */
 
+/* Whether p holds tasks and every one of them is past its predicted time
+ * (claims.c): a staller, which would hold a check too.  A peer with some
+ * overdue tasks among others (slow under load) still counts. */
+static int stalling(const struct peer_rec *p)
+{
+    return p->inflight > 0 && claims_overdue_count(p) >= p->inflight;
+}
+
 static const char *const policy_names[VP_COUNT] = {"none", "adaptive", "quorum2", "quorum3"};
 
 const char *verify_policy_name(int policy)
@@ -160,7 +168,7 @@ static int verifier_exists(const struct coord *co, const struct task *t)
     for (uint32_t i = 0; i < tt->npeers; i++) {
         const struct peer_rec *p = tt->peers[i];
         if (p->state != PS_QUARANTINED && p->conn && p->conn->state == CS_READY && task_fits(co, t, p) &&
-            claims_overdue_count(p) == 0)
+            !stalling(p))
             return 1;
     }
     return 0;
@@ -285,12 +293,32 @@ static void verify_next(struct coord *co, struct task *t, uint32_t failed_group)
 }
 
 /* p's result joins candidate c. */
+int verify_established(const struct peer_rec *p)
+{
+    return (p->key && p->key->pinned) || p->consec_verified >= ESTABLISHED;
+}
+
 static void cand_add(struct vcand *c, const struct peer_rec *p)
 {
     if (c->n < VERIFY_SUPPORT && !cand_has_group(c, p->group)) {
         c->peers[c->n] = p->id;
         c->groups[c->n++] = p->group;
+        c->est |= (uint8_t)verify_established(p);
     }
+}
+
+/* Whether a connected peer with an established record, independent of
+ * every one that answered, could check t (requirements, version). */
+static int established_checker_exists(const struct coord *co, const struct task *t)
+{
+    const struct ttype *tt = &co->types[t->tt];
+    for (uint32_t i = 0; i < tt->npeers; i++) {
+        const struct peer_rec *p = tt->peers[i];
+        if (p->state != PS_QUARANTINED && p->conn && p->conn->state == CS_READY && verify_established(p) &&
+            task_fits(co, t, p) && !stalling(p))
+            return 1;
+    }
+    return 0;
 }
 
 /* A disagreement: p's result differs from another peer's.  Every peer
@@ -367,6 +395,19 @@ void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, con
         if (vs->c[k].len == len && memcmp(vs->c[k].out, out, len) == 0)
             c = &vs->c[k];
     int new_cand = 0;
+    if (!c && vs->ncand == ARRAY_LEN(vs->c)) {
+        /* Full of different results: drop one that a single peer without
+         * a record backs, so liars telling different lies cannot crowd out
+         * the result that later, honest peers return. */
+        for (unsigned k = 0; k < vs->ncand; k++) {
+            if (vs->c[k].n == 1 && !vs->c[k].est) {
+                free(vs->c[k].out);
+                vs->c[k] = vs->c[--vs->ncand];
+                memset(&vs->c[vs->ncand], 0, sizeof(vs->c[0]));
+                break;
+            }
+        }
+    }
     if (!c && vs->ncand < ARRAY_LEN(vs->c)) {
         c = &vs->c[vs->ncand++];
         c->out = xmalloc(len ? len : 1);
@@ -380,6 +421,36 @@ void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, con
     if (c) {
         cand_add(c, p);
         if (c->n >= vs->need) {
+            /* Agreement among peers without a record does not overrule one
+             * with a record, and is not enough while a peer with a record
+             * could check it: otherwise fresh keys that tell the same lie
+             * would check each other and get honest peers quarantined.  A
+             * network with no established peer yet (its first tasks) goes
+             * by the majority. */
+            if (!c->est && established_checker_exists(co, t)) {
+                vs->want_est = 1; /* the next check: a peer with a record */
+                verify_next(co, t, 0);
+                return;
+            }
+            if (!c->est && vs->ncand > 1) {
+                /* Peers disagree and none with a record can say who is
+                 * right (a new network, or fresh keys telling one lie):
+                 * nothing is delivered as a result and nobody is struck,
+                 * since a majority of new keys proves nothing. */
+                const char *msg = "peers disagree on the result and no peer with an established record can settle it";
+                /* Nobody's run of confirmed results goes on past a
+                 * disagreement nobody could settle: among new keys, the
+                 * side that is the majority of peers establishes itself
+                 * first, since it is the one that meets agreement. */
+                for (unsigned k = 0; k < vs->ncand; k++)
+                    for (unsigned i = 0; i < vs->c[k].n; i++) {
+                        struct peer_rec *q = peer_find(co, vs->c[k].peers[i]);
+                        if (q)
+                            q->consec_verified = 0;
+                    }
+                task_finish(co, t, P2C2R_ETASK, (const uint8_t *)msg, strlen(msg), 0, 0);
+                return;
+            }
             settle(co, t, c, p->ty[t->tt].version);
             return;
         }
