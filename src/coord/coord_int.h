@@ -10,6 +10,7 @@
  *   renter.c  HELLO, SUBMIT / SUBMIT_BATCH acceptance, CANCEL
  *   peers.c   peer registry, breaker, credits, pings, RESULT, the type table
  *   sched.c   queues, next task for a peer, peer choice, admission, retries, hedges
+ *   urate.c   time per cost unit, learned robustly per type and per peer (urate.h)
  *   task.c    task slab and state machine, heaps, coalescing, outcomes
  *   verify.c  verification: results checked by independent peers before they count
  *   blobs.c   the blob store and per-peer blob hints
@@ -37,6 +38,7 @@
 #include "coord/metrics_http.h"
 #include "coord/rcache.h"
 #include "coord/store.h"
+#include "coord/urate.h"
 #include "p2c2r/error.h"
 
 #define READ_CHUNK (256u * 1024)
@@ -55,6 +57,11 @@
 #define KEY_FLUSH_TICKS 40       /* peer records go to the store every 200 ms */
 #define SAMPLE_D 3               /* power of d choices */
 #define STAT_MIN_SAMPLES 20      /* before hedging or admission estimates */
+/* A type that refused every task for this long, or this many times in a
+ * row, admits the next one whatever its estimate (docs/ARCHITECTURE.md,
+ * "Admission"): refusals teach nothing, so no type is locked out. */
+#define PROBE_AFTER_US 1000000ull
+#define PROBE_AFTER_REFUSALS 16u
 #define HEDGE_SKIP_MAX 64        /* unhedgeable attempts one sweep passes over, per type */
 #define LOOK_PAST 16             /* queued tasks a peer looks past when it cannot run the front */
 #define WINDOW_US 10000000ull    /* latency windows for p50/p95 rotate every 10 s */
@@ -100,6 +107,7 @@ struct theap {
 struct tqueue {
     struct theap h;
     struct list_node fifo;
+    uint64_t cost; /* sum of its tasks' costs (tasks_estimate) */
 };
 
 struct ttype {
@@ -129,6 +137,18 @@ struct ttype {
     uint64_t att_since;
     uint64_t att_p50, att_p95, att_n;
     double exec_ewma; /* us */
+    /* Admission by cost: time per cost unit (median of recent attempts'
+     * exec_us / cost), the time an attempt takes beyond its execution
+     * (dispatch, transfer; a median too, as a peer that reports exec_us 0
+     * and holds a task makes that large), the mean cost of admitted tasks (a running
+     * task's share of a queue wait), and the run of refusals that decides
+     * a probe (sched.c, admission_decide). */
+    struct urate_win rate;
+    struct urate_win disp; /* us per attempt (a median, like rate) */
+    double cost_ewma;
+    uint32_t refused_row;
+    uint64_t refused_since; /* us: the first refusal of the run */
+    uint64_t probes;        /* tasks admitted as probes */
     struct hist h_queue, h_dispatch, h_exec, h_total;
     uint64_t outcomes[NCODES]; /* DELIVERs by status */
     uint64_t rejected[NCODES]; /* REJECTEDs by code */
@@ -143,6 +163,7 @@ struct peer_type {
     uint32_t version;
     uint8_t det; /* declared deterministic (PROTO_TYPE_F_DETERMINISTIC) */
     float exec_ewma; /* us */
+    float rate;      /* us per cost unit (urate_ewma_add), 0 = none yet */
     uint32_t pos;    /* index in ttype.peers */
     uint32_t fpos;   /* index in ttype.free */
 };
@@ -267,6 +288,7 @@ struct task {
     uint32_t min_version;
     struct proto_reqs reqs;
     uint64_t seq; /* submit order: ties in deadline go first come first served */
+    uint64_t cost; /* tasks_estimate of its type, params, input and blobs; >= 1 */
     uint64_t submit_us, deadline_us, first_assign_us;
     /* Its place in an EDF queue: its deadline, or the earlier deadline of a
      * task coalesced onto it (which waits for this run). */
@@ -307,7 +329,7 @@ struct counters {
     uint64_t submitted, accepted, rejected, delivered_ok, delivered_err;
     uint64_t requeued, lost, timed_out, cancelled, late_results, duplicate_results;
     uint64_t retries, hedges, hedge_wins, quarantines, coalesced; /* cache hits/misses: rcache_stats */
-    uint64_t rejected_deadline, rejected_capability, pings;
+    uint64_t rejected_deadline, admission_probes, rejected_capability, pings;
     uint64_t claims_clamped, exec_us_clamped, stall_hedges, staller_cuts;
     uint64_t blobs_put, blobs_sent, blob_misses;
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
@@ -465,7 +487,22 @@ void task_exclude(struct task *t, uint32_t group);
 /* Fills p's free slots from the queues of its types. */
 void dispatch_peer(struct coord *co, struct peer_rec *p);
 int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto_reqs *r);
-uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint32_t *ahead_out);
+/* How admission saw a task: the parts of its expected time. */
+struct admit_est {
+    uint64_t us;       /* expected time until its result; 0: too little known to say */
+    uint64_t run_us;   /* its own run: cost x rate + the type's dispatch time */
+    double rate;       /* us per cost unit used */
+    uint32_t ahead;    /* tasks queued in its class or above (when no peer is free) */
+};
+/* The expected time of a task of type tt, class prio, with this cost
+ * (docs/ARCHITECTURE.md, "Admission"); fills *e and returns e->us, 0 with
+ * fewer than STAT_MIN_SAMPLES rate samples. */
+uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint64_t cost, struct admit_est *e);
+/* Whether a task expected to take est_us with dl_us to its deadline is
+ * admitted at now: 1 admitted, 2 admitted as a probe (the type refused
+ * everything for PROBE_AFTER_US or PROBE_AFTER_REFUSALS in a row), 0
+ * refused (counted in the type's run of refusals). */
+int admission_decide(struct ttype *tt, uint64_t est_us, uint64_t dl_us, uint64_t now);
 void sched_sweep_hedges(struct coord *co, uint64_t now);
 
 /* ---- peers.c: registry, breaker, credits, results, the type table -------- */

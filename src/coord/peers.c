@@ -498,6 +498,17 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
         if (!hedge || t->state == TS_RUNNING)
             hist_add(&tt->att[0], dur);
         ewma(&tt->exec_ewma, m.exec_us);
+        /* Time per cost unit: the sample is bounded by the measured
+         * duration (claims_on_answer) and its influence by the estimators
+         * (urate.h).  A peer's first sample moves it from the type's rate,
+         * so one forged answer cannot set it anywhere either. */
+        double r = urate_sample(m.exec_us, t->cost);
+        struct peer_type *pt = &p->ty[t->tt];
+        if (pt->rate <= 0 && tt->rate.n)
+            pt->rate = (float)urate_win_get(&tt->rate);
+        urate_ewma_add(&pt->rate, r);
+        urate_win_add(&tt->rate, r);
+        urate_win_add(&tt->disp, (double)(dur > m.exec_us ? dur - m.exec_us : 0));
     }
 
     if (t->state == TS_ORPHAN) {

@@ -11,6 +11,7 @@
 
 #include "common/ident.h"
 #include "coord/coord_int.h"
+#include "tasks/task_cost.h"
 
 static int send_accepted(struct conn *c, uint64_t req_id, uint32_t count);
 
@@ -93,6 +94,25 @@ static void reqs_describe(const struct proto_reqs *r, char *out, size_t cap)
     if (r->min_mem)
         snprintf(out + n, cap - (size_t)n, "%s%" PRIu64 " MiB of memory", n ? ", " : "",
                  r->min_mem >> 20);
+}
+
+/* The task's cost by its executor's estimate (src/tasks/task_cost.h): its
+ * type, params, input and the blobs it names (all in the store by now). */
+static uint64_t submit_cost(struct coord *co, const struct msg_task *m)
+{
+    struct p2c2r_blob bl[PROTO_MAX_BLOBS];
+    size_t nb = 0;
+    for (int i = 0; i < m->nblobs && nb < PROTO_MAX_BLOBS; i++) {
+        const struct blob *b = blob_find(co, m->blobs + i * PROTO_HASH_LEN);
+        if (!b)
+            continue;
+        memcpy(bl[nb].hash, b->hash, sizeof(bl[nb].hash));
+        bl[nb].data = b->data;
+        bl[nb].len = b->len;
+        nb++;
+    }
+    return tasks_estimate((const char *)m->type.p, m->type.len, (const char *)m->params.p, m->params.len,
+                          m->input.p, m->input.len, bl, nb);
 }
 
 static int send_rejected(struct conn *c, uint64_t ticket, int code, const char *reason)
@@ -195,17 +215,32 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         tt->cache_misses++;
         leader = coalesce_find(co, &key, m.min_version);
     }
-    uint32_t ahead = 0;
-    uint64_t est = leader || !co->cfg.admission ? 0 : admission_estimate(tt, kind, prio, &ahead);
-    if (est > (uint64_t)dl_ms * 1000) {
+    /* Admission by this task's own cost: what it is expected to take at the
+     * type's learned time per unit, against its deadline. */
+    uint64_t cost = submit_cost(co, &m);
+    struct admit_est est = {0, 0, 0, 0};
+    int admit = 1;
+    if (!leader && co->cfg.admission) {
+        admission_estimate(tt, kind, prio, cost, &est);
+        admit = admission_decide(tt, est.us, (uint64_t)dl_ms * 1000, co->now);
+    }
+    if (!admit) {
         co->n.rejected++;
         co->n.rejected_deadline++;
         tt->rejected[-P2C2R_EDEADLINE]++;
         snprintf(reason, sizeof(reason),
-                 "would miss its %u ms deadline: about %" PRIu64 " ms expected (%u tasks ahead, %" PRIu64
-                 " slots for '%s')", dl_ms, (est + 999) / 1000, ahead, tt->slots_total, tt->name);
+                 "would miss its deadline: about %" PRIu64 " ms expected for this task (cost %" PRIu64
+                 " at %.3g us/unit, %u tasks ahead, %" PRIu64 " slots for '%s'), deadline %u ms",
+                 (est.us + 999) / 1000, cost, est.rate, est.ahead, tt->slots_total, tt->name, dl_ms);
         return send_rejected(c, ticket, P2C2R_EDEADLINE, reason);
     }
+    if (admit == 2) {
+        co->n.admission_probes++;
+        LOG_D("admission_probe", "type=%s cost=%" PRIu64 " est_us=%" PRIu64 " deadline_ms=%u", tt->name,
+              cost, est.us, dl_ms);
+    }
+    if (!leader)
+        ewma(&tt->cost_ewma, (double)cost);
 
     struct task *t = task_alloc(co);
     t->renter = c;
@@ -217,6 +252,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     t->min_version = m.min_version;
     t->reqs = m.reqs;
     t->seq = ++co->seq;
+    t->cost = cost;
     t->submit_us = co->now;
     t->deadline_us = t->submit_us + (uint64_t)dl_ms * 1000;
     t->urgent_us = t->deadline_us;

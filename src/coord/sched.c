@@ -163,6 +163,7 @@ void task_enqueue(struct coord *co, struct task *t, int front)
     if (t->state != TS_QUEUED) /* a task put back after a failed send stays queued */
         task_set_state(t, TS_QUEUED);
     heap_push(&q->h, t, 0);
+    q->cost += t->cost;
     if (front)
         list_push_front(&q->fifo, &t->qnode);
     else
@@ -177,7 +178,9 @@ void task_enqueue(struct coord *co, struct task *t, int front)
 void task_dequeue(struct coord *co, struct task *t)
 {
     struct ttype *tt = &co->types[t->tt];
-    heap_remove(&task_queue(co, t)->h, t, 0);
+    struct tqueue *q = task_queue(co, t);
+    heap_remove(&q->h, t, 0);
+    q->cost -= t->cost;
     list_remove(&t->qnode);
     list_remove(&t->vnode);
     tt->queued--;
@@ -396,24 +399,57 @@ int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto
     return 0;
 }
 
-/* Expected time in us until a new task of type tt in class prio would have
- * its result, or 0 when too little is known to say.  See
- * docs/ARCHITECTURE.md, "Admission". */
-uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint32_t *ahead_out)
+/* Expected time in us until a new task of type tt in class prio with this
+ * cost would have its result, or 0 when too little is known to say.  Its
+ * own run is cost x the type's time per unit + the type's dispatch time;
+ * with no free peer (or requirements a free peer may not meet) it also
+ * waits for the cost queued ahead of it, plus one typical running task,
+ * spread over the type's slots.  See docs/ARCHITECTURE.md, "Admission". */
+uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint64_t cost, struct admit_est *e)
 {
-    if (tt->att_n < STAT_MIN_SAMPLES || tt->att_p50 == 0)
+    double rate = urate_win_get(&tt->rate);
+    e->us = e->run_us = 0;
+    e->rate = rate;
+    e->ahead = 0;
+    if (tt->rate.n < STAT_MIN_SAMPLES || rate <= 0)
         return 0;
-    double run = (double)tt->att_p50;
-    if (tt->nfree > 0 && kind == 0)
-        return (uint64_t)run;
-    uint32_t ahead = 0;
-    for (int k = 0; k < 2; k++)
-        for (int c = 0; c <= prio; c++)
-            ahead += tt->q[k][c].h.n;
-    *ahead_out = ahead;
-    double per = tt->exec_ewma > 0 ? tt->exec_ewma : run;
-    double slots = tt->slots_total ? (double)tt->slots_total : 1;
-    return (uint64_t)(run + (ahead + 1) * per / slots);
+    double run = (double)cost * rate + urate_win_get(&tt->disp);
+    double est = run;
+    if (tt->nfree == 0 || kind != 0) {
+        uint64_t ahead_cost = 0;
+        for (int k = 0; k < 2; k++)
+            for (int c = 0; c <= prio; c++) {
+                e->ahead += tt->q[k][c].h.n;
+                ahead_cost += tt->q[k][c].cost;
+            }
+        double slots = tt->slots_total ? (double)tt->slots_total : 1;
+        est += ((double)ahead_cost + tt->cost_ewma) * rate / slots;
+    }
+    /* Saturates far beyond any deadline (at most 2^32 - 1 ms). */
+    e->run_us = run < 1e18 ? (uint64_t)run : (uint64_t)1e18;
+    e->us = est < 1e18 ? (uint64_t)est : (uint64_t)1e18;
+    if (e->us == 0)
+        e->us = 1; /* known, and tiny */
+    return e->us;
+}
+
+int admission_decide(struct ttype *tt, uint64_t est_us, uint64_t dl_us, uint64_t now)
+{
+    if (est_us <= dl_us) {
+        tt->refused_row = 0;
+        return 1;
+    }
+    if (tt->refused_row >= PROBE_AFTER_REFUSALS ||
+        (tt->refused_row > 0 && now - tt->refused_since >= PROBE_AFTER_US)) {
+        /* Everything was refused for a while: nothing ran, so nothing could
+         * show that the estimate is stale.  This one runs and teaches. */
+        tt->refused_row = 0;
+        tt->probes++;
+        return 2;
+    }
+    if (tt->refused_row++ == 0)
+        tt->refused_since = now;
+    return 0;
 }
 
 /* Starts a second copy of each first attempt that has run past its type's

@@ -123,6 +123,7 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "cache_misses", "p2c2r_cache_misses_total", "Cacheable tasks not in the cache.", C(misses)},
     {G_COUNTERS, K_COUNTER, "coalesced", "p2c2r_coalesced_total", "Tasks answered by an identical task in flight.", N(coalesced)},
     {G_COUNTERS, K_COUNTER, "rejected_deadline", "p2c2r_rejected_deadline_total", "Tasks refused because they would miss their deadline.", N(rejected_deadline)},
+    {G_COUNTERS, K_COUNTER, "admission_probes", "p2c2r_admission_probes_total", "Tasks admitted whatever their estimate because their type had refused everything for a while (so no type is locked out).", N(admission_probes)},
     {G_COUNTERS, K_COUNTER, "rejected_capability", "p2c2r_rejected_capability_total", "Tasks refused because no peer meets their requirements.", N(rejected_capability)},
     {G_COUNTERS, K_COUNTER, "pings", "p2c2r_pings_total", "PINGs sent to silent peers.", N(pings)},
     {G_COUNTERS, K_COUNTER, "claims_clamped", "p2c2r_claims_clamped_total", "PEER_REGISTERs with cores, memory or an executor version clamped to the coordinator's limits.", N(claims_clamped)},
@@ -207,13 +208,14 @@ static void stats_json(struct coord *co, struct buf *o)
                    ",\"slots\":%" PRIu64 ",\"cacheable\":%s,\"deadline_ms\":%u,\"exec_p95_us\":%" PRIu64
                    ",\"attempt_samples\":%" PRIu64 ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
                    ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"verify\":\"%s\",\"verify_runs\":%" PRIu64
-                   ",\"verified\":%" PRIu64 ",\"unverified\":%" PRIu64 ",\"disagreements\":%" PRIu64 "}",
+                   ",\"verified\":%" PRIu64 ",\"unverified\":%" PRIu64 ",\"disagreements\":%" PRIu64
+                   ",\"rate_samples\":%" PRIu32 ",\"us_per_unit\":%.6g,\"admission_probes\":%" PRIu64 "}",
                 tt->npeers, tt->queued, byc[0], byc[1], byc[2], type_free_slots(tt), tt->slots_total,
                 type_cacheable(tt) ? "true" : "false",
                 tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms,
                 hist_quantile(&tt->h_exec, 0.95), tt->att_n, tt->att_p50, tt->att_p95, tt->hedges,
                 tt->retries, verify_policy_name(tt->verify), tt->verify_runs, tt->verified, tt->unverified,
-                tt->disagreements);
+                tt->disagreements, tt->rate.n, urate_win_get(&tt->rate), tt->probes);
     }
     buf_append(o, "],\"peers\":[", 11);
     int first = 1;
@@ -258,7 +260,8 @@ static void stats_json(struct coord *co, struct buf *o)
             int ti = __builtin_ctz(m);
             jprintf(o, "%s{\"name\":", ft ? "" : ",");
             json_str(o, co->types[ti].name);
-            jprintf(o, ",\"version\":%u,\"exec_us\":%.0f}", p->ty[ti].version, (double)p->ty[ti].exec_ewma);
+            jprintf(o, ",\"version\":%u,\"exec_us\":%.0f,\"us_per_unit\":%.6g}", p->ty[ti].version,
+                    (double)p->ty[ti].exec_ewma, (double)p->ty[ti].rate);
             ft = 0;
         }
         buf_append(o, "]}", 2);
@@ -330,9 +333,11 @@ void stats_metrics_render(void *arg, struct buf *o)
     for (uint32_t i = 0; i < co->ntypes; i++) {
         const struct ttype *tt = &co->types[i];
         const char *ev[] = {"retry",     "hedge",      "hedge_win", "cache_hit",  "cache_miss",
-                            "coalesced", "verify_run", "verified",  "unverified", "disagreement"};
+                            "coalesced", "verify_run", "verified",  "unverified", "disagreement",
+                            "admission_probe"};
         uint64_t v[] = {tt->retries,   tt->hedges,      tt->hedge_wins, tt->cache_hits, tt->cache_misses,
-                        tt->coalesced, tt->verify_runs, tt->verified,   tt->unverified, tt->disagreements};
+                        tt->coalesced, tt->verify_runs, tt->verified,   tt->unverified, tt->disagreements,
+                        tt->probes};
         for (size_t e = 0; e < ARRAY_LEN(ev); e++) {
             snprintf(lb, sizeof(lb), "type=\"%s\",event=\"%s\"", tt->name, ev[e]);
             prom_counter(o, "p2c2r_type_events_total", lb, v[e]);

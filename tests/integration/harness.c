@@ -1557,6 +1557,7 @@ struct h_fake_peer {
     char name[PROTO_MAX_NAME + 1];
     atomic_int delay_ms, fail_code;
     uint32_t exec_us; /* 0: report the delay */
+    uint32_t us_per_byte; /* delay grows with the input */
     uint32_t peer_id;
     struct ident key;
     atomic_int stop, closed;
@@ -1631,6 +1632,7 @@ static void fake_assign(struct h_fake_peer *fp, const struct h_frame *f)
         out = md;
         olen = sizeof(md);
     }
+    delay += (int)((uint64_t)m.input.len * fp->us_per_byte / 1000);
     if (fp->nq == fp->capq) {
         size_t nc = fp->capq ? fp->capq * 2 : 16;
         struct fake_reply *nq = realloc(fp->q, nc * sizeof(*nq));
@@ -1697,6 +1699,7 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
     H_REQUIRE(fp, "out of memory");
     snprintf(fp->name, sizeof(fp->name), "%s", cfg->name ? cfg->name : "fake-peer");
     atomic_store(&fp->delay_ms, cfg->delay_ms);
+    fp->us_per_byte = cfg->us_per_byte;
     atomic_store(&fp->fail_code, cfg->fail_code);
     fp->exec_us = cfg->exec_us;
     fp->lie_after = cfg->lie_after;

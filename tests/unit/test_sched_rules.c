@@ -7,7 +7,8 @@
  * submit order, aging at its exact boundaries, looking past tasks the peer cannot run and how
  * deep, peers a retried task avoids); peer trust and score for hand-computed inputs; which peer
  * a new task goes to (the best of three or fewer, distinct sampling among more, the fallback
- * scan for tasks with requirements); the admission estimate; every pair of task and peer
+ * scan for tasks with requirements); admission by the task's own cost (the estimate, robust time
+ * per unit, probes after refusals); every pair of task and peer
  * states; both heaps against a sorted model under random inserts and removals; and measured
  * claims (claims.c): capability clamps, exec_us bounded by the measured duration, the earned
  * tasks-held limit (growth per answer, halving per stall, down to 1), when an attempt is
@@ -672,6 +673,29 @@ static void test_pick_sampled(void)
 
 /* ---- 4. admission_estimate ------------------------------------------------------ */
 
+/* Teaches type tt n samples of rate us per cost unit and attempts that
+ * spend disp_us beyond their execution, as peer_on_result does. */
+static void fx_learn(struct ttype *tt, uint32_t n, double rate, double disp_us)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        urate_win_add(&tt->rate, rate);
+        urate_win_add(&tt->disp, disp_us);
+    }
+}
+
+static struct task *fx_queued_cost(struct fx *f, int ti, int prio, int kind, uint64_t cost)
+{
+    struct task *t = fx_task(f, ti, prio, kind, 100);
+    t->cost = cost;
+    task_enqueue(f->co, t, 0);
+    return t;
+}
+
+/* The estimate is this task's cost x the type's time per unit + the type's
+ * dispatch time; with no free peer, the cost queued ahead (plus one
+ * typical task) spread over the slots.  Whatever the type's history, a
+ * cheap task fits a deadline a heavy one misses: the issue's 1-spp tiles
+ * after 16-spp ones. */
 static void test_admission(void)
 {
     struct fx f;
@@ -680,51 +704,158 @@ static void test_admission(void)
     struct ttype *tt = &f.co->types[ti];
     struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 4);
     CHECK_EQU(tt->slots_total, 4);
-    uint32_t ahead = 777;
+    struct admit_est e;
 
-    /* Too few samples: no estimate, and ahead is not written. */
-    tt->att_p50 = 10000;
-    tt->att_n = STAT_MIN_SAMPLES - 1;
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, &ahead), 0);
-    CHECK_EQU(admission_estimate(tt, 1, PRIO_BACKGROUND, &ahead), 0);
-    tt->att_n = STAT_MIN_SAMPLES;
-    tt->att_p50 = 0;
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, &ahead), 0);
-    CHECK_EQU(ahead, 777);
-    tt->att_p50 = 10000;
+    /* Too few samples: no estimate (admitted by any deadline). */
+    fx_learn(tt, STAT_MIN_SAMPLES - 1, 10.0, 500);
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, 1000000, &e), 0);
+    CHECK_EQU(e.us, 0);
+    CHECK_EQU(admission_decide(tt, e.us, 1000, f.co->now), 1);
+    fx_learn(tt, 1, 10.0, 500);
+    CHECK_NEAR(urate_win_get(&tt->rate), 10.0);
 
-    /* A free peer, a plain task: one attempt's p50. */
-    tt->exec_ewma = 8000;
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_BACKGROUND, &ahead), 10000);
-    CHECK_EQU(ahead, 777);
-    /* A task with requirements may not fit the free peer: it counts the queue. */
-    CHECK_EQU(admission_estimate(tt, 1, PRIO_REALTIME, &ahead), 10000 + 1 * 8000 / 4);
-    CHECK_EQU(ahead, 0);
+    /* A free peer, a plain task: cost x rate + dispatch. */
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_BACKGROUND, 1000, &e), 10 * 1000 + 500);
+    CHECK_EQU(e.run_us, 10500);
+    CHECK_NEAR(e.rate, 10.0);
+    CHECK_EQU(e.ahead, 0);
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_BACKGROUND, 10, &e), 10 * 10 + 500);
+    /* The issue's case: after heavy tasks taught the type, a heavy task
+     * misses a 16 ms deadline and a cheap one of the same type fits it. */
+    uint64_t heavy = admission_estimate(tt, 0, PRIO_REALTIME, 100000, &e); /* about 1 s */
+    CHECK_EQU(admission_decide(tt, heavy, 16 * MS, f.co->now), 0);
+    uint64_t cheap = admission_estimate(tt, 0, PRIO_REALTIME, 250, &e); /* 3 ms */
+    CHECK_EQU(cheap, 3000);
+    CHECK_EQU(admission_decide(tt, cheap, 16 * MS, f.co->now), 1);
+    CHECK_EQU(tt->refused_row, 0);
 
-    /* No free peer: run + (ahead + 1) * per / slots, ahead = tasks of its
-     * class or above in both kinds' queues. */
+    /* A task with requirements may not fit the free peer: it counts the
+     * queue (empty) plus one typical task over the slots. */
+    tt->cost_ewma = 400;
+    CHECK_EQU(admission_estimate(tt, 1, PRIO_REALTIME, 1000, &e), 10500 + 400 * 10 / 4);
+    CHECK_EQU(e.ahead, 0);
+
+    /* No free peer: + (cost ahead in its class or above, both kinds, + one
+     * typical task) x rate / slots. */
     fx_inflight(&f, p, 4);
     CHECK_EQU(tt->nfree, 0);
-    fx_queued(&f, ti, PRIO_REALTIME, 0, 100);
-    fx_queued(&f, ti, PRIO_REALTIME, 1, 100);
-    fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 100);
-    for (int i = 0; i < 4; i++)
-        fx_queued(&f, ti, PRIO_BACKGROUND, i % 2, 100);
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, &ahead), 10000 + 3 * 8000 / 4);
-    CHECK_EQU(ahead, 2);
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, &ahead), 10000 + 4 * 8000 / 4);
-    CHECK_EQU(ahead, 3);
-    CHECK_EQU(admission_estimate(tt, 1, PRIO_BACKGROUND, &ahead), 10000 + 8 * 8000 / 4);
-    CHECK_EQU(ahead, 7);
-    /* No execution average yet: per = p50.  No slots: one. */
-    tt->exec_ewma = 0;
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, &ahead), 10000 + 4 * 10000 / 4);
+    fx_queued_cost(&f, ti, PRIO_REALTIME, 0, 100);
+    fx_queued_cost(&f, ti, PRIO_REALTIME, 1, 200);
+    fx_queued_cost(&f, ti, PRIO_INTERACTIVE, 0, 400);
+    struct task *bg = fx_queued_cost(&f, ti, PRIO_BACKGROUND, 0, 800);
+    fx_queued_cost(&f, ti, PRIO_BACKGROUND, 1, 1600);
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, 1000, &e), 10500 + (300 + 400) * 10 / 4);
+    CHECK_EQU(e.ahead, 2);
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, 1000, &e), 10500 + (700 + 400) * 10 / 4);
+    CHECK_EQU(e.ahead, 3);
+    CHECK_EQU(admission_estimate(tt, 1, PRIO_BACKGROUND, 1000, &e), 10500 + (3100 + 400) * 10 / 4);
+    CHECK_EQU(e.ahead, 5);
+    /* Queue costs follow dequeues. */
+    task_dequeue(f.co, bg);
+    task_free(f.co, bg);
+    CHECK_EQU(admission_estimate(tt, 1, PRIO_BACKGROUND, 1000, &e), 10500 + (2300 + 400) * 10 / 4);
+    /* No slots: one. */
     tt->slots_total = 0;
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, &ahead), 10000 + 4 * 10000);
-    tt->slots_total = 3;
-    tt->exec_ewma = 1000;
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, &ahead), 10000 + 1000); /* 3 * 1000 / 3 */
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, &ahead), 10000 + 1333); /* truncated */
+    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, 1000, &e), 10500 + (300 + 400) * 10);
+    tt->slots_total = 4;
+    /* An absurd cost saturates instead of wrapping. */
+    CHECK(admission_estimate(tt, 0, PRIO_REALTIME, 1ull << 62, &e) >= (uint64_t)UINT32_MAX * MS);
+    fx_fini(&f);
+}
+
+/* One freak or forged exec_us barely moves either estimate: 20 normal
+ * samples, then one of 2^32-1 us for a task of cost 1 (as reported; the
+ * clamp to the measured duration comes first in peer_on_result and is not
+ * even assumed here).  A real change still wins within a window. */
+static void test_rate_outliers(void)
+{
+    struct urate_win w;
+    memset(&w, 0, sizeof(w));
+    float pr = 0;
+    for (int i = 0; i < 20; i++) {
+        double r = urate_sample(1000 + (uint32_t)(i % 5) * 10, 100); /* 10.0 .. 10.4 us/unit */
+        urate_win_add(&w, r);
+        urate_ewma_add(&pr, r);
+    }
+    double wb = urate_win_get(&w), pb = pr;
+    CHECK(wb >= 10.0 && wb <= 10.4);
+    CHECK(pb >= 10.0 && pb <= 10.4);
+    double freak = urate_sample(UINT32_MAX, 1);
+    CHECK_NEAR(freak, (double)UINT32_MAX);
+    urate_win_add(&w, freak);
+    urate_ewma_add(&pr, freak);
+    CHECK(urate_win_get(&w) <= wb * 1.01 + 0.1); /* a neighbouring order statistic */
+    CHECK(pr <= pb * 1.075);                      /* at most 2^(0.1) */
+    CHECK(pr >= pb);
+    /* A forged zero: floored, and again at most one bounded step. */
+    CHECK_NEAR(urate_sample(0, 1000), URATE_MIN);
+    float pz = (float)pb;
+    urate_ewma_add(&pz, urate_sample(0, 1000));
+    CHECK(pz >= pb / 1.075 && pz < pb);
+    /* The clamp that comes first: exec_us over the measured duration. */
+    struct fx f;
+    fx_init(&f);
+    int ti = fx_type(&f, "t");
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 4);
+    CHECK_EQU(claims_on_answer(f.co, p, UINT32_MAX, 5000), 5000);
+    fx_fini(&f);
+
+    /* A real change (the peers got twice as slow) takes over the median
+     * once it is the majority of the window, and the peer's average
+     * follows, a bounded step at a time. */
+    memset(&w, 0, sizeof(w));
+    for (int i = 0; i < URATE_WINDOW; i++)
+        urate_win_add(&w, 10.0);
+    for (int i = 0; i < URATE_WINDOW / 2; i++)
+        urate_win_add(&w, 20.0);
+    CHECK_NEAR(urate_win_get(&w), 20.0); /* the upper median of 16 and 16 */
+    pr = 10;
+    for (int i = 0; i < 50; i++)
+        urate_ewma_add(&pr, 20.0);
+    CHECK(pr > 19.0 && pr <= 20.0);
+}
+
+/* Refusals teach nothing, so a type that refused everything admits one
+ * task as a probe after PROBE_AFTER_REFUSALS refusals in a row or
+ * PROBE_AFTER_US since the first; any admitted task ends the run. */
+static void test_admission_probe(void)
+{
+    struct fx f;
+    fx_init(&f);
+    int ti = fx_type(&f, "t");
+    struct ttype *tt = &f.co->types[ti];
+    fx_peer(&f, 1u << ti, 1, 4);
+    fx_learn(tt, STAT_MIN_SAMPLES, 10.0, 0);
+    struct admit_est e;
+    uint64_t heavy = admission_estimate(tt, 0, PRIO_REALTIME, 100000, &e), dl = 16 * MS;
+    CHECK(heavy > dl);
+
+    /* By count: 16 refusals, then a probe, then refusals again. */
+    for (uint32_t i = 0; i < PROBE_AFTER_REFUSALS; i++)
+        CHECK_EQU(admission_decide(tt, heavy, dl, f.co->now), 0);
+    CHECK_EQU(tt->refused_row, PROBE_AFTER_REFUSALS);
+    CHECK_EQU(admission_decide(tt, heavy, dl, f.co->now), 2);
+    CHECK_EQU(tt->probes, 1);
+    CHECK_EQU(tt->refused_row, 0);
+    CHECK_EQU(admission_decide(tt, heavy, dl, f.co->now), 0);
+
+    /* By time, on the fake clock: 1 s after the run's first refusal. */
+    f.co->now += 1;
+    CHECK_EQU(admission_decide(tt, heavy, dl, f.co->now), 0);
+    f.co->now += PROBE_AFTER_US - 2;
+    CHECK_EQU(admission_decide(tt, heavy, dl, f.co->now), 0);
+    f.co->now += 1;
+    CHECK_EQU(admission_decide(tt, heavy, dl, f.co->now), 2);
+    CHECK_EQU(tt->probes, 2);
+
+    /* A task that fits ends the run: no probe is due after it. */
+    for (int i = 0; i < 5; i++)
+        CHECK_EQU(admission_decide(tt, heavy, dl, f.co->now), 0);
+    CHECK_EQU(admission_decide(tt, 1000, dl, f.co->now), 1);
+    CHECK_EQU(tt->refused_row, 0);
+    f.co->now += 10 * PROBE_AFTER_US;
+    CHECK_EQU(admission_decide(tt, heavy, dl, f.co->now), 0); /* the first of a new run */
+    CHECK_EQU(tt->probes, 2);
     fx_fini(&f);
 }
 
@@ -1220,6 +1351,8 @@ int main(void)
     test_pick_few();
     test_pick_sampled();
     test_admission();
+    test_rate_outliers();
+    test_admission_probe();
     test_states();
     test_heaps();
     test_claims_clamp();
