@@ -218,6 +218,7 @@ struct peer_rec {
     struct peer_type ty[PROTO_MAX_TYPES];
     char gpu_model[PROTO_MAX_NAME + 1];
     struct list_node attempts; /* live attempts */
+    struct list_node checks;   /* queued checks reserved for this peer (task.cnode) */
     struct list_node node;     /* co->peers */
     struct peer_rec *hnext;    /* co->peer_tab chain */
     struct list_node qnode;    /* co->quarantined, while quarantined */
@@ -262,6 +263,7 @@ struct vstate {
     struct vcand c[3];
     uint8_t ncand, need, runs;
     uint8_t want_est; /* the next check must run on an established peer */
+    uint32_t checker; /* the peer the next check is reserved for (0: any) */
 };
 
 struct task {
@@ -278,6 +280,7 @@ struct task {
     uint8_t state, tt, prio, kind, flags, nlive, keyed, cacheable, hedged, verified;
     struct vstate *vs; /* while its result is being verified, else NULL */
     struct list_node vnode; /* co->vwait while queued with vs */
+    struct list_node cnode; /* its checker's peer_rec.checks while queued for it */
     uint16_t attempts, tries, err_status;
     uint32_t err_peer, err_group; /* the peer (and its group) whose error awaits a second opinion */
     uint32_t excl[EXCL_MAX];

@@ -381,6 +381,7 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     p->state = PS_OK;
     memcpy(p->gpu_model, m.gpu_model.p, m.gpu_model.len);
     list_init(&p->attempts);
+    list_init(&p->checks);
     list_init(&p->qnode);
     list_init(&p->knode);
     list_push_back(&co->peers, &p->node);
@@ -637,6 +638,12 @@ void peer_detach(struct coord *co, struct peer_rec *p)
             co->n.requeued++;
             task_retry(co, t, p->group);
         }
+    }
+    /* Checks reserved for p may go to any peer that may run them now. */
+    while (!list_empty(&p->checks)) {
+        struct task *t = list_entry(list_pop_front(&p->checks), struct task, cnode);
+        if (t->vs)
+            t->vs->checker = 0;
     }
     p->types = 0;
     /* Other peers may be able to take the requeued work now; work that was

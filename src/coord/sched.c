@@ -49,7 +49,8 @@ int task_fits(const struct coord *co, const struct task *t, const struct peer_re
         return 0;
     if (t->nexcl && task_excludes(t, p->group) && type_has_unexcluded(&co->types[t->tt], t->tt, t))
         return 0;
-    if (t->vs && (verify_excludes(t, p) || (t->vs->want_est && !verify_established(p))))
+    if (t->vs && (verify_excludes(t, p) || (t->vs->want_est && !verify_established(p)) ||
+                  (t->vs->checker && p->id != t->vs->checker)))
         return 0;
     for (int i = 0; i < 2; i++)
         if (t->at[i].peer == p)
@@ -183,6 +184,7 @@ void task_dequeue(struct coord *co, struct task *t)
     q->cost -= t->cost;
     list_remove(&t->qnode);
     list_remove(&t->vnode);
+    list_remove(&t->cnode);
     tt->queued--;
     co->queued_total--;
     co->queued_bytes -= t->body_len;
@@ -376,6 +378,19 @@ void task_retry(struct coord *co, struct task *t, uint32_t failed_group)
 void dispatch_peer(struct coord *co, struct peer_rec *p)
 {
     uint64_t now = co->now;
+    /* Checks reserved for p first: nobody else may run them. */
+    while (peer_can_take(p) && !list_empty(&p->checks)) {
+        struct task *t = list_entry(p->checks.next, struct task, cnode);
+        list_remove(&t->cnode);
+        if (t->state != TS_QUEUED || !task_fits(co, t, p))
+            continue;
+        task_dequeue(co, t);
+        if (task_assign(co, t, p, 0) != 0) {
+            task_enqueue(co, t, 1);
+            list_push_front(&p->checks, &t->cnode);
+            return;
+        }
+    }
     while (peer_can_take(p)) {
         struct task *t = next_for_peer(co, p, now);
         if (!t)

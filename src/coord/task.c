@@ -76,6 +76,7 @@ struct task *task_alloc(struct coord *co)
     list_init(&t->qnode);
     list_init(&t->followers);
     list_init(&t->vnode);
+    list_init(&t->cnode);
     for (int i = 0; i < 2; i++) {
         t->at[i].t = t;
         list_init(&t->at[i].pnode);

@@ -157,22 +157,45 @@ static int verify_need(struct coord *co, const struct task *t, const struct peer
     return prob >= 1.0 || (double)(rng_next(&co->rng) >> 11) * 0x1.0p-53 < prob ? 2 : 1;
 }
 
-/* Whether a connected peer that could take t (requirements, version, not
- * of a group that answered: task_fits) is outside quarantine and is not
- * holding tasks past their predicted time (a staller would hold the check
- * too: claims.c).  O(peers of the type): called only when no free peer
- * could take t at once. */
-static int verifier_exists(const struct coord *co, const struct task *t)
+/* Whether p could check t now: connected, outside quarantine, not
+ * stalling, established when est, and task_fits (whatever peer the check
+ * is reserved for: the caller clears the reservation around the call). */
+static int could_check(struct coord *co, struct task *t, struct peer_rec *p, int est)
+{
+    return p->state != PS_QUARANTINED && p->conn && p->conn->state == CS_READY && !stalling(p) &&
+           (!est || verify_established(p)) && task_fits(co, t, p);
+}
+
+/* A peer that could check t (could_check), drawn at random among all the
+ * type's peers, busy or not (a checker must not be the fastest free peer,
+ * or colluders that answer at once would check each other): a few random
+ * draws, then a scan from a random place.  NULL when there is none.  The
+ * draws keep it O(1) with many peers; the scan runs only when few of them
+ * qualify. */
+static struct peer_rec *find_checker(struct coord *co, struct task *t, int est, int pick)
 {
     const struct ttype *tt = &co->types[t->tt];
-    for (uint32_t i = 0; i < tt->npeers; i++) {
-        const struct peer_rec *p = tt->peers[i];
-        if (p->state != PS_QUARANTINED && p->conn && p->conn->state == CS_READY && task_fits(co, t, p) &&
-            !stalling(p))
-            return 1;
+    uint32_t n = tt->npeers, reserved = t->vs->checker;
+    struct peer_rec *got = NULL;
+    if (n == 0)
+        return NULL;
+    t->vs->checker = 0;
+    for (int k = 0; pick && k < 16 && !got; k++) {
+        struct peer_rec *p = tt->peers[rng_next(&co->rng) % n];
+        if (could_check(co, t, p, est))
+            got = p;
     }
-    return 0;
+    uint32_t start = (uint32_t)(rng_next(&co->rng) % n);
+    for (uint32_t i = 0; i < n && !got; i++) {
+        struct peer_rec *p = tt->peers[(start + i) % n];
+        if (could_check(co, t, p, est))
+            got = p;
+    }
+    t->vs->checker = reserved;
+    return got;
 }
+
+static int verifier_exists(struct coord *co, struct task *t) { return find_checker(co, t, 0, 0) != NULL; }
 
 /* An independent peer confirmed this peer's result: its record and trust grow. */
 static void peer_confirmed(struct coord *co, uint32_t id)
@@ -280,12 +303,20 @@ static void verify_next(struct coord *co, struct task *t, uint32_t failed_group)
      * in front of the work those peers can run, since a peer looks past
      * only LOOK_PAST tasks.  pick_peer scans the free set for such tasks. */
     t->kind = 1;
+    /* The check is reserved for one peer drawn at random among all that
+     * could run it, busy or not: drawn among the free ones, the checkers
+     * would mostly be peers that answer at once, which is what colluding
+     * liars do.  A busy checker takes it before other work (dispatch_peer). */
+    struct peer_rec *ck = find_checker(co, t, vs->want_est, 1);
+    vs->checker = ck ? ck->id : 0;
     if (!task_place(co, t)) {
-        if (tt->verify == VP_ADAPTIVE && !verifier_exists(co, t)) {
+        if (tt->verify == VP_ADAPTIVE && !ck && !verifier_exists(co, t)) {
             settle_without(co, t);
             return;
         }
         task_enqueue(co, t, 1);
+        if (ck)
+            list_push_back(&ck->checks, &t->cnode);
     }
     vs->runs++;
     co->n.verify_runs++;
@@ -309,16 +340,9 @@ static void cand_add(struct vcand *c, const struct peer_rec *p)
 
 /* Whether a connected peer with an established record, independent of
  * every one that answered, could check t (requirements, version). */
-static int established_checker_exists(const struct coord *co, const struct task *t)
+static int established_checker_exists(struct coord *co, struct task *t)
 {
-    const struct ttype *tt = &co->types[t->tt];
-    for (uint32_t i = 0; i < tt->npeers; i++) {
-        const struct peer_rec *p = tt->peers[i];
-        if (p->state != PS_QUARANTINED && p->conn && p->conn->state == CS_READY && verify_established(p) &&
-            task_fits(co, t, p) && !stalling(p))
-            return 1;
-    }
-    return 0;
+    return find_checker(co, t, 1, 0) != NULL;
 }
 
 /* A disagreement: p's result differs from another peer's.  Every peer
@@ -438,16 +462,11 @@ void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, con
                  * nothing is delivered as a result and nobody is struck,
                  * since a majority of new keys proves nothing. */
                 const char *msg = "peers disagree on the result and no peer with an established record can settle it";
-                /* Nobody's run of confirmed results goes on past a
-                 * disagreement nobody could settle: among new keys, the
-                 * side that is the majority of peers establishes itself
-                 * first, since it is the one that meets agreement. */
-                for (unsigned k = 0; k < vs->ncand; k++)
-                    for (unsigned i = 0; i < vs->c[k].n; i++) {
-                        struct peer_rec *q = peer_find(co, vs->c[k].peers[i]);
-                        if (q)
-                            q->consec_verified = 0;
-                    }
+                /* Records are left as they are: checkers are drawn at
+                 * random among all peers, so the side that is the majority
+                 * of peers meets agreement, and so an established record,
+                 * first; established peers then settle such disagreements
+                 * and the other side is caught. */
                 task_finish(co, t, P2C2R_ETASK, (const uint8_t *)msg, strlen(msg), 0, 0);
                 return;
             }
@@ -477,11 +496,29 @@ void verify_checker_stalled(struct coord *co, struct task *t)
 
 void verify_sweep(struct coord *co)
 {
+    uint32_t kick = 0;
     struct list_node *n = co->vwait.next;
     while (n != &co->vwait) {
         struct task *t = list_entry(n, struct task, vnode);
         n = n->next;
-        if (co->types[t->tt].verify == VP_ADAPTIVE && !verifier_exists(co, t))
+        if (co->types[t->tt].verify == VP_ADAPTIVE && !verifier_exists(co, t)) {
             settle_without(co, t); /* dequeues t, which leaves vwait */
+            continue;
+        }
+        /* A check reserved for a peer that left, was quarantined or stalls
+         * is reserved again, for another peer drawn the same way. */
+        uint32_t id = t->vs->checker;
+        struct peer_rec *cp = id ? peer_find(co, id) : NULL;
+        if (id && (!cp || cp->state == PS_QUARANTINED || stalling(cp))) {
+            list_remove(&t->cnode);
+            struct peer_rec *ck = find_checker(co, t, t->vs->want_est, 1);
+            t->vs->checker = ck ? ck->id : 0;
+            if (ck)
+                list_push_back(&ck->checks, &t->cnode);
+            kick |= 1u << t->tt;
+        }
     }
+    /* Outside the walk: dispatching dequeues tasks from vwait. */
+    for (uint32_t m = kick; m; m &= m - 1)
+        type_kick(co, __builtin_ctz(m));
 }

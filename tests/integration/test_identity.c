@@ -354,6 +354,18 @@ int main(int argc, char **argv)
     hex_of(pk.pk, phex);
     rc = h_cli("peers", "--state", g_state, "--pin", phex, (char *)NULL);
     H_EXPECT_EXIT(rc, 0, "p2c2r peers --pin with p2c2rd stopped");
+    /* And two keys the operator knows are one party's. */
+    struct ident ga, gb;
+    ident_generate(&ga);
+    ident_generate(&gb);
+    char gahex[IDENT_PK_HEX_LEN + 1], gbhex[IDENT_PK_HEX_LEN + 1], garg[IDENT_PK_HEX_LEN + 16],
+        gbarg[IDENT_PK_HEX_LEN + 16];
+    hex_of(ga.pk, gahex);
+    hex_of(gb.pk, gbhex);
+    snprintf(garg, sizeof(garg), "%s=acme", gahex);
+    snprintf(gbarg, sizeof(gbarg), "%s=acme", gbhex);
+    rc = h_cli("peers", "--state", g_state, "--group", garg, "--group", gbarg, (char *)NULL);
+    H_EXPECT_EXIT(rc, 0, "p2c2r peers --group with p2c2rd stopped");
     rc = h_cli("peers", "--state", g_state, "--json", (char *)NULL);
     H_EXPECT_EXIT(rc, 0, "p2c2r peers --json");
     json_t *list = h_out_json();
@@ -390,6 +402,35 @@ int main(int argc, char **argv)
     p2c2r_client_close(pc);
     h_fake_peer_stop(pinned);
     ident_fini(&pk);
+
+    h_phase("two keys the operator grouped are one peer: no quorum between them");
+    struct h_fake_peer_cfg gacfg = {.name = "id-grp-a", .types = "id_grp", .slots = 1, .key = &ga};
+    struct h_fake_peer_cfg gbcfg = {.name = "id-grp-b", .types = "id_grp", .slots = 1, .key = &gb};
+    struct h_fake_peer *pa = h_fake_peer_start(&gacfg), *pb = h_fake_peer_start(&gbcfg);
+    long long grp_a = peer_field(h_fake_peer_id(pa), "group"), grp_b = peer_field(h_fake_peer_id(pb), "group");
+    H_CHECK(grp_a > 0 && grp_a == grp_b, "grouped keys are in groups %lld and %lld", grp_a, grp_b);
+    H_REQUIRE(p2c2r_client_connect(h_addr(), &po, &pc) == 0, "connect to %s", h_addr());
+    long long verified0 = h_stat("counters.verified");
+    for (int i = 0; i < 4; i++) {
+        struct p2c2r_task gt = P2C2R_TASK_INIT;
+        char gin[8];
+        snprintf(gin, sizeof(gin), "g%d", i);
+        gt.type = "id_grp";
+        gt.input = gin;
+        gt.input_len = strlen(gin);
+        gt.flags = P2C2R_TASK_NOCACHE;
+        struct p2c2r_result gres = h_wait(pc, h_submit(pc, &gt), 10000);
+        H_CHECK(gres.status == 0 && !(gres.flags & P2C2R_RESULT_VERIFIED),
+                "a result only grouped keys could check: status %s flags 0x%x, expected OK, not VERIFIED",
+                h_err(gres.status), gres.flags);
+        p2c2r_result_release(&gres);
+    }
+    H_CHECK(h_stat("counters.verified") == verified0, "grouped keys verified each other");
+    p2c2r_client_close(pc);
+    h_fake_peer_stop(pa);
+    h_fake_peer_stop(pb);
+    ident_fini(&ga);
+    ident_fini(&gb);
     ident_fini(&lk);
     (void)co;
     case_errors_of_one_key();

@@ -73,6 +73,7 @@ static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, u
     p->slots = slots;
     p->held_limit = slots; /* as if it had earned them all: see test_held_limit */
     list_init(&p->attempts);
+    list_init(&p->checks);
     list_init(&p->qnode);
     list_push_back(&co->peers, &p->node);
     co->npeers++;
