@@ -56,6 +56,9 @@
 #define DUP_RING 16              /* task ids a peer answered lately */
 #define KEY_FLUSH_TICKS 40       /* peer records go to the store every 200 ms */
 #define SAMPLE_D 3               /* power of d choices */
+/* A peer that holds all of a task's blob bytes scores up to this much
+ * lower for it (sched.c, task_score): close scores go to the holder. */
+#define BLOB_AFFINITY 0.25
 #define STAT_MIN_SAMPLES 20      /* before hedging or admission estimates */
 /* A type that refused every task for this long, or this many times in a
  * row, admits the next one whatever its estimate (docs/ARCHITECTURE.md,
@@ -471,6 +474,7 @@ void task_sweep_deadlines(struct coord *co, uint64_t now);
 int task_fits(const struct coord *co, const struct task *t, const struct peer_rec *p);
 double peer_trust(const struct peer_rec *p);
 double peer_score(const struct coord *co, const struct peer_rec *p, int ti);
+double task_score(const struct coord *co, const struct peer_rec *p, const struct task *t);
 struct peer_rec *pick_peer(struct coord *co, const struct task *t);
 void task_enqueue(struct coord *co, struct task *t, int front);
 void task_dequeue(struct coord *co, struct task *t);

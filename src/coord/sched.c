@@ -76,6 +76,26 @@ double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
     return (p->rtt_us + exec * (1 + load)) * (1 + 4 * p->fail_ewma) * (1.5 - 0.5 * trust);
 }
 
+/* p's score for t: peer_score, lowered by up to BLOB_AFFINITY in the share
+ * of t's blob bytes p (probably) holds.  A holder skips the transfer, and
+ * its executor may keep what it derived from the blob (a parsed map, a
+ * mesh's BVH: docs/TASKS.md, "Cost, cancel and prepared state").  Among
+ * peers whose scores are within about a quarter the holder wins; a clearly
+ * faster or idler peer still does. */
+double task_score(const struct coord *co, const struct peer_rec *p, const struct task *t)
+{
+    double s = peer_score(co, p, t->tt);
+    if (t->nblobs == 0 || !p->has)
+        return s;
+    size_t held = 0, all = 0;
+    for (unsigned i = 0; i < t->nblobs; i++) {
+        all += t->blobs[i]->len;
+        if (peer_has_blob(p, t->blobs[i]->hash))
+            held += t->blobs[i]->len;
+    }
+    return all ? s * (1 - BLOB_AFFINITY * (double)held / (double)all) : s;
+}
+
 /* The best of SAMPLE_D random peers of t's type that can take it now;
  * tasks with requirements fall back to a scan of the free set when the
  * samples miss.  NULL when none can. */
@@ -115,7 +135,7 @@ struct peer_rec *pick_peer(struct coord *co, const struct task *t)
             struct peer_rec *p = tt->free[i];
             if (!task_fits(co, t, p))
                 continue;
-            double s = peer_score(co, p, t->tt);
+            double s = task_score(co, p, t);
             if (!best || s < best_s)
                 best = p, best_s = s;
         }
@@ -137,7 +157,7 @@ struct peer_rec *pick_peer(struct coord *co, const struct task *t)
         struct peer_rec *p = tt->free[i];
         if (!task_fits(co, t, p))
             continue;
-        double s = peer_score(co, p, t->tt);
+        double s = task_score(co, p, t);
         if (!best || s < best_s)
             best = p, best_s = s;
     }

@@ -593,6 +593,52 @@ static void test_pick_few(void)
     fx_fini(&f);
 }
 
+/* A task goes to a peer that already holds its blobs when the scores are
+ * otherwise close (within BLOB_AFFINITY), never when the holder is clearly
+ * slower; a partial holder gets a partial discount. */
+static void test_pick_blob_holder(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "pathfind");
+    struct peer_rec *other = fx_peer(&f, 1u << ti, 1, 4);
+    struct peer_rec *holder = fx_peer(&f, 1u << ti, 1, 4);
+    other->ty[ti].exec_ewma = 1000;
+    holder->ty[ti].exec_ewma = 1000;
+    struct blob map = {.len = 3 * 65536}, mesh = {.len = 65536};
+    memset(map.hash, 0x11, sizeof(map.hash));
+    memset(mesh.hash, 0x22, sizeof(mesh.hash));
+    struct task *t = fx_task(&f, ti, PRIO_REALTIME, 0, 10);
+    t->blobs[0] = &map;
+    t->nblobs = 1;
+    /* Equal scores, nothing held: the first of the free set. */
+    CHECK(pick_peer(co, t) == other);
+    peer_mark_blob(holder, map.hash);
+    CHECK(peer_has_blob(holder, map.hash) && !peer_has_blob(other, map.hash));
+    unsigned missed = 0;
+    for (int i = 0; i < 50; i++)
+        missed += pick_peer(co, t) != holder;
+    CHECK_EQU(missed, 0);
+    CHECK_NEAR(task_score(co, holder, t), peer_score(co, holder, ti) * (1 - BLOB_AFFINITY));
+    /* Holding one blob of two: the share of bytes held. */
+    t->blobs[1] = &mesh;
+    t->nblobs = 2;
+    CHECK_NEAR(task_score(co, holder, t), peer_score(co, holder, ti) * (1 - BLOB_AFFINITY * 0.75));
+    CHECK_NEAR(task_score(co, other, t), peer_score(co, other, ti));
+    /* Busier by a fifth (score 1.2x): the holder still wins. */
+    t->nblobs = 1;
+    holder->ty[ti].exec_ewma = 1200;
+    CHECK(pick_peer(co, t) == holder);
+    /* Half again slower: the faster peer wins despite the transfer. */
+    holder->ty[ti].exec_ewma = 1500;
+    CHECK(pick_peer(co, t) == other);
+    t->nblobs = 0; /* the blobs are on the stack, not the coordinator's */
+    task_set_state(t, TS_QUEUED);
+    task_free(co, t);
+    fx_fini(&f);
+}
+
 static void test_pick_sampled(void)
 {
     struct fx f;
@@ -1351,6 +1397,7 @@ int main(void)
     test_trust_score();
     test_pick_few();
     test_pick_sampled();
+    test_pick_blob_holder();
     test_admission();
     test_rate_outliers();
     test_admission_probe();
