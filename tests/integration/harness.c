@@ -220,6 +220,20 @@ const char *h_err(int code)
     return s;
 }
 
+char *h_map_text(uint32_t w, uint32_t h)
+{
+    char *m = malloc(64 + (size_t)(w + 1) * h), *p = m;
+    H_REQUIRE(m != NULL, "out of memory for a %ux%u map", w, h);
+    p += sprintf(p, "type octile\nheight %u\nwidth %u\nmap\n", h, w);
+    for (uint32_t y = 0; y < h; y++) {
+        for (uint32_t x = 0; x < w; x++)
+            *p++ = (x * 7 + y * 13) % 11 == 0 && x && y && x + 1 < w && y + 1 < h ? '@' : '.';
+        *p++ = '\n';
+    }
+    *p = '\0';
+    return m;
+}
+
 char *h_read_file(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

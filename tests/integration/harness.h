@@ -191,6 +191,10 @@ json_t *h_out_json(void);
 
 /* Reads a whole file into a new NUL-terminated buffer (free it); NULL on error. */
 char *h_read_file(const char *path, size_t *len);
+/* A w x h octile map in MovingAI text with walls ('@') scattered where
+ * (7x + 13y) % 11 == 0, none on the border; free it.  Aborts the test when
+ * out of memory. */
+char *h_map_text(uint32_t w, uint32_t h);
 int h_write_file(const char *path, const void *p, size_t n);
 
 /* ---- the client API, checked ---------------------------------------------- */

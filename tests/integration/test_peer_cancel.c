@@ -37,19 +37,6 @@ static struct p2c2r_task task_of(const char *type, const char *params, const voi
     return t;
 }
 
-static char *map_text(uint32_t w, uint32_t h)
-{
-    char *m = malloc(64 + (size_t)(w + 1) * h), *p = m;
-    p += sprintf(p, "type octile\nheight %u\nwidth %u\nmap\n", h, w);
-    for (uint32_t y = 0; y < h; y++) {
-        for (uint32_t x = 0; x < w; x++)
-            *p++ = (x * 7 + y * 13) % 11 == 0 && x && y && x + 1 < w && y + 1 < h ? '@' : '.';
-        *p++ = '\n';
-    }
-    *p = '\0';
-    return m;
-}
-
 static char *queries(uint32_t n, uint32_t w, uint32_t h)
 {
     char *q = malloc(32 + (size_t)n * 32), *p = q;
@@ -136,7 +123,7 @@ int main(int argc, char **argv)
     H_REQUIRE(rc == 0, "connect to %s: %s", h_addr(), h_err(rc));
 
     /* The map of the 100 small tasks, and a big one for the long batch. */
-    char *small_map = map_text(64, 64), *big_map = map_text(1024, 1024);
+    char *small_map = h_map_text(64, 64), *big_map = h_map_text(1024, 1024);
     uint8_t small_hash[32], big_hash[32], bad_hash[32];
     rc = p2c2r_client_put_blob(c, small_map, strlen(small_map), h_bound_ms(10000), small_hash);
     H_REQUIRE(rc == 0, "put the small map: %s", h_err(rc));
