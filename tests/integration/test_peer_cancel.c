@@ -4,10 +4,11 @@
  *
  * One peer with one slot serves raytrace and pathfind.  A raytrace tile and
  * a pathfind batch that would each run for tens of seconds are cancelled by
- * their renter once running (the peer's debug log says it started them);
- * 100 pathfind tasks then share one map blob, and
+ * their renter once running (the peer's debug log says it started them),
+ * and the tile once more with a deadline that passes while it runs;
+ * 102 pathfind tasks then share one map blob, and
  * a corrupt map blob is sent twice.  The peer is stopped and its own
- * counters, logged at exit (peer_exec_stats), say what happened: both
+ * counters, logged at exit (peer_exec_stats), say what happened: the three
  * cancelled jobs were running and their executors stopped early
  * (cancelled_stopped), the good map was parsed once (one insert for it, 99
  * hits) and the corrupt one never cached.  Nothing is judged by wall-clock
@@ -149,6 +150,23 @@ int main(int argc, char **argv)
     struct p2c2r_task batch = task_of("pathfind", big_params, qbig, strlen(qbig), &big_hash, 1);
     cancel_running(c, &batch, "pathfind batch", &small, 2);
 
+    /* The same tile with a 1 s deadline: the coordinator times it out
+     * (ETIMEDOUT to the renter) and cancels it on the peer, which must stop
+     * the running executor: the slot comes back for the small task. */
+    h_phase("a running tile past its deadline");
+    struct p2c2r_task late = tile;
+    late.deadline_ms = 1000;
+    p2c2r_ticket lk = h_submit(c, &late);
+    rc = p2c2r_client_flush(c, h_bound_ms(10000));
+    H_REQUIRE(rc == 0, "flush the tile with a deadline: %s", h_err(rc));
+    wait_started("raytrace", 2);
+    struct p2c2r_result lr = h_wait(c, lk, 10000);
+    H_CHECK(lr.status == P2C2R_ETIMEDOUT, "tile past its deadline: status %s", h_err(lr.status));
+    p2c2r_result_release(&lr);
+    lr = h_wait(c, h_submit(c, &small), 30000);
+    H_CHECK(lr.status == 0, "small task after the timed-out tile: status %s", h_err(lr.status));
+    p2c2r_result_release(&lr);
+
     h_phase("100 tasks over one map");
     p2c2r_ticket k[99];
     for (int i = 0; i < 99; i++)
@@ -182,14 +200,14 @@ int main(int argc, char **argv)
     size_t len;
     char *log = h_read_file(peer->log, &len);
     H_REQUIRE(log != NULL, "read %s", peer->log);
-    H_CHECK(stat_of(log, "cancelled_running") == 2, "both cancelled jobs were running");
-    H_CHECK(stat_of(log, "cancelled_stopped") == 2,
-            "both cancelled executors stopped early (ECANCELLED), not ran to completion");
-    /* Maps parsed and cached: the small one once (the two small tasks after
-     * the cancels and the 99 of the batch: 100 hits and one miss), the big
+    H_CHECK(stat_of(log, "cancelled_running") == 3, "the two cancelled jobs and the timed-out one were running");
+    H_CHECK(stat_of(log, "cancelled_stopped") == 3,
+            "all three executors stopped early (ECANCELLED), not ran to completion");
+    /* Maps parsed and cached: the small one once (the three small tasks
+     * after the cancels and the 99 of the batch: 101 hits and one miss), the big
      * one once; the corrupt one never (two misses, no insert). */
     H_CHECK(stat_of(log, "prepared_inserts") == 2, "each good map parsed and cached once");
-    H_CHECK(stat_of(log, "prepared_hits") == 100, "100 tasks over the small map, 1 parse");
+    H_CHECK(stat_of(log, "prepared_hits") == 101, "102 tasks over the small map, 1 parse");
     H_CHECK(stat_of(log, "prepared_misses") == 4, "misses: 2 first parses, 2 corrupt blobs");
     H_CHECK(stat_of(log, "prepared_entries") == 2, "two maps cached, not the corrupt one");
     free(log);
