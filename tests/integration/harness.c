@@ -220,6 +220,13 @@ const char *h_err(int code)
     return s;
 }
 
+const char H_GLASS_SCENE[] =
+    "{\"width\": 128, \"height\": 128, \"max_depth\": 8, \"background\": [0.5, 0.6, 0.7], "
+    "\"camera\": {\"position\": [0, 1, 5], \"look_at\": [0, 0, 0], \"fov\": 50}, "
+    "\"spheres\": [{\"center\": [0, 0, 0], \"radius\": 1, \"material\": {\"type\": \"glass\", "
+    "\"ior\": 1.5}}, {\"center\": [0, -101, 0], \"radius\": 100, \"material\": "
+    "{\"type\": \"metal\", \"albedo\": [0.8, 0.8, 0.8], \"fuzz\": 0.3}}]}";
+
 char *h_map_text(uint32_t w, uint32_t h)
 {
     char *m = malloc(64 + (size_t)(w + 1) * h), *p = m;

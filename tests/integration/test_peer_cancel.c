@@ -47,13 +47,6 @@ static char *queries(uint32_t n, uint32_t w, uint32_t h)
     return q;
 }
 
-static const char SCENE[] =
-    "{\"width\": 128, \"height\": 128, \"max_depth\": 8, \"background\": [0.5, 0.6, 0.7], "
-    "\"camera\": {\"position\": [0, 1, 5], \"look_at\": [0, 0, 0], \"fov\": 50}, "
-    "\"spheres\": [{\"center\": [0, 0, 0], \"radius\": 1, \"material\": {\"type\": \"glass\", "
-    "\"ior\": 1.5}}, {\"center\": [0, -101, 0], \"radius\": 100, \"material\": "
-    "{\"type\": \"metal\", \"albedo\": [0.8, 0.8, 0.8], \"fuzz\": 0.3}}]}";
-
 static struct h_proc *peer;
 
 /* Waits (bounded) until the peer's debug log shows n jobs of type started. */
@@ -144,7 +137,7 @@ int main(int argc, char **argv)
     struct p2c2r_task small = task_of("pathfind", small_params, q1, strlen(q1), &small_hash, 1);
 
     /* 128x128 pixels at 4096 spp: tens of seconds of one core. */
-    struct p2c2r_task tile = task_of("raytrace", "spp=4096", SCENE, strlen(SCENE), NULL, 0);
+    struct p2c2r_task tile = task_of("raytrace", "spp=4096", H_GLASS_SCENE, strlen(H_GLASS_SCENE), NULL, 0);
     cancel_running(c, &tile, "raytrace tile", &small, 1);
     /* 2000 A* searches across a 1024x1024 map: minutes. */
     struct p2c2r_task batch = task_of("pathfind", big_params, qbig, strlen(qbig), &big_hash, 1);
