@@ -25,6 +25,18 @@ set(P2C2R_LIB_INCLUDES $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include>
 # p2c2r_common_lib lacks) into a link error instead of a library that fails
 # at load time.  Sanitized builds leave the sanitizer runtime undefined in
 # shared objects, so they go without it.
+#
+# A build tree made before an soname bump still holds the old library files
+# (libp2c2r.so.0*), which nothing links any more but which a tool that
+# globs libp2c2r.so* would find with the old, smaller export list: they go
+# at configure time.
+file(GLOB P2C2R_STALE_LIBS ${CMAKE_BINARY_DIR}/libp2c2r.so.*)
+foreach(f IN LISTS P2C2R_STALE_LIBS)
+  get_filename_component(n ${f} NAME)
+  if(NOT n MATCHES "^libp2c2r\\.so\\.${P2C2R_SOVERSION}(\\.|$)")
+    file(REMOVE ${f})
+  endif()
+endforeach()
 add_library(p2c2r SHARED $<TARGET_OBJECTS:p2c2r_lib_objs> $<TARGET_OBJECTS:p2c2r_common_lib>)
 set_target_properties(p2c2r PROPERTIES
   VERSION ${P2C2R_SOVERSION}.${PROJECT_VERSION_MINOR}.${PROJECT_VERSION_PATCH}
