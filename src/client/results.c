@@ -282,6 +282,16 @@ void p2c2r_stats_free(char *json) { free(json); }
 
 const char *p2c2r_client_last_error(const p2c2r_client *c) { return c ? c->last_error : ""; }
 
+/* Writes a BLOB_PUT of id into b (PROTO_HDR_LEN + len reserved in c->out)
+ * and commits it. */
+static void blob_put_commit(p2c2r_client *c, uint8_t *b, uint64_t id, const void *data, size_t len)
+{
+    proto_put_hdr(b, MSG_BLOB_PUT, 0, id, (uint32_t)len);
+    if (len)
+        memcpy(b + PROTO_HDR_LEN, data, len);
+    buf_commit(&c->out, PROTO_HDR_LEN + len);
+}
+
 int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,
                           uint8_t hash[32])
 {
@@ -298,10 +308,7 @@ int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int tim
         return P2C2R_ENOMEM;
     c->blob_id = ++c->next_ctl | STATS_REQ_BIT;
     c->blob_status = 1;
-    proto_put_hdr(b, MSG_BLOB_PUT, 0, c->blob_id, (uint32_t)len);
-    if (len)
-        memcpy(b + PROTO_HDR_LEN, data, len);
-    buf_commit(&c->out, PROTO_HDR_LEN + len);
+    blob_put_commit(c, b, c->blob_id, data, len);
     uint64_t deadline = client_deadline_after(timeout_ms);
     while (c->blob_status == 1 && !c->err) {
         if (timeout_ms >= 0 && now_us() >= deadline)
@@ -342,10 +349,7 @@ int p2c2r_client_put_blob_start(p2c2r_client *c, const void *data, size_t len, u
     e->res.user = user;
     c->nblob_open++;
     /* The ticket is the request id: BLOB_OK and REJECTED name it. */
-    proto_put_hdr(b, MSG_BLOB_PUT, 0, ticket, (uint32_t)len);
-    if (len)
-        memcpy(b + PROTO_HDR_LEN, data, len);
-    buf_commit(&c->out, PROTO_HDR_LEN + len);
+    blob_put_commit(c, b, ticket, data, len);
     out->id = ticket;
     if (buf_used(&c->out) >= 256u * 1024)
         client_write(c);
