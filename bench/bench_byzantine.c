@@ -309,15 +309,6 @@ static int peer_quarantined(const json_t *s, uint32_t id)
 
 /* ---- one scenario ---------------------------------------------------------------- */
 
-static p2c2r_client *renter_connect(const char *name)
-{
-    struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0};
-    p2c2r_client *c = NULL;
-    int rc = p2c2r_client_connect(h_addr(), &o, &c);
-    H_REQUIRE(rc == 0, "connect %s: %s", name, h_err(rc));
-    return c;
-}
-
 /* The load: both renters to the end; fills r's outcome counts and
  * latencies, and takes the steady-state CPU sample once warm outcomes are
  * in. */
@@ -528,9 +519,9 @@ static void run_scenario(const struct scen_def *d, int index, int round, struct 
     ld.seen_rt = calloc((size_t)ld.n_rt + 1, 1);
     ld.seen_bulk = calloc((size_t)ld.n_bulk + 1, 1);
     H_REQUIRE(ld.rt_sent && ld.bulk_sent && ld.rt_lat && ld.bulk_lat && ld.seen_rt && ld.seen_bulk, "out of memory");
-    ld.bulk = renter_connect("byz-bulk");
-    ld.rt = renter_connect("byz-realtime");
-    ld.stats = renter_connect("byz-stats");
+    ld.bulk = h_renter("byz-bulk");
+    ld.rt = h_renter("byz-realtime");
+    ld.stats = h_renter("byz-stats");
     r->tasks = opt.tasks;
 
     struct cpu_sample s0, s1, s2;

@@ -186,10 +186,8 @@ static void run(const struct scen *sc, struct outcome *o)
         peers[i] = h_peer_start(name, 1, "pathfind,physics,raytrace,upscale", NULL);
     }
     h_wait_peers(sc->peers, NULL);
-    p2c2r_client *c;
-    struct p2c2r_client_options co_opt = {sizeof co_opt, NULL, "bench-frame", 0, 0};
-    int rc = p2c2r_client_connect(h_addr(), &co_opt, &c);
-    H_REQUIRE(rc == 0, "connect to %s: %s", h_addr(), h_err(rc));
+    p2c2r_client *c = h_renter("bench-frame");
+    int rc;
     if (opt.trace) {
         rc = p2c2r_client_trace_start(c, opt.trace);
         H_REQUIRE(rc == 0, "trace to %s: %s", opt.trace, h_err(rc));

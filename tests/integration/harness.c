@@ -220,6 +220,25 @@ const char *h_err(int code)
     return s;
 }
 
+p2c2r_client *h_renter(const char *name)
+{
+    struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0, 0};
+    p2c2r_client *c = NULL;
+    int rc = p2c2r_client_connect(h_addr(), &o, &c);
+    H_REQUIRE(rc == 0, "%s: connect to %s: %s", name, h_addr(), h_err(rc));
+    return c;
+}
+
+void h_stop_all(struct h_proc *const *ps, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ps[i])
+            h_signal(ps[i], SIGTERM);
+    for (int i = 0; i < n; i++)
+        if (ps[i])
+            H_CHECK(h_wait_exit(ps[i], h_bound_ms(10000)), "%s did not stop after SIGTERM", ps[i]->name);
+}
+
 const char H_GLASS_SCENE[] =
     "{\"width\": 128, \"height\": 128, \"max_depth\": 8, \"background\": [0.5, 0.6, 0.7], "
     "\"camera\": {\"position\": [0, 1, 5], \"look_at\": [0, 0, 0], \"fov\": 50}, "

@@ -142,6 +142,10 @@ void h_signal(struct h_proc *p, int sig);
 /* Stops p (SIGCONT, SIGTERM, then SIGKILL and a recorded failure after a
  * bound) and reaps it; h_finish judges how it ended.  NULL is a no-op. */
 void h_stop(struct h_proc *p);
+/* SIGTERM to each non-NULL process of ps[0..n), then a bounded wait for
+ * each to exit (a check fails for one that does not); h_finish judges how
+ * they ended. */
+void h_stop_all(struct h_proc *const *ps, int n);
 /* Judges how p (which must have exited: h_stop, or h_wait_exit returned 1)
  * ended and scans its log now, as h_finish would, and frees its slot for a
  * later h_spawn, so a long run can start more than H_MAX_PROCS processes in
@@ -208,6 +212,9 @@ p2c2r_ticket h_submit(p2c2r_client *c, const struct p2c2r_task *t);
 /* Waits up to timeout_ms (stretched with h_bound_ms) for t's result;
  * requires that one arrives and checks that it is t's.  Release it. */
 struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms);
+/* A renter connected to the current coordinator under name (connect timeout
+ * 5 s, stretched); ends the test when it cannot connect. */
+p2c2r_client *h_renter(const char *name);
 
 /* ---- JSON (jansson) and coordinator stats ----------------------------------
  * Paths name a value inside a document: members joined by '.', an array

@@ -33,25 +33,6 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static p2c2r_client *renter_connect(const char *name)
-{
-    struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0, 0};
-    p2c2r_client *c;
-    int rc = p2c2r_client_connect(h_addr(), &o, &c);
-    H_REQUIRE(rc == 0, "%s: connect to %s: %s", name, h_addr(), h_err(rc));
-    return c;
-}
-
-static void stop_procs(struct h_proc *const *ps, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (ps[i])
-            h_signal(ps[i], SIGTERM);
-    for (int i = 0; i < n; i++)
-        if (ps[i])
-            H_CHECK(h_wait_exit(ps[i], h_bound_ms(10000)), "%s did not stop after SIGTERM", ps[i]->name);
-}
-
 /* A peer's figure from the current coordinator's STATS, or -1. */
 static long long peer_stat(uint32_t id, const char *key)
 {
@@ -100,7 +81,7 @@ static void scenario_caps(void)
     H_CHECK(h_stat("counters.claims_clamped") == 1, "counters.claims_clamped: %lld, expected 1",
             h_stat("counters.claims_clamped"));
 
-    p2c2r_client *c = renter_connect("caps-renter");
+    p2c2r_client *c = h_renter("caps-renter");
     uint32_t peer = 0;
     /* Within the clamps: runs on it (what else could: nothing measures a GPU). */
     struct p2c2r_task t = {.size = sizeof t, .type = "echo", .input = "a", .input_len = 1,
@@ -125,7 +106,7 @@ static void scenario_caps(void)
     p2c2r_client_close(c);
     h_fake_peer_stop(fp);
     struct h_proc *ps[] = {co};
-    stop_procs(ps, 1);
+    h_stop_all(ps, 1);
 }
 
 /* ---- staller ------------------------------------------------------------------------ */
@@ -231,7 +212,7 @@ static void scenario_staller(void)
     h_raw_close(&r);
     h_fake_peer_stop(fp);
     struct h_proc *ps[] = {honest, co};
-    stop_procs(ps, 2);
+    h_stop_all(ps, 2);
 }
 
 /* ---- sigstop ------------------------------------------------------------------------ */
@@ -244,7 +225,7 @@ static void scenario_sigstop(void)
     struct h_proc *a = h_peer_start("frozen", 2, "echo", NULL);
     struct h_proc *b = h_peer_start("awake", 2, "echo", NULL);
     h_wait_peers(2, NULL);
-    p2c2r_client *c = renter_connect("sigstop-renter");
+    p2c2r_client *c = h_renter("sigstop-renter");
     h_signal(a, SIGSTOP);
     p2c2r_ticket tk[N];
     uint8_t in[N][8];
@@ -279,7 +260,7 @@ static void scenario_sigstop(void)
     h_signal(a, SIGCONT);
     p2c2r_client_close(c);
     struct h_proc *ps[] = {a, b, co};
-    stop_procs(ps, 3);
+    h_stop_all(ps, 3);
 }
 
 /* ---- exec_us ------------------------------------------------------------------------ */
@@ -291,7 +272,7 @@ static void scenario_exec_us(void)
     struct h_proc *co = h_coord_start(NULL, NULL);
     struct h_proc *honest = h_peer_start("honest", 2, "echo", NULL);
     h_wait_peers(1, NULL);
-    p2c2r_client *c = renter_connect("exec-renter");
+    p2c2r_client *c = h_renter("exec-renter");
     uint32_t peer;
     for (int i = 0; i < 30; i++) {
         char in[16];
@@ -354,7 +335,7 @@ static void scenario_exec_us(void)
     H_CHECK(refused == 0, "%d of %d later tasks refused by admission after one forged exec_us", refused, LATER);
     p2c2r_client_close(c);
     struct h_proc *ps[] = {honest, co};
-    stop_procs(ps, 2);
+    h_stop_all(ps, 2);
 }
 
 int main(int argc, char **argv)

@@ -38,10 +38,7 @@ int main(int argc, char **argv)
     struct h_proc *a = h_peer_start("peer-a", 1, "raytrace", NULL);
     struct h_proc *b = h_peer_start("peer-b", 1, "raytrace", NULL);
     h_wait_peers(2, NULL);
-    p2c2r_client *c;
-    struct p2c2r_client_options o = {sizeof o, NULL, "hedge_cancel", 0, 0};
-    int rc = p2c2r_client_connect(h_addr(), &o, &c);
-    H_REQUIRE(rc == 0, "connect to %s: %s", h_addr(), h_err(rc));
+    p2c2r_client *c = h_renter("hedge_cancel");
 
     struct p2c2r_task t;
     p2c2r_task_init(&t);

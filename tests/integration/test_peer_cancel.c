@@ -111,10 +111,8 @@ int main(int argc, char **argv)
     const char *pargs[] = {"--log-level", "debug", NULL};
     peer = h_peer_start("peer", 1, "raytrace,pathfind", pargs);
     h_wait_peers(1, NULL);
-    p2c2r_client *c;
-    struct p2c2r_client_options o = {sizeof o, NULL, "peer_cancel", 0, 0};
-    int rc = p2c2r_client_connect(h_addr(), &o, &c);
-    H_REQUIRE(rc == 0, "connect to %s: %s", h_addr(), h_err(rc));
+    p2c2r_client *c = h_renter("peer_cancel");
+    int rc;
 
     /* The map of the 100 small tasks, and a big one for the long batch. */
     char *small_map = h_map_text(64, 64), *big_map = h_map_text(1024, 1024);

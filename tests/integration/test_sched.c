@@ -51,27 +51,6 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static p2c2r_client *renter_connect(const char *name)
-{
-    struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0, 0};
-    p2c2r_client *c;
-    int rc = p2c2r_client_connect(h_addr(), &o, &c);
-    H_REQUIRE(rc == 0, "%s: connect to %s: %s", name, h_addr(), h_err(rc));
-    return c;
-}
-
-/* Stops the given processes (SIGTERM, bounded wait); h_finish judges how
- * they ended. */
-static void stop_procs(struct h_proc *const *ps, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (ps[i])
-            h_signal(ps[i], SIGTERM);
-    for (int i = 0; i < n; i++)
-        if (ps[i])
-            H_CHECK(h_wait_exit(ps[i], h_bound_ms(10000)), "%s did not stop after SIGTERM", ps[i]->name);
-}
-
 /* The state of the peer called name in the current coordinator's stats,
  * or "" (static buffer). */
 static const char *peer_state(const char *name)
@@ -189,7 +168,7 @@ static void scenario_hedge(void)
     struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_proc *fast[2] = {h_peer_start("fast-1", 2, "echo", NULL), h_peer_start("fast-2", 2, "echo", NULL)};
     h_wait_peers(2, NULL);
-    p2c2r_client *c = renter_connect("hedge-renter");
+    p2c2r_client *c = h_renter("hedge-renter");
 
     /* The type's attempt quantiles must exist before the slow peer joins,
      * or its first tasks could not be hedged (no p95 yet). */
@@ -263,7 +242,7 @@ static void scenario_hedge(void)
 
     h_fake_peer_stop(slow);
     struct h_proc *ps[] = {fast[0], fast[1], co};
-    stop_procs(ps, 3);
+    h_stop_all(ps, 3);
 }
 
 /* Waits (bounded) until fp has answered every task it was given. */
@@ -318,7 +297,7 @@ static void scenario_hedge_hol(void)
     struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_proc *fast = h_peer_start("fast", 2, "echo", NULL);
     h_wait_peers(1, NULL);
-    p2c2r_client *c = renter_connect("hol-renter");
+    p2c2r_client *c = h_renter("hol-renter");
     int ok = run_echo(c, "hol-renter", 100, 100, P2C2R_PRIO_INTERACTIVE, 700, NULL);
     H_CHECK(ok == 100, "warm-up: %d of 100 correct", ok);
     H_REQUIRE(h_type_stat_sampled("echo", "attempt_p95_us", 20) > 0, "echo has no attempt p95 from 20 samples");
@@ -373,7 +352,7 @@ static void scenario_hedge_hol(void)
     h_fake_peer_stop(gpu_slow);
     h_fake_peer_stop(cpu_slow);
     struct h_proc *ps[] = {fast, co};
-    stop_procs(ps, 2);
+    h_stop_all(ps, 2);
 }
 
 /* A task with requirements that no free peer meets waits at the front of
@@ -396,7 +375,7 @@ static void scenario_queue_hol(void)
                                  .delay_ms = CPU_MS};
     struct h_fake_peer *gpu = h_fake_peer_start(&gc), *cores = h_fake_peer_start(&cc);
     h_wait_peers(2, NULL);
-    p2c2r_client *c = renter_connect("hol-renter");
+    p2c2r_client *c = h_renter("hol-renter");
     uint8_t in[4][16];
     p2c2r_ticket tk[4];
     struct h_fake_counts f;
@@ -443,7 +422,7 @@ static void scenario_queue_hol(void)
     h_fake_peer_stop(gpu);
     h_fake_peer_stop(cores);
     struct h_proc *ps[] = {co};
-    stop_procs(ps, 1);
+    h_stop_all(ps, 1);
 }
 
 /* --type-deadline gives tasks that name no deadline their type's own: a
@@ -462,7 +441,7 @@ static void scenario_type_deadline(void)
     H_CHECK(h_json_int(js, "types[name=echo].deadline_ms") == 300, "stats: echo's deadline_ms");
     H_CHECK(h_json_int(js, "types[name=sha256].deadline_ms") == 2000, "stats: sha256's deadline_ms");
     json_decref(js);
-    p2c2r_client *c = renter_connect("tdl-renter");
+    p2c2r_client *c = h_renter("tdl-renter");
     struct p2c2r_task t = {.size = sizeof t, .type = "echo", .input = "late", .input_len = 4};
     p2c2r_ticket tk;
     int rc = p2c2r_client_submit(c, &t, &tk);
@@ -485,7 +464,7 @@ static void scenario_type_deadline(void)
     p2c2r_client_close(c);
     h_fake_peer_stop(fp);
     struct h_proc *ps[] = {co};
-    stop_procs(ps, 1);
+    h_stop_all(ps, 1);
 
     h_phase("type_deadline: a malformed spec");
     const char *argv[] = {h_coord_bin(), "--listen", "127.0.0.1:0", "--type-deadline", "echo=abc", NULL};
@@ -507,7 +486,7 @@ static void scenario_coalesce_urgency(void)
     struct h_fake_peer_cfg fc = {.name = "one", .types = "sha256", .slots = 1, .delay_ms = 150};
     struct h_fake_peer *fp = h_fake_peer_start(&fc);
     h_wait_peers(1, NULL);
-    p2c2r_client *c = renter_connect("urgency-renter");
+    p2c2r_client *c = h_renter("urgency-renter");
     struct { const char *in; uint32_t dl; } spec[4] = {{"blocker", 0}, {"A", 60000}, {"B", 30000}, {"A", 5000}};
     p2c2r_ticket tk[4];
     struct h_fake_counts f;
@@ -550,7 +529,7 @@ static void scenario_coalesce_urgency(void)
     p2c2r_client_close(c);
     h_fake_peer_stop(fp);
     struct h_proc *ps[] = {co};
-    stop_procs(ps, 1);
+    h_stop_all(ps, 1);
 }
 
 /* ---- circuit breaker ------------------------------------------------------------------ */
@@ -570,7 +549,7 @@ static void scenario_breaker(void)
     h_wait_peers(3, NULL);
 
     h_phase("breaker: %d echo tasks, 32 in flight", N1);
-    p2c2r_client *c = renter_connect("breaker-renter");
+    p2c2r_client *c = h_renter("breaker-renter");
     struct rec *recs = calloc(N1, sizeof(*recs));
     int ok = run_echo(c, "breaker-renter", N1, 32, P2C2R_PRIO_INTERACTIVE, 101, recs);
     int retried = 0, on_bad = 0;
@@ -612,7 +591,7 @@ static void scenario_breaker(void)
 
     h_fake_peer_stop(bad);
     struct h_proc *ps[] = {good[0], good[1], co};
-    stop_procs(ps, 3);
+    h_stop_all(ps, 3);
 }
 
 /* After its cool-down a quarantined peer is probed with one task: a failed
@@ -629,7 +608,7 @@ static void scenario_probe(void)
     struct h_fake_peer *flaky = h_fake_peer_start(&bc);
     uint32_t flaky_id = h_fake_peer_id(flaky);
     h_wait_peers(3, NULL);
-    p2c2r_client *c = renter_connect("probe-renter");
+    p2c2r_client *c = h_renter("probe-renter");
 
     h_phase("probe: tasks until a failed probe quarantined the peer a second time");
     int ok = 0, tasks = 0;
@@ -670,7 +649,7 @@ static void scenario_probe(void)
     p2c2r_client_close(c);
     h_fake_peer_stop(flaky);
     struct h_proc *ps[] = {good[0], good[1], co};
-    stop_procs(ps, 3);
+    h_stop_all(ps, 3);
 }
 
 /* ---- deadline admission ------------------------------------------------------------------ */
@@ -698,7 +677,7 @@ static void scenario_admission(void)
                                  .delay_ms = DELAY_MS};
     struct h_fake_peer *fp = h_fake_peer_start(&sc);
     h_wait_peers(1, NULL);
-    p2c2r_client *c = renter_connect("admission-renter");
+    p2c2r_client *c = h_renter("admission-renter");
     struct p2c2r_result r = P2C2R_RESULT_INIT;
 
     h_phase("admission: a 5 ms deadline before any sample is accepted, then times out");
@@ -810,7 +789,7 @@ static void scenario_admission(void)
     H_CHECK(h_stat("counters.rejected_deadline") == 2, "counters.rejected_deadline should be 2");
     p2c2r_client_close(c);
     h_fake_peer_stop(fp);
-    stop_procs(&co, 1);
+    h_stop_all(&co, 1);
 }
 
 /* ---- priorities -------------------------------------------------------------------------- */
@@ -826,7 +805,7 @@ static void scenario_priority(void)
     struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_proc *peer = h_peer_start("one-slot", 1, "echo", NULL);
     h_wait_peers(1, NULL);
-    p2c2r_client *c = renter_connect("priority-renter");
+    p2c2r_client *c = h_renter("priority-renter");
 
     h_phase("priority: peer frozen; %d background tasks, then one realtime task", n);
     h_signal(peer, SIGSTOP);
@@ -899,7 +878,7 @@ static void scenario_priority(void)
     free(ts);
     p2c2r_client_close(c);
     struct h_proc *ps[] = {peer, co};
-    stop_procs(ps, 2);
+    h_stop_all(ps, 2);
 }
 
 /* ---- result cache and coalescing ---------------------------------------------------------- */
@@ -933,7 +912,7 @@ static void scenario_cache(void)
     struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_proc *peer = h_peer_start("cache-peer", 2, "sha256,echo", NULL);
     h_wait_peers(1, NULL);
-    p2c2r_client *c = renter_connect("cache-renter");
+    p2c2r_client *c = h_renter("cache-renter");
     uint8_t *x = malloc(SHA_SIZE), *y = malloc(SHA_SIZE);
     uint8_t mdx[32], mdy[32];
     h_fill(x, SHA_SIZE, 500);
@@ -999,7 +978,7 @@ static void scenario_cache(void)
     free(y);
     p2c2r_client_close(c);
     struct h_proc *ps[] = {peer, co};
-    stop_procs(ps, 2);
+    h_stop_all(ps, 2);
 }
 
 /* ---- capability requirements ----------------------------------------------------------------- */
@@ -1011,7 +990,7 @@ static void scenario_gpu(void)
     struct h_proc *co = h_coord_start(NULL, NULL);
     struct h_proc *cpu = h_peer_start("cpu-peer", 2, "echo", NULL);
     h_wait_peers(1, NULL);
-    p2c2r_client *c = renter_connect("gpu-renter");
+    p2c2r_client *c = h_renter("gpu-renter");
     uint8_t in[N][16];
     for (int i = 0; i < N; i++)
         task_input(in[i], 16, 600, i);
@@ -1070,7 +1049,7 @@ static void scenario_gpu(void)
     H_CHECK(ok == 200, "tasks without requirements: %d of 200 correct", ok);
     p2c2r_client_close(c);
     struct h_proc *ps[] = {cpu, gpu, co};
-    stop_procs(ps, 3);
+    h_stop_all(ps, 3);
 }
 
 int main(int argc, char **argv)
