@@ -74,6 +74,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "procstat.h"
 #include "common/cliopt.h"
 #include "harness.h"
 
@@ -205,20 +206,6 @@ static int self_tids(int *tids, int cap)
     if (d)
         closedir(d);
     return n;
-}
-
-/* Process CPU of the whole machine (user + nice + system), microseconds. */
-static uint64_t machine_busy_us(void)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    unsigned long long u = 0, n = 0, s = 0;
-    if (f) {
-        if (fscanf(f, "cpu %llu %llu %llu", &u, &n, &s) != 3)
-            u = n = s = 0;
-        fclose(f);
-    }
-    long tck = sysconf(_SC_CLK_TCK);
-    return (uint64_t)((u + n + s) * 1000000ull / (unsigned long long)(tck > 0 ? tck : 100));
 }
 
 static uint64_t self_cpu_us(void)

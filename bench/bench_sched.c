@@ -76,6 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "procstat.h"
 #include "common/cliopt.h"
 #include "common/proto.h"
 #include "p2c2r/client.h"
@@ -305,20 +306,6 @@ static uint64_t proc_vm_kib(pid_t pid, const char *field)
         }
     fclose(f);
     return v;
-}
-
-/* Process CPU of the whole machine (user + nice + system), microseconds. */
-static uint64_t machine_busy_us(void)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    unsigned long long u = 0, n = 0, s = 0;
-    if (f) {
-        if (fscanf(f, "cpu %llu %llu %llu", &u, &n, &s) != 3)
-            u = n = s = 0;
-        fclose(f);
-    }
-    long tck = sysconf(_SC_CLK_TCK);
-    return (uint64_t)((u + n + s) * 1000000ull / (unsigned long long)(tck > 0 ? tck : 100));
 }
 
 /* utime + stime (and, with reaped, cutime + cstime: the children it has
