@@ -71,7 +71,7 @@
 #define LOOK_PAST 16             /* queued tasks a peer looks past when it cannot run the front */
 #define SHARE_LOOK 16            /* shares a peer looks at when it can run nothing of the first */
 #define SHARE_BUCKETS 4096
-#define SHARE_KEY_MAX 128        /* bytes of a share's key (a token, an account name) */
+#define SHARE_KEY_MAX (PROTO_MAX_TOKEN + 8) /* bytes of a share's key ("tok:" and a token, an account name) */
 #define WINDOW_US 10000000ull    /* latency windows for p50/p95 rotate every 10 s */
 #define NO_IDX UINT32_MAX
 /* Measured claims (claims.c; docs/ARCHITECTURE.md, "Measured claims"). */
