@@ -1098,6 +1098,30 @@ static void test_admission(void)
     tt->slots_total = 4;
     /* An absurd cost saturates instead of wrapping. */
     CHECK(admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_REALTIME, 1ull << 62, &e) >= (uint64_t)UINT32_MAX * MS);
+
+    /* Other shares' queues do not count: the default share holds 300 of
+     * realtime cost (and more below), a share with nothing queued waits
+     * for one typical task only, as with an empty queue.  A share with its
+     * own queue waits for it at its part of the type: weight 1 of 1 + 1
+     * while both have work, so twice its own cost ahead. */
+    struct share *b = share_get(f.co, "tok:b", 5, 1.0);
+    CHECK_EQU(admission_estimate(tt, b->sq[ti], b->weight, 0, PRIO_REALTIME, 1000, &e), 10500 + 400 * 10 / 4);
+    CHECK_EQU(e.ahead, 0);
+    struct task *bt = fx_task(&f, ti, PRIO_REALTIME, 0, 100);
+    bt->share = share_ref(b);
+    bt->cost = 200;
+    task_enqueue(f.co, bt, 0);
+    CHECK_NEAR(tt->wsum, 2.0);
+    CHECK_EQU(admission_estimate(tt, b->sq[ti], b->weight, 0, PRIO_REALTIME, 1000, &e),
+              10500 + (200 * 2 + 400) * 10 / 4);
+    CHECK_EQU(e.ahead, 1);
+    /* Weight 3 against the default share's 1: its part is 3/4. */
+    CHECK(share_get(f.co, "tok:b", 5, 3.0) == b);
+    CHECK_NEAR(tt->wsum, 4.0);
+    CHECK_EQU(admission_estimate(tt, b->sq[ti], b->weight, 0, PRIO_REALTIME, 1000, &e),
+              10500 + (uint64_t)((200 * 4.0 / 3 + 400) * 10 / 4));
+    share_put(f.co, b);
+    share_put(f.co, b);
     fx_fini(&f);
 }
 
