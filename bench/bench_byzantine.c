@@ -74,9 +74,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_harness.h"
 #include "procstat.h"
-#include "common/cliopt.h"
-#include "harness.h"
 
 #ifndef BENCH_BIN_DIR
 #define BENCH_BIN_DIR "."
@@ -787,17 +786,11 @@ int main(int argc, char **argv)
     };
     int nopts = (int)(sizeof(opts) / sizeof(opts[0]));
     int64_t tasks_default = opt.tasks, behave_default = opt.behave;
-    int pos;
-    int rc = cliopt_parse(argc, argv, opts, nopts, "bench_byzantine", "[OPTIONS]",
-                          "Byzantine peers: wrong results delivered, tasks until each liar is quarantined, CPU per\n"
-                          "task and realtime latency against an all-honest run (see bench/bench_byzantine.c).",
-                          &pos);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    if (pos < argc) {
-        fprintf(stderr, "bench_byzantine: unexpected argument '%s'\n", argv[pos]);
-        return 2;
-    }
+    int rc = bench_parse(argc, argv, opts, nopts, "bench_byzantine",
+                         "Byzantine peers: wrong results delivered, tasks until each liar is quarantined, CPU per\n"
+                         "task and realtime latency against an all-honest run (see bench/bench_byzantine.c).");
+    if (rc >= 0)
+        return rc;
     char list[512];
     snprintf(list, sizeof(list), "%s", opt.scenarios);
     for (char *s = list, *tok; (tok = strsep(&s, ",")) != NULL;) {
@@ -814,17 +807,7 @@ int main(int argc, char **argv)
         run_list[nrun++] = &scen_defs[found];
     }
 
-    /* The harness: its watchdog bounds the whole run (P2C2R_TEST_TIMEOUT
-     * when set, as under ctest). */
-    char coord[1024], peer[1024];
-    snprintf(coord, sizeof(coord), "%s/p2c2rd", opt.bin_dir);
-    snprintf(peer, sizeof(peer), "%s/p2c2r-peer", opt.bin_dir);
-    if (opt.quick)
-        setenv("P2C2R_TEST_TIMEOUT", "300", 0);
-    else
-        setenv("P2C2R_TEST_TIMEOUT", "3600", 0);
-    char *hargv[] = {argv[0], coord, peer, NULL};
-    h_init(3, hargv, "bench-byzantine");
+    bench_harness_init(argv[0], opt.bin_dir, "bench-byzantine", opt.quick ? "300" : "3600");
     if (opt.quick) {
         if (opt.tasks == tasks_default) {
             opt.tasks = (int64_t)(5000 * h_scale());

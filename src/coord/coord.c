@@ -70,12 +70,11 @@ static void sweep_orphaned_types(struct coord *co, uint64_t now)
         char msg[128];
         snprintf(msg, sizeof(msg), "no peer running type '%s' connected for %u ms", tt->name,
                  co->cfg.orphan_timeout_ms);
-        for (int k = 0; k < 2; k++)
-            for (int c = 0; c < PRIO_CLASSES; c++)
-                while (tt->q[k][c].h.n) {
-                    co->n.lost++;
-                    task_end_early(co, tt->q[k][c].h.a[0], P2C2R_EUNSUPPORTED, msg);
-                }
+        struct task *t;
+        while ((t = type_first_queued(co, (int)i)) != NULL) {
+            co->n.lost++;
+            task_end_early(co, t, P2C2R_EUNSUPPORTED, msg);
+        }
     }
 }
 
@@ -268,6 +267,7 @@ void coord_stop(struct coord *co) { uv_async_send(&co->stopper); }
 void coord_state_init(struct coord *co)
 {
     co->free_head = NO_FREE;
+    shares_init(co);
     list_init(&co->conns);
     list_init(&co->dirty);
     list_init(&co->reap);
@@ -285,10 +285,8 @@ void coord_state_free(struct coord *co)
         struct ttype *tt = &co->types[i];
         free(tt->peers);
         free(tt->free);
-        for (int k = 0; k < 2; k++)
-            for (int c = 0; c < PRIO_CLASSES; c++)
-                free(tt->q[k][c].h.a);
     }
+    shares_free(co);
     free(co->dl.a);
     for (uint32_t i = 0; i < co->nchunks; i++) {
         for (uint32_t j = 0; j < TASK_CHUNK; j++) {

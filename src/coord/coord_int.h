@@ -10,6 +10,8 @@
  *   renter.c  HELLO, SUBMIT / SUBMIT_BATCH acceptance, CANCEL
  *   peers.c   peer registry, breaker, credits, pings, RESULT, the type table
  *   sched.c   queues, next task for a peer, peer choice, admission, retries, hedges
+ *   share.c   shares: what the scheduler is fair between (a renter's token or
+ *             account), their weights and per-type queues, the fair order
  *   urate.c   time per cost unit, learned robustly per type and per peer (urate.h)
  *   task.c    task slab and state machine, heaps, coalescing, outcomes
  *   verify.c  verification: results checked by independent peers before they count
@@ -67,6 +69,9 @@
 #define PROBE_AFTER_REFUSALS 16u
 #define HEDGE_SKIP_MAX 64        /* unhedgeable attempts one sweep passes over, per type */
 #define LOOK_PAST 16             /* queued tasks a peer looks past when it cannot run the front */
+#define SHARE_LOOK 16            /* shares a peer looks at when it can run nothing of the first */
+#define SHARE_BUCKETS 4096
+#define SHARE_KEY_MAX (PROTO_MAX_TOKEN + 8) /* bytes of a share's key ("tok:" and a token, an account name) */
 #define WINDOW_US 10000000ull    /* latency windows for p50/p95 rotate every 10 s */
 #define NO_IDX UINT32_MAX
 /* Measured claims (claims.c; docs/ARCHITECTURE.md, "Measured claims"). */
@@ -106,11 +111,37 @@ struct theap {
     uint32_t n, cap;
 };
 
-/* One priority class of one type: EDF heap plus FIFO (for aging). */
+/* One priority class of one type in one share: EDF heap plus FIFO (for aging). */
 struct tqueue {
     struct theap h;
     struct list_node fifo;
     uint64_t cost; /* sum of its tasks' costs (tasks_estimate) */
+};
+
+/* One share's queues of one type (share.c): its tasks by kind and class,
+ * and its place in the type's fair order. */
+struct squeue {
+    struct share *sh;
+    struct tqueue q[2][PRIO_CLASSES];
+    uint32_t queued;
+    uint32_t hidx;  /* in its type's heap of shares with work (ttype.sq), NO_IDX when idle */
+    uint32_t epoch; /* the type's fair_epoch when its tag was last set */
+    double tag;     /* start-time fair queueing: the virtual start of its next task */
+};
+
+/* What the scheduler is fair between (share.c): every renter connection
+ * with the same key (its token or account; "conn:<id>" without tokens)
+ * shares one.  Refcounted: each connection and each task holds a
+ * reference. */
+struct share {
+    struct share *hnext;
+    uint32_t refs, id;
+    double weight;           /* > 0: its part of a contended type is weight / sum of weights */
+    uint32_t queued;         /* over its squeues */
+    uint64_t queued_bytes;
+    struct squeue *sq[PROTO_MAX_TYPES]; /* by type index, made on first use */
+    uint16_t key_len;
+    char key[SHARE_KEY_MAX + 1];
 };
 
 struct ttype {
@@ -122,10 +153,18 @@ struct ttype {
      * type_cacheable. */
     uint8_t cache_ok;
     uint32_t nnondet; /* registered peers that did not declare it deterministic */
-    /* [0]: tasks any peer of the type may run; [1]: tasks with requirements
-     * (GPU, cores, memory), kept apart so they never block the others. */
-    struct tqueue q[2][PRIO_CLASSES];
+    /* Queued tasks by kind ([0]: tasks any peer of the type may run; [1]:
+     * tasks with requirements (GPU, cores, memory), queued apart so they
+     * never block the others) and class, over every share. */
+    uint32_t qn[2][PRIO_CLASSES];
     uint32_t queued;
+    /* Fair order between shares (share.c): a min-heap by tag of the shares
+     * with queued tasks of this type, the type's virtual time (the tag of
+     * the last task dispatched from a queue), the sum of those shares'
+     * weights, and an epoch that ends when no share has work left. */
+    struct squeue **sq;
+    uint32_t nsq, sq_cap, fair_epoch;
+    double vtime, wsum;
     struct peer_rec **peers;
     uint32_t npeers, peers_cap;
     struct peer_rec **free; /* peers that can take a task now */
@@ -279,6 +318,8 @@ struct task {
     struct task *leader;        /* follower: the task it waits on */
     struct task *cnext;         /* coalescing bucket chain */
     struct rcache_key key;
+    struct share *share; /* a reference: whose part of the fabric it runs in; NULL: the default */
+    struct squeue *sq;   /* while queued: the queues it is in */
     struct attempt at[2];
     uint8_t state, tt, prio, kind, flags, nlive, keyed, cacheable, hedged, verified;
     struct vstate *vs; /* while its result is being verified, else NULL */
@@ -328,6 +369,7 @@ struct conn {
     uint32_t inflight;      /* renter: outstanding tasks */
     struct list_node tasks; /* renter: its outstanding tasks */
     struct peer_rec *peer;  /* peer: after PEER_REGISTER */
+    struct share *share;    /* renter: after HELLO (a reference) */
     uint8_t nonce[PROTO_NONCE_LEN]; /* peer: the challenge its HELLO_OK carried */
 };
 
@@ -335,7 +377,7 @@ struct counters {
     uint64_t submitted, accepted, rejected, delivered_ok, delivered_err;
     uint64_t requeued, lost, timed_out, cancelled, late_results, duplicate_results;
     uint64_t retries, hedges, hedge_wins, quarantines, coalesced; /* cache hits/misses: rcache_stats */
-    uint64_t rejected_deadline, admission_probes, rejected_capability, pings;
+    uint64_t rejected_deadline, admission_probes, rejected_capability, pings, rejected_share_queue;
     uint64_t claims_clamped, exec_us_clamped, stall_hedges, staller_cuts;
     uint64_t blobs_put, blobs_sent, blob_misses;
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
@@ -422,6 +464,12 @@ struct coord {
     uint32_t nblob;
     struct rng rng;
     struct counters n;
+    /* Shares by key (share.c); the default share (share0, never freed)
+     * holds tasks without one. */
+    struct share *share_tab[SHARE_BUCKETS];
+    struct share *share_default;
+    struct share share0;
+    uint32_t nshares, next_share_id;
     struct token *tokens;
     uint32_t ntokens;
 
@@ -479,6 +527,10 @@ struct peer_rec *pick_peer(struct coord *co, const struct task *t);
 void task_enqueue(struct coord *co, struct task *t, int front);
 void task_dequeue(struct coord *co, struct task *t);
 int task_level(const struct coord *co, const struct task *t, uint64_t now);
+/* Where a task at this level stands in EDF order: its urgent_us, or, once
+ * it has risen above its class, no later than one aging period after it
+ * reached the level (docs/ARCHITECTURE.md, "Priority classes and aging"). */
+uint64_t task_key(const struct coord *co, const struct task *t, int level);
 struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now);
 void ewma(double *v, double sample);
 void ewmaf(float *v, double sample);
@@ -501,16 +553,58 @@ struct admit_est {
     double rate;       /* us per cost unit used */
     uint32_t ahead;    /* tasks queued in its class or above (when no peer is free) */
 };
-/* The expected time of a task of type tt, class prio, with this cost
+/* The expected time of a task of type tt, class prio, with this cost, from
+ * a share of weight w whose queues of the type are own (NULL: none yet)
  * (docs/ARCHITECTURE.md, "Admission"); fills *e and returns e->us, 0 with
  * fewer than STAT_MIN_SAMPLES rate samples. */
-uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint64_t cost, struct admit_est *e);
+uint64_t admission_estimate(const struct ttype *tt, const struct squeue *own, double w, int kind, int prio,
+                            uint64_t cost, struct admit_est *e);
 /* Whether a task expected to take est_us with dl_us to its deadline is
  * admitted at now: 1 admitted, 2 admitted as a probe (the type refused
  * everything for PROBE_AFTER_US or PROBE_AFTER_REFUSALS in a row), 0
  * refused (counted in the type's run of refusals). */
 int admission_decide(struct ttype *tt, uint64_t est_us, uint64_t dl_us, uint64_t now);
 void sched_sweep_hedges(struct coord *co, uint64_t now);
+
+/* ---- share.c: shares and the fair order between them ---------------------- */
+
+/* The share called key (len bytes, at most SHARE_KEY_MAX), created with
+ * weight if new (an existing share takes the new weight): returns a new
+ * reference. */
+struct share *share_get(struct coord *co, const char *key, size_t len, double weight);
+/* Takes one more reference to sh (NULL: none) and returns sh. */
+struct share *share_ref(struct share *sh);
+/* Drops a reference; the last one frees sh and its queues (which are
+ * empty by then: every queued task holds a reference).  NULL is a no-op. */
+void share_put(struct coord *co, struct share *sh);
+/* t's share (the default one for a task without). */
+static inline struct share *task_share(const struct coord *co, const struct task *t)
+{
+    return t->share ? t->share : co->share_default;
+}
+/* sh's queues of type ti, made on first use. */
+struct squeue *share_squeue(struct coord *co, struct share *sh, int ti);
+/* sq got its first queued task (it joins its type's fair order), or lost
+ * its last one (it leaves it). */
+void share_activate(struct coord *co, int ti, struct squeue *sq);
+void share_deactivate(struct coord *co, int ti, struct squeue *sq);
+/* t, queued in sq, is about to be dispatched: its share's tag moves on by
+ * t's cost over its weight, and the type's virtual time to its start. */
+void share_charge(struct coord *co, struct task *t);
+/* How far sq is ahead of its type's virtual time, in typical tasks of the
+ * type: shares are compared across types by it. */
+double share_lag(const struct ttype *tt, const struct squeue *sq);
+/* Whether one more task of len bytes would take sh past its part of the
+ * queue: half of what the other shares leave free of --queue-max (and of
+ * the byte cap), so no share can fill the queue for the others. */
+int share_queue_full(const struct coord *co, const struct share *sh, size_t len);
+/* Sets up the default share (coord_state_init: allocates nothing) / frees
+ * every share's queues and every share (coord_state_free). */
+void shares_init(struct coord *co);
+void shares_free(struct coord *co);
+/* The first queued task of type ti in any share, or NULL (for sweeps that
+ * end every queued task of a type). */
+struct task *type_first_queued(struct coord *co, int ti);
 
 /* ---- peers.c: registry, breaker, credits, results, the type table -------- */
 

@@ -239,21 +239,16 @@ int type_intern(struct coord *co, const uint8_t *name, size_t len)
     /* Keep the arrays a recycled slot already owns. */
     struct peer_rec **peers = tt->peers, **fr = tt->free;
     uint32_t pcap = tt->peers_cap, fcap = tt->free_cap;
-    struct theap hq[2][PRIO_CLASSES];
-    for (int k = 0; k < 2; k++)
-        for (int c = 0; c < PRIO_CLASSES; c++)
-            hq[k][c] = tt->q[k][c].h;
+    struct squeue **sq = tt->sq;
+    uint32_t sqcap = tt->sq_cap, epoch = tt->fair_epoch;
     memset(tt, 0, sizeof(*tt));
     tt->peers = peers;
     tt->peers_cap = pcap;
     tt->free = fr;
     tt->free_cap = fcap;
-    for (int k = 0; k < 2; k++)
-        for (int c = 0; c < PRIO_CLASSES; c++) {
-            tt->q[k][c].h = hq[k][c];
-            tt->q[k][c].h.n = 0;
-            list_init(&tt->q[k][c].fifo);
-        }
+    tt->sq = sq;
+    tt->sq_cap = sqcap;
+    tt->fair_epoch = epoch + 1; /* shares' tags from the slot's last type mean nothing */
     memcpy(tt->name, name, len);
     tt->name[len] = '\0';
     tt->name_len = (uint8_t)len;

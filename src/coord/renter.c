@@ -14,6 +14,7 @@
 #include "tasks/task_cost.h"
 
 static int send_accepted(struct conn *c, uint64_t req_id, uint32_t count);
+static void renter_join_share(struct conn *c, const struct bytes_view *tok);
 
 /* ---- handlers --------------------------------------------------------------- */
 
@@ -57,8 +58,10 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
     memcpy(c->name, m.name.p, m.name.len);
     c->name[m.name.len] = '\0';
     c->state = CS_READY;
-    if (c->role == ROLE_RENTER)
+    if (c->role == ROLE_RENTER) {
         co->nrenters++;
+        renter_join_share(c, &m.token);
+    }
     struct msg_hello_ok ok = {PROTO_VERSION, co->cfg.max_body, co->cfg.renter_max_inflight, c->id, 0, {0}};
     if (c->role == ROLE_PEER) {
         /* The challenge the peer signs in PEER_REGISTER: fresh for each
@@ -76,6 +79,26 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
     LOG_I("conn_hello", "conn=%" PRIu64 " addr=%s role=%s name=\"%s\"", c->id, c->addr,
           c->role == ROLE_RENTER ? "renter" : "peer", log_esc(esc, sizeof(esc), c->name, strlen(c->name)));
     return 0;
+}
+
+/* c's share (docs/ARCHITECTURE.md, "Fair shares"): with tokens, every
+ * connection of one token shares one, so opening more connections buys no
+ * larger part of the fabric; without, each connection is a share.  The
+ * token itself is the key (kept in memory only, as the tokens file is);
+ * shares are never named in STATS. */
+static void renter_join_share(struct conn *c, const struct bytes_view *tok)
+{
+    struct coord *co = c->co;
+    char key[SHARE_KEY_MAX + 1];
+    size_t len;
+    if (co->cfg.tokens_file && tok->len > 0 && tok->len + 4 <= SHARE_KEY_MAX) {
+        memcpy(key, "tok:", 4);
+        memcpy(key + 4, tok->p, tok->len);
+        len = 4 + tok->len;
+    } else {
+        len = (size_t)snprintf(key, sizeof(key), "conn:%" PRIu64, c->id);
+    }
+    c->share = share_get(co, key, len, 1.0);
 }
 
 static int first_missing_blob(struct coord *co, const struct msg_task *m)
@@ -177,6 +200,13 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         code = P2C2R_EQUEUEFULL;
         snprintf(reason, sizeof(reason), "coordinator queue full (%u tasks, %" PRIu64 " bytes)",
                  co->queued_total, co->queued_bytes);
+    } else if (c->share && share_queue_full(co, c->share, len)) {
+        code = P2C2R_EQUEUEFULL;
+        co->n.rejected_share_queue++;
+        snprintf(reason, sizeof(reason),
+                 "this renter's part of the queue is full (%u tasks, %" PRIu64 " bytes queued; a renter "
+                 "may fill half of what the others leave free): retry as results come back",
+                 c->share->queued, c->share->queued_bytes);
     }
     if (code) {
         co->n.rejected++;
@@ -221,7 +251,8 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     struct admit_est est = {0, 0, 0, 0};
     int admit = 1;
     if (!leader && co->cfg.admission) {
-        admission_estimate(tt, kind, prio, cost, &est);
+        struct share *sh = c->share ? c->share : co->share_default;
+        admission_estimate(tt, sh->sq[ti], sh->weight, kind, prio, cost, &est);
         admit = admission_decide(tt, est.us, (uint64_t)dl_ms * 1000, co->now);
     }
     if (!admit) {
@@ -244,6 +275,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
 
     struct task *t = task_alloc(co);
     t->renter = c;
+    t->share = share_ref(c->share);
     t->ticket = ticket;
     t->tt = (uint8_t)ti;
     t->prio = (uint8_t)prio;
@@ -390,4 +422,6 @@ void renter_detach(struct conn *c)
         c->inflight--;
         task_end_early(co, t, P2C2R_ECLOSED, "renter gone");
     }
+    share_put(co, c->share);
+    c->share = NULL;
 }

@@ -1,6 +1,7 @@
-/* sched.c - the scheduler: per-type queues by priority class (EDF heap + FIFO for aging),
- * which queued task a free peer runs next, which peer a new task goes to (power of d
- * choices over scored peers), admission estimates, retries and hedging. */
+/* sched.c - the scheduler: per-share, per-type queues by priority class (EDF heap + FIFO for
+ * aging), which queued task a free peer runs next (the fair order between shares is share.c's),
+ * which peer a new task goes to (power of d choices over scored peers), admission estimates,
+ * retries and hedging. */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -169,18 +170,17 @@ struct peer_rec *pick_peer(struct coord *co, const struct task *t)
     return NULL;
 }
 
-/* ---- queues ------------------------------------------------------------------ */
-
-static struct tqueue *task_queue(struct coord *co, const struct task *t)
-{
-    return &co->types[t->tt].q[t->kind][t->prio];
-}
+/* ---- queues ------------------------------------------------------------------
+ * A queued task sits in its share's queues of its type (share.c), in the
+ * queue of its kind and class: an EDF heap and a FIFO (for aging). */
 
 /* Queues t.  front: a retry, which has waited longest (its FIFO place). */
 void task_enqueue(struct coord *co, struct task *t, int front)
 {
     struct ttype *tt = &co->types[t->tt];
-    struct tqueue *q = task_queue(co, t);
+    struct share *sh = task_share(co, t);
+    struct squeue *sq = share_squeue(co, sh, t->tt);
+    struct tqueue *q = &sq->q[t->kind][t->prio];
     if (t->state != TS_QUEUED) /* a task put back after a failed send stays queued */
         task_set_state(t, TS_QUEUED);
     heap_push(&q->h, t, 0);
@@ -189,6 +189,12 @@ void task_enqueue(struct coord *co, struct task *t, int front)
         list_push_front(&q->fifo, &t->qnode);
     else
         list_push_back(&q->fifo, &t->qnode);
+    t->sq = sq;
+    if (sq->queued++ == 0)
+        share_activate(co, t->tt, sq);
+    sh->queued++;
+    sh->queued_bytes += t->body_len;
+    tt->qn[t->kind][t->prio]++;
     tt->queued++;
     co->queued_total++;
     co->queued_bytes += t->body_len;
@@ -199,12 +205,19 @@ void task_enqueue(struct coord *co, struct task *t, int front)
 void task_dequeue(struct coord *co, struct task *t)
 {
     struct ttype *tt = &co->types[t->tt];
-    struct tqueue *q = task_queue(co, t);
+    struct squeue *sq = t->sq;
+    struct tqueue *q = &sq->q[t->kind][t->prio];
     heap_remove(&q->h, t, 0);
     q->cost -= t->cost;
     list_remove(&t->qnode);
     list_remove(&t->vnode);
     list_remove(&t->cnode);
+    t->sq = NULL;
+    sq->sh->queued--;
+    sq->sh->queued_bytes -= t->body_len;
+    if (--sq->queued == 0)
+        share_deactivate(co, t->tt, sq);
+    tt->qn[t->kind][t->prio]--;
     tt->queued--;
     co->queued_total--;
     co->queued_bytes -= t->body_len;
@@ -213,9 +226,7 @@ void task_dequeue(struct coord *co, struct task *t)
 /* The level a task competes at: its class (0 realtime .. 2 background),
  * raised one class for each aging_ms it has waited, up to realtime.  Aging
  * thus lets old background work compete with fresh interactive work, and,
- * after twice aging_ms, with realtime work by deadline: no class starves,
- * yet a realtime task with a frame-sized deadline still goes before old
- * background tasks (their deadlines are later). */
+ * after twice aging_ms, with realtime work: no class starves. */
 int task_level(const struct coord *co, const struct task *t, uint64_t now)
 {
     uint64_t waited = now > t->submit_us ? now - t->submit_us : 0;
@@ -223,54 +234,137 @@ int task_level(const struct coord *co, const struct task *t, uint64_t now)
     return steps >= t->prio ? 0 : (int)(t->prio - steps);
 }
 
-/* The task p should run next: the lowest level (task_level) among the
- * queues of its types, earliest deadline first within a level.  Each queue
- * offers its EDF root at the queue's class, and its FIFO head (the task
- * that waited longest, so the most aged) at that task's level.  When p can
- * run neither (requirements, version, a peer that already failed it), up
- * to LOOK_PAST more tasks of that queue in arrival order are tried, so one
- * GPU task waiting for a GPU peer does not hold back the tasks behind it.
- * That bounds the work to O(types of p * LOOK_PAST). */
-struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
+/* Within a level tasks go earliest deadline first.  A task that rose to
+ * the level counts as due one aging period after it got there, unless its
+ * own deadline is sooner: by its own, often far, deadline it would lose to
+ * every later task with a nearer one, and rising would gain it nothing (a
+ * lone background task behind a stream of interactive work with shorter
+ * deadlines waited until the stream ended or its deadline passed).  A
+ * fresh realtime task with a frame-sized deadline still goes before a task
+ * that has only just risen. */
+uint64_t task_key(const struct coord *co, const struct task *t, int level)
+{
+    if (level >= t->prio)
+        return t->urgent_us;
+    uint64_t a = (uint64_t)co->cfg.aging_ms * 1000;
+    uint64_t due = t->submit_us + (uint64_t)(t->prio - level + 1) * a;
+    return due < t->urgent_us ? due : t->urgent_us;
+}
+
+/* Whether a task at (level, key) goes before one at (blevel, bkey). */
+static int rank_before(int level, uint64_t key, const struct task *x, int blevel, uint64_t bkey,
+                       const struct task *b)
+{
+    return level < blevel || (level == blevel && (key < bkey || (key == bkey && x->seq < b->seq)));
+}
+
+/* A candidate for a peer: a task, where it stands within its share, and its
+ * share's place in the fair order of its type. */
+struct cand {
+    struct task *t;
+    int level;
+    uint64_t key;
+    const struct squeue *sq;
+    double lag;
+};
+
+/* The task of sq that p should run next: the lowest level (task_level)
+ * among its queues, then task_key.  Each queue offers its EDF root at the
+ * queue's class, and its FIFO head (the task that waited longest, so the
+ * most aged) at that task's level.  When p can run neither (requirements,
+ * version, a peer that already failed it), up to LOOK_PAST more tasks of
+ * that queue in arrival order are tried, so one GPU task waiting for a GPU
+ * peer does not hold back the tasks behind it.  0 when p can run none. */
+static int squeue_best(struct coord *co, const struct squeue *sq, struct peer_rec *p, uint64_t now,
+                       struct cand *out)
 {
     struct task *best = NULL;
     int best_level = PRIO_CLASSES;
+    uint64_t best_key = 0;
+    for (int k = 0; k < 2; k++) {
+        for (int c = 0; c < PRIO_CLASSES; c++) {
+            const struct tqueue *q = &sq->q[k][c];
+            if (q->h.n == 0)
+                continue;
+            struct task *root = q->h.a[0];
+            const struct list_node *n = q->fifo.next;
+            /* A root that is also the FIFO head is offered once, at its
+             * own level: at i == 1 it is skipped. */
+            int root_level = &root->qnode == n ? task_level(co, root, now) : c;
+            int fits = 0;
+            for (int i = 0; i < LOOK_PAST + 2 && n != &q->fifo; i++) {
+                struct task *x = i == 0 ? root : list_entry(n, struct task, qnode);
+                if (i > 0)
+                    n = n->next;
+                if (i == 1 && x == root)
+                    continue;
+                if (i > 1 && fits)
+                    break; /* look past only queues whose front p cannot run */
+                int level = i == 0 ? root_level : task_level(co, x, now);
+                if (!task_fits(co, x, p))
+                    continue;
+                fits = 1;
+                uint64_t key = task_key(co, x, level);
+                if (best && !rank_before(level, key, x, best_level, best_key, best))
+                    continue;
+                best = x;
+                best_level = level;
+                best_key = key;
+            }
+        }
+    }
+    if (!best)
+        return 0;
+    out->t = best;
+    out->level = best_level;
+    out->key = best_key;
+    out->sq = sq;
+    return 1;
+}
+
+/* Whether candidate a goes before b: a share before another that is
+ * further ahead of its type's virtual time (share_lag); within one share,
+ * by level and key. */
+static int cand_before(const struct cand *a, const struct cand *b)
+{
+    if (a->sq->sh != b->sq->sh && a->lag != b->lag)
+        return a->lag < b->lag;
+    return rank_before(a->level, a->key, a->t, b->level, b->key, b->t);
+}
+
+/* The task p should run next.  In each of p's types with queued work the
+ * share first in the type's fair order (share.c) offers its best task for
+ * p (squeue_best); when p can run none of its tasks, the next shares of
+ * the type's heap, up to SHARE_LOOK, are tried and the lowest tag among
+ * those with a task for p wins.  Across p's types a share behind its
+ * type's virtual time goes first (share_lag), and one share's tasks by
+ * level and key.  That bounds the work to O(types of p * LOOK_PAST) when
+ * the first share has work p can run. */
+struct task *next_for_peer(struct coord *co, struct peer_rec *p, uint64_t now)
+{
+    struct cand best = {NULL, 0, 0, NULL, 0};
     for (uint32_t m = p->types; m; m &= m - 1) {
         struct ttype *tt = &co->types[__builtin_ctz(m)];
         if (tt->queued == 0)
             continue;
-        for (int k = 0; k < 2; k++) {
-            for (int c = 0; c < PRIO_CLASSES; c++) {
-                struct tqueue *q = &tt->q[k][c];
-                if (q->h.n == 0)
-                    continue;
-                struct task *root = q->h.a[0];
-                struct list_node *n = q->fifo.next;
-                /* A root that is also the FIFO head is offered once, at its
-                 * own level: at i == 1 it is skipped. */
-                int root_level = &root->qnode == n ? task_level(co, root, now) : c;
-                int fits = 0;
-                for (int i = 0; i < LOOK_PAST + 2 && n != &q->fifo; i++) {
-                    struct task *x = i == 0 ? root : list_entry(n, struct task, qnode);
-                    if (i > 0)
-                        n = n->next;
-                    if (i == 1 && x == root)
-                        continue;
-                    if (i > 1 && fits)
-                        break; /* look past only queues whose front p cannot run */
-                    int level = i == 0 ? root_level : task_level(co, x, now);
-                    if (!task_fits(co, x, p))
-                        continue;
-                    fits = 1;
-                    if (best && (level > best_level || (level == best_level && !task_before(x, best))))
-                        continue;
-                    best = x;
-                    best_level = level;
-                }
-            }
+        struct cand tb = {NULL, 0, 0, NULL, 0}, c;
+        uint32_t look = tt->nsq < SHARE_LOOK ? tt->nsq : SHARE_LOOK;
+        for (uint32_t j = 0; j < look; j++) {
+            const struct squeue *sq = tt->sq[j];
+            if (tb.t && !(sq->tag < tb.sq->tag))
+                continue;
+            if (squeue_best(co, sq, p, now, &c))
+                tb = c;
+            if (j == 0 && tb.t)
+                break; /* the root has the lowest tag */
         }
+        if (!tb.t)
+            continue;
+        tb.lag = share_lag(tt, tb.sq);
+        if (!best.t || cand_before(&tb, &best))
+            best = tb;
     }
-    return best;
+    return best.t;
 }
 
 /* ---- stats helpers -------------------------------------------------------------- */
@@ -415,6 +509,7 @@ void dispatch_peer(struct coord *co, struct peer_rec *p)
         struct task *t = next_for_peer(co, p, now);
         if (!t)
             return;
+        share_charge(co, t);
         task_dequeue(co, t);
         if (task_assign(co, t, p, 0) != 0) {
             task_enqueue(co, t, 1);
@@ -435,12 +530,17 @@ int type_can_meet(const struct ttype *tt, int ti, uint32_t v, const struct proto
 }
 
 /* Expected time in us until a new task of type tt in class prio with this
- * cost would have its result, or 0 when too little is known to say.  Its
- * own run is cost x the type's time per unit + the type's dispatch time;
- * with no free peer (or requirements a free peer may not meet) it also
- * waits for the cost queued ahead of it, plus one typical running task,
- * spread over the type's slots.  See docs/ARCHITECTURE.md, "Admission". */
-uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint64_t cost, struct admit_est *e)
+ * cost, from a share of weight w whose queues of the type are own (NULL:
+ * none yet), would have its result, or 0 when too little is known to say.
+ * Its own run is cost x the type's time per unit + the type's dispatch
+ * time; with no free peer (or requirements a free peer may not meet) it
+ * also waits for its share's cost queued ahead of it, served at its share
+ * of the type (w over the weights of the shares with work), plus one
+ * typical running task, spread over the type's slots.  Other shares'
+ * backlogs do not count: the fair order keeps them from delaying it.  See
+ * docs/ARCHITECTURE.md, "Admission". */
+uint64_t admission_estimate(const struct ttype *tt, const struct squeue *own, double w, int kind, int prio,
+                            uint64_t cost, struct admit_est *e)
 {
     double rate = urate_win_get(&tt->rate);
     e->us = e->run_us = 0;
@@ -452,13 +552,15 @@ uint64_t admission_estimate(const struct ttype *tt, int kind, int prio, uint64_t
     double est = run;
     if (tt->nfree == 0 || kind != 0) {
         uint64_t ahead_cost = 0;
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; own && k < 2; k++)
             for (int c = 0; c <= prio; c++) {
-                e->ahead += tt->q[k][c].h.n;
-                ahead_cost += tt->q[k][c].cost;
+                e->ahead += own->q[k][c].h.n;
+                ahead_cost += own->q[k][c].cost;
             }
+        double wsum = tt->wsum + (own && own->hidx != NO_IDX ? 0 : w);
+        double part = w > 0 && wsum > w ? w / wsum : 1;
         double slots = tt->slots_total ? (double)tt->slots_total : 1;
-        est += ((double)ahead_cost + tt->cost_ewma) * rate / slots;
+        est += ((double)ahead_cost / part + tt->cost_ewma) * rate / slots;
     }
     /* Saturates far beyond any deadline (at most 2^32 - 1 ms). */
     e->run_us = run < 1e18 ? (uint64_t)run : (uint64_t)1e18;

@@ -56,7 +56,7 @@ static uint64_t type_free_slots(const struct ttype *tt)
 struct snap {
     struct counters n;
     struct rcache_stats cs;
-    uint64_t connections, renters, peers, tasks_live, queued, queued_bytes, keys_known;
+    uint64_t connections, renters, peers, tasks_live, queued, queued_bytes, keys_known, shares;
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
 };
 
@@ -73,6 +73,7 @@ static void snap_take(const struct coord *co, struct snap *s)
     s->tasks_live = co->tasks_live;
     s->queued = co->queued_total;
     s->queued_bytes = co->queued_bytes;
+    s->shares = co->nshares;
     s->blob_count = co->nblob;
     s->blob_bytes = co->blob_bytes;
     s->blob_max = co->cfg.blob_store_bytes;
@@ -104,6 +105,7 @@ static const struct stat_def {
     {G_TOP, K_GAUGE, "tasks_live", "p2c2r_tasks_live", "Accepted tasks not yet freed.", S(tasks_live)},
     {G_TOP, K_GAUGE, "queued", "p2c2r_queued", "Tasks waiting in queues.", S(queued)},
     {G_TOP, K_GAUGE, "queued_bytes", "p2c2r_queued_bytes", "Input bytes of the tasks waiting in queues.", S(queued_bytes)},
+    {G_TOP, K_GAUGE, "shares", "p2c2r_shares", "Renter shares the scheduler is fair between (one per token, or per connection without tokens).", S(shares)},
     {G_COUNTERS, K_COUNTER, "submitted", "p2c2r_submitted_total", "Tasks received.", N(submitted)},
     {G_COUNTERS, K_COUNTER, "accepted", "p2c2r_accepted_total", "Tasks accepted.", N(accepted)},
     {G_COUNTERS, K_COUNTER, "rejected", "p2c2r_refused_total", "Tasks refused at submit, all reasons and types (p2c2r_rejected_total has them by type and reason).", N(rejected)},
@@ -123,6 +125,7 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "cache_misses", "p2c2r_cache_misses_total", "Cacheable tasks not in the cache.", C(misses)},
     {G_COUNTERS, K_COUNTER, "coalesced", "p2c2r_coalesced_total", "Tasks answered by an identical task in flight.", N(coalesced)},
     {G_COUNTERS, K_COUNTER, "rejected_deadline", "p2c2r_rejected_deadline_total", "Tasks refused because they would miss their deadline.", N(rejected_deadline)},
+    {G_COUNTERS, K_COUNTER, "rejected_share_queue", "p2c2r_rejected_share_queue_total", "Tasks refused because their renter's share held its part of the queue (half of what the others leave free).", N(rejected_share_queue)},
     {G_COUNTERS, K_COUNTER, "admission_probes", "p2c2r_admission_probes_total", "Tasks admitted whatever their estimate because their type had refused everything for a while (so no type is locked out).", N(admission_probes)},
     {G_COUNTERS, K_COUNTER, "rejected_capability", "p2c2r_rejected_capability_total", "Tasks refused because no peer meets their requirements.", N(rejected_capability)},
     {G_COUNTERS, K_COUNTER, "pings", "p2c2r_pings_total", "PINGs sent to silent peers.", N(pings)},
@@ -201,7 +204,7 @@ static void stats_json(struct coord *co, struct buf *o)
         uint32_t byc[PRIO_CLASSES] = {0};
         for (int kk = 0; kk < 2; kk++)
             for (int c = 0; c < PRIO_CLASSES; c++)
-                byc[c] += tt->q[kk][c].h.n;
+                byc[c] += tt->qn[kk][c];
         jprintf(o, "%s{\"name\":", i ? "," : "");
         json_str(o, tt->name);
         jprintf(o, ",\"peers\":%u,\"queued\":%u,\"queued_by_class\":[%u,%u,%u],\"free_slots\":%" PRIu64
@@ -327,7 +330,7 @@ void stats_metrics_render(void *arg, struct buf *o)
         for (int c = 0; c < PRIO_CLASSES; c++) {
             snprintf(lb, sizeof(lb), "type=\"%s\",class=\"%s\"", co->types[i].name, prio_name[c]);
             prom_gauge(o, "p2c2r_queue_depth", lb,
-                       (double)(co->types[i].q[0][c].h.n + co->types[i].q[1][c].h.n));
+                       (double)(co->types[i].qn[0][c] + co->types[i].qn[1][c]));
         }
     prom_help(o, "p2c2r_type_events_total", "counter", "Scheduler events by task type.");
     for (uint32_t i = 0; i < co->ntypes; i++) {

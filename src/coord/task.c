@@ -101,6 +101,8 @@ void task_free(struct coord *co, struct task *t)
         free(t->body);
     t->body = NULL;
     verify_free(t);
+    share_put(co, t->share);
+    t->share = NULL;
     uint32_t idx = (uint32_t)t->id;
     t->id = 0;
     t->next_free = co->free_head;
@@ -360,6 +362,9 @@ static struct task *task_handoff(struct coord *co, struct task *t)
     x = t->seq;
     t->seq = f->seq;
     f->seq = x;
+    struct share *sh = t->share; /* the work now runs in its new renter's share */
+    t->share = f->share;
+    f->share = sh;
     int queued = t->state == TS_QUEUED;
     if (queued)
         task_dequeue(co, t);

@@ -4,7 +4,10 @@
  * `now` or reads co->now, and the tests set it; nothing sleeps or reads the real time.
  *
  * Covered: which task a free peer runs next (class order, EDF within a class and its tie by
- * submit order, aging at its exact boundaries, looking past tasks the peer cannot run and how
+ * submit order, aging at its exact boundaries and a risen task's place in EDF order, the fair
+ * order between shares (weights 1:2, cost, a flood against a newcomer, no credit for idling,
+ * the next share when a peer can run nothing of the first, across types), each share's part of
+ * the queue, looking past tasks the peer cannot run and how
  * deep, peers a retried task avoids); peer trust and score for hand-computed inputs; which peer
  * a new task goes to (the best of three or fewer, distinct sampling among more, the fallback
  * scan for tasks with requirements); admission by the task's own cost (the estimate, robust time
@@ -85,6 +88,18 @@ static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, u
     return p;
 }
 
+/* The default share's queues of type ti (NULL before its first task), and
+ * one queue of them. */
+static const struct squeue *fx_own(struct fx *f, int ti)
+{
+    return f->co->share_default->sq[ti];
+}
+
+static struct tqueue *fx_q(struct fx *f, int ti, int kind, int prio)
+{
+    return &share_squeue(f->co, f->co->share_default, ti)->q[kind][prio];
+}
+
 /* Sets p's in-flight count and brings the free sets in line. */
 static void fx_inflight(struct fx *f, struct peer_rec *p, uint32_t n)
 {
@@ -127,12 +142,12 @@ static void fx_take(struct fx *f, struct task *t)
 static void fx_fini(struct fx *f)
 {
     struct coord *co = f->co;
+    struct task *t;
     for (uint32_t i = 0; i < co->ntypes; i++)
-        for (int k = 0; k < 2; k++)
-            for (int c = 0; c < PRIO_CLASSES; c++)
-                while (co->types[i].q[k][c].h.n)
-                    fx_take(f, co->types[i].q[k][c].h.a[0]);
+        while ((t = type_first_queued(co, (int)i)) != NULL)
+            fx_take(f, t);
     CHECK_EQU(co->queued_total, 0);
+    CHECK_EQU(co->queued_bytes, 0);
     coord_state_free(co);
     for (uint32_t i = 0; i < f->np; i++) {
         free(f->peers[i]->conn);
@@ -283,7 +298,7 @@ static void test_aging(void)
      * earlier deadline is the queue's EDF root, offered at class 2 only,
      * while bg behind it still competes at level 0. */
     struct task *bg_new = fx_queued(&f, ti, PRIO_BACKGROUND, 0, 1000);
-    CHECK(co->types[ti].q[0][PRIO_BACKGROUND].h.a[0] == bg_new);
+    CHECK(fx_q(&f, ti, 0, PRIO_BACKGROUND)->h.a[0] == bg_new);
     CHECK_EQ(task_level(co, bg_new, T0 + 1000 * MS), 2);
     CHECK(next_for_peer(co, p, T0 + 1000 * MS) == bg);
     fx_take(&f, bg);
@@ -298,11 +313,287 @@ static void test_aging(void)
     struct task *rt = fx_queued(&f, ti, PRIO_REALTIME, 0, 100);
     CHECK_EQ(task_level(co, rt, co->now + 3600000 * MS), 0);
 
+    fx_take(&f, bg_new);
+    fx_take(&f, ia);
+    fx_take(&f, rt);
+
+    /* A risen task really rises: a background task with the default 60 s
+     * deadline, then a stream of interactive tasks with 5 s deadlines
+     * arriving after it.  Once it has risen it goes before every task
+     * that arrived more than one aging period after it, though their
+     * deadlines are nearer (by its own deadline it would wait for the
+     * stream, and did: the issue's lone background task). */
+    uint64_t t1 = co->now = T0 + 10000 * MS;
+    struct task *lone = fx_queued(&f, ti, PRIO_BACKGROUND, 0, 60000);
+    struct task *stream[8];
+    for (int i = 0; i < 8; i++) {
+        co->now = t1 + 600 * MS + (uint64_t)i * 100 * MS;
+        stream[i] = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 5000);
+    }
+    /* At t1 + 1000 ms lone reached level 0, the first stream tasks level
+     * 0 too (by 500 ms of waiting): lone counts as due at t1 + 1500 ms,
+     * stream[0] at t1 + 600 + 1000 ms. */
+    CHECK_EQ(task_level(co, lone, t1 + 1000 * MS), 0);
+    CHECK_EQU(task_key(co, lone, 0), t1 + 1500 * MS);
+    CHECK_EQU(task_key(co, stream[0], 0), t1 + 1600 * MS);
+    CHECK_EQU(task_key(co, stream[0], 1), stream[0]->deadline_us); /* at its class: its deadline */
+    /* One step up (level 1) it already goes before them: due one aging
+     * period after it rose (t1 + 1000 ms), not at its own deadline. */
+    CHECK_EQ(task_level(co, lone, t1 + 1000 * MS - 1), 1);
+    CHECK_EQU(task_key(co, lone, 1), t1 + 1000 * MS);
+    CHECK(next_for_peer(co, p, t1 + 1000 * MS - 1) == lone);
+    CHECK(next_for_peer(co, p, t1 + 1400 * MS) == lone);
+    fx_take(&f, lone);
+    /* A fresh realtime task with a frame-sized deadline (due t1 + 1716 ms)
+     * goes after the tasks that rose long enough ago (stream[i] is due
+     * t1 + 1600 + 100 i ms at level 0) and before those that rose since. */
+    co->now = t1 + 1700 * MS;
+    struct task *frame = fx_queued(&f, ti, PRIO_REALTIME, 0, 16);
+    struct task *want[] = {stream[0], stream[1], frame, stream[2]};
+    for (int i = 0; i < 4; i++) {
+        CHECK(next_for_peer(co, p, t1 + 1700 * MS) == want[i]);
+        fx_take(&f, want[i]);
+    }
+    for (int i = 3; i < 8; i++)
+        fx_take(&f, stream[i]);
+
     /* --aging 1: the level falls every millisecond. */
     co->cfg.aging_ms = 1;
-    CHECK_EQ(task_level(co, bg_new, co->now + 999), 2);
-    CHECK_EQ(task_level(co, bg_new, co->now + 1000), 1);
-    CHECK_EQ(task_level(co, bg_new, co->now + 2000), 0);
+    struct task *bg1 = fx_queued(&f, ti, PRIO_BACKGROUND, 0, 100);
+    CHECK_EQ(task_level(co, bg1, co->now + 999), 2);
+    CHECK_EQ(task_level(co, bg1, co->now + 1000), 1);
+    CHECK_EQ(task_level(co, bg1, co->now + 2000), 0);
+    fx_fini(&f);
+}
+
+/* ---- 1b. fair shares (share.c) ------------------------------------------------------ */
+
+/* A task of share sh (a reference is taken), queued now. */
+static struct task *fx_queued_in(struct fx *f, struct share *sh, int ti, int prio, uint64_t dl_ms, uint64_t cost)
+{
+    struct task *t = fx_task(f, ti, prio, 0, dl_ms);
+    t->share = share_ref(sh);
+    t->cost = cost;
+    task_enqueue(f->co, t, 0);
+    return t;
+}
+
+/* What dispatch_peer does with the task p runs next: charge its share,
+ * dequeue it (here: free it).  Returns its share, NULL when none. */
+static struct share *fx_dispatch(struct fx *f, struct peer_rec *p)
+{
+    struct task *t = next_for_peer(f->co, p, f->co->now);
+    if (!t)
+        return NULL;
+    struct share *sh = task_share(f->co, t);
+    share_charge(f->co, t);
+    fx_take(f, t);
+    return sh;
+}
+
+/* Two shares with weights 1 and 2, both backlogged with tasks of equal
+ * cost: B gets two dispatches for each of A's, in every prefix of the
+ * order (within one task of the exact ratio), whatever the classes (A's
+ * are realtime, B's background); by cost, not by count, when costs differ. */
+static void test_fair_weights(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 1);
+    struct share *a = share_get(co, "tok:a", 5, 1.0);
+    struct share *b = share_get(co, "tok:b", 5, 2.0);
+    CHECK_EQU(co->nshares, 2);
+    for (int i = 0; i < 60; i++)
+        fx_queued_in(&f, a, ti, PRIO_REALTIME, 100, 10);
+    for (int i = 0; i < 60; i++)
+        fx_queued_in(&f, b, ti, PRIO_BACKGROUND, 60000, 10);
+    CHECK_EQU(a->queued, 60);
+    CHECK_EQU(co->types[ti].nsq, 2);
+    CHECK_NEAR(co->types[ti].wsum, 3.0);
+    int na = 0, nb = 0, worst = 0;
+    for (int i = 0; i < 60; i++) {
+        struct share *sh = fx_dispatch(&f, p);
+        na += sh == a;
+        nb += sh == b;
+        int d = nb - 2 * na;
+        d = d < 0 ? -d : d;
+        worst = d > worst ? d : worst;
+    }
+    CHECK_EQ(na, 20);
+    CHECK_EQ(nb, 40);
+    CHECK(worst <= 2);
+    fx_fini(&f);
+    fx_init(&f);
+    co = f.co;
+    ti = fx_type(&f, "t");
+    p = fx_peer(&f, 1u << ti, 1, 1);
+    a = share_get(co, "tok:a", 5, 1.0);
+    b = share_get(co, "tok:b", 5, 1.0);
+    /* Equal weights, A's tasks cost 3 times B's: B runs 3 tasks per A's. */
+    for (int i = 0; i < 40; i++) {
+        fx_queued_in(&f, a, ti, PRIO_INTERACTIVE, 100, 30);
+        fx_queued_in(&f, b, ti, PRIO_INTERACTIVE, 100, 10);
+    }
+    na = nb = 0;
+    for (int i = 0; i < 40; i++) {
+        struct share *sh = fx_dispatch(&f, p);
+        na += sh == a;
+        nb += sh == b;
+    }
+    CHECK_EQ(na, 10);
+    CHECK_EQ(nb, 30);
+    share_put(co, a);
+    share_put(co, b);
+    CHECK_EQU(co->nshares, 2); /* their queued tasks still hold them */
+    fx_fini(&f);
+}
+
+/* A flood cannot delay another share beyond the task running: share A
+ * has 1,000 realtime tasks queued and has been served for a while; share B
+ * submits a background task and then a realtime one.  B's realtime task
+ * runs next and its background task right after one more of A's (the
+ * class order holds within B).  A share does not save up by idling: after
+ * B was idle, its tag starts at the type's virtual time, not below. */
+static void test_fair_flood(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t");
+    struct ttype *tt = &co->types[ti];
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 1);
+    struct share *a = share_get(co, "tok:a", 5, 1.0);
+    struct share *b = share_get(co, "tok:b", 5, 1.0);
+    for (int i = 0; i < 1000; i++)
+        fx_queued_in(&f, a, ti, PRIO_REALTIME, 16, 10);
+    for (int i = 0; i < 100; i++)
+        CHECK(fx_dispatch(&f, p) == a);
+    CHECK_NEAR(tt->vtime, 990.0);
+    CHECK_NEAR(a->sq[ti]->tag, 1000.0);
+    co->now += 5 * MS;
+    struct task *bbg = fx_queued_in(&f, b, ti, PRIO_BACKGROUND, 60000, 10);
+    struct task *brt = fx_queued_in(&f, b, ti, PRIO_REALTIME, 60000, 10);
+    CHECK_NEAR(b->sq[ti]->tag, 990.0); /* the type's virtual time */
+    CHECK(next_for_peer(co, p, co->now) == brt);
+    CHECK(fx_dispatch(&f, p) == b);
+    CHECK(fx_dispatch(&f, p) == a); /* tags 1000 and 1000: A is the older share */
+    CHECK(next_for_peer(co, p, co->now) == bbg);
+    CHECK(fx_dispatch(&f, p) == b);
+    CHECK_EQU(b->sq[ti]->hidx, NO_IDX);
+    CHECK_EQU(tt->nsq, 1);
+    CHECK_NEAR(tt->wsum, 1.0);
+    /* B idle while A runs 50 more: B comes back at the virtual time. */
+    for (int i = 0; i < 50; i++)
+        CHECK(fx_dispatch(&f, p) == a);
+    fx_queued_in(&f, b, ti, PRIO_BACKGROUND, 60000, 10);
+    CHECK_NEAR(b->sq[ti]->tag, tt->vtime);
+    CHECK(fx_dispatch(&f, p) == b);
+    CHECK(fx_dispatch(&f, p) == a);
+    /* Everything drained: a new busy period starts the clock at 0. */
+    while (fx_dispatch(&f, p))
+        ;
+    CHECK_EQU(tt->nsq, 0);
+    CHECK_NEAR(tt->vtime, 0.0);
+    CHECK_EQU(a->queued + b->queued, 0);
+    share_put(co, a);
+    share_put(co, b);
+    CHECK_EQU(co->nshares, 0);
+    fx_fini(&f);
+}
+
+/* When the first share's tasks are all for other peers (a GPU, here), a
+ * peer takes the next share's work; across types the share behind its
+ * type's virtual time goes first, and within one share the class. */
+static void test_fair_look(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "t"), tu = fx_type(&f, "u");
+    struct peer_rec *p = fx_peer(&f, 1u << ti | 1u << tu, 1, 1);
+    struct share *a = share_get(co, "tok:a", 5, 1.0);
+    struct share *b = share_get(co, "tok:b", 5, 1.0);
+    struct task *g = fx_task(&f, ti, PRIO_REALTIME, 1, 100);
+    g->reqs.gpu = 1;
+    g->share = share_ref(a);
+    task_enqueue(co, g, 0);
+    struct task *bt = fx_queued_in(&f, b, ti, PRIO_BACKGROUND, 100, 10);
+    CHECK(co->types[ti].sq[0]->sh == a);
+    CHECK(next_for_peer(co, p, co->now) == bt);
+    fx_take(&f, bt);
+    fx_take(&f, g);
+    /* One share, two types: its realtime task of u before its background
+     * task of t, though t's tag is lower. */
+    struct task *x = fx_queued_in(&f, a, ti, PRIO_BACKGROUND, 100, 10);
+    struct task *y = fx_queued_in(&f, a, tu, PRIO_REALTIME, 100, 10);
+    a->sq[tu]->tag = 50;
+    CHECK(next_for_peer(co, p, co->now) == y);
+    fx_take(&f, y);
+    /* Two shares, two types: the one further behind its type's clock. */
+    struct task *z = fx_queued_in(&f, b, tu, PRIO_REALTIME, 100, 10);
+    b->sq[tu]->tag = 50;
+    co->types[tu].vtime = 0;
+    CHECK(next_for_peer(co, p, co->now) == x);
+    b->sq[tu]->tag = 0;
+    a->sq[ti]->tag = 30;
+    co->types[ti].vtime = 0;
+    CHECK(next_for_peer(co, p, co->now) == z);
+    share_put(co, a);
+    share_put(co, b);
+    fx_fini(&f);
+}
+
+/* Shares by key, refcounted; one share's part of the queue is half of what
+ * the others leave free of --queue-max and of the byte cap. */
+static void test_share_queue(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    co->cfg.queue_max = 100;
+    co->cfg.queue_max_bytes = 1000;
+    int ti = fx_type(&f, "t");
+    struct share *a = share_get(co, "tok:a", 5, 1.0);
+    CHECK(share_get(co, "tok:a", 5, 1.0) == a);
+    CHECK_EQU(a->refs, 2);
+    share_put(co, a);
+    struct share *b = share_get(co, "tok:b", 5, 2.0);
+    CHECK(a != b && b->weight == 2.0);
+    CHECK_EQU(co->nshares, 2);
+    int n = 0;
+    while (!share_queue_full(co, a, 1) && n < 1000) {
+        struct task *t = fx_task(&f, ti, PRIO_BACKGROUND, 0, 100);
+        t->share = share_ref(a);
+        t->body_len = 1;
+        task_enqueue(co, t, 0);
+        n++;
+    }
+    CHECK_EQ(n, 50); /* half of 100 */
+    n = 0;
+    while (!share_queue_full(co, b, 1) && n < 1000) {
+        fx_queued_in(&f, b, ti, PRIO_BACKGROUND, 100, 1);
+        n++;
+    }
+    CHECK_EQ(n, 25); /* half of the 50 A leaves */
+    CHECK(co->queued_total < co->cfg.queue_max);
+    CHECK_EQU(a->queued_bytes, 50);
+    /* Bytes: A holds 50 of 1000, so B may add up to 475. */
+    co->cfg.queue_max = 1000;
+    CHECK(!share_queue_full(co, b, 475));
+    CHECK(share_queue_full(co, b, 476));
+    /* A queue of one task is its first share's. */
+    struct fx g;
+    fx_init(&g);
+    g.co->cfg.queue_max = 1;
+    struct share *c = share_get(g.co, "conn:1", 6, 1.0);
+    CHECK(!share_queue_full(g.co, c, 10));
+    share_put(g.co, c);
+    CHECK_EQU(g.co->nshares, 0);
+    fx_fini(&g);
+    share_put(co, a);
+    share_put(co, b);
     fx_fini(&f);
 }
 
@@ -336,7 +627,7 @@ static void test_look_past(void)
 
     /* 16 GPU tasks in front: the 17th task is the last one looked at. */
     struct task *c = queue_behind_gpu(&f, ti, LOOK_PAST);
-    struct task *front = co->types[ti].q[1][PRIO_INTERACTIVE].h.a[0];
+    struct task *front = fx_q(&f, ti, 1, PRIO_INTERACTIVE)->h.a[0];
     CHECK(front->reqs.gpu && front != c);
     CHECK(next_for_peer(co, cpu, now) == c);
     struct peer_rec *gpu = fx_peer(&f, 1u << ti, 2, 4);
@@ -386,7 +677,7 @@ static void test_look_past(void)
     struct task *root = fx_task(&f, ti, PRIO_INTERACTIVE, 0, 30);
     root->min_version = 3;
     task_enqueue(co, root, 0);
-    CHECK(co->types[ti].q[0][PRIO_INTERACTIVE].h.a[0] == root);
+    CHECK(fx_q(&f, ti, 0, PRIO_INTERACTIVE)->h.a[0] == root);
     CHECK(next_for_peer(co, v2, now) == head);
     CHECK(sooner != head);
     fx_fini(&f);
@@ -755,23 +1046,23 @@ static void test_admission(void)
 
     /* Too few samples: no estimate (admitted by any deadline). */
     fx_learn(tt, STAT_MIN_SAMPLES - 1, 10.0, 500);
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, 1000000, &e), 0);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_REALTIME, 1000000, &e), 0);
     CHECK_EQU(e.us, 0);
     CHECK_EQU(admission_decide(tt, e.us, 1000, f.co->now), 1);
     fx_learn(tt, 1, 10.0, 500);
     CHECK_NEAR(urate_win_get(&tt->rate), 10.0);
 
     /* A free peer, a plain task: cost x rate + dispatch. */
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_BACKGROUND, 1000, &e), 10 * 1000 + 500);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_BACKGROUND, 1000, &e), 10 * 1000 + 500);
     CHECK_EQU(e.run_us, 10500);
     CHECK_NEAR(e.rate, 10.0);
     CHECK_EQU(e.ahead, 0);
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_BACKGROUND, 10, &e), 10 * 10 + 500);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_BACKGROUND, 10, &e), 10 * 10 + 500);
     /* The issue's case: after heavy tasks taught the type, a heavy task
      * misses a 16 ms deadline and a cheap one of the same type fits it. */
-    uint64_t heavy = admission_estimate(tt, 0, PRIO_REALTIME, 100000, &e); /* about 1 s */
+    uint64_t heavy = admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_REALTIME, 100000, &e); /* about 1 s */
     CHECK_EQU(admission_decide(tt, heavy, 16 * MS, f.co->now), 0);
-    uint64_t cheap = admission_estimate(tt, 0, PRIO_REALTIME, 250, &e); /* 3 ms */
+    uint64_t cheap = admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_REALTIME, 250, &e); /* 3 ms */
     CHECK_EQU(cheap, 3000);
     CHECK_EQU(admission_decide(tt, cheap, 16 * MS, f.co->now), 1);
     CHECK_EQU(tt->refused_row, 0);
@@ -779,7 +1070,7 @@ static void test_admission(void)
     /* A task with requirements may not fit the free peer: it counts the
      * queue (empty) plus one typical task over the slots. */
     tt->cost_ewma = 400;
-    CHECK_EQU(admission_estimate(tt, 1, PRIO_REALTIME, 1000, &e), 10500 + 400 * 10 / 4);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 1, PRIO_REALTIME, 1000, &e), 10500 + 400 * 10 / 4);
     CHECK_EQU(e.ahead, 0);
 
     /* No free peer: + (cost ahead in its class or above, both kinds, + one
@@ -791,22 +1082,46 @@ static void test_admission(void)
     fx_queued_cost(&f, ti, PRIO_INTERACTIVE, 0, 400);
     struct task *bg = fx_queued_cost(&f, ti, PRIO_BACKGROUND, 0, 800);
     fx_queued_cost(&f, ti, PRIO_BACKGROUND, 1, 1600);
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, 1000, &e), 10500 + (300 + 400) * 10 / 4);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_REALTIME, 1000, &e), 10500 + (300 + 400) * 10 / 4);
     CHECK_EQU(e.ahead, 2);
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_INTERACTIVE, 1000, &e), 10500 + (700 + 400) * 10 / 4);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_INTERACTIVE, 1000, &e), 10500 + (700 + 400) * 10 / 4);
     CHECK_EQU(e.ahead, 3);
-    CHECK_EQU(admission_estimate(tt, 1, PRIO_BACKGROUND, 1000, &e), 10500 + (3100 + 400) * 10 / 4);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 1, PRIO_BACKGROUND, 1000, &e), 10500 + (3100 + 400) * 10 / 4);
     CHECK_EQU(e.ahead, 5);
     /* Queue costs follow dequeues. */
     task_dequeue(f.co, bg);
     task_free(f.co, bg);
-    CHECK_EQU(admission_estimate(tt, 1, PRIO_BACKGROUND, 1000, &e), 10500 + (2300 + 400) * 10 / 4);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 1, PRIO_BACKGROUND, 1000, &e), 10500 + (2300 + 400) * 10 / 4);
     /* No slots: one. */
     tt->slots_total = 0;
-    CHECK_EQU(admission_estimate(tt, 0, PRIO_REALTIME, 1000, &e), 10500 + (300 + 400) * 10);
+    CHECK_EQU(admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_REALTIME, 1000, &e), 10500 + (300 + 400) * 10);
     tt->slots_total = 4;
     /* An absurd cost saturates instead of wrapping. */
-    CHECK(admission_estimate(tt, 0, PRIO_REALTIME, 1ull << 62, &e) >= (uint64_t)UINT32_MAX * MS);
+    CHECK(admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_REALTIME, 1ull << 62, &e) >= (uint64_t)UINT32_MAX * MS);
+
+    /* Other shares' queues do not count: the default share holds 300 of
+     * realtime cost (and more below), a share with nothing queued waits
+     * for one typical task only, as with an empty queue.  A share with its
+     * own queue waits for it at its part of the type: weight 1 of 1 + 1
+     * while both have work, so twice its own cost ahead. */
+    struct share *b = share_get(f.co, "tok:b", 5, 1.0);
+    CHECK_EQU(admission_estimate(tt, b->sq[ti], b->weight, 0, PRIO_REALTIME, 1000, &e), 10500 + 400 * 10 / 4);
+    CHECK_EQU(e.ahead, 0);
+    struct task *bt = fx_task(&f, ti, PRIO_REALTIME, 0, 100);
+    bt->share = share_ref(b);
+    bt->cost = 200;
+    task_enqueue(f.co, bt, 0);
+    CHECK_NEAR(tt->wsum, 2.0);
+    CHECK_EQU(admission_estimate(tt, b->sq[ti], b->weight, 0, PRIO_REALTIME, 1000, &e),
+              10500 + (200 * 2 + 400) * 10 / 4);
+    CHECK_EQU(e.ahead, 1);
+    /* Weight 3 against the default share's 1: its part is 3/4. */
+    CHECK(share_get(f.co, "tok:b", 5, 3.0) == b);
+    CHECK_NEAR(tt->wsum, 4.0);
+    CHECK_EQU(admission_estimate(tt, b->sq[ti], b->weight, 0, PRIO_REALTIME, 1000, &e),
+              10500 + (uint64_t)((200 * 4.0 / 3 + 400) * 10 / 4));
+    share_put(f.co, b);
+    share_put(f.co, b);
     fx_fini(&f);
 }
 
@@ -874,7 +1189,7 @@ static void test_admission_probe(void)
     fx_peer(&f, 1u << ti, 1, 4);
     fx_learn(tt, STAT_MIN_SAMPLES, 10.0, 0);
     struct admit_est e;
-    uint64_t heavy = admission_estimate(tt, 0, PRIO_REALTIME, 100000, &e), dl = 16 * MS;
+    uint64_t heavy = admission_estimate(tt, fx_own(&f, ti), 1.0, 0, PRIO_REALTIME, 100000, &e), dl = 16 * MS;
     CHECK(heavy > dl);
 
     /* By count: 16 refusals, then a probe, then refusals again. */
@@ -1391,6 +1706,10 @@ int main(void)
     test_class_order();
     test_edf();
     test_aging();
+    test_fair_weights();
+    test_fair_flood();
+    test_fair_look();
+    test_share_queue();
     test_look_past();
     test_excluded();
     test_excluded_only_capable();
