@@ -10,6 +10,9 @@
  *                 (ELIMIT), the rest cut by --frame-timeout (ETIMEDOUT);
  *   tiny_blobs    600,000 8-byte blobs: charged with their overhead, the uploader evicts
  *                 its own, and another renter's blob uploaded before survives;
+ *   blob_split    two renters fill the store: the second evicts the first's blobs (over an
+ *                 even split), never a third renter's (a rule check: the 512 MiB store of
+ *                 a2cd1e8 is not filled at this size);
  *   held          400 tasks of 256 KiB for a peer that holds what it gets and never
  *                 answers: refused past the renter's share (ELIMIT);
  *   non_reader    a renter that never reads its results: cut at its share, counted in
@@ -237,6 +240,67 @@ static void attack_tiny_blobs(void)
     check_serving("tiny_blobs");
 }
 
+/* ---- two renters fill the blob store: a third's blob stays ------------------------- */
+
+/* Uploads n blobs of len bytes (seeded by seed) on r, pipelined; returns
+ * how many were stored. */
+static int put_blobs(struct h_raw *r, int n, size_t len, uint64_t seed)
+{
+    uint8_t *f = malloc(PROTO_HDR_LEN + len);
+    H_REQUIRE(f != NULL, "out of memory");
+    for (int i = 0; i < n; i++) {
+        proto_put_hdr(f, MSG_BLOB_PUT, 0, (uint64_t)i + 1, (uint32_t)len);
+        h_fill(f + PROTO_HDR_LEN, len, seed + (uint64_t)i);
+        H_REQUIRE(h_raw_send(r, f, PROTO_HDR_LEN + len, h_bound_ms(10000)) == 0, "send blob %d", i);
+    }
+    free(f);
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        struct h_frame fr;
+        int rc = h_raw_read(r, &fr, h_bound_ms(10000));
+        H_REQUIRE(rc == H_RAW_FRAME, "blob answer %d: %d", i, rc);
+        ok += fr.hdr.type == MSG_BLOB_OK;
+    }
+    return ok;
+}
+
+static void attack_blob_split(void)
+{
+    h_phase("blob_split: two renters fill the blob store, a third used a blob of its own");
+    start_coord(NULL);
+    p2c2r_client *b = h_renter("blob-owner");
+    static uint8_t mine[256 << 10];
+    h_fill(mine, sizeof(mine), 4242);
+    uint8_t hash[32];
+    int rc = p2c2r_client_put_blob(b, mine, sizeof(mine), h_bound_ms(5000), hash);
+    H_REQUIRE(rc == 0, "put the bystander's blob: %s", h_err(rc));
+    struct h_raw a1, a2;
+    raw_renter(&a1);
+    raw_renter(&a2);
+    /* 11 MiB each, under a renter's share (12 MiB) but together past the
+     * store's cap (18 MiB at this budget): the second evicts the first's
+     * oldest, the first being over an even split, and not the third's. */
+    int ok1 = put_blobs(&a1, 11, 1 << 20, 1), ok2 = put_blobs(&a2, 11, 1 << 20, 100);
+    h_log("blob_split: %d and %d of 11 stored", ok1, ok2);
+    json_t *st = h_stats(NULL);
+    H_CHECK(h_json_int(st, "blobs.bytes") <= h_json_int(st, "blobs.max_bytes"), "blobs.bytes %lld over max_bytes %lld",
+            h_json_int(st, "blobs.bytes"), h_json_int(st, "blobs.max_bytes"));
+    json_decref(st);
+    const uint8_t(*hs)[32] = (const uint8_t(*)[32])hash;
+    struct p2c2r_task t = {sizeof t, "echo", 0, 0, 1, NULL, 0, "y", 1};
+    t.blobs = hs;
+    t.nblobs = 1;
+    p2c2r_ticket tk = h_submit(b, &t);
+    struct p2c2r_result res = h_wait(b, tk, 10000);
+    H_CHECK(res.status == 0, "the bystander's task on its own blob: %s (%.*s)", h_err(res.status),
+            (int)res.output_len, (const char *)res.output);
+    p2c2r_result_release(&res);
+    p2c2r_client_close(b);
+    h_raw_close(&a1);
+    h_raw_close(&a2);
+    check_rss("blob_split");
+}
+
 /* ---- tasks held by a peer that never answers, and queued behind it ------------------- */
 
 static void attack_held(void)
@@ -321,14 +385,20 @@ static void attack_silent(void)
 {
     enum { N = 96 };
     h_phase("silent: %d silent sockets, --max-conns 8", N);
-    static const char *const extra[] = {"--max-conns", "8", "--max-unauth", "32", NULL};
+    static const char *const extra[] = {"--max-conns", "8", "--max-unauth", "32", "--max-unauth-per-addr", "16",
+                                        NULL};
     start_coord(extra);
     static struct h_raw r[N];
     for (int i = 0; i < N; i++)
         H_REQUIRE(h_raw_connect(&r[i], h_addr()) == 0, "connect silent socket %d", i);
     h_sleep_ms(200);
     check_serving("silent");
-    H_CHECK(h_stat("counters.unauth_evicted") > 0, "no silent socket was dropped for a new connection");
+    json_t *st = h_stats(NULL);
+    H_CHECK(h_json_int(st, "counters.unauth_evicted") > 0, "no silent socket was dropped for a new connection");
+    /* All from 127.0.0.1: the address's share, not the whole pool. */
+    H_CHECK(h_json_int(st, "unauthenticated") <= 16, "%lld connections without HELLO from one address (limit 16)",
+            h_json_int(st, "unauthenticated"));
+    json_decref(st);
     check_rss("silent");
     for (int i = 0; i < N; i++)
         h_raw_close(&r[i]);
@@ -421,6 +491,7 @@ int main(int argc, char **argv)
         void (*fn)(void);
     } attacks[] = {
         {"big_hello", attack_big_hello}, {"partial", attack_partial},       {"tiny_blobs", attack_tiny_blobs},
+        {"blob_split", attack_blob_split},
         {"held", attack_held},           {"non_reader", attack_non_reader}, {"silent", attack_silent},
         {"junk_types", attack_junk_types}, {"unserved", attack_unserved},
     };
