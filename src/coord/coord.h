@@ -48,7 +48,7 @@ struct coord_config {
     uint32_t max_keys;            /* peer keys remembered; a new key beyond is refused */
     /* Memory and connection limits (docs/ARCHITECTURE.md, "Memory"). */
     uint64_t mem_budget;          /* bytes the daemon may hold for clients (with its own headroom) */
-    uint64_t mem_share;           /* bytes one renter may hold; 0 = a quarter of the budget */
+    uint64_t mem_share;           /* bytes one renter may hold; 0 = a quarter of the budget less headroom */
     uint32_t frame_timeout_ms;    /* a partial frame must be complete within this */
     uint32_t idle_timeout_ms;     /* a renter with nothing outstanding silent this long is closed; 0 = never */
     uint32_t max_unauth;          /* connections before HELLO; the oldest is dropped for a new one */

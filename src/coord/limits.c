@@ -60,11 +60,15 @@ void limits_conn_accepted(struct conn *c)
     if (!victim && co->nhello >= co->cfg.max_unauth && !list_empty(&co->hello_conns))
         victim = list_entry(co->hello_conns.next, struct conn, hello_node);
     if (victim) {
+        /* Closed now, not after the usual drain: a flood of new sockets
+         * must not fill the table with draining ones.  The ERROR goes out
+         * if the kernel takes it at once. */
         co->n.unauth_evicted++;
         conn_fail(victim, P2C2R_ELIMIT, "no HELLO yet and %u unauthenticated connections are open (limit %u, %u "
                   "per address): the oldest is dropped", co->nhello, co->cfg.max_unauth,
                   co->cfg.max_unauth_per_addr);
-        limits_conn_left_pool(victim);
+        (void)fconn_flush(&victim->io);
+        conn_close(victim);
     }
     list_push_back(&co->hello_conns, &c->hello_node);
     co->nhello++;

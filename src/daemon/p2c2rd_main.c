@@ -163,7 +163,7 @@ int main(int argc, char **argv)
         {"state", 0, OPT_STR, "DIR", 0, 0, "keep peer records (reputation, quarantines, the operator's bans, pins and groups) in DIR/p2c2r.db across restarts, and local peers' keys in DIR; without it they live in memory only", &state_dir},
         {"max-peer-keys", 0, OPT_INT, "N", 1, 100000000, "peer keys remembered; a peer with a new key beyond this is refused", &max_keys, CLIOPT_DEFAULT},
         {"mem-budget", 0, OPT_INT, "BYTES", 16 << 20, (int64_t)1 << 40, "memory the daemon may hold for clients (tasks, blobs, result cache, connection buffers, with its own headroom); over it new work is refused with ELIMIT", &mem_budget, CLIOPT_DEFAULT},
-        {"mem-share", 0, OPT_INT, "BYTES", 0, (int64_t)1 << 40, "memory one renter connection may hold (tasks, blobs, unread output); 0 = a quarter of the budget", &mem_share, CLIOPT_DEFAULT},
+        {"mem-share", 0, OPT_INT, "BYTES", 0, (int64_t)1 << 40, "memory one renter connection may hold (tasks, blobs, unread output); 0 = a quarter of the budget less its headroom", &mem_share, CLIOPT_DEFAULT},
         {"frame-timeout", 0, OPT_INT, "MS", 100, 3600000, "a frame begun must be complete within MS", &frame_ms, CLIOPT_DEFAULT},
         {"idle-timeout", 0, OPT_INT, "MS", 0, 86400000, "close a renter silent for MS with nothing outstanding; 0 = never", &idle_ms, CLIOPT_DEFAULT},
         {"max-unauth", 0, OPT_INT, "N", 1, 1000000, "connections before HELLO, apart from --max-conns; a new one drops the oldest", &max_unauth, CLIOPT_DEFAULT},
