@@ -307,7 +307,7 @@ struct task {
     /* Its memory charge (mem.h): to the account of the renter it came
      * from, held until task_free, whoever holds the task by then. */
     struct mem_acct *macct;
-    uint32_t mcharge;
+    uint64_t mcharge; /* its slot and body, and copies of results being verified */
     uint8_t small[TASK_INLINE];
 };
 
@@ -680,8 +680,12 @@ int limits_check_conn(struct conn *c, uint64_t now);
 int limits_task_admit(struct conn *c, uint32_t body_len, char *why, size_t cap);
 void limits_task_charge(struct coord *co, struct conn *c, struct task *t);
 void limits_task_release(struct coord *co, struct task *t);
-/* t dropped its body (an orphan): only its slot stays charged. */
+/* t drops its body (an orphan; call before body_len changes). */
 void limits_task_shrink(struct coord *co, struct task *t);
+/* t holds len more bytes (grow) or fewer (shrink): a copy of a result
+ * being verified. */
+void limits_task_grow(struct coord *co, struct task *t, size_t len);
+void limits_task_ungrow(struct coord *co, struct task *t, size_t len);
 
 /* ---- stats.c: STATS and Prometheus from one counter table ----------------- */
 

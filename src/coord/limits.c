@@ -238,7 +238,7 @@ int limits_task_admit(struct conn *c, uint32_t body_len, char *why, size_t cap)
 void limits_task_charge(struct coord *co, struct conn *c, struct task *t)
 {
     t->macct = c->macct;
-    t->mcharge = (uint32_t)limits_task_cost(t->body_len);
+    t->mcharge = limits_task_cost(t->body_len);
     if (t->macct)
         mem_acct_ref(t->macct);
     mem_charge(&co->mem, t->macct, MEM_TASKS, t->mcharge);
@@ -254,11 +254,25 @@ void limits_task_release(struct coord *co, struct task *t)
 
 void limits_task_shrink(struct coord *co, struct task *t)
 {
-    uint32_t now = (uint32_t)task_overhead();
-    if (t->mcharge > now) {
-        mem_release(&co->mem, t->macct, MEM_TASKS, t->mcharge - now);
-        t->mcharge = now;
-    }
+    uint64_t body = limits_task_cost(t->body_len) - task_overhead();
+    if (body > t->mcharge)
+        body = t->mcharge;
+    mem_release(&co->mem, t->macct, MEM_TASKS, body);
+    t->mcharge -= body;
+}
+
+void limits_task_grow(struct coord *co, struct task *t, size_t len)
+{
+    mem_charge(&co->mem, t->macct, MEM_TASKS, len);
+    t->mcharge += len;
+}
+
+void limits_task_ungrow(struct coord *co, struct task *t, size_t len)
+{
+    if (len > t->mcharge)
+        len = (size_t)t->mcharge;
+    mem_release(&co->mem, t->macct, MEM_TASKS, len);
+    t->mcharge -= len;
 }
 
 size_t limits_cache_bytes(const struct coord *co)

@@ -254,11 +254,11 @@ static void task_orphan(struct coord *co, struct task *t)
     for (unsigned i = 0; i < t->nblobs; i++)
         blob_unref(co, t->blobs[i]);
     t->nblobs = 0;
+    limits_task_shrink(co, t);
     if (t->body != t->small)
         free(t->body);
     t->body = NULL;
     t->body_len = 0;
-    limits_task_shrink(co, t);
 }
 
 /* Tells every peer still running t to stop (advisory: the attempt ends
