@@ -23,6 +23,21 @@ struct blob *blob_find(struct coord *co, const uint8_t *h)
     return b;
 }
 
+/* Takes b's charge off the store, the budget and its owner. */
+static void blob_uncharge(struct coord *co, struct blob *b)
+{
+    struct mem_acct *o = b->owner;
+    co->blob_bytes -= b->charge;
+    mem_release(&co->mem, o, MEM_BLOBS, b->charge);
+    if (o) {
+        o->blob_bytes -= b->charge;
+        if (o->blob_bytes == 0)
+            co->mem.blob_holders--;
+        mem_acct_unref(o);
+    }
+    b->owner = NULL;
+}
+
 static void blob_remove(struct coord *co, struct blob *b)
 {
     struct blob **pp = &co->blob_tab[rd64(b->hash) % BLOB_BUCKETS];
@@ -30,7 +45,7 @@ static void blob_remove(struct coord *co, struct blob *b)
         pp = &(*pp)->hnext;
     *pp = b->hnext;
     list_remove(&b->lru);
-    co->blob_bytes -= b->len;
+    blob_uncharge(co, b);
     co->nblob--;
     free(b->data);
     free(b);
@@ -49,10 +64,56 @@ void blob_unref(struct coord *co, struct blob *b)
         list_push_back(&co->blob_lru, &b->lru);
 }
 
-/* Stores a copy of data under its SHA-256 (written to hash).  Returns 0,
- * P2C2R_ETOOBIG (larger than the whole store) or P2C2R_EQUEUEFULL (the
- * store is full of blobs that queued or running tasks still reference). */
-static int blob_put(struct coord *co, const uint8_t *data, size_t len, uint8_t *hash)
+/* Unreferenced blobs looked at per upload that needs room, so an upload
+ * costs O(1) however many blobs the store holds. */
+#define BLOB_EVICT_WALK 1024
+
+/* Whether an upload by up may evict b (unreferenced): b's uploader is gone,
+ * is up itself (LRU within the renter), or holds more than an even split
+ * of the store among the renters holding blobs.  So one renter's uploads
+ * push out its own and the largest holders' blobs, never those of a renter
+ * within its share (docs/ARCHITECTURE.md, "Memory"). */
+static int blob_evictable(const struct coord *co, const struct blob *b, const struct mem_acct *up)
+{
+    const struct mem_acct *o = b->owner;
+    if (!o || o->gone || o == up)
+        return 1;
+    uint32_t holders = co->mem.blob_holders ? co->mem.blob_holders : 1;
+    return o->blob_bytes > co->blob_cap / holders;
+}
+
+/* Makes room for charge more bytes: evicts unreferenced blobs up may evict,
+ * oldest first, until the store's cap, the budget and up's share take it.
+ * Returns 0 or why not: P2C2R_EQUEUEFULL (the store), P2C2R_ELIMIT (the
+ * memory budget or up's share). */
+static int blob_room(struct coord *co, struct mem_acct *up, size_t charge)
+{
+    struct list_node *n = co->blob_lru.next;
+    for (int walked = 0; walked < BLOB_EVICT_WALK && n != &co->blob_lru; walked++) {
+        int store_full = co->blob_bytes + charge > co->blob_cap;
+        int budget_full = co->mem.used + charge > co->mem.limit;
+        int share_full = up && up->used + charge > co->mem.share;
+        if (!store_full && !budget_full && !share_full)
+            break;
+        struct blob *b = list_entry(n, struct blob, lru);
+        n = n->next;
+        /* Over its share, an uploader makes room among its own blobs only. */
+        if (share_full && !store_full && !budget_full ? b->owner == up : blob_evictable(co, b, up))
+            blob_remove(co, b);
+    }
+    if (co->blob_bytes + charge > co->blob_cap)
+        return P2C2R_EQUEUEFULL;
+    if (co->mem.used + charge > co->mem.limit || (up && up->used + charge > co->mem.share))
+        return P2C2R_ELIMIT;
+    return 0;
+}
+
+/* Stores a copy of data under its SHA-256 (written to hash), charged to up
+ * (NULL: nobody's).  Returns 0, P2C2R_ETOOBIG (larger than the whole
+ * store), P2C2R_EQUEUEFULL (the store is full of blobs that tasks still
+ * reference or that renters within their share uploaded) or P2C2R_ELIMIT
+ * (the memory budget or up's share is full). */
+static int blob_put(struct coord *co, struct mem_acct *up, const uint8_t *data, size_t len, uint8_t *hash)
 {
     unsigned int hl = 0;
     if (!EVP_Digest(data, len, hash, &hl, EVP_sha256(), NULL) || hl != PROTO_HASH_LEN)
@@ -65,22 +126,36 @@ static int blob_put(struct coord *co, const uint8_t *data, size_t len, uint8_t *
         }
         return 0;
     }
-    if (len > co->cfg.blob_store_bytes)
+    size_t charge = len + MEM_BLOB_OVERHEAD;
+    if (charge > co->blob_cap)
         return P2C2R_ETOOBIG;
-    while (co->blob_bytes + len > co->cfg.blob_store_bytes && !list_empty(&co->blob_lru))
-        blob_remove(co, list_entry(co->blob_lru.next, struct blob, lru));
-    if (co->blob_bytes + len > co->cfg.blob_store_bytes)
-        return P2C2R_EQUEUEFULL;
+    int rc = blob_room(co, up, charge);
+    if (rc != 0) {
+        if (rc == P2C2R_ELIMIT) {
+            co->mem.refused++;
+            co->n.mem_refused++;
+        }
+        return rc;
+    }
     b = xcalloc(1, sizeof(*b));
     memcpy(b->hash, hash, PROTO_HASH_LEN);
     b->len = len;
-    b->data = xmalloc(len);
+    b->data = xmalloc(len ? len : 1);
     memcpy(b->data, data, len);
     struct blob **head = &co->blob_tab[rd64(hash) % BLOB_BUCKETS];
     b->hnext = *head;
     *head = b;
     list_push_back(&co->blob_lru, &b->lru);
-    co->blob_bytes += len;
+    b->charge = charge;
+    b->owner = up;
+    if (up) {
+        mem_acct_ref(up);
+        if (up->blob_bytes == 0)
+            co->mem.blob_holders++;
+        up->blob_bytes += charge;
+    }
+    mem_charge(&co->mem, up, MEM_BLOBS, charge);
+    co->blob_bytes += charge;
     co->nblob++;
     co->n.blobs_put++;
     return 0;
@@ -120,10 +195,13 @@ void peer_mark_blob(struct peer_rec *p, const uint8_t *h)
 int blob_on_put(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     uint8_t hash[PROTO_HASH_LEN];
-    int rc = blob_put(c->co, body, h->body_len, hash);
+    int rc = blob_put(c->co, c->macct, body, h->body_len, hash);
     if (rc != 0) {
-        const char *why = rc == P2C2R_ETOOBIG ? "blob larger than the coordinator's blob store"
-                                              : "blob store full of blobs that tasks still use";
+        const char *why = rc == P2C2R_ETOOBIG    ? "blob larger than the coordinator's blob store"
+                          : rc == P2C2R_ELIMIT   ? "memory budget or this renter's memory share full "
+                                                   "(--mem-budget, --mem-share): retry when tasks finish"
+                                                 : "blob store full of blobs that tasks use or other renters "
+                                                   "uploaded within their share";
         size_t wl = strlen(why);
         uint8_t *b = conn_frame(c, MSG_REJECTED, 0, h->req_id, (uint32_t)proto_error_size(wl));
         if (!b) {
@@ -149,6 +227,7 @@ void blobs_free(struct coord *co)
         while (co->blob_tab[i]) {
             struct blob *b = co->blob_tab[i];
             co->blob_tab[i] = b->hnext;
+            blob_uncharge(co, b);
             free(b->data);
             free(b);
         }

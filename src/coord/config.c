@@ -38,6 +38,14 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->verify = "adaptive";
     cfg->liar_quarantine_ms = 600000;
     cfg->max_keys = 100000;
+    cfg->mem_budget = 256ull << 20;
+    cfg->frame_timeout_ms = 30000;
+    cfg->idle_timeout_ms = 600000;
+    cfg->max_unauth = 1024;
+    cfg->max_unauth_per_addr = 64;
+    cfg->max_deadline_ms = 3600000;
+    cfg->peer_new_types = 8;
+    cfg->stats_interval_ms = 100;
 }
 
 /* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */

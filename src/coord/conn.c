@@ -30,8 +30,10 @@ uint8_t *conn_frame(struct conn *c, uint8_t type, uint16_t flags, uint64_t req_i
     if (c->state >= CS_DRAINING)
         return NULL;
     uint8_t *p = fconn_frame(&c->io, type, flags, req_id, body_len);
-    if (p)
+    if (p) {
         c->co->n.bytes_out += PROTO_HDR_LEN + (size_t)body_len;
+        limits_charge_buffers(c); /* the caller fills the body: no cut here */
+    }
     return p;
 }
 
@@ -45,7 +47,7 @@ int conn_send(struct conn *c, uint8_t type, uint64_t req_id, const uint8_t *pref
         fconn_send(&c->io, type, req_id, prefix, prefix_len, payload, payload_len) != 0)
         return -1;
     c->co->n.bytes_out += PROTO_HDR_LEN + prefix_len + payload_len;
-    return 0;
+    return limits_sync_buffers(c);
 }
 
 /* A write failed: the connection is gone. */
@@ -110,6 +112,7 @@ void conn_close(struct conn *c)
     struct coord *co = c->co;
     conn_detach(c);
     c->state = CS_CLOSED;
+    limits_conn_closed(c);
     fconn_stop(&c->io);
     if (co->walk == &c->all_node)
         co->walk = c->all_node.next;
@@ -149,6 +152,7 @@ void conn_fail(struct conn *c, int code, const char *fmt, ...)
      * the top of the next check or sweep.  Until then the connection takes
      * no new work: it is draining, and a peer's slots drop to zero. */
     c->state = CS_DRAINING;
+    limits_conn_left_pool(c);
     c->drain_until_us = c->co->now + DRAIN_MS * 1000;
     list_push_back(&c->co->draining, &c->drain_node);
     if (c->peer)
@@ -295,6 +299,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         conn_fail(c, P2C2R_ETOOBIG, "input buffer limit reached");
         break;
     default:
+        if (c->state < CS_DRAINING)
+            limits_after_read(c);
         break;
     }
 }
@@ -325,6 +331,8 @@ void conn_on_connection(uv_stream_t *server, int status)
     list_init(&c->reap_node);
     list_init(&c->drain_node);
     list_init(&c->tasks);
+    list_init(&c->hello_node);
+    list_init(&c->stats_node);
     list_push_back(&co->conns, &c->all_node);
     co->nconns++;
     co->n.conns_total++;
@@ -337,7 +345,10 @@ void conn_on_connection(uv_stream_t *server, int status)
         conn_fail(c, P2C2R_ESHUTDOWN, "coordinator shutting down");
         return;
     }
-    if (co->nconns > co->cfg.max_conns) {
+    limits_conn_accepted(c);
+    /* --max-conns is checked at HELLO and the pool before it is bounded
+     * (limits.c); this only bounds the connections still draining. */
+    if (co->nconns > 2 * ((uint64_t)co->cfg.max_conns + co->cfg.max_unauth)) {
         conn_fail(c, P2C2R_ELIMIT, "too many connections (limit %u)", co->cfg.max_conns);
         uv_read_start((uv_stream_t *)&c->io.tcp, on_alloc, on_read);
         return;
@@ -354,6 +365,8 @@ static void conn_check(struct coord *co, struct conn *c, uint64_t now)
     } else if (c->state == CS_READY && c->role == ROLE_PEER &&
                now - c->last_rx_us > co->cfg.peer_timeout_ms * 1000ull) {
         conn_fail(c, P2C2R_ETIMEDOUT, "peer silent for %u ms", co->cfg.peer_timeout_ms);
+    } else if (limits_check_conn(c, now) != 0) {
+        return;
     } else if (c->state == CS_READY && p) {
         peer_maybe_ping(co, p, now);
     }
@@ -380,6 +393,8 @@ void conn_sweep(struct coord *co, uint64_t now)
         period = co->cfg.peer_timeout_ms;
     if (co->cfg.ping_ms < period)
         period = co->cfg.ping_ms;
+    if (co->cfg.frame_timeout_ms < period)
+        period = co->cfg.frame_timeout_ms;
     period /= 4;
     period = period < CONN_SWEEP_TICKS * SWEEP_MS ? CONN_SWEEP_TICKS * SWEEP_MS : period > 1000 ? 1000 : period;
     uint32_t slices = period / (CONN_SWEEP_TICKS * SWEEP_MS);

@@ -60,19 +60,30 @@ void coord_maybe_ready(struct coord *co)
     }
 }
 
-/* Queued tasks of a type that has had no peer for orphan_timeout fail. */
+/* Queued tasks of a type that no peer can take (none connected, or none
+ * with a slot) for orphan_timeout fail, and their blob pins with them: a
+ * type nobody serves cannot hold memory for the length of its deadlines. */
 static void sweep_orphaned_types(struct coord *co, uint64_t now)
 {
     for (uint32_t i = 0; i < co->ntypes; i++) {
         struct ttype *tt = &co->types[i];
-        if (tt->npeers || !tt->queued || now - tt->no_peer_since <= co->cfg.orphan_timeout_ms * 1000ull)
+        if (!tt->queued || (tt->npeers && tt->slots_total)) {
+            tt->unserved_since = 0;
+            continue;
+        }
+        uint64_t since = tt->npeers ? tt->unserved_since : tt->no_peer_since;
+        if (!tt->unserved_since)
+            tt->unserved_since = now;
+        if (!since || now - since <= co->cfg.orphan_timeout_ms * 1000ull)
             continue;
         char msg[128];
-        snprintf(msg, sizeof(msg), "no peer running type '%s' connected for %u ms", tt->name,
-                 co->cfg.orphan_timeout_ms);
+        snprintf(msg, sizeof(msg), "no peer %s type '%s' for %u ms", tt->npeers ? "with a free slot runs" :
+                 "running", tt->name, co->cfg.orphan_timeout_ms);
         struct task *t;
         while ((t = type_first_queued(co, (int)i)) != NULL) {
             co->n.lost++;
+            if (tt->npeers)
+                co->n.unserved_failed++;
             task_end_early(co, t, P2C2R_EUNSUPPORTED, msg);
         }
     }
@@ -97,6 +108,7 @@ static void on_sweep(uv_timer_t *h)
     if (co->ticks % KEY_FLUSH_TICKS == 0)
         peerdb_flush(co);
     task_sweep_deadlines(co, now);
+    stats_sweep(co, now);
     sched_sweep_hedges(co, now);
     claims_sweep(co, now);
     if (co->stopping && (co->nconns == 0 || now >= co->stop_deadline_us))
@@ -245,7 +257,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         return rc;
     }
     if (cfg->cache_bytes)
-        co->cache = rcache_new(cfg->cache_bytes, (uint64_t)cfg->cache_ttl_ms * 1000);
+        co->cache = rcache_new(limits_cache_bytes(co), (uint64_t)cfg->cache_ttl_ms * 1000);
     *out = co;
     return 0;
 }
@@ -277,6 +289,7 @@ void coord_state_init(struct coord *co)
     list_init(&co->quarantined);
     list_init(&co->vwait);
     co->walk = &co->conns;
+    limits_init(co);
 }
 
 void coord_state_free(struct coord *co)
@@ -293,8 +306,10 @@ void coord_state_free(struct coord *co)
             struct task *t = &co->chunks[i][j];
             if (t->state != TS_FREE && t->body != t->small)
                 free(t->body);
-            if (t->state != TS_FREE)
+            if (t->state != TS_FREE) {
                 verify_free(t);
+                limits_task_release(co, t);
+            }
         }
         free(co->chunks[i]);
     }

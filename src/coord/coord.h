@@ -46,6 +46,16 @@ struct coord_config {
      * in memory only and are lost at exit. */
     const char *state_dir;
     uint32_t max_keys;            /* peer keys remembered; a new key beyond is refused */
+    /* Memory and connection limits (docs/ARCHITECTURE.md, "Memory"). */
+    uint64_t mem_budget;          /* bytes the daemon may hold for clients (with its own headroom) */
+    uint64_t mem_share;           /* bytes one renter may hold; 0 = a quarter of the budget less headroom */
+    uint32_t frame_timeout_ms;    /* a partial frame must be complete within this */
+    uint32_t idle_timeout_ms;     /* a renter with nothing outstanding silent this long is closed; 0 = never */
+    uint32_t max_unauth;          /* connections before HELLO; the oldest is dropped for a new one */
+    uint32_t max_unauth_per_addr; /* of those, from one IP address */
+    uint32_t max_deadline_ms;     /* longer task deadlines are cut to this */
+    uint32_t peer_new_types;      /* task types one PEER_REGISTER may add to the table */
+    uint32_t stats_interval_ms;   /* one STATS answer per connection per interval */
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */

@@ -37,6 +37,7 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "coord/coord.h"
+#include "coord/mem.h"
 #include "coord/metrics_http.h"
 #include "coord/rcache.h"
 #include "coord/store.h"
@@ -196,6 +197,7 @@ struct ttype {
     uint64_t rejected[NCODES]; /* REJECTEDs by code */
     uint64_t retries, hedges, hedge_wins, cache_hits, cache_misses, coalesced;
     uint8_t verify; /* enum verify_policy of its tasks (--verify) */
+    uint64_t unserved_since; /* tasks queued and no peer with a slot for it since (us), 0: served */
     uint64_t verify_runs, verified, unverified, disagreements;
 };
 
@@ -343,6 +345,10 @@ struct task {
     uint32_t next_free;
     uint8_t nblobs, blob_retries;
     struct blob *blobs[PROTO_MAX_BLOBS]; /* referenced, so never evicted meanwhile */
+    /* Its memory charge (mem.h): to the account of the renter it came
+     * from, held until task_free, whoever holds the task by then. */
+    struct mem_acct *macct;
+    uint64_t mcharge; /* its slot and body, and copies of results being verified */
     uint8_t small[TASK_INLINE];
 };
 
@@ -355,6 +361,8 @@ struct blob {
     uint8_t *data;
     struct list_node lru;
     struct blob *hnext;
+    struct mem_acct *owner; /* the account charged for it (its first uploader) */
+    size_t charge;          /* len + MEM_BLOB_OVERHEAD */
 };
 
 struct conn {
@@ -371,6 +379,18 @@ struct conn {
     struct peer_rec *peer;  /* peer: after PEER_REGISTER */
     struct share *share;    /* renter: after HELLO (a reference) */
     uint8_t nonce[PROTO_NONCE_LEN]; /* peer: the challenge its HELLO_OK carried */
+    /* Memory (limits.c): the renter's account, NULL for peers and before
+     * HELLO; the buffer bytes charged for it; since when a partial frame
+     * has been waiting for its end (0: none). */
+    struct mem_acct *macct;
+    uint64_t buf_charged, partial_since_us;
+    struct list_node hello_node; /* co->hello_conns while unauthenticated */
+    uint8_t authed;              /* counted in co->nauth */
+    /* STATS rate limit: the next time an answer may go out, and a request
+     * waiting for it (co->stats_wait). */
+    struct list_node stats_node;
+    uint64_t stats_next_us, stats_req_id;
+    uint32_t stats_offset, stats_limit;
 };
 
 struct counters {
@@ -383,6 +403,8 @@ struct counters {
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
     uint64_t verify_runs, verified, unverified, disagreements, liars;
     uint64_t bytes_in, bytes_out;
+    uint64_t mem_refused, frame_timeouts, idle_timeouts, unauth_evicted, stats_delayed, stats_limited;
+    uint64_t types_refused, unserved_failed;
 };
 
 struct token {
@@ -483,6 +505,13 @@ struct coord {
     uint32_t ngroups, groups_cap;
     struct store *store;
     int store_lock_fd;
+
+    /* Memory and connection limits (limits.c). */
+    struct mem_budget mem;
+    size_t blob_cap;                /* the blob store's effective cap */
+    struct list_node hello_conns;   /* unauthenticated connections, oldest first */
+    uint32_t nhello, nauth;         /* ...and connections past HELLO (--max-conns) */
+    struct list_node stats_wait;    /* connections with a STATS answer held back */
 };
 
 #define NO_FREE UINT32_MAX
@@ -713,9 +742,52 @@ void conn_on_check(uv_check_t *h);
 void conn_on_connection(uv_stream_t *server, int status);
 void conn_sweep(struct coord *co, uint64_t now);
 
+/* ---- limits.c: memory budget charges, connection pool and timeouts ------- */
+
+void limits_init(struct coord *co);
+/* The result cache's size: --cache-bytes, at most a quarter of the budget. */
+size_t limits_cache_bytes(const struct coord *co);
+/* Bytes a task with a body of body_len bytes is charged (slot + body). */
+uint64_t limits_task_cost(uint32_t body_len);
+/* A new connection: HELLO's frame limit; joins the unauthenticated pool,
+ * pushing out its oldest member (of its address first) when full. */
+void limits_conn_accepted(struct conn *c);
+void limits_conn_left_pool(struct conn *c);
+/* HELLO accepted: leaves the pool, --max-conns, the full frame limit.
+ * Returns -1 when c was cut. */
+int limits_conn_hello(struct conn *c);
+/* A renter's HELLO: its memory account. */
+void limits_renter_ready(struct conn *c);
+void limits_conn_closed(struct conn *c);
+/* Brings c's buffer charge up to date. */
+void limits_charge_buffers(struct conn *c);
+/* The same, and cuts a renter whose unread output
+ * passed its share (-1). */
+int limits_sync_buffers(struct conn *c);
+/* After a read: the partial frame's clock, and its announced size against
+ * the budget (-1: c was cut). */
+int limits_after_read(struct conn *c);
+/* Partial-frame and idle timeouts (-1: c was cut). */
+int limits_check_conn(struct conn *c, uint64_t now);
+/* Whether a task of body_len bytes from renter c fits the budget and its
+ * share: MEM_OK, or MEM_OVER_* with a reason in why. */
+int limits_task_admit(struct conn *c, uint32_t body_len, char *why, size_t cap);
+void limits_task_charge(struct coord *co, struct conn *c, struct task *t);
+void limits_task_release(struct coord *co, struct task *t);
+/* t drops its body (an orphan; call before body_len changes). */
+void limits_task_shrink(struct coord *co, struct task *t);
+/* t holds len more bytes (grow) or fewer (shrink): a copy of a result
+ * being verified. */
+void limits_task_grow(struct coord *co, struct task *t, size_t len);
+void limits_task_ungrow(struct coord *co, struct task *t, size_t len);
+
 /* ---- stats.c: STATS and Prometheus from one counter table ----------------- */
 
+#define STATS_PEERS_DEFAULT 100u /* peers in a STATS answer that names no page */
+#define STATS_PEERS_MAX 1000u
 int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+/* Sends the STATS answers held back by the rate limit whose turn came. */
+void stats_sweep(struct coord *co, uint64_t now);
 void stats_metrics_render(void *arg, struct buf *o);
 
 /* ---- peerdb.c: peer keys and what is known about them ---------------------- */

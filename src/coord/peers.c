@@ -356,6 +356,14 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         if (!dup && type_find(co, m.types[i].name.p, m.types[i].name.len) < 0)
             fresh++;
     }
+    if (co->cfg.peer_new_types && fresh > co->cfg.peer_new_types) {
+        /* Names no other peer serves take table slots everybody shares:
+         * one peer may add only a few (the executors it really has). */
+        co->n.types_refused++;
+        conn_fail(c, P2C2R_ELIMIT, "PEER_REGISTER adds %u task types no peer serves yet (limit %u per peer, "
+                  "--peer-new-types)", fresh, co->cfg.peer_new_types);
+        return -1;
+    }
     if (fresh > recyclable) {
         conn_fail(c, P2C2R_ELIMIT, "too many distinct task types (max %d)", PROTO_MAX_TYPES);
         return -1;

@@ -54,6 +54,8 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
                   m.role == ROLE_RENTER ? "renter" : "peer");
         return -1;
     }
+    if (limits_conn_hello(c) != 0)
+        return -1;
     c->role = m.role;
     memcpy(c->name, m.name.p, m.name.len);
     c->name[m.name.len] = '\0';
@@ -61,6 +63,7 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
     if (c->role == ROLE_RENTER) {
         co->nrenters++;
         renter_join_share(c, &m.token);
+        limits_renter_ready(c);
     }
     struct msg_hello_ok ok = {PROTO_VERSION, co->cfg.max_body, co->cfg.renter_max_inflight, c->id, 0, {0}};
     if (c->role == ROLE_PEER) {
@@ -172,6 +175,8 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     int prio = m.priority < PRIO_CLASSES ? m.priority : PRIO_BACKGROUND;
     uint32_t dl_ms = m.deadline_ms ? m.deadline_ms
                                    : tt && tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms;
+    if (co->cfg.max_deadline_ms && dl_ms > co->cfg.max_deadline_ms)
+        dl_ms = co->cfg.max_deadline_ms; /* nothing holds memory for longer (--max-deadline) */
     if (c->inflight >= co->cfg.renter_max_inflight) {
         code = P2C2R_EQUEUEFULL;
         snprintf(reason, sizeof(reason), "renter has %u tasks outstanding (limit %u)", c->inflight,
@@ -207,6 +212,9 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
                  "this renter's part of the queue is full (%u tasks, %" PRIu64 " bytes queued; a renter "
                  "may fill half of what the others leave free): retry as results come back",
                  c->share->queued, c->share->queued_bytes);
+    } else if (limits_task_admit(c, (uint32_t)len, reason, sizeof(reason)) != MEM_OK) {
+        code = P2C2R_ELIMIT;
+        co->n.mem_refused++;
     }
     if (code) {
         co->n.rejected++;
@@ -321,10 +329,12 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         }
         t->body = NULL;
         t->body_len = 0;
+        limits_task_charge(co, c, t);
         return 0;
     }
     t->body = len <= TASK_INLINE ? t->small : xmalloc(len);
     memcpy(t->body, body, len);
+    limits_task_charge(co, c, t);
     if (cacheable)
         coalesce_add(co, t);
     if (!task_place(co, t))

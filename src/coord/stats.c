@@ -58,6 +58,7 @@ struct snap {
     struct rcache_stats cs;
     uint64_t connections, renters, peers, tasks_live, queued, queued_bytes, keys_known, shares;
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
+    uint64_t mem_used, mem_limit, mem_share, mem_peak, mem_tasks, mem_blobs, mem_buffers, unauth;
 };
 
 static void snap_take(const struct coord *co, struct snap *s)
@@ -76,11 +77,19 @@ static void snap_take(const struct coord *co, struct snap *s)
     s->shares = co->nshares;
     s->blob_count = co->nblob;
     s->blob_bytes = co->blob_bytes;
-    s->blob_max = co->cfg.blob_store_bytes;
-    s->cache_max = co->cfg.cache_bytes;
+    s->blob_max = co->blob_cap;
+    s->cache_max = limits_cache_bytes(co);
+    s->mem_used = co->mem.used;
+    s->mem_limit = co->mem.limit;
+    s->mem_share = co->mem.share;
+    s->mem_peak = co->mem.peak;
+    s->mem_tasks = co->mem.by_kind[MEM_TASKS];
+    s->mem_blobs = co->mem.by_kind[MEM_BLOBS];
+    s->mem_buffers = co->mem.by_kind[MEM_BUFFERS];
+    s->unauth = co->nhello;
 }
 
-enum { G_TOP, G_COUNTERS, G_BLOBS, G_CACHE, G_N };
+enum { G_TOP, G_COUNTERS, G_BLOBS, G_CACHE, G_MEM, G_N };
 enum { K_GAUGE, K_COUNTER };
 
 #define N(f) offsetof(struct snap, n.f)
@@ -157,6 +166,22 @@ static const struct stat_def {
     {G_CACHE, K_COUNTER, "misses", NULL, NULL, C(misses)},
     {G_CACHE, K_COUNTER, "evictions", "p2c2r_cache_evictions_total", "Cache entries evicted for space.", C(evictions)},
     {G_CACHE, K_COUNTER, "expired", "p2c2r_cache_expired_total", "Cache entries dropped at the end of their TTL.", C(expired)},
+    {G_TOP, K_GAUGE, "unauthenticated", "p2c2r_unauthenticated_connections", "Connections that have not completed HELLO.", S(unauth)},
+    {G_MEM, K_GAUGE, "used", "p2c2r_mem_used_bytes", "Bytes charged to the memory budget (tasks, blobs, connection buffers).", S(mem_used)},
+    {G_MEM, K_GAUGE, "limit", "p2c2r_mem_limit_bytes", "Bytes new work may take the charged total to (--mem-budget less headroom and the result cache).", S(mem_limit)},
+    {G_MEM, K_GAUGE, "share", "p2c2r_mem_share_bytes", "Bytes one renter may hold (--mem-share).", S(mem_share)},
+    {G_MEM, K_GAUGE, "peak", "p2c2r_mem_peak_bytes", "Highest charged total since start.", S(mem_peak)},
+    {G_MEM, K_GAUGE, "tasks", "p2c2r_mem_tasks_bytes", "Charged for tasks (slot and body) until they are freed.", S(mem_tasks)},
+    {G_MEM, K_GAUGE, "blobs", "p2c2r_mem_blobs_bytes", "Charged for stored blobs (bytes plus per-blob overhead).", S(mem_blobs)},
+    {G_MEM, K_GAUGE, "buffers", "p2c2r_mem_buffers_bytes", "Charged for connection buffers (partial input frames, unsent output).", S(mem_buffers)},
+    {G_COUNTERS, K_COUNTER, "mem_refused", "p2c2r_mem_refused_total", "Tasks, blobs and frames refused for the memory budget or a renter's share.", N(mem_refused)},
+    {G_COUNTERS, K_COUNTER, "frame_timeouts", "p2c2r_frame_timeouts_total", "Connections cut for a partial frame not completed within --frame-timeout.", N(frame_timeouts)},
+    {G_COUNTERS, K_COUNTER, "idle_timeouts", "p2c2r_idle_timeouts_total", "Renters closed after --idle-timeout with nothing outstanding.", N(idle_timeouts)},
+    {G_COUNTERS, K_COUNTER, "unauth_evicted", "p2c2r_unauth_evicted_total", "Connections without HELLO dropped to make room for a new one.", N(unauth_evicted)},
+    {G_COUNTERS, K_COUNTER, "stats_delayed", "p2c2r_stats_delayed_total", "STATS answers held back by the per-connection rate limit (--stats-interval).", N(stats_delayed)},
+    {G_COUNTERS, K_COUNTER, "stats_limited", "p2c2r_stats_limited_total", "STATS requests answered with a small rate_limited document (another was already held back).", N(stats_limited)},
+    {G_COUNTERS, K_COUNTER, "types_refused", "p2c2r_types_refused_total", "PEER_REGISTERs refused for adding more new task types than --peer-new-types.", N(types_refused)},
+    {G_COUNTERS, K_COUNTER, "unserved_failed", "p2c2r_unserved_failed_total", "Queued tasks failed because their type's peers had no slot for --orphan-timeout (also in lost).", N(unserved_failed)},
 };
 
 #undef N
@@ -182,51 +207,24 @@ static void stats_group(struct buf *o, const struct snap *s, int group)
     }
 }
 
-/* The STATS document (docs/PROTOCOL.md 5.7), appended to o. */
-static void stats_json(struct coord *co, struct buf *o)
+/* The one place that decides which peers a STATS answer lists: a page of
+ * the registered peers (ready connections, in registration order) from
+ * offset, at most limit of them; *total gets how many there are.  asker
+ * is the connection asking (for a visibility rule by role or account). */
+static void stats_peer_page(struct coord *co, const struct conn *asker, struct buf *o, uint32_t offset,
+                            uint32_t limit, uint32_t *total)
 {
-    struct snap s;
-    snap_take(co, &s);
-    jprintf(o, "{\"version\":\"%s\",\"address\":", P2C2R_VERSION_STRING);
-    json_str(o, co->addr);
-    buf_append(o, ",", 1);
-    stats_group(o, &s, G_TOP);
-    buf_append(o, ",\"counters\":{", 13);
-    stats_group(o, &s, G_COUNTERS);
-    buf_append(o, "},\"blobs\":{", 11);
-    stats_group(o, &s, G_BLOBS);
-    buf_append(o, "},\"cache\":{", 11);
-    stats_group(o, &s, G_CACHE);
-    buf_append(o, "},", 2);
-    buf_append(o, "\"types\":[", 9);
-    for (uint32_t i = 0; i < co->ntypes; i++) {
-        const struct ttype *tt = &co->types[i];
-        uint32_t byc[PRIO_CLASSES] = {0};
-        for (int kk = 0; kk < 2; kk++)
-            for (int c = 0; c < PRIO_CLASSES; c++)
-                byc[c] += tt->qn[kk][c];
-        jprintf(o, "%s{\"name\":", i ? "," : "");
-        json_str(o, tt->name);
-        jprintf(o, ",\"peers\":%u,\"queued\":%u,\"queued_by_class\":[%u,%u,%u],\"free_slots\":%" PRIu64
-                   ",\"slots\":%" PRIu64 ",\"cacheable\":%s,\"deadline_ms\":%u,\"exec_p95_us\":%" PRIu64
-                   ",\"attempt_samples\":%" PRIu64 ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
-                   ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"verify\":\"%s\",\"verify_runs\":%" PRIu64
-                   ",\"verified\":%" PRIu64 ",\"unverified\":%" PRIu64 ",\"disagreements\":%" PRIu64
-                   ",\"rate_samples\":%" PRIu32 ",\"us_per_unit\":%.6g,\"admission_probes\":%" PRIu64 "}",
-                tt->npeers, tt->queued, byc[0], byc[1], byc[2], type_free_slots(tt), tt->slots_total,
-                type_cacheable(tt) ? "true" : "false",
-                tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms,
-                hist_quantile(&tt->h_exec, 0.95), tt->att_n, tt->att_p50, tt->att_p95, tt->hedges,
-                tt->retries, verify_policy_name(tt->verify), tt->verify_runs, tt->verified, tt->unverified,
-                tt->disagreements, tt->rate.n, urate_win_get(&tt->rate), tt->probes);
-    }
-    buf_append(o, "],\"peers\":[", 11);
+    (void)asker;
     int first = 1;
+    uint32_t seen = 0, shown = 0;
     for (struct list_node *n = co->peers.next; n != &co->peers; n = n->next) {
         struct peer_rec *p = list_entry(n, struct peer_rec, node);
         struct conn *pc = p->conn;
-        if (pc->state != CS_READY || o->len > (7u << 20))
+        if (pc->state != CS_READY)
             continue;
+        if (seen++ < offset || shown >= limit)
+            continue;
+        shown++;
         jprintf(o, "%s{\"id\":%u,\"name\":", first ? "" : ",", p->id);
         first = 0;
         json_str(o, pc->name);
@@ -269,17 +267,66 @@ static void stats_json(struct coord *co, struct buf *o)
         }
         buf_append(o, "]}", 2);
     }
-    buf_append(o, "]}", 2);
+    *total = seen;
 }
 
-int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+/* The STATS document (docs/PROTOCOL.md 5.7) with a page of the peer list,
+ * appended to o. */
+static void stats_json(struct coord *co, const struct conn *asker, struct buf *o, uint32_t offset,
+                       uint32_t limit)
 {
-    (void)body;
+    struct snap s;
+    snap_take(co, &s);
+    jprintf(o, "{\"version\":\"%s\",\"address\":", P2C2R_VERSION_STRING);
+    json_str(o, co->addr);
+    buf_append(o, ",", 1);
+    stats_group(o, &s, G_TOP);
+    buf_append(o, ",\"counters\":{", 13);
+    stats_group(o, &s, G_COUNTERS);
+    buf_append(o, "},\"blobs\":{", 11);
+    stats_group(o, &s, G_BLOBS);
+    buf_append(o, "},\"cache\":{", 11);
+    stats_group(o, &s, G_CACHE);
+    buf_append(o, "},\"mem\":{", 9);
+    stats_group(o, &s, G_MEM);
+    buf_append(o, "},", 2);
+    buf_append(o, "\"types\":[", 9);
+    for (uint32_t i = 0; i < co->ntypes; i++) {
+        const struct ttype *tt = &co->types[i];
+        uint32_t byc[PRIO_CLASSES] = {0};
+        for (int kk = 0; kk < 2; kk++)
+            for (int c = 0; c < PRIO_CLASSES; c++)
+                byc[c] += tt->qn[kk][c];
+        jprintf(o, "%s{\"name\":", i ? "," : "");
+        json_str(o, tt->name);
+        jprintf(o, ",\"peers\":%u,\"queued\":%u,\"queued_by_class\":[%u,%u,%u],\"free_slots\":%" PRIu64
+                   ",\"slots\":%" PRIu64 ",\"cacheable\":%s,\"deadline_ms\":%u,\"exec_p95_us\":%" PRIu64
+                   ",\"attempt_samples\":%" PRIu64 ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
+                   ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"verify\":\"%s\",\"verify_runs\":%" PRIu64
+                   ",\"verified\":%" PRIu64 ",\"unverified\":%" PRIu64 ",\"disagreements\":%" PRIu64
+                   ",\"rate_samples\":%" PRIu32 ",\"us_per_unit\":%.6g,\"admission_probes\":%" PRIu64 "}",
+                tt->npeers, tt->queued, byc[0], byc[1], byc[2], type_free_slots(tt), tt->slots_total,
+                type_cacheable(tt) ? "true" : "false",
+                tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms,
+                hist_quantile(&tt->h_exec, 0.95), tt->att_n, tt->att_p50, tt->att_p95, tt->hedges,
+                tt->retries, verify_policy_name(tt->verify), tt->verify_runs, tt->verified, tt->unverified,
+                tt->disagreements, tt->rate.n, urate_win_get(&tt->rate), tt->probes);
+    }
+    uint32_t total = 0;
+    buf_append(o, "],\"peers\":[", 11);
+    stats_peer_page(co, asker, o, offset, limit, &total);
+    jprintf(o, "],\"peers_total\":%u,\"peers_offset\":%u}", total, offset);
+}
+
+/* Sends the STATS answer c is owed (c->stats_req_id and its page). */
+static int stats_answer(struct conn *c)
+{
     struct coord *co = c->co;
     struct buf o;
     buf_init(&o, 8u << 20);
-    stats_json(co, &o);
-    uint8_t *b = conn_frame(c, MSG_STATS, 0, h->req_id, (uint32_t)buf_used(&o));
+    stats_json(co, c, &o, c->stats_offset, c->stats_limit);
+    c->stats_next_us = co->now + co->cfg.stats_interval_ms * 1000ull;
+    uint8_t *b = conn_frame(c, MSG_STATS, 0, c->stats_req_id, (uint32_t)buf_used(&o));
     int rc = 0;
     if (b) {
         memcpy(b, buf_head(&o), buf_used(&o));
@@ -289,6 +336,60 @@ int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     }
     buf_fini(&o);
     return rc;
+}
+
+int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+{
+    struct coord *co = c->co;
+    /* One full answer per connection per --stats-interval.  A request
+     * that comes sooner waits for its turn; one more while it waits is
+     * answered at once with a small document saying so, so a client
+     * asking in a loop is slowed down, gets one answer per request, and
+     * costs the loop little. */
+    if (co->now < c->stats_next_us) {
+        if (list_linked(&c->stats_node)) {
+            co->n.stats_limited++;
+            char doc[96];
+            int n = snprintf(doc, sizeof(doc), "{\"rate_limited\":true,\"retry_after_ms\":%" PRIu64 "}",
+                             (c->stats_next_us - co->now + 999) / 1000);
+            uint8_t *b = conn_frame(c, MSG_STATS, 0, h->req_id, (uint32_t)n);
+            if (!b) {
+                conn_fail(c, P2C2R_ELIMIT, "output over limit");
+                return -1;
+            }
+            memcpy(b, doc, (size_t)n);
+            return 0;
+        }
+        co->n.stats_delayed++;
+        list_push_back(&co->stats_wait, &c->stats_node);
+    }
+    /* Optional body: u32 offset, u32 limit of the peer page (5.7). */
+    c->stats_req_id = h->req_id;
+    c->stats_offset = 0;
+    c->stats_limit = STATS_PEERS_DEFAULT;
+    if (h->body_len >= 8) {
+        c->stats_offset = rd32(body);
+        c->stats_limit = rd32(body + 4);
+        if (c->stats_limit == 0)
+            c->stats_limit = STATS_PEERS_DEFAULT;
+        if (c->stats_limit > STATS_PEERS_MAX)
+            c->stats_limit = STATS_PEERS_MAX;
+    }
+    return list_linked(&c->stats_node) ? 0 : stats_answer(c);
+}
+
+void stats_sweep(struct coord *co, uint64_t now)
+{
+    struct list_node *n = co->stats_wait.next;
+    while (n != &co->stats_wait) {
+        struct conn *c = list_entry(n, struct conn, stats_node);
+        n = n->next;
+        if (now < c->stats_next_us)
+            continue;
+        list_remove(&c->stats_node);
+        if (c->state == CS_READY)
+            stats_answer(c);
+    }
 }
 
 /* ---- metrics (Prometheus text, GET /metrics on --metrics) ------------------- */

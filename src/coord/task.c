@@ -103,6 +103,7 @@ void task_free(struct coord *co, struct task *t)
     verify_free(t);
     share_put(co, t->share);
     t->share = NULL;
+    limits_task_release(co, t);
     uint32_t idx = (uint32_t)t->id;
     t->id = 0;
     t->next_free = co->free_head;
@@ -246,6 +247,22 @@ void attempt_end(struct coord *co, struct attempt *a)
     peer_refresh(co, p);
 }
 
+/* t's outcome was given while peers still hold it: nothing will run it
+ * again, so its body and blob pins go now, and only its slot stays charged
+ * (a stalled peer holding many orphans holds little memory). */
+static void task_orphan(struct coord *co, struct task *t)
+{
+    task_set_state(t, TS_ORPHAN);
+    for (unsigned i = 0; i < t->nblobs; i++)
+        blob_unref(co, t->blobs[i]);
+    t->nblobs = 0;
+    limits_task_shrink(co, t);
+    if (t->body != t->small)
+        free(t->body);
+    t->body = NULL;
+    t->body_len = 0;
+}
+
 /* Tells every peer still running t to stop (advisory: the attempt ends
  * with the peer's RESULT, which is then discarded). */
 static void task_cancel_attempts(struct task *t)
@@ -325,7 +342,7 @@ void task_finish(struct coord *co, struct task *t, int status, const uint8_t *ou
         task_dequeue(co, t);
     if (t->nlive) {
         task_cancel_attempts(t);
-        task_set_state(t, TS_ORPHAN);
+        task_orphan(co, t);
     } else {
         task_free(co, t);
     }
@@ -404,7 +421,7 @@ void task_end_early(struct coord *co, struct task *t, int status, const char *te
             task_free(co, t);
         } else {
             task_cancel_attempts(t);
-            task_set_state(t, TS_ORPHAN);
+            task_orphan(co, t);
         }
         return;
     default:

@@ -425,6 +425,7 @@ void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, con
          * the result that later, honest peers return. */
         for (unsigned k = 0; k < vs->ncand; k++) {
             if (vs->c[k].n == 1 && !vs->c[k].est) {
+                limits_task_ungrow(co, t, vs->c[k].len);
                 free(vs->c[k].out);
                 vs->c[k] = vs->c[--vs->ncand];
                 memset(&vs->c[vs->ncand], 0, sizeof(vs->c[0]));
@@ -436,6 +437,7 @@ void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, con
         c = &vs->c[vs->ncand++];
         c->out = xmalloc(len ? len : 1);
         memcpy(c->out, out, len);
+        limits_task_grow(co, t, len); /* a peer's output held for the task's renter */
         c->len = (uint32_t)len;
         c->exec_us = exec_us;
         new_cand = vs->ncand > 1;

@@ -98,8 +98,11 @@ int main(int argc, char **argv)
 {
     /* Frames of tens of KiB are allocated and freed at a high rate; keep
      * glibc from returning that memory to the kernel (and faulting it back
-     * in) on every cycle. */
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+     * in) on every cycle.  Buffers of 4 MiB and more (a large frame) are
+     * mapped on their own and returned when freed, so the resident set
+     * follows what the memory budget charges (docs/ARCHITECTURE.md,
+     * "Memory") instead of keeping every large buffer's peak. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
     /* A write to a connection the remote has reset must fail with EPIPE,
      * not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
@@ -121,6 +124,10 @@ int main(int argc, char **argv)
     int no_hedge = 0, no_admission = 0;
     const char *verify = cfg.verify;
     int64_t liar_ms = cfg.liar_quarantine_ms;
+    int64_t mem_budget = (int64_t)cfg.mem_budget, mem_share = (int64_t)cfg.mem_share;
+    int64_t frame_ms = cfg.frame_timeout_ms, idle_ms = cfg.idle_timeout_ms, max_unauth = cfg.max_unauth;
+    int64_t unauth_addr = cfg.max_unauth_per_addr, max_deadline = cfg.max_deadline_ms;
+    int64_t new_types = cfg.peer_new_types, stats_ms = cfg.stats_interval_ms;
     const struct cliopt opts[] = {
         {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers; port 0 picks a free one", &listen, CLIOPT_DEFAULT},
         {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon", &local, CLIOPT_DEFAULT},
@@ -138,7 +145,7 @@ int main(int argc, char **argv)
         {"hello-timeout", 0, OPT_INT, "MS", 10, 3600000, "time a new connection has to send HELLO", &hello_ms, CLIOPT_DEFAULT},
         {"peer-timeout", 0, OPT_INT, "MS", 100, 3600000, "a peer silent this long is declared dead and its tasks reassigned", &peer_ms, CLIOPT_DEFAULT},
         {"deadline", 0, OPT_INT, "MS", 1, 86400000, "deadline of tasks that name none", &deadline_ms, CLIOPT_DEFAULT},
-        {"orphan-timeout", 0, OPT_INT, "MS", 0, 86400000, "queued tasks of a type with no peer fail after this", &orphan_ms, CLIOPT_DEFAULT},
+        {"orphan-timeout", 0, OPT_INT, "MS", 0, 86400000, "queued tasks of a type with no peer (or no peer with a slot) fail after this", &orphan_ms, CLIOPT_DEFAULT},
         {"metrics", 'm', OPT_STR, "HOST:PORT", 0, 0, "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default off)", &metrics},
         {"type-deadline", 0, OPT_STR, "TYPE=MS,...", 0, 0, "default deadline per task type, e.g. upscale=16,pathfind=100", &type_deadlines},
         {"cache-types", 0, OPT_STR, "TYPE,...", 0, 0, "types whose results may be cached and coalesced, when their peers declare them deterministic; '*' = all, '' = none", &cache_types, CLIOPT_DEFAULT},
@@ -155,6 +162,15 @@ int main(int argc, char **argv)
         {"liar-quarantine", 0, OPT_INT, "MS", 1, 86400000, "quarantine of a peer caught returning a wrong result; doubles on each repeat up to 64x", &liar_ms, CLIOPT_DEFAULT},
         {"state", 0, OPT_STR, "DIR", 0, 0, "keep peer records (reputation, quarantines, the operator's bans, pins and groups) in DIR/p2c2r.db across restarts, and local peers' keys in DIR; without it they live in memory only", &state_dir},
         {"max-peer-keys", 0, OPT_INT, "N", 1, 100000000, "peer keys remembered; a peer with a new key beyond this is refused", &max_keys, CLIOPT_DEFAULT},
+        {"mem-budget", 0, OPT_INT, "BYTES", 16 << 20, (int64_t)1 << 40, "memory the daemon may hold for clients (tasks, blobs, result cache, connection buffers, with its own headroom); over it new work is refused with ELIMIT", &mem_budget, CLIOPT_DEFAULT},
+        {"mem-share", 0, OPT_INT, "BYTES", 0, (int64_t)1 << 40, "memory one renter connection may hold (tasks, blobs, unread output); 0 = a quarter of the budget less its headroom", &mem_share, CLIOPT_DEFAULT},
+        {"frame-timeout", 0, OPT_INT, "MS", 100, 3600000, "a frame begun must be complete within MS", &frame_ms, CLIOPT_DEFAULT},
+        {"idle-timeout", 0, OPT_INT, "MS", 0, 86400000, "close a renter silent for MS with nothing outstanding; 0 = never", &idle_ms, CLIOPT_DEFAULT},
+        {"max-unauth", 0, OPT_INT, "N", 1, 1000000, "connections before HELLO, apart from --max-conns; a new one drops the oldest", &max_unauth, CLIOPT_DEFAULT},
+        {"max-unauth-per-addr", 0, OPT_INT, "N", 1, 1000000, "of those, from one IP address (a new one drops that address's oldest)", &unauth_addr, CLIOPT_DEFAULT},
+        {"max-deadline", 0, OPT_INT, "MS", 1, 86400000, "longer task deadlines are cut to MS", &max_deadline, CLIOPT_DEFAULT},
+        {"peer-new-types", 0, OPT_INT, "N", 1, 32, "task types one PEER_REGISTER may add that no peer serves yet", &new_types, CLIOPT_DEFAULT},
+        {"stats-interval", 0, OPT_INT, "MS", 0, 3600000, "one STATS answer per connection per MS (later requests wait)", &stats_ms, CLIOPT_DEFAULT},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
@@ -210,6 +226,15 @@ int main(int argc, char **argv)
     cfg.liar_quarantine_ms = (uint32_t)liar_ms;
     cfg.state_dir = state_dir;
     cfg.max_keys = (uint32_t)max_keys;
+    cfg.mem_budget = (uint64_t)mem_budget;
+    cfg.mem_share = (uint64_t)mem_share;
+    cfg.frame_timeout_ms = (uint32_t)frame_ms;
+    cfg.idle_timeout_ms = (uint32_t)idle_ms;
+    cfg.max_unauth = (uint32_t)max_unauth;
+    cfg.max_unauth_per_addr = (uint32_t)unauth_addr;
+    cfg.max_deadline_ms = (uint32_t)max_deadline;
+    cfg.peer_new_types = (uint32_t)new_types;
+    cfg.stats_interval_ms = (uint32_t)stats_ms;
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;
@@ -218,14 +243,17 @@ int main(int argc, char **argv)
      * usual soft limit of 1024 would make accept fail with EMFILE long
      * before --max-conns: raise it, or lower max_conns to what fits, so an
      * excess connection is refused with a clear ELIMIT instead. */
-    uint64_t need = (uint64_t)max_conns + 2 * (uint64_t)local + FD_RESERVE, fds;
+    uint64_t need = (uint64_t)max_conns + (uint64_t)max_unauth + 2 * (uint64_t)local + FD_RESERVE, fds;
     if (fd_limit_raise(need, &fds) != 0) {
         uint64_t fit = fds > 2 * (uint64_t)local + 2 * FD_RESERVE ? fds - 2 * (uint64_t)local - FD_RESERVE : FD_RESERVE;
         /* Losing a few descriptors' worth of the default is not news. */
         LOG(fit < (uint64_t)cfg.max_conns * 9 / 10 ? LOG_WARN : LOG_INFO, "fd_limit",
             "limit=%llu max_conns=%u lowered_to=%llu hint=\"raise the hard limit (ulimit -Hn) to serve "
             "--max-conns\"", (unsigned long long)fds, cfg.max_conns, (unsigned long long)fit);
-        cfg.max_conns = (uint32_t)fit;
+        /* The unauthenticated pool takes at most a quarter of what fits. */
+        if (cfg.max_unauth > fit / 4 + 1)
+            cfg.max_unauth = (uint32_t)(fit / 4 + 1);
+        cfg.max_conns = fit > cfg.max_unauth ? (uint32_t)(fit - cfg.max_unauth) : 1;
     }
 
     struct coord *co;

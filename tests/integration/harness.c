@@ -1243,6 +1243,21 @@ uint8_t *h_register_body(const void *caps, size_t caps_len, const uint8_t nonce[
     return b;
 }
 
+size_t h_caps_one_type(uint8_t *b, const char *type)
+{
+    struct msg_register m;
+    memset(&m, 0, sizeof(m));
+    m.cores = 1;
+    m.slots = 1;
+    m.mem_bytes = 1u << 30;
+    m.ntypes = 1;
+    m.types[0].name.p = (const uint8_t *)type;
+    m.types[0].name.len = strlen(type);
+    m.types[0].version = 1;
+    m.types[0].flags = PROTO_TYPE_F_DETERMINISTIC;
+    return proto_put_register(b, &m);
+}
+
 int h_raw_send_register(struct h_raw *r, uint64_t req_id, const void *caps, size_t caps_len,
                         const struct ident *key)
 {

@@ -317,6 +317,10 @@ int h_raw_hello(struct h_raw *r, uint8_t role, const char *token, struct msg_hel
 uint8_t *h_register_body(const void *caps, size_t caps_len, const uint8_t nonce[PROTO_NONCE_LEN],
                          uint64_t conn_id, const struct ident *signer, const uint8_t *claim_pk,
                          size_t *len);
+/* Writes into b the capabilities of a raw peer serving one type (version
+ * 1, deterministic): 1 core, 1 slot, 1 GiB, no GPU, as proto_put_register
+ * writes them without identity.  Returns their length (under 128 bytes). */
+size_t h_caps_one_type(uint8_t *b, const char *type);
 /* Sends PEER_REGISTER (req_id) with caps signed by key for r's HELLO_OK
  * (h_raw_hello must have read one with a nonce); key NULL = a new key made
  * for this call.  Returns 0 or -1. */

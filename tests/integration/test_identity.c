@@ -35,22 +35,6 @@ static const char *const *coord_args(void)
     return args;
 }
 
-/* Capabilities of a raw peer serving one type. */
-static size_t caps_of(uint8_t *b, const char *type)
-{
-    struct msg_register m;
-    memset(&m, 0, sizeof(m));
-    m.cores = 1;
-    m.slots = 1;
-    m.mem_bytes = 1u << 30;
-    m.ntypes = 1;
-    m.types[0].name.p = (const uint8_t *)type;
-    m.types[0].name.len = strlen(type);
-    m.types[0].version = 1;
-    m.types[0].flags = PROTO_TYPE_F_DETERMINISTIC;
-    return proto_put_register(b, &m);
-}
-
 static struct h_raw raw_peer_hello(void)
 {
     struct h_raw r;
@@ -79,7 +63,7 @@ static void case_auth(void)
     h_phase("PEER_REGISTER without identity, with another key's signature, and replayed");
     long long fails0 = h_stat("counters.auth_failures");
     uint8_t caps[256];
-    size_t cl = caps_of(caps, "id_auth");
+    size_t cl = h_caps_one_type(caps, "id_auth");
     struct ident a, b;
     ident_generate(&a);
     ident_generate(&b);
@@ -378,7 +362,7 @@ int main(int argc, char **argv)
     co = h_coord_start(NULL, coord_args());
     struct h_raw r = raw_peer_hello();
     uint8_t caps[256];
-    size_t cl = caps_of(caps, "id_q"), n;
+    size_t cl = h_caps_one_type(caps, "id_q"), n;
     uint8_t *body = h_register_body(caps, cl, r.nonce, r.conn_id, &lk, NULL, &n);
     expect_eauth(&r, body, n, "a banned key", "banned by the operator");
     free(body);
