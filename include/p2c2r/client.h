@@ -124,6 +124,12 @@ struct p2c2r_client_options {
                                   attempt, with jitter (each delay is drawn from [d/2, d]) */
     uint32_t reconnect_max_ms; /* the delay stops doubling here; 0 = 5000 (at least
                                   reconnect_ms, at most 10 minutes) */
+    /* Local fallback (see "Local fallback" below).  0 = off: a task in
+     * flight on a lost connection fails, as before these fields. */
+    uint32_t local_fallback_us; /* CPU time per frame this process may spend running tasks
+                                   of the built-in types itself while the coordinator is
+                                   unreachable (at most 1 s) */
+    uint32_t local_frame_us;    /* the frame that budget renews with; 0 = 16667 (60 Hz) */
 };
 
 /* The smallest size p2c2r_client_connect accepts: the first layout, up to
@@ -172,6 +178,46 @@ P2C2R_API int p2c2r_client_connect(const char *addr, const struct p2c2r_client_o
  * Thread context: any thread; never blocks (but see the resolver above). */
 P2C2R_API int p2c2r_client_connect_start(const char *addr, const struct p2c2r_client_options *opts,
                                          p2c2r_client **out);
+
+/* Local fallback.
+ *
+ * The P2C2R design's order of fallback is first peer, another peer, the
+ * operator's own machines, the game itself.  With local_fallback_us set, the
+ * last step is the library's: while the coordinator is unreachable, tasks
+ * of the built-in types (echo, sha256, pathfind, physics, raytrace,
+ * upscale: the executors of include/p2c2r/executor.h, which libp2c2r links)
+ * run in this process, synchronously, inside p2c2r_client_process, _poll
+ * and _wait (and _flush), never on a thread of their own.  That covers the
+ * tasks outstanding when the connection is lost (instead of failing them)
+ * and the tasks submitted while there is none (BACKOFF or FAILED, or
+ * CONNECTING again after a failure; without the option, submit returns
+ * EAGAIN or the failure then).  Only tasks whose every input the library
+ * holds qualify: a built-in type, no blobs (the library keeps no copy of
+ * uploaded blobs), no requirements (GPU, cores, memory); the library keeps
+ * a copy of such a task's body from its submit until its result, and only
+ * while the option is set.
+ *
+ * Each frame (local_frame_us of the monotonic clock) may spend at most
+ * local_fallback_us running tasks locally.  What a task will take is its
+ * executor's cost estimate times the time per cost unit the library learned
+ * for the type, from the exec_us of the type's results that peers returned
+ * (for tasks whose cost it knows) and from its own local runs.  A task
+ * whose estimate is over the whole budget never runs locally: it gets the
+ * outcome it would have had without the option (the connection's failure,
+ * e.g. ECLOSED, or for a task submitted while disconnected, that failure,
+ * else ECLOSED).  One that fits the budget but not what is left of this
+ * frame's waits for the next frame; one whose deadline (deadline_ms, 0 =
+ * 60 s) passes, or that would end past it by its estimate, gets ETIMEDOUT;
+ * p2c2r_client_cancel gives a waiting one ECANCELLED.  With nothing learned
+ * for its type, a task runs only as the first local task of a frame (and
+ * teaches the type's time).  Either way each task gets exactly one result.
+ * A local result carries P2C2R_RESULT_LOCAL, peer_id 0, attempts 0 and the
+ * run's wall time in exec_us; the output is what the built-in executor
+ * gives, byte for byte what a peer running the same version returns for a
+ * deterministic type.  Local outcomes are not the coordinator's: the
+ * pressure figures count them as lost.  p2c2r_client_timeout_ms() is 0
+ * while a local task can run now and otherwise counts to the next frame,
+ * so a frame loop that follows it neither spins nor sleeps past the work. */
 
 /* Connection state (p2c2r_client_state).
  *
@@ -331,6 +377,8 @@ P2C2R_API int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t);
 #define P2C2R_RESULT_VERIFIED 0x4u /* independent peers returned the same output (the
                                       coordinator's verification policy for the type accepted
                                       it); absent on a result nobody checked */
+#define P2C2R_RESULT_LOCAL 0x8u /* run in this process by the local fallback while the
+                                   coordinator was unreachable (see "Local fallback") */
 
 /* One task's outcome.  The caller sets size (P2C2R_RESULT_INIT or
  * p2c2r_result_init) before handing the struct to p2c2r_client_wait or

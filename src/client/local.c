@@ -1,0 +1,203 @@
+/* local.c - libp2c2r's local fallback: the game itself is the last step of the fallback
+ * order (first peer, another peer, the operator's machines, the game).  While the
+ * coordinator is unreachable, tasks of the built-in types run here, in the caller's thread,
+ * inside the calls that make progress, within local_us of wall time per frame of
+ * local_frame_us (include/p2c2r/client.h, "Local fallback").
+ *
+ * Invariants:
+ * - an entry is on c->localq exactly while lwait is set; it is incomplete then, counted in
+ *   ninflight and nlocal, and it leaves the queue exactly once, completed: by its run (OK
+ *   or the executor's error), ETIMEDOUT, ECANCELLED, or lerr when it never fits;
+ * - only entries with a kept body (local_keep) are ever queued, so a local run needs no
+ *   state of the caller's: the body is the task as encoded for SUBMIT;
+ * - local_blocked is set after a local_run that left tasks waiting (none of them can start
+ *   in this frame) and cleared by a new one, so local_next_us needs no scan;
+ * - a frame never starts a task whose estimate is over what is left of its budget (a task
+ *   with no estimate only as a frame's first): the budget is exceeded only by as much as an
+ *   estimate was wrong. */
+#include "client/local.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_int.h"
+#include "common/util.h"
+#include "tasks/task_cost.h"
+#include "tasks/tasks.h"
+
+#define LOCAL_DEFAULT_DEADLINE_MS 60000u /* the coordinator's default (docs/PROTOCOL.md 12) */
+
+int local_capable(const p2c2r_client *c, const struct p2c2r_task *t)
+{
+    return c->local_us && t->nblobs == 0 && !t->need_gpu && !t->min_cores && !t->min_mem_bytes &&
+           tasks_find(t->type, strlen(t->type)) != NULL;
+}
+
+int local_keep(p2c2r_client *c, struct entry *e, const struct p2c2r_task *t, size_t body_len,
+               void (*put)(uint8_t *b, const struct p2c2r_task *t))
+{
+    (void)c;
+    e->lbody = malloc(body_len ? body_len : 1);
+    if (!e->lbody)
+        return P2C2R_ENOMEM;
+    put(e->lbody, t);
+    e->lbody_len = (uint32_t)body_len;
+    e->cost = tasks_estimate(t->type, strlen(t->type), t->params, t->params_len, t->input, t->input_len,
+                             NULL, 0);
+    return 0;
+}
+
+void local_drop(struct entry *e)
+{
+    free(e->lbody);
+    e->lbody = NULL;
+    e->lbody_len = 0;
+}
+
+/* Moves a type's time per cost unit towards a sample: the first sets it, then an average
+ * that gives each new one a quarter (quick to follow a change of machine, from the peers'
+ * to this one's). */
+static void rate_add(double *rate, uint64_t us, uint64_t cost)
+{
+    double r = (double)(us ? us : 1) / (double)(cost ? cost : 1);
+    *rate = *rate > 0 ? *rate * 0.75 + r * 0.25 : r;
+}
+
+void local_learn_delivered(p2c2r_client *c, const struct entry *e, uint32_t exec_us)
+{
+    if (e->lbody && e->ctype_ix >= 0)
+        rate_add(&c->types[e->ctype_ix].local_rate, exec_us, e->cost);
+}
+
+void local_enqueue(p2c2r_client *c, struct entry *e, int err)
+{
+    e->lwait = 1;
+    e->lerr = err;
+    list_push_back(&c->localq, &e->lnode);
+    c->nlocal++;
+    c->local_blocked = 0;
+}
+
+/* Takes e off the queue and completes it with status and out (an error text, copied). */
+static void local_end(p2c2r_client *c, struct entry *e, int status, const char *text)
+{
+    list_remove(&e->lnode);
+    e->lwait = 0;
+    c->nlocal--;
+    c->failing = 1; /* not the coordinator's outcome: counted as lost, not as its answer */
+    entry_complete(c, e, status, text, strlen(text), 0, 0, 0, 0); /* it did not run here */
+    c->failing = 0;
+}
+
+int local_cancel(p2c2r_client *c, struct entry *e)
+{
+    if (!e->lwait)
+        return 0;
+    local_end(c, e, P2C2R_ECANCELLED, "cancelled while waiting to run locally");
+    return 1;
+}
+
+/* Runs e now; completes it with the executor's outcome. */
+static void local_exec(p2c2r_client *c, struct entry *e, const struct p2c2r_executor *ex,
+                       const struct msg_task *m)
+{
+    char err[256] = "";
+    struct tasks_out o = {NULL, 0, c->max_result};
+    struct p2c2r_exec_call call = {
+        .input = m->input.p,
+        .input_len = m->input.len,
+        .params = (const char *)m->params.p,
+        .params_len = m->params.len,
+        .alloc_output = tasks_out_alloc,
+        .opaque = &o,
+        .err = err,
+        .err_cap = sizeof(err),
+    };
+    uint64_t t0 = now_us();
+    int rc = m->input.len > ex->max_input ? P2C2R_ETOOBIG : 0;
+    if (rc == 0 && ex->check)
+        rc = ex->check(&call);
+    if (rc == 0)
+        rc = ex->run(&call);
+    if (rc == 0 && !o.p)
+        rc = P2C2R_ENOMEM;
+    uint64_t t1 = now_us(), us = t1 - t0;
+    c->local_spent += us;
+    if (rc == 0 && e->ctype_ix >= 0)
+        rate_add(&c->types[e->ctype_ix].local_rate, us, e->cost);
+    uint32_t exec_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    list_remove(&e->lnode);
+    e->lwait = 0;
+    c->nlocal--;
+    c->failing = 1;
+    if (rc == 0) {
+        o.p[o.n] = '\0';
+        e->res.output = o.p;
+        e->res.output_len = o.n;
+        entry_finish(c, e, 0, exec_us, 0, 0, P2C2R_RESULT_LOCAL);
+    } else {
+        free(o.p);
+        if (!err[0])
+            snprintf(err, sizeof(err), "%s", p2c2r_strerror(rc));
+        entry_complete(c, e, rc, err, strlen(err), exec_us, 0, 0, P2C2R_RESULT_LOCAL);
+    }
+    c->failing = 0;
+}
+
+int local_run(p2c2r_client *c)
+{
+    if (!c->nlocal)
+        return 0;
+    int done = 0;
+    uint64_t now = now_us();
+    if (now - c->local_frame_start >= c->local_frame_us) {
+        c->local_frame_start = now;
+        c->local_spent = 0;
+    }
+    struct list_node *n = c->localq.next;
+    while (n != &c->localq) {
+        struct entry *e = list_entry(n, struct entry, lnode);
+        n = n->next;
+        struct msg_task m;
+        const struct p2c2r_executor *ex = NULL;
+        if (proto_parse_task(e->lbody, e->lbody_len, &m) == 0)
+            ex = tasks_find((const char *)m.type.p, m.type.len);
+        if (!ex) { /* cannot happen: local_keep kept a built-in task it encoded itself */
+            local_end(c, e, e->lerr, "cannot run this task locally");
+            done++;
+            continue;
+        }
+        double rate = e->ctype_ix >= 0 ? c->types[e->ctype_ix].local_rate : 0;
+        double est = rate > 0 ? (double)e->cost * rate : 0;
+        uint64_t dl = e->submit_us + (uint64_t)(e->deadline_ms ? e->deadline_ms : LOCAL_DEFAULT_DEADLINE_MS) * 1000;
+        if (est > (double)c->local_us) {
+            local_end(c, e, e->lerr, "the coordinator is unreachable and the task does not fit the local "
+                                     "fallback's budget per frame");
+            done++;
+            continue;
+        }
+        if (now >= dl || (double)now + est > (double)dl) {
+            local_end(c, e, P2C2R_ETIMEDOUT, "deadline passed while the coordinator was unreachable");
+            done++;
+            continue;
+        }
+        int fits = rate > 0 ? (double)c->local_spent + est <= (double)c->local_us : c->local_spent == 0;
+        if (!fits)
+            continue; /* a later, smaller task may still fit this frame */
+        local_exec(c, e, ex, &m);
+        done++;
+        now = now_us();
+    }
+    /* What is left cannot start in this frame: nothing to do before the
+     * next (or a new task), so a loop that follows timeout_ms sleeps. */
+    c->local_blocked = c->nlocal > 0;
+    return done;
+}
+
+uint64_t local_next_us(const p2c2r_client *c)
+{
+    if (!c->nlocal)
+        return UINT64_MAX;
+    return c->local_blocked ? c->local_frame_start + c->local_frame_us : 0;
+}
