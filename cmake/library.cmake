@@ -55,7 +55,8 @@ target_include_directories(p2c2r PUBLIC ${P2C2R_LIB_INCLUDES})
 
 # Static, installed: libp2c2r.a holds one object, the partial link (ld -r) of
 # all of the above, in which every hidden symbol is then made local (objcopy
-# --localize-hidden).  So the archive defines the P2C2R_API functions and no
+# --localize-hidden; and the ifunc resolvers clang makes global for the
+# executors' static target_clones functions, which gcc keeps local).  So the archive defines the P2C2R_API functions and no
 # other global symbol: no second archive is needed, and its buf_*, proto_*
 # and util_* cannot clash with a game's own symbols.  (This tree's programs
 # do not link it: they also link p2c2r_common and the executors, which
@@ -70,7 +71,7 @@ target_include_directories(p2c2r_archive PUBLIC ${P2C2R_LIB_INCLUDES})
 set(P2C2R_ARCHIVE_OBJ ${CMAKE_CURRENT_BINARY_DIR}/CMakeFiles/p2c2r_archive.dir/libp2c2r.o)
 add_custom_command(TARGET p2c2r_archive POST_BUILD
   COMMAND ${CMAKE_LINKER} -r -o ${P2C2R_ARCHIVE_OBJ} --whole-archive $<TARGET_FILE:p2c2r_archive>
-  COMMAND ${CMAKE_OBJCOPY} --localize-hidden ${P2C2R_ARCHIVE_OBJ}
+  COMMAND ${CMAKE_OBJCOPY} --localize-hidden --wildcard --localize-symbol=*.resolver ${P2C2R_ARCHIVE_OBJ}
   COMMAND ${CMAKE_COMMAND} -E rm -f $<TARGET_FILE:p2c2r_archive>
   COMMAND ${CMAKE_AR} qc $<TARGET_FILE:p2c2r_archive> ${P2C2R_ARCHIVE_OBJ}
   COMMAND ${CMAKE_RANLIB} $<TARGET_FILE:p2c2r_archive>

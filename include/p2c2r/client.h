@@ -187,7 +187,7 @@ P2C2R_API int p2c2r_client_connect_start(const char *addr, const struct p2c2r_cl
  * of the built-in types (echo, sha256, pathfind, physics, raytrace,
  * upscale: the executors of include/p2c2r/executor.h, which libp2c2r links)
  * run in this process, synchronously, inside p2c2r_client_process, _poll
- * and _wait (and _flush), never on a thread of their own.  That covers the
+ * and _wait, never on a thread of their own.  That covers the
  * tasks outstanding when the connection is lost (instead of failing them)
  * and the tasks submitted while there is none (BACKOFF or FAILED, or
  * CONNECTING again after a failure; without the option, submit returns
@@ -253,7 +253,7 @@ P2C2R_API int p2c2r_client_state(const p2c2r_client *c);
 
 /* Milliseconds until the client needs p2c2r_client_process even if its fd
  * stays quiet (a reconnect attempt due, a connect or HELLO that would time
- * out): 0 = call it now, -1 = only when the fd is ready (also for NULL).
+ * out, local fallback work that can run now or in the next frame): 0 = call it now, -1 = only when the fd is ready (also for NULL).
  * Use it as (an upper bound of) the timeout of the frame loop's own poll, as
  * with curl_multi_timeout.  No I/O.  Thread context: the client's thread. */
 P2C2R_API int p2c2r_client_timeout_ms(const p2c2r_client *c);
@@ -463,11 +463,16 @@ P2C2R_API int p2c2r_client_want_write(const p2c2r_client *c);
 
 /* Reads and writes what it can without blocking and returns the number of
  * results that became ready (0 or more).  It also moves a connect forward
- * and makes the reconnect attempts that are due (see "Connection state").
+ * and makes the reconnect attempts that are due (see "Connection state"),
+ * and runs the local fallback's tasks that fit this frame (see "Local
+ * fallback": it blocks for as long as they run, at most about the budget;
+ * a FAILED client returns its error even then, the results come through
+ * p2c2r_client_poll).
  * Errors: EINVAL (c NULL), or the connection error: when it happened in this
  * call (the outstanding tasks' results then carry it), and on every later
  * call once the client is FAILED; a client that reconnects returns it once.
- * Thread context: the client's thread; never blocks. */
+ * Thread context: the client's thread; never waits for I/O (local fallback
+ * runs are the caller's CPU time, within its budget). */
 P2C2R_API int p2c2r_client_process(p2c2r_client *c);
 
 /* Blocks until everything queued has been written, up to timeout_ms (-1 =

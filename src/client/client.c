@@ -674,12 +674,12 @@ int p2c2r_client_process(p2c2r_client *c)
 {
     if (!c)
         return P2C2R_EINVAL;
-    local_run(c);
+    int nl = local_run(c);
     if (c->state == S_FAILED) {
         c->report = 0;
         return c->err;
     }
-    int n = step(c);
+    int n = step(c) + nl;
     if (c->report) {
         int r = c->report;
         c->report = 0;
