@@ -192,10 +192,12 @@ P2C2R_API int p2c2r_client_connect_start(const char *addr, const struct p2c2r_cl
  * and the tasks submitted while there is none (BACKOFF or FAILED, or
  * CONNECTING again after a failure; without the option, submit returns
  * EAGAIN or the failure then).  Only tasks whose every input the library
- * holds qualify: a built-in type, no blobs (the library keeps no copy of
- * uploaded blobs), no requirements (GPU, cores, memory); the library keeps
- * a copy of such a task's body from its submit until its result, and only
- * while the option is set.
+ * holds qualify: a built-in type, no requirements (GPU, cores, memory), and
+ * only blobs this client uploaded (put_blob, put_blob_start), whose bytes
+ * the library then keeps, up to 64 MiB, the oldest dropped first; a task
+ * naming another blob fails as without the option.  The library keeps a
+ * copy of such a task's body from its submit until its result.  All this
+ * only while the option is set.
  *
  * Each frame (local_frame_us of the monotonic clock) may spend at most
  * local_fallback_us running tasks locally.  What a task will take is its

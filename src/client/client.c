@@ -870,6 +870,7 @@ void p2c2r_client_close(p2c2r_client *c)
         c->free_entries = n;
     }
     free(c->buckets);
+    local_blobs_free(c);
     trace_close(c->trace);
     free(c->token);
     free(c->name);

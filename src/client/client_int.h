@@ -22,6 +22,8 @@
 
 enum entry_kind { ENTRY_TASK, ENTRY_BLOB };
 
+struct lblob;
+
 struct entry {
     uint64_t ticket;
     struct entry *hnext;
@@ -119,6 +121,8 @@ struct p2c2r_client {
     struct list_node localq;
     size_t nlocal;
     int local_blocked; /* what waits cannot start before the next frame */
+    struct lblob *lblobs; /* kept blob copies, newest first (local.c) */
+    size_t lblob_bytes;
 };
 
 #define TASK_FLAGS_KNOWN P2C2R_TASK_NOCACHE /* p2c2r_task.flags this library sends */

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "client/client_int.h"
 #include "common/util.h"
 #include "tasks/task_cost.h"
@@ -28,23 +30,100 @@
 
 #define LOCAL_DEFAULT_DEADLINE_MS 60000u /* the coordinator's default (docs/PROTOCOL.md 12) */
 
+/* A blob's bytes, kept (local_blob_keep). */
+struct lblob {
+    uint8_t hash[PROTO_HASH_LEN];
+    uint8_t *data;
+    size_t len;
+    struct lblob *next; /* older */
+};
+
+static const struct lblob *lblob_find(const p2c2r_client *c, const uint8_t *hash)
+{
+    for (const struct lblob *b = c->lblobs; b; b = b->next)
+        if (memcmp(b->hash, hash, PROTO_HASH_LEN) == 0)
+            return b;
+    return NULL;
+}
+
+void local_blob_keep(p2c2r_client *c, const void *data, size_t len)
+{
+    uint8_t h[PROTO_HASH_LEN];
+    unsigned hl = 0;
+    if (!c->local_us || len > LOCAL_BLOB_BYTES ||
+        EVP_Digest(len ? data : "", len, h, &hl, EVP_sha256(), NULL) != 1 || lblob_find(c, h))
+        return;
+    struct lblob *b = malloc(sizeof(*b));
+    if (!b || !(b->data = malloc(len ? len : 1))) {
+        free(b);
+        return;
+    }
+    memcpy(b->hash, h, PROTO_HASH_LEN);
+    if (len)
+        memcpy(b->data, data, len);
+    b->len = len;
+    b->next = c->lblobs;
+    c->lblobs = b;
+    c->lblob_bytes += len;
+    /* Over the cap: the oldest go (a task that needs one then fails as
+     * without the fallback, or is refused at submit). */
+    while (c->lblob_bytes > LOCAL_BLOB_BYTES) {
+        struct lblob **pp = &c->lblobs;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        c->lblob_bytes -= (*pp)->len;
+        free((*pp)->data);
+        free(*pp);
+        *pp = NULL;
+    }
+}
+
+void local_blobs_free(p2c2r_client *c)
+{
+    while (c->lblobs) {
+        struct lblob *n = c->lblobs->next;
+        free(c->lblobs->data);
+        free(c->lblobs);
+        c->lblobs = n;
+    }
+    c->lblob_bytes = 0;
+}
+
+/* Resolves the nblobs hashes at h (PROTO_HASH_LEN each) into out; 0, or -1
+ * when one is not kept. */
+static int blobs_resolve(const p2c2r_client *c, const uint8_t *h, size_t nblobs, struct p2c2r_blob *out)
+{
+    for (size_t i = 0; i < nblobs; i++) {
+        const struct lblob *b = lblob_find(c, h + i * PROTO_HASH_LEN);
+        if (!b)
+            return -1;
+        memcpy(out[i].hash, b->hash, PROTO_HASH_LEN);
+        out[i].data = b->data;
+        out[i].len = b->len;
+    }
+    return 0;
+}
+
 int local_capable(const p2c2r_client *c, const struct p2c2r_task *t)
 {
-    return c->local_us && t->nblobs == 0 && !t->need_gpu && !t->min_cores && !t->min_mem_bytes &&
-           tasks_find(t->type, strlen(t->type)) != NULL;
+    struct p2c2r_blob bl[PROTO_MAX_BLOBS];
+    return c->local_us && t->nblobs <= PROTO_MAX_BLOBS && !t->need_gpu && !t->min_cores &&
+           !t->min_mem_bytes && tasks_find(t->type, strlen(t->type)) != NULL &&
+           blobs_resolve(c, (const uint8_t *)t->blobs, t->nblobs, bl) == 0;
 }
 
 int local_keep(p2c2r_client *c, struct entry *e, const struct p2c2r_task *t, size_t body_len,
                void (*put)(uint8_t *b, const struct p2c2r_task *t))
 {
-    (void)c;
     e->lbody = malloc(body_len ? body_len : 1);
     if (!e->lbody)
         return P2C2R_ENOMEM;
     put(e->lbody, t);
     e->lbody_len = (uint32_t)body_len;
+    struct p2c2r_blob bl[PROTO_MAX_BLOBS];
+    int held = blobs_resolve(c, (const uint8_t *)t->blobs, t->nblobs, bl) == 0; /* local_capable said so */
     e->cost = tasks_estimate(t->type, strlen(t->type), t->params, t->params_len, t->input, t->input_len,
-                             NULL, 0);
+                             held ? bl : NULL, held ? t->nblobs : 0);
     return 0;
 }
 
@@ -103,6 +182,11 @@ static void local_exec(p2c2r_client *c, struct entry *e, const struct p2c2r_exec
                        const struct msg_task *m)
 {
     char err[256] = "";
+    struct p2c2r_blob bl[PROTO_MAX_BLOBS];
+    if (blobs_resolve(c, m->blobs, m->nblobs, bl) != 0) {
+        local_end(c, e, e->lerr, "a blob of the task is no longer kept for local runs");
+        return;
+    }
     struct tasks_out o = {NULL, 0, c->max_result};
     struct p2c2r_exec_call call = {
         .input = m->input.p,
@@ -113,6 +197,8 @@ static void local_exec(p2c2r_client *c, struct entry *e, const struct p2c2r_exec
         .opaque = &o,
         .err = err,
         .err_cap = sizeof(err),
+        .blobs = bl,
+        .nblobs = m->nblobs,
     };
     uint64_t t0 = now_us();
     int rc = m->input.len > ex->max_input ? P2C2R_ETOOBIG : 0;

@@ -13,12 +13,24 @@
 
 struct entry;
 
+/* The bytes of blobs this client uploaded, kept for local runs while the fallback is on:
+ * at most LOCAL_BLOB_BYTES, the oldest dropped first. */
+#define LOCAL_BLOB_BYTES ((size_t)64 << 20)
+
+/* Keeps a copy of a blob the caller uploads (data, len borrowed), under its SHA-256, when the
+ * fallback is on and it fits; silently nothing otherwise (a task that needs it then cannot run
+ * locally). */
+void local_blob_keep(p2c2r_client *c, const void *data, size_t len);
+
+/* Frees every kept blob (p2c2r_client_close). */
+void local_blobs_free(p2c2r_client *c);
+
 /* Whether the library may run t itself should the coordinator be unreachable: fallback on,
- * a built-in type, no blobs, no requirements. */
+ * a built-in type, every blob it names kept, no requirements. */
 int local_capable(const p2c2r_client *c, const struct p2c2r_task *t);
 
 /* Keeps what running t locally needs in e (a copy of its encoded body, body_len bytes
- * written by put, and its cost).  Returns 0 or ENOMEM (then e keeps nothing). */
+ * written by put, and its cost; its blobs stay in the client's kept blobs).  Returns 0 or ENOMEM (then e keeps nothing). */
 int local_keep(p2c2r_client *c, struct entry *e, const struct p2c2r_task *t, size_t body_len,
                void (*put)(uint8_t *b, const struct p2c2r_task *t));
 

@@ -294,6 +294,7 @@ static void blob_put_commit(p2c2r_client *c, uint8_t *b, uint64_t id, const void
     if (len)
         memcpy(b + PROTO_HDR_LEN, data, len);
     buf_commit(&c->out, PROTO_HDR_LEN + len);
+    local_blob_keep(c, data, len); /* for the local fallback, when on */
 }
 
 int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,

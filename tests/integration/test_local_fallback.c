@@ -2,7 +2,8 @@
  * coordinator dies mid-frame, the frame's tasks of built-in types run in the renter's own
  * process within its local budget, with the same bytes a peer returned, one outcome each.
  *
- * - teach:  a real p2c2r-peer runs 8 pathfind tasks (inline 64x64 map), a physics step and a
+ * - teach:  a real p2c2r-peer runs 8 pathfind tasks (a 64x64 map, inline in 4, as a blob the
+ *           renter uploaded in 4: the library keeps a blob's bytes), a physics step and a
  *           small ray-traced tile (16x16, 1 spp), each twice: the renter keeps the peer's
  *           bytes, and the library learns each type's time per cost unit from the results;
  * - hold:   the real peer leaves and a fake peer that never answers takes its place, so the
@@ -16,8 +17,8 @@
  *           result, and nothing more arrives afterwards; the renter without the fallback gets
  *           ECLOSED (or EIO) once per task, never a local run;
  * - after:  while disconnected (FAILED), a new pathfind task runs locally with the peer's
- *           bytes, a task with a blob is refused at submit (the library holds no blob's
- *           bytes), and one cancelled before it ran ends ECANCELLED, not run.
+ *           bytes, a task naming a blob the library does not hold is refused at submit, and
+ *           one cancelled before it ran ends ECANCELLED, not run.
  * Nothing is judged by wall-clock speed: which tasks fit follows from the costs (the big tile
  * costs 4096 times a small one), the rest are outcomes and bytes. */
 #include <poll.h>
@@ -46,22 +47,29 @@ static const char PHYSICS[] =
     "\"position\": [0, 1.5, 0]}, {\"id\": 2, \"shape\": \"box\", \"mass\": 1, \"half_extents\": [0.4, 0.4, 0.4], "
     "\"position\": [1, 2.5, 0]}]}";
 
-/* The tasks of one frame, by user value: 0..7 pathfind, 8 physics, 9 small tile, 10 big. */
+/* The tasks of one frame, by user value: 0..3 pathfind with the map inline, 4..7 with the
+ * map as a blob, 8 physics, 9 small tile, 10 big. */
 struct frame_tasks {
     char *path_in[NPATH];
+    char map_params[80];
+    uint8_t map_hash[1][32];
     struct p2c2r_task t[NFIT + 1];
 };
 
-static void frame_init(struct frame_tasks *ft, const char *map)
+static void frame_init(struct frame_tasks *ft, const char *map, const uint8_t hash[32])
 {
     size_t ml = strlen(map);
+    memcpy(ft->map_hash[0], hash, 32);
+    char hex[65];
+    p2c2r_blob_hex(hash, hex);
+    snprintf(ft->map_params, sizeof(ft->map_params), "map=%s", hex);
     for (int q = 0; q < NPATH; q++) {
         uint32_t gx = 60, gy = 10 + (uint32_t)q * 6;
         while ((gx * 7 + gy * 13) % 11 == 0) /* h_map_text's walls */
             gx--;
         char *in = malloc(ml + 64);
         H_REQUIRE(in != NULL, "out of memory");
-        snprintf(in, ml + 64, "%squeries 1\n1 1 %u %u\n", map, gx, gy);
+        snprintf(in, ml + 64, "%squeries 1\n1 1 %u %u\n", q < NPATH / 2 ? map : "", gx, gy);
         ft->path_in[q] = in;
     }
     for (int i = 0; i <= NFIT; i++) {
@@ -75,6 +83,12 @@ static void frame_init(struct frame_tasks *ft, const char *map)
             t->type = "pathfind";
             t->input = ft->path_in[i];
             t->input_len = strlen(ft->path_in[i]);
+            if (i >= NPATH / 2) {
+                t->params = ft->map_params;
+                t->params_len = strlen(ft->map_params);
+                t->blobs = (const uint8_t(*)[32])ft->map_hash;
+                t->nblobs = 1;
+            }
         } else if (i == NPATH) {
             t->type = "physics";
             t->input = PHYSICS;
@@ -152,8 +166,6 @@ int main(int argc, char **argv)
     struct h_proc *worker = h_peer_start("worker", 2, "pathfind,physics,raytrace", NULL);
     h_wait_peers(1, NULL);
     char *map = h_map_text(64, 64);
-    struct frame_tasks ft;
-    frame_init(&ft, map);
 
     struct p2c2r_client_options o;
     p2c2r_client_options_init(&o);
@@ -164,6 +176,12 @@ int main(int argc, char **argv)
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
     p2c2r_client *plain = h_renter("plain");
+    /* The map as a blob too: the library keeps its bytes for local runs. */
+    uint8_t hash[32];
+    rc = p2c2r_client_put_blob(c, map, strlen(map), h_bound_ms(10000), hash);
+    H_REQUIRE(rc == 0, "put_blob: %s", h_err(rc));
+    struct frame_tasks ft;
+    frame_init(&ft, map, hash);
 
     h_phase("teach: each fitting task twice on the real peer; keep its bytes");
     uint8_t *ref[NFIT] = {0};
@@ -258,10 +276,11 @@ int main(int argc, char **argv)
                 memcmp(r.output, ref[3], ref_len[3]) == 0,
             "a task submitted while disconnected: %s flags %#x", h_err(r.status), r.flags);
     p2c2r_result_release(&r);
-    /* A blob the library does not hold: refused at submit, as without the fallback. */
-    static const uint8_t hash[1][32] = {{1, 2, 3}};
-    struct p2c2r_task bt = ft.t[0];
-    bt.blobs = hash;
+    /* A blob the library does not hold (another renter uploaded it, say):
+     * refused at submit, as without the fallback. */
+    static const uint8_t other[1][32] = {{1, 2, 3}};
+    struct p2c2r_task bt = ft.t[NPATH - 1];
+    bt.blobs = other;
     bt.nblobs = 1;
     p2c2r_ticket btk;
     rc = p2c2r_client_submit(c, &bt, &btk);
