@@ -120,7 +120,8 @@ struct p2c2r_client {
     uint64_t local_frame_start, local_spent;
     struct list_node localq;
     size_t nlocal;
-    int local_blocked; /* what waits cannot start before the next frame */
+    int local_blocked;     /* what waits cannot start before local_wake_us */
+    uint64_t local_wake_us; /* the next frame, or a waiting task's deadline if sooner */
     struct lblob *lblobs; /* kept blob copies, newest first (local.c) */
     size_t lblob_bytes;
 };

@@ -11,7 +11,8 @@
  * - only entries with a kept body (local_keep) are ever queued, so a local run needs no
  *   state of the caller's: the body is the task as encoded for SUBMIT;
  * - local_blocked is set after a local_run that left tasks waiting (none of them can start
- *   in this frame) and cleared by a new one, so local_next_us needs no scan;
+ *   in this frame) and cleared by a new one; local_wake_us is then the next frame or the
+ *   first waiting task's end by its deadline, so local_next_us needs no scan;
  * - a frame never starts a task whose estimate is over what is left of its budget (a task
  *   with no estimate only as a frame's first): the budget is exceeded only by as much as an
  *   estimate was wrong. */
@@ -241,19 +242,11 @@ int local_run(p2c2r_client *c)
         c->local_frame_start = now;
         c->local_spent = 0;
     }
+    uint64_t wake = c->local_frame_start + c->local_frame_us;
     struct list_node *n = c->localq.next;
     while (n != &c->localq) {
         struct entry *e = list_entry(n, struct entry, lnode);
         n = n->next;
-        struct msg_task m;
-        const struct p2c2r_executor *ex = NULL;
-        if (proto_parse_task(e->lbody, e->lbody_len, &m) == 0)
-            ex = tasks_find((const char *)m.type.p, m.type.len);
-        if (!ex) { /* cannot happen: local_keep kept a built-in task it encoded itself */
-            local_end(c, e, e->lerr, "cannot run this task locally");
-            done++;
-            continue;
-        }
         double rate = e->ctype_ix >= 0 ? c->types[e->ctype_ix].local_rate : 0;
         double est = rate > 0 ? (double)e->cost * rate : 0;
         uint64_t dl = e->submit_us + (uint64_t)(e->deadline_ms ? e->deadline_ms : LOCAL_DEFAULT_DEADLINE_MS) * 1000;
@@ -269,15 +262,33 @@ int local_run(p2c2r_client *c)
             continue;
         }
         int fits = rate > 0 ? (double)c->local_spent + est <= (double)c->local_us : c->local_spent == 0;
-        if (!fits)
-            continue; /* a later, smaller task may still fit this frame */
+        if (!fits) {
+            /* A later, smaller task may still fit this frame; this one waits
+             * for the next, or ends at its deadline (or when its estimate
+             * would pass it), whichever comes first. */
+            uint64_t end = dl - (uint64_t)(est < (double)(dl - now) ? est : 0);
+            if (end < wake)
+                wake = end;
+            continue;
+        }
+        /* Parsed only now: a task that waits costs no parse per call. */
+        struct msg_task m;
+        const struct p2c2r_executor *ex = NULL;
+        if (proto_parse_task(e->lbody, e->lbody_len, &m) == 0)
+            ex = tasks_find((const char *)m.type.p, m.type.len);
+        if (!ex) { /* cannot happen: local_keep kept a built-in task it encoded itself */
+            local_end(c, e, e->lerr, "cannot run this task locally");
+            done++;
+            continue;
+        }
         local_exec(c, e, ex, &m);
         done++;
         now = now_us();
     }
-    /* What is left cannot start in this frame: nothing to do before the
-     * next (or a new task), so a loop that follows timeout_ms sleeps. */
+    /* What is left cannot start before wake (the next frame, or a deadline
+     * to report), so a loop that follows timeout_ms sleeps until then. */
     c->local_blocked = c->nlocal > 0;
+    c->local_wake_us = wake;
     return done;
 }
 
@@ -285,5 +296,5 @@ uint64_t local_next_us(const p2c2r_client *c)
 {
     if (!c->nlocal)
         return UINT64_MAX;
-    return c->local_blocked ? c->local_frame_start + c->local_frame_us : 0;
+    return c->local_blocked ? c->local_wake_us : 0;
 }

@@ -29,7 +29,9 @@ static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t 
         t->nblobs > PROTO_MAX_BLOBS || (t->nblobs && !t->blobs) || (t->flags & ~TASK_FLAGS_KNOWN))
         return P2C2R_EINVAL;
     size_t n = proto_task_size_ext(tl, t->params_len, t->nblobs, task_has_reqs(t), t->input_len);
-    if (t->input_len > UINT32_MAX || n + PROTO_BATCH_ENTRY_PREFIX + 4 > c->max_body)
+    /* Before any HELLO_OK (a task for the local fallback), the default. */
+    size_t max_body = c->max_body ? c->max_body : PROTO_MAX_BODY_DEFAULT;
+    if (t->input_len > UINT32_MAX || n + PROTO_BATCH_ENTRY_PREFIX + 4 > max_body)
         return P2C2R_ETOOBIG;
     *size = n;
     return 0;

@@ -19,6 +19,9 @@
  * - after:  while disconnected (FAILED), a new pathfind task runs locally with the peer's
  *           bytes, a task naming a blob the library does not hold is refused at submit, and
  *           one cancelled before it ran ends ECANCELLED, not run.
+ * - budget: a renter whose frame is a minute long and whose budget is 2 ms submits 1000
+ *           small tiles (300 ms deadline) while no coordinator is reachable: some run, the
+ *           rest wait for the next frame and time out; one result each.
  * Nothing is judged by wall-clock speed: which tasks fit follows from the costs (the big tile
  * costs 4096 times a small one), the rest are outcomes and bytes. */
 #include <poll.h>
@@ -34,6 +37,8 @@
 #define BIG NFIT         /* user value of the big tile */
 #define BUDGET_US 8000
 #define DEADLINE_MS 20000
+#define NBUDGET 1000
+#define SMALL_BUDGET_US 2000
 
 static const char SCENE[] =
     "{\"width\": 128, \"height\": 128, \"max_depth\": 4, \"background\": [0.5, 0.6, 0.7], "
@@ -148,6 +153,74 @@ static int frame_loop(p2c2r_client *c, struct tally *ty, int want, int bound_ms)
         }
     }
     return iters;
+}
+
+/* A renter that never reached a coordinator (the address refuses) submits NBUDGET copies of
+ * the small tile (256 samples of a glass ball: tens of us at the very least) with a short
+ * deadline; its frame is a minute long, so what does not fit the first frame's
+ * SMALL_BUDGET_US waits past its deadline.  NBUDGET tiles take far more than the budget, so
+ * some run locally (the first always may: nothing is known of the type yet) and some do
+ * not; each gets one result. */
+static void budget_check(const struct p2c2r_task *proto, const uint8_t *want, size_t want_len)
+{
+    struct p2c2r_client_options o;
+    p2c2r_client_options_init(&o);
+    o.connect_timeout_ms = h_bound_ms(5000);
+    o.local_fallback_us = SMALL_BUDGET_US;
+    o.local_frame_us = 60000000;
+    p2c2r_client *d;
+    int rc = p2c2r_client_connect_start(h_addr(), &o, &d);
+    H_REQUIRE(rc == 0, "connect_start: %s", h_err(rc));
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    while (p2c2r_client_state(d) != P2C2R_STATE_FAILED && h_now_ms() < end) {
+        struct pollfd pfd = {p2c2r_client_fd(d), POLLIN | POLLOUT, 0};
+        poll(&pfd, 1, 20);
+        p2c2r_client_process(d);
+    }
+    H_REQUIRE(p2c2r_client_state(d) == P2C2R_STATE_FAILED, "state %d", p2c2r_client_state(d));
+    static p2c2r_ticket tk[NBUDGET];
+    struct p2c2r_task t = *proto;
+    t.deadline_ms = 300;
+    for (int i = 0; i < NBUDGET; i++) {
+        t.user = (uint64_t)i;
+        rc = p2c2r_client_submit(d, &t, &tk[i]);
+        H_REQUIRE(rc == 0, "submit %d while disconnected: %s", i, h_err(rc));
+    }
+    static int seen[NBUDGET];
+    int results = 0, local = 0, timed_out = 0, other = 0;
+    uint64_t local_us = 0;
+    end = h_now_ms() + (uint64_t)h_bound_ms(20000);
+    int n = 0;
+    while (results < NBUDGET && h_now_ms() < end) {
+        int to = p2c2r_client_timeout_ms(d);
+        if (n < 16) /* a full poll: more may be ready at once */
+            poll(NULL, 0, to < 0 || to > 20 ? 20 : to);
+        struct p2c2r_result rs[16];
+        for (int k = 0; k < 16; k++)
+            p2c2r_result_init(&rs[k]);
+        n = p2c2r_client_poll(d, rs, 16, 0);
+        for (int k = 0; k < n; k++) {
+            uint64_t u = rs[k].user;
+            H_CHECK(u < NBUDGET && seen[u]++ == 0, "a second result for task %llu", (unsigned long long)u);
+            results++;
+            if (rs[k].status == 0 && (rs[k].flags & P2C2R_RESULT_LOCAL) && rs[k].output_len == want_len &&
+                memcmp(rs[k].output, want, want_len) == 0) {
+                local++;
+                local_us += rs[k].exec_us;
+            }
+            else if (rs[k].status == P2C2R_ETIMEDOUT && !(rs[k].flags & P2C2R_RESULT_LOCAL))
+                timed_out++;
+            else
+                other++;
+            p2c2r_result_release(&rs[k]);
+        }
+    }
+    h_log("budget: %d results: %d run locally (%llu us in all), %d timed out waiting, %d other", results, local,
+          (unsigned long long)local_us, timed_out, other);
+    H_CHECK(results == NBUDGET && other == 0, "%d results, %d other", results, other);
+    H_CHECK(local >= 1 && local < NBUDGET && local + timed_out == NBUDGET,
+            "%d ran locally, %d timed out: the budget should run some and not all", local, timed_out);
+    p2c2r_client_close(d);
 }
 
 static void tally_fini(struct tally *ty)
@@ -292,6 +365,9 @@ int main(int argc, char **argv)
     H_CHECK(r.status == P2C2R_ECANCELLED && !(r.flags & P2C2R_RESULT_LOCAL), "cancelled: %s flags %#x",
             h_err(r.status), r.flags);
     p2c2r_result_release(&r);
+
+    h_phase("budget: %d tasks while disconnected, one long frame of %d us", NBUDGET, SMALL_BUDGET_US);
+    budget_check(&ft.t[NPATH + 1], ref[NPATH + 1], ref_len[NPATH + 1]);
 
     p2c2r_client_close(c);
     p2c2r_client_close(plain);
