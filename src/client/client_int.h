@@ -23,6 +23,7 @@
 enum entry_kind { ENTRY_TASK, ENTRY_BLOB };
 
 struct lblob;
+struct lprep;
 
 struct entry {
     uint64_t ticket;
@@ -124,6 +125,10 @@ struct p2c2r_client {
     uint64_t local_wake_us; /* the next frame, or a waiting task's deadline if sooner */
     struct lblob *lblobs; /* kept blob copies, newest first (local.c) */
     size_t lblob_bytes;
+    struct lprep *lpreps; /* prepared state of local runs, most recently used first */
+    size_t lprep_bytes;
+    const void *lrun_scope; /* the executor of the local run in progress */
+    int lrun_derived;       /* that run put prepared state */
 };
 
 #define TASK_FLAGS_KNOWN P2C2R_TASK_NOCACHE /* p2c2r_task.flags this library sends */

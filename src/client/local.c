@@ -18,6 +18,7 @@
  *   estimate was wrong. */
 #include "client/local.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +80,85 @@ void local_blob_keep(p2c2r_client *c, const void *data, size_t len)
     }
 }
 
+/* A prepared object of a local run (p2c2r_exec_prepared_put). */
+struct lprep {
+    const void *scope; /* its executor */
+    uint8_t key[32];
+    void *obj;
+    size_t bytes;
+    p2c2r_prepared_free_fn free_fn;
+    struct lprep *next; /* less recently used */
+};
+
+/* Finds (scope, key) and makes it the most recently used. */
+static struct lprep *lprep_find(p2c2r_client *c, const void *scope, const uint8_t key[32])
+{
+    for (struct lprep **pp = &c->lpreps; *pp; pp = &(*pp)->next) {
+        struct lprep *p = *pp;
+        if (p->scope == scope && memcmp(p->key, key, 32) == 0) {
+            *pp = p->next;
+            p->next = c->lpreps;
+            c->lpreps = p;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static const void *lprep_get(struct p2c2r_exec_call *call, const uint8_t key[32])
+{
+    p2c2r_client *c = call->prepared_opaque;
+    struct lprep *p = lprep_find(c, c->lrun_scope, key);
+    return p ? p->obj : NULL;
+}
+
+/* Single-threaded: no other put can race this one, and nothing is evicted
+ * while the run that may hold objects goes on (lprep_trim runs after it). */
+static int lprep_put(struct p2c2r_exec_call *call, const uint8_t key[32], void *obj, size_t bytes,
+                     p2c2r_prepared_free_fn free_fn, const void **out)
+{
+    p2c2r_client *c = call->prepared_opaque;
+    if (bytes > LOCAL_PREPARED_BYTES)
+        return P2C2R_ETOOBIG;
+    struct lprep *p = lprep_find(c, c->lrun_scope, key);
+    if (p) {
+        free_fn(obj);
+        *out = p->obj;
+        return 0;
+    }
+    if (!(p = malloc(sizeof(*p))))
+        return P2C2R_ENOMEM;
+    p->scope = c->lrun_scope;
+    memcpy(p->key, key, 32);
+    p->obj = obj;
+    p->bytes = bytes;
+    p->free_fn = free_fn;
+    p->next = c->lpreps;
+    c->lpreps = p;
+    c->lprep_bytes += bytes;
+    c->lrun_derived = 1;
+    *out = obj;
+    return 0;
+}
+
+/* Evicts the least recently used prepared objects down to limit bytes. */
+static void lprep_trim(p2c2r_client *c, size_t limit)
+{
+    while (c->lprep_bytes > limit && c->lpreps) {
+        struct lprep **pp = &c->lpreps;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        struct lprep *p = *pp;
+        *pp = NULL;
+        c->lprep_bytes -= p->bytes;
+        p->free_fn(p->obj);
+        free(p);
+    }
+}
+
 void local_blobs_free(p2c2r_client *c)
 {
+    lprep_trim(c, 0);
     while (c->lblobs) {
         struct lblob *n = c->lblobs->next;
         free(c->lblobs->data);
@@ -135,13 +213,20 @@ void local_drop(struct entry *e)
     e->lbody_len = 0;
 }
 
-/* Moves a type's time per cost unit towards a sample: the first sets it, then an average
- * that gives each new one a quarter (quick to follow a change of machine, from the peers'
- * to this one's). */
+/* Moves a type's time per cost unit towards a sample: the first sets it, then each moves it
+ * a quarter of the way in log space, the ratio clamped to 1/2..2: quick to follow a change of
+ * machine (from the peers' to this one's, about 19% a sample), while one freak run (a
+ * preempted thread, a peer's forged exec_us) cannot push a type over the budget at once. */
 static void rate_add(double *rate, uint64_t us, uint64_t cost)
 {
     double r = (double)(us ? us : 1) / (double)(cost ? cost : 1);
-    *rate = *rate > 0 ? *rate * 0.75 + r * 0.25 : r;
+    if (*rate <= 0) {
+        *rate = r;
+        return;
+    }
+    double q = r / *rate;
+    q = q < 0.5 ? 0.5 : q > 2 ? 2 : q;
+    *rate *= pow(q, 0.25);
 }
 
 void local_learn_delivered(p2c2r_client *c, const struct entry *e, uint32_t exec_us)
@@ -200,7 +285,12 @@ static void local_exec(p2c2r_client *c, struct entry *e, const struct p2c2r_exec
         .err_cap = sizeof(err),
         .blobs = bl,
         .nblobs = m->nblobs,
+        .prepared_get = lprep_get,
+        .prepared_put = lprep_put,
+        .prepared_opaque = c,
     };
+    c->lrun_scope = ex;
+    c->lrun_derived = 0;
     uint64_t t0 = now_us();
     int rc = m->input.len > ex->max_input ? P2C2R_ETOOBIG : 0;
     if (rc == 0 && ex->check)
@@ -210,8 +300,11 @@ static void local_exec(p2c2r_client *c, struct entry *e, const struct p2c2r_exec
     if (rc == 0 && !o.p)
         rc = P2C2R_ENOMEM;
     uint64_t t1 = now_us(), us = t1 - t0;
+    lprep_trim(c, LOCAL_PREPARED_BYTES);
     c->local_spent += us;
-    if (rc == 0 && e->ctype_ix >= 0)
+    /* A run that derived prepared state (parsed a map once) is not what the
+     * next runs of the type will take: it teaches nothing. */
+    if (rc == 0 && e->ctype_ix >= 0 && !c->lrun_derived)
         rate_add(&c->types[e->ctype_ix].local_rate, us, e->cost);
     uint32_t exec_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     list_remove(&e->lnode);

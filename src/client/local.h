@@ -22,7 +22,12 @@ struct entry;
  * locally). */
 void local_blob_keep(p2c2r_client *c, const void *data, size_t len);
 
-/* Frees every kept blob (p2c2r_client_close). */
+/* What executors derived from blobs in local runs (a parsed map, a scene's BVH: executor
+ * ABI 3's prepared state), kept for later local runs as a peer keeps them: at most
+ * LOCAL_PREPARED_BYTES, least recently used out, evicted only between runs. */
+#define LOCAL_PREPARED_BYTES ((size_t)64 << 20)
+
+/* Frees every kept blob and prepared object (p2c2r_client_close). */
 void local_blobs_free(p2c2r_client *c);
 
 /* Whether the library may run t itself should the coordinator be unreachable: fallback on,
