@@ -203,11 +203,15 @@ P2C2R_API int p2c2r_client_connect_start(const char *addr, const struct p2c2r_cl
  * local_fallback_us running tasks locally.  What a task will take is its
  * executor's cost estimate times the time per cost unit the library learned
  * for the type, from the exec_us of the type's results that peers returned
- * (for tasks whose cost it knows) and from its own local runs.  A task
- * whose estimate is over the whole budget never runs locally: it gets the
- * outcome it would have had without the option (the connection's failure,
- * e.g. ECLOSED, or for a task submitted while disconnected, that failure,
- * else ECLOSED).  One that fits the budget but not what is left of this
+ * (for tasks whose cost it knows) and from its own local runs (in bounded
+ * steps; a run that derived state from a blob, such as a parsed map, which
+ * the library keeps for later local runs as a peer does, teaches nothing).
+ * A task whose estimate is over the whole budget does not run locally: it
+ * gets the outcome it would have had without the option (the connection's
+ * failure, e.g. ECLOSED, or for a task submitted while disconnected, that
+ * failure, else ECLOSED); but once a type's tasks were all over the budget
+ * for a second, one estimated at up to 4 budgets runs as a frame's only
+ * task (a probe: refusals teach nothing, and the estimate may be stale).  One that fits the budget but not what is left of this
  * frame's waits for the next frame; one whose deadline (deadline_ms, 0 =
  * 60 s) passes, or that would end past it by its estimate, gets ETIMEDOUT;
  * p2c2r_client_cancel gives a waiting one ECANCELLED.  With nothing learned

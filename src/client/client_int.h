@@ -55,6 +55,7 @@ struct ctype {
     char name[PROTO_MAX_TYPE_NAME + 1];
     struct fadv adv;
     double local_rate; /* us per cost unit to run it locally, 0 = not known (local.c) */
+    uint64_t local_refused_since; /* us: its tasks are over the budget since, 0 = not */
 };
 
 struct p2c2r_client {

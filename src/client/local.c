@@ -31,6 +31,12 @@
 #include "tasks/tasks.h"
 
 #define LOCAL_DEFAULT_DEADLINE_MS 60000u /* the coordinator's default (docs/PROTOCOL.md 12) */
+/* A type whose every task was over the budget by its estimate for this long
+ * runs one whose estimate is at most LOCAL_PROBE_MULT budgets, as a frame's
+ * only task: refusals teach nothing, so a stale estimate (learned under a
+ * load spike) would otherwise keep the type out for good. */
+#define LOCAL_PROBE_AFTER_US 1000000u
+#define LOCAL_PROBE_MULT 4
 
 /* A blob's bytes, kept (local_blob_keep). */
 struct lblob {
@@ -343,7 +349,12 @@ int local_run(p2c2r_client *c)
         double rate = e->ctype_ix >= 0 ? c->types[e->ctype_ix].local_rate : 0;
         double est = rate > 0 ? (double)e->cost * rate : 0;
         uint64_t dl = e->submit_us + (uint64_t)(e->deadline_ms ? e->deadline_ms : LOCAL_DEFAULT_DEADLINE_MS) * 1000;
-        if (est > (double)c->local_us) {
+        uint64_t *refused = e->ctype_ix >= 0 ? &c->types[e->ctype_ix].local_refused_since : NULL;
+        int probe = est > (double)c->local_us && refused && *refused && now - *refused >= LOCAL_PROBE_AFTER_US &&
+                    est <= (double)c->local_us * LOCAL_PROBE_MULT && c->local_spent == 0 && now + est <= dl;
+        if (est > (double)c->local_us && !probe) {
+            if (refused && !*refused)
+                *refused = now;
             local_end(c, e, e->lerr, "the coordinator is unreachable and the task does not fit the local "
                                      "fallback's budget per frame");
             done++;
@@ -354,7 +365,7 @@ int local_run(p2c2r_client *c)
             done++;
             continue;
         }
-        int fits = rate > 0 ? (double)c->local_spent + est <= (double)c->local_us : c->local_spent == 0;
+        int fits = probe || (rate > 0 ? (double)c->local_spent + est <= (double)c->local_us : c->local_spent == 0);
         if (!fits) {
             /* A later, smaller task may still fit this frame; this one waits
              * for the next, or ends at its deadline (or when its estimate
@@ -374,9 +385,13 @@ int local_run(p2c2r_client *c)
             done++;
             continue;
         }
+        if (refused)
+            *refused = 0; /* it runs: what it takes teaches the type again */
         local_exec(c, e, ex, &m);
         done++;
         now = now_us();
+        if (probe)
+            c->local_spent = c->local_us; /* a probe is the frame's only task */
     }
     /* What is left cannot start before wake (the next frame, or a deadline
      * to report), so a loop that follows timeout_ms sleeps until then. */
