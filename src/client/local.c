@@ -14,8 +14,9 @@
  *   in this frame) and cleared by a new one; local_wake_us is then the next frame or the
  *   first waiting task's end by its deadline, so local_next_us needs no scan;
  * - a frame never starts a task whose estimate is over what is left of its budget (a task
- *   with no estimate only as a frame's first): the budget is exceeded only by as much as an
- *   estimate was wrong. */
+ *   with no estimate, or a probe of up to LOCAL_PROBE_MULT budgets, only as a frame's first,
+ *   and a probe as its only one): the budget is exceeded only by as much as an estimate was
+ *   wrong, or once a second per refused type by a probe. */
 #include "client/local.h"
 
 #include <math.h>
