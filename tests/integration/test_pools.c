@@ -14,8 +14,10 @@
  * - loose again: back to the volunteer.
  * What is checked is where the work went (the fake peer's own ASSIGN count, DELIVER's peer_id
  * and STATS "pools"), never how fast it ran; a tight task may still time out on a loaded
- * machine, and that is allowed.  Also: STATS and Prometheus show the pools, --trust-pool
- * is reported, and a bad --pool / --trust-pool is a usage error. */
+ * machine, and that is allowed.  Also: with p2c2rd --trust-pool cloud (adaptive verification)
+ * a lone cloud peer's results come back VERIFIED without a second run, a lone volunteer's do
+ * not (trust is the operator's word for a pool, never the peer's); STATS shows the pools; a bad
+ * --pool / --trust-pool is a usage error. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,12 +150,45 @@ int main(int argc, char **argv)
     h_stop(cloud);
     h_stop(h_coord());
 
-    h_phase("--trust-pool cloud: reported in STATS");
-    const char *targs[] = {"--trust-pool", "cloud", NULL};
+    h_phase("--trust-pool cloud: a cloud peer's results count as checked; a volunteer's do not");
+    const char *targs[] = {"--trust-pool", "cloud", NULL}; /* --verify adaptive, the default */
     h_coord_start(NULL, targs);
     json_t *st = h_stats(NULL);
     H_CHECK(h_json_bool(st, "pools[name=cloud].trusted") == 1 && h_json_bool(st, "pools[name=volunteer].trusted") == 0,
             "pools: %s", h_json_text(h_json_at(st, "pools")));
     json_decref(st);
+    /* One peer of each pool, each the only peer of its type: a result can
+     * only be checked by a second run elsewhere, and there is none. */
+    const char *cl_args[] = {"--pool", "cloud", "--cost", "5", NULL};
+    struct h_proc *tcloud = h_peer_start("trusted-cloud", 1, "echo", cl_args);
+    struct h_proc *tvol = h_peer_start("volunteer", 1, "sha256", NULL);
+    h_wait_peers(2, NULL);
+    c = h_renter("trust");
+    int cloud_verified = 0, vol_verified = 0;
+    for (int i = 0; i < 4; i++) {
+        char in[16];
+        int n = snprintf(in, sizeof(in), "trust-%d", i);
+        struct p2c2r_task t = P2C2R_TASK_INIT;
+        t.type = i % 2 ? "sha256" : "echo";
+        t.input = in;
+        t.input_len = (size_t)n;
+        t.flags = P2C2R_TASK_NOCACHE;
+        struct p2c2r_result r = h_wait(c, h_submit(c, &t), 30000);
+        H_CHECK(r.status == 0, "trust task %d: %s", i, h_err(r.status));
+        if (i % 2)
+            vol_verified += (r.flags & P2C2R_RESULT_VERIFIED) != 0;
+        else
+            cloud_verified += (r.flags & P2C2R_RESULT_VERIFIED) != 0;
+        p2c2r_result_release(&r);
+    }
+    long long runs = h_stat("counters.verify_runs");
+    h_log("trust: cloud results verified %d of 2, volunteer %d of 2; verify_runs %lld", cloud_verified, vol_verified,
+          runs);
+    H_CHECK(cloud_verified == 2, "the trusted cloud peer's results: %d of 2 VERIFIED", cloud_verified);
+    H_CHECK(vol_verified == 0, "a lone volunteer's results were VERIFIED (%d): nobody checked them", vol_verified);
+    H_CHECK(runs == 0, "verify_runs %lld: a trusted result needs no second run", runs);
+    p2c2r_client_close(c);
+    h_stop(tcloud);
+    h_stop(tvol);
     return h_finish();
 }
