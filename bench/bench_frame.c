@@ -19,7 +19,10 @@
  * results that arrived late, against all execution time.
  *
  * Scenarios: local2 (2 peers of 1 slot on this machine), peers4 (4 peers of
- * 1 slot), kill4 (as peers4, one peer SIGKILLed half way through).  On a
+ * 1 slot), kill4 (as peers4, one peer SIGKILLed half way through), coordkill2
+ * (as local2 with the client's local fallback on, 6 ms per frame, and the
+ * coordinator SIGKILLed half way through: the second half runs in the game's
+ * process, and "local" counts those results).  On a
  * 2-core machine the peers and the game share the cores, so the figures are
  * the fabric's overhead under contention, not a deployment's.
  * Figures in docs/PERFORMANCE.md, "The 16 ms frame". */
@@ -48,13 +51,16 @@ static struct {
     int64_t seconds;
     int quick, json;
     const char *trace;
-} opt = {BENCH_BIN_DIR, "local2,peers4,kill4", 20, 0, 0, NULL};
+} opt = {BENCH_BIN_DIR, "local2,peers4,kill4,coordkill2", 20, 0, 0, NULL};
+
+#define COORDKILL_LOCAL_US 6000 /* coordkill2's local fallback budget per frame */
 
 /* What happened to the tasks of one kind. */
 struct kstat {
     uint64_t sent, same, next, later, never, not_sent;
     uint64_t refused, timed_out; /* of never: EDEADLINE or EQUEUEFULL; ETIMEDOUT */
     uint64_t settled_sent, settled_same; /* submitted after the first second */
+    uint64_t local; /* delivered results the client ran itself (P2C2R_RESULT_LOCAL) */
     int first_err;
     uint64_t lost, extra; /* tasks without any result after the drain; results beyond the tasks */
     uint64_t exec_us, late_exec_us;
@@ -65,10 +71,13 @@ struct kstat {
 struct scen {
     const char *name;
     int peers;
-    int kill;
+    int kill;       /* SIGKILL one peer half way */
+    int kill_coord; /* SIGKILL the coordinator half way; the client's local fallback on */
 };
 
-static const struct scen scens[] = {{"local2", 2, 0}, {"peers4", 4, 0}, {"kill4", 4, 1}};
+static const struct scen scens[] = {
+    {"local2", 2, 0, 0}, {"peers4", 4, 0, 0}, {"kill4", 4, 1, 0}, {"coordkill2", 2, 0, 1}};
+#define NSCENS (sizeof(scens) / sizeof(scens[0]))
 
 static uint64_t now_us(void)
 {
@@ -176,7 +185,8 @@ static void run(const struct scen *sc, struct outcome *o)
 {
     memset(o, 0, sizeof(*o));
     h_phase("scenario %s: %d peers%s, %" PRId64 " s at 60 Hz", sc->name, sc->peers,
-            sc->kill ? ", one killed half way" : "", opt.seconds);
+            sc->kill ? ", one killed half way" : sc->kill_coord ? ", the coordinator killed half way" : "",
+            opt.seconds);
     const char *cargs[] = {"--log-level", "warn", NULL};
     struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_proc *peers[MAX_PEERS];
@@ -186,8 +196,19 @@ static void run(const struct scen *sc, struct outcome *o)
         peers[i] = h_peer_start(name, 1, "pathfind,physics,raytrace,upscale", NULL);
     }
     h_wait_peers(sc->peers, NULL);
-    p2c2r_client *c = h_renter("bench-frame");
+    p2c2r_client *c = NULL;
     int rc;
+    if (sc->kill_coord) {
+        struct p2c2r_client_options co_opts;
+        p2c2r_client_options_init(&co_opts);
+        co_opts.name = "bench-frame";
+        co_opts.connect_timeout_ms = h_bound_ms(5000);
+        co_opts.local_fallback_us = COORDKILL_LOCAL_US;
+        rc = p2c2r_client_connect(h_addr(), &co_opts, &c);
+        H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
+    } else {
+        c = h_renter("bench-frame");
+    }
     if (opt.trace) {
         rc = p2c2r_client_trace_start(c, opt.trace);
         H_REQUIRE(rc == 0, "trace to %s: %s", opt.trace, h_err(rc));
@@ -233,6 +254,7 @@ static void run(const struct scen *sc, struct outcome *o)
                                                    (const char *)(r).output);                      \
         }                                                                                     \
         else {                                                                                \
+            ks_->local += ((r).flags & P2C2R_RESULT_LOCAL) != 0;                              \
             if ((arrive) <= fend_)                                                            \
                 ks_->same++, ks_->settled_same += f_ >= 60;                                   \
             else if ((arrive) <= fend_ + FRAME_US)                                            \
@@ -252,6 +274,10 @@ static void run(const struct scen *sc, struct outcome *o)
         if (sc->kill && f == frames / 2) {
             h_signal(peers[0], SIGKILL);
             h_phase("%s: SIGKILLed %s at frame %" PRIu64, sc->name, peers[0]->name, f);
+        }
+        if (sc->kill_coord && f == frames / 2) {
+            h_signal(co, SIGKILL);
+            h_phase("%s: SIGKILLed the coordinator at frame %" PRIu64, sc->name, f);
         }
         uint64_t lib = 0, libcpu = 0, t0 = now_us(), c0 = cpu_us();
         /* Pathfind: 8 one-query tasks from a corner to random cells. */
@@ -322,16 +348,23 @@ static void run(const struct scen *sc, struct outcome *o)
             if (pfd.fd < 0)
                 break;
             int ms = (int)((fend - now + 999) / 1000);
-            if (poll(&pfd, 1, ms) <= 0)
+            /* The library's own timer (local fallback work, a reconnect):
+             * -1 while connected with nothing of the kind to do. */
+            int due = p2c2r_client_timeout_ms(c);
+            if (due >= 0 && due < ms)
+                ms = due;
+            if (poll(&pfd, 1, ms) <= 0 && due < 0)
                 continue;
             t0 = now_us();
             c0 = cpu_us();
             rc = p2c2r_client_process(c);
-            int n = rc >= 0 ? p2c2r_client_poll(c, res, 64, 0) : 0;
+            /* Once the coordinator is gone process reports it, and the
+             * local fallback's results still come through poll. */
+            int n = rc >= 0 || sc->kill_coord ? p2c2r_client_poll(c, res, 64, 0) : 0;
             uint64_t arrive = now_us();
             lib += arrive - t0;
             libcpu += cpu_us() - c0;
-            H_REQUIRE(rc >= 0, "process: %s", h_err(rc));
+            H_REQUIRE(rc >= 0 || (sc->kill_coord && f >= frames / 2), "process: %s", h_err(rc));
             for (int i = 0; i < n; i++)
                 TAKE(res[i], arrive);
         }
@@ -391,10 +424,11 @@ static void report(const struct scen *sc, struct outcome *o)
         for (int k = 0; k < NKIND; k++) {
             struct kstat *ks = &o->k[k];
             printf("%s\"%s\":{\"sent\":%" PRIu64 ",\"not_sent\":%" PRIu64 ",\"same\":%.2f,\"next\":%.2f,\"later\":%.2f,"
-                   "\"never\":%.2f,\"refused\":%" PRIu64 ",\"timed_out\":%" PRIu64 ",\"rtt_us_p50\":%.0f,\"rtt_us_p99\":%.0f}",
+                   "\"never\":%.2f,\"refused\":%" PRIu64 ",\"timed_out\":%" PRIu64 ",\"local\":%" PRIu64
+                   ",\"rtt_us_p50\":%.0f,\"rtt_us_p99\":%.0f}",
                    k ? "," : "", kind_name[k], ks->sent, ks->not_sent, share(ks->same, ks->sent),
                    share(ks->next, ks->sent), share(ks->later, ks->sent), share(ks->never + ks->lost, ks->sent), ks->refused,
-                   ks->timed_out, pct(ks->rtt, ks->nrtt, 0.5), pct(ks->rtt, ks->nrtt, 0.99));
+                   ks->timed_out, ks->local, pct(ks->rtt, ks->nrtt, 0.5), pct(ks->rtt, ks->nrtt, 0.99));
         }
         printf("}}\n");
         fflush(stdout);
@@ -417,13 +451,17 @@ static void report(const struct scen *sc, struct outcome *o)
                 share(ks->later, ks->sent), share(ks->never + ks->lost, ks->sent), ks->refused, ks->timed_out,
                 pct(ks->rtt, ks->nrtt, 0.5), pct(ks->rtt, ks->nrtt, 0.99));
     }
+    if (sc->kill_coord)
+        for (int k = 0; k < NKIND; k++)
+            fprintf(out, "  %-9s %" PRIu64 " of %" PRIu64 " run in the game's process (local fallback, %d us per frame)\n",
+                    kind_name[k], o->k[k].local, o->k[k].sent, COORDKILL_LOCAL_US);
 }
 
 int main(int argc, char **argv)
 {
     const struct cliopt opts[] = {
         {"bin-dir", 0, OPT_STR, "DIR", 0, 0, "where p2c2rd and p2c2r-peer are", &opt.bin_dir, CLIOPT_DEFAULT},
-        {"scenario", 0, OPT_STR, "LIST", 0, 0, "comma list of scenarios: local2, peers4, kill4", &opt.scenarios,
+        {"scenario", 0, OPT_STR, "LIST", 0, 0, "comma list of scenarios: local2, peers4, kill4, coordkill2", &opt.scenarios,
          CLIOPT_DEFAULT},
         {"seconds", 0, OPT_INT, "S", 1, 3600, "seconds of frames per scenario (--quick: 3)", &opt.seconds,
          CLIOPT_DEFAULT},
@@ -444,7 +482,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_frame: unexpected argument '%s'\n", argv[pos]);
         return 2;
     }
-    const struct scen *list[3];
+    const struct scen *list[NSCENS];
     int nlist = 0;
     char buf[256];
     snprintf(buf, sizeof(buf), "%s", opt.scenarios);
@@ -452,11 +490,11 @@ int main(int argc, char **argv)
         if (!*tok)
             continue;
         const struct scen *found = NULL;
-        for (size_t i = 0; i < sizeof(scens) / sizeof(scens[0]); i++)
+        for (size_t i = 0; i < NSCENS; i++)
             if (strcmp(scens[i].name, tok) == 0)
                 found = &scens[i];
-        if (!found || nlist == 3) {
-            fprintf(stderr, "bench_frame: unknown scenario '%s': use local2, peers4 or kill4\n", tok);
+        if (!found || nlist == (int)NSCENS) {
+            fprintf(stderr, "bench_frame: unknown scenario '%s': use local2, peers4, kill4 or coordkill2\n", tok);
             return 2;
         }
         list[nlist++] = found;

@@ -1,7 +1,8 @@
 # bench_frame: a game's 60 Hz frame loop (issue 10, item 6): per type the
 # share of results in the same frame / next / later / never, round trips,
 # library time per frame, peer time past deadlines; scenarios local2,
-# peers4, kill4.  Figures in docs/PERFORMANCE.md, "The 16 ms frame".
+# peers4, kill4, coordkill2 (the coordinator killed: the client's local
+# fallback).  Figures in docs/PERFORMANCE.md, "The 16 ms frame".
 add_executable(bench_frame ${CMAKE_CURRENT_LIST_DIR}/bench_frame.c)
 target_link_libraries(bench_frame PRIVATE p2c2r_testharness)
 target_compile_definitions(bench_frame PRIVATE BENCH_BIN_DIR="${CMAKE_BINARY_DIR}")

@@ -1,7 +1,9 @@
 # libp2c2r, the renter library: the client (src/client/: client.c, sized.c, the
-# frame helper fadv.c, the trace writer trace.c), the
-# executor ABI helpers (src/tasks/exec_abi.c) and the part of common the
-# client uses (p2c2r_common_lib).  The public functions are exactly those the
+# frame helper fadv.c, the trace writer trace.c, the local fallback local.c),
+# the executors with the executor ABI helpers (p2c2r_tasks: the local fallback
+# runs the built-in types in the renter's process) and the part of common the
+# client uses (p2c2r_common_lib).  The executors bring their libraries:
+# libcrypto, libpng, libjansson, libjpeg and libm (P2C2R_LIB_DEPS).  The public functions are exactly those the
 # headers declare P2C2R_API; tests/install/check_exports.sh holds the
 # installed files to that.
 #
@@ -12,7 +14,7 @@
 #                  programs use themselves
 
 add_library(p2c2r_lib_objs OBJECT src/client/client.c src/client/submit.c src/client/results.c src/client/sized.c src/client/fadv.c
-            src/client/trace.c src/tasks/exec_abi.c)
+            src/client/trace.c src/client/local.c)
 set_target_properties(p2c2r_lib_objs PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 set(P2C2R_LIB_MAP ${CMAKE_SOURCE_DIR}/src/client/libp2c2r.map)
 set(P2C2R_LIB_INCLUDES $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include>
@@ -37,7 +39,10 @@ foreach(f IN LISTS P2C2R_STALE_LIBS)
     file(REMOVE ${f})
   endif()
 endforeach()
-add_library(p2c2r SHARED $<TARGET_OBJECTS:p2c2r_lib_objs> $<TARGET_OBJECTS:p2c2r_common_lib>)
+set(P2C2R_LIB_DEPS OpenSSL::Crypto PkgConfig::PNG PkgConfig::JANSSON JPEG::JPEG m)
+add_library(p2c2r SHARED $<TARGET_OBJECTS:p2c2r_lib_objs> $<TARGET_OBJECTS:p2c2r_tasks>
+            $<TARGET_OBJECTS:p2c2r_common_lib>)
+target_link_libraries(p2c2r PRIVATE ${P2C2R_LIB_DEPS})
 set_target_properties(p2c2r PROPERTIES
   VERSION ${P2C2R_SOVERSION}.${PROJECT_VERSION_MINOR}.${PROJECT_VERSION_PATCH}
   SOVERSION ${P2C2R_SOVERSION}
@@ -50,18 +55,23 @@ target_include_directories(p2c2r PUBLIC ${P2C2R_LIB_INCLUDES})
 
 # Static, installed: libp2c2r.a holds one object, the partial link (ld -r) of
 # all of the above, in which every hidden symbol is then made local (objcopy
-# --localize-hidden).  So the archive defines the P2C2R_API functions and no
+# --localize-hidden; and the ifunc resolvers clang makes global for the
+# executors' static target_clones functions, which gcc keeps local).  So the archive defines the P2C2R_API functions and no
 # other global symbol: no second archive is needed, and its buf_*, proto_*
 # and util_* cannot clash with a game's own symbols.  (This tree's programs
 # do not link it: they also link p2c2r_common and the executors, which
 # define some of the same public functions.)
-add_library(p2c2r_archive STATIC $<TARGET_OBJECTS:p2c2r_lib_objs> $<TARGET_OBJECTS:p2c2r_common_lib>)
+add_library(p2c2r_archive STATIC $<TARGET_OBJECTS:p2c2r_lib_objs> $<TARGET_OBJECTS:p2c2r_tasks>
+            $<TARGET_OBJECTS:p2c2r_common_lib>)
+# What a program linking the archive links too: plain library names, so the
+# installed CMake package needs no find_package of its own for them.
+target_link_libraries(p2c2r_archive INTERFACE crypto png16 z jansson jpeg m)
 set_target_properties(p2c2r_archive PROPERTIES OUTPUT_NAME p2c2r EXPORT_NAME p2c2r_static)
 target_include_directories(p2c2r_archive PUBLIC ${P2C2R_LIB_INCLUDES})
 set(P2C2R_ARCHIVE_OBJ ${CMAKE_CURRENT_BINARY_DIR}/CMakeFiles/p2c2r_archive.dir/libp2c2r.o)
 add_custom_command(TARGET p2c2r_archive POST_BUILD
   COMMAND ${CMAKE_LINKER} -r -o ${P2C2R_ARCHIVE_OBJ} --whole-archive $<TARGET_FILE:p2c2r_archive>
-  COMMAND ${CMAKE_OBJCOPY} --localize-hidden ${P2C2R_ARCHIVE_OBJ}
+  COMMAND ${CMAKE_OBJCOPY} --localize-hidden --wildcard --localize-symbol=*.resolver ${P2C2R_ARCHIVE_OBJ}
   COMMAND ${CMAKE_COMMAND} -E rm -f $<TARGET_FILE:p2c2r_archive>
   COMMAND ${CMAKE_AR} qc $<TARGET_FILE:p2c2r_archive> ${P2C2R_ARCHIVE_OBJ}
   COMMAND ${CMAKE_RANLIB} $<TARGET_FILE:p2c2r_archive>
@@ -71,4 +81,4 @@ add_custom_command(TARGET p2c2r_archive POST_BUILD
 # Static, in-tree.
 add_library(p2c2r_static STATIC $<TARGET_OBJECTS:p2c2r_lib_objs>)
 target_include_directories(p2c2r_static PUBLIC ${P2C2R_LIB_INCLUDES})
-target_link_libraries(p2c2r_static PUBLIC p2c2r_common)
+target_link_libraries(p2c2r_static PUBLIC p2c2r_common p2c2r_tasks_a)

@@ -124,6 +124,12 @@ struct p2c2r_client_options {
                                   attempt, with jitter (each delay is drawn from [d/2, d]) */
     uint32_t reconnect_max_ms; /* the delay stops doubling here; 0 = 5000 (at least
                                   reconnect_ms, at most 10 minutes) */
+    /* Local fallback (see "Local fallback" below).  0 = off: a task in
+     * flight on a lost connection fails, as before these fields. */
+    uint32_t local_fallback_us; /* CPU time per frame this process may spend running tasks
+                                   of the built-in types itself while the coordinator is
+                                   unreachable (at most 1 s) */
+    uint32_t local_frame_us;    /* the frame that budget renews with; 0 = 16667 (60 Hz) */
 };
 
 /* The smallest size p2c2r_client_connect accepts: the first layout, up to
@@ -173,6 +179,52 @@ P2C2R_API int p2c2r_client_connect(const char *addr, const struct p2c2r_client_o
 P2C2R_API int p2c2r_client_connect_start(const char *addr, const struct p2c2r_client_options *opts,
                                          p2c2r_client **out);
 
+/* Local fallback.
+ *
+ * The P2C2R design's order of fallback is first peer, another peer, the
+ * operator's own machines, the game itself.  With local_fallback_us set, the
+ * last step is the library's: while the coordinator is unreachable, tasks
+ * of the built-in types (echo, sha256, pathfind, physics, raytrace,
+ * upscale: the executors of include/p2c2r/executor.h, which libp2c2r links)
+ * run in this process, synchronously, inside p2c2r_client_process, _poll
+ * and _wait, never on a thread of their own.  That covers the
+ * tasks outstanding when the connection is lost (instead of failing them)
+ * and the tasks submitted while there is none (BACKOFF or FAILED, or
+ * CONNECTING again after a failure; without the option, submit returns
+ * EAGAIN or the failure then).  Only tasks whose every input the library
+ * holds qualify: a built-in type, no requirements (GPU, cores, memory), and
+ * only blobs this client uploaded (put_blob, put_blob_start), whose bytes
+ * the library then keeps, up to 64 MiB, the oldest dropped first; a task
+ * naming another blob fails as without the option.  The library keeps a
+ * copy of such a task's body from its submit until its result.  All this
+ * only while the option is set.
+ *
+ * Each frame (local_frame_us of the monotonic clock) may spend at most
+ * local_fallback_us running tasks locally.  What a task will take is its
+ * executor's cost estimate times the time per cost unit the library learned
+ * for the type, from the exec_us of the type's results that peers returned
+ * (for tasks whose cost it knows) and from its own local runs (in bounded
+ * steps; a run that derived state from a blob, such as a parsed map, which
+ * the library keeps for later local runs as a peer does, teaches nothing).
+ * A task whose estimate is over the whole budget does not run locally: it
+ * gets the outcome it would have had without the option (the connection's
+ * failure, e.g. ECLOSED, or for a task submitted while disconnected, that
+ * failure, else ECLOSED); but once a type's tasks were all over the budget
+ * for a second, one estimated at up to 4 budgets runs as a frame's only
+ * task (a probe: refusals teach nothing, and the estimate may be stale).  One that fits the budget but not what is left of this
+ * frame's waits for the next frame; one whose deadline (deadline_ms, 0 =
+ * 60 s) passes, or that would end past it by its estimate, gets ETIMEDOUT;
+ * p2c2r_client_cancel gives a waiting one ECANCELLED.  With nothing learned
+ * for its type, a task runs only as the first local task of a frame (and
+ * teaches the type's time).  Either way each task gets exactly one result.
+ * A local result carries P2C2R_RESULT_LOCAL, peer_id 0, attempts 0 and the
+ * run's wall time in exec_us; the output is what the built-in executor
+ * gives, byte for byte what a peer running the same version returns for a
+ * deterministic type.  Local outcomes are not the coordinator's: the
+ * pressure figures count them as lost.  p2c2r_client_timeout_ms() is 0
+ * while a local task can run now and otherwise counts to the next frame,
+ * so a frame loop that follows it neither spins nor sleeps past the work. */
+
 /* Connection state (p2c2r_client_state).
  *
  * A client is CONNECTING (TCP connect or HELLO in progress), READY,
@@ -207,7 +259,7 @@ P2C2R_API int p2c2r_client_state(const p2c2r_client *c);
 
 /* Milliseconds until the client needs p2c2r_client_process even if its fd
  * stays quiet (a reconnect attempt due, a connect or HELLO that would time
- * out): 0 = call it now, -1 = only when the fd is ready (also for NULL).
+ * out, local fallback work that can run now or in the next frame): 0 = call it now, -1 = only when the fd is ready (also for NULL).
  * Use it as (an upper bound of) the timeout of the frame loop's own poll, as
  * with curl_multi_timeout.  No I/O.  Thread context: the client's thread. */
 P2C2R_API int p2c2r_client_timeout_ms(const p2c2r_client *c);
@@ -331,6 +383,8 @@ P2C2R_API int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t);
 #define P2C2R_RESULT_VERIFIED 0x4u /* independent peers returned the same output (the
                                       coordinator's verification policy for the type accepted
                                       it); absent on a result nobody checked */
+#define P2C2R_RESULT_LOCAL 0x8u /* run in this process by the local fallback while the
+                                   coordinator was unreachable (see "Local fallback") */
 
 /* One task's outcome.  The caller sets size (P2C2R_RESULT_INIT or
  * p2c2r_result_init) before handing the struct to p2c2r_client_wait or
@@ -415,11 +469,16 @@ P2C2R_API int p2c2r_client_want_write(const p2c2r_client *c);
 
 /* Reads and writes what it can without blocking and returns the number of
  * results that became ready (0 or more).  It also moves a connect forward
- * and makes the reconnect attempts that are due (see "Connection state").
+ * and makes the reconnect attempts that are due (see "Connection state"),
+ * and runs the local fallback's tasks that fit this frame (see "Local
+ * fallback": it blocks for as long as they run, at most about the budget;
+ * a FAILED client returns its error even then, the results come through
+ * p2c2r_client_poll).
  * Errors: EINVAL (c NULL), or the connection error: when it happened in this
  * call (the outstanding tasks' results then carry it), and on every later
  * call once the client is FAILED; a client that reconnects returns it once.
- * Thread context: the client's thread; never blocks. */
+ * Thread context: the client's thread; never waits for I/O (local fallback
+ * runs are the caller's CPU time, within its budget). */
 P2C2R_API int p2c2r_client_process(p2c2r_client *c);
 
 /* Blocks until everything queued has been written, up to timeout_ms (-1 =

@@ -21,6 +21,7 @@
 #include "common/cliopt.h"
 #include "p2c2r/client.h"
 #include "p2c2r/executor.h"
+#include "tasks/tasks.h"
 #include "tasks/upscale.h"
 
 #define UP_PROG PROG " upscale"
@@ -70,20 +71,6 @@ static int param_add(char *buf, size_t cap, size_t *len, const char *key, const 
     return 0;
 }
 
-struct local_out {
-    uint8_t *p;
-    size_t n;
-};
-
-static void *local_alloc(struct p2c2r_exec_call *call, size_t n)
-{
-    struct local_out *o = call->opaque;
-    if (o->p || n > UP_MAX_FILE)
-        return NULL;
-    o->p = malloc(n ? n : 1);
-    o->n = n;
-    return o->p;
-}
 
 int cmd_upscale(int argc, char **argv)
 {
@@ -202,8 +189,8 @@ int cmd_upscale(int argc, char **argv)
     p2c2r_client *c = NULL;
     if (local) {
         char xerr[256] = "";
-        struct local_out lo = {NULL, 0};
-        struct p2c2r_exec_call call = {input, ilen, params, pl, local_alloc, &lo, xerr, sizeof(xerr), NULL, 0};
+        struct tasks_out lo = {NULL, 0, UP_MAX_FILE};
+        struct p2c2r_exec_call call = {input, ilen, params, pl, tasks_out_alloc, &lo, xerr, sizeof(xerr), NULL, 0};
         int xrc = exec_upscale.check(&call);
         if (xrc == 0)
             xrc = exec_upscale.run(&call);

@@ -46,6 +46,7 @@
 #include "client/trace.h"
 #include "common/version.h"
 #include "client/client_int.h"
+#include "client/local.h"
 
 int ctype_find(const p2c2r_client *c, const char *name)
 {
@@ -115,6 +116,7 @@ static uint32_t result_flags(uint32_t wire)
     return ((wire & PROTO_DELIVER_F_CACHED) ? P2C2R_RESULT_CACHED : 0) |
            ((wire & PROTO_DELIVER_F_HEDGED) ? P2C2R_RESULT_HEDGED : 0) |
            ((wire & PROTO_DELIVER_F_VERIFIED) ? P2C2R_RESULT_VERIFIED : 0);
+    /* P2C2R_RESULT_LOCAL is the library's own (local.c), never the wire's. */
 }
 
 const char *p2c2r_version(void) { return P2C2R_VERSION_STRING; }
@@ -177,6 +179,11 @@ void ticket_drop(p2c2r_client *c, struct entry *e)
     struct entry **pp = ticket_slot(c, e->ticket);
     *pp = e->hnext;
     list_remove(&e->node);
+    if (e->lwait) {
+        list_remove(&e->lnode);
+        c->nlocal--;
+    }
+    local_drop(e);
     c->nentries--;
     if (!e->done)
         c->ninflight--;
@@ -186,7 +193,7 @@ void ticket_drop(p2c2r_client *c, struct entry *e)
 
 /* Fills e's result (its output already in place), counts and traces it, and
  * puts it on the done list. */
-static void entry_finish(p2c2r_client *c, struct entry *e, int status, uint32_t exec_us,
+void entry_finish(p2c2r_client *c, struct entry *e, int status, uint32_t exec_us,
                          uint32_t peer_id, uint16_t attempts, uint32_t flags)
 {
     e->done = 1;
@@ -197,11 +204,12 @@ static void entry_finish(p2c2r_client *c, struct entry *e, int status, uint32_t 
     e->res.peer_id = peer_id;
     e->res.attempts = attempts;
     e->res.flags = flags;
+    local_drop(e);
     entry_ended(c, e);
     list_push_back(&c->done, &e->node);
 }
 
-static void entry_complete(p2c2r_client *c, struct entry *e, int status, const void *out,
+void entry_complete(p2c2r_client *c, struct entry *e, int status, const void *out,
                            size_t len, uint32_t exec_us, uint32_t peer_id, uint16_t attempts,
                            uint32_t flags)
 {
@@ -266,7 +274,9 @@ static uint64_t backoff_us(p2c2r_client *c)
 }
 
 /* The connection (or the attempt at one) is gone: every incomplete ticket
- * completes with err, once; then the client waits to reconnect or is done. */
+ * completes with err, once, but for those the local fallback may run
+ * (local.c), which wait for it instead; then the client waits to reconnect
+ * or is done. */
 static void conn_failed(p2c2r_client *c, int err, const char *why)
 {
     if (c->err)
@@ -277,7 +287,11 @@ static void conn_failed(p2c2r_client *c, int err, const char *why)
     c->failing = 1;
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (struct entry *e = c->buckets[i]; e; e = e->hnext) {
-            if (!e->done)
+            if (e->done || e->lwait)
+                continue;
+            if (e->lbody)
+                local_enqueue(c, e, err);
+            else
                 entry_complete(c, e, err, c->last_error, strlen(c->last_error), 0, 0, 0, 0);
         }
     }
@@ -409,6 +423,8 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         if (m.output.len > c->max_result)
             return P2C2R_ETOOBIG;
         int st = m.status ? -(int)m.status : 0;
+        if (st == 0 && !(m.flags & PROTO_DELIVER_F_CACHED))
+            local_learn_delivered(c, e, m.exec_us);
         entry_complete(c, e, st, m.output.p, m.output.len, m.exec_us, m.peer_id, m.attempts,
                        result_flags(m.flags));
         return 1;
@@ -658,11 +674,12 @@ int p2c2r_client_process(p2c2r_client *c)
 {
     if (!c)
         return P2C2R_EINVAL;
+    int nl = local_run(c);
     if (c->state == S_FAILED) {
         c->report = 0;
         return c->err;
     }
-    int n = step(c);
+    int n = step(c) + nl;
     if (c->report) {
         int r = c->report;
         c->report = 0;
@@ -676,8 +693,25 @@ int p2c2r_client_process(p2c2r_client *c)
  * UINT64_MAX = forever. */
 int client_wait_io(p2c2r_client *c, uint64_t deadline_us)
 {
-    if (c->err)
+    if (c->nlocal) {
+        /* Local work first; then sleep no later than the frame that may
+         * run what still waits. */
+        if (local_run(c))
+            return c->err;
+        uint64_t at = local_next_us(c);
+        if (at < deadline_us)
+            deadline_us = at;
+    }
+    if (c->err) {
+        uint64_t now = now_us();
+        if (c->nlocal && deadline_us > now) {
+            if (deadline_us > c->retry_at_us && c->state == S_BACKOFF)
+                deadline_us = c->retry_at_us > now ? c->retry_at_us : now;
+            poll(NULL, 0, (int)((deadline_us - now + 999) / 1000));
+            step(c);
+        }
         return c->err;
+    }
     if (c->state != S_READY && deadline_us > c->attempt_deadline_us)
         deadline_us = c->attempt_deadline_us; /* the attempt's own timeout */
     if (c->state == S_TCP) {
@@ -775,6 +809,9 @@ int p2c2r_client_connect_start(const char *addr, const struct p2c2r_client_optio
     if (c->reconnect_max_ms < c->reconnect_ms)
         c->reconnect_max_ms = c->reconnect_ms;
     c->rng = (now_us() ^ (uint64_t)(uintptr_t)c) | 1;
+    c->local_us = o.local_fallback_us > 1000000 ? 1000000 : o.local_fallback_us;
+    c->local_frame_us = o.local_frame_us ? o.local_frame_us : 16667;
+    list_init(&c->localq);
     fadv_init(&c->all);
     buf_init(&c->in, c->max_result + PROTO_DELIVER_PREFIX + PROTO_HDR_LEN + READ_CHUNK);
     buf_init(&c->out, 1u << 30);
@@ -822,6 +859,7 @@ void p2c2r_client_close(p2c2r_client *c)
         while (e) {
             struct entry *n = e->hnext;
             p2c2r_result_release(&e->res);
+            local_drop(e);
             free(e);
             e = n;
         }
@@ -832,6 +870,7 @@ void p2c2r_client_close(p2c2r_client *c)
         c->free_entries = n;
     }
     free(c->buckets);
+    local_blobs_free(c);
     trace_close(c->trace);
     free(c->token);
     free(c->name);

@@ -22,6 +22,9 @@
 
 enum entry_kind { ENTRY_TASK, ENTRY_BLOB };
 
+struct lblob;
+struct lprep;
+
 struct entry {
     uint64_t ticket;
     struct entry *hnext;
@@ -33,6 +36,14 @@ struct entry {
     int16_t ctype_ix;  /* in c->types, -1 = untracked */
     uint8_t kind;     /* enum entry_kind */
     uint8_t traced;   /* submitted while a trace ran */
+    uint8_t lwait;    /* on c->localq, waiting to run locally (local.c) */
+    int lerr;         /* while lwait: its outcome should it never run */
+    /* Local fallback (local_keep): its encoded task body and cost, NULL/0
+     * when it cannot run locally. */
+    uint8_t *lbody;
+    uint32_t lbody_len;
+    uint64_t cost;
+    struct list_node lnode; /* c->localq */
     struct p2c2r_result res;
 };
 
@@ -43,6 +54,8 @@ enum conn_state { S_TCP, S_HELLO, S_READY, S_BACKOFF, S_FAILED };
 struct ctype {
     char name[PROTO_MAX_TYPE_NAME + 1];
     struct fadv adv;
+    double local_rate; /* us per cost unit to run it locally, 0 = not known (local.c) */
+    uint64_t local_refused_since; /* us: its tasks are over the budget since, 0 = not */
 };
 
 struct p2c2r_client {
@@ -102,6 +115,21 @@ struct p2c2r_client {
     size_t nblob_open; /* uploads in flight (in ninflight, not tasks) */
 
     struct trace *trace; /* p2c2r_client_trace_start, NULL = off */
+
+    /* Local fallback (local.c): the budget per frame (0 = off), the
+     * frame's start and what it spent, the tasks waiting to run. */
+    uint32_t local_us, local_frame_us;
+    uint64_t local_frame_start, local_spent;
+    struct list_node localq;
+    size_t nlocal;
+    int local_blocked;     /* what waits cannot start before local_wake_us */
+    uint64_t local_wake_us; /* the next frame, or a waiting task's deadline if sooner */
+    struct lblob *lblobs; /* kept blob copies, newest first (local.c) */
+    size_t lblob_bytes;
+    struct lprep *lpreps; /* prepared state of local runs, most recently used first */
+    size_t lprep_bytes;
+    const void *lrun_scope; /* the executor of the local run in progress */
+    int lrun_derived;       /* that run put prepared state */
 };
 
 #define TASK_FLAGS_KNOWN P2C2R_TASK_NOCACHE /* p2c2r_task.flags this library sends */
@@ -114,6 +142,14 @@ void ticket_drop(p2c2r_client *c, struct entry *e);
  * row (ctype_ix, -1 when the table is full). */
 int ctype_find(const p2c2r_client *c, const char *name);
 int ctype_ix(p2c2r_client *c, const char *name);
+/* Fills e's result (its output already in place), counts and traces it,
+ * and puts it on the done list (client.c). */
+void entry_finish(p2c2r_client *c, struct entry *e, int status, uint32_t exec_us, uint32_t peer_id,
+                  uint16_t attempts, uint32_t flags);
+/* Completes e with this outcome (out copied), counts and traces it, and
+ * puts it on the done list; no-op when e is done (client.c). */
+void entry_complete(p2c2r_client *c, struct entry *e, int status, const void *out, size_t len,
+                    uint32_t exec_us, uint32_t peer_id, uint16_t attempts, uint32_t flags);
 /* I/O (client.c): one write of what is queued; a blocking wait for
  * progress until deadline_us (monotonic); a deadline from a timeout. */
 int client_write(p2c2r_client *c);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client/client_int.h"
+#include "client/local.h"
 #include "common/util.h"
 
 void p2c2r_result_release(struct p2c2r_result *r)
@@ -46,6 +47,8 @@ int p2c2r_client_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms, struct p2
         if (now_us() >= deadline && timeout_ms >= 0) {
             if (!c->err)
                 p2c2r_client_process(c);
+            else
+                local_run(c);
             if (e->done)
                 continue;
             return P2C2R_ETIMEDOUT;
@@ -62,7 +65,8 @@ int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_t max, int
     if (max > INT_MAX)
         max = INT_MAX;
     uint64_t deadline = client_deadline_after(timeout_ms);
-    while (list_empty(&c->done) && c->ninflight && !c->err) {
+    local_run(c);
+    while (list_empty(&c->done) && c->ninflight && (!c->err || c->nlocal)) {
         if (timeout_ms >= 0 && now_us() >= deadline)
             break;
         client_wait_io(c, timeout_ms == 0 ? 0 : deadline);
@@ -87,7 +91,7 @@ int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t)
     struct entry *e = c->nbuckets ? *ticket_slot(c, t.id) : NULL;
     if (!e)
         return P2C2R_ENOTFOUND;
-    if (e->done || c->err || e->kind == ENTRY_BLOB)
+    if (local_cancel(c, e) || e->done || c->err || e->kind == ENTRY_BLOB)
         return 0;
     uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN);
     if (!b)
@@ -197,12 +201,12 @@ int p2c2r_client_timeout_ms(const p2c2r_client *c)
 {
     if (!c)
         return -1;
-    uint64_t at;
-    if (c->state == S_BACKOFF)
+    uint64_t at = local_next_us(c); /* UINT64_MAX when no local work waits */
+    if (c->state == S_BACKOFF && c->retry_at_us < at)
         at = c->retry_at_us;
-    else if (c->state == S_TCP || c->state == S_HELLO)
+    else if ((c->state == S_TCP || c->state == S_HELLO) && c->attempt_deadline_us < at)
         at = c->attempt_deadline_us;
-    else
+    if (at == UINT64_MAX)
         return -1;
     uint64_t now = now_us();
     if (at <= now)
@@ -290,6 +294,7 @@ static void blob_put_commit(p2c2r_client *c, uint8_t *b, uint64_t id, const void
     if (len)
         memcpy(b + PROTO_HDR_LEN, data, len);
     buf_commit(&c->out, PROTO_HDR_LEN + len);
+    local_blob_keep(c, data, len); /* for the local fallback, when on */
 }
 
 int p2c2r_client_put_blob(p2c2r_client *c, const void *data, size_t len, int timeout_ms,

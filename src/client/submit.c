@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "client/client_int.h"
+#include "client/local.h"
 #include "common/util.h"
 
 static int task_has_reqs(const struct p2c2r_task *t)
@@ -28,7 +29,9 @@ static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t 
         t->nblobs > PROTO_MAX_BLOBS || (t->nblobs && !t->blobs) || (t->flags & ~TASK_FLAGS_KNOWN))
         return P2C2R_EINVAL;
     size_t n = proto_task_size_ext(tl, t->params_len, t->nblobs, task_has_reqs(t), t->input_len);
-    if (t->input_len > UINT32_MAX || n + PROTO_BATCH_ENTRY_PREFIX + 4 > c->max_body)
+    /* Before any HELLO_OK (a task for the local fallback), the default. */
+    size_t max_body = c->max_body ? c->max_body : PROTO_MAX_BODY_DEFAULT;
+    if (t->input_len > UINT32_MAX || n + PROTO_BATCH_ENTRY_PREFIX + 4 > max_body)
         return P2C2R_ETOOBIG;
     *size = n;
     return 0;
@@ -72,6 +75,61 @@ static void entry_task(p2c2r_client *c, struct entry *e, const struct p2c2r_task
     e->res.user = t->user;
 }
 
+/* Sets up e for task t (checked, its body sz bytes), submitted at now;
+ * with the local fallback on, keeps what running it here needs.  Returns 0
+ * or ENOMEM (e is then the caller's to drop). */
+static int entry_setup(p2c2r_client *c, struct entry *e, const struct p2c2r_task *t, size_t sz, uint64_t now)
+{
+    entry_task(c, e, t, now);
+    return local_capable(c, t) ? local_keep(c, e, t, sz, put_task) : 0;
+}
+
+/* Whether submits go to the local fallback: it is on and the coordinator
+ * is unreachable (the connection failed, and no new one is READY yet). */
+static int local_only(const p2c2r_client *c)
+{
+    return c->local_us && (c->state == S_BACKOFF || c->state == S_FAILED ||
+                           (c->state != S_READY && c->attempts > 0));
+}
+
+/* Submits while the coordinator is unreachable: every task must be one the
+ * local fallback may run (else the call fails as without it: the failure,
+ * or EAGAIN); each waits to run here and gets one result. */
+static int submit_local(p2c2r_client *c, const struct p2c2r_task *tasks, uint32_t tsize, size_t n,
+                        p2c2r_ticket *tickets)
+{
+    int unfit = c->state == S_FAILED ? c->err : P2C2R_EAGAIN;
+    struct p2c2r_task t;
+    for (size_t k = 0; k < n; k++) {
+        size_t sz;
+        int rc = task_load(c, tasks, tsize, k, &t, &sz);
+        if (rc)
+            return rc;
+        if (!local_capable(c, &t))
+            return unfit;
+    }
+    uint64_t now = now_us(), first = c->next_ticket + 1;
+    int err = c->err ? c->err : P2C2R_ECLOSED;
+    for (size_t k = 0; k < n; k++) {
+        size_t sz;
+        task_load(c, tasks, tsize, k, &t, &sz);
+        struct entry *e = ticket_new(c, first + k);
+        if (!e || entry_setup(c, e, &t, sz, now) != 0) {
+            if (e)
+                ticket_drop(c, e);
+            for (size_t r = 0; r < k; r++)
+                ticket_drop(c, *ticket_slot(c, first + r));
+            return P2C2R_ENOMEM;
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        local_enqueue(c, *ticket_slot(c, first + k), err);
+        tickets[k].id = first + k;
+    }
+    c->next_ticket = first + n - 1;
+    return 0;
+}
+
 int p2c2r_client_submit(p2c2r_client *c, const struct p2c2r_task *t, p2c2r_ticket *out)
 {
     return p2c2r_client_submit_batch(c, t, 1, out);
@@ -89,6 +147,13 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
     uint32_t tsize = sized_size(tasks);
     if (!sized_ok(tsize, &task_layout))
         return P2C2R_EINVAL;
+    if (local_only(c)) {
+        /* The coordinator's cap, or its default before any HELLO_OK. */
+        uint32_t cap = c->max_inflight ? c->max_inflight : 8192;
+        if (n > cap || c->ninflight - c->nblob_open + n > cap)
+            return P2C2R_EAGAIN;
+        return submit_local(c, tasks, tsize, n, tickets);
+    }
     if (c->state == S_FAILED)
         return c->err;
     if (c->state != S_READY)
@@ -111,7 +176,10 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
         struct entry *e = ticket_new(c, ticket);
         if (!e)
             return P2C2R_ENOMEM;
-        entry_task(c, e, &t, now);
+        if (entry_setup(c, e, &t, sz, now) != 0) {
+            ticket_drop(c, e);
+            return P2C2R_ENOMEM;
+        }
         c->next_ticket = ticket;
         proto_put_hdr(b, MSG_SUBMIT, 0, ticket, (uint32_t)sz);
         put_task(b + PROTO_HDR_LEN, &t);
@@ -182,7 +250,13 @@ int p2c2r_client_submit_batch(p2c2r_client *c, const struct p2c2r_task *tasks, s
     for (size_t k = 0; k < n; k++) {
         size_t sz;
         task_load(c, tasks, tsize, k, &t, &sz);
-        entry_task(c, *ticket_slot(c, first + k), &t, now);
+        if (entry_setup(c, *ticket_slot(c, first + k), &t, sz, now) != 0) {
+            for (size_t r = 0; r < n; r++)
+                ticket_drop(c, *ticket_slot(c, first + r));
+            c->out.len = mark;
+            c->next_ticket = first - 1;
+            return P2C2R_ENOMEM;
+        }
         tickets[k].id = first + k;
     }
     /* Keep the kernel busy when a lot is queued, without a syscall per task. */

@@ -212,7 +212,19 @@ int proto_parse_register(const uint8_t *b, size_t n, struct msg_register *out)
         out->types[i].version = rd_u32(&r);
         out->types[i].flags = rd_u8(&r) & PROTO_TYPE_FLAGS_KNOWN;
     }
-    /* The identity, when present, exactly fills the rest. */
+    /* Then the pool block and the identity, each optional: the length of
+     * the rest says which are there. */
+    out->has_pool = 0;
+    out->pool = 0;
+    out->cost = 0;
+    size_t rest = r.bad ? 0 : (size_t)(r.end - r.p);
+    if (rest == PROTO_POOL_BLOCK_LEN || rest == PROTO_POOL_BLOCK_LEN + PROTO_REGISTER_AUTH_LEN) {
+        out->has_pool = 1;
+        out->pool = rd_u8(&r);
+        (void)rd_u8(&r);
+        (void)rd_u16(&r);
+        out->cost = rd_u32(&r);
+    }
     out->pk = out->sig = NULL;
     out->signed_len = (size_t)(r.p - b);
     if (!r.bad && r.end - r.p == PROTO_REGISTER_AUTH_LEN) {
@@ -399,7 +411,7 @@ size_t proto_register_signed_size(const struct msg_register *m)
     size_t n = 16 + m->gpu_model.len;
     for (unsigned i = 0; i < m->ntypes; i++)
         n += PROTO_TYPE_ENTRY_FIXED + m->types[i].name.len;
-    return n;
+    return n + (m->has_pool ? PROTO_POOL_BLOCK_LEN : 0);
 }
 
 size_t proto_register_size(const struct msg_register *m)
@@ -426,6 +438,13 @@ size_t proto_put_register(uint8_t *d, const struct msg_register *m)
         wr32(d + o, m->types[i].version);
         o += 4;
         d[o++] = m->types[i].flags;
+    }
+    if (m->has_pool) {
+        d[o] = m->pool;
+        d[o + 1] = 0;
+        wr16(d + o + 2, 0);
+        wr32(d + o + 4, m->cost);
+        o += PROTO_POOL_BLOCK_LEN;
     }
     if (m->pk) {
         memcpy(d + o, m->pk, PROTO_PK_LEN);

@@ -134,6 +134,14 @@ struct proto_tasktype {
 #define PROTO_SIG_LEN 64
 #define PROTO_REGISTER_AUTH_LEN (PROTO_PK_LEN + PROTO_SIG_LEN)
 
+/* The optional pool block of PEER_REGISTER (docs/PROTOCOL.md 5.3), between
+ * the types and the identity: u8 pool, u8 + u16 reserved, u32 cost.  A body
+ * without it registers the peer in the volunteer pool at cost 0, so peers
+ * that predate it register as before; the reference peer sends it only when
+ * its pool or cost differ from that. */
+#define PROTO_POOL_BLOCK_LEN 8
+enum { PROTO_POOL_VOLUNTEER = 0, PROTO_POOL_CLOUD = 1, PROTO_POOLS = 2 };
+
 struct msg_register {
     uint16_t cores;
     uint16_t slots;
@@ -142,6 +150,11 @@ struct msg_register {
     uint8_t ntypes;
     struct bytes_view gpu_model;
     struct proto_tasktype types[PROTO_MAX_TYPES];
+    /* The pool block: has_pool 0 when absent (pool and cost then read 0).
+     * pool is as sent (the coordinator refuses values >= PROTO_POOLS). */
+    uint8_t has_pool;
+    uint8_t pool;
+    uint32_t cost;
     /* The identity: pk and sig point into the body (PROTO_PK_LEN and
      * PROTO_SIG_LEN bytes), or are both NULL when the body ends after its
      * types (a peer without identity: the coordinator refuses it with

@@ -185,6 +185,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     if ((cfg->type_deadlines && (rc = config_type_deadlines(co, cfg->type_deadlines, err, errcap)) != 0) ||
         (cfg->cache_types && (rc = config_cache_types(co, cfg->cache_types, err, errcap)) != 0) ||
         (rc = verify_parse(co, cfg->verify ? cfg->verify : "adaptive", err, errcap)) != 0 ||
+        (cfg->trust_pools && (rc = pools_parse_trust(co, cfg->trust_pools, err, errcap)) != 0) ||
         (cfg->tokens_file && (rc = config_load_tokens(co, cfg->tokens_file, err, errcap)) != 0)) {
         free(co->tokens);
         free(co->rbuf);

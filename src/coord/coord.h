@@ -41,6 +41,8 @@ struct coord_config {
     const char *verify;           /* "POLICY" or "TYPE=POLICY,...[,*=POLICY]" with POLICY none,
                                      adaptive, quorum2 or quorum3 (NULL: adaptive) */
     uint32_t liar_quarantine_ms;  /* a peer caught in a lie; doubles each time, up to 64x */
+    const char *trust_pools;      /* "POOL[,POOL]": pools whose peers' results count as checked
+                                     under adaptive verification (NULL: none) */
     /* Directory of the persistent state (store.h: DIR/p2c2r.db, locked by
      * DIR/p2c2r.lock while the coordinator runs); NULL = peer records live
      * in memory only and are lost at exit. */

@@ -168,8 +168,10 @@ struct ttype {
     double vtime, wsum;
     struct peer_rec **peers;
     uint32_t npeers, peers_cap;
-    struct peer_rec **free; /* peers that can take a task now */
+    struct peer_rec **free; /* peers that can take a task now, by pool (peerpool.c) */
     uint32_t nfree, free_cap;
+    uint32_t free_end[PROTO_POOLS]; /* pool k's free peers: free[free_end[k-1] .. free_end[k]) */
+    uint32_t npool[PROTO_POOLS];    /* registered peers of the type in each pool */
     uint64_t slots_total;   /* over registered peers */
     uint64_t no_peer_since; /* when npeers became 0 (us) */
     uint32_t deadline_ms;   /* default deadline for the type, 0 = global */
@@ -188,6 +190,7 @@ struct ttype {
      * a probe (sched.c, admission_decide). */
     struct urate_win rate;
     struct urate_win disp; /* us per attempt (a median, like rate) */
+    struct urate_win prate[PROTO_POOLS]; /* rate, learned per pool (peerpool.c) */
     double cost_ewma;
     uint32_t refused_row;
     uint64_t refused_since; /* us: the first refusal of the run */
@@ -241,6 +244,8 @@ struct peer_rec {
     uint32_t slots, inflight; /* slots: declared (PEER_REGISTER, CREDIT); see peer_slots */
     uint16_t cores;
     uint8_t gpu, state, eligible;
+    uint8_t pool;         /* PROTO_POOL_*, as its operator declared (peerpool.c) */
+    uint8_t pool_trusted; /* its pool is one the operator trusts (--trust-pool) */
     uint64_t mem;
     float fail_ewma, rtt_us;
     uint64_t strikes, good; /* its key's: results contradicted / counted good (peerdb_sync) */
@@ -251,6 +256,7 @@ struct peer_rec {
      * run in a row starts again with each connection. */
     uint64_t verified, consec_verified, disagreements, lies;
     uint32_t types;         /* bitmask of ttype indexes */
+    uint32_t cost;          /* price asked per cost unit (PEER_REGISTER pool block) */
     /* Peers of one group are one peer for quorum purposes: every
      * connection of a key, and every key the operator grouped together,
      * share it (ident_rec.group).  Results are independent only when their
@@ -407,6 +413,12 @@ struct counters {
     uint64_t types_refused, unserved_failed;
 };
 
+/* One pool's figures (STATS "pools", p2c2r_pool_*): uint64_t only, read
+ * by offset from one table (peerpool.c). */
+struct pool_stat {
+    uint64_t peers, cost_sum, placed, spilled;
+};
+
 struct token {
     uint8_t roles; /* bit (1 << role) */
     uint16_t len;
@@ -467,6 +479,8 @@ struct coord {
     struct type_verify tver[PROTO_MAX_TYPES];
     uint32_t ntver;
     uint8_t verify_default; /* enum verify_policy of types --verify does not name */
+    struct pool_stat pools[PROTO_POOLS];
+    uint8_t trust_pools; /* bit k: pool k is trusted for verification (--trust-pool) */
 
     struct task **chunks;
     uint32_t nchunks, free_head, tasks_live;
@@ -553,6 +567,9 @@ double peer_trust(const struct peer_rec *p);
 double peer_score(const struct coord *co, const struct peer_rec *p, int ti);
 double task_score(const struct coord *co, const struct peer_rec *p, const struct task *t);
 struct peer_rec *pick_peer(struct coord *co, const struct task *t);
+/* The best of SAMPLE_D peers drawn from tt->free[lo .. lo + n) that can
+ * take t (the whole free set, or one pool's part of it); NULL when none. */
+struct peer_rec *pick_in(struct coord *co, const struct task *t, uint32_t lo, uint32_t n);
 void task_enqueue(struct coord *co, struct task *t, int front);
 void task_dequeue(struct coord *co, struct task *t);
 int task_level(const struct coord *co, const struct task *t, uint64_t now);
@@ -634,6 +651,39 @@ void shares_free(struct coord *co);
 /* The first queued task of type ti in any share, or NULL (for sweeps that
  * end every queued task of a type). */
 struct task *type_first_queued(struct coord *co, int ti);
+
+/* ---- peerpool.c: peer pools (volunteer, cloud) --------------------------- */
+
+const char *pool_name(int k);
+/* The pool called s (n bytes), or -1. */
+int pool_parse(const char *s, size_t n);
+/* Parses --trust-pool "POOL[,POOL]" into co->trust_pools; EINVAL with a
+ * reason in err. */
+int pools_parse_trust(struct coord *co, const char *spec, char *err, size_t errcap);
+/* Adds p to / removes p from its pool's part of tt's free set (room for
+ * one more is the caller's: peer_refresh). */
+void pool_free_add(struct ttype *tt, int ti, struct peer_rec *p);
+void pool_free_remove(struct ttype *tt, int ti, struct peer_rec *p);
+/* A registered peer joins / leaves its pool's figures. */
+void pools_peer_join(struct coord *co, struct peer_rec *p);
+void pools_peer_leave(struct coord *co, struct peer_rec *p);
+/* Whether tt has registered peers in more than one pool. */
+int pools_mixed(const struct ttype *tt);
+/* t's expected time on p in us (t's cost x p's rate, else its pool's, plus
+ * the type's dispatch time); 0 when nothing is known. */
+uint64_t pool_expect_us(const struct coord *co, const struct peer_rec *p, const struct task *t);
+/* For a type with peers in several pools: the best free peer of the
+ * cheapest pool whose choice is expected to meet t's deadline (or not yet
+ * measured); when none is, the one expected to come closest.  NULL when no
+ * free peer can take t. */
+struct peer_rec *pools_pick(struct coord *co, const struct task *t);
+/* Admission's rate for a type with peers in several pools: the fastest
+ * pool's; *known 0 (and 0 returned) while a pool of the type has fewer
+ * than STAT_MIN_SAMPLES samples. */
+double pools_type_rate(const struct ttype *tt, int *known);
+/* STATS "pools":[...] and the p2c2r_pool_* metrics, from one table. */
+void pools_stats_json(const struct coord *co, struct buf *o);
+void pools_metrics(const struct coord *co, struct buf *o);
 
 /* ---- peers.c: registry, breaker, credits, results, the type table -------- */
 

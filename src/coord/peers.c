@@ -70,13 +70,9 @@ void peer_refresh(struct coord *co, struct peer_rec *p)
                 tt->free_cap = tt->free_cap ? tt->free_cap * 2 : 8;
                 tt->free = xrealloc(tt->free, tt->free_cap * sizeof(*tt->free));
             }
-            p->ty[ti].fpos = tt->nfree;
-            tt->free[tt->nfree++] = p;
+            pool_free_add(tt, ti, p);
         } else {
-            uint32_t pos = p->ty[ti].fpos;
-            assert(pos < tt->nfree && tt->free[pos] == p);
-            tt->free[pos] = tt->free[--tt->nfree];
-            tt->free[pos]->ty[ti].fpos = pos;
+            pool_free_remove(tt, ti, p);
         }
     }
 }
@@ -290,6 +286,7 @@ void peer_join_type(struct coord *co, struct peer_rec *p, int ti, uint32_t versi
     }
     p->ty[ti].pos = tt->npeers;
     tt->peers[tt->npeers++] = p;
+    tt->npool[p->pool]++;
     tt->slots_total += peer_slots(p);
 }
 
@@ -339,6 +336,11 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         conn_fail(c, P2C2R_EINVAL, "PEER_REGISTER lists no task types");
         return -1;
     }
+    if (m.pool >= PROTO_POOLS) {
+        conn_fail(c, P2C2R_EINVAL, "PEER_REGISTER names pool %u: the pools are 0 (volunteer) and 1 (cloud)",
+                  m.pool);
+        return -1;
+    }
     /* Check every name and that the table can take the new ones before
      * touching any shared state, so a refusal leaves nothing behind. */
     uint32_t fresh = 0, recyclable = PROTO_MAX_TYPES - co->ntypes;
@@ -381,6 +383,10 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     p->cores = m.cores;
     p->mem = m.mem_bytes;
     p->gpu = m.gpu ? 1 : 0;
+    p->pool = m.pool;
+    p->cost = m.cost;
+    p->pool_trusted = (co->trust_pools >> m.pool) & 1;
+    pools_peer_join(co, p);
     p->state = PS_OK;
     memcpy(p->gpu_model, m.gpu_model.p, m.gpu_model.len);
     list_init(&p->attempts);
@@ -408,9 +414,9 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         wr64(b, p->id);
     char esc[4 * sizeof(c->name)];
     LOG_I("peer_registered", "peer=%u conn=%" PRIu64 " name=\"%s\" key=%s key_id=%u group=%u state=%s "
-          "cores=%u slots=%u gpu=%u types=%u",
+          "cores=%u slots=%u gpu=%u types=%u pool=%s cost=%u",
           p->id, c->id, log_esc(esc, sizeof(esc), c->name, strlen(c->name)), hex, key->id, p->group,
-          peer_state_name(p->state), p->cores, p->slots, p->gpu, m.ntypes);
+          peer_state_name(p->state), p->cores, p->slots, p->gpu, m.ntypes, pool_name(p->pool), p->cost);
     dispatch_peer(co, p);
     coord_maybe_ready(co);
     return 0;
@@ -504,14 +510,17 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
         ewma(&tt->exec_ewma, m.exec_us);
         /* Time per cost unit: the sample is bounded by the measured
          * duration (claims_on_answer) and its influence by the estimators
-         * (urate.h).  A peer's first sample moves it from the type's rate,
-         * so one forged answer cannot set it anywhere either. */
+         * (urate.h).  A peer's first sample moves it from its pool's rate
+         * for the type (with one pool: the type's), so one forged answer
+         * cannot set it anywhere either; only the first peer of a pool
+         * starts from its own first sample (peerpool.c). */
         double r = urate_sample(m.exec_us, t->cost);
         struct peer_type *pt = &p->ty[t->tt];
-        if (pt->rate <= 0 && tt->rate.n)
-            pt->rate = (float)urate_win_get(&tt->rate);
+        if (pt->rate <= 0 && tt->prate[p->pool].n)
+            pt->rate = (float)urate_win_get(&tt->prate[p->pool]);
         urate_ewma_add(&pt->rate, r);
         urate_win_add(&tt->rate, r);
+        urate_win_add(&tt->prate[p->pool], r);
         urate_win_add(&tt->disp, (double)(dur > m.exec_us ? dur - m.exec_us : 0));
     }
 
@@ -606,6 +615,7 @@ int peer_on_pong(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 void peer_detach(struct coord *co, struct peer_rec *p)
 {
     co->npeers--;
+    pools_peer_leave(co, p);
     peer_unlink(co, p);
     for (uint32_t m = p->types; m; m &= m - 1) {
         int ti = __builtin_ctz(m);
@@ -614,6 +624,7 @@ void peer_detach(struct coord *co, struct peer_rec *p)
         tt->peers[pos] = tt->peers[--tt->npeers];
         tt->peers[pos]->ty[ti].pos = pos;
         tt->slots_total -= peer_slots(p);
+        tt->npool[p->pool]--;
         if (!p->ty[ti].det)
             tt->nnondet--;
         if (tt->npeers == 0)

@@ -124,16 +124,23 @@ static struct peer_rec *pick_checker(struct coord *co, const struct task *t)
 struct peer_rec *pick_peer(struct coord *co, const struct task *t)
 {
     struct ttype *tt = &co->types[t->tt];
-    uint32_t n = tt->nfree;
-    if (n == 0)
+    if (tt->nfree == 0)
         return NULL;
     if (t->vs)
         return pick_checker(co, t);
+    if (pools_mixed(tt))
+        return pools_pick(co, t);
+    return pick_in(co, t, 0, tt->nfree);
+}
+
+struct peer_rec *pick_in(struct coord *co, const struct task *t, uint32_t lo, uint32_t n)
+{
+    struct peer_rec **fs = co->types[t->tt].free + lo;
     struct peer_rec *best = NULL;
     double best_s = 0;
     if (n <= SAMPLE_D) {
         for (uint32_t i = 0; i < n; i++) {
-            struct peer_rec *p = tt->free[i];
+            struct peer_rec *p = fs[i];
             if (!task_fits(co, t, p))
                 continue;
             double s = task_score(co, p, t);
@@ -155,7 +162,7 @@ struct peer_rec *pick_peer(struct coord *co, const struct task *t)
         if (dup)
             continue;
         seen[ns++] = i;
-        struct peer_rec *p = tt->free[i];
+        struct peer_rec *p = fs[i];
         if (!task_fits(co, t, p))
             continue;
         double s = task_score(co, p, t);
@@ -165,8 +172,8 @@ struct peer_rec *pick_peer(struct coord *co, const struct task *t)
     if (best || (!t->kind && !t->nexcl && t->min_version == 0 && !t->vs))
         return best;
     for (uint32_t i = 0; i < n; i++)
-        if (task_fits(co, t, tt->free[i]))
-            return tt->free[i];
+        if (task_fits(co, t, fs[i]))
+            return fs[i];
     return NULL;
 }
 
@@ -440,6 +447,7 @@ int task_assign(struct coord *co, struct task *t, struct peer_rec *p, int hedge)
         hist_add(&tt->h_queue, now - t->submit_us);
     }
     p->inflight++;
+    co->pools[p->pool].placed++;
     peer_refresh(co, p);
     return 0;
 }
@@ -543,10 +551,13 @@ uint64_t admission_estimate(const struct ttype *tt, const struct squeue *own, do
                             uint64_t cost, struct admit_est *e)
 {
     double rate = urate_win_get(&tt->rate);
+    int known = tt->rate.n >= STAT_MIN_SAMPLES && rate > 0;
+    if (pools_mixed(tt)) /* the fastest pool's rate: a pricier pool may meet the deadline */
+        rate = pools_type_rate(tt, &known);
     e->us = e->run_us = 0;
     e->rate = rate;
     e->ahead = 0;
-    if (tt->rate.n < STAT_MIN_SAMPLES || rate <= 0)
+    if (!known)
         return 0;
     double run = (double)cost * rate + urate_win_get(&tt->disp);
     double est = run;

@@ -236,9 +236,9 @@ static void stats_peer_page(struct coord *co, const struct conn *asker, struct b
                 claims_overdue_count(p), p->stalls, p->mem, p->gpu ? "true" : "false");
         json_str(o, p->gpu_model);
         jprintf(o, ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"strikes\":%" PRIu64
-                   ",\"rtt_us\":%.0f,\"fail_rate\":%.3f,\"trust\":%.3f",
+                   ",\"rtt_us\":%.0f,\"fail_rate\":%.3f,\"trust\":%.3f,\"pool\":\"%s\",\"cost\":%u",
                 p->done, p->failed, p->strikes, (double)p->rtt_us, (double)p->fail_ewma,
-                peer_trust(p));
+                peer_trust(p), pool_name(p->pool), p->cost);
         const struct ident_rec *k = p->key;
         if (k) {
             /* Its key's record: the same for every connection of the key,
@@ -290,7 +290,8 @@ static void stats_json(struct coord *co, const struct conn *asker, struct buf *o
     buf_append(o, "},\"mem\":{", 9);
     stats_group(o, &s, G_MEM);
     buf_append(o, "},", 2);
-    buf_append(o, "\"types\":[", 9);
+    pools_stats_json(co, o);
+    buf_append(o, ",\"types\":[", 10);
     for (uint32_t i = 0; i < co->ntypes; i++) {
         const struct ttype *tt = &co->types[i];
         uint32_t byc[PRIO_CLASSES] = {0};
@@ -480,6 +481,7 @@ void stats_metrics_render(void *arg, struct buf *o)
                 prom_gauge(o, pm[k].name, lb, peer_trust(p));
         }
     }
+    pools_metrics(co, o);
     struct snap s;
     snap_take(co, &s);
     for (size_t i = 0; i < ARRAY_LEN(stat_defs); i++) {

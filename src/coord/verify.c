@@ -326,7 +326,7 @@ static void verify_next(struct coord *co, struct task *t, uint32_t failed_group)
 /* p's result joins candidate c. */
 int verify_established(const struct peer_rec *p)
 {
-    return (p->key && p->key->pinned) || p->consec_verified >= ESTABLISHED;
+    return (p->key && p->key->pinned) || p->pool_trusted || p->consec_verified >= ESTABLISHED;
 }
 
 static void cand_add(struct vcand *c, const struct peer_rec *p)
@@ -390,10 +390,11 @@ void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, con
             task_finish(co, t, 0, out, len, exec_us, p->id);
             return;
         }
-        if (tt->verify == VP_ADAPTIVE && p->key && p->key->pinned) {
+        if (tt->verify == VP_ADAPTIVE && ((p->key && p->key->pinned) || p->pool_trusted)) {
             /* The operator vouches for this key (p2c2r peers --pin: its own
-             * machines, the trusted pool): its result counts as checked,
-             * without a second run, and moves no record. */
+             * machines) or for its pool (p2c2rd --trust-pool cloud: machines
+             * it runs or rents): its result counts as checked, without a
+             * second run, and moves no record. */
             peer_unverified_ok(co, p);
             t->verified = 1;
             co->n.verified++;

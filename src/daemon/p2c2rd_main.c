@@ -122,7 +122,7 @@ int main(int argc, char **argv)
     int64_t hedge_min_us = (int64_t)cfg.hedge_min_us, aging_ms = cfg.aging_ms;
     int64_t strikes = cfg.breaker_strikes, cooldown_ms = cfg.breaker_cooldown_ms, ping_ms = cfg.ping_ms;
     int no_hedge = 0, no_admission = 0;
-    const char *verify = cfg.verify;
+    const char *verify = cfg.verify, *trust_pools = NULL;
     int64_t liar_ms = cfg.liar_quarantine_ms;
     int64_t mem_budget = (int64_t)cfg.mem_budget, mem_share = (int64_t)cfg.mem_share;
     int64_t frame_ms = cfg.frame_timeout_ms, idle_ms = cfg.idle_timeout_ms, max_unauth = cfg.max_unauth;
@@ -159,6 +159,7 @@ int main(int argc, char **argv)
         {"ping-interval", 0, OPT_INT, "MS", 10, 3600000, "ping a peer that sent nothing for MS", &ping_ms, CLIOPT_DEFAULT},
         {"no-admission", 0, OPT_FLAG, NULL, 0, 0, "accept tasks even when they would miss their deadline", &no_admission},
         {"verify", 0, OPT_STR, "POLICY|TYPE=POLICY,...", 0, 0, "how results are checked by independent peers before they count, per type ('*=' for the rest): none, adaptive (new peers always, established ones spot-checked), quorum2, quorum3", &verify, CLIOPT_DEFAULT},
+        {"trust-pool", 0, OPT_STR, "POOL[,POOL]", 0, 0, "pools whose peers the operator runs or rents (volunteer, cloud): their results count as checked under adaptive verification, like pinned keys (default none)", &trust_pools},
         {"liar-quarantine", 0, OPT_INT, "MS", 1, 86400000, "quarantine of a peer caught returning a wrong result; doubles on each repeat up to 64x", &liar_ms, CLIOPT_DEFAULT},
         {"state", 0, OPT_STR, "DIR", 0, 0, "keep peer records (reputation, quarantines, the operator's bans, pins and groups) in DIR/p2c2r.db across restarts, and local peers' keys in DIR; without it they live in memory only", &state_dir},
         {"max-peer-keys", 0, OPT_INT, "N", 1, 100000000, "peer keys remembered; a peer with a new key beyond this is refused", &max_keys, CLIOPT_DEFAULT},
@@ -223,6 +224,7 @@ int main(int argc, char **argv)
     cfg.ping_ms = (uint32_t)ping_ms;
     cfg.admission = !no_admission;
     cfg.verify = verify;
+    cfg.trust_pools = trust_pools;
     cfg.liar_quarantine_ms = (uint32_t)liar_ms;
     cfg.state_dir = state_dir;
     cfg.max_keys = (uint32_t)max_keys;

@@ -161,6 +161,9 @@ static void send_register(struct link *l, const struct msg_hello_ok *ok)
         m.types[i].version = a->ex[i]->version;
         m.types[i].flags = (a->ex[i]->flags & P2C2R_EXEC_DETERMINISTIC) ? PROTO_TYPE_F_DETERMINISTIC : 0;
     }
+    m.has_pool = a->cfg.pool != PROTO_POOL_VOLUNTEER || a->cfg.cost != 0;
+    m.pool = a->cfg.pool;
+    m.cost = a->cfg.cost;
     m.pk = l->key->pk;
     size_t n = proto_register_size(&m), signed_len = proto_register_signed_size(&m);
     uint8_t *b = link_frame(l, MSG_PEER_REGISTER, 2, (uint32_t)n);

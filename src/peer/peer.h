@@ -30,6 +30,13 @@ struct peer_config {
     const char *gpu_model;   /* NULL = no GPU offered; else its name, 1..64 bytes */
     uint32_t cores;          /* 0 = the machine's online cores */
     uint64_t mem_bytes;      /* 0 = the machine's physical memory */
+    /* The pool the operator declares this peer in (PROTO_POOL_*: volunteer
+     * or cloud) and the price it asks per unit of work (a cost unit of
+     * tasks_estimate, in the fabric's credits; compared between pools by the
+     * coordinator, docs/ARCHITECTURE.md "Pools").  Volunteer at 0 sends no
+     * pool block, so such a peer registers with any coordinator. */
+    uint8_t pool;
+    uint32_t cost;
     /* The identities the links sign their PEER_REGISTER with (common/ident.h):
      * link i uses keys[i % nkeys].  Copied by peer_agent_new (and wiped by
      * peer_agent_free); nkeys 0 = one key made in memory for this run, so

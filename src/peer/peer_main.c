@@ -40,7 +40,8 @@ int main(int argc, char **argv)
     const char *types = all_types, *token = getenv("P2C2R_TOKEN"), *name = NULL, *level = "info";
     int64_t slots = cfg.slots, threads = 0, conns = 1, cores = 0, mem = 0;
     int64_t prepared = (int64_t)cfg.prepared_cache_bytes;
-    const char *gpu = NULL, *key_file = "p2c2r-peer.key";
+    const char *gpu = NULL, *key_file = "p2c2r-peer.key", *pool = "volunteer";
+    int64_t cost = 0;
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator address; $P2C2R_COORDINATOR when set", &coordinator, CLIOPT_DEFAULT},
         {"slots", 's', OPT_INT, "N", 1, 65535, "tasks run at once per connection; one per online core", &slots, CLIOPT_DEFAULT},
@@ -50,6 +51,8 @@ int main(int argc, char **argv)
         {"gpu", 0, OPT_STR, "MODEL", 0, 0, "offer a GPU named MODEL to tasks that require one (not detected; default none)", &gpu},
         {"cores", 0, OPT_INT, "N", 1, 65535, "cores to offer (default: the machine's online cores)", &cores},
         {"memory", 0, OPT_INT, "BYTES", 1, INT64_MAX, "memory to offer (default: the machine's physical memory)", &mem},
+        {"pool", 0, OPT_STR, "POOL", 0, 0, "the pool this peer is in, as its operator declares: volunteer or cloud (the coordinator puts a task on the cheapest pool that meets its deadline)", &pool, CLIOPT_DEFAULT},
+        {"cost", 0, OPT_INT, "N", 0, UINT32_MAX, "the price asked per unit of work, in credits (compared between pools)", &cost, CLIOPT_DEFAULT},
         {"prepared-cache", 0, OPT_INT, "BYTES", 0, INT64_MAX, "bytes of state executors keep from blobs (parsed maps, scenes); 0 keeps none", &prepared, CLIOPT_DEFAULT},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         {"name", 'n', OPT_STR, "NAME", 0, 0, "name shown in coordinator stats", &name},
@@ -100,6 +103,15 @@ int main(int argc, char **argv)
         return 2;
     }
     cfg.gpu_model = gpu;
+    if (strcmp(pool, "volunteer") == 0) {
+        cfg.pool = PROTO_POOL_VOLUNTEER;
+    } else if (strcmp(pool, "cloud") == 0) {
+        cfg.pool = PROTO_POOL_CLOUD;
+    } else {
+        fprintf(stderr, "p2c2r-peer: --pool must be volunteer or cloud, not '%s'\n", pool);
+        return 2;
+    }
+    cfg.cost = (uint32_t)cost;
     cfg.handle_signals = 1;
     char err[512];
     struct peer_agent *a;

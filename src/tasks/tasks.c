@@ -12,10 +12,21 @@
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TASK_MAX_INPUT (8u << 20)
 #define TASK_CANCEL_CHUNK ((size_t)256 << 10)
+
+void *tasks_out_alloc(struct p2c2r_exec_call *call, size_t n)
+{
+    struct tasks_out *o = call->opaque;
+    if (o->p || (o->max && n > o->max))
+        return NULL; /* at most once per run, and within the limit */
+    o->p = malloc(n + 1);
+    o->n = n;
+    return o->p;
+}
 
 void tasks_errf(char *err, size_t cap, const char *fmt, ...)
 {

@@ -4,6 +4,7 @@
 #define P2C2R_TASKS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "p2c2r/executor.h"
 
@@ -27,6 +28,17 @@ static inline int tasks_cancelled(const int *flag)
 {
     return flag && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
 }
+
+/* The output of an executor run outside a peer (the CLI's --local runs, the
+ * client library's local fallback): the call's opaque points at one, zeroed
+ * but for max, and tasks_out_alloc is its alloc_output.  p is malloc'd (the
+ * caller frees it), with one byte more than n for a terminating NUL. */
+struct tasks_out {
+    uint8_t *p;
+    size_t n;
+    size_t max; /* the largest output allowed; 0 = no limit */
+};
+void *tasks_out_alloc(struct p2c2r_exec_call *call, size_t n);
 
 /* Finds a built-in executor by name (name_len bytes, not NUL-terminated):
  * the table's own entry (e.g. &exec_echo), or NULL. */

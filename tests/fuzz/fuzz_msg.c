@@ -125,6 +125,13 @@ static void check_register(const uint8_t *b, size_t n)
         FUZZ_ASSERT(off < n && e[off] == (b[off] & PROTO_TYPE_FLAGS_KNOWN));
         e[off] = b[off];
     }
+    /* ...and for the pool block's reserved bytes, which are ignored and
+     * written as 0. */
+    if (m.has_pool) {
+        size_t pb = m.signed_len - PROTO_POOL_BLOCK_LEN;
+        FUZZ_ASSERT(e[pb + 1] == 0 && e[pb + 2] == 0 && e[pb + 3] == 0);
+        memcpy(e + pb + 1, b + pb + 1, 3);
+    }
     FUZZ_ASSERT(memcmp(e, b, n) == 0);
     free(e);
 }

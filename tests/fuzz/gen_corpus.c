@@ -80,7 +80,8 @@ static size_t body_hello_ok(uint8_t *d, int peer)
 
 /* auth: with a public key and a signature (of fixed bytes, not a valid
  * one: the fuzzers parse, and a coordinator answers EAUTH). */
-static size_t body_register(uint8_t *d, int many, int auth)
+/* pooled: with the pool block (cloud, cost 5). */
+static size_t body_register_ext(uint8_t *d, int many, int auth, int pooled)
 {
     static uint8_t pk[PROTO_PK_LEN], sig[PROTO_SIG_LEN];
     for (int i = 0; i < PROTO_PK_LEN; i++)
@@ -108,7 +109,17 @@ static size_t body_register(uint8_t *d, int many, int auth)
         m.pk = pk;
         m.sig = sig;
     }
+    if (pooled) {
+        m.has_pool = 1;
+        m.pool = PROTO_POOL_CLOUD;
+        m.cost = 5;
+    }
     return proto_put_register(d, &m);
+}
+
+static size_t body_register(uint8_t *d, int many, int auth)
+{
+    return body_register_ext(d, many, auth, 0);
 }
 
 static size_t body_task(uint8_t *d, const char *type, const char *params, const void *in,
@@ -213,6 +224,7 @@ static void frames(void)
     ONE("peer_register", MSG_PEER_REGISTER, 0, 2, body_register(B, 0, 1));
     ONE("peer_register_max", MSG_PEER_REGISTER, 0, 2, body_register(B, 1, 1));
     ONE("peer_register_noauth", MSG_PEER_REGISTER, 0, 2, body_register(B, 0, 0));
+    ONE("peer_register_pool", MSG_PEER_REGISTER, 0, 2, body_register_ext(B, 0, 1, 1));
     ONE("register_ok", MSG_REGISTER_OK, 0, 2, body_u64(B, 1));
     ONE("credit", MSG_CREDIT, 0, 0, body_u32(B, 4));
     ONE("submit_echo", MSG_SUBMIT, PROTO_F_WANT_ACK, 1, body_task(B, "echo", NULL, "hello", 5));
@@ -308,6 +320,7 @@ static void bodies(void)
     add_body("register", FUZZ_P_REGISTER, body_register(B, 0, 1));
     add_body("register_max", FUZZ_P_REGISTER, body_register(B, 1, 1));
     add_body("register_noauth", FUZZ_P_REGISTER, body_register(B, 0, 0));
+    add_body("register_pool", FUZZ_P_REGISTER, body_register_ext(B, 0, 1, 1));
     add_body("task_echo", FUZZ_P_TASK, body_task(B, "echo", "a=1\n", "hello", 5));
     add_body("task_sha256_hex", FUZZ_P_TASK, body_task(B, "sha256", "format=hex\n", "abc", 3));
     add_body("task_sha256_raw", FUZZ_P_TASK,

@@ -1813,6 +1813,10 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
         reg.types[reg.ntypes].flags = PROTO_TYPE_F_DETERMINISTIC; /* as a real peer's built-ins */
         reg.ntypes++;
     }
+    /* The pool block only when asked for, as the reference peer does. */
+    reg.has_pool = cfg->pool != PROTO_POOL_VOLUNTEER || cfg->cost != 0;
+    reg.pool = (uint8_t)cfg->pool;
+    reg.cost = cfg->cost;
     size_t rl = proto_register_size(&reg);
     uint8_t *rb = malloc(rl);
     H_REQUIRE(rb, "out of memory");

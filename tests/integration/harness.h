@@ -440,6 +440,8 @@ struct h_fake_peer_cfg {
      * would; different masks make independent liars that disagree. */
     uint8_t lie_mask;
     const struct ident *key; /* its identity (copied); NULL = a new key of its own */
+    int pool;          /* PROTO_POOL_* it registers in (0: volunteer) */
+    uint32_t cost;     /* price per cost unit it declares (0 and volunteer: no pool block) */
 };
 
 struct h_fake_counts {

@@ -575,6 +575,8 @@ static void test_integers(void)
 
 /* ---- PEER_REGISTER ------------------------------------------------------ */
 
+static void check_truncations_but(const uint8_t *body, size_t n, parse_any_fn parse, size_t ok_at);
+
 static void check_register(const struct msg_register *m, uint64_t req_id)
 {
     size_t n = proto_register_size(m);
@@ -598,8 +600,12 @@ static void check_register(const struct msg_register *m, uint64_t req_id)
                 CHECK_EQU(o.types[i].flags, m->types[i].flags & PROTO_TYPE_FLAGS_KNOWN);
             }
         }
+        CHECK_EQU(o.has_pool, m->has_pool);
+        CHECK_EQU(o.pool, m->has_pool ? m->pool : 0);
+        CHECK_EQU(o.cost, m->has_pool ? m->cost : 0);
     }
-    check_truncations(b, n, any_register, SIZE_MAX);
+    /* The pool block is optional: without it the body is whole too. */
+    check_truncations_but(b, n, any_register, m->has_pool ? n - PROTO_POOL_BLOCK_LEN : SIZE_MAX);
     free(b);
     check_frame(MSG_PEER_REGISTER, 0, req_id, body_buf, n);
 }
@@ -641,6 +647,19 @@ static void test_register(void)
                                              (uint8_t)(0xff - i)};
     m.types[PROTO_MAX_TYPES - 1].name.len = PROTO_MAX_TYPE_NAME;
     check_register(&m, 2);
+
+    /* The pool block: any pool byte and cost come through as sent (the
+     * coordinator judges the pool). */
+    memset(&m, 0, sizeof(m));
+    m.ntypes = 1;
+    m.types[0] = (struct proto_tasktype){bv("raytrace", 8), 1, PROTO_TYPE_F_DETERMINISTIC};
+    m.has_pool = 1;
+    m.pool = PROTO_POOL_CLOUD;
+    m.cost = 0xfedcba98u;
+    check_register(&m, 3);
+    m.pool = 0xff;
+    m.cost = 0;
+    check_register(&m, 4);
 
     /* Every value of a type's flags byte is accepted; only the known bits
      * come through. */
@@ -792,9 +811,49 @@ static void test_register_auth(void)
         CHECK(o.pk == NULL && o.sig == NULL);
         CHECK_EQU(o.signed_len, caps);
     }
-    check_truncations_but(b, n, any_register, caps);
+    /* The length after the types says what follows (docs/PROTOCOL.md 5.3):
+     * 0 nothing, 8 a pool block, 96 the identity, 104 both.  So the one
+     * prefix of 8 more bytes than the capabilities reads as a pool block
+     * without identity (refused EAUTH by the coordinator); a frame's body
+     * is never cut short on the wire, so no whole body is read two ways. */
+    for (size_t k = 0; k < n; k++) {
+        uint8_t *c = dup_exact(b, k);
+        CHECK_EQ(any_register(c, k), k == caps || k == caps + PROTO_POOL_BLOCK_LEN ? 0 : P2C2R_EPROTO);
+        free(c);
+    }
     free(b);
     check_frame(MSG_PEER_REGISTER, 0, 2, body_buf, n);
+    /* With the pool block: it lies in the signed part, before the key. */
+    m.has_pool = 1;
+    m.pool = PROTO_POOL_CLOUD;
+    m.cost = 40;
+    size_t pcaps = proto_register_signed_size(&m);
+    CHECK_EQU(pcaps, caps + PROTO_POOL_BLOCK_LEN);
+    size_t pn = proto_put_register(body_buf, &m);
+    CHECK_EQU(pn, pcaps + PROTO_REGISTER_AUTH_LEN);
+    CHECK_EQU(body_buf[caps], PROTO_POOL_CLOUD);
+    uint8_t *pb = dup_exact(body_buf, pn);
+    if (CHECK(proto_parse_register(pb, pn, &o) == 0)) {
+        CHECK(o.pk == pb + pcaps && o.sig == pb + pcaps + PROTO_PK_LEN);
+        CHECK_EQU(o.signed_len, pcaps);
+        CHECK_EQU(o.has_pool, 1);
+        CHECK_EQU(o.pool, PROTO_POOL_CLOUD);
+        CHECK_EQU(o.cost, 40);
+    }
+    /* Its prefixes: the capabilities with the pool block, or alone, parse
+     * (without identity), and so does the one 96 bytes past the
+     * capabilities (an identity whose signature cannot verify); every
+     * other one is malformed. */
+    for (size_t k = 0; k < pn; k++) {
+        uint8_t *c = dup_exact(pb, k);
+        CHECK_EQ(any_register(c, k), k == caps || k == pcaps || k == caps + PROTO_REGISTER_AUTH_LEN
+                                         ? 0 : P2C2R_EPROTO);
+        free(c);
+    }
+    free(pb);
+    m.has_pool = 0;
+    m.pool = 0;
+    m.cost = 0;
     /* No signature given: zeros, for the signer to fill in place. */
     m.sig = NULL;
     CHECK_EQU(proto_put_register(body_buf, &m), n);

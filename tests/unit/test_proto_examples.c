@@ -9,7 +9,8 @@
  * RESULT examples are also rebuilt with the encoders and compared byte for
  * byte, and their field labels checked, so the text cannot drift from the
  * code unnoticed.  A PEER_REGISTER example's signature must verify over the
- * nonce and conn_id of the peer's HELLO_OK example before it. */
+ * nonce and conn_id of the peer's HELLO_OK example before it; the one with a pool
+ * block names the cloud pool at cost 5. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +105,7 @@ static void check_all_parse(void)
 {
     CHECK(nframes >= 15);
     struct msg_hello_ok peer_ok;
-    int have_peer_ok = 0, signed_regs = 0;
+    int have_peer_ok = 0, signed_regs = 0, pooled_regs = 0;
     for (int i = 0; i < nframes; i++) {
         const struct frame *f = &frames[i];
         struct frame_hdr h;
@@ -169,12 +170,18 @@ static void check_all_parse(void)
         }
         if (h.type == MSG_PEER_REGISTER && CHECK(m.reg.pk != NULL) && CHECK(have_peer_ok)) {
             signed_regs++;
+            /* The example with a pool block: a cloud peer at cost 5. */
+            if (m.reg.has_pool) {
+                pooled_regs++;
+                CHECK(m.reg.pool == PROTO_POOL_CLOUD && m.reg.cost == 5);
+            }
             if (!CHECK(ident_verify_challenge(m.reg.pk, peer_ok.nonce, peer_ok.conn_id, b, m.reg.signed_len,
                                               m.reg.sig) == 0))
                 fprintf(stderr, "example %d: the PEER_REGISTER signature does not verify\n", i);
         }
     }
-    CHECK(signed_regs >= 1);
+    CHECK(signed_regs >= 2);
+    CHECK(pooled_regs == 1);
 }
 
 static void check_submit(void)

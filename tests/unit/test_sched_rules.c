@@ -57,8 +57,10 @@ static int fx_type(struct fx *f, const char *name)
 }
 
 /* A registered peer of the types in mask (all at version), ready and with
- * slots free: its connection is a bare struct conn in CS_READY. */
-static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, uint32_t slots)
+ * slots free: its connection is a bare struct conn in CS_READY.  In pool at
+ * price cost, as peer_on_register sets them before the peer joins its types. */
+static struct peer_rec *fx_peer_in(struct fx *f, uint32_t mask, uint32_t version, uint32_t slots, int pool,
+                                   uint32_t cost)
 {
     struct coord *co = f->co;
     if (f->np == MAX_FX_PEERS)
@@ -75,12 +77,15 @@ static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, u
     p->state = PS_OK;
     p->slots = slots;
     p->held_limit = slots; /* as if it had earned them all: see test_held_limit */
+    p->pool = (uint8_t)pool;
+    p->cost = cost;
     list_init(&p->attempts);
     list_init(&p->checks);
     list_init(&p->qnode);
     list_push_back(&co->peers, &p->node);
     co->npeers++;
     c->peer = p;
+    pools_peer_join(co, p);
     for (uint32_t m = mask; m; m &= m - 1)
         peer_join_type(co, p, __builtin_ctz(m), version, PROTO_TYPE_F_DETERMINISTIC);
     peer_refresh(co, p);
@@ -98,6 +103,11 @@ static const struct squeue *fx_own(struct fx *f, int ti)
 static struct tqueue *fx_q(struct fx *f, int ti, int kind, int prio)
 {
     return &share_squeue(f->co, f->co->share_default, ti)->q[kind][prio];
+}
+
+static struct peer_rec *fx_peer(struct fx *f, uint32_t mask, uint32_t version, uint32_t slots)
+{
+    return fx_peer_in(f, mask, version, slots, PROTO_POOL_VOLUNTEER, 0);
 }
 
 /* Sets p's in-flight count and brings the free sets in line. */
@@ -1021,12 +1031,18 @@ static void fx_learn(struct ttype *tt, uint32_t n, double rate, double disp_us)
     }
 }
 
-static struct task *fx_queued_cost(struct fx *f, int ti, int prio, int kind, uint64_t cost)
+/* A queued task of this cost with a deadline dl_ms away. */
+static struct task *fx_queued_cost_dl(struct fx *f, int ti, int prio, int kind, uint64_t cost, uint64_t dl_ms)
 {
-    struct task *t = fx_task(f, ti, prio, kind, 100);
+    struct task *t = fx_task(f, ti, prio, kind, dl_ms);
     t->cost = cost;
     task_enqueue(f->co, t, 0);
     return t;
+}
+
+static struct task *fx_queued_cost(struct fx *f, int ti, int prio, int kind, uint64_t cost)
+{
+    return fx_queued_cost_dl(f, ti, prio, kind, cost, 100);
 }
 
 /* The estimate is this task's cost x the type's time per unit + the type's
@@ -1122,6 +1138,131 @@ static void test_admission(void)
               10500 + (uint64_t)((200 * 4.0 / 3 + 400) * 10 / 4));
     share_put(f.co, b);
     share_put(f.co, b);
+    fx_fini(&f);
+}
+
+/* ---- pools -------------------------------------------------------------------- */
+
+/* Whether tt's free set is partitioned by pool, each peer's fpos right. */
+static int free_sets_valid(const struct ttype *tt, int ti)
+{
+    if (tt->free_end[PROTO_POOLS - 1] != tt->nfree)
+        return 0;
+    for (uint32_t i = 0, k = 0; i < tt->nfree; i++) {
+        while (k < PROTO_POOLS && i >= tt->free_end[k])
+            k++;
+        if (k == PROTO_POOLS || tt->free[i]->pool != k || tt->free[i]->ty[ti].fpos != i)
+            return 0;
+    }
+    return 1;
+}
+
+/* The free set stays partitioned by pool through any order of peers
+ * becoming free and busy (a model: the set of free peers). */
+static void test_pool_free_sets(void)
+{
+    struct fx f;
+    fx_init(&f);
+    int ti = fx_type(&f, "t");
+    struct ttype *tt = &f.co->types[ti];
+    struct peer_rec *ps[24];
+    for (int i = 0; i < 24; i++)
+        ps[i] = fx_peer_in(&f, 1u << ti, 1, 1, i % 3 == 0 ? PROTO_POOL_CLOUD : PROTO_POOL_VOLUNTEER, 0);
+    CHECK(free_sets_valid(tt, ti));
+    CHECK_EQU(tt->npool[PROTO_POOL_CLOUD], 8);
+    CHECK_EQU(tt->npool[PROTO_POOL_VOLUNTEER], 16);
+    CHECK_EQU(tt->free_end[PROTO_POOL_VOLUNTEER], 16);
+    uint64_t r = 42;
+    int ok = 1;
+    for (int step = 0; step < 2000 && ok; step++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        struct peer_rec *p = ps[(r >> 33) % 24];
+        fx_inflight(&f, p, p->inflight ? 0 : 1);
+        uint32_t nfree = 0;
+        for (int i = 0; i < 24; i++)
+            nfree += ps[i]->inflight == 0;
+        ok = free_sets_valid(tt, ti) && tt->nfree == nfree;
+    }
+    CHECK(ok);
+    fx_fini(&f);
+}
+
+/* A task goes to the cheapest pool whose peers are expected to meet its
+ * deadline, and to the pricier one when the cheap one would miss it. */
+static void test_pool_choice(void)
+{
+    struct fx f;
+    fx_init(&f);
+    int ti = fx_type(&f, "t");
+    struct ttype *tt = &f.co->types[ti];
+    /* The cloud peer registers first: order must not decide. */
+    struct peer_rec *cloud = fx_peer_in(&f, 1u << ti, 1, 4, PROTO_POOL_CLOUD, 50);
+    struct peer_rec *vol = fx_peer_in(&f, 1u << ti, 1, 4, PROTO_POOL_VOLUNTEER, 0);
+    CHECK(pools_mixed(tt));
+
+    /* Nothing learned: the cheap pool is tried (and would teach). */
+    struct task *t = fx_queued_cost_dl(&f, ti, PRIO_REALTIME, 0, 1000, 16);
+    CHECK(pick_peer(f.co, t) == vol);
+
+    /* The volunteer takes 50 us per unit (50 ms for this task), the cloud
+     * 2 us per unit (2 ms), both with 300 us of dispatch. */
+    for (int i = 0; i < STAT_MIN_SAMPLES; i++) {
+        urate_win_add(&tt->prate[PROTO_POOL_VOLUNTEER], 50.0);
+        urate_win_add(&tt->prate[PROTO_POOL_CLOUD], 2.0);
+        urate_win_add(&tt->rate, 50.0);
+        urate_win_add(&tt->disp, 300);
+    }
+    vol->ty[ti].rate = 50.0f;
+    cloud->ty[ti].rate = 2.0f;
+    CHECK_EQU(pool_expect_us(f.co, vol, t), 50300);
+    CHECK_EQU(pool_expect_us(f.co, cloud, t), 2300);
+    /* 16 ms: the volunteer would miss it, the cloud meets it. */
+    uint64_t spilled = f.co->pools[PROTO_POOL_CLOUD].spilled;
+    CHECK(pick_peer(f.co, t) == cloud);
+    CHECK_EQU(f.co->pools[PROTO_POOL_CLOUD].spilled, spilled + 1);
+    /* A loose deadline: the volunteer meets it, and it is cheaper. */
+    struct task *loose = fx_queued_cost_dl(&f, ti, PRIO_REALTIME, 0, 1000, 1000);
+    CHECK(pick_peer(f.co, loose) == vol);
+    /* A cheap task of the same type meets 16 ms on the volunteer. */
+    struct task *small = fx_queued_cost_dl(&f, ti, PRIO_REALTIME, 0, 100, 16); /* 5.3 ms */
+    CHECK(pick_peer(f.co, small) == vol);
+    /* The cloud busy: nothing meets 16 ms; the volunteer comes closest. */
+    fx_inflight(&f, cloud, 4);
+    CHECK(pick_peer(f.co, t) == vol);
+    fx_inflight(&f, cloud, 0);
+    /* Price decides the order, not the pool's name: a volunteer pool that
+     * asks more than the cloud goes second. */
+    vol->cost = 100;
+    f.co->pools[PROTO_POOL_VOLUNTEER].cost_sum = 100;
+    CHECK(pick_peer(f.co, loose) == cloud);
+    vol->cost = 0;
+    f.co->pools[PROTO_POOL_VOLUNTEER].cost_sum = 0;
+
+    /* Admission uses the fastest pool's rate: the task is admitted for the
+     * cloud although the type's median (the volunteer's) would refuse it. */
+    struct admit_est e;
+    CHECK_EQU(admission_estimate(tt, NULL, 1.0, 0, PRIO_REALTIME, 1000, &e), 2300);
+    CHECK_NEAR(e.rate, 2.0);
+    /* A pool not yet measured: no estimate, so nothing is refused on the
+     * other pool's figures. */
+    int ti2 = fx_type(&f, "u");
+    struct ttype *tt2 = &f.co->types[ti2];
+    fx_peer_in(&f, 1u << ti2, 1, 1, PROTO_POOL_VOLUNTEER, 0);
+    fx_peer_in(&f, 1u << ti2, 1, 1, PROTO_POOL_CLOUD, 10);
+    for (int i = 0; i < STAT_MIN_SAMPLES; i++) {
+        urate_win_add(&tt2->prate[PROTO_POOL_VOLUNTEER], 50.0);
+        urate_win_add(&tt2->rate, 50.0);
+    }
+    CHECK_EQU(admission_estimate(tt2, NULL, 1.0, 0, PRIO_REALTIME, 1000, &e), 0);
+
+    /* One pool only: exactly the single-pool path (the type's median). */
+    int ti3 = fx_type(&f, "w");
+    struct ttype *tt3 = &f.co->types[ti3];
+    fx_peer_in(&f, 1u << ti3, 1, 1, PROTO_POOL_CLOUD, 10);
+    CHECK(!pools_mixed(tt3));
+    for (int i = 0; i < STAT_MIN_SAMPLES; i++)
+        urate_win_add(&tt3->rate, 7.0);
+    CHECK_EQU(admission_estimate(tt3, NULL, 1.0, 0, PRIO_REALTIME, 1000, &e), 7000);
     fx_fini(&f);
 }
 
@@ -1720,6 +1861,8 @@ int main(void)
     test_admission();
     test_rate_outliers();
     test_admission_probe();
+    test_pool_free_sets();
+    test_pool_choice();
     test_states();
     test_heaps();
     test_claims_clamp();
