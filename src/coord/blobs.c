@@ -32,6 +32,7 @@ static void blob_remove(struct coord *co, struct blob *b)
     list_remove(&b->lru);
     co->blob_bytes -= b->len;
     co->nblob--;
+    account_blob_charge(b->owner, b->len, -1);
     free(b->data);
     free(b);
 }
@@ -49,10 +50,30 @@ void blob_unref(struct coord *co, struct blob *b)
         list_push_back(&co->blob_lru, &b->lru);
 }
 
-/* Stores a copy of data under its SHA-256 (written to hash).  Returns 0,
- * P2C2R_ETOOBIG (larger than the whole store) or P2C2R_EQUEUEFULL (the
- * store is full of blobs that queued or running tasks still reference). */
-static int blob_put(struct coord *co, const uint8_t *data, size_t len, uint8_t *hash)
+/* Makes room for a new blob of len bytes in owner's quota by evicting its
+ * own blobs that no task references, oldest first, looking at no more than
+ * BLOB_OWN_WALK of them.  Returns 0 when it fits, else P2C2R_ELIMIT with the
+ * reason in why. */
+#define BLOB_OWN_WALK 4096
+static int blob_quota_room(struct coord *co, struct account *owner, size_t len, char *why, size_t cap)
+{
+    struct list_node *n = co->blob_lru.next;
+    for (int k = 0; k < BLOB_OWN_WALK && n != &co->blob_lru && account_blob_admit(owner, len, NULL, 0); k++) {
+        struct blob *b = list_entry(n, struct blob, lru);
+        n = n->next;
+        if (b->owner == owner)
+            blob_remove(co, b);
+    }
+    return account_blob_admit(owner, len, why, cap);
+}
+
+/* Stores a copy of data under its SHA-256 (written to hash), uploaded by
+ * owner (NULL: no accounts).  Returns 0, P2C2R_ETOOBIG (larger than the
+ * whole store), P2C2R_ELIMIT (over owner's blob quota, the reason in why)
+ * or P2C2R_EQUEUEFULL (the store is full of blobs that queued or running
+ * tasks still reference). */
+static int blob_put(struct coord *co, struct account *owner, const uint8_t *data, size_t len, uint8_t *hash,
+                    char *why, size_t whycap)
 {
     unsigned int hl = 0;
     if (!EVP_Digest(data, len, hash, &hl, EVP_sha256(), NULL) || hl != PROTO_HASH_LEN)
@@ -67,6 +88,9 @@ static int blob_put(struct coord *co, const uint8_t *data, size_t len, uint8_t *
     }
     if (len > co->cfg.blob_store_bytes)
         return P2C2R_ETOOBIG;
+    int rc = blob_quota_room(co, owner, len, why, whycap);
+    if (rc)
+        return rc;
     while (co->blob_bytes + len > co->cfg.blob_store_bytes && !list_empty(&co->blob_lru))
         blob_remove(co, list_entry(co->blob_lru.next, struct blob, lru));
     if (co->blob_bytes + len > co->cfg.blob_store_bytes)
@@ -80,6 +104,8 @@ static int blob_put(struct coord *co, const uint8_t *data, size_t len, uint8_t *
     b->hnext = *head;
     *head = b;
     list_push_back(&co->blob_lru, &b->lru);
+    b->owner = owner;
+    account_blob_charge(owner, len, 1);
     co->blob_bytes += len;
     co->nblob++;
     co->n.blobs_put++;
@@ -120,10 +146,12 @@ void peer_mark_blob(struct peer_rec *p, const uint8_t *h)
 int blob_on_put(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     uint8_t hash[PROTO_HASH_LEN];
-    int rc = blob_put(c->co, body, h->body_len, hash);
+    char quota[200];
+    int rc = blob_put(c->co, c->acct, body, h->body_len, hash, quota, sizeof(quota));
     if (rc != 0) {
         const char *why = rc == P2C2R_ETOOBIG ? "blob larger than the coordinator's blob store"
-                                              : "blob store full of blobs that tasks still use";
+                          : rc == P2C2R_ELIMIT ? quota
+                                               : "blob store full of blobs that tasks still use";
         size_t wl = strlen(why);
         uint8_t *b = conn_frame(c, MSG_REJECTED, 0, h->req_id, (uint32_t)proto_error_size(wl));
         if (!b) {

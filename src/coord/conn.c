@@ -101,6 +101,7 @@ static void conn_detach(struct conn *c)
         renter_detach(c);
     if (c->peer)
         peer_detach(c->co, c->peer);
+    account_logout(c);
 }
 
 void conn_close(struct conn *c)
@@ -325,6 +326,7 @@ void conn_on_connection(uv_stream_t *server, int status)
     list_init(&c->reap_node);
     list_init(&c->drain_node);
     list_init(&c->tasks);
+    list_init(&c->anode);
     list_push_back(&co->conns, &c->all_node);
     co->nconns++;
     co->n.conns_total++;

@@ -5,7 +5,8 @@
  *
  * Modules (docs/ARCHITECTURE.md, "The coordinator's modules"):
  *   coord.c   lifecycle: new / run / stop / free, the periodic sweep, shutdown
- *   config.c  defaults, option lists, the tokens file
+ *   config.c  defaults, option lists
+ *   account.c accounts and tiers: logins, tier limits, the credentials file (acctfile.c)
  *   conn.c    connections: accept, framing (common/fconn), handler table, cuts, timeouts
  *   renter.c  HELLO, SUBMIT / SUBMIT_BATCH acceptance, CANCEL
  *   peers.c   peer registry, breaker, credits, pings, RESULT, the type table
@@ -34,6 +35,7 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "coord/account.h"
 #include "coord/coord.h"
 #include "coord/metrics_http.h"
 #include "coord/rcache.h"
@@ -47,7 +49,6 @@
 #define DRAIN_MS 200
 #define TASK_CHUNK 1024
 #define TASK_INLINE 112
-#define MAX_TOKENS 1024
 #define BLOB_BUCKETS 4096
 #define PEER_BUCKETS 4096 /* peers by id, for judging a peer by a result it gave earlier */
 #define PEER_HAS_CAP 1024
@@ -314,6 +315,7 @@ struct blob {
     uint8_t *data;
     struct list_node lru;
     struct blob *hnext;
+    struct account *owner; /* who uploaded it (its blob quota), NULL without accounts */
 };
 
 struct conn {
@@ -329,6 +331,8 @@ struct conn {
     struct list_node tasks; /* renter: its outstanding tasks */
     struct peer_rec *peer;  /* peer: after PEER_REGISTER */
     uint8_t nonce[PROTO_NONCE_LEN]; /* peer: the challenge its HELLO_OK carried */
+    struct account *acct;   /* after HELLO, with a credentials file: whose it is (account.h) */
+    struct list_node anode; /* its account's conns */
 };
 
 struct counters {
@@ -341,12 +345,6 @@ struct counters {
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
     uint64_t verify_runs, verified, unverified, disagreements, liars;
     uint64_t bytes_in, bytes_out;
-};
-
-struct token {
-    uint8_t roles; /* bit (1 << role) */
-    uint16_t len;
-    char tok[PROTO_MAX_TOKEN];
 };
 
 /* A per-type default deadline from --type-deadline. */
@@ -367,7 +365,7 @@ struct coord {
     uv_tcp_t listener;
     uv_check_t flusher;
     uv_timer_t sweeper;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_async_t stopper;
     char addr[64];
     int stopping, ready_sent;
@@ -422,8 +420,7 @@ struct coord {
     uint32_t nblob;
     struct rng rng;
     struct counters n;
-    struct token *tokens;
-    uint32_t ntokens;
+    struct acct_table *accts; /* accounts and tiers (account.c); NULL: no credentials file */
 
     /* Peer keys (peerdb.c): records by public key, the operator's groups,
      * the store they persist in (NULL without --state). */
@@ -654,7 +651,6 @@ uint64_t wall_ms(void);
 
 int config_type_deadlines(struct coord *co, const char *spec, char *err, size_t errcap);
 int config_cache_types(struct coord *co, const char *spec, char *err, size_t errcap);
-int config_load_tokens(struct coord *co, const char *path, char *err, size_t errcap);
 
 /* ---- verify.c: results are checked before they count -------------------- */
 

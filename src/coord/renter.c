@@ -1,7 +1,6 @@
-/* renter.c - renters: HELLO and tokens, SUBMIT / SUBMIT_BATCH (acceptance checks, cache
+/* renter.c - renters: HELLO (credentials: account.c), SUBMIT / SUBMIT_BATCH (acceptance checks, cache
  * answers, coalescing, admission) and CANCEL. */
 #include <assert.h>
-#include <openssl/crypto.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -16,19 +15,6 @@
 static int send_accepted(struct conn *c, uint64_t req_id, uint32_t count);
 
 /* ---- handlers --------------------------------------------------------------- */
-
-static int check_token(struct coord *co, uint8_t role, const struct bytes_view *tok)
-{
-    if (!co->cfg.tokens_file)
-        return 0;
-    for (uint32_t i = 0; i < co->ntokens; i++) {
-        const struct token *t = &co->tokens[i];
-        if (t->len == tok->len && CRYPTO_memcmp(t->tok, tok->p, t->len) == 0 &&
-            (t->roles & (1u << role)))
-            return 0;
-    }
-    return P2C2R_EAUTH;
-}
 
 int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
@@ -47,12 +33,9 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
         conn_fail(c, P2C2R_EPROTO, "HELLO role must be 1 (renter) or 2 (peer), got %u", m.role);
         return -1;
     }
-    if (check_token(co, m.role, &m.token) != 0) {
-        co->n.auth_failures++;
-        conn_fail(c, P2C2R_EAUTH, "invalid or missing token for role %s",
-                  m.role == ROLE_RENTER ? "renter" : "peer");
+    struct account *acct;
+    if (account_login(co, c, m.role, &m.token, &acct) != 0)
         return -1;
-    }
     c->role = m.role;
     memcpy(c->name, m.name.p, m.name.len);
     c->name[m.name.len] = '\0';
@@ -73,8 +56,9 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
         return -1;
     proto_put_hello_ok(b, &ok);
     char esc[4 * sizeof(c->name)];
-    LOG_I("conn_hello", "conn=%" PRIu64 " addr=%s role=%s name=\"%s\"", c->id, c->addr,
-          c->role == ROLE_RENTER ? "renter" : "peer", log_esc(esc, sizeof(esc), c->name, strlen(c->name)));
+    LOG_I("conn_hello", "conn=%" PRIu64 " addr=%s role=%s name=\"%s\" account=%s", c->id, c->addr,
+          c->role == ROLE_RENTER ? "renter" : "peer", log_esc(esc, sizeof(esc), c->name, strlen(c->name)),
+          acct ? acct->name : "-");
     return 0;
 }
 
@@ -149,7 +133,9 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     int prio = m.priority < PRIO_CLASSES ? m.priority : PRIO_BACKGROUND;
     uint32_t dl_ms = m.deadline_ms ? m.deadline_ms
                                    : tt && tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms;
-    if (c->inflight >= co->cfg.renter_max_inflight) {
+    if ((code = account_check_submit(co, c, &m, len, dl_ms, tt ? tt->verify : -1, reason, sizeof(reason))) != 0) {
+        /* a tier limit: reason names it */
+    } else if (c->inflight >= co->cfg.renter_max_inflight) {
         code = P2C2R_EQUEUEFULL;
         snprintf(reason, sizeof(reason), "renter has %u tasks outstanding (limit %u)", c->inflight,
                  co->cfg.renter_max_inflight);
@@ -199,6 +185,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         if (rcache_get(co->cache, &key, m.min_version, co->now, &out, &olen, &ver)) {
             tt->cache_hits++;
             co->n.accepted++;
+            account_on_accepted(c);
             (*accepted)++;
             tt->outcomes[0]++;
             hist_add(&tt->h_total, 0);
@@ -267,6 +254,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     list_push_back(&c->tasks, &t->rnode);
     c->inflight++;
     co->n.accepted++;
+    account_on_accepted(c);
     (*accepted)++;
     heap_push(&co->dl, t, 1);
     if (leader) {

@@ -180,7 +180,7 @@ static void stats_group(struct buf *o, const struct snap *s, int group)
 }
 
 /* The STATS document (docs/PROTOCOL.md 5.7), appended to o. */
-static void stats_json(struct coord *co, struct buf *o)
+static void stats_json(struct coord *co, const struct conn *viewer, struct buf *o)
 {
     struct snap s;
     snap_take(co, &s);
@@ -217,7 +217,16 @@ static void stats_json(struct coord *co, struct buf *o)
                 tt->retries, verify_policy_name(tt->verify), tt->verify_runs, tt->verified, tt->unverified,
                 tt->disagreements, tt->rate.n, urate_win_get(&tt->rate), tt->probes);
     }
-    buf_append(o, "],\"peers\":[", 11);
+    buf_append(o, "]", 1);
+    account_stats_json(co, viewer, o);
+    /* Peers' names, addresses and machines are for operators only: a renter
+     * sees the fabric's aggregate (peers_connected, types) and its own
+     * account. */
+    if (!account_is_operator(co, viewer)) {
+        buf_append(o, "}", 1);
+        return;
+    }
+    buf_append(o, ",\"peers\":[", 10);
     int first = 1;
     for (struct list_node *n = co->peers.next; n != &co->peers; n = n->next) {
         struct peer_rec *p = list_entry(n, struct peer_rec, node);
@@ -275,7 +284,7 @@ int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *b
     struct coord *co = c->co;
     struct buf o;
     buf_init(&o, 8u << 20);
-    stats_json(co, &o);
+    stats_json(co, c, &o);
     uint8_t *b = conn_frame(c, MSG_STATS, 0, h->req_id, (uint32_t)buf_used(&o));
     int rc = 0;
     if (b) {
@@ -388,4 +397,5 @@ void stats_metrics_render(void *arg, struct buf *o)
         else
             prom_gauge(o, d->prom, "", (double)stat_value(&s, d));
     }
+    account_metrics(co, o);
 }
