@@ -39,6 +39,10 @@ struct acct_table {
     uint32_t ntiers;
     struct account **accts;
     uint32_t naccts;
+    /* The accounts in the file now, by their hash: open addressing on the
+     * hash's first 8 bytes, at most half full. */
+    struct account **by_hash;
+    uint32_t hash_mask;
     struct login_slot *slots; /* LOGIN_SETS * LOGIN_WAYS */
     uint64_t failures, backoffs, reloads, reload_errors;
 };
@@ -100,6 +104,46 @@ static uint32_t acct_cut_misfits(struct account *a)
     return n;
 }
 
+static uint32_t hash_slot(const uint8_t *h, uint32_t mask)
+{
+    uint64_t k;
+    memcpy(&k, h, sizeof(k));
+    return (uint32_t)(k & mask);
+}
+
+/* Indexes the accounts of the current file by hash. */
+static void index_hashes(struct acct_table *tab, uint32_t n)
+{
+    uint32_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    free(tab->by_hash);
+    tab->by_hash = xcalloc(cap, sizeof(*tab->by_hash));
+    tab->hash_mask = cap - 1;
+    for (uint32_t i = 0; i < tab->naccts; i++) {
+        struct account *a = tab->accts[i];
+        if (a->removed)
+            continue;
+        uint32_t s = hash_slot(a->hash, tab->hash_mask);
+        while (tab->by_hash[s])
+            s = (s + 1) & tab->hash_mask;
+        tab->by_hash[s] = a;
+    }
+}
+
+/* The account whose token hashes to h, or NULL.  Where the probe starts
+ * depends on h, which the guesser knows anyway (it is the hash of his own
+ * guess): the time it takes says nothing of the stored hashes beyond
+ * whether one shares h's first bytes, and the full comparison is constant
+ * time (sodium_memcmp). */
+static struct account *find_by_hash(const struct acct_table *tab, const uint8_t *h)
+{
+    for (uint32_t s = hash_slot(h, tab->hash_mask); tab->by_hash[s]; s = (s + 1) & tab->hash_mask)
+        if (sodium_memcmp(tab->by_hash[s]->hash, h, ACCT_HASH_LEN) == 0)
+            return tab->by_hash[s];
+    return NULL;
+}
+
 static void apply(struct coord *co, const struct acct_file *f)
 {
     struct acct_table *tab = co->accts;
@@ -123,6 +167,7 @@ static void apply(struct coord *co, const struct acct_file *f)
         if (a->tier->t.rate && a->bucket > a->tier->t.burst)
             a->bucket = a->tier->t.burst;
     }
+    index_hashes(tab, f->naccts);
     for (uint32_t i = 0; i < tab->naccts; i++)
         cut += acct_cut_misfits(tab->accts[i]);
     LOG_I("accounts_loaded", "path=%s accounts=%u tiers=%u cut=%u",
@@ -173,6 +218,7 @@ void account_fini(struct coord *co)
     free(tab->accts);
     free(tab->tiers);
     free(tab->slots);
+    free(tab->by_hash);
     free(tab);
     co->accts = NULL;
 }
@@ -272,14 +318,7 @@ int account_login(struct coord *co, struct conn *c, uint8_t role, const struct b
     }
     uint8_t h[ACCT_HASH_LEN];
     acct_token_hash(token->p, token->len, h);
-    struct account *a = NULL;
-    /* Every account is compared, in constant time each: how long a login
-     * takes says nothing about which hash matched, or how much of it. */
-    for (uint32_t i = 0; i < tab->naccts; i++) {
-        struct account *x = tab->accts[i];
-        if (sodium_memcmp(x->hash, h, ACCT_HASH_LEN) == 0 && !x->removed)
-            a = x;
-    }
+    struct account *a = find_by_hash(tab, h);
     if (!a || !role_fits(a->role, role)) {
         co->n.auth_failures++;
         login_failed(co, ip);
@@ -631,6 +670,23 @@ void account_metrics(struct coord *co, struct buf *o)
                     prom_gauge(o, name, lb, (double)v[k]);
             }
         }
+    }
+    prom_help(o, "p2c2r_tier_accounts", "gauge", "Accounts of the tier in the credentials file.");
+    for (uint32_t i = 0; i < tab->ntiers; i++) {
+        uint64_t v[F_N];
+        uint32_t na;
+        if (tab->tiers[i]->removed)
+            continue;
+        tier_values(tab, tab->tiers[i], v, &na);
+        snprintf(lb, sizeof(lb), "tier=\"%s\"", tab->tiers[i]->t.name);
+        prom_gauge(o, "p2c2r_tier_accounts", lb, (double)na);
+    }
+    prom_help(o, "p2c2r_tier_weight", "gauge", "The tier's share weight (its accounts' weight against others).");
+    for (uint32_t i = 0; i < tab->ntiers; i++) {
+        if (tab->tiers[i]->removed)
+            continue;
+        snprintf(lb, sizeof(lb), "tier=\"%s\"", tab->tiers[i]->t.name);
+        prom_gauge(o, "p2c2r_tier_weight", lb, tab->tiers[i]->t.weight);
     }
     prom_help(o, "p2c2r_account_refused_total", "counter", "Requests refused for a tier limit, by account and limit.");
     for (uint32_t i = 0; i < tab->naccts; i++)

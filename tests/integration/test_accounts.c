@@ -404,6 +404,27 @@ static void tier_limits(struct h_proc *peer)
             h_json_int(js, "accounts[name=tight].blob_count"));
     H_CHECK(h_json_int(js, "accounts[name=slowpoke].refused.rate") == again, "slowpoke's rate refusals");
     json_decref(js);
+
+    h_phase("the same figures in Prometheus");
+    char host[64];
+    int port = 0;
+    H_REQUIRE(h_metrics_addr(host, sizeof(host), &port), "no metrics address in the coordinator's log");
+    char *m = h_http_get(host, port, "/metrics");
+    H_REQUIRE(m, "GET /metrics failed");
+    static const char *const series[] = {
+        "p2c2r_account_refused_total{account=\"tight\",limit=\"priority\"} 1\n",
+        "p2c2r_account_refused_total{account=\"tight\",limit=\"deadline\"} 2\n",
+        "p2c2r_tier_refused_total{tier=\"tight\",limit=\"conns\"} 1\n",
+        "p2c2r_account_conns{account=\"tight\",tier=\"tight\"} 1\n",
+        "p2c2r_account_blob_count{account=\"tight\",tier=\"tight\"} 2\n",
+        "p2c2r_tier_accounts{tier=\"tight\"} 1\n",
+        "p2c2r_tier_weight{tier=\"tight\"} 0.5\n",
+        "# TYPE p2c2r_account_submitted_total counter\n",
+        "p2c2r_login_failures_total 0\n",
+    };
+    for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++)
+        H_CHECK(strstr(m, series[i]) != NULL, "metrics should hold %s", series[i]);
+    free(m);
     h_raw_close(&r);
 }
 
@@ -512,7 +533,7 @@ int main(int argc, char **argv)
     h_path(path, sizeof(path), "accounts");
     write_accounts(path, ACCTS, 6, NULL);
     struct h_proc *co = h_coord_start(NULL, (const char *[]){"--accounts", path, "--verify", "echo=none,*=quorum2",
-                                                             NULL});
+                                                             "--metrics", "127.0.0.1:0", NULL});
     struct h_proc *peer = h_peer_start("peer", 4, NULL, (const char *[]){"--token", TOK_PEER, "--name", PEER_NAME, NULL});
     h_wait_peers(1, TOK_OPS);
     tier_limits(peer);
