@@ -155,9 +155,9 @@ static int parse_num(struct sv v, int sized, uint64_t max, uint64_t *out)
             return -1;
         x = x * 10 + (uint64_t)(v.p[i] - '0');
     }
-    x *= mul;
-    if (x > max)
+    if (x > max / mul)
         return -1;
+    x *= mul;
     *out = x;
     return 0;
 }

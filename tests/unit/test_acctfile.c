@@ -77,6 +77,8 @@ static void test_errors(void)
         {"[tier bad name]\n", "f.conf:1: bad section header"},
         {"[tier x\n", "f.conf:1: section header without its closing"},
         {"[tier x]\nmax_input = 99999999999999999999\n", "bad value"},
+        {"[tier x]\nmax_input = 999999999999G\n", "bad value '999999999999G' for max_input"},
+        {"[tier x]\nblob_count = 4294967296\n", "bad value"},
         {"just words\n", "f.conf:1: expected KEY = VALUE"},
         {"", "no [account NAME] section"},
         {"[tier x]\n", "no [account NAME] section"},
