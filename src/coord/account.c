@@ -295,7 +295,9 @@ static void login_failed(struct coord *co, const char *ip)
     uint32_t limit = co->cfg.login_failures;
     if (limit && s->fails >= limit) {
         uint32_t shift = s->fails - limit < LOGIN_MAX_SHIFT ? s->fails - limit : LOGIN_MAX_SHIFT;
-        s->until_us = co->now + ((uint64_t)co->cfg.login_backoff_ms << shift) * 1000;
+        uint64_t wait_ms = (uint64_t)co->cfg.login_backoff_ms << shift;
+        s->until_us = co->now + wait_ms * 1000;
+        LOG_W("login_backoff", "ip=%s failures=%u wait_ms=%" PRIu64, ip, s->fails, wait_ms);
     }
 }
 
