@@ -49,9 +49,6 @@ void acct_token_hash(const void *token, size_t len, uint8_t out[ACCT_HASH_LEN])
 int acct_file_init(struct acct_file *f)
 {
     memset(f, 0, sizeof(*f));
-    f->accts = calloc(ACCT_MAX_ACCOUNTS, sizeof(*f->accts));
-    if (!f->accts)
-        return P2C2R_ENOMEM;
     for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
         f->tiers[f->ntiers++] = builtin[i];
     return 0;
@@ -85,7 +82,7 @@ struct pstate {
     uint32_t cur;      /* tier or account index */
     uint32_t seen;     /* keys given in the current section (bit per key) */
     char tier_of[ACCT_NAME_MAX + 1]; /* the current account's tier name */
-    char (*acct_tier)[ACCT_NAME_MAX + 1]; /* per account, resolved at the end */
+    char (*acct_tier)[ACCT_NAME_MAX + 1]; /* per account (f->acap of them), resolved at the end */
     uint32_t *tier_line;
 };
 
@@ -100,6 +97,32 @@ static int perr(struct pstate *s, const char *fmt, ...)
     vsnprintf(s->err + n, s->errcap - (size_t)n, fmt, ap);
     va_end(ap);
     return P2C2R_EINVAL;
+}
+
+/* Adds an account (zeroed, at line s->line) to the file: its index in *idx.
+ * what names the items in the error ("accounts", "tokens"). */
+static int acct_add(struct pstate *s, const char *what, uint32_t *idx)
+{
+    struct acct_file *f = s->f;
+    if (f->naccts == ACCT_MAX_ACCOUNTS)
+        return perr(s, "more than %d %s", ACCT_MAX_ACCOUNTS, what);
+    if (f->naccts == f->acap) {
+        uint32_t cap = f->acap ? 2 * f->acap : 16;
+        struct acct_def *a = realloc(f->accts, cap * sizeof(*a));
+        if (a)
+            f->accts = a;
+        char(*t)[ACCT_NAME_MAX + 1] = a ? realloc(s->acct_tier, cap * sizeof(*t)) : NULL;
+        if (!t) {
+            perr(s, "out of memory");
+            return P2C2R_ENOMEM;
+        }
+        s->acct_tier = t;
+        f->acap = cap;
+    }
+    *idx = f->naccts++;
+    memset(&f->accts[*idx], 0, sizeof(f->accts[*idx]));
+    f->accts[*idx].line = s->line;
+    return 0;
 }
 
 /* A view of part of the buffer. */
@@ -414,13 +437,10 @@ static int section_begin(struct pstate *s, struct sv v)
     for (uint32_t i = 0; i < s->f->naccts; i++)
         if (strcmp(s->f->accts[i].name, nm) == 0)
             return perr(s, "[account %s] defined twice (first at line %u)", nm, s->f->accts[i].line);
-    if (s->f->naccts == ACCT_MAX_ACCOUNTS)
-        return perr(s, "more than %d accounts", ACCT_MAX_ACCOUNTS);
-    s->cur = s->f->naccts++;
+    if ((rc = acct_add(s, "accounts", &s->cur)) != 0)
+        return rc;
     struct acct_def *a = &s->f->accts[s->cur];
-    memset(a, 0, sizeof(*a));
     memcpy(a->name, nm, name.n + 1);
-    a->line = s->line;
     memcpy(s->acct_tier[s->cur], "bronze", 7);
     s->sec = SEC_ACCOUNT;
     return 0;
@@ -481,10 +501,9 @@ static int hashes_unique(struct pstate *s)
 int acct_file_parse(struct acct_file *f, const char *text, size_t len, const char *path, char *err, size_t errcap)
 {
     struct pstate s = {f, path, err, errcap, 0, SEC_NONE, 0, 0, {0}, NULL, NULL};
-    s.acct_tier = calloc(ACCT_MAX_ACCOUNTS, sizeof(*s.acct_tier));
     s.tier_line = calloc(ACCT_MAX_TIERS, sizeof(*s.tier_line));
     int rc = P2C2R_ENOMEM;
-    if (!s.acct_tier || !s.tier_line) {
+    if (!s.tier_line) {
         snprintf(err, errcap, "%s: out of memory", path);
         goto out;
     }
@@ -533,12 +552,12 @@ static int token_line(struct pstate *s, struct sv v)
     struct sv tok = sv_trim((struct sv){v.p + strlen(pre[i].prefix), v.n - strlen(pre[i].prefix)});
     if (tok.n == 0 || tok.n > 256)
         return perr(s, "token empty or longer than 256 bytes");
-    if (s->f->naccts == ACCT_MAX_ACCOUNTS)
-        return perr(s, "more than %d tokens", ACCT_MAX_ACCOUNTS);
-    struct acct_def *a = &s->f->accts[s->f->naccts++];
-    memset(a, 0, sizeof(*a));
+    uint32_t idx;
+    int rc = acct_add(s, "tokens", &idx);
+    if (rc)
+        return rc;
+    struct acct_def *a = &s->f->accts[idx];
     a->role = pre[i].role;
-    a->line = s->line;
     a->tier = (uint16_t)acct_file_tier(s->f, "unlimited");
     acct_token_hash(tok.p, tok.n, a->hash);
     char hx[17];
@@ -553,14 +572,15 @@ int acct_file_parse_tokens(struct acct_file *f, const char *text, size_t len, co
 {
     struct pstate s = {f, path, err, errcap, 0, SEC_NONE, 0, 0, {0}, NULL, NULL};
     int rc = each_line(&s, text, len, token_line);
-    if (rc)
-        return rc;
-    if (f->naccts == 0) {
+    if (rc == 0 && f->naccts == 0) {
         snprintf(err, errcap, "tokens file %s holds no token (one per line: renter:TOKEN, peer:TOKEN or "
                               "operator:TOKEN)", path);
-        return P2C2R_EINVAL;
+        rc = P2C2R_EINVAL;
     }
-    return hashes_unique(&s);
+    if (rc == 0)
+        rc = hashes_unique(&s);
+    free(s.acct_tier);
+    return rc;
 }
 
 int acct_file_load(struct acct_file *f, const char *path, int tokens, char *err, size_t errcap)

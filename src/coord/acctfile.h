@@ -67,12 +67,12 @@ struct acct_def {
 struct acct_file {
     struct tier tiers[ACCT_MAX_TIERS];
     uint32_t ntiers;
-    struct acct_def *accts;     /* ACCT_MAX_ACCOUNTS of them (acct_file_init) */
-    uint32_t naccts;
+    struct acct_def *accts;     /* naccts of them (acct_file_fini frees them) */
+    uint32_t naccts, acap;
 };
 
-/* Allocates f's account array and fills in the built-in tiers (bronze,
- * silver, gold, platinum, unlimited).  Returns 0 or P2C2R_ENOMEM. */
+/* Fills in the built-in tiers (bronze, silver, gold, platinum, unlimited)
+ * and no account.  Returns 0. */
 int acct_file_init(struct acct_file *f);
 void acct_file_fini(struct acct_file *f);
 

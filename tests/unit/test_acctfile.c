@@ -172,8 +172,33 @@ static void test_prefixes(void)
     CHECK(ok >= 2);
 }
 
+/* The account array grows to ACCT_MAX_ACCOUNTS and no further. */
+static void test_many(void)
+{
+    size_t cap = (ACCT_MAX_ACCOUNTS + 1) * 140 + 1, n = 0;
+    char *text = malloc(cap);
+    for (int i = 0; i <= ACCT_MAX_ACCOUNTS; i++)
+        n += (size_t)snprintf(text + n, cap - n, "[account a%d]\nrole = renter\ntoken_hash = blake2b:%064x\n", i, i);
+    struct acct_file f;
+    char err[512];
+    CHECK(acct_file_init(&f) == 0);
+    int rc = acct_file_parse(&f, text, n, "m", err, sizeof(err));
+    CHECK(rc == P2C2R_EINVAL && strstr(err, "more than 4096 accounts") != NULL);
+    acct_file_fini(&f);
+    /* Without the last one: all 4096 load, each with its own hash. */
+    n = (size_t)(strstr(text, "[account a4096]") - text);
+    CHECK(acct_file_init(&f) == 0);
+    rc = acct_file_parse(&f, text, n, "m", err, sizeof(err));
+    CHECK(rc == 0 && f.naccts == ACCT_MAX_ACCOUNTS);
+    CHECK(rc == 0 && strcmp(f.accts[4095].name, "a4095") == 0 && f.accts[4095].hash[31] == 0xff &&
+          f.accts[4095].hash[30] == 0x0f);
+    acct_file_fini(&f);
+    free(text);
+}
+
 int main(void)
 {
+    test_many();
     test_example();
     test_errors();
     test_lines();
