@@ -261,9 +261,37 @@ static int print_types(json_t *root)
     return 0;
 }
 
+/* A renter's own account (STATS "account", with credentials): its tier,
+ * what it uses of the tier's limits and what was refused. */
+static void print_account(json_t *a)
+{
+    if (!a)
+        return;
+    json_t *lim = json_object_get(a, "limits"), *ref = json_object_get(a, "refused");
+    char b[32], q[32];
+    printf("account %s (role %s, tier %s, weight %.3g)\n", str(a, "name"), str(a, "role"), str(a, "tier"),
+           num(lim, "weight"));
+    printf("  conns %" PRIu64 "/%" PRIu64 "  tasks %" PRIu64 "/%" PRIu64 "  blobs %" PRIu64 "/%" PRIu64 " (%s of %s)"
+           "  rate %" PRIu64 "/s burst %" PRIu64 "  (0 = no limit)\n",
+           u64(a, "conns"), u64(lim, "max_conns"), u64(a, "tasks"), u64(lim, "max_tasks"), u64(a, "blob_count"),
+           u64(lim, "blob_count"), human_bytes(u64(a, "blob_bytes"), b, sizeof(b)),
+           human_bytes(u64(lim, "blob_bytes"), q, sizeof(q)), u64(lim, "rate"), u64(lim, "burst"));
+    printf("  submitted %" PRIu64 "  accepted %" PRIu64 "  refused:", u64(a, "submitted"), u64(a, "accepted"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(ref, k, v) printf(" %s %" PRIu64, k, (uint64_t)json_integer_value(v));
+    printf("\n\n");
+}
+
 static int print_peers(json_t *root)
 {
     json_t *peers = json_object_get(root, "peers");
+    if (!peers) {
+        /* The coordinator lists peers to operator credentials only. */
+        printf("\npeers: %" PRIu64 " connected; names and addresses are shown to operator accounts only\n",
+               u64(root, "peers_connected"));
+        return 0;
+    }
     if (!json_array_size(peers)) {
         printf("\npeers: none connected (start one with 'p2c2r-peer --coordinator HOST:PORT')\n");
         return 0;
@@ -337,6 +365,7 @@ static int print_human(const char *js)
            u64(root, "connections"), u64(root, "renters"), u64(root, "peers_connected"),
            u64(root, "tasks_live"), u64(root, "queued"), human_bytes(u64(root, "queued_bytes"), b, sizeof(b)));
     print_counters(root);
+    print_account(json_object_get(root, "account"));
     int rc = print_types(root) || print_peers(root) ? -1 : 0;
     if (rc)
         fprintf(stderr, "%s: out of memory while formatting the tables\n", PROG);

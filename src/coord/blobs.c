@@ -47,6 +47,7 @@ static void blob_remove(struct coord *co, struct blob *b)
     list_remove(&b->lru);
     blob_uncharge(co, b);
     co->nblob--;
+    account_blob_charge(b->uploader, b->len, -1);
     free(b->data);
     free(b);
 }
@@ -108,12 +109,31 @@ static int blob_room(struct coord *co, struct mem_acct *up, size_t charge)
     return 0;
 }
 
+/* Makes room for a new blob of len bytes in owner's quota by evicting its
+ * own blobs that no task references, oldest first, looking at no more than
+ * BLOB_OWN_WALK of them.  Returns 0 when it fits, else P2C2R_ELIMIT with the
+ * reason in why. */
+#define BLOB_OWN_WALK 4096
+static int blob_quota_room(struct coord *co, struct account *owner, size_t len, char *why, size_t cap)
+{
+    struct list_node *n = co->blob_lru.next;
+    for (int k = 0; k < BLOB_OWN_WALK && n != &co->blob_lru && account_blob_admit(owner, len, NULL, 0); k++) {
+        struct blob *b = list_entry(n, struct blob, lru);
+        n = n->next;
+        if (b->uploader == owner)
+            blob_remove(co, b);
+    }
+    return account_blob_admit(owner, len, why, cap);
+}
+
 /* Stores a copy of data under its SHA-256 (written to hash), charged to up
- * (NULL: nobody's).  Returns 0, P2C2R_ETOOBIG (larger than the whole
- * store), P2C2R_EQUEUEFULL (the store is full of blobs that tasks still
- * reference or that renters within their share uploaded) or P2C2R_ELIMIT
- * (the memory budget or up's share is full). */
-static int blob_put(struct coord *co, struct mem_acct *up, const uint8_t *data, size_t len, uint8_t *hash)
+ * (NULL: nobody's) and uploaded by owner (NULL: no accounts).  Returns 0,
+ * P2C2R_ETOOBIG (larger than the whole store), P2C2R_EQUEUEFULL (the store
+ * is full of blobs that tasks still reference or that renters within their
+ * share uploaded) or P2C2R_ELIMIT (the memory budget or up's share is full,
+ * or owner's blob quota: the reason in why). */
+static int blob_put(struct coord *co, struct mem_acct *up, struct account *owner, const uint8_t *data,
+                    size_t len, uint8_t *hash, char *why, size_t whycap)
 {
     unsigned int hl = 0;
     if (!EVP_Digest(data, len, hash, &hl, EVP_sha256(), NULL) || hl != PROTO_HASH_LEN)
@@ -129,11 +149,16 @@ static int blob_put(struct coord *co, struct mem_acct *up, const uint8_t *data, 
     size_t charge = len + MEM_BLOB_OVERHEAD;
     if (charge > co->blob_cap)
         return P2C2R_ETOOBIG;
-    int rc = blob_room(co, up, charge);
+    int rc = blob_quota_room(co, owner, len, why, whycap);
+    if (rc)
+        return rc;
+    rc = blob_room(co, up, charge);
     if (rc != 0) {
         if (rc == P2C2R_ELIMIT) {
             co->mem.refused++;
             co->n.mem_refused++;
+            snprintf(why, whycap, "memory budget or this renter's memory share full "
+                                  "(--mem-budget, --mem-share): retry when tasks finish");
         }
         return rc;
     }
@@ -156,6 +181,8 @@ static int blob_put(struct coord *co, struct mem_acct *up, const uint8_t *data, 
     }
     mem_charge(&co->mem, up, MEM_BLOBS, charge);
     co->blob_bytes += charge;
+    b->uploader = owner;
+    account_blob_charge(owner, len, 1);
     co->nblob++;
     co->n.blobs_put++;
     return 0;
@@ -195,13 +222,14 @@ void peer_mark_blob(struct peer_rec *p, const uint8_t *h)
 int blob_on_put(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     uint8_t hash[PROTO_HASH_LEN];
-    int rc = blob_put(c->co, c->macct, body, h->body_len, hash);
+    char why[200];
+    int rc = blob_put(c->co, c->macct, c->acct, body, h->body_len, hash, why, sizeof(why));
     if (rc != 0) {
-        const char *why = rc == P2C2R_ETOOBIG    ? "blob larger than the coordinator's blob store"
-                          : rc == P2C2R_ELIMIT   ? "memory budget or this renter's memory share full "
-                                                   "(--mem-budget, --mem-share): retry when tasks finish"
-                                                 : "blob store full of blobs that tasks use or other renters "
-                                                   "uploaded within their share";
+        if (rc == P2C2R_ETOOBIG)
+            snprintf(why, sizeof(why), "blob larger than the coordinator's blob store");
+        else if (rc == P2C2R_EQUEUEFULL)
+            snprintf(why, sizeof(why), "blob store full of blobs that tasks use or other renters "
+                                       "uploaded within their share");
         size_t wl = strlen(why);
         uint8_t *b = conn_frame(c, MSG_REJECTED, 0, h->req_id, (uint32_t)proto_error_size(wl));
         if (!b) {

@@ -1,4 +1,5 @@
-/* config.c - configuration: defaults, the comma-list options and the tokens file. */
+/* config.c - configuration: defaults and the comma-list options (the credentials file is
+ * acctfile.c's and account.c's). */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -46,6 +47,8 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->max_deadline_ms = 3600000;
     cfg->peer_new_types = 8;
     cfg->stats_interval_ms = 100;
+    cfg->login_failures = 10;
+    cfg->login_backoff_ms = 1000;
 }
 
 /* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */
@@ -84,57 +87,6 @@ int config_cache_types(struct coord *co, const char *spec, char *err, size_t err
         }
         memcpy(co->cache_types[co->ncache_types], it, n);
         co->cache_types[co->ncache_types++][n] = '\0';
-    }
-    return 0;
-}
-
-int config_load_tokens(struct coord *co, const char *path, char *err, size_t errcap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errcap, "cannot open tokens file %s: %s", path, strerror(errno));
-        return P2C2R_ENOTFOUND; /* the file, not its content: a runtime error */
-    }
-    char line[1024];
-    int lineno = 0;
-    co->tokens = xcalloc(MAX_TOKENS, sizeof(*co->tokens));
-    while (fgets(line, sizeof(line), f)) {
-        lineno++;
-        size_t l = strcspn(line, "\r\n");
-        line[l] = '\0';
-        char *s = line;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (!*s || *s == '#')
-            continue;
-        uint8_t roles = (1u << ROLE_RENTER) | (1u << ROLE_PEER);
-        if (strncmp(s, "renter:", 7) == 0) {
-            roles = 1u << ROLE_RENTER;
-            s += 7;
-        } else if (strncmp(s, "peer:", 5) == 0) {
-            roles = 1u << ROLE_PEER;
-            s += 5;
-        }
-        while (*s == ' ' || *s == '\t')
-            s++;
-        size_t tl = strlen(s);
-        while (tl && (s[tl - 1] == ' ' || s[tl - 1] == '\t'))
-            s[--tl] = '\0';
-        if (tl == 0 || tl > PROTO_MAX_TOKEN || co->ntokens >= MAX_TOKENS) {
-            snprintf(err, errcap, "%s:%d: token empty, longer than %d bytes, or over %d tokens",
-                     path, lineno, PROTO_MAX_TOKEN, MAX_TOKENS);
-            fclose(f);
-            return P2C2R_EINVAL;
-        }
-        struct token *t = &co->tokens[co->ntokens++];
-        t->roles = roles;
-        t->len = (uint16_t)tl;
-        memcpy(t->tok, s, tl);
-    }
-    fclose(f);
-    if (co->ntokens == 0) {
-        snprintf(err, errcap, "tokens file %s holds no token (one per line, optional renter:/peer: prefix)", path);
-        return P2C2R_EINVAL;
     }
     return 0;
 }

@@ -103,6 +103,7 @@ static void conn_detach(struct conn *c)
         renter_detach(c);
     if (c->peer)
         peer_detach(c->co, c->peer);
+    account_logout(c);
 }
 
 void conn_close(struct conn *c)
@@ -140,7 +141,10 @@ void conn_fail(struct conn *c, int code, const char *fmt, ...)
     if ((size_t)n >= sizeof(text))
         n = sizeof(text) - 1;
     char esc[4 * sizeof(text)];
-    LOG(code == P2C2R_ESHUTDOWN ? LOG_INFO : LOG_WARN, "conn_cut",
+    /* A HELLO refused while its address backs off (EAGAIN) is a guesser's
+     * routine: one warning when the backoff starts (account.c), not one per
+     * attempt. */
+    LOG(code == P2C2R_ESHUTDOWN ? LOG_INFO : code == P2C2R_EAGAIN ? LOG_DEBUG : LOG_WARN, "conn_cut",
         "conn=%" PRIu64 " addr=%s role=%u state=%s code=%s reason=\"%s\"", c->id, c->addr, c->role,
         conn_state_name(c->state), p2c2r_errname(code), log_esc(esc, sizeof(esc), text, (size_t)n));
     if (code == P2C2R_EPROTO || code == P2C2R_ETOOBIG)
@@ -333,6 +337,7 @@ void conn_on_connection(uv_stream_t *server, int status)
     list_init(&c->tasks);
     list_init(&c->hello_node);
     list_init(&c->stats_node);
+    list_init(&c->anode);
     list_push_back(&co->conns, &c->all_node);
     co->nconns++;
     co->n.conns_total++;

@@ -159,6 +159,7 @@ static void finish_shutdown(struct coord *co)
     uv_close((uv_handle_t *)&co->sweeper, NULL);
     uv_close((uv_handle_t *)&co->sigint, NULL);
     uv_close((uv_handle_t *)&co->sigterm, NULL);
+    uv_close((uv_handle_t *)&co->sighup, NULL);
     uv_close((uv_handle_t *)&co->stopper, NULL);
     mhttp_stop(co->metrics);
     co->metrics = NULL;
@@ -168,6 +169,15 @@ static void on_signal(uv_signal_t *h, int sig)
 {
     LOG_I("signal", "sig=%d", sig);
     begin_shutdown(h->data);
+}
+
+/* SIGHUP: the credentials file is read again (account_reload). */
+static void on_sighup(uv_signal_t *h, int sig)
+{
+    struct coord *co = h->data;
+    co->now = now_us();
+    LOG_I("signal", "sig=%d action=reload_accounts", sig);
+    account_reload(co);
 }
 
 static void on_stop(uv_async_t *h) { begin_shutdown(h->data); }
@@ -186,8 +196,8 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         (cfg->cache_types && (rc = config_cache_types(co, cfg->cache_types, err, errcap)) != 0) ||
         (rc = verify_parse(co, cfg->verify ? cfg->verify : "adaptive", err, errcap)) != 0 ||
         (cfg->trust_pools && (rc = pools_parse_trust(co, cfg->trust_pools, err, errcap)) != 0) ||
-        (cfg->tokens_file && (rc = config_load_tokens(co, cfg->tokens_file, err, errcap)) != 0)) {
-        free(co->tokens);
+        (rc = account_init(co, err, errcap)) != 0) {
+        account_fini(co);
         free(co->rbuf);
         free(co);
         return rc;
@@ -196,7 +206,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     socklen_t sl;
     if (addr_parse(cfg->listen, &ss, &sl) != 0) {
         snprintf(err, errcap, "cannot parse listen address '%s': expected HOST:PORT", cfg->listen);
-        free(co->tokens);
+        account_fini(co);
         free(co->rbuf);
         free(co);
         return P2C2R_EADDR;
@@ -204,7 +214,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     /* The state before the socket: a coordinator that cannot keep what it
      * knows about peers does not start. */
     if (peerdb_open(co, err, errcap) != 0) {
-        free(co->tokens);
+        account_fini(co);
         free(co->rbuf);
         free(co);
         return P2C2R_EIO; /* not a usage error, whatever the store's code: err says why */
@@ -220,7 +230,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
         peerdb_close(co);
-        free(co->tokens);
+        account_fini(co);
         free(co->rbuf);
         free(co);
         return P2C2R_EADDR;
@@ -241,6 +251,9 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     uv_signal_init(&co->loop, &co->sigterm);
     co->sigterm.data = co;
     uv_signal_start(&co->sigterm, on_signal, SIGTERM);
+    uv_signal_init(&co->loop, &co->sighup);
+    co->sighup.data = co;
+    uv_signal_start(&co->sighup, on_sighup, SIGHUP);
     uv_async_init(&co->loop, &co->stopper, on_stop);
     co->stopper.data = co;
     if (cfg->metrics_listen &&
@@ -252,7 +265,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
         peerdb_close(co);
-        free(co->tokens);
+        account_fini(co);
         free(co->rbuf);
         free(co);
         return rc;
@@ -330,7 +343,7 @@ void coord_free(struct coord *co)
     coord_state_free(co);
     rcache_free(co->cache);
     blobs_free(co);
-    free(co->tokens);
+    account_fini(co);
     free(co->rbuf);
     free(co);
 }

@@ -11,7 +11,10 @@ struct coord;
 
 struct coord_config {
     const char *listen;           /* HOST:PORT, port 0 = any */
-    const char *tokens_file;      /* NULL = no authentication */
+    const char *tokens_file;      /* NULL = no authentication (older format: acctfile.h) */
+    const char *accounts_file;    /* accounts and tiers (docs/ACCOUNTS.md); wins over tokens_file */
+    uint32_t login_failures;      /* failed logins from one address before it backs off; 0 = never */
+    uint32_t login_backoff_ms;    /* its first wait; doubles with each further failure, up to 256x */
     const char *ready_file;       /* written with HOST:PORT once ready */
     uint32_t max_body;            /* largest frame body accepted */
     uint32_t renter_max_inflight; /* outstanding tasks per renter connection */

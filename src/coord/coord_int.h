@@ -5,7 +5,8 @@
  *
  * Modules (docs/ARCHITECTURE.md, "The coordinator's modules"):
  *   coord.c   lifecycle: new / run / stop / free, the periodic sweep, shutdown
- *   config.c  defaults, option lists, the tokens file
+ *   config.c  defaults, option lists
+ *   account.c accounts and tiers: logins, tier limits, the credentials file (acctfile.c)
  *   conn.c    connections: accept, framing (common/fconn), handler table, cuts, timeouts
  *   renter.c  HELLO, SUBMIT / SUBMIT_BATCH acceptance, CANCEL
  *   peers.c   peer registry, breaker, credits, pings, RESULT, the type table
@@ -36,6 +37,7 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "coord/account.h"
 #include "coord/coord.h"
 #include "coord/mem.h"
 #include "coord/metrics_http.h"
@@ -50,7 +52,6 @@
 #define DRAIN_MS 200
 #define TASK_CHUNK 1024
 #define TASK_INLINE 112
-#define MAX_TOKENS 1024
 #define BLOB_BUCKETS 4096
 #define PEER_BUCKETS 4096 /* peers by id, for judging a peer by a result it gave earlier */
 #define PEER_HAS_CAP 1024
@@ -369,6 +370,7 @@ struct blob {
     struct blob *hnext;
     struct mem_acct *owner; /* the account charged for it (its first uploader) */
     size_t charge;          /* len + MEM_BLOB_OVERHEAD */
+    struct account *uploader; /* who uploaded it (its blob quota), NULL without accounts */
 };
 
 struct conn {
@@ -397,6 +399,8 @@ struct conn {
     struct list_node stats_node;
     uint64_t stats_next_us, stats_req_id;
     uint32_t stats_offset, stats_limit;
+    struct account *acct;   /* after HELLO, with a credentials file: whose it is (account.h) */
+    struct list_node anode; /* its account's conns */
 };
 
 struct counters {
@@ -419,12 +423,6 @@ struct pool_stat {
     uint64_t peers, cost_sum, placed, spilled;
 };
 
-struct token {
-    uint8_t roles; /* bit (1 << role) */
-    uint16_t len;
-    char tok[PROTO_MAX_TOKEN];
-};
-
 /* A per-type default deadline from --type-deadline. */
 struct type_deadline {
     char name[PROTO_MAX_TYPE_NAME + 1];
@@ -443,7 +441,7 @@ struct coord {
     uv_tcp_t listener;
     uv_check_t flusher;
     uv_timer_t sweeper;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_async_t stopper;
     char addr[64];
     int stopping, ready_sent;
@@ -506,8 +504,7 @@ struct coord {
     struct share *share_default;
     struct share share0;
     uint32_t nshares, next_share_id;
-    struct token *tokens;
-    uint32_t ntokens;
+    struct acct_table *accts; /* accounts and tiers (account.c); NULL: no credentials file */
 
     /* Peer keys (peerdb.c): records by public key, the operator's groups,
      * the store they persist in (NULL without --state). */
@@ -870,7 +867,6 @@ uint64_t wall_ms(void);
 
 int config_type_deadlines(struct coord *co, const char *spec, char *err, size_t errcap);
 int config_cache_types(struct coord *co, const char *spec, char *err, size_t errcap);
-int config_load_tokens(struct coord *co, const char *path, char *err, size_t errcap);
 
 /* ---- verify.c: results are checked before they count -------------------- */
 

@@ -1,7 +1,6 @@
-/* renter.c - renters: HELLO and tokens, SUBMIT / SUBMIT_BATCH (acceptance checks, cache
+/* renter.c - renters: HELLO (credentials: account.c), SUBMIT / SUBMIT_BATCH (acceptance checks, cache
  * answers, coalescing, admission) and CANCEL. */
 #include <assert.h>
-#include <openssl/crypto.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,19 +16,6 @@ static int send_accepted(struct conn *c, uint64_t req_id, uint32_t count);
 static void renter_join_share(struct conn *c, const struct bytes_view *tok);
 
 /* ---- handlers --------------------------------------------------------------- */
-
-static int check_token(struct coord *co, uint8_t role, const struct bytes_view *tok)
-{
-    if (!co->cfg.tokens_file)
-        return 0;
-    for (uint32_t i = 0; i < co->ntokens; i++) {
-        const struct token *t = &co->tokens[i];
-        if (t->len == tok->len && CRYPTO_memcmp(t->tok, tok->p, t->len) == 0 &&
-            (t->roles & (1u << role)))
-            return 0;
-    }
-    return P2C2R_EAUTH;
-}
 
 int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
@@ -48,12 +34,9 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
         conn_fail(c, P2C2R_EPROTO, "HELLO role must be 1 (renter) or 2 (peer), got %u", m.role);
         return -1;
     }
-    if (check_token(co, m.role, &m.token) != 0) {
-        co->n.auth_failures++;
-        conn_fail(c, P2C2R_EAUTH, "invalid or missing token for role %s",
-                  m.role == ROLE_RENTER ? "renter" : "peer");
+    struct account *acct;
+    if (account_login(co, c, m.role, &m.token, &acct) != 0)
         return -1;
-    }
     if (limits_conn_hello(c) != 0)
         return -1;
     c->role = m.role;
@@ -79,8 +62,9 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
         return -1;
     proto_put_hello_ok(b, &ok);
     char esc[4 * sizeof(c->name)];
-    LOG_I("conn_hello", "conn=%" PRIu64 " addr=%s role=%s name=\"%s\"", c->id, c->addr,
-          c->role == ROLE_RENTER ? "renter" : "peer", log_esc(esc, sizeof(esc), c->name, strlen(c->name)));
+    LOG_I("conn_hello", "conn=%" PRIu64 " addr=%s role=%s name=\"%s\" account=%s", c->id, c->addr,
+          c->role == ROLE_RENTER ? "renter" : "peer", log_esc(esc, sizeof(esc), c->name, strlen(c->name)),
+          acct ? acct->name : "-");
     return 0;
 }
 
@@ -94,14 +78,15 @@ static void renter_join_share(struct conn *c, const struct bytes_view *tok)
     struct coord *co = c->co;
     char key[SHARE_KEY_MAX + 1];
     size_t len;
-    if (co->cfg.tokens_file && tok->len > 0 && tok->len + 4 <= SHARE_KEY_MAX) {
-        memcpy(key, "tok:", 4);
-        memcpy(key + 4, tok->p, tok->len);
-        len = 4 + tok->len;
+    double weight = 1.0;
+    (void)tok;
+    if (c->acct) { /* every connection of an account is one share, weighted by its tier */
+        len = (size_t)snprintf(key, sizeof(key), "acct:%s", c->acct->name);
+        weight = c->acct->tier->t.weight;
     } else {
         len = (size_t)snprintf(key, sizeof(key), "conn:%" PRIu64, c->id);
     }
-    c->share = share_get(co, key, len, 1.0);
+    c->share = share_get(co, key, len, weight);
 }
 
 static int first_missing_blob(struct coord *co, const struct msg_task *m)
@@ -177,7 +162,9 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
                                    : tt && tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms;
     if (co->cfg.max_deadline_ms && dl_ms > co->cfg.max_deadline_ms)
         dl_ms = co->cfg.max_deadline_ms; /* nothing holds memory for longer (--max-deadline) */
-    if (c->inflight >= co->cfg.renter_max_inflight) {
+    if ((code = account_check_submit(co, c, &m, len, dl_ms, tt ? tt->verify : -1, reason, sizeof(reason))) != 0) {
+        /* a tier limit: reason names it */
+    } else if (c->inflight >= co->cfg.renter_max_inflight) {
         code = P2C2R_EQUEUEFULL;
         snprintf(reason, sizeof(reason), "renter has %u tasks outstanding (limit %u)", c->inflight,
                  co->cfg.renter_max_inflight);
@@ -237,6 +224,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
         if (rcache_get(co->cache, &key, m.min_version, co->now, &out, &olen, &ver)) {
             tt->cache_hits++;
             co->n.accepted++;
+            account_on_accepted(c);
             (*accepted)++;
             tt->outcomes[0]++;
             hist_add(&tt->h_total, 0);
@@ -307,6 +295,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     list_push_back(&c->tasks, &t->rnode);
     c->inflight++;
     co->n.accepted++;
+    account_on_accepted(c);
     (*accepted)++;
     heap_push(&co->dl, t, 1);
     if (leader) {

@@ -313,8 +313,17 @@ static void stats_json(struct coord *co, const struct conn *asker, struct buf *o
                 tt->retries, verify_policy_name(tt->verify), tt->verify_runs, tt->verified, tt->unverified,
                 tt->disagreements, tt->rate.n, urate_win_get(&tt->rate), tt->probes);
     }
+    buf_append(o, "]", 1);
+    account_stats_json(co, asker, o);
+    /* Peers' names, addresses and machines are for operators only: a renter
+     * sees the fabric's aggregate (peers_connected, types, pools) and its own
+     * account. */
+    if (!account_is_operator(co, asker)) {
+        buf_append(o, "}", 1);
+        return;
+    }
     uint32_t total = 0;
-    buf_append(o, "],\"peers\":[", 11);
+    buf_append(o, ",\"peers\":[", 10);
     stats_peer_page(co, asker, o, offset, limit, &total);
     jprintf(o, "],\"peers_total\":%u,\"peers_offset\":%u}", total, offset);
 }
@@ -494,4 +503,5 @@ void stats_metrics_render(void *arg, struct buf *o)
         else
             prom_gauge(o, d->prom, "", (double)stat_value(&s, d));
     }
+    account_metrics(co, o);
 }

@@ -282,6 +282,12 @@ int send_deliver(struct coord *co, struct conn *r, uint64_t ticket, int status,
                         uint16_t attempts, uint32_t exec_us, uint32_t peer_id, uint32_t flags,
                         const uint8_t *out, size_t len)
 {
+    char why[200];
+    if (status == 0 && account_output_refused(r, len, why, sizeof(why))) {
+        status = P2C2R_ETOOBIG;
+        out = (const uint8_t *)why;
+        len = strlen(why);
+    }
     if (status == 0)
         co->n.delivered_ok++;
     else

@@ -4,6 +4,7 @@
  * coordinator with the peer agent, for --local-peers (peer workers running
  * on threads of this process, connected over loopback like any peer). */
 #include <pthread.h>
+#include <sodium.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,8 +15,10 @@
 #include "common/cliopt.h"
 #include "common/ident.h"
 #include "common/log.h"
+#include "common/proto.h"
 #include "common/util.h"
 #include "common/version.h"
+#include "coord/acctfile.h"
 #include "coord/coord.h"
 #include "peer/peer.h"
 #include "p2c2r/error.h"
@@ -94,6 +97,42 @@ static void on_ready(void *arg, const char *addr)
     }
 }
 
+/* --hash-token: the token on stdin's first line (or a new random one with
+ * --new-token) becomes the token_hash line of an accounts file. */
+static int hash_token(int generate)
+{
+    char tok[PROTO_MAX_TOKEN + 2];
+    size_t n;
+    if (generate) {
+        uint8_t raw[32];
+        randombytes_buf(raw, sizeof(raw));
+        hex_encode(raw, sizeof(raw), tok);
+        n = 2 * sizeof(raw);
+    } else {
+        if (!fgets(tok, sizeof(tok), stdin)) {
+            fprintf(stderr, "p2c2rd: --hash-token reads the token from standard input: echo TOKEN | p2c2rd "
+                            "--hash-token\n");
+            return 2;
+        }
+        n = strcspn(tok, "\r\n");
+        if (n == 0 || n > PROTO_MAX_TOKEN) {
+            fprintf(stderr, "p2c2rd: the token must be 1..%d bytes on one line\n", PROTO_MAX_TOKEN);
+            return 2;
+        }
+        if (n < 32)
+            fprintf(stderr, "p2c2rd: warning: a %zu-byte token can be guessed; use 'p2c2rd --new-token' for 32 "
+                            "random bytes\n", n);
+    }
+    uint8_t h[ACCT_HASH_LEN];
+    char hx[2 * ACCT_HASH_LEN + 1];
+    acct_token_hash(tok, n, h);
+    hex_encode(h, sizeof(h), hx);
+    if (generate)
+        printf("token = %.*s\n", (int)n, tok);
+    printf("token_hash = %s%s\n", ACCT_HASH_PREFIX, hx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* Frames of tens of KiB are allocated and freed at a high rate; keep
@@ -110,7 +149,9 @@ int main(int argc, char **argv)
     struct coord_config cfg;
     coord_config_defaults(&cfg);
     const char *listen = cfg.listen, *tokens = NULL, *ready = NULL, *level = "info";
-    const char *local_token = NULL, *state_dir = NULL;
+    const char *local_token = NULL, *state_dir = NULL, *accounts = NULL;
+    int hash_tok = 0, new_tok = 0;
+    int64_t login_failures = cfg.login_failures, login_backoff = cfg.login_backoff_ms;
     int64_t max_keys = cfg.max_keys;
     int64_t local = 0, local_slots = 4, max_body = cfg.max_body, max_inflight = cfg.renter_max_inflight;
     int64_t max_output = (int64_t)cfg.max_output, queue_max = cfg.queue_max;
@@ -131,7 +172,12 @@ int main(int argc, char **argv)
     const struct cliopt opts[] = {
         {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers; port 0 picks a free one", &listen, CLIOPT_DEFAULT},
         {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon", &local, CLIOPT_DEFAULT},
-        {"tokens", 't', OPT_STR, "FILE", 0, 0, "require a token from FILE (one per line, optional renter:/peer: prefix)", &tokens},
+        {"accounts", 'a', OPT_STR, "FILE", 0, 0, "accounts and tiers (docs/ACCOUNTS.md): a token of FILE's is needed to connect; SIGHUP reloads it", &accounts},
+        {"tokens", 't', OPT_STR, "FILE", 0, 0, "older credentials: one renter:TOKEN, peer:TOKEN or operator:TOKEN per line, each an account of tier unlimited", &tokens},
+        {"login-failures", 0, OPT_INT, "N", 0, 1000000, "failed logins from one address before it must wait; 0 = never", &login_failures, CLIOPT_DEFAULT},
+        {"login-backoff", 0, OPT_INT, "MS", 1, 3600000, "that wait, doubled for each further failure up to 256x", &login_backoff, CLIOPT_DEFAULT},
+        {"hash-token", 0, OPT_FLAG, NULL, 0, 0, "read a token on stdin, print its token_hash line for --accounts, exit", &hash_tok},
+        {"new-token", 0, OPT_FLAG, NULL, 0, 0, "print a new random token and its token_hash line, exit", &new_tok},
         {"local-slots", 0, OPT_INT, "N", 1, 65535, "tasks each local peer accepts at once; each has one executor thread", &local_slots, CLIOPT_DEFAULT},
         {"local-token", 0, OPT_STR, "TOKEN", 0, 0, "token the local peers present when --tokens is set", &local_token},
         {"ready-file", 0, OPT_STR, "PATH", 0, 0, "write HOST:PORT to PATH once listening and local peers registered", &ready},
@@ -185,6 +231,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "p2c2rd: unexpected argument '%s'\nTry 'p2c2rd --help'.\n", argv[pos]);
         return 2;
     }
+    if (hash_tok || new_tok) {
+        if (sodium_init() < 0) {
+            fprintf(stderr, "p2c2rd: libsodium failed to initialise\n");
+            return 1;
+        }
+        return hash_token(new_tok);
+    }
+    if (accounts && tokens) {
+        fprintf(stderr, "p2c2rd: --accounts and --tokens exclude each other: put the tokens in the accounts file\n");
+        return 2;
+    }
     int lvl;
     if (log_level_parse(level, &lvl) != 0) {
         fprintf(stderr, "p2c2rd: --log-level must be debug, info, warn, error or off, got '%s'\n", level);
@@ -192,13 +249,17 @@ int main(int argc, char **argv)
     }
     log_set_level(lvl);
     log_set_component("p2c2rd");
-    if (tokens && local > 0 && !local_token) {
-        fprintf(stderr, "p2c2rd: --local-peers with --tokens needs --local-token TOKEN (a token from the file)\n");
+    if ((tokens || accounts) && local > 0 && !local_token) {
+        fprintf(stderr, "p2c2rd: --local-peers with --tokens or --accounts needs --local-token TOKEN (a peer "
+                        "account's token)\n");
         return 2;
     }
     struct local_peers lp = {local, local_slots, local_token, state_dir, NULL, 0, 0};
     cfg.listen = listen;
     cfg.tokens_file = tokens;
+    cfg.accounts_file = accounts;
+    cfg.login_failures = (uint32_t)login_failures;
+    cfg.login_backoff_ms = (uint32_t)login_backoff;
     cfg.ready_file = ready;
     cfg.max_body = (uint32_t)max_body;
     cfg.renter_max_inflight = (uint32_t)max_inflight;

@@ -10,6 +10,7 @@
  * thread wrote before arming it or only appends to. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1902,4 +1903,71 @@ void h_fake_peer_stop(struct h_fake_peer *fp)
     free(fp->q);
     ident_fini(&fp->key);
     free(fp);
+}
+
+/* ---- the metrics endpoint ------------------------------------------------------ */
+
+/* The metrics address from the coordinator's log line
+ * "event=metrics_listening addr=HOST:PORT", or 0 when not there yet. */
+int h_metrics_addr(char *host, size_t cap, int *port)
+{
+    char *log = h_read_file(h_coord()->log, NULL);
+    const char *p = log ? strstr(log, "event=metrics_listening addr=") : NULL;
+    int ok = 0;
+    if (p) {
+        p += strlen("event=metrics_listening addr=");
+        const char *colon = strrchr(p, ':'), *end = p + strcspn(p, " \n");
+        colon = memchr(p, ':', (size_t)(end - p));
+        if (colon && (size_t)(colon - p) < cap) {
+            memcpy(host, p, (size_t)(colon - p));
+            host[colon - p] = '\0';
+            *port = atoi(colon + 1);
+            ok = *port > 0;
+        }
+    }
+    free(log);
+    return ok;
+}
+
+/* One HTTP/1.0 GET; returns the whole response (free it), NULL on failure. */
+char *h_http_get(const char *host, int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return NULL;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int left = (int)(end - h_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        if (len + 4096 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r <= 0) {
+            close(fd);
+            buf[len] = '\0';
+            return buf; /* HTTP/1.0: the close ends the answer */
+        }
+        len += (size_t)r;
+    }
+    close(fd);
+    free(buf);
+    return NULL;
 }

@@ -273,6 +273,16 @@ void h_sha256(const void *p, size_t n, uint8_t out[32]);
 /* "ETIMEDOUT(-5)"; the string stays valid for the next 7 calls on the thread. */
 const char *h_err(int code);
 
+/* ---- the metrics endpoint (p2c2rd --metrics 127.0.0.1:0) ---------------------- */
+
+/* The metrics address from the current coordinator's log line
+ * "event=metrics_listening addr=HOST:PORT": 1 with host and *port set, or 0
+ * when it is not there yet. */
+int h_metrics_addr(char *host, size_t cap, int *port);
+/* One HTTP/1.0 GET (bounded); returns the whole response (free it), NULL on
+ * failure. */
+char *h_http_get(const char *host, int port, const char *path);
+
 /* ---- raw protocol connections (for bad input and exact frame counting) ---- */
 
 struct h_raw {
