@@ -35,6 +35,7 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "coord/coord.h"
+#include "coord/gateway.h"
 #include "coord/metrics_http.h"
 #include "coord/rcache.h"
 #include "coord/store.h"
@@ -329,6 +330,7 @@ struct conn {
     struct list_node tasks; /* renter: its outstanding tasks */
     struct peer_rec *peer;  /* peer: after PEER_REGISTER */
     uint8_t nonce[PROTO_NONCE_LEN]; /* peer: the challenge its HELLO_OK carried */
+    struct gw *gw;          /* a WebSocket gateway connection (gateway.c), else NULL */
 };
 
 struct counters {
@@ -341,6 +343,7 @@ struct counters {
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
     uint64_t verify_runs, verified, unverified, disagreements, liars;
     uint64_t bytes_in, bytes_out;
+    uint64_t gw_upgrades, gw_messages_in, gw_messages_out, gw_bad; /* gateway.c */
 };
 
 struct token {
@@ -414,6 +417,7 @@ struct coord {
     struct task *coalesce[COALESCE_BUCKETS];
     struct rcache *cache;
     struct mhttp *metrics;
+    struct gateway *gw; /* gateway.c: the WebSocket connections' output list */
 
     uint8_t *rbuf; /* shared read buffer: a connection keeps its own only for a partial frame */
     struct blob *blob_tab[BLOB_BUCKETS];
@@ -615,6 +619,17 @@ void conn_close(struct conn *c);
  * deferred to conn_reap so no caller's task list changes under it. */
 void conn_fail(struct conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void conn_reap(struct coord *co);
+/* Gives one frame to the handler table (role and state checked), as a
+ * frame read from c would be; the gateway's decoded messages go here.
+ * Returns nonzero when c was cut or closed. */
+int conn_dispatch(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+/* Sets up a connection whose TCP handle is open (accepted, or handed over
+ * by the gateway): id, buffers (output up to out_max, flushed from
+ * dirty_list), lists, counters.  Returns 0, or 1 when it was refused (the
+ * coordinator is stopping or at --max-conns: conn_fail was called). */
+int conn_setup(struct conn *c, struct list_node *dirty_list, size_t out_max);
+/* Frees a connection whose handle was initialised but never set up. */
+void conn_abandon(struct conn *c);
 void conn_on_check(uv_check_t *h);
 void conn_on_connection(uv_stream_t *server, int status);
 void conn_sweep(struct coord *co, uint64_t now);

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
@@ -1883,4 +1884,87 @@ void h_fake_peer_stop(struct h_fake_peer *fp)
     free(fp->q);
     ident_fini(&fp->key);
     free(fp);
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static int http_addr_now(char *host, size_t cap, int *port)
+{
+    char *log = h_read_file(h_coord()->log, NULL);
+    const char *p = log ? strstr(log, "event=metrics_listening addr=") : NULL;
+    int ok = 0;
+    if (p) {
+        p += strlen("event=metrics_listening addr=");
+        const char *end = p + strcspn(p, " \n");
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon && (size_t)(colon - p) < cap) {
+            memcpy(host, p, (size_t)(colon - p));
+            host[colon - p] = '\0';
+            *port = atoi(colon + 1);
+            ok = *port > 0;
+        }
+    }
+    free(log);
+    return ok;
+}
+
+int h_http_addr(char *host, size_t cap, int *port)
+{
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000);
+    while (!http_addr_now(host, cap, port)) {
+        if (h_now_ms() >= end)
+            return 0;
+        h_sleep_ms(20);
+    }
+    return 1;
+}
+
+int h_tcp_connect(const char *host, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+char *h_http_get(const char *host, int port, const char *path, const char *headers)
+{
+    int fd = h_tcp_connect(host, port);
+    if (fd < 0)
+        return NULL;
+    char req[1024];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n%s\r\n", path, host,
+                     headers ? headers : "");
+    if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int left = (int)(end - h_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        if (len + 4096 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r <= 0) {
+            close(fd);
+            buf[len] = '\0';
+            return buf; /* HTTP/1.0: the close ends the answer */
+        }
+        len += (size_t)r;
+    }
+    close(fd);
+    free(buf);
+    return NULL;
 }

@@ -19,71 +19,6 @@
 
 #define RUN 12 /* distinct tasks that run on the peer */
 
-/* The metrics address from the coordinator's log line
- * "event=metrics_listening addr=HOST:PORT", or 0 when not there yet. */
-static int metrics_addr(char *host, size_t cap, int *port)
-{
-    char *log = h_read_file(h_coord()->log, NULL);
-    const char *p = log ? strstr(log, "event=metrics_listening addr=") : NULL;
-    int ok = 0;
-    if (p) {
-        p += strlen("event=metrics_listening addr=");
-        const char *colon = strrchr(p, ':'), *end = p + strcspn(p, " \n");
-        colon = memchr(p, ':', (size_t)(end - p));
-        if (colon && (size_t)(colon - p) < cap) {
-            memcpy(host, p, (size_t)(colon - p));
-            host[colon - p] = '\0';
-            *port = atoi(colon + 1);
-            ok = *port > 0;
-        }
-    }
-    free(log);
-    return ok;
-}
-
-/* One HTTP/1.0 GET; returns the whole response (free it), NULL on failure. */
-static char *http_get(const char *host, int port, const char *path)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return NULL;
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return NULL;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000);
-    for (;;) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int left = (int)(end - h_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        if (len + 4096 > cap)
-            buf = realloc(buf, cap *= 2);
-        ssize_t r = read(fd, buf + len, cap - len - 1);
-        if (r <= 0) {
-            close(fd);
-            buf[len] = '\0';
-            return buf; /* HTTP/1.0: the close ends the answer */
-        }
-        len += (size_t)r;
-    }
-    close(fd);
-    free(buf);
-    return NULL;
-}
-
 /* The value of the sample whose "name{labels}" (or bare name) is exactly
  * key, or -1 when there is none. */
 static double sample(const char *body, const char *key)
@@ -154,10 +89,7 @@ int main(int argc, char **argv)
 
     char host[64];
     int port = 0;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000);
-    while (!metrics_addr(host, sizeof(host), &port) && h_now_ms() < end)
-        h_sleep_ms(20);
-    H_REQUIRE(port > 0, "no event=metrics_listening line in the coordinator's log");
+    H_REQUIRE(h_http_addr(host, sizeof(host), &port), "no event=metrics_listening line in the coordinator's log");
 
     h_phase("a known mix of work");
     p2c2r_client *c;
@@ -190,7 +122,7 @@ int main(int argc, char **argv)
     p2c2r_result_release(&r);
 
     h_phase("scrape");
-    char *resp = http_get(host, port, "/metrics");
+    char *resp = h_http_get(host, port, "/metrics", NULL);
     H_REQUIRE(resp, "GET http://%s:%d/metrics failed", host, port);
     H_CHECK(strncmp(resp, "HTTP/1.", 7) == 0 && strstr(resp, " 200 "), "status line: %.40s", resp);
     H_CHECK(strstr(resp, "text/plain; version=0.0.4") != NULL, "Content-Type of the text format");
@@ -226,7 +158,7 @@ int main(int argc, char **argv)
     json_decref(js);
 
     h_phase("other paths");
-    char *nf = http_get(host, port, "/nothing");
+    char *nf = h_http_get(host, port, "/nothing", NULL);
     H_CHECK(nf && strstr(nf, " 404 "), "GET /nothing: %.40s", nf ? nf : "(failed)");
     free(nf);
     free(resp);

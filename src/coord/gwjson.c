@@ -1,0 +1,497 @@
+/* gwjson.c - the gateway's JSON messages (see gwjson.h): one decoder per
+ * message kind, chosen from a table by msg_type, each checking every field
+ * it reads (type, range, length) so the gateway only ever builds frames from
+ * values the binary protocol can carry. */
+#include "coord/gwjson.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/b64.h"
+#include "p2c2r/error.h"
+
+static int bad(char *err, size_t cap, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int bad(char *err, size_t cap, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (cap)
+        vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+#define BAD(...) bad(err, errcap, P2C2R_EINVAL, __VA_ARGS__)
+
+/* A string field: required or not, 0..max bytes (min 1 when required). */
+static int get_str(json_t *o, const char *key, int required, size_t max, struct gw_str *out, char *err,
+                   size_t errcap)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            return BAD("field '%s' is missing", key);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return BAD("field '%s' must be a string", key);
+    size_t n = json_string_length(v);
+    if (n > max || (required && n == 0))
+        return BAD("field '%s' must be %s1..%zu bytes", key, required ? "" : "0 or ", max);
+    out->p = json_string_value(v);
+    out->len = n;
+    return 0;
+}
+
+/* An integer field in [min, max], dflt when absent. */
+static int get_uint(json_t *o, const char *key, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *out,
+                    char *err, size_t errcap)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < min ||
+        (uint64_t)json_integer_value(v) > max)
+        return BAD("field '%s' must be an integer in %llu..%llu", key, (unsigned long long)min,
+                   (unsigned long long)max);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* A number field (integer or real) in [0, max], dflt when absent. */
+static int get_num(json_t *o, const char *key, double max, double dflt, double *out, char *err, size_t errcap)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > max)
+        return BAD("field '%s' must be a number in 0..%g", key, max);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int get_bool(json_t *o, const char *key, int dflt, uint8_t *out, char *err, size_t errcap)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        *out = (uint8_t)dflt;
+        return 0;
+    }
+    if (!json_is_boolean(v))
+        return BAD("field '%s' must be true or false", key);
+    *out = json_is_true(v) ? 1 : 0;
+    return 0;
+}
+
+/* A fixed-size base64 field (a key, a signature). */
+static int get_b64_fixed(json_t *o, const char *key, uint8_t *out, size_t want, char *err, size_t errcap)
+{
+    struct gw_str s = {NULL, 0};
+    int rc = get_str(o, key, 1, 128, &s, err, errcap);
+    if (rc)
+        return rc;
+    uint8_t tmp[128];
+    if (b64_decode(s.p, s.len, tmp) != (long)want)
+        return BAD("field '%s' must be the base64 of %zu bytes", key, want);
+    memcpy(out, tmp, want);
+    return 0;
+}
+
+static int id_char_ok(unsigned char ch) { return ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\'; }
+
+/* task_id: a non-negative integer (up to 2^53, exact in every JSON
+ * implementation) or a string of 1..GW_MAX_ID printable ASCII characters
+ * other than '"' and '\'. */
+static int get_task_id(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    json_t *v = json_object_get(o, "task_id");
+    if (!v)
+        return BAD("field 'task_id' is missing");
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+        if (x < 0 || x > (json_int_t)1 << 53)
+            return BAD("field 'task_id' must be an integer in 0..2^53 or a string");
+        m->tid_len = (uint8_t)snprintf(m->tid, sizeof(m->tid), "%lld", (long long)x);
+        m->tid_is_num = 1;
+        m->tid_num = (uint64_t)x;
+        return 0;
+    }
+    if (!json_is_string(v))
+        return BAD("field 'task_id' must be a string or an integer");
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == 0 || n > GW_MAX_ID)
+        return BAD("field 'task_id' must be 1..%d characters", GW_MAX_ID);
+    int digits = n <= 20;
+    uint64_t num = 0;
+    for (size_t k = 0; k < n; k++) {
+        unsigned char ch = (unsigned char)s[k];
+        if (!id_char_ok(ch))
+            return BAD("field 'task_id' must be printable ASCII without '\"' or '\\'");
+        if (ch < '0' || ch > '9' || num > (UINT64_MAX - (ch - '0')) / 10)
+            digits = 0;
+        else
+            num = num * 10 + (uint64_t)(ch - '0');
+    }
+    m->tid[0] = '"';
+    memcpy(m->tid + 1, s, n);
+    m->tid[n + 1] = '"';
+    m->tid_len = (uint8_t)(n + 2);
+    m->tid_is_num = (uint8_t)digits;
+    m->tid_num = num;
+    return 0;
+}
+
+static int params_add(struct gw_msg *m, const char *k, size_t kl, const char *v, size_t vl, char *err,
+                      size_t errcap)
+{
+    if (kl == 0 || memchr(k, '=', kl) || memchr(k, '\n', kl) || memchr(v, '\n', vl))
+        return BAD("params keys must be non-empty without '=' or newlines, values without newlines");
+    if (m->params_len + kl + vl + 2 > sizeof(m->params))
+        return BAD("params are over %d bytes", PROTO_MAX_PARAMS);
+    memcpy(m->params + m->params_len, k, kl);
+    m->params[m->params_len + kl] = '=';
+    memcpy(m->params + m->params_len + kl + 1, v, vl);
+    m->params[m->params_len + kl + 1 + vl] = '\n';
+    m->params_len += kl + vl + 2;
+    return 0;
+}
+
+/* params: an object of string, number or boolean values (made into the
+ * binary protocol's "key=value\n" lines), or such lines as one string. */
+static int get_params(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    json_t *v = json_object_get(o, "params");
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_string(v)) {
+        if (json_string_length(v) > sizeof(m->params))
+            return BAD("params are over %d bytes", PROTO_MAX_PARAMS);
+        memcpy(m->params, json_string_value(v), json_string_length(v));
+        m->params_len = json_string_length(v);
+        return 0;
+    }
+    if (!json_is_object(v))
+        return BAD("field 'params' must be an object or a string");
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x) {
+        char num[64];
+        const char *s;
+        size_t sl;
+        if (json_is_string(x)) {
+            s = json_string_value(x);
+            sl = json_string_length(x);
+        } else if (json_is_integer(x)) {
+            sl = (size_t)snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(x));
+            s = num;
+        } else if (json_is_real(x)) {
+            sl = (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(x));
+            s = num;
+        } else if (json_is_boolean(x)) {
+            s = json_is_true(x) ? "1" : "0";
+            sl = 1;
+        } else {
+            return BAD("params values must be strings, numbers or booleans");
+        }
+        int rc = params_add(m, k, strlen(k), s, sl, err, errcap);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int dec_gamer_register(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    int rc;
+    if ((rc = get_str(o, "client_id", 0, PROTO_MAX_NAME, &m->name, err, errcap)) ||
+        (rc = get_str(o, "token", 0, PROTO_MAX_TOKEN, &m->token, err, errcap)) ||
+        (rc = get_bool(o, "binary_results", 0, &m->binary_results, err, errcap)))
+        return rc;
+    return 0;
+}
+
+static int dec_task_submit(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    int rc;
+    uint64_t dl, ver;
+    uint8_t verify;
+    if ((rc = get_task_id(o, m, err, errcap)) ||
+        (rc = get_str(o, "task_type", 1, PROTO_MAX_TYPE_NAME, &m->task_type, err, errcap)) ||
+        (rc = get_bool(o, "data_frame", 0, &m->data_frame, err, errcap)) ||
+        (rc = get_str(o, "data", 0, SIZE_MAX, &m->data, err, errcap)) ||
+        (rc = get_params(o, m, err, errcap)) ||
+        (rc = get_uint(o, "deadline_ms", 0, UINT32_MAX, 0, &dl, err, errcap)) ||
+        (rc = get_uint(o, "min_version", 0, UINT32_MAX, 0, &ver, err, errcap)) ||
+        (rc = get_bool(o, "no_cache", 0, &m->no_cache, err, errcap)) ||
+        (rc = get_bool(o, "verify", 1, &verify, err, errcap)))
+        return rc;
+    if (m->data_frame && m->data.p)
+        return BAD("task_submit carries 'data' or 'data_frame': true, not both");
+    if (!m->data_frame && !m->data.p)
+        return BAD("task_submit needs 'data' (base64) or 'data_frame': true");
+    if (!verify)
+        return BAD("'verify': false is not allowed: results are verified by the coordinator's policy");
+    m->deadline_ms = (uint32_t)dl;
+    m->min_version = (uint32_t)ver;
+    json_t *p = json_object_get(o, "priority");
+    static const char *const names[] = {"realtime", "interactive", "background"};
+    m->priority = PRIO_INTERACTIVE;
+    if (p && json_is_string(p)) {
+        int found = 0;
+        for (int k = 0; k < PRIO_CLASSES; k++)
+            if (strcmp(json_string_value(p), names[k]) == 0)
+                m->priority = (uint8_t)k, found = 1;
+        if (!found)
+            return BAD("field 'priority' must be 0..2 or realtime, interactive, background");
+    } else if (p && !json_is_null(p)) {
+        uint64_t x;
+        if ((rc = get_uint(o, "priority", 0, PRIO_CLASSES - 1, PRIO_INTERACTIVE, &x, err, errcap)))
+            return BAD("field 'priority' must be 0..2 or realtime, interactive, background");
+        m->priority = (uint8_t)x;
+    }
+    return 0;
+}
+
+static int dec_task_cancel(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    return get_task_id(o, m, err, errcap);
+}
+
+static int dec_peer_register(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    int rc;
+    uint64_t slots;
+    if ((rc = get_str(o, "peer_id", 0, PROTO_MAX_NAME, &m->name, err, errcap)) ||
+        (rc = get_str(o, "token", 0, PROTO_MAX_TOKEN, &m->token, err, errcap)) ||
+        (rc = get_uint(o, "slots", 1, 65535, 1, &slots, err, errcap)) ||
+        (rc = get_b64_fixed(o, "key", m->key, sizeof(m->key), err, errcap)) ||
+        (rc = get_b64_fixed(o, "signature", m->sig, sizeof(m->sig), err, errcap)))
+        return rc;
+    m->slots = (uint16_t)slots;
+    m->has_key = 1;
+    json_t *cap = json_object_get(o, "capabilities");
+    if (cap && !json_is_null(cap)) {
+        if (!json_is_object(cap))
+            return BAD("field 'capabilities' must be an object");
+        uint64_t cores;
+        double ram, vram;
+        if ((rc = get_uint(cap, "cpu_cores", 0, 65535, 1, &cores, err, errcap)) ||
+            (rc = get_num(cap, "ram_gb", 1e6, 0, &ram, err, errcap)) ||
+            (rc = get_bool(cap, "gpu", 0, &m->gpu, err, errcap)) ||
+            (rc = get_num(cap, "gpu_vram_gb", 1e6, 0, &vram, err, errcap)) ||
+            (rc = get_str(cap, "gpu_model", 0, PROTO_MAX_NAME, &m->gpu_model, err, errcap)))
+            return rc;
+        m->cores = (uint16_t)cores;
+        m->mem_bytes = (uint64_t)(ram * 1073741824.0);
+    } else {
+        m->cores = 1;
+    }
+    json_t *tt = json_object_get(o, "task_types");
+    if (!tt || !json_is_array(tt) || json_array_size(tt) == 0 || json_array_size(tt) > PROTO_MAX_TYPES)
+        return BAD("field 'task_types' must be an array of 1..%d {name, version}", PROTO_MAX_TYPES);
+    size_t i;
+    json_t *e;
+    json_array_foreach(tt, i, e) {
+        struct gw_type *t = &m->types[i];
+        uint64_t ver;
+        if (json_is_string(e)) {
+            t->name.p = json_string_value(e);
+            t->name.len = json_string_length(e);
+            t->version = 1;
+            t->det = 1;
+            if (t->name.len == 0 || t->name.len > PROTO_MAX_TYPE_NAME)
+                return BAD("task type names are 1..%d bytes", PROTO_MAX_TYPE_NAME);
+            continue;
+        }
+        if (!json_is_object(e))
+            return BAD("task_types entries must be objects {name, version}");
+        if ((rc = get_str(e, "name", 1, PROTO_MAX_TYPE_NAME, &t->name, err, errcap)) ||
+            (rc = get_uint(e, "version", 0, UINT32_MAX, 1, &ver, err, errcap)) ||
+            (rc = get_bool(e, "deterministic", 1, &t->det, err, errcap)))
+            return rc;
+        t->version = (uint32_t)ver;
+    }
+    m->ntypes = (uint8_t)json_array_size(tt);
+    return 0;
+}
+
+static int dec_task_result(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    int rc;
+    double ms;
+    if ((rc = get_task_id(o, m, err, errcap)) || (rc = get_bool(o, "success", 1, &m->success, err, errcap)) ||
+        (rc = get_bool(o, "result_frame", 0, &m->result_frame, err, errcap)) ||
+        (rc = get_str(o, "result", 0, SIZE_MAX, &m->result, err, errcap)) ||
+        (rc = get_str(o, "error", 0, SIZE_MAX, &m->error, err, errcap)) ||
+        (rc = get_num(o, "processing_time_ms", 4294967.0, 0, &ms, err, errcap)))
+        return rc;
+    if (!m->tid_is_num)
+        return BAD("task_result 'task_id' must be the task_assign's task_id");
+    if (m->success && m->result_frame && m->result.p)
+        return BAD("task_result carries 'result' or 'result_frame': true, not both");
+    if (m->success && !m->result_frame && !m->result.p)
+        return BAD("a successful task_result needs 'result' (base64) or 'result_frame': true");
+    if (!m->success && m->result_frame)
+        return BAD("a failed task_result carries 'error', not a result");
+    if (m->error.len > GW_MAX_ERROR)
+        m->error.len = GW_MAX_ERROR;
+    m->exec_us = (uint32_t)(ms * 1000.0);
+    m->error_code = P2C2R_ETASK;
+    struct gw_str code = {NULL, 0};
+    if ((rc = get_str(o, "error_code", 0, 32, &code, err, errcap)))
+        return rc;
+    if (code.p) {
+        int found = 0;
+        for (int k = -1; k >= P2C2R_ERROR_MIN; k--)
+            if (strcmp(code.p, p2c2r_errname(k)) == 0)
+                m->error_code = k, found = 1;
+        if (!found)
+            return BAD("field 'error_code' must be a p2c2r error name such as ETASK");
+    }
+    return 0;
+}
+
+static int dec_heartbeat(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    double x;
+    uint64_t slots;
+    int rc;
+    struct gw_str id;
+    if ((rc = get_str(o, "peer_id", 0, PROTO_MAX_NAME, &id, err, errcap)) ||
+        (rc = get_num(o, "timestamp", 1e300, 0, &x, err, errcap)) ||
+        (rc = get_num(o, "load", 1e300, 0, &x, err, errcap)) ||
+        (rc = get_num(o, "tasks_completed", 1e300, 0, &x, err, errcap)) ||
+        (rc = get_num(o, "tasks_failed", 1e300, 0, &x, err, errcap)) ||
+        (rc = get_uint(o, "slots", 0, 65535, 0, &slots, err, errcap)))
+        return rc;
+    m->credit = (uint32_t)slots;
+    return 0;
+}
+
+static int dec_stats_request(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    (void)o, (void)m, (void)err, (void)errcap;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*dec)(json_t *o, struct gw_msg *m, char *err, size_t errcap);
+} kinds[GW_KINDS] = {
+    [GW_GAMER_REGISTER] = {"gamer_register", dec_gamer_register},
+    [GW_TASK_SUBMIT] = {"task_submit", dec_task_submit},
+    [GW_TASK_CANCEL] = {"task_cancel", dec_task_cancel},
+    [GW_PEER_REGISTER] = {"peer_register", dec_peer_register},
+    [GW_TASK_RESULT] = {"task_result", dec_task_result},
+    [GW_HEARTBEAT] = {"heartbeat", dec_heartbeat},
+    [GW_STATS_REQUEST] = {"stats_request", dec_stats_request},
+};
+
+const char *gw_kind_name(int kind) { return kind >= 0 && kind < GW_KINDS ? kinds[kind].name : "?"; }
+
+int gw_decode(const char *t, size_t n, struct gw_msg *out, char *err, size_t errcap)
+{
+    memset(out, 0, offsetof(struct gw_msg, params));
+    out->params_len = 0;
+    memset(&out->priority, 0, sizeof(*out) - offsetof(struct gw_msg, priority));
+    json_error_t je;
+    json_t *o = json_loadb(t, n, JSON_REJECT_DUPLICATES, &je);
+    if (!o)
+        return bad(err, errcap, P2C2R_EPROTO, "not JSON: %s at byte %d", je.text, je.position);
+    int rc;
+    if (!json_is_object(o)) {
+        rc = bad(err, errcap, P2C2R_EPROTO, "a message must be a JSON object");
+        goto fail;
+    }
+    json_t *mt = json_object_get(o, "msg_type");
+    if (!mt || !json_is_string(mt)) {
+        rc = bad(err, errcap, P2C2R_EPROTO, "a message needs a string 'msg_type'");
+        goto fail;
+    }
+    int kind = -1;
+    for (int k = 0; k < GW_KINDS; k++)
+        if (strcmp(json_string_value(mt), kinds[k].name) == 0)
+            kind = k;
+    if (kind < 0) {
+        rc = bad(err, errcap, P2C2R_EPROTO, "unknown msg_type '%.40s' (docs/GATEWAY.md lists them)",
+                 json_string_value(mt));
+        goto fail;
+    }
+    out->kind = kind;
+    out->doc = o;
+    if ((rc = kinds[kind].dec(o, out, err, errcap)) != 0)
+        goto fail;
+    return 0;
+fail:
+    json_decref(o);
+    out->doc = NULL;
+    return rc;
+}
+
+void gw_msg_free(struct gw_msg *m)
+{
+    if (m && m->doc) {
+        json_decref(m->doc);
+        m->doc = NULL;
+    }
+}
+
+/* ---- writers -------------------------------------------------------------- */
+
+int gw_put_str(struct buf *o, const char *s, size_t n)
+{
+    uint8_t *p = buf_reserve(o, n * 6 + 2);
+    if (!p)
+        return -1;
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+    p[k++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            p[k++] = '\\';
+            p[k++] = ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            memcpy(p + k, "\\u00", 4);
+            p[k + 4] = (uint8_t)hex[ch >> 4];
+            p[k + 5] = (uint8_t)hex[ch & 15];
+            k += 6;
+        } else {
+            p[k++] = ch; /* UTF-8 passes through; bytes that are not are the sender's */
+        }
+    }
+    p[k++] = '"';
+    buf_commit(o, k);
+    return 0;
+}
+
+int gw_printf(struct buf *o, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return -1;
+    return buf_append(o, tmp, (size_t)n) == 0 ? 0 : -1;
+}
+
+int gw_put_b64(struct buf *o, const uint8_t *p, size_t n)
+{
+    uint8_t *d = buf_reserve(o, b64_enc_len(n) + 2);
+    if (!d)
+        return -1;
+    d[0] = '"';
+    size_t l = b64_encode(p, n, (char *)d + 1);
+    d[l + 1] = '"';
+    buf_commit(o, l + 2);
+    return 0;
+}
