@@ -176,14 +176,16 @@ long ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n, ws_msg_fn fn, voi
     *stopped = 0;
     while (off < n) {
         struct ws_hdr h;
+        /* Control frames are held to WS_CONTROL_MAX by the decoder; a data
+         * frame must fit in what is left of the message's limit. */
         uint64_t room = r->frag_op ? r->max_msg - buf_used(&r->frag) : r->max_msg;
-        int hl = ws_decode_hdr(p + off, n - off, room < WS_CONTROL_MAX ? WS_CONTROL_MAX : room, &h);
+        int hl = ws_decode_hdr(p + off, n - off, UINT64_MAX >> 1, &h);
         if (hl == 0)
             break;
-        if (hl == P2C2R_ETOOBIG && h.op < WS_OP_CLOSE)
-            return fail(r, hl, "message over the size limit");
         if (hl < 0)
             return fail(r, P2C2R_EPROTO, "malformed frame header");
+        if (h.op < WS_OP_CLOSE && h.len > room)
+            return fail(r, P2C2R_ETOOBIG, "message over the size limit");
         if (h.masked != r->want_mask)
             return fail(r, P2C2R_EPROTO, r->want_mask ? "client frames must be masked"
                                                       : "server frames must not be masked");

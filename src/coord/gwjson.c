@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/b64.h"
+#include "common/ws.h"
 #include "p2c2r/error.h"
 
 static int bad(char *err, size_t cap, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -451,6 +452,9 @@ int gw_put_str(struct buf *o, const char *s, size_t n)
     if (!p)
         return -1;
     static const char hex[] = "0123456789abcdef";
+    /* A WebSocket text message must be UTF-8: text that is not (a peer's
+     * error bytes) has its bytes over 0x7f written as U+0080..U+00FF. */
+    int utf8 = ws_utf8_ok((const uint8_t *)s, n);
     size_t k = 0;
     p[k++] = '"';
     for (size_t i = 0; i < n; i++) {
@@ -458,13 +462,13 @@ int gw_put_str(struct buf *o, const char *s, size_t n)
         if (ch == '"' || ch == '\\') {
             p[k++] = '\\';
             p[k++] = ch;
-        } else if (ch < 0x20 || ch == 0x7f) {
+        } else if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !utf8)) {
             memcpy(p + k, "\\u00", 4);
             p[k + 4] = (uint8_t)hex[ch >> 4];
             p[k + 5] = (uint8_t)hex[ch & 15];
             k += 6;
         } else {
-            p[k++] = ch; /* UTF-8 passes through; bytes that are not are the sender's */
+            p[k++] = ch;
         }
     }
     p[k++] = '"';
