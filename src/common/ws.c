@@ -207,7 +207,8 @@ long ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n, ws_msg_fn fn, voi
             if (h.fin) {
                 int op = r->frag_op;
                 r->frag_op = 0;
-                rc = fn(arg, op, buf_head(&r->frag), buf_used(&r->frag));
+                static uint8_t none[1];
+                rc = fn(arg, op, buf_used(&r->frag) ? buf_head(&r->frag) : none, buf_used(&r->frag));
                 buf_consume(&r->frag, buf_used(&r->frag));
                 buf_shrink(&r->frag, 0);
             }

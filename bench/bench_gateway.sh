@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# bench_gateway.sh - the JSON/WebSocket gateway against the native protocol,
+# same coordinator, same peers, same run (docs/PERFORMANCE.md, "The gateway").
+#
+# Usage: BUILD=build bash bench/bench_gateway.sh [W1_TASKS] [W2_TASKS]
+#   W1: 1 in flight, 64 B echo (round trip p50/p99); W2: 256 in flight, 64 B
+#   echo (tasks/s).  One p2c2rd (--local-peers 0) and one p2c2r-peer process
+#   with 2 connections of 128 slots, as bench/compare.sh runs p2c2r.
+set -euo pipefail
+BUILD=${BUILD:-build}
+w1=${1:-20000}
+w2=${2:-500000}
+for b in p2c2rd p2c2r-peer p2c2r bench/bench_gateway; do
+    [ -x "$BUILD/$b" ] || { echo "$0: $BUILD/$b not found: run make build first" >&2; exit 2; }
+done
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+"$BUILD/p2c2rd" --listen 127.0.0.1:0 --http 127.0.0.1:0 --ready-file "$tmp/addr" --local-peers 0 \
+    --log-level info </dev/null >"$tmp/p2c2rd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/addr" ] && break; sleep 0.05; done
+addr=$(head -n 1 "$tmp/addr" | tr -d '[:space:]')
+http=$(grep -o 'event=http_listening addr=[^ ]*' "$tmp/p2c2rd.log" | head -n 1 | cut -d= -f3)
+"$BUILD/p2c2r-peer" --coordinator "$addr" --slots 128 --types echo --connections 2 \
+    --key "$tmp/peer.key" --log-level warn </dev/null >"$tmp/peer.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    "$BUILD/p2c2r" stats --coordinator "$addr" --json 2>/dev/null | grep -q '"peers_connected":2' && break
+    sleep 0.05
+done
+echo "native W1: $("$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$w1" --inflight 1 --json)"
+echo "gateway W1: $("$BUILD/bench/bench_gateway" --http "$http" --tasks "$w1" --inflight 1 --json)"
+echo "native W2: $("$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$w2" --inflight 256 --json)"
+echo "gateway W2: $("$BUILD/bench/bench_gateway" --http "$http" --tasks "$w2" --inflight 256 --json)"
