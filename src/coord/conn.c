@@ -139,7 +139,7 @@ void conn_fail(struct conn *c, int code, const char *fmt, ...)
     if ((size_t)n >= sizeof(text))
         n = sizeof(text) - 1;
     char esc[4 * sizeof(text)];
-    LOG(code == P2C2R_ESHUTDOWN ? LOG_INFO : LOG_WARN, "conn_cut",
+    LOG(code == P2C2R_ESHUTDOWN || code == P2C2R_ECLOSED ? LOG_INFO : LOG_WARN, "conn_cut",
         "conn=%" PRIu64 " addr=%s role=%u state=%s code=%s reason=\"%s\"", c->id, c->addr, c->role,
         conn_state_name(c->state), p2c2r_errname(code), log_esc(esc, sizeof(esc), text, (size_t)n));
     if (code == P2C2R_EPROTO || code == P2C2R_ETOOBIG)

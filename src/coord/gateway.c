@@ -460,8 +460,8 @@ static int gw_translate(struct conn *c)
         buf_consume(&g->pre, buf_used(&g->pre));
         buf_shrink(&g->pre, 0);
     }
-    const uint8_t *p = buf_head(&f->out);
     size_t n = buf_used(&f->out), off = 0;
+    const uint8_t *p = n ? buf_head(&f->out) : NULL;
     while (off < n) {
         struct frame_hdr h;
         int64_t fl = proto_decode_hdr(p + off, n - off, UINT32_MAX, &h);

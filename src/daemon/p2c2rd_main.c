@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,7 +142,7 @@ int main(int argc, char **argv)
         {"orphan-timeout", 0, OPT_INT, "MS", 0, 86400000, "queued tasks of a type with no peer fail after this", &orphan_ms, CLIOPT_DEFAULT},
         {"http", 0, OPT_STR, "HOST:PORT", 0, 0, "serve HTTP on HOST:PORT: Prometheus metrics at /metrics, the JSON/WebSocket gateway at /ws, pages from --http-root (default off)", &http},
         {"metrics-token", 0, OPT_STR, "TOKEN", 0, 0, "require 'Authorization: Bearer TOKEN' for /metrics", &metrics_token},
-        {"http-root", 0, OPT_STR, "DIR", 0, 0, "directory of the pages served at /, /contribute, /demo and /static/NAME", &http_root},
+        {"http-root", 0, OPT_STR, "DIR", 0, 0, "directory of the pages served at /, /contribute, /demo and /static/NAME (default: " P2C2R_WWW_DIR " when it exists)", &http_root},
         {"metrics", 'm', OPT_STR, "HOST:PORT", 0, 0, "deprecated: the same as --http HOST:PORT", &metrics},
         {"type-deadline", 0, OPT_STR, "TYPE=MS,...", 0, 0, "default deadline per task type, e.g. upscale=16,pathfind=100", &type_deadlines},
         {"cache-types", 0, OPT_STR, "TYPE,...", 0, 0, "types whose results may be cached and coalesced, when their peers declare them deterministic; '*' = all, '' = none", &cache_types, CLIOPT_DEFAULT},
@@ -205,6 +206,9 @@ int main(int argc, char **argv)
         LOG_W("deprecated_option", "option=--metrics use=\"--http %s\"", metrics);
     cfg.http_listen = http ? http : metrics;
     cfg.http_token = metrics_token;
+    struct stat www;
+    if (!http_root && stat(P2C2R_WWW_DIR, &www) == 0 && S_ISDIR(www.st_mode))
+        http_root = P2C2R_WWW_DIR;
     cfg.http_root = http_root;
     cfg.type_deadlines = type_deadlines;
     cfg.cache_types = cache_types;
