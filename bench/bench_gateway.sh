@@ -2,12 +2,17 @@
 # bench_gateway.sh - the JSON/WebSocket gateway against the native protocol,
 # same coordinator, same peers, same run (docs/PERFORMANCE.md, "The gateway").
 #
-# Usage: BUILD=build bash bench/bench_gateway.sh [W1_TASKS] [W2_TASKS]
+# Usage: BUILD=build bash bench/bench_gateway.sh [--node] [W1_TASKS] [W2_TASKS]
 #   W1: 1 in flight, 64 B echo (round trip p50/p99); W2: 256 in flight, 64 B
 #   echo (tasks/s).  One p2c2rd (--local-peers 0) and one p2c2r-peer process
 #   with 2 connections of 128 slots, as bench/compare.sh runs p2c2r.
+#   --node: also a Node.js `ws` server answering the same JSON itself
+#   (bench/competitors/ws_relay.js; `ws` installed from npm into a temporary
+#   directory), driven by the same bench_gateway.
 set -euo pipefail
 BUILD=${BUILD:-build}
+node=0
+if [ "${1:-}" = "--node" ]; then node=1; shift; fi
 w1=${1:-20000}
 w2=${2:-500000}
 for b in p2c2rd p2c2r-peer p2c2r bench/bench_gateway; do
@@ -38,3 +43,13 @@ echo "native W1: $("$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$w1" --in
 echo "gateway W1: $("$BUILD/bench/bench_gateway" --http "$http" --tasks "$w1" --inflight 1 --json)"
 echo "native W2: $("$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$w2" --inflight 256 --json)"
 echo "gateway W2: $("$BUILD/bench/bench_gateway" --http "$http" --tasks "$w2" --inflight 256 --json)"
+if [ "$node" = 1 ]; then
+    command -v node >/dev/null && command -v npm >/dev/null || { echo "$0: --node needs node and npm" >&2; exit 2; }
+    (cd "$tmp" && npm install --no-audit --no-fund --silent ws@8 >/dev/null)
+    NODE_PATH="$tmp/node_modules" node "$(dirname "$0")/competitors/ws_relay.js" "$tmp/node.addr" &
+    pids+=($!)
+    for _ in $(seq 100); do [ -s "$tmp/node.addr" ] && break; sleep 0.05; done
+    naddr=$(head -n 1 "$tmp/node.addr" | tr -d '[:space:]')
+    echo "node ws W1: $("$BUILD/bench/bench_gateway" --http "$naddr" --tasks "$w1" --inflight 1 --json)"
+    echo "node ws W2: $("$BUILD/bench/bench_gateway" --http "$naddr" --tasks "$w2" --inflight 256 --json)"
+fi
