@@ -58,6 +58,7 @@ struct snap {
     struct rcache_stats cs;
     uint64_t connections, renters, peers, tasks_live, queued, queued_bytes, keys_known;
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
+    uint64_t http_answers, http_refused, http_evicted, http_unauthorized, http_timeouts; /* the HTTP port */
 };
 
 static void snap_take(const struct coord *co, struct snap *s)
@@ -77,6 +78,15 @@ static void snap_take(const struct coord *co, struct snap *s)
     s->blob_bytes = co->blob_bytes;
     s->blob_max = co->cfg.blob_store_bytes;
     s->cache_max = co->cfg.cache_bytes;
+    if (co->metrics) {
+        struct mhttp_stats h;
+        mhttp_stats(co->metrics, &h);
+        s->http_answers = h.answers;
+        s->http_refused = h.refused;
+        s->http_evicted = h.evicted;
+        s->http_unauthorized = h.unauthorized;
+        s->http_timeouts = h.timeouts;
+    }
 }
 
 enum { G_TOP, G_COUNTERS, G_BLOBS, G_CACHE, G_N };
@@ -143,6 +153,11 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "unverified", "p2c2r_unverified_total", "Results delivered unchecked under a verifying policy (a spot check skipped, or no independent peer).", N(unverified)},
     {G_COUNTERS, K_COUNTER, "disagreements", "p2c2r_disagreements_total", "Tasks whose peers returned different results.", N(disagreements)},
     {G_COUNTERS, K_COUNTER, "liars", "p2c2r_liars_total", "Results outvoted by independent peers (each strikes and quarantines its peer).", N(liars)},
+    {G_COUNTERS, K_COUNTER, "http_answers", "p2c2r_http_answers_total", "Answers of the HTTP port (--http), any status.", S(http_answers)},
+    {G_COUNTERS, K_COUNTER, "http_refused", "p2c2r_http_refused_total", "HTTP connections closed at accept: the port was full and none was idle.", S(http_refused)},
+    {G_COUNTERS, K_COUNTER, "http_evicted", "p2c2r_http_evicted_total", "Idle HTTP connections closed to make room for a new one.", S(http_evicted)},
+    {G_COUNTERS, K_COUNTER, "http_unauthorized", "p2c2r_http_unauthorized_total", "HTTP 401 answers (/metrics without the bearer token).", S(http_unauthorized)},
+    {G_COUNTERS, K_COUNTER, "http_timeouts", "p2c2r_http_timeouts_total", "HTTP connections closed for missing a deadline (head or answer).", S(http_timeouts)},
     {G_COUNTERS, K_COUNTER, "gateway_upgrades", "p2c2r_gateway_upgrades_total", "WebSocket connections the HTTP port handed to the gateway (/ws).", N(gw_upgrades)},
     {G_COUNTERS, K_COUNTER, "gateway_messages_in", "p2c2r_gateway_messages_in_total", "WebSocket messages and control frames read by the gateway.", N(gw_messages_in)},
     {G_COUNTERS, K_COUNTER, "gateway_messages_out", "p2c2r_gateway_messages_out_total", "JSON messages the gateway sent.", N(gw_messages_out)},

@@ -18,6 +18,7 @@
 
 #define IDLE 300    /* idle sockets: more than the server keeps */
 #define SCRAPES 75
+#define SERVER_CONNS 256 /* MHTTP_MAX_CONNS */
 
 static int status_is(const char *resp, int code)
 {
@@ -130,5 +131,13 @@ int main(int argc, char **argv)
             nidle);
     for (int i = 0; i < nidle; i++)
         close(idle[i]);
+    /* Counted in STATS (and the same table's Prometheus text). */
+    json_t *st = h_stats(NULL);
+    H_CHECK(h_json_int(st, "counters.http_evicted") >= IDLE - SERVER_CONNS, "http_evicted %lld",
+            h_json_int(st, "counters.http_evicted"));
+    H_CHECK(h_json_int(st, "counters.http_unauthorized") == 3, "http_unauthorized %lld",
+            h_json_int(st, "counters.http_unauthorized"));
+    H_CHECK(h_json_int(st, "counters.http_refused") == 0, "http_refused %lld", h_json_int(st, "counters.http_refused"));
+    json_decref(st);
     return h_finish();
 }
