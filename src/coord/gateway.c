@@ -284,8 +284,8 @@ static int tr_deliver(struct conn *c, struct buf *o, const struct frame_hdr *h, 
     if (!t || proto_parse_deliver(b, h->body_len, &d) != 0)
         return 0;
     int status = -(int)d.status, rc = 0;
-    double total_ms = (double)(c->co->now - t->submit_us) / 1000.0, exec_ms = d.exec_us / 1000.0;
-    double net_ms = total_ms > exec_ms ? total_ms - exec_ms : 0;
+    uint64_t total_us = c->co->now - t->submit_us;
+    uint64_t net_us = total_us > d.exec_us ? total_us - d.exec_us : 0;
     size_t start = msg_begin(o, &rc);
     if (rc)
         return -1;
@@ -294,26 +294,34 @@ static int tr_deliver(struct conn *c, struct buf *o, const struct frame_hdr *h, 
         rc |= gw_printf(o, "{\"msg_type\":\"task_timeout\",\"task_id\":%.*s,\"error\":", t->len, t->text);
         rc |= gw_put_str(o, (const char *)d.output.p, d.output.len);
     } else {
-        rc |= gw_printf(o,
-                        "{\"msg_type\":\"result_delivery\",\"task_id\":%.*s,\"success\":%s,"
-                        "\"processing_time_ms\":%.3f,\"network_latency_ms\":%.3f,\"cached\":%s,"
-                        "\"verified\":%s,\"attempts\":%u,\"peer\":%u,",
-                        t->len, t->text, status == 0 ? "true" : "false", exec_ms, net_ms,
-                        d.flags & PROTO_DELIVER_F_CACHED ? "true" : "false",
-                        d.flags & PROTO_DELIVER_F_VERIFIED ? "true" : "false", d.attempts, d.peer_id);
+        /* The hot path of every task: appends, no printf. */
+        rc |= gw_put_lit(o, "{\"msg_type\":\"result_delivery\",\"task_id\":");
+        rc |= buf_append(o, t->text, t->len) ? -1 : 0;
+        rc |= gw_put_lit(o, status == 0 ? ",\"success\":true,\"processing_time_ms\":"
+                                        : ",\"success\":false,\"processing_time_ms\":");
+        rc |= gw_put_ms(o, d.exec_us);
+        rc |= gw_put_lit(o, ",\"network_latency_ms\":");
+        rc |= gw_put_ms(o, net_us);
+        rc |= gw_put_lit(o, d.flags & PROTO_DELIVER_F_CACHED ? ",\"cached\":true" : ",\"cached\":false");
+        rc |= gw_put_lit(o, d.flags & PROTO_DELIVER_F_VERIFIED ? ",\"verified\":true,\"attempts\":"
+                                                                : ",\"verified\":false,\"attempts\":");
+        rc |= gw_put_u64(o, d.attempts);
+        rc |= gw_put_lit(o, ",\"peer\":");
+        rc |= gw_put_u64(o, d.peer_id);
+        rc |= gw_put_lit(o, ",");
         if (status == 0 && g->binary_results) {
             binary = 1;
-            rc |= gw_printf(o, "\"result_frame\":true,\"error\":null");
+            rc |= gw_put_lit(o, "\"result_frame\":true,\"error\":null");
         } else if (status == 0) {
-            rc |= gw_printf(o, "\"result\":");
+            rc |= gw_put_lit(o, "\"result\":");
             rc |= gw_put_b64(o, d.output.p, d.output.len);
-            rc |= gw_printf(o, ",\"error\":null");
+            rc |= gw_put_lit(o, ",\"error\":null");
         } else {
             rc |= gw_printf(o, "\"result\":null,\"error_code\":\"%s\",\"error\":", p2c2r_errname(status));
             rc |= gw_put_str(o, (const char *)d.output.p, d.output.len);
         }
     }
-    rc |= gw_printf(o, "}");
+    rc |= gw_put_lit(o, "}");
     tid_release(g, t);
     if (rc)
         return -1;

@@ -499,3 +499,22 @@ int gw_put_b64(struct buf *o, const uint8_t *p, size_t n)
     buf_commit(o, l + 2);
     return 0;
 }
+
+int gw_put_lit(struct buf *o, const char *s) { return buf_append(o, s, strlen(s)) == 0 ? 0 : -1; }
+
+int gw_put_u64(struct buf *o, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(o, d + sizeof(d) - n, n) == 0 ? 0 : -1;
+}
+
+int gw_put_ms(struct buf *o, uint64_t us)
+{
+    char f[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
+    return gw_put_u64(o, us / 1000) || buf_append(o, f, 4) ? -1 : 0;
+}

@@ -103,5 +103,11 @@ int gw_put_str(struct buf *o, const char *s, size_t n);
 int gw_printf(struct buf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string of the base64 of p[0..n). */
 int gw_put_b64(struct buf *o, const uint8_t *p, size_t n);
+/* Raw text s (NUL-terminated), as it is. */
+int gw_put_lit(struct buf *o, const char *s);
+/* A decimal integer. */
+int gw_put_u64(struct buf *o, uint64_t v);
+/* Microseconds as milliseconds with three decimals ("12.345"). */
+int gw_put_ms(struct buf *o, uint64_t us);
 
 #endif

@@ -279,6 +279,17 @@ static void test_gwjson(void)
     buf_consume(&o, buf_used(&o));
     CHECK_EQ(gw_put_str(&o, "\xff", 1), 0);
     CHECK(buf_used(&o) == 8 && memcmp(buf_head(&o), "\"\\u00ff\"", 8) == 0);
+    static const struct {
+        int ms;
+        uint64_t v;
+        const char *want;
+    } nums[] = {{0, 0, "0"}, {0, 7, "7"}, {0, UINT64_MAX, "18446744073709551615"}, {1, 0, "0.000"},
+                {1, 5, "0.005"}, {1, 1234567, "1234.567"}, {1, 1000, "1.000"}};
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        buf_consume(&o, buf_used(&o));
+        CHECK_EQ(nums[i].ms ? gw_put_ms(&o, nums[i].v) : gw_put_u64(&o, nums[i].v), 0);
+        CHECK(buf_used(&o) == strlen(nums[i].want) && memcmp(buf_head(&o), nums[i].want, buf_used(&o)) == 0);
+    }
     buf_fini(&o);
     free(m);
 }
