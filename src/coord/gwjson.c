@@ -7,9 +7,11 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/b64.h"
+#include "common/util.h"
 #include "common/ws.h"
 #include "p2c2r/error.h"
 
@@ -26,72 +28,325 @@ static int bad(char *err, size_t cap, int code, const char *fmt, ...)
 
 #define BAD(...) bad(err, errcap, P2C2R_EINVAL, __VA_ARGS__)
 
+/* ---- values: one view over both parsers ------------------------------------
+ * The decoders read fields through struct jv, so the same checks apply
+ * whether the document came from the fast parser below (flat objects, the
+ * common messages) or from jansson (everything else). */
+
+enum jv_type { JV_NONE, JV_NULL, JV_BOOL, JV_INT, JV_REAL, JV_STR, JV_OBJ, JV_ARR };
+
+#define FAST_PAIRS 16 /* members of one object the fast parser takes */
+
+struct fobj;
+
+struct jv {
+    uint8_t t, b;       /* type; JV_BOOL's value */
+    long long i;        /* JV_INT */
+    double d;           /* JV_INT, JV_REAL: the number */
+    const char *s;      /* JV_STR */
+    size_t len;
+    json_t *j;          /* JV_OBJ, JV_ARR from jansson */
+    const struct fobj *f; /* JV_OBJ from the fast parser */
+};
+
+struct fkv {
+    const char *k;
+    size_t kl;
+    struct jv v;
+};
+
+struct fobj {
+    uint32_t n;
+    struct fkv kv[FAST_PAIRS];
+};
+
+static struct jv jv_of(json_t *v)
+{
+    struct jv r;
+    memset(&r, 0, sizeof(r));
+    if (!v)
+        return r;
+    switch (json_typeof(v)) {
+    case JSON_NULL: r.t = JV_NULL; break;
+    case JSON_TRUE: r.t = JV_BOOL, r.b = 1; break;
+    case JSON_FALSE: r.t = JV_BOOL; break;
+    case JSON_INTEGER: r.t = JV_INT, r.i = json_integer_value(v), r.d = (double)r.i; break;
+    case JSON_REAL: r.t = JV_REAL, r.d = json_real_value(v); break;
+    case JSON_STRING: r.t = JV_STR, r.s = json_string_value(v), r.len = json_string_length(v); break;
+    case JSON_OBJECT: r.t = JV_OBJ, r.j = v; break;
+    case JSON_ARRAY: r.t = JV_ARR, r.j = v; break;
+    }
+    return r;
+}
+
+/* Member key of object o (JV_NONE when absent or o is not an object). */
+static struct jv jv_get(const struct jv *o, const char *key)
+{
+    struct jv none;
+    memset(&none, 0, sizeof(none));
+    if (o->t != JV_OBJ)
+        return none;
+    if (!o->f)
+        return jv_of(json_object_get(o->j, key));
+    size_t kl = strlen(key);
+    for (uint32_t k = 0; k < o->f->n; k++)
+        if (o->f->kv[k].kl == kl && memcmp(o->f->kv[k].k, key, kl) == 0)
+            return o->f->kv[k].v;
+    return none;
+}
+
+/* Iterates o's members in document order: 1 with *key (NUL-terminated for
+ * jansson; kl bytes in any case) and *val, 0 at the end. */
+struct jv_iter {
+    void *ji;
+    uint32_t k;
+};
+
+static int jv_next(const struct jv *o, struct jv_iter *it, const char **key, size_t *kl, struct jv *val)
+{
+    if (o->f) {
+        if (it->k >= o->f->n)
+            return 0;
+        *key = o->f->kv[it->k].k;
+        *kl = o->f->kv[it->k].kl;
+        *val = o->f->kv[it->k].v;
+        it->k++;
+        return 1;
+    }
+    it->ji = it->k++ ? json_object_iter_next(o->j, it->ji) : json_object_iter(o->j);
+    if (!it->ji)
+        return 0;
+    *key = json_object_iter_key(it->ji);
+    *kl = strlen(*key);
+    *val = jv_of(json_object_iter_value(it->ji));
+    return 1;
+}
+
+static int absent(const struct jv *v) { return v->t == JV_NONE || v->t == JV_NULL; }
+
+/* ---- the fast parser ----------------------------------------------------------
+ * Takes the shape of nearly every message: one object whose values are
+ * strings of printable ASCII without escapes, non-negative numbers without
+ * exponent, true, false, null, and at most one nested object of such
+ * values (params, capabilities).  Anything else (escapes, other bytes,
+ * arrays, deeper nesting, more than FAST_PAIRS members, a repeated key,
+ * trailing bytes) is left to jansson, which also decides every error, so
+ * both accept and refuse exactly the same texts (fuzz_gwjson checks it). */
+
+struct fast {
+    const char *p, *end;
+    struct fobj obj[2];
+    int nobj;
+};
+
+static void fast_ws(struct fast *f)
+{
+    while (f->p < f->end && (*f->p == ' ' || *f->p == '\t' || *f->p == '\n' || *f->p == '\r'))
+        f->p++;
+}
+
+static int fast_str(struct fast *f, const char **s, size_t *len)
+{
+    if (f->p >= f->end || *f->p != '"')
+        return 0;
+    const char *b = ++f->p;
+    while (f->p < f->end && *f->p != '"') {
+        unsigned char ch = (unsigned char)*f->p;
+        if (ch < 0x20 || ch > 0x7e || ch == '\\')
+            return 0;
+        f->p++;
+    }
+    if (f->p >= f->end)
+        return 0;
+    *s = b;
+    *len = (size_t)(f->p - b);
+    f->p++;
+    return 1;
+}
+
+static int fast_lit(struct fast *f, const char *lit, size_t n)
+{
+    if ((size_t)(f->end - f->p) < n || memcmp(f->p, lit, n) != 0)
+        return 0;
+    f->p += n;
+    return 1;
+}
+
+static int fast_num(struct fast *f, struct jv *v)
+{
+    const char *b = f->p;
+    while (f->p < f->end && *f->p >= '0' && *f->p <= '9')
+        f->p++;
+    size_t digits = (size_t)(f->p - b);
+    if (digits == 0 || digits > 15 || (digits > 1 && b[0] == '0'))
+        return 0;
+    int real = 0;
+    if (f->p < f->end && *f->p == '.') {
+        const char *fb = ++f->p;
+        while (f->p < f->end && *f->p >= '0' && *f->p <= '9')
+            f->p++;
+        if (f->p == fb || f->p - fb > 15)
+            return 0;
+        real = 1;
+    }
+    if (f->p < f->end && (*f->p == 'e' || *f->p == 'E'))
+        return 0;
+    char tmp[40];
+    size_t n = (size_t)(f->p - b);
+    memcpy(tmp, b, n);
+    tmp[n] = '\0';
+    if (real) {
+        v->t = JV_REAL;
+        v->d = strtod(tmp, NULL);
+    } else {
+        v->t = JV_INT;
+        v->i = strtoll(tmp, NULL, 10);
+        v->d = (double)v->i;
+    }
+    return 1;
+}
+
+static int fast_obj(struct fast *f, int depth, struct jv *out);
+
+static int fast_value(struct fast *f, int depth, struct jv *v)
+{
+    memset(v, 0, sizeof(*v));
+    if (f->p >= f->end)
+        return 0;
+    switch (*f->p) {
+    case '"':
+        v->t = JV_STR;
+        return fast_str(f, &v->s, &v->len);
+    case 't':
+        v->t = JV_BOOL, v->b = 1;
+        return fast_lit(f, "true", 4);
+    case 'f':
+        v->t = JV_BOOL;
+        return fast_lit(f, "false", 5);
+    case 'n':
+        v->t = JV_NULL;
+        return fast_lit(f, "null", 4);
+    case '{':
+        return depth == 0 && fast_obj(f, depth + 1, v);
+    default:
+        return fast_num(f, v);
+    }
+}
+
+static int fast_obj(struct fast *f, int depth, struct jv *out)
+{
+    if (f->p >= f->end || *f->p != '{' || f->nobj >= 2)
+        return 0;
+    struct fobj *o = &f->obj[f->nobj++];
+    o->n = 0;
+    f->p++;
+    fast_ws(f);
+    if (f->p < f->end && *f->p == '}') {
+        f->p++;
+    } else {
+        for (;;) {
+            if (o->n >= FAST_PAIRS)
+                return 0;
+            struct fkv *kv = &o->kv[o->n];
+            if (!fast_str(f, &kv->k, &kv->kl))
+                return 0;
+            for (uint32_t k = 0; k < o->n; k++)
+                if (o->kv[k].kl == kv->kl && memcmp(o->kv[k].k, kv->k, kv->kl) == 0)
+                    return 0; /* jansson says why */
+            fast_ws(f);
+            if (f->p >= f->end || *f->p != ':')
+                return 0;
+            f->p++;
+            fast_ws(f);
+            if (!fast_value(f, depth, &kv->v))
+                return 0;
+            o->n++;
+            fast_ws(f);
+            if (f->p < f->end && *f->p == ',') {
+                f->p++;
+                fast_ws(f);
+                continue;
+            }
+            if (f->p < f->end && *f->p == '}') {
+                f->p++;
+                break;
+            }
+            return 0;
+        }
+    }
+    memset(out, 0, sizeof(*out));
+    out->t = JV_OBJ;
+    out->f = o;
+    return 1;
+}
+
+/* ---- fields ---------------------------------------------------------------- */
+
 /* A string field: required or not, 0..max bytes (min 1 when required). */
-static int get_str(json_t *o, const char *key, int required, size_t max, struct gw_str *out, char *err,
+static int get_str(const struct jv *o, const char *key, int required, size_t max, struct gw_str *out, char *err,
                    size_t errcap)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
+    struct jv v = jv_get(o, key);
+    if (absent(&v)) {
         if (required)
             return BAD("field '%s' is missing", key);
         return 0;
     }
-    if (!json_is_string(v))
+    if (v.t != JV_STR)
         return BAD("field '%s' must be a string", key);
-    size_t n = json_string_length(v);
-    if (n > max || (required && n == 0))
+    if (v.len > max || (required && v.len == 0))
         return BAD("field '%s' must be %s1..%zu bytes", key, required ? "" : "0 or ", max);
-    out->p = json_string_value(v);
-    out->len = n;
+    out->p = v.s;
+    out->len = v.len;
     return 0;
 }
 
 /* An integer field in [min, max], dflt when absent. */
-static int get_uint(json_t *o, const char *key, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *out,
+static int get_uint(const struct jv *o, const char *key, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *out,
                     char *err, size_t errcap)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
+    struct jv v = jv_get(o, key);
+    if (absent(&v)) {
         *out = dflt;
         return 0;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < min ||
-        (uint64_t)json_integer_value(v) > max)
+    if (v.t != JV_INT || v.i < 0 || (uint64_t)v.i < min || (uint64_t)v.i > max)
         return BAD("field '%s' must be an integer in %llu..%llu", key, (unsigned long long)min,
                    (unsigned long long)max);
-    *out = (uint64_t)json_integer_value(v);
+    *out = (uint64_t)v.i;
     return 0;
 }
 
 /* A number field (integer or real) in [0, max], dflt when absent. */
-static int get_num(json_t *o, const char *key, double max, double dflt, double *out, char *err, size_t errcap)
+static int get_num(const struct jv *o, const char *key, double max, double dflt, double *out, char *err,
+                   size_t errcap)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
+    struct jv v = jv_get(o, key);
+    if (absent(&v)) {
         *out = dflt;
         return 0;
     }
-    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > max)
+    if ((v.t != JV_INT && v.t != JV_REAL) || v.d < 0 || v.d > max)
         return BAD("field '%s' must be a number in 0..%g", key, max);
-    *out = json_number_value(v);
+    *out = v.d;
     return 0;
 }
 
-static int get_bool(json_t *o, const char *key, int dflt, uint8_t *out, char *err, size_t errcap)
+static int get_bool(const struct jv *o, const char *key, int dflt, uint8_t *out, char *err, size_t errcap)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
+    struct jv v = jv_get(o, key);
+    if (absent(&v)) {
         *out = (uint8_t)dflt;
         return 0;
     }
-    if (!json_is_boolean(v))
+    if (v.t != JV_BOOL)
         return BAD("field '%s' must be true or false", key);
-    *out = json_is_true(v) ? 1 : 0;
+    *out = v.b;
     return 0;
 }
 
 /* A fixed-size base64 field (a key, a signature). */
-static int get_b64_fixed(json_t *o, const char *key, uint8_t *out, size_t want, char *err, size_t errcap)
+static int get_b64_fixed(const struct jv *o, const char *key, uint8_t *out, size_t want, char *err, size_t errcap)
 {
     struct gw_str s = {NULL, 0};
     int rc = get_str(o, key, 1, 128, &s, err, errcap);
@@ -109,30 +364,27 @@ static int id_char_ok(unsigned char ch) { return ch >= 0x20 && ch < 0x7f && ch !
 /* task_id: a non-negative integer (up to 2^53, exact in every JSON
  * implementation) or a string of 1..GW_MAX_ID printable ASCII characters
  * other than '"' and '\'. */
-static int get_task_id(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int get_task_id(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
-    json_t *v = json_object_get(o, "task_id");
-    if (!v)
+    struct jv v = jv_get(o, "task_id");
+    if (v.t == JV_NONE)
         return BAD("field 'task_id' is missing");
-    if (json_is_integer(v)) {
-        json_int_t x = json_integer_value(v);
-        if (x < 0 || x > (json_int_t)1 << 53)
+    if (v.t == JV_INT) {
+        if (v.i < 0 || v.i > (long long)1 << 53)
             return BAD("field 'task_id' must be an integer in 0..2^53 or a string");
-        m->tid_len = (uint8_t)snprintf(m->tid, sizeof(m->tid), "%lld", (long long)x);
+        m->tid_len = (uint8_t)snprintf(m->tid, sizeof(m->tid), "%lld", v.i);
         m->tid_is_num = 1;
-        m->tid_num = (uint64_t)x;
+        m->tid_num = (uint64_t)v.i;
         return 0;
     }
-    if (!json_is_string(v))
+    if (v.t != JV_STR)
         return BAD("field 'task_id' must be a string or an integer");
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
-    if (n == 0 || n > GW_MAX_ID)
+    if (v.len == 0 || v.len > GW_MAX_ID)
         return BAD("field 'task_id' must be 1..%d characters", GW_MAX_ID);
-    int digits = n <= 20;
+    int digits = v.len <= 20;
     uint64_t num = 0;
-    for (size_t k = 0; k < n; k++) {
-        unsigned char ch = (unsigned char)s[k];
+    for (size_t k = 0; k < v.len; k++) {
+        unsigned char ch = (unsigned char)v.s[k];
         if (!id_char_ok(ch))
             return BAD("field 'task_id' must be printable ASCII without '\"' or '\\'");
         if (ch < '0' || ch > '9' || num > (UINT64_MAX - (ch - '0')) / 10)
@@ -141,9 +393,9 @@ static int get_task_id(json_t *o, struct gw_msg *m, char *err, size_t errcap)
             num = num * 10 + (uint64_t)(ch - '0');
     }
     m->tid[0] = '"';
-    memcpy(m->tid + 1, s, n);
-    m->tid[n + 1] = '"';
-    m->tid_len = (uint8_t)(n + 2);
+    memcpy(m->tid + 1, v.s, v.len);
+    m->tid[v.len + 1] = '"';
+    m->tid_len = (uint8_t)(v.len + 2);
     m->tid_is_num = (uint8_t)digits;
     m->tid_num = num;
     return 0;
@@ -166,49 +418,51 @@ static int params_add(struct gw_msg *m, const char *k, size_t kl, const char *v,
 
 /* params: an object of string, number or boolean values (made into the
  * binary protocol's "key=value\n" lines), or such lines as one string. */
-static int get_params(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int get_params(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
-    json_t *v = json_object_get(o, "params");
-    if (!v || json_is_null(v))
+    struct jv v = jv_get(o, "params");
+    if (absent(&v))
         return 0;
-    if (json_is_string(v)) {
-        if (json_string_length(v) > sizeof(m->params))
+    if (v.t == JV_STR) {
+        if (v.len > sizeof(m->params))
             return BAD("params are over %d bytes", PROTO_MAX_PARAMS);
-        memcpy(m->params, json_string_value(v), json_string_length(v));
-        m->params_len = json_string_length(v);
+        memcpy(m->params, v.s, v.len);
+        m->params_len = v.len;
         return 0;
     }
-    if (!json_is_object(v))
+    if (v.t != JV_OBJ)
         return BAD("field 'params' must be an object or a string");
+    struct jv_iter it = {NULL, 0};
     const char *k;
-    json_t *x;
-    json_object_foreach(v, k, x) {
+    size_t kl;
+    struct jv x;
+    while (jv_next(&v, &it, &k, &kl, &x)) {
         char num[64];
         const char *s;
         size_t sl;
-        if (json_is_string(x)) {
-            s = json_string_value(x);
-            sl = json_string_length(x);
-        } else if (json_is_integer(x)) {
-            sl = (size_t)snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(x));
+        if (x.t == JV_STR) {
+            s = x.s;
+            sl = x.len;
+        } else if (x.t == JV_INT) {
+            sl = (size_t)snprintf(num, sizeof(num), "%lld", x.i);
             s = num;
-        } else if (json_is_real(x)) {
-            sl = (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(x));
+        } else if (x.t == JV_REAL) {
+            sl = (size_t)snprintf(num, sizeof(num), "%.17g", x.d);
             s = num;
-        } else if (json_is_boolean(x)) {
-            s = json_is_true(x) ? "1" : "0";
+        } else if (x.t == JV_BOOL) {
+            s = x.b ? "1" : "0";
             sl = 1;
         } else {
             return BAD("params values must be strings, numbers or booleans");
         }
-        int rc = params_add(m, k, strlen(k), s, sl, err, errcap);
+        int rc = params_add(m, k, kl, s, sl, err, errcap);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-static int dec_gamer_register(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int dec_gamer_register(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
     int rc;
     if ((rc = get_str(o, "client_id", 0, PROTO_MAX_NAME, &m->name, err, errcap)) ||
@@ -218,7 +472,7 @@ static int dec_gamer_register(json_t *o, struct gw_msg *m, char *err, size_t err
     return 0;
 }
 
-static int dec_task_submit(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int dec_task_submit(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
     int rc;
     uint64_t dl, ver;
@@ -241,17 +495,17 @@ static int dec_task_submit(json_t *o, struct gw_msg *m, char *err, size_t errcap
         return BAD("'verify': false is not allowed: results are verified by the coordinator's policy");
     m->deadline_ms = (uint32_t)dl;
     m->min_version = (uint32_t)ver;
-    json_t *p = json_object_get(o, "priority");
+    struct jv p = jv_get(o, "priority");
     static const char *const names[] = {"realtime", "interactive", "background"};
     m->priority = PRIO_INTERACTIVE;
-    if (p && json_is_string(p)) {
+    if (p.t == JV_STR) {
         int found = 0;
         for (int k = 0; k < PRIO_CLASSES; k++)
-            if (strcmp(json_string_value(p), names[k]) == 0)
+            if (p.len == strlen(names[k]) && memcmp(p.s, names[k], p.len) == 0)
                 m->priority = (uint8_t)k, found = 1;
         if (!found)
             return BAD("field 'priority' must be 0..2 or realtime, interactive, background");
-    } else if (p && !json_is_null(p)) {
+    } else if (!absent(&p)) {
         uint64_t x;
         if ((rc = get_uint(o, "priority", 0, PRIO_CLASSES - 1, PRIO_INTERACTIVE, &x, err, errcap)))
             return BAD("field 'priority' must be 0..2 or realtime, interactive, background");
@@ -260,12 +514,12 @@ static int dec_task_submit(json_t *o, struct gw_msg *m, char *err, size_t errcap
     return 0;
 }
 
-static int dec_task_cancel(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int dec_task_cancel(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
     return get_task_id(o, m, err, errcap);
 }
 
-static int dec_peer_register(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int dec_peer_register(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
     int rc;
     uint64_t slots;
@@ -277,53 +531,53 @@ static int dec_peer_register(json_t *o, struct gw_msg *m, char *err, size_t errc
         return rc;
     m->slots = (uint16_t)slots;
     m->has_key = 1;
-    json_t *cap = json_object_get(o, "capabilities");
-    if (cap && !json_is_null(cap)) {
-        if (!json_is_object(cap))
+    struct jv cap = jv_get(o, "capabilities");
+    if (!absent(&cap)) {
+        if (cap.t != JV_OBJ)
             return BAD("field 'capabilities' must be an object");
         uint64_t cores;
         double ram, vram;
-        if ((rc = get_uint(cap, "cpu_cores", 0, 65535, 1, &cores, err, errcap)) ||
-            (rc = get_num(cap, "ram_gb", 1e6, 0, &ram, err, errcap)) ||
-            (rc = get_bool(cap, "gpu", 0, &m->gpu, err, errcap)) ||
-            (rc = get_num(cap, "gpu_vram_gb", 1e6, 0, &vram, err, errcap)) ||
-            (rc = get_str(cap, "gpu_model", 0, PROTO_MAX_NAME, &m->gpu_model, err, errcap)))
+        if ((rc = get_uint(&cap, "cpu_cores", 0, 65535, 1, &cores, err, errcap)) ||
+            (rc = get_num(&cap, "ram_gb", 1e6, 0, &ram, err, errcap)) ||
+            (rc = get_bool(&cap, "gpu", 0, &m->gpu, err, errcap)) ||
+            (rc = get_num(&cap, "gpu_vram_gb", 1e6, 0, &vram, err, errcap)) ||
+            (rc = get_str(&cap, "gpu_model", 0, PROTO_MAX_NAME, &m->gpu_model, err, errcap)))
             return rc;
         m->cores = (uint16_t)cores;
         m->mem_bytes = (uint64_t)(ram * 1073741824.0);
     } else {
         m->cores = 1;
     }
-    json_t *tt = json_object_get(o, "task_types");
-    if (!tt || !json_is_array(tt) || json_array_size(tt) == 0 || json_array_size(tt) > PROTO_MAX_TYPES)
+    /* An array: only from jansson (the fast parser leaves arrays to it). */
+    struct jv tt = jv_get(o, "task_types");
+    if (tt.t != JV_ARR || json_array_size(tt.j) == 0 || json_array_size(tt.j) > PROTO_MAX_TYPES)
         return BAD("field 'task_types' must be an array of 1..%d {name, version}", PROTO_MAX_TYPES);
-    size_t i;
-    json_t *e;
-    json_array_foreach(tt, i, e) {
+    for (size_t i = 0; i < json_array_size(tt.j); i++) {
+        struct jv e = jv_of(json_array_get(tt.j, i));
         struct gw_type *t = &m->types[i];
         uint64_t ver;
-        if (json_is_string(e)) {
-            t->name.p = json_string_value(e);
-            t->name.len = json_string_length(e);
+        if (e.t == JV_STR) {
+            t->name.p = e.s;
+            t->name.len = e.len;
             t->version = 1;
             t->det = 1;
             if (t->name.len == 0 || t->name.len > PROTO_MAX_TYPE_NAME)
                 return BAD("task type names are 1..%d bytes", PROTO_MAX_TYPE_NAME);
             continue;
         }
-        if (!json_is_object(e))
+        if (e.t != JV_OBJ)
             return BAD("task_types entries must be objects {name, version}");
-        if ((rc = get_str(e, "name", 1, PROTO_MAX_TYPE_NAME, &t->name, err, errcap)) ||
-            (rc = get_uint(e, "version", 0, UINT32_MAX, 1, &ver, err, errcap)) ||
-            (rc = get_bool(e, "deterministic", 1, &t->det, err, errcap)))
+        if ((rc = get_str(&e, "name", 1, PROTO_MAX_TYPE_NAME, &t->name, err, errcap)) ||
+            (rc = get_uint(&e, "version", 0, UINT32_MAX, 1, &ver, err, errcap)) ||
+            (rc = get_bool(&e, "deterministic", 1, &t->det, err, errcap)))
             return rc;
         t->version = (uint32_t)ver;
     }
-    m->ntypes = (uint8_t)json_array_size(tt);
+    m->ntypes = (uint8_t)json_array_size(tt.j);
     return 0;
 }
 
-static int dec_task_result(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int dec_task_result(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
     int rc;
     double ms;
@@ -351,7 +605,7 @@ static int dec_task_result(json_t *o, struct gw_msg *m, char *err, size_t errcap
     if (code.p) {
         int found = 0;
         for (int k = -1; k >= P2C2R_ERROR_MIN; k--)
-            if (strcmp(code.p, p2c2r_errname(k)) == 0)
+            if (code.len == strlen(p2c2r_errname(k)) && memcmp(code.p, p2c2r_errname(k), code.len) == 0)
                 m->error_code = k, found = 1;
         if (!found)
             return BAD("field 'error_code' must be a p2c2r error name such as ETASK");
@@ -359,7 +613,7 @@ static int dec_task_result(json_t *o, struct gw_msg *m, char *err, size_t errcap
     return 0;
 }
 
-static int dec_heartbeat(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int dec_heartbeat(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
     double x;
     uint64_t slots;
@@ -376,7 +630,7 @@ static int dec_heartbeat(json_t *o, struct gw_msg *m, char *err, size_t errcap)
     return 0;
 }
 
-static int dec_stats_request(json_t *o, struct gw_msg *m, char *err, size_t errcap)
+static int dec_stats_request(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
     (void)o, (void)m, (void)err, (void)errcap;
     return 0;
@@ -384,7 +638,7 @@ static int dec_stats_request(json_t *o, struct gw_msg *m, char *err, size_t errc
 
 static const struct {
     const char *name;
-    int (*dec)(json_t *o, struct gw_msg *m, char *err, size_t errcap);
+    int (*dec)(const struct jv *o, struct gw_msg *m, char *err, size_t errcap);
 } kinds[GW_KINDS] = {
     [GW_GAMER_REGISTER] = {"gamer_register", dec_gamer_register},
     [GW_TASK_SUBMIT] = {"task_submit", dec_task_submit},
@@ -397,51 +651,85 @@ static const struct {
 
 const char *gw_kind_name(int kind) { return kind >= 0 && kind < GW_KINDS ? kinds[kind].name : "?"; }
 
-int gw_decode(const char *t, size_t n, struct gw_msg *out, char *err, size_t errcap)
+int gw_decode_ex(const char *t, size_t n, int fast, struct gw_msg *out, char *err, size_t errcap)
 {
     memset(out, 0, offsetof(struct gw_msg, params));
     out->params_len = 0;
     memset(&out->priority, 0, sizeof(*out) - offsetof(struct gw_msg, priority));
-    json_error_t je;
-    json_t *o = json_loadb(t, n, JSON_REJECT_DUPLICATES, &je);
-    if (!o)
-        return bad(err, errcap, P2C2R_EPROTO, "not JSON: %s at byte %d", je.text, je.position);
+    struct jv root;
+    struct fast *f = NULL;
     int rc;
-    if (!json_is_object(o)) {
-        rc = bad(err, errcap, P2C2R_EPROTO, "a message must be a JSON object");
-        goto fail;
+    if (fast) {
+        /* The views must outlive t (a message waiting for its binary
+         * message): the fast parser works on a copy the message owns. */
+        char *copy = xmalloc(n ? n : 1);
+        memcpy(copy, t, n);
+        f = xmalloc(sizeof(*f));
+        f->p = copy;
+        f->end = copy + n;
+        f->nobj = 0;
+        fast_ws(f);
+        if (fast_obj(f, 0, &root) && (fast_ws(f), f->p == f->end)) {
+            out->text = copy;
+            out->fast = f;
+        } else {
+            free(copy);
+            free(f);
+            f = NULL;
+        }
     }
-    json_t *mt = json_object_get(o, "msg_type");
-    if (!mt || !json_is_string(mt)) {
+    if (!f) {
+        json_error_t je;
+        json_t *o = json_loadb(t, n, JSON_REJECT_DUPLICATES, &je);
+        if (!o)
+            return bad(err, errcap, P2C2R_EPROTO, "not JSON: %s at byte %d", je.text, je.position);
+        out->doc = o;
+        root = jv_of(o);
+        if (root.t != JV_OBJ) {
+            rc = bad(err, errcap, P2C2R_EPROTO, "a message must be a JSON object");
+            goto fail;
+        }
+    }
+    struct jv mt = jv_get(&root, "msg_type");
+    if (mt.t != JV_STR) {
         rc = bad(err, errcap, P2C2R_EPROTO, "a message needs a string 'msg_type'");
         goto fail;
     }
     int kind = -1;
     for (int k = 0; k < GW_KINDS; k++)
-        if (strcmp(json_string_value(mt), kinds[k].name) == 0)
+        if (mt.len == strlen(kinds[k].name) && memcmp(mt.s, kinds[k].name, mt.len) == 0)
             kind = k;
     if (kind < 0) {
-        rc = bad(err, errcap, P2C2R_EPROTO, "unknown msg_type '%.40s' (docs/GATEWAY.md lists them)",
-                 json_string_value(mt));
+        rc = bad(err, errcap, P2C2R_EPROTO, "unknown msg_type '%.*s' (docs/GATEWAY.md lists them)",
+                 (int)(mt.len < 40 ? mt.len : 40), mt.s);
         goto fail;
     }
     out->kind = kind;
-    out->doc = o;
-    if ((rc = kinds[kind].dec(o, out, err, errcap)) != 0)
+    if ((rc = kinds[kind].dec(&root, out, err, errcap)) != 0)
         goto fail;
     return 0;
 fail:
-    json_decref(o);
-    out->doc = NULL;
+    gw_msg_free(out);
     return rc;
+}
+
+int gw_decode(const char *t, size_t n, struct gw_msg *out, char *err, size_t errcap)
+{
+    return gw_decode_ex(t, n, 1, out, err, errcap);
 }
 
 void gw_msg_free(struct gw_msg *m)
 {
-    if (m && m->doc) {
+    if (!m)
+        return;
+    if (m->doc) {
         json_decref(m->doc);
         m->doc = NULL;
     }
+    free(m->text);
+    free(m->fast);
+    m->text = NULL;
+    m->fast = NULL;
 }
 
 /* ---- writers -------------------------------------------------------------- */

@@ -3,8 +3,11 @@
  * view, and the JSON text writers the gateway's output uses.
  *
  * The decoder is pure (no coordinator state), so it is unit tested and
- * fuzzed alone (tests/fuzz/fuzz_gwjson.c).  It uses jansson; the views it
- * returns point into the parsed document, which the caller releases with
+ * fuzzed alone (tests/fuzz/fuzz_gwjson.c).  Flat messages (nearly all of
+ * them) go through a parser of its own that does not allocate per value;
+ * everything else through jansson, which also decides every refusal, so both
+ * accept exactly the same texts (the fuzz target compares them).  The views
+ * it returns point into memory the message owns, released with
  * gw_msg_free.
  *
  * Thread context: any thread; nothing is shared. */
@@ -46,7 +49,9 @@ struct gw_type {
 /* One decoded message.  Fields a message kind does not have are zero. */
 struct gw_msg {
     int kind;          /* enum gw_kind */
-    void *doc;         /* the parsed document (json_t *), owned */
+    void *doc;         /* the parsed document (json_t *), owned, or NULL */
+    char *text;        /* the fast parser's copy of the text, owned, or NULL */
+    void *fast;        /* the fast parser's objects, owned, or NULL */
     /* task_id: as it should be echoed in JSON ("\"a-1\"" with quotes, or
      * "17"), and its numeric value when it is a non-negative integer or a
      * string of decimal digits (tid_is_num). */
@@ -89,7 +94,11 @@ struct gw_msg {
  * of range) with a reason in err; *out is then empty. */
 int gw_decode(const char *t, size_t n, struct gw_msg *out, char *err, size_t errcap);
 
-/* Releases the document of m (NULL or an empty m: no-op). */
+/* The same, with the fast parser allowed (fast 1, as gw_decode) or not
+ * (0: jansson only), for tests that compare the two. */
+int gw_decode_ex(const char *t, size_t n, int fast, struct gw_msg *out, char *err, size_t errcap);
+
+/* Releases what m owns (NULL or an empty m: no-op). */
 void gw_msg_free(struct gw_msg *m);
 
 /* The name ("task_submit") of a kind. */

@@ -209,6 +209,15 @@ static void test_gwjson(void)
     struct gw_msg *m = malloc(sizeof(*m));
     CHECK_EQ(dec("{\"msg_type\":\"gamer_register\",\"client_id\":\"g\",\"token\":\"t\",\"binary_results\":true}", m), 0);
     CHECK(m->kind == GW_GAMER_REGISTER && m->name.len == 1 && m->token.len == 1 && m->binary_results);
+    CHECK(m->text != NULL && m->doc == NULL); /* a flat message: the fast parser */
+    gw_msg_free(m);
+    /* The same message through jansson alone, and one the fast parser leaves to it. */
+    static const char gr[] = "{\"msg_type\":\"gamer_register\",\"client_id\":\"g\"}";
+    CHECK_EQ(gw_decode_ex(gr, strlen(gr), 0, m, NULL, 0), 0);
+    CHECK(m->doc != NULL && m->text == NULL && m->name.len == 1);
+    gw_msg_free(m);
+    CHECK_EQ(dec("{\"msg_type\":\"gamer_register\",\"client_id\":\"\\u00e9\"}", m), 0);
+    CHECK(m->doc != NULL && m->name.len == 2);
     gw_msg_free(m);
     CHECK_EQ(dec("{\"msg_type\":\"task_submit\",\"task_id\":\"a-1\",\"task_type\":\"echo\",\"data\":\"aGk=\","
                  "\"params\":{\"x\":1,\"y\":\"s\",\"z\":true,\"r\":0.5},\"priority\":\"background\","
