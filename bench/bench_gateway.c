@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,6 +153,15 @@ static void read_some(void)
     handle_buffered();
 }
 
+/* CPU time (user + system) of this process, in microseconds. */
+static uint64_t cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+           (uint64_t)ru.ru_stime.tv_usec;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -232,7 +242,7 @@ int main(int argc, char **argv)
     while (!registered)
         read_some();
 
-    uint64_t next = 0, t0 = 0, warm_done = 0;
+    uint64_t next = 0, t0 = 0, warm_done = 0, cpu0 = 0;
     while (done < total) {
         /* Keep K in flight: submits go out in one write. */
         while (next < total && next - done < (uint64_t)opt.inflight)
@@ -244,22 +254,24 @@ int main(int argc, char **argv)
         read_some();
         if (!t0 && done >= (uint64_t)opt.warmup) {
             t0 = mono_ns();
+            cpu0 = cpu_us();
             warm_done = done;
         }
     }
     uint64_t t1 = mono_ns();
+    double cpu_per_task = done > warm_done ? (double)(cpu_us() - cpu0) / (double)(done - warm_done) : 0;
     double secs = (double)(t1 - t0) / 1e9;
     double tps = secs > 0 ? (double)(done - warm_done) / secs : 0;
     qsort(rtt, nrtt, sizeof(*rtt), cmp_u64);
     double p50 = nrtt ? rtt[nrtt / 2] / 1000.0 : 0, p99 = nrtt ? rtt[nrtt * 99 / 100] / 1000.0 : 0;
     if (opt.json)
         printf("{\"tasks\":%" PRIu64 ",\"inflight\":%" PRId64 ",\"size\":%" PRId64 ",\"tasks_per_s\":%.0f,"
-               "\"p50_us\":%.1f,\"p99_us\":%.1f,\"bad\":%" PRIu64 "}\n",
-               done - warm_done, opt.inflight, opt.size, tps, p50, p99, bad);
+               "\"p50_us\":%.1f,\"p99_us\":%.1f,\"client_cpu_us_per_task\":%.3f,\"bad\":%" PRIu64 "}\n",
+               done - warm_done, opt.inflight, opt.size, tps, p50, p99, cpu_per_task, bad);
     else
         printf("gateway: %" PRIu64 " tasks, %" PRId64 " in flight, %" PRId64 " B: %.0f tasks/s, p50 %.1f us, "
-               "p99 %.1f us, bad %" PRIu64 "\n",
-               done - warm_done, opt.inflight, opt.size, tps, p50, p99, bad);
+               "p99 %.1f us, client CPU %.3f us/task, bad %" PRIu64 "\n",
+               done - warm_done, opt.inflight, opt.size, tps, p50, p99, cpu_per_task, bad);
     close(fd);
     return bad ? 1 : 0;
 }

@@ -39,10 +39,27 @@ for _ in $(seq 100); do
     "$BUILD/p2c2r" stats --coordinator "$addr" --json 2>/dev/null | grep -q '"peers_connected":2' && break
     sleep 0.05
 done
-echo "native W1: $("$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$w1" --inflight 1 --json)"
-echo "gateway W1: $("$BUILD/bench/bench_gateway" --http "$http" --tasks "$w1" --inflight 1 --json)"
-echo "native W2: $("$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$w2" --inflight 256 --json)"
-echo "gateway W2: $("$BUILD/bench/bench_gateway" --http "$http" --tasks "$w2" --inflight 256 --json)"
+coord_pid=${pids[0]}
+# CPU time of p2c2rd (user + system, clock ticks) from /proc.
+coord_ticks() { awk '{print $14 + $15}' "/proc/$coord_pid/stat"; }
+hz=$(getconf CLK_TCK)
+# One phase: its client's JSON line, and p2c2rd's CPU per task over the
+# whole phase (warm-up included: tasks + warm-up of the client's default).
+phase() {
+    local name=$1 tasks=$2
+    shift 2
+    local t0 out t1
+    t0=$(coord_ticks)
+    out=$("$@")
+    t1=$(coord_ticks)
+    local warm=$((tasks / 20 < 2000 ? tasks / 20 : 2000))
+    echo "$name: $out coordinator_cpu_us_per_task=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n=$((tasks + warm)) \
+        'BEGIN { printf "%.2f", d * 1e6 / hz / n }')"
+}
+phase "native W1" "$w1" "$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$w1" --inflight 1 --json
+phase "gateway W1" "$w1" "$BUILD/bench/bench_gateway" --http "$http" --tasks "$w1" --inflight 1 --json
+phase "native W2" "$w2" "$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$w2" --inflight 256 --json
+phase "gateway W2" "$w2" "$BUILD/bench/bench_gateway" --http "$http" --tasks "$w2" --inflight 256 --json
 if [ "$node" = 1 ]; then
     command -v node >/dev/null && command -v npm >/dev/null || { echo "$0: --node needs node and npm" >&2; exit 2; }
     (cd "$tmp" && npm install --no-audit --no-fund --silent ws@8 >/dev/null)
