@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 LOCAL_PEERS ?= 2
 LISTEN ?= 127.0.0.1:8765
-METRICS ?= 127.0.0.1:9090
+HTTP ?= 127.0.0.1:9090
 # make install: where to, and an optional staging root (packaging, tests).
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -21,7 +21,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/p2c2rd --listen $(LISTEN) --local-peers $(LOCAL_PEERS) --metrics $(METRICS) --state $(BUILD)/state
+	$(BUILD)/p2c2rd --listen $(LISTEN) --local-peers $(LOCAL_PEERS) --http $(HTTP) --state $(BUILD)/state
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

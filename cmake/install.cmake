@@ -41,6 +41,10 @@ install(FILES ${CMAKE_BINARY_DIR}/p2c2rConfig.cmake ${CMAKE_BINARY_DIR}/p2c2rCon
 
 install(FILES man/p2c2r.1 man/p2c2r-peer.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES man/libp2c2r.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+# The HTTP port's static pages (p2c2rd's default --http-root), once there are any.
+if(EXISTS ${PROJECT_SOURCE_DIR}/www)
+  install(DIRECTORY www/ DESTINATION ${CMAKE_INSTALL_DATADIR}/p2c2r/www)
+endif()
 install(FILES man/p2c2rd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 
 # systemd units name the installed programs by absolute path, so they are

@@ -26,7 +26,7 @@ void fconn_init(struct fconn *f, struct list_node *dirty_list, size_t in_max, si
     f->keep_in = keep_in;
     f->keep_out = keep_out;
     f->on_error = on_error;
-    f->open = f->writing = f->dirty = 0;
+    f->open = f->writing = f->dirty = f->encoded = 0;
 }
 
 void fconn_fini(struct fconn *f)
@@ -75,7 +75,7 @@ int fconn_send(struct fconn *f, uint8_t type, uint64_t req_id, const uint8_t *pr
     if (prefix_len)
         memcpy(head + PROTO_HDR_LEN, prefix, prefix_len);
     size_t hl = PROTO_HDR_LEN + prefix_len;
-    if (payload_len >= DIRECT_MIN && f->open && !f->writing && buf_used(&f->out) == 0) {
+    if (payload_len >= DIRECT_MIN && f->open && !f->writing && !f->encoded && buf_used(&f->out) == 0) {
         uv_buf_t v[2] = {uv_buf_init((char *)head, (unsigned)hl),
                          uv_buf_init((char *)payload, (unsigned)payload_len)};
         int n = uv_try_write((uv_stream_t *)&f->tcp, v, 2);
@@ -104,7 +104,7 @@ int fconn_send(struct fconn *f, uint8_t type, uint64_t req_id, const uint8_t *pr
 int fconn_send_bytes(struct fconn *f, const uint8_t *bytes, size_t n)
 {
     size_t done = 0;
-    if (n >= DIRECT_MIN && f->open && !f->writing && buf_used(&f->out) == 0) {
+    if (n >= DIRECT_MIN && f->open && !f->writing && !f->encoded && buf_used(&f->out) == 0) {
         uv_buf_t v = uv_buf_init((char *)bytes, (unsigned)n);
         int w = uv_try_write((uv_stream_t *)&f->tcp, &v, 1);
         done = w > 0 ? (size_t)w : 0;

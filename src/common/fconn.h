@@ -44,6 +44,7 @@ struct fconn {
     uv_write_t wreq;
     uint8_t open;            /* set by the owner: writes allowed (connected, not closing) */
     uint8_t writing, dirty;
+    uint8_t encoded;         /* the owner rewrites the output before each flush: never write it directly */
     uint32_t max_body;       /* frames with longer bodies are refused at their header */
     size_t keep_in, keep_out; /* buffers over these are freed when they empty */
     struct list_node dirty_node;

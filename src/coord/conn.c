@@ -77,6 +77,7 @@ void conn_on_check(uv_check_t *h)
      * costs O(types) and starts a copy as soon as one is due, instead of
      * at the next 5 ms sweep (which still covers an idle loop). */
     sched_sweep_hedges(co, co->now);
+    gw_flush_all(co);
     fconn_flush_all(&co->dirty);
 }
 
@@ -86,6 +87,7 @@ static void on_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     fconn_fini(&c->io);
+    gw_free(c->gw);
     if (c->peer)
         free(c->peer->has);
     free(c->peer);
@@ -144,7 +146,7 @@ void conn_fail(struct conn *c, int code, const char *fmt, ...)
     /* A HELLO refused while its address backs off (EAGAIN) is a guesser's
      * routine: one warning when the backoff starts (account.c), not one per
      * attempt. */
-    LOG(code == P2C2R_ESHUTDOWN ? LOG_INFO : code == P2C2R_EAGAIN ? LOG_DEBUG : LOG_WARN, "conn_cut",
+    LOG(code == P2C2R_ESHUTDOWN || code == P2C2R_ECLOSED ? LOG_INFO : code == P2C2R_EAGAIN ? LOG_DEBUG : LOG_WARN, "conn_cut",
         "conn=%" PRIu64 " addr=%s role=%u state=%s code=%s reason=\"%s\"", c->id, c->addr, c->role,
         conn_state_name(c->state), p2c2r_errname(code), log_esc(esc, sizeof(esc), text, (size_t)n));
     if (code == P2C2R_EPROTO || code == P2C2R_ETOOBIG)
@@ -232,7 +234,7 @@ static const struct handler *handler_for(uint8_t type)
     return by_type[type];
 }
 
-static int conn_dispatch(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+int conn_dispatch(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     const struct handler *hd = handler_for(h->type);
     uint8_t role = c->state == CS_HELLO ? ROLE_NONE : c->role;
@@ -309,27 +311,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
 }
 
-void conn_on_connection(uv_stream_t *server, int status)
+void conn_abandon(struct conn *c) { uv_close((uv_handle_t *)&c->io.tcp, on_closed); }
+
+int conn_setup(struct conn *c, struct list_node *dirty_list, size_t out_max)
 {
-    struct coord *co = server->data;
-    if (status < 0) {
-        LOG_W("accept_error", "err=%s", uv_strerror(status));
-        return;
-    }
-    struct conn *c = xcalloc(1, sizeof(*c));
-    c->co = co;
-    uv_tcp_init(&co->loop, &c->io.tcp);
-    c->io.tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->io.tcp) != 0) {
-        uv_close((uv_handle_t *)&c->io.tcp, on_closed);
-        return;
-    }
+    struct coord *co = c->co;
     c->id = ++co->next_conn_id;
     c->state = CS_HELLO;
     co->now = now_us();
     c->created_us = c->last_rx_us = co->now;
-    fconn_init(&c->io, &co->dirty, (size_t)co->cfg.max_body + PROTO_HDR_LEN + READ_CHUNK,
-               co->cfg.max_output, 0, 64u << 10, on_io_error);
+    fconn_init(&c->io, dirty_list, (size_t)co->cfg.max_body + PROTO_HDR_LEN + READ_CHUNK, out_max, 0,
+               64u << 10, on_io_error);
     c->io.max_body = co->cfg.max_body;
     c->io.open = 1;
     list_init(&c->reap_node);
@@ -348,16 +340,35 @@ void conn_on_connection(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->io.tcp, 1);
     if (co->stopping) {
         conn_fail(c, P2C2R_ESHUTDOWN, "coordinator shutting down");
-        return;
+        return 1;
     }
     limits_conn_accepted(c);
     /* --max-conns is checked at HELLO and the pool before it is bounded
      * (limits.c); this only bounds the connections still draining. */
     if (co->nconns > 2 * ((uint64_t)co->cfg.max_conns + co->cfg.max_unauth)) {
         conn_fail(c, P2C2R_ELIMIT, "too many connections (limit %u)", co->cfg.max_conns);
-        uv_read_start((uv_stream_t *)&c->io.tcp, on_alloc, on_read);
+        return 1;
+    }
+    return 0;
+}
+
+void conn_on_connection(uv_stream_t *server, int status)
+{
+    struct coord *co = server->data;
+    if (status < 0) {
+        LOG_W("accept_error", "err=%s", uv_strerror(status));
         return;
     }
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->co = co;
+    uv_tcp_init(&co->loop, &c->io.tcp);
+    c->io.tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->io.tcp) != 0) {
+        conn_abandon(c);
+        return;
+    }
+    if (conn_setup(c, &co->dirty, co->cfg.max_output) != 0 && co->stopping)
+        return;
     uv_read_start((uv_stream_t *)&c->io.tcp, on_alloc, on_read);
 }
 

@@ -256,9 +256,10 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     uv_signal_start(&co->sighup, on_sighup, SIGHUP);
     uv_async_init(&co->loop, &co->stopper, on_stop);
     co->stopper.data = co;
-    if (cfg->metrics_listen &&
-        (rc = mhttp_start(&co->loop, cfg->metrics_listen, stats_metrics_render, co, &co->metrics, err,
-                          errcap)) != 0) {
+    gw_init(co);
+    const char *http = cfg->http_listen ? cfg->http_listen : cfg->metrics_listen;
+    if (http && (rc = mhttp_start(&co->loop, http, stats_metrics_render, co, &co->metrics, err, errcap)) != 0) {
+        gw_fini(co);
         co->stopping = 1;
         uv_close((uv_handle_t *)&co->listener, NULL);
         finish_shutdown(co);
@@ -270,6 +271,11 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         free(co);
         return rc;
     }
+    if (co->metrics) {
+        mhttp_set_token(co->metrics, cfg->http_token);
+        mhttp_set_root(co->metrics, cfg->http_root);
+        mhttp_set_upgrade(co->metrics, gw_upgrade, co);
+    }
     if (cfg->cache_bytes)
         co->cache = rcache_new(limits_cache_bytes(co), (uint64_t)cfg->cache_ttl_ms * 1000);
     *out = co;
@@ -279,8 +285,11 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
 int coord_run(struct coord *co)
 {
     LOG_I("listening", "addr=%s", co->addr);
-    if (co->metrics)
+    if (co->metrics) {
+        LOG_I("http_listening", "addr=%s metrics=/metrics gateway=/ws root=%s", mhttp_addr(co->metrics),
+              co->cfg.http_root ? co->cfg.http_root : "-");
         LOG_I("metrics_listening", "addr=%s", mhttp_addr(co->metrics));
+    }
     if (co->cfg.on_listening)
         co->cfg.on_listening(co->cfg.arg, co->addr);
     coord_maybe_ready(co);
@@ -343,6 +352,7 @@ void coord_free(struct coord *co)
     coord_state_free(co);
     rcache_free(co->cache);
     blobs_free(co);
+    gw_fini(co);
     account_fini(co);
     free(co->rbuf);
     free(co);

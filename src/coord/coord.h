@@ -29,7 +29,10 @@ struct coord_config {
     uint32_t orphan_timeout_ms;   /* queued task whose type lost every peer */
     uint32_t ready_peers;         /* ready once this many peers registered */
     size_t blob_store_bytes;      /* cap on uploaded blobs kept */
-    const char *metrics_listen;   /* HOST:PORT of the Prometheus endpoint, NULL = none */
+    const char *metrics_listen;   /* deprecated alias of http_listen (used when that is NULL) */
+    const char *http_listen;      /* HOST:PORT of the HTTP port (/metrics, /ws, pages), NULL = none */
+    const char *http_token;       /* bearer token /metrics requires, NULL = none */
+    const char *http_root;        /* directory of the static pages, NULL = none */
     const char *type_deadlines;   /* "TYPE=MS,..." default deadlines per type, NULL = none */
     const char *cache_types;      /* "TYPE,..." or "*": deterministic types whose results are cached */
     size_t cache_bytes;           /* result cache size, 0 = no cache (and no coalescing) */

@@ -40,6 +40,7 @@
 #include "coord/account.h"
 #include "coord/coord.h"
 #include "coord/mem.h"
+#include "coord/gateway.h"
 #include "coord/metrics_http.h"
 #include "coord/rcache.h"
 #include "coord/store.h"
@@ -401,6 +402,7 @@ struct conn {
     uint32_t stats_offset, stats_limit;
     struct account *acct;   /* after HELLO, with a credentials file: whose it is (account.h) */
     struct list_node anode; /* its account's conns */
+    struct gw *gw;          /* a WebSocket gateway connection (gateway.c), else NULL */
 };
 
 struct counters {
@@ -415,6 +417,7 @@ struct counters {
     uint64_t bytes_in, bytes_out;
     uint64_t mem_refused, frame_timeouts, idle_timeouts, unauth_evicted, stats_delayed, stats_limited;
     uint64_t types_refused, unserved_failed;
+    uint64_t gw_upgrades, gw_messages_in, gw_messages_out, gw_bad; /* gateway.c */
 };
 
 /* One pool's figures (STATS "pools", p2c2r_pool_*): uint64_t only, read
@@ -490,6 +493,7 @@ struct coord {
     struct task *coalesce[COALESCE_BUCKETS];
     struct rcache *cache;
     struct mhttp *metrics;
+    struct gateway *gw; /* gateway.c: the WebSocket connections' output list */
 
     uint8_t *rbuf; /* shared read buffer: a connection keeps its own only for a partial frame */
     struct blob *blob_tab[BLOB_BUCKETS];
@@ -785,6 +789,17 @@ void conn_close(struct conn *c);
  * deferred to conn_reap so no caller's task list changes under it. */
 void conn_fail(struct conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void conn_reap(struct coord *co);
+/* Gives one frame to the handler table (role and state checked), as a
+ * frame read from c would be; the gateway's decoded messages go here.
+ * Returns nonzero when c was cut or closed. */
+int conn_dispatch(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+/* Sets up a connection whose TCP handle is open (accepted, or handed over
+ * by the gateway): id, buffers (output up to out_max, flushed from
+ * dirty_list), lists, counters.  Returns 0, or 1 when it was refused (the
+ * coordinator is stopping or at --max-conns: conn_fail was called). */
+int conn_setup(struct conn *c, struct list_node *dirty_list, size_t out_max);
+/* Frees a connection whose handle was initialised but never set up. */
+void conn_abandon(struct conn *c);
 void conn_on_check(uv_check_t *h);
 void conn_on_connection(uv_stream_t *server, int status);
 void conn_sweep(struct coord *co, uint64_t now);

@@ -30,14 +30,18 @@
 #include "coord/metrics_http.h"
 
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/list.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/ws.h"
 #include "p2c2r/error.h"
 
 #define SWEEP_MS 250u
@@ -78,7 +82,11 @@ struct mhttp {
     size_t held;
     struct mhttp_stats n;
     char addr[64];
-    struct buf body;    /* rendered metrics, reused by every answer */
+    struct buf body;    /* rendered metrics or a file, reused by every answer */
+    char *token;        /* bearer token /metrics requires, NULL: none */
+    char *root;         /* directory of static pages, NULL: none */
+    mhttp_upgrade_fn upgrade;
+    void *upgrade_arg;
     char discard[4096]; /* where DRAINING connections read into */
 };
 
@@ -153,6 +161,8 @@ static void parse_connection(struct mhttp_req *r, const char *v, size_t n)
             r->flags |= MHTTP_REQ_CLOSE;
         else if (ieq(v + t, e - t, "keep-alive"))
             r->flags |= MHTTP_REQ_KEEP_ALIVE;
+        else if (ieq(v + t, e - t, "upgrade"))
+            r->flags |= MHTTP_REQ_UPGRADE;
     }
 }
 
@@ -178,6 +188,18 @@ static int parse_field(struct mhttp_req *r, const char *name, size_t nl, const c
         r->flags |= MHTTP_REQ_TE;
     } else if (ieq(name, nl, "connection")) {
         parse_connection(r, v, vl);
+    } else if (ieq(name, nl, "upgrade")) {
+        if (ieq(v, vl, "websocket"))
+            r->flags |= MHTTP_REQ_WEBSOCKET;
+    } else if (ieq(name, nl, "authorization")) {
+        r->auth = v;
+        r->auth_len = vl;
+    } else if (ieq(name, nl, "sec-websocket-key")) {
+        r->ws_key = v;
+        r->ws_key_len = vl;
+    } else if (ieq(name, nl, "sec-websocket-version")) {
+        r->ws_version = v;
+        r->ws_version_len = vl;
     }
     return 0;
 }
@@ -288,6 +310,8 @@ static void mhttp_handle_gone(struct mhttp *m)
     if (--m->nhandles == 0 && m->stopping) {
         assert(m->held == 0);
         buf_fini(&m->body);
+        free(m->token);
+        free(m->root);
         free(m);
     }
 }
@@ -474,10 +498,32 @@ struct status_text {
 static const struct status_text statuses[] = {
     {200, "OK", NULL},
     {400, "Bad Request", "bad request\n"},
-    {404, "Not Found", "not found: metrics are at /metrics\n"},
+    {401, "Unauthorized", "unauthorized: send Authorization: Bearer TOKEN (p2c2rd --metrics-token)\n"},
+    {404, "Not Found", "not found: metrics are at /metrics, the WebSocket gateway at /ws\n"},
     {405, "Method Not Allowed", "method not allowed: use GET or HEAD\n"},
+    {426, "Upgrade Required", "upgrade required: /ws speaks WebSocket (RFC 6455, version 13) only\n"},
     {431, "Request Header Fields Too Large", "request head over 8192 bytes\n"},
+    {503, "Service Unavailable", "service unavailable: the coordinator cannot take the connection\n"},
     {505, "HTTP Version Not Supported", "HTTP version not supported: use HTTP/1.1 or 1.0\n"},
+};
+
+/* The route table: what each path is (docs/GATEWAY.md, "The HTTP port").
+ * Static pages are files of the root directory, looked up when asked for,
+ * so pages can be added without touching the server. */
+enum route_kind { RT_METRICS, RT_WS, RT_FILE, RT_STATIC };
+
+static const struct route {
+    const char *path;
+    uint8_t kind;
+    uint8_t prefix;   /* path is a prefix; the rest names a file of the root */
+    const char *file; /* RT_FILE: the file in the root directory */
+} routes[] = {
+    {"/metrics", RT_METRICS, 0, NULL},
+    {"/ws", RT_WS, 0, NULL},
+    {"/", RT_FILE, 0, "index.html"},
+    {"/contribute", RT_FILE, 0, "contribute.html"},
+    {"/demo", RT_FILE, 0, "demo.html"},
+    {"/static/", RT_STATIC, 1, NULL},
 };
 
 /* What to answer to one request. */
@@ -486,45 +532,107 @@ struct answer {
     int head_only; /* HEAD: the head of the answer, with the body's length */
     int keep;      /* the connection stays open after it */
     int minor;     /* the request's HTTP minor version */
+    const struct route *rt; /* the route of a 200 */
+    char file[72];          /* RT_FILE, RT_STATIC: the file's name in the root */
 };
 
-/* Answers a.  The body of a 200 is rendered into m->body, which every
- * answer reuses: it is either taken by the kernel or copied before this
- * returns. */
+static const char *content_type(const char *name)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},   {".json", "application/json"},
+        {".wasm", "application/wasm"},         {".png", "image/png"},
+        {".svg", "image/svg+xml"},             {".txt", "text/plain; charset=utf-8"},
+    };
+    const char *dot = strrchr(name, '.');
+    for (size_t k = 0; dot && k < ARRAY_LEN(types); k++)
+        if (strcmp(dot, types[k].ext) == 0)
+            return types[k].type;
+    return "application/octet-stream";
+}
+
+/* Reads the root's file name into o (capped at MHTTP_BODY_MAX).  Returns 0,
+ * or -1 when there is no such regular file or it does not fit. */
+static int read_file(const struct mhttp *m, const char *name, struct buf *o)
+{
+    if (!m->root)
+        return -1;
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", m->root, name) >= sizeof(path))
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int rc = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= MHTTP_BODY_MAX) {
+        uint8_t *p = buf_reserve(o, (size_t)st.st_size);
+        size_t got = 0;
+        while (p && got < (size_t)st.st_size) {
+            ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        if (p && got == (size_t)st.st_size) {
+            buf_commit(o, got);
+            rc = 0;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+/* Answers a.  The body of a 200 is rendered (or read) into m->body, which
+ * every answer reuses: it is either taken by the kernel or copied before
+ * this returns. */
 static void conn_answer(struct mconn *c, struct answer a)
 {
     struct mhttp *m = c->m;
+    const char *body = NULL, *ctype = "text/plain; charset=utf-8";
+    size_t blen = 0;
+    assert(c->state == MC_READING && !c->writing);
+    if (a.code == 200) {
+        buf_consume(&m->body, buf_used(&m->body));
+        if (a.rt->kind == RT_METRICS) {
+            m->fn(m->arg, &m->body);
+            assert(c->state == MC_READING);
+            ctype = "text/plain; version=0.0.4; charset=utf-8";
+        } else if (read_file(m, a.file, &m->body) == 0) {
+            ctype = content_type(a.file);
+        } else {
+            a.code = 404;
+        }
+        body = (const char *)buf_head(&m->body);
+        blen = buf_used(&m->body);
+    }
     const struct status_text *st = NULL;
     for (size_t k = 0; k < ARRAY_LEN(statuses); k++)
         if (statuses[k].code == a.code)
             st = &statuses[k];
-    assert(st && c->state == MC_READING && !c->writing);
+    assert(st);
+    if (a.code != 200) {
+        body = st->body;
+        blen = strlen(body);
+    }
     m->n.answers++;
     if (a.code == 400 || a.code == 431 || a.code == 505)
         m->n.bad++;
-
-    const char *body, *ctype;
-    size_t blen;
-    if (a.code == 200) {
-        buf_consume(&m->body, buf_used(&m->body));
-        m->fn(m->arg, &m->body);
-        assert(c->state == MC_READING);
-        body = (const char *)buf_head(&m->body);
-        blen = buf_used(&m->body);
-        ctype = "text/plain; version=0.0.4; charset=utf-8";
-    } else {
-        body = st->body;
-        blen = strlen(body);
-        ctype = "text/plain; charset=utf-8";
-    }
+    if (a.code == 401)
+        m->n.unauthorized++;
     const char *conn_hdr = !a.keep          ? "Connection: close\r\n"
                            : a.minor == 0 ? "Connection: keep-alive\r\n"
                                           : "";
+    const char *extra = a.code == 405   ? "Allow: GET, HEAD\r\n"
+                        : a.code == 401 ? "WWW-Authenticate: Bearer realm=\"p2c2r\"\r\n"
+                        : a.code == 426 ? "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                                        : "";
     char head[HEADER_MAX];
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                      st->code, st->reason, ctype, blen,
-                      a.code == 405 ? "Allow: GET, HEAD\r\n" : "", conn_hdr);
+                      st->code, st->reason, ctype, blen, extra, conn_hdr);
     assert(hl > 0 && (size_t)hl < sizeof(head));
     LOG_D("metrics_request", "status=%d bytes=%zu keep=%d", a.code, blen, a.keep);
     uv_buf_t v[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)body, (unsigned)blen)};
@@ -533,29 +641,140 @@ static void conn_answer(struct mconn *c, struct answer a)
         buf_shrink(&m->body, BODY_KEEP);
 }
 
-static int target_is_metrics(const struct mhttp_req *r)
+/* The route of r's target (without its query), or NULL; for a file route,
+ * the file's name goes to file. */
+static const struct route *route_find(const struct mhttp_req *r, char *file, size_t cap)
 {
     size_t n = 0;
     while (n < r->target_len && r->target[n] != '?')
         n++;
-    return (n == 1 && r->target[0] == '/') || (n == 8 && memcmp(r->target, "/metrics", 8) == 0);
+    for (size_t k = 0; k < ARRAY_LEN(routes); k++) {
+        const struct route *rt = &routes[k];
+        size_t pl = strlen(rt->path);
+        if (!rt->prefix) {
+            if (n == pl && memcmp(r->target, rt->path, pl) == 0) {
+                snprintf(file, cap, "%s", rt->file ? rt->file : "");
+                return rt;
+            }
+            continue;
+        }
+        if (n <= pl || n - pl >= cap || memcmp(r->target, rt->path, pl) != 0)
+            continue;
+        const char *name = r->target + pl;
+        size_t nl = n - pl;
+        if (name[0] == '.')
+            return NULL;
+        for (size_t i = 0; i < nl; i++) {
+            char ch = name[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  ch == '.' || ch == '_' || ch == '-'))
+                return NULL;
+        }
+        memcpy(file, name, nl);
+        file[nl] = '\0';
+        return rt;
+    }
+    return NULL;
 }
 
-static struct answer request_answer(const struct mhttp_req *r)
+/* Whether r carries "Authorization: Bearer TOKEN" with m's token (compared
+ * in time independent of where they differ). */
+static int authorized(const struct mhttp *m, const struct mhttp_req *r)
 {
+    if (!m->token)
+        return 1;
+    size_t tl = strlen(m->token);
+    if (!r->auth || r->auth_len != 7 + tl || !ieq(r->auth, 7, "bearer "))
+        return 0;
+    unsigned char d = 0;
+    for (size_t k = 0; k < tl; k++)
+        d |= (unsigned char)(r->auth[7 + k] ^ m->token[k]);
+    return d == 0;
+}
+
+/* Whether the root directory has a file called name. */
+static int root_has(const struct mhttp *m, const char *name)
+{
+    char path[4096];
+    struct stat st;
+    return m->root && (size_t)snprintf(path, sizeof(path), "%s/%s", m->root, name) < sizeof(path) &&
+           stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The answer to r; code 101 means: hand the connection to the upgrade
+ * callback. */
+static struct answer request_answer(const struct mhttp *m, const struct mhttp_req *r)
+{
+    struct answer a;
+    memset(&a, 0, sizeof(a));
     int get_like = r->method_id == MHTTP_METHOD_GET || r->method_id == MHTTP_METHOD_HEAD;
     int head_only = r->method_id == MHTTP_METHOD_HEAD;
     int has_body = (r->flags & MHTTP_REQ_TE) || r->content_length > 0;
-    if (r->major != 1 || r->minor > 1)
-        return (struct answer){505, head_only, 0, 1};
-    int keep = r->minor == 1 ? !(r->flags & MHTTP_REQ_CLOSE)
-                             : (r->flags & MHTTP_REQ_KEEP_ALIVE) && !(r->flags & MHTTP_REQ_CLOSE);
+    a.head_only = head_only;
+    a.minor = r->minor;
+    if (r->major != 1 || r->minor > 1) {
+        a.code = 505;
+        a.minor = 1;
+        return a;
+    }
+    a.keep = r->minor == 1 ? !(r->flags & MHTTP_REQ_CLOSE)
+                           : (r->flags & MHTTP_REQ_KEEP_ALIVE) && !(r->flags & MHTTP_REQ_CLOSE);
     /* The body is never read, so nothing after it can be found. */
-    if (has_body)
-        return (struct answer){get_like ? 400 : 405, head_only, 0, r->minor};
-    if (!get_like)
-        return (struct answer){405, 0, keep, r->minor};
-    return (struct answer){target_is_metrics(r) ? 200 : 404, head_only, keep, r->minor};
+    if (has_body) {
+        a.code = get_like ? 400 : 405;
+        a.keep = 0;
+        return a;
+    }
+    if (!get_like) {
+        a.code = 405;
+        a.head_only = 0;
+        return a;
+    }
+    a.rt = route_find(r, a.file, sizeof(a.file));
+    if (!a.rt || (a.rt->kind == RT_WS && !m->upgrade)) {
+        a.code = 404;
+    } else if (a.rt->kind == RT_WS) {
+        int asks = (r->flags & MHTTP_REQ_UPGRADE) && (r->flags & MHTTP_REQ_WEBSOCKET);
+        if (!asks || !r->ws_version || r->ws_version_len != 2 || memcmp(r->ws_version, "13", 2) != 0)
+            a.code = 426;
+        else if (head_only || !r->ws_key)
+            a.code = 400;
+        else
+            a.code = 101;
+    } else if (a.rt->kind == RT_FILE && strcmp(a.rt->path, "/") == 0 && !root_has(m, a.file)) {
+        a.rt = &routes[0]; /* "/" without pages: the metrics, as before pages existed */
+        a.code = authorized(m, r) ? 200 : 401;
+    } else {
+        a.code = a.rt->kind == RT_METRICS && !authorized(m, r) ? 401 : 200;
+    }
+    return a;
+}
+
+/* Hands c to the upgrade callback, its request head (n bytes) answered by
+ * the callback's 101.  A key that does not decode is a 400, a callback that
+ * refuses a 503. */
+static void conn_upgrade(struct mconn *c, const struct mhttp_req *r, size_t n)
+{
+    struct mhttp *m = c->m;
+    char accept[WS_ACCEPT_LEN + 1];
+    if (ws_accept_key(r->ws_key, r->ws_key_len, accept) != 0) {
+        buf_consume(&c->in, buf_used(&c->in));
+        conn_answer(c, (struct answer){.code = 400, .minor = 1});
+        return;
+    }
+    buf_consume(&c->in, n);
+    uv_os_fd_t fd;
+    int nfd = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (nfd < 0 || m->upgrade(m->upgrade_arg, nfd, accept, buf_head(&c->in), buf_used(&c->in)) != 0) {
+        if (nfd >= 0)
+            close(nfd);
+        buf_consume(&c->in, buf_used(&c->in));
+        conn_answer(c, (struct answer){.code = 503, .minor = 1});
+        return;
+    }
+    m->n.answers++;
+    m->n.upgrades++;
+    conn_close(c);
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -629,11 +848,15 @@ static void conn_process(struct mconn *c)
         int n = mhttp_parse_head((const char *)buf_head(&c->in), buf_used(&c->in), &r);
         if (n < 0) {
             LOG_D("metrics_bad_request", "err=%s used=%zu", p2c2r_errname(n), buf_used(&c->in));
-            conn_answer(c, (struct answer){n == P2C2R_ETOOBIG ? 431 : 400, 0, 0, 1});
+            conn_answer(c, (struct answer){.code = n == P2C2R_ETOOBIG ? 431 : 400, .minor = 1});
             return;
         }
         if (n > 0) {
-            struct answer a = request_answer(&r);
+            struct answer a = request_answer(c->m, &r);
+            if (a.code == 101) {
+                conn_upgrade(c, &r, (size_t)n);
+                return;
+            }
             buf_consume(&c->in, (size_t)n);
             c->scan = 0;
             c->line_seen = 0;
@@ -733,6 +956,21 @@ static void on_connection(uv_stream_t *server, int status)
     }
     m->n.accepted++;
     if (m->nconns >= MHTTP_MAX_CONNS) {
+        /* The oldest idle connection makes room (the issue 12 attack: 64
+         * idle sockets used to lock every scrape out). */
+        struct list_node *n;
+        for (n = m->conns.next; n != &m->conns; n = n->next) {
+            struct mconn *o = list_entry(n, struct mconn, node);
+            if (o->state == MC_READING && !o->writing && buf_used(&o->in) == 0 &&
+                !list_linked(&o->pnode)) {
+                m->n.evicted++;
+                LOG_D("metrics_conn_evicted", "conns=%u evicted=%" PRIu64, m->nconns, m->n.evicted);
+                conn_close(o);
+                break;
+            }
+        }
+    }
+    if (m->nconns >= MHTTP_MAX_CONNS) {
         m->n.refused++;
         LOG_D("metrics_conn_refused", "conns=%u refused=%" PRIu64, m->nconns, m->n.refused);
         conn_close(c);
@@ -820,6 +1058,24 @@ int mhttp_start(uv_loop_t *loop, const char *addr, mhttp_render_fn fn, void *arg
 }
 
 const char *mhttp_addr(const struct mhttp *m) { return m->addr; }
+
+void mhttp_set_token(struct mhttp *m, const char *token)
+{
+    free(m->token);
+    m->token = token && *token ? xstrdup(token) : NULL;
+}
+
+void mhttp_set_root(struct mhttp *m, const char *dir)
+{
+    free(m->root);
+    m->root = dir && *dir ? xstrdup(dir) : NULL;
+}
+
+void mhttp_set_upgrade(struct mhttp *m, mhttp_upgrade_fn fn, void *arg)
+{
+    m->upgrade = fn;
+    m->upgrade_arg = arg;
+}
 
 void mhttp_stats(const struct mhttp *m, struct mhttp_stats *out)
 {

@@ -1,10 +1,23 @@
-/* metrics_http.h - a tiny HTTP/1.1 server on a caller's libuv loop that
- * serves Prometheus text (p2c2rd --metrics HOST:PORT).
+/* metrics_http.h - a tiny HTTP/1.1 server on a caller's libuv loop: the
+ * coordinator's HTTP port (p2c2rd --http HOST:PORT), which serves Prometheus
+ * text at /metrics, static pages from a directory, and hands WebSocket
+ * upgrades at /ws to the gateway (src/coord/gateway.c).
  *
- * GET or HEAD of "/metrics" or "/" (a query string is ignored) is answered
- * 200 with the body the render callback produces; other paths get 404,
- * other methods 405, malformed heads 400, a head over MHTTP_HEAD_MAX bytes
- * 431, versions other than HTTP/1.0 and 1.1 505.  A GET or HEAD carrying a
+ * Routes (a static table in metrics_http.c; a query string is ignored):
+ *   /metrics          200 with the body the render callback produces; when a
+ *                     token is set (mhttp_set_token), only for a request with
+ *                     "Authorization: Bearer TOKEN", else 401
+ *   /ws               a WebSocket upgrade (GET with Upgrade: websocket,
+ *                     Connection: upgrade, Sec-WebSocket-Version: 13 and a
+ *                     Sec-WebSocket-Key) handed to the upgrade callback; a
+ *                     plain GET gets 426, a bad upgrade 400
+ *   /, /contribute,   files index.html, contribute.html, demo.html of the
+ *   /demo             root directory (mhttp_set_root); "/" without an
+ *                     index.html serves the metrics as before
+ *   /static/NAME      the file NAME of the root directory (NAME of
+ *                     [A-Za-z0-9._-], not starting with a dot)
+ * Other paths get 404, other methods 405, malformed heads 400, a head over
+ * MHTTP_HEAD_MAX bytes 431, versions other than HTTP/1.0 and 1.1 505.  A GET or HEAD carrying a
  * body (Content-Length > 0 or any Transfer-Encoding) is answered 400.
  * Keep-alive is the default for HTTP/1.1 ("Connection: close" ends it) and
  * opt-in for HTTP/1.0 ("Connection: keep-alive"); pipelined requests are
@@ -12,8 +25,11 @@
  * is closed, since where the next request would start is unknown.
  *
  * Limits on what a client can do:
- * - at most MHTTP_MAX_CONNS connections (more are closed as soon as they are
- *   accepted);
+ * - at most MHTTP_MAX_CONNS connections: when that many are open, a new one
+ *   takes the place of the oldest idle one (no request started, no answer
+ *   being written), which is closed (counted as evicted), so idle sockets
+ *   cannot lock scrapes out; only when none is idle is the new one closed
+ *   as soon as it is accepted (counted as refused);
  * - a head of at most MHTTP_HEAD_MAX bytes, the only input kept per
  *   connection, and each byte of it examined a bounded number of times
  *   however the client splits it;
@@ -40,7 +56,7 @@
 #include "common/buf.h"
 
 #define MHTTP_HEAD_MAX 8192u         /* request line + header fields + blank line */
-#define MHTTP_MAX_CONNS 64u          /* concurrent connections */
+#define MHTTP_MAX_CONNS 256u         /* concurrent connections */
 #define MHTTP_TIMEOUT_MS 5000u       /* to send a request head, or to take an answer */
 #define MHTTP_BODY_MAX (8u << 20)    /* bytes the render callback may append */
 #define MHTTP_HELD_MAX (32u << 20)   /* answer bytes waiting for slow readers, all connections */
@@ -71,7 +87,10 @@ const char *mhttp_addr(const struct mhttp *m);
 /* What the server has done since mhttp_start, and what it holds now. */
 struct mhttp_stats {
     uint64_t accepted;   /* connections accepted, refused ones included */
-    uint64_t refused;    /* closed at once because MHTTP_MAX_CONNS were open */
+    uint64_t refused;    /* closed at once because MHTTP_MAX_CONNS were open, none idle */
+    uint64_t evicted;    /* idle connections closed to make room for a new one */
+    uint64_t unauthorized; /* 401 answers (no or a wrong bearer token) */
+    uint64_t upgrades;   /* WebSocket upgrades handed to the upgrade callback */
     uint64_t answers;    /* answers started, whatever their status */
     uint64_t bad;        /* of those, 400, 431 and 505 */
     uint64_t timeouts;   /* connections closed for missing a deadline */
@@ -79,6 +98,26 @@ struct mhttp_stats {
     uint32_t conns;      /* connections open now (refused ones not counted) */
     size_t held;         /* answer bytes waiting for slow readers now */
 };
+
+/* Requires "Authorization: Bearer TOKEN" for /metrics (token copied; NULL
+ * or "" for none). */
+void mhttp_set_token(struct mhttp *m, const char *token);
+
+/* Serves static pages from dir (copied; NULL for none). */
+void mhttp_set_root(struct mhttp *m, const char *dir);
+
+/* A WebSocket upgrade of /ws, checked and answerable: fd is a duplicate of
+ * the connection's socket that the callback now owns (the server closes its
+ * own handle), accept is the Sec-WebSocket-Accept value for the 101 answer
+ * the callback must send first, and extra[0..extra_len) the bytes the
+ * client sent after its request head (borrowed for the call).  Returns 0
+ * when it took fd, else nonzero, and the server answers 503 and closes fd. */
+typedef int (*mhttp_upgrade_fn)(void *arg, int fd, const char *accept, const uint8_t *extra,
+                                size_t extra_len);
+
+/* Hands WebSocket upgrades of /ws to fn (borrowed until mhttp_stop); without
+ * it /ws is 404. */
+void mhttp_set_upgrade(struct mhttp *m, mhttp_upgrade_fn fn, void *arg);
 
 /* Copies the counters into *out. */
 void mhttp_stats(const struct mhttp *m, struct mhttp_stats *out);
@@ -97,6 +136,8 @@ enum {
     MHTTP_REQ_KEEP_ALIVE = 1u << 1, /* Connection: keep-alive */
     MHTTP_REQ_LENGTH = 1u << 2,     /* Content-Length present (see content_length) */
     MHTTP_REQ_TE = 1u << 3,         /* Transfer-Encoding present, any value */
+    MHTTP_REQ_UPGRADE = 1u << 4,    /* Connection: upgrade */
+    MHTTP_REQ_WEBSOCKET = 1u << 5,  /* Upgrade: websocket */
 };
 
 /* A parsed request head.  method and target point into the parsed bytes and
@@ -110,6 +151,13 @@ struct mhttp_req {
     uint8_t major, minor; /* HTTP/major.minor, one digit each, any value */
     unsigned flags;       /* MHTTP_REQ_* */
     uint64_t content_length; /* 0 unless MHTTP_REQ_LENGTH */
+    /* Values of these fields (the last one of each name), NULL when absent. */
+    const char *auth;   /* Authorization */
+    size_t auth_len;
+    const char *ws_key; /* Sec-WebSocket-Key */
+    size_t ws_key_len;
+    const char *ws_version; /* Sec-WebSocket-Version */
+    size_t ws_version_len;
 };
 
 /* Parses the request head at the start of p[0..n): a request line, header

@@ -315,7 +315,10 @@ int peer_on_register(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         return -1;
     }
     ident_pk_hex(m.pk, hex);
-    if (ident_verify_challenge(m.pk, c->nonce, c->id, body, m.signed_len, m.sig) != 0) {
+    /* A gateway peer proved its key over the gateway's own challenge
+     * (gateway.c, docs/GATEWAY.md "Peer identity"). */
+    if (c->gw ? gw_peer_key_ok(c, m.pk) != 0
+              : ident_verify_challenge(m.pk, c->nonce, c->id, body, m.signed_len, m.sig) != 0) {
         co->n.auth_failures++;
         conn_fail(c, P2C2R_EAUTH, "PEER_REGISTER signature does not verify for key %.16s...: it must "
                   "sign this connection's nonce and conn_id (HELLO_OK) with the key it presents", hex);

@@ -59,6 +59,7 @@ struct snap {
     uint64_t connections, renters, peers, tasks_live, queued, queued_bytes, keys_known, shares;
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
     uint64_t mem_used, mem_limit, mem_share, mem_peak, mem_tasks, mem_blobs, mem_buffers, unauth;
+    uint64_t http_answers, http_refused, http_evicted, http_unauthorized, http_timeouts; /* the HTTP port */
 };
 
 static void snap_take(const struct coord *co, struct snap *s)
@@ -87,6 +88,15 @@ static void snap_take(const struct coord *co, struct snap *s)
     s->mem_blobs = co->mem.by_kind[MEM_BLOBS];
     s->mem_buffers = co->mem.by_kind[MEM_BUFFERS];
     s->unauth = co->nhello;
+    if (co->metrics) {
+        struct mhttp_stats h;
+        mhttp_stats(co->metrics, &h);
+        s->http_answers = h.answers;
+        s->http_refused = h.refused;
+        s->http_evicted = h.evicted;
+        s->http_unauthorized = h.unauthorized;
+        s->http_timeouts = h.timeouts;
+    }
 }
 
 enum { G_TOP, G_COUNTERS, G_BLOBS, G_CACHE, G_MEM, G_N };
@@ -155,6 +165,15 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "unverified", "p2c2r_unverified_total", "Results delivered unchecked under a verifying policy (a spot check skipped, or no independent peer).", N(unverified)},
     {G_COUNTERS, K_COUNTER, "disagreements", "p2c2r_disagreements_total", "Tasks whose peers returned different results.", N(disagreements)},
     {G_COUNTERS, K_COUNTER, "liars", "p2c2r_liars_total", "Results outvoted by independent peers (each strikes and quarantines its peer).", N(liars)},
+    {G_COUNTERS, K_COUNTER, "http_answers", "p2c2r_http_answers_total", "Answers of the HTTP port (--http), any status.", S(http_answers)},
+    {G_COUNTERS, K_COUNTER, "http_refused", "p2c2r_http_refused_total", "HTTP connections closed at accept: the port was full and none was idle.", S(http_refused)},
+    {G_COUNTERS, K_COUNTER, "http_evicted", "p2c2r_http_evicted_total", "Idle HTTP connections closed to make room for a new one.", S(http_evicted)},
+    {G_COUNTERS, K_COUNTER, "http_unauthorized", "p2c2r_http_unauthorized_total", "HTTP 401 answers (/metrics without the bearer token).", S(http_unauthorized)},
+    {G_COUNTERS, K_COUNTER, "http_timeouts", "p2c2r_http_timeouts_total", "HTTP connections closed for missing a deadline (head or answer).", S(http_timeouts)},
+    {G_COUNTERS, K_COUNTER, "gateway_upgrades", "p2c2r_gateway_upgrades_total", "WebSocket connections the HTTP port handed to the gateway (/ws).", N(gw_upgrades)},
+    {G_COUNTERS, K_COUNTER, "gateway_messages_in", "p2c2r_gateway_messages_in_total", "WebSocket messages and control frames read by the gateway.", N(gw_messages_in)},
+    {G_COUNTERS, K_COUNTER, "gateway_messages_out", "p2c2r_gateway_messages_out_total", "JSON messages the gateway sent.", N(gw_messages_out)},
+    {G_COUNTERS, K_COUNTER, "gateway_refused", "p2c2r_gateway_refused_total", "Gateway connections cut for a malformed message: bad framing, not JSON, a wrong msg_type, field or type, over the size limit, out of order.", N(gw_bad)},
     {G_COUNTERS, K_COUNTER, "blob_misses", "p2c2r_blob_misses_total", "ENOBLOB answers from peers (blob resent).", N(blob_misses)},
     {G_BLOBS, K_GAUGE, "count", "p2c2r_blobs", "Blobs in the store.", S(blob_count)},
     {G_BLOBS, K_GAUGE, "bytes", "p2c2r_blob_bytes", "Bytes of the blobs in the store.", S(blob_bytes)},

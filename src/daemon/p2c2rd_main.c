@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,7 +159,7 @@ int main(int argc, char **argv)
     int64_t attempts = cfg.max_attempts, hello_ms = cfg.hello_timeout_ms;
     int64_t peer_ms = cfg.peer_timeout_ms, deadline_ms = cfg.default_deadline_ms;
     int64_t orphan_ms = cfg.orphan_timeout_ms, max_conns = cfg.max_conns;
-    const char *metrics = NULL, *type_deadlines = NULL, *cache_types = cfg.cache_types;
+    const char *metrics = NULL, *http = NULL, *metrics_token = NULL, *http_root = NULL, *type_deadlines = NULL, *cache_types = cfg.cache_types;
     int64_t cache_bytes = (int64_t)cfg.cache_bytes, cache_ttl = cfg.cache_ttl_ms;
     int64_t hedge_min_us = (int64_t)cfg.hedge_min_us, aging_ms = cfg.aging_ms;
     int64_t strikes = cfg.breaker_strikes, cooldown_ms = cfg.breaker_cooldown_ms, ping_ms = cfg.ping_ms;
@@ -192,7 +193,10 @@ int main(int argc, char **argv)
         {"peer-timeout", 0, OPT_INT, "MS", 100, 3600000, "a peer silent this long is declared dead and its tasks reassigned", &peer_ms, CLIOPT_DEFAULT},
         {"deadline", 0, OPT_INT, "MS", 1, 86400000, "deadline of tasks that name none", &deadline_ms, CLIOPT_DEFAULT},
         {"orphan-timeout", 0, OPT_INT, "MS", 0, 86400000, "queued tasks of a type with no peer (or no peer with a slot) fail after this", &orphan_ms, CLIOPT_DEFAULT},
-        {"metrics", 'm', OPT_STR, "HOST:PORT", 0, 0, "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default off)", &metrics},
+        {"http", 0, OPT_STR, "HOST:PORT", 0, 0, "serve HTTP on HOST:PORT: Prometheus metrics at /metrics, the JSON/WebSocket gateway at /ws, pages from --http-root (default off)", &http},
+        {"metrics-token", 0, OPT_STR, "TOKEN", 0, 0, "require 'Authorization: Bearer TOKEN' for /metrics", &metrics_token},
+        {"http-root", 0, OPT_STR, "DIR", 0, 0, "directory of the pages served at /, /contribute, /demo and /static/NAME (default: " P2C2R_WWW_DIR " when it exists)", &http_root},
+        {"metrics", 'm', OPT_STR, "HOST:PORT", 0, 0, "deprecated: the same as --http HOST:PORT", &metrics},
         {"type-deadline", 0, OPT_STR, "TYPE=MS,...", 0, 0, "default deadline per task type, e.g. upscale=16,pathfind=100", &type_deadlines},
         {"cache-types", 0, OPT_STR, "TYPE,...", 0, 0, "types whose results may be cached and coalesced, when their peers declare them deterministic; '*' = all, '' = none", &cache_types, CLIOPT_DEFAULT},
         {"cache-bytes", 0, OPT_INT, "BYTES", 0, (int64_t)1 << 40, "result cache size; 0 turns caching and coalescing off", &cache_bytes, CLIOPT_DEFAULT},
@@ -272,7 +276,18 @@ int main(int argc, char **argv)
     cfg.default_deadline_ms = (uint32_t)deadline_ms;
     cfg.orphan_timeout_ms = (uint32_t)orphan_ms;
     cfg.ready_peers = (uint32_t)local;
-    cfg.metrics_listen = metrics;
+    if (metrics && http) {
+        fprintf(stderr, "p2c2rd: --metrics is a deprecated name of --http: give only --http HOST:PORT\n");
+        return 2;
+    }
+    if (metrics)
+        LOG_W("deprecated_option", "option=--metrics use=\"--http %s\"", metrics);
+    cfg.http_listen = http ? http : metrics;
+    cfg.http_token = metrics_token;
+    struct stat www;
+    if (!http_root && stat(P2C2R_WWW_DIR, &www) == 0 && S_ISDIR(www.st_mode))
+        http_root = P2C2R_WWW_DIR;
+    cfg.http_root = http_root;
     cfg.type_deadlines = type_deadlines;
     cfg.cache_types = cache_types;
     cfg.cache_bytes = (size_t)cache_bytes;

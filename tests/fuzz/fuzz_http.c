@@ -21,16 +21,9 @@
 #include "coord/metrics_http.h"
 #include "p2c2r/error.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_check.h"
 
-#define CHECK_FUZZ(cond)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__,  \
-                    #cond);                                                           \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int is_token_char(unsigned char ch)
 {
@@ -66,8 +59,13 @@ static int parse(const uint8_t *p, size_t n, struct mhttp_req *out)
         CHECK_FUZZ(memcmp(r.target + r.target_len, " HTTP/", 6) == 0);
         CHECK_FUZZ(r.target[r.target_len + 6] == '0' + r.major &&
                    r.target[r.target_len + 8] == '0' + r.minor);
-        CHECK_FUZZ((r.flags & ~(unsigned)(MHTTP_REQ_CLOSE | MHTTP_REQ_KEEP_ALIVE |
-                                          MHTTP_REQ_LENGTH | MHTTP_REQ_TE)) == 0);
+        CHECK_FUZZ((r.flags & ~(unsigned)(MHTTP_REQ_CLOSE | MHTTP_REQ_KEEP_ALIVE | MHTTP_REQ_LENGTH |
+                                          MHTTP_REQ_TE | MHTTP_REQ_UPGRADE | MHTTP_REQ_WEBSOCKET)) == 0);
+        /* Field values lie inside the head, after the request line. */
+        const char *views[3] = {r.auth, r.ws_key, r.ws_version};
+        size_t vlens[3] = {r.auth_len, r.ws_key_len, r.ws_version_len};
+        for (int k = 0; k < 3; k++)
+            CHECK_FUZZ(views[k] ? views[k] > r.target && views[k] + vlens[k] <= c + rc : vlens[k] == 0);
         CHECK_FUZZ((r.flags & MHTTP_REQ_LENGTH) || r.content_length == 0);
         int get = r.method_len == 3 && memcmp(r.method, "GET", 3) == 0;
         int head = r.method_len == 4 && memcmp(r.method, "HEAD", 4) == 0;
@@ -75,6 +73,12 @@ static int parse(const uint8_t *p, size_t n, struct mhttp_req *out)
                                                                  : MHTTP_METHOD_OTHER));
         r.method = (const char *)p + (r.method - c);
         r.target = (const char *)p + (r.target - c);
+        if (r.auth)
+            r.auth = (const char *)p + (r.auth - c);
+        if (r.ws_key)
+            r.ws_key = (const char *)p + (r.ws_key - c);
+        if (r.ws_version)
+            r.ws_version = (const char *)p + (r.ws_version - c);
         *out = r;
     } else {
         CHECK_FUZZ(memcmp(&r, &untouched, sizeof(r)) == 0);

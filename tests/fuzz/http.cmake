@@ -12,7 +12,7 @@
 
 add_library(p2c2r_fuzz_http_under_test STATIC ${PROJECT_SOURCE_DIR}/src/coord/metrics_http.c)
 target_compile_options(p2c2r_fuzz_http_under_test PRIVATE -fsanitize=fuzzer-no-link ${P2C2R_FUZZ_SAN})
-target_link_libraries(p2c2r_fuzz_http_under_test PUBLIC p2c2r_common PkgConfig::UV)
+target_link_libraries(p2c2r_fuzz_http_under_test PUBLIC p2c2r_ws p2c2r_common PkgConfig::UV)
 
 add_executable(fuzz_http fuzz_http.c)
 target_compile_options(fuzz_http PRIVATE -fsanitize=fuzzer ${P2C2R_FUZZ_SAN})

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
@@ -1905,19 +1906,17 @@ void h_fake_peer_stop(struct h_fake_peer *fp)
     free(fp);
 }
 
-/* ---- the metrics endpoint ------------------------------------------------------ */
+/* ---- HTTP --------------------------------------------------------------- */
 
-/* The metrics address from the coordinator's log line
- * "event=metrics_listening addr=HOST:PORT", or 0 when not there yet. */
-int h_metrics_addr(char *host, size_t cap, int *port)
+static int http_addr_now(char *host, size_t cap, int *port)
 {
     char *log = h_read_file(h_coord()->log, NULL);
     const char *p = log ? strstr(log, "event=metrics_listening addr=") : NULL;
     int ok = 0;
     if (p) {
         p += strlen("event=metrics_listening addr=");
-        const char *colon = strrchr(p, ':'), *end = p + strcspn(p, " \n");
-        colon = memchr(p, ':', (size_t)(end - p));
+        const char *end = p + strcspn(p, " \n");
+        const char *colon = memchr(p, ':', (size_t)(end - p));
         if (colon && (size_t)(colon - p) < cap) {
             memcpy(host, p, (size_t)(colon - p));
             host[colon - p] = '\0';
@@ -1929,23 +1928,41 @@ int h_metrics_addr(char *host, size_t cap, int *port)
     return ok;
 }
 
-/* One HTTP/1.0 GET; returns the whole response (free it), NULL on failure. */
-char *h_http_get(const char *host, int port, const char *path)
+int h_http_addr(char *host, size_t cap, int *port)
+{
+    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000);
+    while (!http_addr_now(host, cap, port)) {
+        if (h_now_ms() >= end)
+            return 0;
+        h_sleep_ms(20);
+    }
+    return 1;
+}
+
+int h_tcp_connect(const char *host, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
-        return NULL;
+        return -1;
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         close(fd);
-        return NULL;
+        return -1;
     }
-    char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
-    if (write(fd, req, (size_t)n) != n) {
+    return fd;
+}
+
+char *h_http_get(const char *host, int port, const char *path, const char *headers)
+{
+    int fd = h_tcp_connect(host, port);
+    if (fd < 0)
+        return NULL;
+    char req[1024];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n%s\r\n", path, host,
+                     headers ? headers : "");
+    if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) {
         close(fd);
         return NULL;
     }

@@ -193,6 +193,16 @@ json_t *h_out_json(void);
 #define H_CHECK_OUT(s) H_CHECK(h_out_has(s), "stdout should contain '%s':\n%.2000s", (s), h_last()->out)
 #define H_CHECK_ERR(s) H_CHECK(h_err_has(s), "stderr should contain '%s':\n%.2000s", (s), h_last()->err)
 
+/* The coordinator's HTTP port from its log line "event=metrics_listening
+ * addr=HOST:PORT" (--http or --metrics), waited for up to 5 s (scaled): 1
+ * with host and port set, 0 when the line did not come. */
+int h_http_addr(char *host, size_t cap, int *port);
+/* One HTTP/1.0 GET of path with extra header lines (each ending in "\r\n",
+ * or NULL); returns the whole response (free it), NULL on failure. */
+char *h_http_get(const char *host, int port, const char *path, const char *headers);
+/* A TCP connection to host:port (blocking), or -1. */
+int h_tcp_connect(const char *host, int port);
+
 /* Reads a whole file into a new NUL-terminated buffer (free it); NULL on error. */
 char *h_read_file(const char *path, size_t *len);
 /* A w x h octile map in MovingAI text with walls ('@') scattered where
@@ -272,16 +282,6 @@ size_t h_log_uniform(uint64_t *state, size_t max);
 void h_sha256(const void *p, size_t n, uint8_t out[32]);
 /* "ETIMEDOUT(-5)"; the string stays valid for the next 7 calls on the thread. */
 const char *h_err(int code);
-
-/* ---- the metrics endpoint (p2c2rd --metrics 127.0.0.1:0) ---------------------- */
-
-/* The metrics address from the current coordinator's log line
- * "event=metrics_listening addr=HOST:PORT": 1 with host and *port set, or 0
- * when it is not there yet. */
-int h_metrics_addr(char *host, size_t cap, int *port);
-/* One HTTP/1.0 GET (bounded); returns the whole response (free it), NULL on
- * failure. */
-char *h_http_get(const char *host, int port, const char *path);
 
 /* ---- raw protocol connections (for bad input and exact frame counting) ---- */
 

@@ -408,8 +408,8 @@ static void tier_limits(struct h_proc *peer)
     h_phase("the same figures in Prometheus");
     char host[64];
     int port = 0;
-    H_REQUIRE(h_metrics_addr(host, sizeof(host), &port), "no metrics address in the coordinator's log");
-    char *m = h_http_get(host, port, "/metrics");
+    H_REQUIRE(h_http_addr(host, sizeof(host), &port), "no metrics address in the coordinator's log");
+    char *m = h_http_get(host, port, "/metrics", NULL);
     H_REQUIRE(m, "GET /metrics failed");
     static const char *const series[] = {
         "p2c2r_account_refused_total{account=\"tight\",limit=\"priority\"} 1\n",

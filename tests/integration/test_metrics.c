@@ -89,10 +89,7 @@ int main(int argc, char **argv)
 
     char host[64];
     int port = 0;
-    uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(5000);
-    while (!h_metrics_addr(host, sizeof(host), &port) && h_now_ms() < end)
-        h_sleep_ms(20);
-    H_REQUIRE(port > 0, "no event=metrics_listening line in the coordinator's log");
+    H_REQUIRE(h_http_addr(host, sizeof(host), &port), "no event=metrics_listening line in the coordinator's log");
 
     h_phase("a known mix of work");
     p2c2r_client *c;
@@ -125,7 +122,7 @@ int main(int argc, char **argv)
     p2c2r_result_release(&r);
 
     h_phase("scrape");
-    char *resp = h_http_get(host, port, "/metrics");
+    char *resp = h_http_get(host, port, "/metrics", NULL);
     H_REQUIRE(resp, "GET http://%s:%d/metrics failed", host, port);
     H_CHECK(strncmp(resp, "HTTP/1.", 7) == 0 && strstr(resp, " 200 "), "status line: %.40s", resp);
     H_CHECK(strstr(resp, "text/plain; version=0.0.4") != NULL, "Content-Type of the text format");
@@ -161,7 +158,7 @@ int main(int argc, char **argv)
     json_decref(js);
 
     h_phase("other paths");
-    char *nf = h_http_get(host, port, "/nothing");
+    char *nf = h_http_get(host, port, "/nothing", NULL);
     H_CHECK(nf && strstr(nf, " 404 "), "GET /nothing: %.40s", nf ? nf : "(failed)");
     free(nf);
     free(resp);
