@@ -86,6 +86,11 @@ static int blob_put(struct coord *co, const uint8_t *data, size_t len, uint8_t *
     return 0;
 }
 
+int blob_store(struct coord *co, const void *data, size_t len, uint8_t *hash)
+{
+    return blob_put(co, data, len, hash);
+}
+
 int peer_has_blob(const struct peer_rec *p, const uint8_t *h)
 {
     if (!p->has)

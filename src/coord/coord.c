@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "coord/coord_int.h"
+#include "coord/jobs.h"
 
 static void finish_shutdown(struct coord *co);
 
@@ -60,6 +61,27 @@ void coord_maybe_ready(struct coord *co)
     }
 }
 
+/* Ends the live tasks of a queue; durable jobs wait for peers to come
+ * back (after a restart, none is connected yet). */
+static void end_live_queued(struct coord *co, struct theap *h, const char *msg)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < h->n; i++)
+        n += h->a[i]->job == NULL;
+    if (n == 0)
+        return;
+    struct task **live = xmalloc(n * sizeof(*live));
+    n = 0;
+    for (uint32_t i = 0; i < h->n; i++)
+        if (!h->a[i]->job)
+            live[n++] = h->a[i];
+    for (uint32_t i = 0; i < n; i++) {
+        co->n.lost++;
+        task_end_early(co, live[i], P2C2R_EUNSUPPORTED, msg);
+    }
+    free(live);
+}
+
 /* Queued tasks of a type that has had no peer for orphan_timeout fail. */
 static void sweep_orphaned_types(struct coord *co, uint64_t now)
 {
@@ -72,10 +94,7 @@ static void sweep_orphaned_types(struct coord *co, uint64_t now)
                  co->cfg.orphan_timeout_ms);
         for (int k = 0; k < 2; k++)
             for (int c = 0; c < PRIO_CLASSES; c++)
-                while (tt->q[k][c].h.n) {
-                    co->n.lost++;
-                    task_end_early(co, tt->q[k][c].h.a[0], P2C2R_EUNSUPPORTED, msg);
-                }
+                end_live_queued(co, &tt->q[k][c].h, msg);
     }
 }
 
@@ -95,8 +114,11 @@ static void on_sweep(uv_timer_t *h)
         if (co->cache)
             rcache_expire(co->cache, now, 4096);
     }
-    if (co->ticks % KEY_FLUSH_TICKS == 0)
+    if (co->ticks % KEY_FLUSH_TICKS == 0) {
         peerdb_flush(co);
+        jobs_flush(co, 1); /* ledger entries of live tasks */
+        jobs_sweep(co);
+    }
     task_sweep_deadlines(co, now);
     sched_sweep_hedges(co, now);
     claims_sweep(co, now);
@@ -231,15 +253,21 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     uv_signal_start(&co->sigterm, on_signal, SIGTERM);
     uv_async_init(&co->loop, &co->stopper, on_stop);
     co->stopper.data = co;
-    if (cfg->metrics_listen &&
-        (rc = mhttp_start(&co->loop, cfg->metrics_listen, stats_metrics_render, co, &co->metrics, err,
-                          errcap)) != 0) {
+    /* Durable jobs last: loading them queues tasks, which only a running
+     * coordinator frees. */
+    if ((cfg->metrics_listen &&
+         (rc = mhttp_start(&co->loop, cfg->metrics_listen, stats_metrics_render, co, &co->metrics, err,
+                           errcap)) != 0) ||
+        (rc = jobs_open(co, err, errcap)) != 0) {
         co->stopping = 1;
         uv_close((uv_handle_t *)&co->listener, NULL);
         finish_shutdown(co);
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
+        jobs_close(co);
         peerdb_close(co);
+        coord_state_free(co);
+        blobs_free(co);
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -312,6 +340,7 @@ void coord_free(struct coord *co)
         uv_run(&co->loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(&co->loop);
+    jobs_close(co);   /* before the store closes: the last commit */
     peerdb_close(co); /* every peer has left: their records are final */
     coord_state_free(co);
     rcache_free(co->cache);

@@ -46,6 +46,14 @@ struct coord_config {
      * in memory only and are lost at exit. */
     const char *state_dir;
     uint32_t max_keys;            /* peer keys remembered; a new key beyond is refused */
+    /* Durable jobs (jobs.h) and the credit ledger (ledger.h); need state_dir. */
+    uint32_t job_retention_s;     /* a finished job's outcome is kept this long; 0 = until fetched */
+    uint32_t job_deadline_s;      /* deadline of durable jobs that name none */
+    uint32_t job_max_pending;     /* jobs without an outcome, per account */
+    uint32_t job_max_accounts;    /* accounts (renter names) with durable jobs */
+    uint32_t job_max_attempts;    /* peers a durable job may lose before it fails (ELOST) */
+    uint32_t credit_price_milli;  /* millicredits a renter pays per cost unit (ledger_price) */
+    uint32_t credit_hold_s;       /* a liar's work credits younger than this are reversed */
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */

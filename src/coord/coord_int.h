@@ -302,6 +302,7 @@ struct task {
     uint32_t next_free;
     uint8_t nblobs, blob_retries;
     struct blob *blobs[PROTO_MAX_BLOBS]; /* referenced, so never evicted meanwhile */
+    struct job *job; /* a durable job's task (jobs.c), NULL for a live task */
     uint8_t small[TASK_INLINE];
 };
 
@@ -341,6 +342,10 @@ struct counters {
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
     uint64_t verify_runs, verified, unverified, disagreements, liars;
     uint64_t bytes_in, bytes_out;
+    /* Durable jobs and the ledger (jobs.c, ledger.c). */
+    uint64_t jobs_submitted, jobs_acked, jobs_refused, jobs_finished, jobs_deleted;
+    uint64_t job_commits, job_commit_errors;
+    uint64_t ledger_txns, ledger_reversals, credits_earned, credits_spent;
 };
 
 struct token {
@@ -435,6 +440,8 @@ struct coord {
     uint32_t ngroups, groups_cap;
     struct store *store;
     int store_lock_fd;
+    struct jobs *jobs;     /* durable jobs (jobs.c), NULL without --state */
+    struct ledger *ledger; /* the credit ledger (ledger.c), NULL without --state */
 };
 
 #define NO_FREE UINT32_MAX
@@ -589,12 +596,17 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
 int renter_on_submit(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int renter_on_submit_batch(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int renter_on_cancel(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+/* A task's cost by its executor's estimate (tasks_estimate) from its type,
+ * params, input and the blobs it names (those in the store). */
+uint64_t task_submit_cost(struct coord *co, const struct msg_task *m);
 /* A renter's connection is gone: its tasks end with ECLOSED (unsent). */
 void renter_detach(struct conn *c);
 
 /* ---- blobs.c: the blob store -------------------------------------------- */
 
 struct blob *blob_find(struct coord *co, const uint8_t *h);
+/* Stores a copy of data (blob_put's codes: ETOOBIG, EQUEUEFULL). */
+int blob_store(struct coord *co, const void *data, size_t len, uint8_t *hash);
 void blob_ref(struct blob *b);
 void blob_unref(struct coord *co, struct blob *b);
 int peer_has_blob(const struct peer_rec *p, const uint8_t *h);

@@ -3,6 +3,7 @@
  * This file is the composition root: it is the one place that links the
  * coordinator with the peer agent, for --local-peers (peer workers running
  * on threads of this process, connected over loopback like any peer). */
+#include <inttypes.h>
 #include <pthread.h>
 #include <malloc.h>
 #include <signal.h>
@@ -17,6 +18,8 @@
 #include "common/util.h"
 #include "common/version.h"
 #include "coord/coord.h"
+#include "coord/ledger.h"
+#include "coord/store.h"
 #include "peer/peer.h"
 #include "p2c2r/error.h"
 
@@ -94,6 +97,37 @@ static void on_ready(void *arg, const char *addr)
     }
 }
 
+/* p2c2rd --check-ledger --state DIR: the books of DIR's database. */
+static int check_ledger_main(const char *dir)
+{
+    if (!dir) {
+        fprintf(stderr, "p2c2rd: --check-ledger needs --state DIR, the directory p2c2rd runs with\n");
+        return 2;
+    }
+    char err[512], db[4096];
+    snprintf(db, sizeof(db), "%s/p2c2r.db", dir);
+    if (access(db, F_OK) != 0) {
+        fprintf(stderr, "p2c2rd: no state database at %s: is DIR the one p2c2rd runs with --state?\n", db);
+        return 1;
+    }
+    struct store *s;
+    if (store_open(dir, &s, err, sizeof(err)) != 0) {
+        fprintf(stderr, "p2c2rd: %s\n", err);
+        return 1;
+    }
+    struct ledger_totals t;
+    int rc = ledger_check(store_sqlite(s), &t, err, sizeof(err));
+    if (rc == 0)
+        printf("ledger balanced: %" PRIu64 " transactions (%" PRIu64 " work, %" PRIu64 " reversals), %" PRIu64
+               " entries; peers earned %.3f, renters spent %.3f, reversed %.3f, coordinator %.3f credits\n",
+               t.txns, t.work, t.reversals, t.entries, t.earned / 1000.0, t.spent / 1000.0, t.reversed / 1000.0,
+               t.coordinator / 1000.0);
+    else
+        fprintf(stderr, "p2c2rd: %s\n", err);
+    store_close(s);
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     /* Frames of tens of KiB are allocated and freed at a high rate; keep
@@ -121,6 +155,10 @@ int main(int argc, char **argv)
     int no_hedge = 0, no_admission = 0;
     const char *verify = cfg.verify;
     int64_t liar_ms = cfg.liar_quarantine_ms;
+    int64_t job_retention = cfg.job_retention_s, job_deadline = cfg.job_deadline_s;
+    int64_t job_max_pending = cfg.job_max_pending, job_attempts = cfg.job_max_attempts;
+    int64_t credit_price = cfg.credit_price_milli, credit_hold = cfg.credit_hold_s;
+    int check_ledger = 0;
     const struct cliopt opts[] = {
         {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers; port 0 picks a free one", &listen, CLIOPT_DEFAULT},
         {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon", &local, CLIOPT_DEFAULT},
@@ -155,6 +193,13 @@ int main(int argc, char **argv)
         {"liar-quarantine", 0, OPT_INT, "MS", 1, 86400000, "quarantine of a peer caught returning a wrong result; doubles on each repeat up to 64x", &liar_ms, CLIOPT_DEFAULT},
         {"state", 0, OPT_STR, "DIR", 0, 0, "keep peer records (reputation, quarantines, the operator's bans, pins and groups) in DIR/p2c2r.db across restarts, and local peers' keys in DIR; without it they live in memory only", &state_dir},
         {"max-peer-keys", 0, OPT_INT, "N", 1, 100000000, "peer keys remembered; a peer with a new key beyond this is refused", &max_keys, CLIOPT_DEFAULT},
+        {"job-retention", 0, OPT_INT, "SECONDS", 0, 315360000, "how long a durable job's outcome is kept when nobody fetches and releases it; 0 = until fetched", &job_retention, CLIOPT_DEFAULT},
+        {"job-deadline", 0, OPT_INT, "SECONDS", 1, 315360000, "deadline of durable jobs that name none, from their submission", &job_deadline, CLIOPT_DEFAULT},
+        {"job-max-pending", 0, OPT_INT, "N", 1, 1 << 30, "durable jobs without an outcome per account (renter name); more are refused with EQUEUEFULL", &job_max_pending, CLIOPT_DEFAULT},
+        {"job-max-attempts", 0, OPT_INT, "N", 1, 1000, "peers a durable job may lose before it fails with ELOST", &job_attempts, CLIOPT_DEFAULT},
+        {"credit-price", 0, OPT_INT, "MILLICREDITS", 0, 1000000000, "what a renter pays per cost unit of verified work (a peer earns 1000 per unit)", &credit_price, CLIOPT_DEFAULT},
+        {"credit-hold", 0, OPT_INT, "SECONDS", 0, 315360000, "a peer caught lying loses the credits it earned in this time before", &credit_hold, CLIOPT_DEFAULT},
+        {"check-ledger", 0, OPT_FLAG, NULL, 0, 0, "check that the credit ledger in --state DIR balances, print its totals and exit (0: balanced, 1: not, or unreadable)", &check_ledger},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
@@ -210,6 +255,14 @@ int main(int argc, char **argv)
     cfg.liar_quarantine_ms = (uint32_t)liar_ms;
     cfg.state_dir = state_dir;
     cfg.max_keys = (uint32_t)max_keys;
+    cfg.job_retention_s = (uint32_t)job_retention;
+    cfg.job_deadline_s = (uint32_t)job_deadline;
+    cfg.job_max_pending = (uint32_t)job_max_pending;
+    cfg.job_max_attempts = (uint32_t)job_attempts;
+    cfg.credit_price_milli = (uint32_t)credit_price;
+    cfg.credit_hold_s = (uint32_t)credit_hold;
+    if (check_ledger)
+        return check_ledger_main(state_dir);
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;
