@@ -54,6 +54,8 @@ struct coord_config {
     uint32_t job_max_attempts;    /* peers a durable job may lose before it fails (ELOST) */
     uint32_t credit_price_milli;  /* millicredits a renter pays per cost unit (ledger_price) */
     uint32_t credit_hold_s;       /* a liar's work credits younger than this are reversed */
+    int job_sync_full;            /* fsync every commit (synchronous=FULL): acknowledged jobs
+                                     survive a power loss, not only a crash of the process */
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */

@@ -30,6 +30,7 @@
 #include <sqlite3.h>
 #include <xxhash.h>
 
+#include "coord/ckpt.h"
 #include "coord/coord_int.h"
 #include "coord/ledger.h"
 
@@ -125,6 +126,7 @@ struct jobs {
     struct acct *accts;
     uint32_t nacct, acct_cap;
     uint64_t sweep_at_ms;
+    struct ckpt *ckpt; /* WAL checkpoints on a thread of their own */
 };
 
 /* ---- records ---- */
@@ -944,6 +946,18 @@ int jobs_open(struct coord *co, char *err, size_t errcap)
             return P2C2R_EIO;
         }
     }
+    if (ckpt_start(js->db, &js->ckpt, err, errcap) != 0) {
+        jobs_close(co);
+        return P2C2R_EIO;
+    }
+    /* The store's synchronous=NORMAL keeps every commit across a crash of
+     * the process; across a power loss only FULL does, at an fsync per
+     * group commit on the loop (docs/PERFORMANCE.md has both). */
+    if (co->cfg.job_sync_full && sqlite3_exec(js->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errcap, "jobs: cannot set synchronous = FULL: %s", sqlite3_errmsg(js->db));
+        jobs_close(co);
+        return P2C2R_EIO;
+    }
     uint64_t now_ms = wall_ms();
     sqlite3_stmt *st = js->st[JS_LOAD];
     int rc;
@@ -977,6 +991,7 @@ void jobs_close(struct coord *co)
     while ((n = list_pop_front(&js->acks)) != NULL)
         free(list_entry(n, struct ack, node));
     jobs_flush(co, 1);
+    ckpt_stop(js->ckpt, js->db);
     ledger_close(co);
     for (int i = 0; i < JS_N; i++)
         sqlite3_finalize(js->st[i]);

@@ -159,6 +159,7 @@ int main(int argc, char **argv)
     int64_t job_max_pending = cfg.job_max_pending, job_attempts = cfg.job_max_attempts;
     int64_t credit_price = cfg.credit_price_milli, credit_hold = cfg.credit_hold_s;
     int check_ledger = 0;
+    const char *job_sync = "normal";
     const struct cliopt opts[] = {
         {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers; port 0 picks a free one", &listen, CLIOPT_DEFAULT},
         {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon", &local, CLIOPT_DEFAULT},
@@ -199,6 +200,7 @@ int main(int argc, char **argv)
         {"job-max-attempts", 0, OPT_INT, "N", 1, 1000, "peers a durable job may lose before it fails with ELOST", &job_attempts, CLIOPT_DEFAULT},
         {"credit-price", 0, OPT_INT, "MILLICREDITS", 0, 1000000000, "what a renter pays per cost unit of verified work (a peer earns 1000 per unit)", &credit_price, CLIOPT_DEFAULT},
         {"credit-hold", 0, OPT_INT, "SECONDS", 0, 315360000, "a peer caught lying loses the credits it earned in this time before", &credit_hold, CLIOPT_DEFAULT},
+        {"job-sync", 0, OPT_STR, "normal|full", 0, 0, "normal: an acknowledged durable job survives a crash of p2c2rd (SIGKILL, OOM); full: also a power loss, at an fsync per group commit", &job_sync, CLIOPT_DEFAULT},
         {"check-ledger", 0, OPT_FLAG, NULL, 0, 0, "check that the credit ledger in --state DIR balances, print its totals and exit (0: balanced, 1: not, or unreadable)", &check_ledger},
     };
     int pos;
@@ -261,6 +263,11 @@ int main(int argc, char **argv)
     cfg.job_max_attempts = (uint32_t)job_attempts;
     cfg.credit_price_milli = (uint32_t)credit_price;
     cfg.credit_hold_s = (uint32_t)credit_hold;
+    if (strcmp(job_sync, "normal") != 0 && strcmp(job_sync, "full") != 0) {
+        fprintf(stderr, "p2c2rd: --job-sync must be normal or full, got '%s'\n", job_sync);
+        return 2;
+    }
+    cfg.job_sync_full = strcmp(job_sync, "full") == 0;
     if (check_ledger)
         return check_ledger_main(state_dir);
     cfg.on_listening = on_listening;

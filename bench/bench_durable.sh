@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# bench_durable.sh - durable jobs against live tasks (issue 13), one run:
+#   1. W2 alone (p2c2r bench: 64 B echo tasks, 256 in flight, p2c2r-peer
+#      --connections 2 --slots 128) against p2c2rd --state;
+#   2. durable jobs alone: acknowledged jobs/s and ack latency p50/p99 with a
+#      live probe (one echo in flight) in the same run, per --job-sync mode
+#      and batch size;
+#   3. W2 with a durable load beside it (bench_durable at --rate, default
+#      2,000 jobs/s, batches of 32).
+# Usage: BUILD=build bash bench/bench_durable.sh [W2_TASKS] [SECONDS]
+set -euo pipefail
+BUILD=${BUILD:-build}
+TASKS=${1:-500000}
+SECS=${2:-10}
+RATE=${RATE:-2000}
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+start() { # SYNC
+    rm -rf "$dir/state" "$dir/ready"
+    "$BUILD/p2c2rd" --listen 127.0.0.1:0 --ready-file "$dir/ready" --state "$dir/state" --job-sync "$1" \
+        --log-level warn >"$dir/coord.log" 2>&1 &
+    coord=$!
+    for _ in $(seq 200); do [ -s "$dir/ready" ] && break; sleep 0.05; done
+    addr=$(cat "$dir/ready")
+    "$BUILD/p2c2r-peer" --coordinator "$addr" --connections 2 --slots 128 --types echo \
+        --key "$dir/peer.key" --log-level warn >"$dir/peer.log" 2>&1 &
+    peer=$!
+    sleep 0.5
+}
+stop() {
+    kill "$peer" "$coord"
+    wait "$peer" "$coord" 2>/dev/null || true
+}
+w2() {
+    "$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$TASKS" --inflight 256 --size 64 2>&1 |
+        grep -Eo '[0-9.]+ tasks/s' | head -1
+}
+
+for sync in normal full; do
+    start "$sync"
+    echo "== --job-sync $sync"
+    echo "W2 alone (warm-up, then measured): $(w2 >/dev/null; w2)"
+    for batch in 1 32; do
+        echo "durable alone, batch $batch: $("$BUILD/bench/bench_durable" --coordinator "$addr" --seconds "$SECS" --batch "$batch")"
+    done
+    "$BUILD/bench/bench_durable" --coordinator "$addr" --seconds 600 --batch 32 --rate "$RATE" --no-live \
+        >"$dir/beside.out" 2>&1 &
+    bd=$!
+    sleep 1
+    echo "W2 beside $RATE durable jobs/s: $(w2)"
+    kill -INT "$bd" 2>/dev/null || true
+    kill "$bd" 2>/dev/null || true
+    wait "$bd" 2>/dev/null || true
+    echo "W2 alone again: $(w2)"
+    stop
+done
