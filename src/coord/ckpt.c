@@ -50,8 +50,14 @@ static void *ckpt_main(void *arg)
             /* Caught up with a long log: truncating it now only has to
              * take the write lock for a moment (nothing is left to copy),
              * so the file does not keep the size of the busiest minute. */
-            if (done == log && log > CKPT_TRUNCATE_FRAMES)
+            if (done == log && log > CKPT_TRUNCATE_FRAMES) {
+                /* Without waiting for anything: a TRUNCATE that waited
+                 * would hold the write lock meanwhile and make the loop's
+                 * next commit fail.  It is tried again next time. */
+                sqlite3_busy_timeout(k->db, 0);
                 (void)sqlite3_wal_checkpoint_v2(k->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+                sqlite3_busy_timeout(k->db, 1000);
+            }
         }
         pthread_mutex_lock(&k->mu);
     }

@@ -101,8 +101,10 @@ static void conn_detach(struct conn *c)
         return;
     c->detached = 1;
     list_remove(&c->reap_node);
-    if (c->role == ROLE_RENTER && c->state != CS_HELLO)
+    if (c->role == ROLE_RENTER && c->state != CS_HELLO) {
         renter_detach(c);
+        jobs_conn_gone(c);
+    }
     if (c->peer)
         peer_detach(c->co, c->peer);
 }

@@ -160,6 +160,7 @@ static void begin_shutdown(struct coord *co)
 
 static void finish_shutdown(struct coord *co)
 {
+    jobs_stop_sync(co); /* its handle must not keep the loop alive */
     struct list_node *n = co->conns.next;
     while (n != &co->conns) {
         struct conn *c = list_entry(n, struct conn, all_node);

@@ -33,6 +33,7 @@
 #include "coord/ckpt.h"
 #include "coord/coord_int.h"
 #include "coord/ledger.h"
+#include "coord/walsync.h"
 
 #define JOB_BUCKETS_MIN 1024u
 #define JOB_LIST_MAX 1000u
@@ -47,6 +48,7 @@ struct job {
     struct list_node pnode; /* js->pend while pend != 0 */
     struct task *t;
     uint8_t state, pend, finished; /* finished: it has an outcome (committed or not) */
+    uint8_t sync_bits; /* changes committed and waiting for the disk (--job-sync full) */
     uint16_t status, attempts;
     uint32_t exec_us, peer_id, flags, out_len, body_len;
     uint64_t submit_ms, done_ms, deadline_ms;
@@ -71,10 +73,21 @@ struct ack_ent {
 /* A JOB_SUBMIT waiting for the commit of its jobs. */
 struct ack {
     struct list_node node;
-    struct conn *c;
+    struct conn *c; /* NULL once the connection is gone */
     uint64_t req_id;
     uint32_t n;
     struct ack_ent e[];
+};
+
+/* A committed transaction waiting for its fsync (--job-sync full): the
+ * changes it wrote, applied once the disk has them, and the acks it
+ * answers. */
+struct batch {
+    struct list_node node;
+    uint64_t gen;
+    struct list_node acks;
+    size_t n;
+    struct { struct job *j; uint8_t bits; } e[];
 };
 
 enum jst {
@@ -127,6 +140,10 @@ struct jobs {
     uint32_t nacct, acct_cap;
     uint64_t sweep_at_ms;
     struct ckpt *ckpt; /* WAL checkpoints on a thread of their own */
+    struct walsync *ws; /* --job-sync full: fsyncs of the WAL off the loop */
+    uint64_t gen;       /* the last generation asked of ws */
+    struct list_node syncing; /* batches by generation */
+    char wal[4096];     /* the WAL file's path */
 };
 
 /* ---- records ---- */
@@ -458,14 +475,122 @@ static void ack_send(struct coord *co, struct ack *a)
     }
 }
 
-static void acks_send(struct coord *co)
+static void acks_send_list(struct coord *co, struct list_node *acks)
 {
     struct list_node *n;
-    while ((n = list_pop_front(&co->jobs->acks)) != NULL) {
+    while ((n = list_pop_front(acks)) != NULL) {
         struct ack *a = list_entry(n, struct ack, node);
-        ack_send(co, a);
+        if (a->c)
+            ack_send(co, a);
         free(a);
     }
+}
+
+static void acks_send(struct coord *co) { acks_send_list(co, &co->jobs->acks); }
+
+static void acks_move(struct list_node *to, struct list_node *from)
+{
+    struct list_node *n;
+    while ((n = list_pop_front(from)) != NULL)
+        list_push_back(to, n);
+}
+
+void jobs_conn_gone(struct conn *c)
+{
+    struct jobs *js = c->co->jobs;
+    if (!js)
+        return;
+    for (struct list_node *n = js->acks.next; n != &js->acks; n = n->next)
+        if (list_entry(n, struct ack, node)->c == c)
+            list_entry(n, struct ack, node)->c = NULL;
+    for (struct list_node *bn = js->syncing.next; bn != &js->syncing; bn = bn->next) {
+        struct batch *b = list_entry(bn, struct batch, node);
+        for (struct list_node *n = b->acks.next; n != &b->acks; n = n->next)
+            if (list_entry(n, struct ack, node)->c == c)
+                list_entry(n, struct ack, node)->c = NULL;
+    }
+}
+
+/* What a committed (and, with --job-sync full, synced) change makes true. */
+static void job_apply(struct coord *co, struct job *j, int bits)
+{
+    struct jobs *js = co->jobs;
+    if (bits & JP_NEW) {
+        free(j->body);
+        j->body = NULL;
+        co->n.jobs_acked++;
+    }
+    if (bits & JP_DONE) {
+        j->state = JOB_DONE;
+        free(j->out);
+        j->out = NULL;
+        j->acct->pending--;
+        js->npending--;
+        js->ndone++;
+        co->n.jobs_finished++;
+    }
+    if (bits & JP_DEL) {
+        js->ndone--;
+        co->n.jobs_deleted++;
+        job_free(js, j);
+    }
+}
+
+/* The disk has every commit up to generation gen: their changes apply and
+ * their acks go, in commit order. */
+static void on_synced(void *arg, uint64_t gen)
+{
+    struct coord *co = arg;
+    struct jobs *js = co->jobs;
+    while (!list_empty(&js->syncing)) {
+        struct batch *b = list_entry(js->syncing.next, struct batch, node);
+        if (b->gen > gen)
+            break;
+        list_remove(&b->node);
+        for (size_t i = 0; i < b->n; i++) {
+            b->e[i].j->sync_bits &= (uint8_t)~b->e[i].bits;
+            job_apply(co, b->e[i].j, b->e[i].bits);
+        }
+        acks_send_list(co, &b->acks);
+        free(b);
+    }
+}
+
+/* Hands the changes just committed, and the acks, to the next fsync. */
+static void batch_queue(struct coord *co)
+{
+    struct jobs *js = co->jobs;
+    size_t n = 0;
+    for (struct list_node *p = js->pend.next; p != &js->pend; p = p->next)
+        n++;
+    struct batch *b = xcalloc(1, sizeof(*b) + n * sizeof(b->e[0]));
+    list_init(&b->acks);
+    struct list_node *p;
+    while ((p = list_pop_front(&js->pend)) != NULL) {
+        struct job *j = list_entry(p, struct job, pnode);
+        list_init(&j->pnode);
+        b->e[b->n].j = j;
+        b->e[b->n++].bits = j->pend;
+        j->sync_bits |= j->pend;
+        j->pend = 0;
+    }
+    acks_move(&b->acks, &js->acks);
+    if (n)
+        b->gen = ++js->gen;
+    else
+        b->gen = js->gen; /* acks only (refusals, known jobs): behind what is syncing */
+    list_push_back(&js->syncing, &b->node);
+    if (n)
+        walsync_request(js->ws, b->gen);
+}
+
+void jobs_stop_sync(struct coord *co)
+{
+    struct jobs *js = co->jobs;
+    if (!js || !js->ws)
+        return;
+    walsync_stop(js->ws); /* reports the last generation: every batch applies */
+    js->ws = NULL;
 }
 
 /* The transaction failed: the jobs it would have inserted are refused
@@ -510,8 +635,12 @@ void jobs_flush(struct coord *co, int all)
         return;
     int ledger = ledger_pending(co) && (all || !list_empty(&js->pend));
     if (list_empty(&js->pend) && !ledger) {
-        if (!list_empty(&js->acks))
+        if (list_empty(&js->acks))
+            return;
+        if (list_empty(&js->syncing))
             acks_send(co);
+        else
+            batch_queue(co); /* answers may name jobs whose insert waits for the disk */
         return;
     }
     int rc = jrun(co, js->st[JS_BEGIN]);
@@ -540,33 +669,23 @@ void jobs_flush(struct coord *co, int all)
     co->n.job_commits++;
     if (ledger)
         ledger_committed(co);
+    if (js->ws) {
+        batch_queue(co);
+        return;
+    }
     struct list_node *n;
     while ((n = list_pop_front(&js->pend)) != NULL) {
         struct job *j = list_entry(n, struct job, pnode);
         list_init(&j->pnode);
         int bits = j->pend;
         j->pend = 0;
-        if (bits & JP_NEW) {
-            free(j->body);
-            j->body = NULL;
-            co->n.jobs_acked++;
-        }
-        if (bits & JP_DONE) {
-            j->state = JOB_DONE;
-            free(j->out);
-            j->out = NULL;
-            j->acct->pending--;
-            js->npending--;
-            js->ndone++;
-            co->n.jobs_finished++;
-        }
-        if (bits & JP_DEL) {
-            js->ndone--;
-            co->n.jobs_deleted++;
-            job_free(js, j);
-        }
+        job_apply(co, j, bits);
     }
+    if (!list_empty(&js->syncing))
+        on_synced(co, UINT64_MAX); /* the thread was stopped: its batches were synced */
     acks_send(co);
+    if (co->cfg.job_sync_full && js->wal[0])
+        (void)walsync_now(js->wal); /* after the loop: synced here */
 }
 
 void jobs_sweep(struct coord *co)
@@ -581,7 +700,7 @@ void jobs_sweep(struct coord *co)
     uint64_t keep = (uint64_t)co->cfg.job_retention_s * 1000;
     for (struct list_node *n = js->all.next; n != &js->all; n = n->next) {
         struct job *j = list_entry(n, struct job, node);
-        if (j->state == JOB_DONE && !(j->pend & JP_DEL) && j->done_ms + keep <= now)
+        if (j->state == JOB_DONE && !((j->pend | j->sync_bits) & JP_DEL) && j->done_ms + keep <= now)
             job_mark(js, j, JP_DEL);
     }
 }
@@ -763,7 +882,7 @@ int jobs_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
     if (!js)
         return reject(c, h->req_id, P2C2R_EUNSUPPORTED, "%s", no_state);
     struct job *j = job_find(js, id);
-    if (!j || strcmp(j->acct->name, c->name) != 0 || (j->pend & (JP_NEW | JP_DEL)))
+    if (!j || strcmp(j->acct->name, c->name) != 0 || ((j->pend | j->sync_bits) & (JP_NEW | JP_DEL)))
         return reject(c, h->req_id, P2C2R_ENOTFOUND,
                       "no job %" PRIu64 " for account '%s' (jobs belong to the HELLO name that submitted "
                       "them; a fetched-and-released job, or one past --job-retention, is gone)",
@@ -818,7 +937,7 @@ int jobs_on_list(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
     struct list_node *n, *first = NULL;
     for (n = js->all.next; n != &js->all; n = n->next) {
         struct job *j = list_entry(n, struct job, node);
-        if (j->id <= after || strcmp(j->acct->name, c->name) != 0 || (j->pend & (JP_NEW | JP_DEL)))
+        if (j->id <= after || strcmp(j->acct->name, c->name) != 0 || ((j->pend | j->sync_bits) & (JP_NEW | JP_DEL)))
             continue;
         size_t sz = proto_job_info_size(strlen(j->type));
         if (count == max || used + sz > room) {
@@ -840,7 +959,7 @@ int jobs_on_list(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
     b += PROTO_JOB_LIST_HEAD;
     for (n = first; count && n != &js->all; n = n->next) {
         struct job *j = list_entry(n, struct job, node);
-        if (j->id <= after || strcmp(j->acct->name, c->name) != 0 || (j->pend & (JP_NEW | JP_DEL)))
+        if (j->id <= after || strcmp(j->acct->name, c->name) != 0 || ((j->pend | j->sync_bits) & (JP_NEW | JP_DEL)))
             continue;
         struct msg_job_info m;
         info_of(j, &m);
@@ -937,6 +1056,7 @@ int jobs_open(struct coord *co, char *err, size_t errcap)
     list_init(&js->all);
     list_init(&js->pend);
     list_init(&js->acks);
+    list_init(&js->syncing);
     co->jobs = js;
     for (int i = 0; i < JS_N; i++) {
         int rc = sqlite3_prepare_v3(js->db, jobs_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &js->st[i], NULL);
@@ -951,10 +1071,11 @@ int jobs_open(struct coord *co, char *err, size_t errcap)
         return P2C2R_EIO;
     }
     /* The store's synchronous=NORMAL keeps every commit across a crash of
-     * the process; across a power loss only FULL does, at an fsync per
-     * group commit on the loop (docs/PERFORMANCE.md has both). */
-    if (co->cfg.job_sync_full && sqlite3_exec(js->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errcap, "jobs: cannot set synchronous = FULL: %s", sqlite3_errmsg(js->db));
+     * the process; across a power loss it takes an fsync of the WAL, which
+     * --job-sync full has a thread do before anything that depends on the
+     * commit is answered (walsync.h). */
+    snprintf(js->wal, sizeof(js->wal), "%s-wal", sqlite3_db_filename(js->db, "main"));
+    if (co->cfg.job_sync_full && walsync_start(&co->loop, js->wal, on_synced, co, &js->ws, err, errcap) != 0) {
         jobs_close(co);
         return P2C2R_EIO;
     }
@@ -990,6 +1111,7 @@ void jobs_close(struct coord *co)
     struct list_node *n;
     while ((n = list_pop_front(&js->acks)) != NULL)
         free(list_entry(n, struct ack, node));
+    jobs_stop_sync(co); /* normally done by the shutdown, while the loop ran */
     jobs_flush(co, 1);
     ckpt_stop(js->ckpt, js->db);
     ledger_close(co);

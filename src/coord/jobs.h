@@ -52,6 +52,11 @@ void jobs_sweep(struct coord *co);
 void jobs_on_outcome(struct coord *co, struct task *t, int status, const uint8_t *out, size_t len,
                      uint32_t exec_us, uint32_t peer_id, uint32_t flags);
 void jobs_stats(const struct coord *co, struct jobs_stats *out);
+/* c is closing: acks waiting for the disk will not be sent to it. */
+void jobs_conn_gone(struct conn *c);
+/* Stops the fsync thread of --job-sync full (applying what it synced);
+ * called by the shutdown while the loop still runs. */
+void jobs_stop_sync(struct coord *co);
 struct job;
 /* A job's id and its account (the HELLO name that submitted it). */
 uint64_t jobs_id(const struct job *j);

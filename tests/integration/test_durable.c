@@ -2,7 +2,7 @@
  *
  * 1. Without --state a durable submit is refused with EUNSUPPORTED and a
  *    reason naming --state (the connection stays usable).
- * 2. The crash test: 3 renters (accounts r0, r1, r2) submit 3000 x scale
+ * 2. The crash test (--job-sync normal and full in turn): 3 renters (accounts r0, r1, r2) submit 3000 x scale
  *    durable sha256 jobs with distinct inputs, in batches, each job with a
  *    key; the coordinator is SIGKILLed and restarted (same port, same
  *    --state) 3 times while they submit, and one peer is SIGKILLed and
@@ -263,7 +263,12 @@ static void test_crash(void)
     h_phase("durable jobs across 3 coordinator crashes");
     char state[400];
     h_path(state, sizeof(state), "state-crash");
-    const char *args[] = {"--state", state, "--job-max-attempts", "100", "--peer-timeout", "2000", NULL};
+    /* The runs alternate --job-sync normal and full: acks after the commit,
+     * and after the commit's fsync on a thread of its own. */
+    const char *args[] = {"--state", state, "--job-max-attempts", "100", "--peer-timeout", "2000", "--job-sync",
+                          "normal", NULL};
+    const char *args_full[] = {"--state", state, "--job-max-attempts", "100", "--peer-timeout", "2000",
+                               "--job-sync", "full", NULL};
     struct h_proc *co = coord_restart(NULL, args);
     char listen[64];
     snprintf(listen, sizeof(listen), "%s", g_addr); /* restarts take the same port */
@@ -309,7 +314,7 @@ static void test_crash(void)
             peers[3] = h_peer_start("dpeer-3", 2, "sha256", NULL);
         }
         h_sleep_ms(50);
-        co = coord_restart(listen, args);
+        co = coord_restart(listen, crash % 2 ? args_full : args);
     }
     for (int r = 0; r < NRENTERS; r++)
         pthread_join(rts[r].th, NULL);
