@@ -47,17 +47,6 @@ static void *ckpt_main(void *arg)
         if (sqlite3_wal_checkpoint_v2(k->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done) == SQLITE_OK &&
             done > 0) {
             atomic_fetch_add(&k->runs, 1);
-            /* Caught up with a long log: truncating it now only has to
-             * take the write lock for a moment (nothing is left to copy),
-             * so the file does not keep the size of the busiest minute. */
-            if (done == log && log > CKPT_TRUNCATE_FRAMES) {
-                /* Without waiting for anything: a TRUNCATE that waited
-                 * would hold the write lock meanwhile and make the loop's
-                 * next commit fail.  It is tried again next time. */
-                sqlite3_busy_timeout(k->db, 0);
-                (void)sqlite3_wal_checkpoint_v2(k->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-                sqlite3_busy_timeout(k->db, 1000);
-            }
         }
         pthread_mutex_lock(&k->mu);
     }
@@ -100,6 +89,11 @@ int ckpt_start(sqlite3 *db, struct ckpt **out, char *err, size_t errcap)
         return P2C2R_EIO;
     }
     sqlite3_wal_autocheckpoint(db, 0);
+    /* The log is reused from its start once a checkpoint caught up; this
+     * truncates it then, so the file does not keep the size of the busiest
+     * minute.  (A TRUNCATE checkpoint would take the write lock and could
+     * make the loop's commit wait or fail.) */
+    (void)sqlite3_exec(db, "PRAGMA journal_size_limit = " CKPT_WAL_LIMIT, NULL, NULL, NULL);
     *out = k;
     return 0;
 }

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define CKPT_PERIOD_MS 50
-#define CKPT_TRUNCATE_FRAMES 4096 /* a WAL this long is truncated once checkpointed */
+#define CKPT_WAL_LIMIT "67108864" /* bytes the log keeps when it is reused (journal_size_limit) */
 
 struct ckpt;
 struct sqlite3;
