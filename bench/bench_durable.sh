@@ -7,6 +7,10 @@
 #      and batch size;
 #   3. W2 with a durable load beside it (bench_durable at --rate, default
 #      2,000 jobs/s, batches of 32).
+# Each line also gives the coordinator's CPU (utime + stime from /proc, 10 ms
+# ticks) per task or job: on a shared machine wall-clock throughput varies
+# run to run far more than the 10% the comparison is about, CPU time much
+# less.
 # Usage: BUILD=build bash bench/bench_durable.sh [W2_TASKS] [SECONDS]
 set -euo pipefail
 BUILD=${BUILD:-build}
@@ -42,9 +46,16 @@ drain() {
     done
     echo "durable backlog did not drain" >&2
 }
+cpu_us() { awk '{ print ($14 + $15) * 10000 }' "/proc/$coord/stat"; }
 w2() {
-    "$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$TASKS" --inflight 256 --size 64 2>&1 |
-        grep -Eo '[0-9.]+ tasks/s' | head -1
+    local c0 c1 t0 t1 r
+    c0=$(cpu_us)
+    t0=$(date +%s.%N)
+    r=$("$BUILD/p2c2r" bench --coordinator "$addr" --tasks "$TASKS" --inflight 256 --size 64 2>&1 |
+        grep -Eo '[0-9.]+ tasks/s' | head -1)
+    t1=$(date +%s.%N)
+    c1=$(cpu_us)
+    echo "$r, coordinator $(echo "scale=2; ($c1 - $c0) / $TASKS" | bc) us CPU/task over $(echo "$t1 - $t0" | bc) s"
 }
 
 for sync in normal full; do
@@ -52,8 +63,12 @@ for sync in normal full; do
     echo "== --job-sync $sync"
     w2 >/dev/null # warm-up
     for batch in 1 32; do
-        echo "durable alone, batch $batch: $("$BUILD/bench/bench_durable" --coordinator "$addr" --seconds "$SECS" --batch "$batch")"
+        c0=$(cpu_us)
+        out=$("$BUILD/bench/bench_durable" --coordinator "$addr" --seconds "$SECS" --batch "$batch")
         drain
+        c1=$(cpu_us)
+        n=$(echo "$out" | grep -Eo 'durable_jobs_acked=[0-9]+' | cut -d= -f2)
+        echo "durable alone, batch $batch: $out coordinator_us_cpu_per_job=$(echo "scale=2; ($c1 - $c0) / $n" | bc)"
     done
     for rep in 1 2 3; do
         echo "W2 alone: $(w2)"
