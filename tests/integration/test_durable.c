@@ -18,8 +18,13 @@
  *    reversed (visible in p2c2r ledger --json), its balance is 0 and the
  *    books balance.
  * 4. A state database that is not SQLite, and one of another program, are
- *    refused at start with a clear error and left as they were. */
+ *    refused at start with a clear error and left as they were.
+ * 5. A peer's measured execution time survives a restart of the
+ *    coordinator (issue 13, item 4, with the reputation and quarantines
+ *    tests/integration/test_identity.c covers): after the restart the peer,
+ *    back with its key, has its time before it ran anything. */
 #include <errno.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -520,6 +525,49 @@ static void test_refuse(void)
     refuse_db("state-damaged", junk, sizeof(junk), "refusing");
 }
 
+/* ---- 5. measured speeds ---- */
+
+static void speed_task(void *arg, int i, struct p2c2r_task *t)
+{
+    static char in[64];
+    (void)arg;
+    t->type = "sha256";
+    t->input = in;
+    t->input_len = (size_t)snprintf(in, sizeof(in), "speed-%d", i);
+    t->flags = P2C2R_TASK_NOCACHE;
+}
+
+static void test_speeds(void)
+{
+    h_phase("a peer's measured time survives a restart");
+    char state[400];
+    h_path(state, sizeof(state), "state-speed");
+    const char *args[] = {"--state", state, "--verify", "none", NULL};
+    struct h_proc *co = h_coord_start(NULL, args);
+    struct h_proc *p = h_peer_start("speedy", 2, "sha256", NULL);
+    h_wait_peers(1, NULL);
+    struct h_renter rr = {.name = "speed-renter", .tasks = 50, .window = 4, .task = speed_task, .judge = liar_judge};
+    H_CHECK(h_renter_run(&rr) == 0, "renter run");
+    double before = NAN;
+    json_t *st = h_stats(NULL);
+    before = h_json_real(st, "peers[name=speedy].types[name=sha256].exec_us");
+    json_decref(st);
+    H_CHECK(before > 0, "the peer's sha256 time is measured: %g", before);
+    struct h_proc *ps[] = {p, co};
+    h_stop_all(ps, 2);
+    h_coord_start(NULL, args);
+    struct h_proc *p2 = h_peer_start("speedy", 2, "sha256", NULL); /* its key file: the same key */
+    h_wait_peers(1, NULL);
+    st = h_stats(NULL);
+    double after = h_json_real(st, "peers[name=speedy].types[name=sha256].exec_us");
+    json_decref(st);
+    h_log("sha256 on the peer: %.0f us measured, %.0f us after the restart", before, after);
+    H_CHECK(after > 0 && fabs(after - before) <= 1, "after the restart the peer's time is its record's: %g, was %g",
+            after, before);
+    struct h_proc *ps2[] = {p2, h_coord()};
+    h_stop_all(ps2, 2);
+}
+
 int main(int argc, char **argv)
 {
     h_init(argc, argv, "durable");
@@ -527,5 +575,6 @@ int main(int argc, char **argv)
     test_crash();
     test_liar();
     test_refuse();
+    test_speeds();
     return h_finish();
 }
