@@ -933,19 +933,23 @@ int jobs_on_list(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
         max = JOB_LIST_MAX;
     size_t room = co->cfg.max_body - PROTO_JOB_LIST_HEAD, used = 0;
     uint32_t count = 0;
-    uint64_t next = 0;
+    uint64_t next = 0, last = 0;
+    /* A page starts after the last job of the one before (its id is the
+     * cursor), found by id: listing n jobs costs O(n), not O(n^2 / page). */
+    struct job *from = after ? job_find(js, after) : NULL;
     struct list_node *n, *first = NULL;
-    for (n = js->all.next; n != &js->all; n = n->next) {
+    for (n = from ? from->node.next : js->all.next; n != &js->all; n = n->next) {
         struct job *j = list_entry(n, struct job, node);
         if (j->id <= after || strcmp(j->acct->name, c->name) != 0 || ((j->pend | j->sync_bits) & (JP_NEW | JP_DEL)))
             continue;
         size_t sz = proto_job_info_size(strlen(j->type));
         if (count == max || used + sz > room) {
-            next = j->id - 1;
+            next = last;
             break;
         }
         if (!first)
             first = n;
+        last = j->id;
         used += sz;
         count++;
     }
