@@ -2,7 +2,7 @@
  *
  * 1. Without --state a durable submit is refused with EUNSUPPORTED and a
  *    reason naming --state (the connection stays usable).
- * 2. The crash test (--job-sync normal and full in turn): 3 renters (accounts r0, r1, r2) submit 3000 x scale
+ * 2. The crash test (--job-sync normal and full in turn): 3 renters (accounts r0, r1, r2) submit 10,000 x scale
  *    durable sha256 jobs with distinct inputs, in batches, each job with a
  *    key; the coordinator is SIGKILLed and restarted (same port, same
  *    --state) 3 times while they submit, and one peer is SIGKILLed and
@@ -284,7 +284,7 @@ static void test_crash(void)
     peers[3] = NULL;
     h_wait_peers(3, NULL);
 
-    int total = (int)(3000 * h_scale());
+    int total = (int)(10000 * h_scale());
     if (total < 300)
         total = 300;
     struct renter rts[NRENTERS];
