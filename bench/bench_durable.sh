@@ -6,7 +6,11 @@
 #      live probe (one echo in flight) in the same run, per --job-sync mode
 #      and batch size;
 #   3. W2 with a durable load beside it (bench_durable at --rate, default
-#      2,000 jobs/s, batches of 32).
+#      2,000 jobs/s, batches of 32);
+#   4. when nats-server and libnats-dev are installed (scripts/deps.sh
+#      --bench): NATS JetStream doing the same (bench/competitors/
+#      bench_jetstream.c: a work-queue stream on file storage, a job counted
+#      at its PubAck, a worker acking each), batches of 1 and 32.
 # Each line also gives the coordinator's CPU (utime + stime from /proc, 10 ms
 # ticks) per task or job: on a shared machine wall-clock throughput varies
 # run to run far more than the 10% the comparison is about, CPU time much
@@ -83,3 +87,23 @@ for sync in normal full; do
     done
     stop
 done
+
+if command -v nats-server >/dev/null && [ -f /usr/include/nats/nats.h ]; then
+    cc -std=c17 -O2 -o "$dir/bench_jetstream" "$(dirname "$0")/competitors/bench_jetstream.c" -lnats -lpthread
+    nats-server -js -sd "$dir/nats" -a 127.0.0.1 -p -1 >"$dir/nats.log" 2>&1 &
+    nats=$!
+    port=
+    for _ in $(seq 200); do
+        port=$(grep -Eo 'client connections on [0-9.]+:[0-9]+' "$dir/nats.log" | grep -Eo '[0-9]+$' || true)
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    echo "== NATS JetStream $(nats-server --version 2>&1 | head -1) (file storage, its default sync)"
+    for batch in 1 32; do
+        echo "JetStream, batch $batch: $("$dir/bench_jetstream" --url "nats://127.0.0.1:$port" --seconds "$SECS" --batch "$batch")"
+    done
+    kill "$nats"
+    wait "$nats" 2>/dev/null || true
+else
+    echo "== NATS JetStream: not installed (bash scripts/deps.sh --bench), skipped"
+fi
