@@ -30,33 +30,14 @@
 int cmd_ledger(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 
-/* Opens DIR/p2c2r.db read-only after checking it is p2c2r's, at a schema
- * with a ledger.  Returns the connection or NULL (the reason printed). */
+/* The database read-only, at a schema with the ledger (store.h);
+ * NULL with the reason printed. */
 static sqlite3 *open_ro(const char *prog, const char *dir)
 {
-    char db[4096];
-    snprintf(db, sizeof(db), "%s/p2c2r.db", dir);
-    struct stat sb;
-    if (stat(db, &sb) != 0) {
-        fprintf(stderr, "%s: no state database at %s: is DIR the one p2c2rd runs with --state?\n", prog, db);
-        return NULL;
-    }
     sqlite3 *h = NULL;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fprintf(stderr, "%s: cannot open %s: %s\n", prog, db, h ? sqlite3_errmsg(h) : "out of memory");
-        sqlite3_close(h);
-        return NULL;
-    }
-    sqlite3_busy_timeout(h, 2000);
-    sqlite3_stmt *st = NULL;
-    int ok = 0;
-    if (sqlite3_prepare_v2(h, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        ok = sqlite3_column_int(st, 0) == STORE_APPLICATION_ID;
-    sqlite3_finalize(st);
-    if (!ok) {
-        fprintf(stderr, "%s: %s is not a p2c2r state database (or is damaged): refusing to read it\n", prog, db);
-        sqlite3_close(h);
+    char err[600];
+    if (store_open_readonly(dir, LEDGER_SCHEMA_VERSION, &h, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
         return NULL;
     }
     return h;
@@ -163,8 +144,7 @@ int cmd_ledger(int argc, char **argv)
     struct ledger_totals t;
     int crc = ledger_check(h, &t, err, sizeof(err));
     if (crc == P2C2R_EIO) {
-        fprintf(stderr, "p2c2r ledger: %s (is the database from a p2c2r without a ledger? start p2c2rd on it once)\n",
-                err);
+        fprintf(stderr, "p2c2r ledger: %s\n", err);
         sqlite3_close(h);
         return 1;
     }

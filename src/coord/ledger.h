@@ -28,6 +28,7 @@ struct task;
 struct sqlite3;
 
 #define LEDGER_MILLI 1000u /* millicredits a peer earns per cost unit */
+#define LEDGER_SCHEMA_VERSION 4 /* the store's schema version that added the ledger */
 
 int ledger_open(struct coord *co, char *err, size_t errcap);
 void ledger_close(struct coord *co);

@@ -1080,6 +1080,55 @@ const char *store_last_error(const struct store *s) { return s->errmsg; }
 
 sqlite3 *store_sqlite(struct store *s) { return s->db; }
 
+int store_open_readonly(const char *dir, int min_version, sqlite3 **out, char *err, size_t errcap)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE) >= (int)sizeof(path)) {
+        errf(err, errcap, "store: the state directory's path is too long: %s", dir);
+        return P2C2R_EINVAL;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        errf(err, errcap, "no state database at %s: is DIR the one p2c2rd runs with --state?", path);
+        return P2C2R_ENOTFOUND;
+    }
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        errf(err, errcap, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return P2C2R_EIO;
+    }
+    sqlite3_busy_timeout(db, 2000);
+    int64_t appid = -1, version = -1;
+    int rc = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        appid = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (appid < 0 || version < 0) {
+        errf(err, errcap, "%s is not a SQLite database or is damaged (%s): refusing to read it", path,
+             sqlite3_errmsg(db));
+        rc = P2C2R_EPROTO;
+    } else if (appid != STORE_APPLICATION_ID) {
+        errf(err, errcap, "%s is not a p2c2r state database (application_id 0x%08" PRIx32 "): refusing to read it",
+             path, (uint32_t)appid);
+        rc = P2C2R_EINVAL;
+    } else if (version < min_version) {
+        errf(err, errcap, "%s has schema version %" PRId64 ", older than the %d this needs: start p2c2rd on it once "
+                          "to migrate it", path, version, min_version);
+        rc = P2C2R_EVERSION;
+    }
+    if (rc != 0) {
+        sqlite3_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
 int store_fail_note(struct store *s, int rc)
 {
     return store_fail(s, rc);

@@ -195,4 +195,13 @@ struct sqlite3 *store_sqlite(struct store *s);
  * project's code for the SQLite result rc. */
 int store_fail_note(struct store *s, int rc);
 
+/* Opens DIR/p2c2r.db read-only for another process's reader (p2c2r
+ * ledger, p2c2r backup, p2c2rd --check-ledger), which may run beside the
+ * coordinator: no lock, no migration, nothing written.  Refuses a missing
+ * file (ENOTFOUND), one that is not SQLite or not p2c2r's (EPROTO, EINVAL),
+ * and a schema older than min_version (EVERSION: start p2c2rd on it once
+ * to migrate it).  *out is a connection to close with sqlite3_close; err
+ * gets the reason. */
+int store_open_readonly(const char *dir, int min_version, struct sqlite3 **out, char *err, size_t errcap);
+
 #endif

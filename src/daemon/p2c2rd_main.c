@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "common/cliopt.h"
 #include "common/ident.h"
 #include "common/log.h"
@@ -104,19 +106,15 @@ static int check_ledger_main(const char *dir)
         fprintf(stderr, "p2c2rd: --check-ledger needs --state DIR, the directory p2c2rd runs with\n");
         return 2;
     }
-    char err[512], db[4096];
-    snprintf(db, sizeof(db), "%s/p2c2r.db", dir);
-    if (access(db, F_OK) != 0) {
-        fprintf(stderr, "p2c2rd: no state database at %s: is DIR the one p2c2rd runs with --state?\n", db);
-        return 1;
-    }
-    struct store *s;
-    if (store_open(dir, &s, err, sizeof(err)) != 0) {
+    char err[600];
+    struct sqlite3 *db;
+    /* Read-only: it may run beside the p2c2rd that owns DIR. */
+    if (store_open_readonly(dir, LEDGER_SCHEMA_VERSION, &db, err, sizeof(err)) != 0) {
         fprintf(stderr, "p2c2rd: %s\n", err);
         return 1;
     }
     struct ledger_totals t;
-    int rc = ledger_check(store_sqlite(s), &t, err, sizeof(err));
+    int rc = ledger_check(db, &t, err, sizeof(err));
     if (rc == 0)
         printf("ledger balanced: %" PRIu64 " transactions (%" PRIu64 " work, %" PRIu64 " reversals), %" PRIu64
                " entries; peers earned %.3f, renters spent %.3f, reversed %.3f, coordinator %.3f credits\n",
@@ -124,7 +122,7 @@ static int check_ledger_main(const char *dir)
                t.coordinator / 1000.0);
     else
         fprintf(stderr, "p2c2rd: %s\n", err);
-    store_close(s);
+    sqlite3_close(db);
     return rc == 0 ? 0 : 1;
 }
 
