@@ -13,7 +13,7 @@
 #                  objects, with p2c2r_common for the internal modules those
 #                  programs use themselves
 
-add_library(p2c2r_lib_objs OBJECT src/client/client.c src/client/submit.c src/client/results.c src/client/sized.c src/client/fadv.c
+add_library(p2c2r_lib_objs OBJECT src/client/client.c src/client/submit.c src/client/durable.c src/client/results.c src/client/sized.c src/client/fadv.c
             src/client/trace.c src/client/local.c)
 set_target_properties(p2c2r_lib_objs PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 set(P2C2R_LIB_MAP ${CMAKE_SOURCE_DIR}/src/client/libp2c2r.map)

@@ -24,4 +24,6 @@ fi
 $CC $CFLAGS -o "$out/gearman_bench" "$here/gearman_bench.c" -lgearman -lpthread
 # shellcheck disable=SC2086
 $CC $CFLAGS -o "$out/nats_bench" "$here/nats_bench.c" -lnats -lpthread
+# shellcheck disable=SC2086
+$CC $CFLAGS -o "$out/bench_jetstream" "$here/bench_jetstream.c" -lnats -lpthread
 echo "$out"

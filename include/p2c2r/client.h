@@ -721,6 +721,105 @@ P2C2R_API void p2c2r_blob_hex(const uint8_t hash[32], char out[65]);
  * "". */
 P2C2R_API const char *p2c2r_client_last_error(const p2c2r_client *c);
 
+/* ---- durable jobs ----------------------------------------------------------
+ * A durable job is a task the coordinator writes to its database (p2c2rd
+ * --state DIR) before acknowledging it: it survives a crash of the
+ * coordinator and the renter's disconnection, and any connection with the
+ * same name (p2c2r_client_options.name: the account) can ask for it later
+ * by its id.  Its outcome is kept until fetched with P2C2R_JOB_RELEASE or
+ * for the coordinator's --job-retention.  Every acknowledged job gets
+ * exactly one outcome; one not acknowledged (no answer, a timeout, a lost
+ * connection) may or may not exist: submit it again with the same key and
+ * the coordinator answers with the job it has, if any (docs/PROTOCOL.md,
+ * "Durable jobs").  Each call below sends one request and blocks until its
+ * answer or timeout_ms (-1 = forever); a late answer is dropped.  A
+ * coordinator without --state refuses every call with EUNSUPPORTED.
+ * Thread context: the client's thread; they block up to timeout_ms.
+ * Results completed meanwhile for live tasks stay queued for
+ * p2c2r_client_wait / _poll. */
+
+enum p2c2r_job_state { P2C2R_JOB_QUEUED = 1, P2C2R_JOB_RUNNING = 2, P2C2R_JOB_DONE = 3 };
+
+/* p2c2r_job_get flags. */
+#define P2C2R_JOB_RELEASE 0x1u /* delete the job once its outcome is fetched */
+
+/* What is known of a job. */
+struct p2c2r_job_info {
+    uint32_t size;        /* sizeof(struct p2c2r_job_info), set by the caller */
+    uint64_t id;          /* the job's id (never reused by one database) */
+    uint64_t key;         /* the key it was submitted with, 0 = none */
+    int state;            /* enum p2c2r_job_state; an outcome is only reported once it
+                             is in the database, so DONE never goes back */
+    int status;           /* DONE: 0 or a p2c2r_error (ETASK, ECANCELLED, ELOST, ETIMEDOUT) */
+    uint32_t attempts;    /* assignments it took so far */
+    uint32_t exec_us, peer_id, flags; /* DONE: as in p2c2r_result */
+    uint64_t submit_ms, done_ms;      /* wall clock, ms since the Unix epoch; done_ms 0 until DONE */
+    size_t output_len;    /* DONE: bytes of its result (or of its error text) */
+    char type[33];        /* its task type, NUL-terminated */
+};
+
+#define P2C2R_JOB_INFO_SIZE_MIN sizeof(struct p2c2r_job_info)
+#define P2C2R_JOB_INFO_INIT P2C2R_SIZED_INIT_(struct p2c2r_job_info)
+
+/* Zeroes *i and sets i->size. */
+static inline void p2c2r_job_info_init(struct p2c2r_job_info *i)
+{
+    memset(i, 0, sizeof(*i));
+    i->size = (uint32_t)sizeof(*i);
+}
+
+/* Submits n tasks (1..4096, an array of sized structs as for
+ * p2c2r_client_submit_batch; their user fields are not used) as durable
+ * jobs and waits for the acknowledgement, which the coordinator sends once
+ * they are in its database.  keys (may be NULL) gives each job a key of
+ * the caller's choosing (0 = none): a later submit with the same key (and
+ * the same account) does not make a second job but answers with the first
+ * one's id, so a submit whose answer was lost can be made again safely.
+ * On 0 the coordinator answered for each: codes[i] is 0 and ids[i] the
+ * job's id, or codes[i] says why it refused that one (EUNSUPPORTED: a type
+ * the coordinator does not know, ENOBLOB, EQUEUEFULL: over --queue-max or
+ * --job-max-pending, EIO: its database write failed) and ids[i] is 0.  ids
+ * and codes hold n elements (borrowed).  Any other return means none of
+ * the n is acknowledged: EINVAL (a bad argument or task), ETOOBIG (over the
+ * frame limit), EAGAIN (not READY), ETIMEDOUT, EUNSUPPORTED (the
+ * coordinator keeps no database; p2c2r_client_last_error says so), or the
+ * connection's error. */
+P2C2R_API int p2c2r_job_submit(p2c2r_client *c, const struct p2c2r_task *tasks, size_t n,
+                               const uint64_t *keys, int timeout_ms, uint64_t *ids, int *codes);
+
+/* Fills *out with what the coordinator knows of job id.  Errors: EINVAL,
+ * ENOTFOUND (no such job for this account: never made, released, or past
+ * retention), EAGAIN (not READY), ETIMEDOUT, EUNSUPPORTED, the connection's
+ * error. */
+P2C2R_API int p2c2r_job_status(p2c2r_client *c, uint64_t id, int timeout_ms, struct p2c2r_job_info *out);
+
+/* Waits until job id has its outcome (asking every 10..250 ms), then fills
+ * *out as p2c2r_job_status.  Errors as p2c2r_job_status; ETIMEDOUT when
+ * timeout_ms passed first (the job goes on). */
+P2C2R_API int p2c2r_job_wait(p2c2r_client *c, uint64_t id, int timeout_ms, struct p2c2r_job_info *out);
+
+/* Fetches job id's outcome into *out, as p2c2r_client_wait gives a task's
+ * (ticket is the job id; release the output with p2c2r_result_release);
+ * with P2C2R_JOB_RELEASE in flags the coordinator then deletes the job.
+ * Errors: as p2c2r_job_status, and EAGAIN also when the job has no outcome
+ * yet. */
+P2C2R_API int p2c2r_job_get(p2c2r_client *c, uint64_t id, uint32_t flags, int timeout_ms,
+                            struct p2c2r_result *out);
+
+/* Cancels job id: a job without an outcome ends with ECANCELLED (reported
+ * DONE once that is in the database); one with an outcome keeps it.  *out
+ * (may be NULL) gets the job's state after the cancel.  Errors as
+ * p2c2r_job_status. */
+P2C2R_API int p2c2r_job_cancel(p2c2r_client *c, uint64_t id, int timeout_ms, struct p2c2r_job_info *out);
+
+/* Lists this account's jobs with ids above after, in id order: up to max
+ * (an array of sized structs, stride out[0].size) into out, their number
+ * in *n; *next is the id to pass as after for the next page, 0 when there
+ * is no more.  max must be at least 1 (the coordinator sends at most 1000
+ * a page).  Errors as p2c2r_job_status. */
+P2C2R_API int p2c2r_job_list(p2c2r_client *c, uint64_t after, struct p2c2r_job_info *out, size_t max,
+                             size_t *n, uint64_t *next, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -27,9 +27,14 @@ const char *cli_default_coordinator(void)
 
 int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c)
 {
+    return cli_connect_as(addr, token, "p2c2r-cli", spin_us, c);
+}
+
+int cli_connect_as(const char *addr, const char *token, const char *name, uint32_t spin_us, p2c2r_client **c)
+{
     struct p2c2r_client_options o = P2C2R_CLIENT_OPTIONS_INIT;
     o.token = token;
-    o.name = "p2c2r-cli";
+    o.name = name;
     o.connect_timeout_ms = 5000;
     o.spin_us = spin_us;
     int rc = p2c2r_client_connect(addr, &o, c);

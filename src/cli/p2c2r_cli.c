@@ -482,6 +482,9 @@ out:
     return (failed || timed_out || completed < (uint64_t)tasks || trace_rc) ? 1 : 0;
 }
 
+int cmd_backup(int argc, char **argv);
+int cmd_job(int argc, char **argv);
+int cmd_ledger(int argc, char **argv);
 int cmd_path(int argc, char **argv);
 int cmd_peers(int argc, char **argv);
 int cmd_physics(int argc, char **argv);
@@ -498,6 +501,9 @@ static void usage(FILE *f)
             "  bench         measure latency (--inflight 1) or throughput (--inflight K)\n"
             "  stats         show peers, queues and counters of a coordinator\n"
             "  peers         list the peer keys a coordinator knows (--state DIR); ban, pin, group them\n"
+            "  job CMD       durable jobs: submit TYPE, status ID, wait ID, get ID, cancel ID, list\n"
+            "  ledger        credit balances and statements of a coordinator (--state DIR)\n"
+            "  backup        copy a coordinator's state database while it runs (--state DIR --to FILE)\n"
             "  path MAP      shortest path on a MovingAI grid map (A* or jump point search)\n"
             "  physics SCENE step a rigid-body scene (JSON) and print the final states\n"
             "  render SCENE  render a raytrace scene across peers into a PNG\n"
@@ -534,6 +540,12 @@ int main(int argc, char **argv)
         return cmd_stats(argc - 1, argv + 1);
     if (!strcmp(cmd, "peers"))
         return cmd_peers(argc - 1, argv + 1);
+    if (!strcmp(cmd, "job"))
+        return cmd_job(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ledger"))
+        return cmd_ledger(argc - 1, argv + 1);
+    if (!strcmp(cmd, "backup"))
+        return cmd_backup(argc - 1, argv + 1);
     if (!strcmp(cmd, "path"))
         return cmd_path(argc - 1, argv + 1);
     if (!strcmp(cmd, "physics"))

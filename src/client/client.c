@@ -298,6 +298,7 @@ static void conn_failed(p2c2r_client *c, int err, const char *why)
     c->failing = 0;
     fd_park(c);
     c->stats_done = 1;
+    c->ctl_done = 1;
     c->report = err;
     if (c->reconnect_ms && transient(err)) {
         c->state = S_BACKOFF;
@@ -443,10 +444,17 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         entry_complete(c, e, 0, body, PROTO_HASH_LEN, 0, 0, 0, 0);
         return 1;
     }
+    case MSG_JOB_ACK:
+    case MSG_JOB_INFO:
+    case MSG_JOB_LIST_OK:
+        ctl_on_reply(c, h, body, 0, NULL);
+        return 0;
     case MSG_REJECTED: {
         struct msg_error m;
         if (proto_parse_error(body, h->body_len, &m) != 0)
             return P2C2R_EPROTO;
+        if (ctl_on_reply(c, h, body, m.code ? -(int)m.code : P2C2R_EINVAL, &m.text))
+            return 0;
         if (h->req_id == c->blob_id && c->blob_status == 1) {
             c->blob_status = m.code ? -(int)m.code : P2C2R_EINVAL;
             snprintf(c->last_error, sizeof(c->last_error), "%.*s", (int)m.text.len,
@@ -875,6 +883,7 @@ void p2c2r_client_close(p2c2r_client *c)
     free(c->token);
     free(c->name);
     free(c->stats_json);
+    free(c->ctl_body);
     free(c->big.buf);
     buf_fini(&c->in);
     buf_fini(&c->out);

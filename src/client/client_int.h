@@ -130,7 +130,25 @@ struct p2c2r_client {
     size_t lprep_bytes;
     const void *lrun_scope; /* the executor of the local run in progress */
     int lrun_derived;       /* that run put prepared state */
+    /* The one blocking control request in flight (durable jobs,
+     * durable.c): its id, whether it was answered, and how: ctl_status 0
+     * with the reply's type and a copy of its body, or REJECTED's code. */
+    uint64_t ctl_id;
+    int ctl_done, ctl_status;
+    uint8_t ctl_type;
+    uint8_t *ctl_body;
+    size_t ctl_len;
 };
+
+/* A reply to the control request (JOB_ACK, JOB_INFO, JOB_LIST_OK, or a
+ * REJECTED of its id): kept for the caller.  Returns 1 when it was the
+ * awaited one, 0 when it was not (a late answer: dropped). */
+int ctl_on_reply(p2c2r_client *c, const struct frame_hdr *h, const uint8_t *body, int rejected_code,
+                 const struct bytes_view *text);
+/* Submit helpers shared with durable.c (submit.c). */
+int task_load(const p2c2r_client *c, const struct p2c2r_task *tasks, uint32_t size, size_t k,
+              struct p2c2r_task *t, size_t *body);
+void put_task(uint8_t *b, const struct p2c2r_task *t);
 
 #define TASK_FLAGS_KNOWN P2C2R_TASK_NOCACHE /* p2c2r_task.flags this library sends */
 

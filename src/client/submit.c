@@ -39,7 +39,7 @@ static int task_check(const p2c2r_client *c, const struct p2c2r_task *t, size_t 
 
 /* Reads element k of the caller's task array (stride size, checked by
  * sized_ok) into *t, checks it and sizes its body. */
-static int task_load(const p2c2r_client *c, const struct p2c2r_task *tasks, uint32_t size, size_t k,
+int task_load(const p2c2r_client *c, const struct p2c2r_task *tasks, uint32_t size, size_t k,
                      struct p2c2r_task *t, size_t *body)
 {
     const uint8_t *src = (const uint8_t *)tasks + k * size;
@@ -49,7 +49,7 @@ static int task_load(const p2c2r_client *c, const struct p2c2r_task *tasks, uint
 }
 
 /* Writes t's task body; task_check has vetted t and sized the room. */
-static void put_task(uint8_t *b, const struct p2c2r_task *t)
+void put_task(uint8_t *b, const struct p2c2r_task *t)
 {
     struct proto_reqs reqs = {t->need_gpu ? 1 : 0, t->min_cores, t->min_mem_bytes};
     uint8_t flags = (t->flags & P2C2R_TASK_NOCACHE) ? PROTO_TASK_F_NOCACHE : 0;

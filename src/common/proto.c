@@ -76,6 +76,12 @@ const char *proto_type_name(uint8_t type)
     case MSG_BLOB_PUT: return "BLOB_PUT";
     case MSG_BLOB_OK: return "BLOB_OK";
     case MSG_BLOB_DATA: return "BLOB_DATA";
+    case MSG_JOB_SUBMIT: return "JOB_SUBMIT";
+    case MSG_JOB_ACK: return "JOB_ACK";
+    case MSG_JOB_REQ: return "JOB_REQ";
+    case MSG_JOB_INFO: return "JOB_INFO";
+    case MSG_JOB_LIST: return "JOB_LIST";
+    case MSG_JOB_LIST_OK: return "JOB_LIST_OK";
     default: return "UNKNOWN";
     }
 }
@@ -536,4 +542,67 @@ size_t proto_put_deliver_head(uint8_t *d, uint16_t status, uint16_t attempts,
     wr32(d + 8, peer_id);
     wr32(d + 12, flags);
     return PROTO_DELIVER_PREFIX;
+}
+
+int proto_batch_check(const uint8_t *b, size_t n, struct proto_batch_iter *it, uint32_t *count)
+{
+    if (proto_batch_begin(b, n, it, count) != 0)
+        return P2C2R_EPROTO;
+    struct proto_batch_iter chk = *it;
+    uint64_t id;
+    const uint8_t *tb;
+    size_t tl;
+    struct msg_task m;
+    int r;
+    while ((r = proto_batch_next(&chk, &id, &tb, &tl)) == 1)
+        if (proto_parse_task(tb, tl, &m) != 0)
+            return P2C2R_EPROTO;
+    return r == 0 ? 0 : P2C2R_EPROTO;
+}
+
+/* ---- durable jobs ---- */
+
+size_t proto_job_info_size(size_t type_len) { return PROTO_JOB_INFO_FIXED + type_len; }
+
+size_t proto_put_job_info(uint8_t *dst, const struct msg_job_info *m)
+{
+    wr64(dst, m->id);
+    wr64(dst + 8, m->key);
+    wr64(dst + 16, m->submit_ms);
+    wr64(dst + 24, m->done_ms);
+    wr32(dst + 32, m->exec_us);
+    wr32(dst + 36, m->peer_id);
+    wr32(dst + 40, m->flags);
+    wr32(dst + 44, m->out_len);
+    wr16(dst + 48, m->status);
+    wr16(dst + 50, m->attempts);
+    dst[52] = m->state;
+    dst[53] = (uint8_t)m->type.len;
+    if (m->type.len)
+        memcpy(dst + PROTO_JOB_INFO_FIXED, m->type.p, m->type.len);
+    return PROTO_JOB_INFO_FIXED + m->type.len;
+}
+
+int proto_parse_job_info(const uint8_t *b, size_t n, struct msg_job_info *out, size_t *used)
+{
+    if (n < PROTO_JOB_INFO_FIXED)
+        return P2C2R_EPROTO;
+    size_t tl = b[53];
+    if (tl > PROTO_MAX_TYPE_NAME || n - PROTO_JOB_INFO_FIXED < tl || b[52] < 1 || b[52] > 3)
+        return P2C2R_EPROTO;
+    out->id = rd64(b);
+    out->key = rd64(b + 8);
+    out->submit_ms = rd64(b + 16);
+    out->done_ms = rd64(b + 24);
+    out->exec_us = rd32(b + 32);
+    out->peer_id = rd32(b + 36);
+    out->flags = rd32(b + 40);
+    out->out_len = rd32(b + 44);
+    out->status = rd16(b + 48);
+    out->attempts = rd16(b + 50);
+    out->state = b[52];
+    out->type.p = b + PROTO_JOB_INFO_FIXED;
+    out->type.len = tl;
+    *used = PROTO_JOB_INFO_FIXED + tl;
+    return 0;
 }

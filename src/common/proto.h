@@ -44,6 +44,13 @@ enum proto_type {
     MSG_BLOB_PUT = 0x60,
     MSG_BLOB_OK = 0x61,
     MSG_BLOB_DATA = 0x62,
+    /* Durable jobs (docs/PROTOCOL.md, "Durable jobs"). */
+    MSG_JOB_SUBMIT = 0x70,
+    MSG_JOB_ACK = 0x71,
+    MSG_JOB_REQ = 0x72,
+    MSG_JOB_INFO = 0x73,
+    MSG_JOB_LIST = 0x74,
+    MSG_JOB_LIST_OK = 0x75,
 };
 
 #define PROTO_MAX_BLOBS 4 /* blobs one task may reference */
@@ -243,6 +250,11 @@ int proto_batch_begin(const uint8_t *b, size_t n, struct proto_batch_iter *it,
                       uint32_t *count);
 int proto_batch_next(struct proto_batch_iter *it, uint64_t *req_id,
                      const uint8_t **task, size_t *task_len);
+/* proto_batch_begin, then a check that the entries exactly fill the body
+ * and each is a well-formed task (proto_parse_task), so that a batch is
+ * refused whole rather than half-accepted: 0 with *it at the first entry,
+ * or P2C2R_EPROTO. */
+int proto_batch_check(const uint8_t *b, size_t n, struct proto_batch_iter *it, uint32_t *count);
 
 /* ---- encoders -------------------------------------------------------------
  * Each *_size function returns the body length; each put function writes the
@@ -282,6 +294,39 @@ size_t proto_put_task_head_ext(uint8_t *dst, const char *type, size_t type_len,
 size_t proto_put_result_head(uint8_t *dst, uint16_t status, uint32_t exec_us);
 size_t proto_put_deliver_head(uint8_t *dst, uint16_t status, uint16_t attempts,
                               uint32_t exec_us, uint32_t peer_id, uint32_t flags);
+
+/* ---- durable jobs -------------------------------------------------------
+ * JOB_SUBMIT has SUBMIT_BATCH's body (each entry's u64 is the renter's key
+ * for the job, 0 = none); JOB_ACK: u32 count, then count entries of
+ * PROTO_JOB_ACK_ENTRY bytes (u64 key, u64 job id, u16 code, u16 flags). */
+#define PROTO_JOB_ACK_ENTRY 20
+#define PROTO_JOB_ACK_F_KNOWN 0x1u /* the key named a job submitted earlier: its id */
+/* JOB_REQ: u8 op, u8 flags, u64 job id. */
+enum proto_job_op { PROTO_JOB_STATUS = 1, PROTO_JOB_GET = 2, PROTO_JOB_CANCEL = 3, PROTO_JOB_RELEASE = 4 };
+#define PROTO_JOB_REQ_LEN 10
+#define PROTO_JOB_F_RELEASE 0x1u /* GET: the job is deleted once this reply is sent */
+/* JOB_LIST: u64 after (ids above it), u32 max; JOB_LIST_OK: u32 count,
+ * u64 next (0 = no more), then count job records. */
+#define PROTO_JOB_LIST_REQ_LEN 12
+#define PROTO_JOB_LIST_HEAD 12
+
+/* One job record (JOB_INFO, each entry of JOB_LIST_OK).  In JOB_INFO for
+ * a GET the output (out_len bytes) follows the record. */
+struct msg_job_info {
+    uint64_t id, key, submit_ms, done_ms; /* wall-clock ms */
+    uint32_t exec_us, peer_id, flags;     /* flags: PROTO_DELIVER_F_* */
+    uint32_t out_len;                     /* the outcome's bytes (result or error text) */
+    uint16_t status;                      /* abs(p2c2r_error), when state is done */
+    uint16_t attempts;
+    uint8_t state;                        /* 1 queued, 2 running, 3 done */
+    struct bytes_view type;
+};
+#define PROTO_JOB_INFO_FIXED 54
+size_t proto_job_info_size(size_t type_len);
+size_t proto_put_job_info(uint8_t *dst, const struct msg_job_info *m);
+/* Parses one record at the start of b[0..n) and sets *used to its length.
+ * 0 or P2C2R_EPROTO (short, bad state, bad type length). */
+int proto_parse_job_info(const uint8_t *b, size_t n, struct msg_job_info *out, size_t *used);
 
 /* Little-endian helpers. */
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }

@@ -92,7 +92,7 @@ uint64_t claims_overdue_after(const struct coord *co, const struct peer_rec *p, 
 static void stall_hedge(struct coord *co, struct attempt *a)
 {
     struct task *t = a->t;
-    if (!co->cfg.hedge || a->cancelled || t->state != TS_RUNNING || t->nlive != 1 || !t->renter ||
+    if (!co->cfg.hedge || a->cancelled || t->state != TS_RUNNING || t->nlive != 1 || (!t->renter && !t->job) ||
         co->now >= t->deadline_us)
         return;
     struct peer_rec *q = pick_peer(co, t);

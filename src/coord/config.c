@@ -49,6 +49,13 @@ void coord_config_defaults(struct coord_config *cfg)
     cfg->stats_interval_ms = 100;
     cfg->login_failures = 10;
     cfg->login_backoff_ms = 1000;
+    cfg->job_retention_s = 7 * 86400;
+    cfg->job_deadline_s = 7 * 86400;
+    cfg->job_max_pending = 1000000;
+    cfg->job_max_accounts = 4096;
+    cfg->job_max_attempts = 20;
+    cfg->credit_price_milli = 2000;
+    cfg->credit_hold_s = 86400;
 }
 
 /* Parses "TYPE=MS,TYPE=MS" (--type-deadline). */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "coord/coord_int.h"
+#include "coord/jobs.h"
 
 static void conn_detach(struct conn *c);
 
@@ -77,6 +78,9 @@ void conn_on_check(uv_check_t *h)
      * costs O(types) and starts a copy as soon as one is due, instead of
      * at the next 5 ms sweep (which still covers an idle loop). */
     sched_sweep_hedges(co, co->now);
+    /* Durable changes commit before any output leaves: a JOB_ACK, and an
+     * ASSIGN of a job, go out only once the job is in the database. */
+    jobs_flush(co, 0);
     gw_flush_all(co);
     fconn_flush_all(&co->dirty);
 }
@@ -101,8 +105,10 @@ static void conn_detach(struct conn *c)
         return;
     c->detached = 1;
     list_remove(&c->reap_node);
-    if (c->role == ROLE_RENTER && c->state != CS_HELLO)
+    if (c->role == ROLE_RENTER && c->state != CS_HELLO) {
         renter_detach(c);
+        jobs_conn_gone(c);
+    }
     if (c->peer)
         peer_detach(c->co, c->peer);
     account_logout(c);
@@ -220,6 +226,9 @@ static const struct handler {
     {MSG_CANCEL, R_RENTER, renter_on_cancel},
     {MSG_STATS_REQ, R_RENTER, stats_on_request},
     {MSG_BLOB_PUT, R_RENTER, blob_on_put},
+    {MSG_JOB_SUBMIT, R_RENTER, jobs_on_submit},
+    {MSG_JOB_REQ, R_RENTER, jobs_on_request},
+    {MSG_JOB_LIST, R_RENTER, jobs_on_list},
 };
 
 static const struct handler *handler_for(uint8_t type)

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "coord/coord_int.h"
+#include "coord/jobs.h"
 
 static void finish_shutdown(struct coord *co);
 
@@ -60,6 +61,37 @@ void coord_maybe_ready(struct coord *co)
     }
 }
 
+/* Ends the live queued tasks of type ti (every share's queues); durable
+ * jobs wait for peers to come back (after a restart, none is connected
+ * yet).  Collected first: ending a task changes the queues. */
+static void end_live_queued(struct coord *co, int ti, const char *msg, int unserved)
+{
+    struct ttype *tt = &co->types[ti];
+    uint32_t n = 0, cap = 0;
+    struct task **live = NULL;
+    for (uint32_t s = 0; s < tt->nsq; s++)
+        for (int k = 0; k < 2; k++)
+            for (int c = 0; c < PRIO_CLASSES; c++) {
+                const struct theap *h = &tt->sq[s]->q[k][c].h;
+                for (uint32_t i = 0; i < h->n; i++) {
+                    if (h->a[i]->job)
+                        continue;
+                    if (n == cap) {
+                        cap = cap ? 2 * cap : 64;
+                        live = xrealloc(live, cap * sizeof(*live));
+                    }
+                    live[n++] = h->a[i];
+                }
+            }
+    for (uint32_t i = 0; i < n; i++) {
+        co->n.lost++;
+        if (unserved)
+            co->n.unserved_failed++;
+        task_end_early(co, live[i], P2C2R_EUNSUPPORTED, msg);
+    }
+    free(live);
+}
+
 /* Queued tasks of a type that no peer can take (none connected, or none
  * with a slot) for orphan_timeout fail, and their blob pins with them: a
  * type nobody serves cannot hold memory for the length of its deadlines. */
@@ -79,13 +111,7 @@ static void sweep_orphaned_types(struct coord *co, uint64_t now)
         char msg[128];
         snprintf(msg, sizeof(msg), "no peer %s type '%s' for %u ms", tt->npeers ? "with a free slot runs" :
                  "running", tt->name, co->cfg.orphan_timeout_ms);
-        struct task *t;
-        while ((t = type_first_queued(co, (int)i)) != NULL) {
-            co->n.lost++;
-            if (tt->npeers)
-                co->n.unserved_failed++;
-            task_end_early(co, t, P2C2R_EUNSUPPORTED, msg);
-        }
+        end_live_queued(co, (int)i, msg, tt->npeers != 0);
     }
 }
 
@@ -105,8 +131,11 @@ static void on_sweep(uv_timer_t *h)
         if (co->cache)
             rcache_expire(co->cache, now, 4096);
     }
-    if (co->ticks % KEY_FLUSH_TICKS == 0)
+    if (co->ticks % KEY_FLUSH_TICKS == 0) {
         peerdb_flush(co);
+        jobs_flush(co, 1); /* ledger entries of live tasks */
+        jobs_sweep(co);
+    }
     task_sweep_deadlines(co, now);
     stats_sweep(co, now);
     sched_sweep_hedges(co, now);
@@ -149,6 +178,7 @@ static void begin_shutdown(struct coord *co)
 
 static void finish_shutdown(struct coord *co)
 {
+    jobs_stop_sync(co); /* its handle must not keep the loop alive */
     struct list_node *n = co->conns.next;
     while (n != &co->conns) {
         struct conn *c = list_entry(n, struct conn, all_node);
@@ -258,14 +288,20 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     co->stopper.data = co;
     gw_init(co);
     const char *http = cfg->http_listen ? cfg->http_listen : cfg->metrics_listen;
-    if (http && (rc = mhttp_start(&co->loop, http, stats_metrics_render, co, &co->metrics, err, errcap)) != 0) {
+    /* Durable jobs last: loading them queues tasks, which only a running
+     * coordinator frees. */
+    if ((http && (rc = mhttp_start(&co->loop, http, stats_metrics_render, co, &co->metrics, err, errcap)) != 0) ||
+        (rc = jobs_open(co, err, errcap)) != 0) {
         gw_fini(co);
         co->stopping = 1;
         uv_close((uv_handle_t *)&co->listener, NULL);
         finish_shutdown(co);
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
+        jobs_close(co);
         peerdb_close(co);
+        coord_state_free(co);
+        blobs_free(co);
         account_fini(co);
         free(co->rbuf);
         free(co);
@@ -348,6 +384,7 @@ void coord_free(struct coord *co)
         uv_run(&co->loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(&co->loop);
+    jobs_close(co);   /* before the store closes: the last commit */
     peerdb_close(co); /* every peer has left: their records are final */
     coord_state_free(co);
     rcache_free(co->cache);

@@ -64,6 +64,16 @@ struct coord_config {
     uint32_t max_deadline_ms;     /* longer task deadlines are cut to this */
     uint32_t peer_new_types;      /* task types one PEER_REGISTER may add to the table */
     uint32_t stats_interval_ms;   /* one STATS answer per connection per interval */
+    /* Durable jobs (jobs.h) and the credit ledger (ledger.h); need state_dir. */
+    uint32_t job_retention_s;     /* a finished job's outcome is kept this long; 0 = until fetched */
+    uint32_t job_deadline_s;      /* deadline of durable jobs that name none */
+    uint32_t job_max_pending;     /* jobs without an outcome, per account */
+    uint32_t job_max_accounts;    /* accounts (renter names) with durable jobs */
+    uint32_t job_max_attempts;    /* peers a durable job may lose before it fails (ELOST) */
+    uint32_t credit_price_milli;  /* millicredits a renter pays per cost unit (ledger_price) */
+    uint32_t credit_hold_s;       /* a liar's work credits younger than this are reversed */
+    int job_sync_full;            /* fsync every commit (synchronous=FULL): acknowledged jobs
+                                     survive a power loss, not only a crash of the process */
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */

@@ -357,6 +357,7 @@ struct task {
      * from, held until task_free, whoever holds the task by then. */
     struct mem_acct *macct;
     uint64_t mcharge; /* its slot and body, and copies of results being verified */
+    struct job *job; /* a durable job's task (jobs.c), NULL for a live task */
     uint8_t small[TASK_INLINE];
 };
 
@@ -418,6 +419,10 @@ struct counters {
     uint64_t mem_refused, frame_timeouts, idle_timeouts, unauth_evicted, stats_delayed, stats_limited;
     uint64_t types_refused, unserved_failed;
     uint64_t gw_upgrades, gw_messages_in, gw_messages_out, gw_bad; /* gateway.c */
+    /* Durable jobs and the ledger (jobs.c, ledger.c). */
+    uint64_t jobs_submitted, jobs_acked, jobs_refused, jobs_finished, jobs_deleted;
+    uint64_t job_commits, job_commit_errors;
+    uint64_t ledger_txns, ledger_reversals, credits_earned, credits_spent;
 };
 
 /* One pool's figures (STATS "pools", p2c2r_pool_*): uint64_t only, read
@@ -527,6 +532,8 @@ struct coord {
     struct list_node hello_conns;   /* unauthenticated connections, oldest first */
     uint32_t nhello, nauth;         /* ...and connections past HELLO (--max-conns) */
     struct list_node stats_wait;    /* connections with a STATS answer held back */
+    struct jobs *jobs;     /* durable jobs (jobs.c), NULL without --state */
+    struct ledger *ledger; /* the credit ledger (ledger.c), NULL without --state */
 };
 
 #define NO_FREE UINT32_MAX
@@ -763,12 +770,17 @@ int renter_on_hello(struct conn *c, const struct frame_hdr *h, const uint8_t *bo
 int renter_on_submit(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int renter_on_submit_batch(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 int renter_on_cancel(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
+/* A task's cost by its executor's estimate (tasks_estimate) from its type,
+ * params, input and the blobs it names (those in the store). */
+uint64_t task_submit_cost(struct coord *co, const struct msg_task *m);
 /* A renter's connection is gone: its tasks end with ECLOSED (unsent). */
 void renter_detach(struct conn *c);
 
 /* ---- blobs.c: the blob store -------------------------------------------- */
 
 struct blob *blob_find(struct coord *co, const uint8_t *h);
+/* Stores a copy of data (blob_put's codes: ETOOBIG, EQUEUEFULL). */
+int blob_store(struct coord *co, const void *data, size_t len, uint8_t *hash);
 void blob_ref(struct blob *b);
 void blob_unref(struct coord *co, struct blob *b);
 int peer_has_blob(const struct peer_rec *p, const uint8_t *h);

@@ -152,8 +152,34 @@ struct ident_rec *peerdb_get(struct coord *co, const uint8_t *pk)
     return k;
 }
 
+/* The measured execution time of each type p runs, as its key last had it
+ * (issue 13, item 4): a restart or a reconnect does not make a peer look
+ * as fast as an unknown one, nor a slow key's new connection fast. */
+static void speeds_restore(struct coord *co, struct peer_rec *p, const struct ident_rec *k)
+{
+    if (!co->store)
+        return;
+    for (uint32_t m = p->types; m; m &= m - 1) {
+        int ti = __builtin_ctz(m);
+        uint64_t us;
+        if (p->ty[ti].exec_ewma <= 0 && store_speed_get(co->store, k->pk, co->types[ti].name, &us) == 0 && us > 0)
+            p->ty[ti].exec_ewma = (float)us;
+    }
+}
+
+/* Puts p's measured times (types it has run) for the next flush. */
+static void speeds_save(struct coord *co, const struct peer_rec *p, const struct ident_rec *k)
+{
+    if (!co->store)
+        return;
+    for (uint32_t ti = 0; ti < co->ntypes; ti++)
+        if (p->ty[ti].exec_ewma > 0)
+            (void)store_speed_put(co->store, k->pk, co->types[ti].name, (uint64_t)(p->ty[ti].exec_ewma + 0.5f));
+}
+
 int peerdb_attach(struct coord *co, struct peer_rec *p, struct ident_rec *k, const char *name)
 {
+    speeds_restore(co, p, k);
     p->key = k;
     list_push_back(&k->peers, &p->knode);
     k->nconns++;
@@ -184,6 +210,7 @@ void peerdb_detach(struct coord *co, struct peer_rec *p)
     list_remove(&p->knode);
     k->nconns--;
     k->last_seen_ms = wall_ms();
+    speeds_save(co, p, k);
     key_dirty(co, k);
     p->key = NULL;
 }
@@ -270,6 +297,8 @@ void peerdb_flush(struct coord *co)
         struct ident_rec *k = list_entry(n, struct ident_rec, dnode);
         list_remove(&k->dnode);
         k->dirty = 0;
+        for (struct list_node *pn = k->peers.next; pn != &k->peers; pn = pn->next)
+            speeds_save(co, list_entry(pn, struct peer_rec, knode), k);
         if (co->store) {
             struct store_peer sp;
             key_to_store(k, &sp);

@@ -646,7 +646,7 @@ void peer_detach(struct coord *co, struct peer_rec *p)
                 task_free(co, t);
         } else if (t->nlive > 0) {
             continue; /* its other attempt goes on */
-        } else if (t->tries >= co->cfg.max_attempts) {
+        } else if (t->tries >= (t->job ? co->cfg.job_max_attempts : co->cfg.max_attempts)) {
             co->n.lost++;
             char msg[128];
             snprintf(msg, sizeof(msg), "task lost with %u peers in a row", t->tries);

@@ -109,7 +109,7 @@ static void reqs_describe(const struct proto_reqs *r, char *out, size_t cap)
 
 /* The task's cost by its executor's estimate (src/tasks/task_cost.h): its
  * type, params, input and the blobs it names (all in the store by now). */
-static uint64_t submit_cost(struct coord *co, const struct msg_task *m)
+uint64_t task_submit_cost(struct coord *co, const struct msg_task *m)
 {
     struct p2c2r_blob bl[PROTO_MAX_BLOBS];
     size_t nb = 0;
@@ -243,7 +243,7 @@ static int submit_one(struct conn *c, uint64_t ticket, const uint8_t *body, size
     }
     /* Admission by this task's own cost: what it is expected to take at the
      * type's learned time per unit, against its deadline. */
-    uint64_t cost = submit_cost(co, &m);
+    uint64_t cost = task_submit_cost(co, &m);
     struct admit_est est = {0, 0, 0, 0};
     int admit = 1;
     if (!leader && co->cfg.admission) {

@@ -625,7 +625,7 @@ void sched_sweep_hedges(struct coord *co, uint64_t now)
                 break;
             n = n->next;
             struct task *t = a->t;
-            if (t->state != TS_RUNNING || t->nlive != 1 || t->hedged || !t->renter) {
+            if (t->state != TS_RUNNING || t->nlive != 1 || t->hedged || (!t->renter && !t->job)) {
                 list_remove(&a->hnode);
                 continue;
             }

@@ -10,6 +10,7 @@
 
 #include "common/version.h"
 #include "coord/coord_int.h"
+#include "coord/jobs.h"
 
 const char *const prio_name[PRIO_CLASSES] = {"realtime", "interactive", "background"};
 
@@ -60,6 +61,7 @@ struct snap {
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
     uint64_t mem_used, mem_limit, mem_share, mem_peak, mem_tasks, mem_blobs, mem_buffers, unauth;
     uint64_t http_answers, http_refused, http_evicted, http_unauthorized, http_timeouts; /* the HTTP port */
+    struct jobs_stats js;
 };
 
 static void snap_take(const struct coord *co, struct snap *s)
@@ -97,6 +99,7 @@ static void snap_take(const struct coord *co, struct snap *s)
         s->http_unauthorized = h.unauthorized;
         s->http_timeouts = h.timeouts;
     }
+    jobs_stats(co, &s->js);
 }
 
 enum { G_TOP, G_COUNTERS, G_BLOBS, G_CACHE, G_MEM, G_N };
@@ -125,6 +128,8 @@ static const struct stat_def {
     {G_TOP, K_GAUGE, "queued", "p2c2r_queued", "Tasks waiting in queues.", S(queued)},
     {G_TOP, K_GAUGE, "queued_bytes", "p2c2r_queued_bytes", "Input bytes of the tasks waiting in queues.", S(queued_bytes)},
     {G_TOP, K_GAUGE, "shares", "p2c2r_shares", "Renter shares the scheduler is fair between (one per token, or per connection without tokens).", S(shares)},
+    {G_TOP, K_GAUGE, "jobs_pending", "p2c2r_jobs_pending", "Durable jobs without a committed outcome.", S(js.pending)},
+    {G_TOP, K_GAUGE, "jobs_done", "p2c2r_jobs_done", "Durable jobs with a committed outcome kept for fetching.", S(js.done)},
     {G_COUNTERS, K_COUNTER, "submitted", "p2c2r_submitted_total", "Tasks received.", N(submitted)},
     {G_COUNTERS, K_COUNTER, "accepted", "p2c2r_accepted_total", "Tasks accepted.", N(accepted)},
     {G_COUNTERS, K_COUNTER, "rejected", "p2c2r_refused_total", "Tasks refused at submit, all reasons and types (p2c2r_rejected_total has them by type and reason).", N(rejected)},
@@ -152,6 +157,17 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "exec_us_clamped", "p2c2r_exec_us_clamped_total", "RESULTs whose exec_us was over the attempt's measured duration (clamped to it).", N(exec_us_clamped)},
     {G_COUNTERS, K_COUNTER, "stall_hedges", "p2c2r_stall_hedges_total", "Second copies started for tasks a peer held past its predicted time (also counted in hedges).", N(stall_hedges)},
     {G_COUNTERS, K_COUNTER, "staller_cuts", "p2c2r_staller_cuts_total", "Peers cut for holding only overdue tasks without answering for half the peer timeout.", N(staller_cuts)},
+    {G_COUNTERS, K_COUNTER, "jobs_submitted", "p2c2r_jobs_submitted_total", "Durable jobs received (entries of JOB_SUBMIT).", N(jobs_submitted)},
+    {G_COUNTERS, K_COUNTER, "jobs_acked", "p2c2r_jobs_acked_total", "Durable jobs committed to the database and acknowledged.", N(jobs_acked)},
+    {G_COUNTERS, K_COUNTER, "jobs_refused", "p2c2r_jobs_refused_total", "Durable jobs refused at submit (type, blob, limits, a failed commit).", N(jobs_refused)},
+    {G_COUNTERS, K_COUNTER, "jobs_finished", "p2c2r_jobs_finished_total", "Durable jobs whose outcome was committed.", N(jobs_finished)},
+    {G_COUNTERS, K_COUNTER, "jobs_deleted", "p2c2r_jobs_deleted_total", "Finished durable jobs released by their renter or past --job-retention.", N(jobs_deleted)},
+    {G_COUNTERS, K_COUNTER, "job_commits", "p2c2r_job_commits_total", "Group commits of durable jobs and ledger entries.", N(job_commits)},
+    {G_COUNTERS, K_COUNTER, "job_commit_errors", "p2c2r_job_commit_errors_total", "Group commits that failed (their new jobs refused with EIO).", N(job_commit_errors)},
+    {G_COUNTERS, K_COUNTER, "ledger_txns", "p2c2r_ledger_work_txns_total", "Work transactions committed to the credit ledger (one per agreeing peer of a verified result).", N(ledger_txns)},
+    {G_COUNTERS, K_COUNTER, "ledger_reversals", "p2c2r_ledger_reversals_total", "Work transactions reversed because their peer was caught lying.", N(ledger_reversals)},
+    {G_COUNTERS, K_COUNTER, "credits_earned", "p2c2r_credits_earned_millicredits_total", "Millicredits credited to peers for verified work (before reversals).", N(credits_earned)},
+    {G_COUNTERS, K_COUNTER, "credits_spent", "p2c2r_credits_spent_millicredits_total", "Millicredits debited from renters for verified work (before reversals).", N(credits_spent)},
     {G_COUNTERS, K_COUNTER, "connections_total", "p2c2r_connections_total", "Connections accepted.", N(conns_total)},
     {G_COUNTERS, K_COUNTER, "protocol_errors", "p2c2r_protocol_errors_total", "Connections cut for protocol errors.", N(proto_errors)},
     {G_COUNTERS, K_COUNTER, "auth_failures", "p2c2r_auth_failures_total", "Connections refused for their token (HELLO) or their identity (PEER_REGISTER: no key, a bad signature, a banned key).", N(auth_failures)},

@@ -55,7 +55,7 @@ static_assert(STORE_TYPE_MAX == PROTO_MAX_TYPE_NAME, "a stored type name is a pr
 
 /* The built-in schema: step i takes version i to i + 1.  Released steps
  * never change (a database made by an older build must migrate the same
- * way); the next tables (durable jobs, the credit ledger) come after step 2.
+ * way).
  * Tables are STRICT, so a column holds only its declared type, and WITHOUT
  * ROWID, since every lookup is by the primary key. */
 static const struct store_migration store_builtin[] = {
@@ -83,6 +83,60 @@ static const struct store_migration store_builtin[] = {
     {"results counted good and lies caught per peer",
      "ALTER TABLE peers ADD COLUMN good INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE peers ADD COLUMN lies INTEGER NOT NULL DEFAULT 0;"},
+    /* Durable jobs (jobs.c): a job's task body as submitted, its outcome
+     * once committed, and the blobs pending jobs reference (refs counts
+     * them; a blob leaves with the last job that needs it). */
+    {"durable jobs and their blobs",
+     "CREATE TABLE jobs ("
+     " id INTEGER PRIMARY KEY,"
+     " account TEXT NOT NULL CHECK (length(CAST(account AS BLOB)) <= 64),"
+     " ckey INTEGER NOT NULL,"
+     " type TEXT NOT NULL CHECK (length(CAST(type AS BLOB)) BETWEEN 1 AND 32),"
+     " body BLOB NOT NULL,"
+     " submit_ms INTEGER NOT NULL,"
+     " deadline_ms INTEGER NOT NULL,"
+     " state INTEGER NOT NULL CHECK (state IN (0, 1)),"
+     " status INTEGER NOT NULL,"
+     " attempts INTEGER NOT NULL,"
+     " exec_us INTEGER NOT NULL,"
+     " peer_id INTEGER NOT NULL,"
+     " flags INTEGER NOT NULL,"
+     " done_ms INTEGER NOT NULL,"
+     " result BLOB"
+     ") STRICT;"
+     "CREATE UNIQUE INDEX jobs_by_key ON jobs (account, ckey) WHERE ckey != 0;"
+     "CREATE TABLE job_blobs ("
+     " hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),"
+     " data BLOB NOT NULL,"
+     " refs INTEGER NOT NULL"
+     ") STRICT, WITHOUT ROWID;"},
+    /* The credit ledger (ledger.c): double entry, each transaction's
+     * entries sum to zero; a reversal negates a work transaction. */
+    {"the credit ledger",
+     "CREATE TABLE ledger_txn ("
+     " id INTEGER PRIMARY KEY,"
+     " ts_ms INTEGER NOT NULL,"
+     " kind TEXT NOT NULL CHECK (kind IN ('work', 'reversal')),"
+     " task INTEGER NOT NULL,"
+     " job INTEGER NOT NULL,"
+     " type TEXT NOT NULL,"
+     " peer BLOB NOT NULL CHECK (length(peer) = 32),"
+     " account TEXT NOT NULL,"
+     " units INTEGER NOT NULL,"
+     " reverses INTEGER,"
+     " reversed INTEGER NOT NULL DEFAULT 0"
+     ") STRICT;"
+     "CREATE INDEX ledger_txn_by_peer ON ledger_txn (peer, kind, reversed, ts_ms);"
+     "CREATE TABLE ledger_entry ("
+     " id INTEGER PRIMARY KEY,"
+     " txn INTEGER NOT NULL,"
+     " account TEXT NOT NULL,"
+     " amount INTEGER NOT NULL,"
+     " task INTEGER NOT NULL,"
+     " peer BLOB NOT NULL CHECK (length(peer) = 32)"
+     ") STRICT;"
+     "CREATE INDEX ledger_entry_by_txn ON ledger_entry (txn);"
+     "CREATE INDEX ledger_entry_by_account ON ledger_entry (account);"},
 };
 
 static_assert(ARRAY_LEN(store_builtin) == STORE_SCHEMA_VERSION,
@@ -951,6 +1005,12 @@ int store_backup(struct store *s, const char *path, char *err, size_t errcap)
              s->errmsg);
         return rc;
     }
+    return store_backup_db(s->db, path, err, errcap);
+}
+
+int store_backup_db(sqlite3 *db, const char *path, char *err, size_t errcap)
+{
+    errf(err, errcap, "%s", "");
     struct stat sb;
     if (lstat(path, &sb) == 0) {
         errf(err, errcap, "store: %s exists: a backup never replaces a file; remove it or give "
@@ -969,12 +1029,21 @@ int store_backup(struct store *s, const char *path, char *err, size_t errcap)
     /* A stale copy from a backup that died half-way. */
     (void)unlink(tmp);
 
+    int rc = 0;
+    char msg[256] = "";
     sqlite3 *dst = NULL;
     int src = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (src == SQLITE_OK) {
-        sqlite3_backup *b = sqlite3_backup_init(dst, "main", s->db, "main");
+        sqlite3_backup *b = sqlite3_backup_init(dst, "main", db, "main");
         if (b != NULL) {
-            src = sqlite3_backup_step(b, -1);
+            /* Steps of 256 pages: another process's copy (p2c2r backup)
+             * does not hold one read snapshot for the whole of a large
+             * file; a write meanwhile restarts the copy, so it is one
+             * consistent commit. */
+            while ((src = sqlite3_backup_step(b, 256)) == SQLITE_OK || src == SQLITE_BUSY ||
+                   src == SQLITE_LOCKED)
+                if (src != SQLITE_OK)
+                    sqlite3_sleep(1);
             int fin = sqlite3_backup_finish(b);
             if (src == SQLITE_DONE)
                 src = fin;
@@ -983,16 +1052,15 @@ int store_backup(struct store *s, const char *path, char *err, size_t errcap)
         }
     }
     if (src != SQLITE_OK) {
-        snprintf(s->errmsg, sizeof(s->errmsg), "%s",
-                 dst != NULL ? sqlite3_errmsg(dst) : "out of memory");
+        snprintf(msg, sizeof(msg), "%s", dst != NULL ? sqlite3_errmsg(dst) : "out of memory");
         rc = store_code(src);
     }
     if (dst != NULL && sqlite3_close(dst) != SQLITE_OK && rc == 0) {
-        snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(dst));
+        snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(dst));
         rc = P2C2R_EIO;
     }
     if (rc != 0) {
-        errf(err, errcap, "store: backup to %s failed: %s", tmp, s->errmsg);
+        errf(err, errcap, "store: backup to %s failed: %s", tmp, msg);
         (void)unlink(tmp);
         return rc;
     }
@@ -1009,6 +1077,62 @@ int store_backup(struct store *s, const char *path, char *err, size_t errcap)
 }
 
 const char *store_last_error(const struct store *s) { return s->errmsg; }
+
+sqlite3 *store_sqlite(struct store *s) { return s->db; }
+
+int store_open_readonly(const char *dir, int min_version, sqlite3 **out, char *err, size_t errcap)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE) >= (int)sizeof(path)) {
+        errf(err, errcap, "store: the state directory's path is too long: %s", dir);
+        return P2C2R_EINVAL;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        errf(err, errcap, "no state database at %s: is DIR the one p2c2rd runs with --state?", path);
+        return P2C2R_ENOTFOUND;
+    }
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        errf(err, errcap, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return P2C2R_EIO;
+    }
+    sqlite3_busy_timeout(db, 2000);
+    int64_t appid = -1, version = -1;
+    int rc = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        appid = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (appid < 0 || version < 0) {
+        errf(err, errcap, "%s is not a SQLite database or is damaged (%s): refusing to read it", path,
+             sqlite3_errmsg(db));
+        rc = P2C2R_EPROTO;
+    } else if (appid != STORE_APPLICATION_ID) {
+        errf(err, errcap, "%s is not a p2c2r state database (application_id 0x%08" PRIx32 "): refusing to read it",
+             path, (uint32_t)appid);
+        rc = P2C2R_EINVAL;
+    } else if (version < min_version) {
+        errf(err, errcap, "%s has schema version %" PRId64 ", older than the %d this needs: start p2c2rd on it once "
+                          "to migrate it", path, version, min_version);
+        rc = P2C2R_EVERSION;
+    }
+    if (rc != 0) {
+        sqlite3_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+int store_fail_note(struct store *s, int rc)
+{
+    return store_fail(s, rc);
+}
 
 void store_stats(const struct store *s, struct store_stats *out)
 {

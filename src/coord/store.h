@@ -48,7 +48,7 @@
 
 /* The schema version this build creates and migrates to (PRAGMA
  * user_version): the number of built-in migration steps. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 4
 
 /* Everything the coordinator remembers about one peer across restarts.
  * group and name are NUL-terminated; a put refuses them otherwise. */
@@ -173,11 +173,35 @@ int store_speed_get(struct store *s, const uint8_t pk[STORE_PK_LEN], const char 
  * want incremental steps between loop iterations.  Writes the reason into
  * err on failure (as store_open). */
 int store_backup(struct store *s, const char *path, char *err, size_t errcap);
+/* The copy alone, from any open SQLite connection (p2c2r backup reads the
+ * database of a running coordinator read-only), in steps of 256 pages. */
+struct sqlite3;
+int store_backup_db(struct sqlite3 *db, const char *path, char *err, size_t errcap);
 
 /* SQLite's message for the last failure on s ("database or disk is full"),
  * or "" when there was none.  Valid until the next call on s. */
 const char *store_last_error(const struct store *s);
 
 void store_stats(const struct store *s, struct store_stats *out);
+
+/* The store's SQLite connection, for the modules that keep tables of their
+ * own in the same database (jobs.c, ledger.c): they prepare their own
+ * statements on it, run their own transactions between store calls (never
+ * while one is open), and finalize their statements before store_close.
+ * Same thread as the store. */
+struct sqlite3;
+struct sqlite3 *store_sqlite(struct store *s);
+/* Keeps SQLite's message for a failure (store_last_error) and returns the
+ * project's code for the SQLite result rc. */
+int store_fail_note(struct store *s, int rc);
+
+/* Opens DIR/p2c2r.db read-only for another process's reader (p2c2r
+ * ledger, p2c2r backup, p2c2rd --check-ledger), which may run beside the
+ * coordinator: no lock, no migration, nothing written.  Refuses a missing
+ * file (ENOTFOUND), one that is not SQLite or not p2c2r's (EPROTO, EINVAL),
+ * and a schema older than min_version (EVERSION: start p2c2rd on it once
+ * to migrate it).  *out is a connection to close with sqlite3_close; err
+ * gets the reason. */
+int store_open_readonly(const char *dir, int min_version, struct sqlite3 **out, char *err, size_t errcap);
 
 #endif

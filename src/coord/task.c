@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "coord/coord_int.h"
+#include "coord/jobs.h"
 
 static void coalesce_remove(struct coord *co, struct task *t);
 
@@ -312,6 +313,8 @@ static void task_deliver(struct coord *co, struct task *t, int status, const uin
 {
     struct conn *r = t->renter;
     dl_remove(co, t);
+    if (t->job)
+        jobs_on_outcome(co, t, status, out, len, exec_us, peer_id, flags);
     if (!r)
         return;
     t->renter = NULL;

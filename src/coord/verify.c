@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "coord/coord_int.h"
+#include "coord/ledger.h"
 
 #define ESTABLISHED 10  /* confirmed results in a row before spot checks start */
 #define SPOT_HALF 8.0   /* confirmed results past ESTABLISHED that halve the spot-check rate */
@@ -222,6 +223,7 @@ static void peer_caught(struct coord *co, uint32_t id)
         p->key->lies++;
         p->key->strikes++;
         peerdb_sync(co, p->key);
+        ledger_on_liar(co, p->key->pk);
     } else {
         p->lies++;
         p->strikes++;
@@ -255,6 +257,7 @@ static void settle(struct coord *co, struct task *t, struct vcand *w, uint32_t v
             peer_caught(co, vs->c[k].peers[i]);
     for (unsigned i = 0; i < w->n; i++)
         peer_confirmed(co, w->peers[i]);
+    ledger_on_verified(co, t, w->peers, w->n);
     t->verified = 1;
     co->n.verified++;
     tt->verified++;
@@ -396,6 +399,7 @@ void verify_on_success(struct coord *co, struct task *t, struct peer_rec *p, con
              * it runs or rents): its result counts as checked, without a
              * second run, and moves no record. */
             peer_unverified_ok(co, p);
+            ledger_on_verified(co, t, &p->id, 1);
             t->verified = 1;
             co->n.verified++;
             tt->verified++;

@@ -3,6 +3,7 @@
  * This file is the composition root: it is the one place that links the
  * coordinator with the peer agent, for --local-peers (peer workers running
  * on threads of this process, connected over loopback like any peer). */
+#include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <malloc.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "common/cliopt.h"
 #include "common/ident.h"
 #include "common/log.h"
@@ -21,6 +24,8 @@
 #include "common/version.h"
 #include "coord/acctfile.h"
 #include "coord/coord.h"
+#include "coord/ledger.h"
+#include "coord/store.h"
 #include "peer/peer.h"
 #include "p2c2r/error.h"
 
@@ -134,6 +139,33 @@ static int hash_token(int generate)
     return 0;
 }
 
+/* p2c2rd --check-ledger --state DIR: the books of DIR's database. */
+static int check_ledger_main(const char *dir)
+{
+    if (!dir) {
+        fprintf(stderr, "p2c2rd: --check-ledger needs --state DIR, the directory p2c2rd runs with\n");
+        return 2;
+    }
+    char err[600];
+    struct sqlite3 *db;
+    /* Read-only: it may run beside the p2c2rd that owns DIR. */
+    if (store_open_readonly(dir, LEDGER_SCHEMA_VERSION, &db, err, sizeof(err)) != 0) {
+        fprintf(stderr, "p2c2rd: %s\n", err);
+        return 1;
+    }
+    struct ledger_totals t;
+    int rc = ledger_check(db, &t, err, sizeof(err));
+    if (rc == 0)
+        printf("ledger balanced: %" PRIu64 " transactions (%" PRIu64 " work, %" PRIu64 " reversals), %" PRIu64
+               " entries; peers earned %.3f, renters spent %.3f, reversed %.3f, coordinator %.3f credits\n",
+               t.txns, t.work, t.reversals, t.entries, t.earned / 1000.0, t.spent / 1000.0, t.reversed / 1000.0,
+               t.coordinator / 1000.0);
+    else
+        fprintf(stderr, "p2c2rd: %s\n", err);
+    sqlite3_close(db);
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     /* Frames of tens of KiB are allocated and freed at a high rate; keep
@@ -170,6 +202,11 @@ int main(int argc, char **argv)
     int64_t frame_ms = cfg.frame_timeout_ms, idle_ms = cfg.idle_timeout_ms, max_unauth = cfg.max_unauth;
     int64_t unauth_addr = cfg.max_unauth_per_addr, max_deadline = cfg.max_deadline_ms;
     int64_t new_types = cfg.peer_new_types, stats_ms = cfg.stats_interval_ms;
+    int64_t job_retention = cfg.job_retention_s, job_deadline = cfg.job_deadline_s;
+    int64_t job_max_pending = cfg.job_max_pending, job_attempts = cfg.job_max_attempts;
+    int64_t credit_price = cfg.credit_price_milli, credit_hold = cfg.credit_hold_s;
+    int check_ledger = 0;
+    const char *job_sync = "normal";
     const struct cliopt opts[] = {
         {"listen", 'l', OPT_STR, "HOST:PORT", 0, 0, "address for renters and peers; port 0 picks a free one", &listen, CLIOPT_DEFAULT},
         {"local-peers", 'p', OPT_INT, "N", 0, 1024, "run N peer workers inside the daemon", &local, CLIOPT_DEFAULT},
@@ -222,6 +259,14 @@ int main(int argc, char **argv)
         {"max-deadline", 0, OPT_INT, "MS", 1, 86400000, "longer task deadlines are cut to MS", &max_deadline, CLIOPT_DEFAULT},
         {"peer-new-types", 0, OPT_INT, "N", 1, 32, "task types one PEER_REGISTER may add that no peer serves yet", &new_types, CLIOPT_DEFAULT},
         {"stats-interval", 0, OPT_INT, "MS", 0, 3600000, "one STATS answer per connection per MS (later requests wait)", &stats_ms, CLIOPT_DEFAULT},
+        {"job-retention", 0, OPT_INT, "SECONDS", 0, 315360000, "how long a durable job's outcome is kept when nobody fetches and releases it; 0 = until fetched", &job_retention, CLIOPT_DEFAULT},
+        {"job-deadline", 0, OPT_INT, "SECONDS", 1, 315360000, "deadline of durable jobs that name none, from their submission", &job_deadline, CLIOPT_DEFAULT},
+        {"job-max-pending", 0, OPT_INT, "N", 1, 1 << 30, "durable jobs without an outcome per account (renter name); more are refused with EQUEUEFULL", &job_max_pending, CLIOPT_DEFAULT},
+        {"job-max-attempts", 0, OPT_INT, "N", 1, 1000, "peers a durable job may lose before it fails with ELOST", &job_attempts, CLIOPT_DEFAULT},
+        {"credit-price", 0, OPT_INT, "MILLICREDITS", 0, 1000000000, "what a renter pays per cost unit of verified work (a peer earns 1000 per unit)", &credit_price, CLIOPT_DEFAULT},
+        {"credit-hold", 0, OPT_INT, "SECONDS", 0, 315360000, "a peer caught lying loses the credits it earned in this time before", &credit_hold, CLIOPT_DEFAULT},
+        {"job-sync", 0, OPT_STR, "normal|full", 0, 0, "normal: an acknowledged durable job survives a crash of p2c2rd (SIGKILL, OOM); full: also a power loss, at an fsync per group commit", &job_sync, CLIOPT_DEFAULT},
+        {"check-ledger", 0, OPT_FLAG, NULL, 0, 0, "check that the credit ledger in --state DIR balances, print its totals and exit (0: balanced, 1: not, or unreadable)", &check_ledger},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
@@ -313,6 +358,19 @@ int main(int argc, char **argv)
     cfg.max_deadline_ms = (uint32_t)max_deadline;
     cfg.peer_new_types = (uint32_t)new_types;
     cfg.stats_interval_ms = (uint32_t)stats_ms;
+    cfg.job_retention_s = (uint32_t)job_retention;
+    cfg.job_deadline_s = (uint32_t)job_deadline;
+    cfg.job_max_pending = (uint32_t)job_max_pending;
+    cfg.job_max_attempts = (uint32_t)job_attempts;
+    cfg.credit_price_milli = (uint32_t)credit_price;
+    cfg.credit_hold_s = (uint32_t)credit_hold;
+    if (strcmp(job_sync, "normal") != 0 && strcmp(job_sync, "full") != 0) {
+        fprintf(stderr, "p2c2rd: --job-sync must be normal or full, got '%s'\n", job_sync);
+        return 2;
+    }
+    cfg.job_sync_full = strcmp(job_sync, "full") == 0;
+    if (check_ledger)
+        return check_ledger_main(state_dir);
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;

@@ -24,6 +24,7 @@ enum fuzz_parser {
     FUZZ_P_U32,
     FUZZ_P_U64,
     FUZZ_P_BATCH,
+    FUZZ_P_JOB_INFO,
     FUZZ_P_COUNT
 };
 

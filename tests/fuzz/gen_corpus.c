@@ -332,6 +332,11 @@ static void bodies(void)
     add_body("u32", FUZZ_P_U32, body_u32(B, 4));
     add_body("u64", FUZZ_P_U64, body_u64(B, 5));
     add_body("batch", FUZZ_P_BATCH, body_batch(B));
+    struct msg_job_info ji = {.id = 42, .key = 7, .submit_ms = 1796563443572ull, .done_ms = 1796563443575ull,
+                              .exec_us = 1622, .peer_id = 3, .flags = PROTO_DELIVER_F_VERIFIED, .out_len = 32,
+                              .status = 0, .attempts = 2, .state = 3,
+                              .type = {(const uint8_t *)"sha256", 6}};
+    add_body("job_info", FUZZ_P_JOB_INFO, proto_put_job_info(B, &ji));
 }
 
 int main(int argc, char **argv)

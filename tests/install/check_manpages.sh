@@ -34,7 +34,7 @@ check() {
 
 check p2c2rd.8 "$bin/p2c2rd"
 check p2c2r-peer.1 "$bin/p2c2r-peer"
-for cmd in submit bench stats path physics render upscale; do
+for cmd in submit bench stats path physics render upscale job ledger backup; do
     check p2c2r.1 "$bin/p2c2r" "$cmd"
 done
 if ! grep -q '^\.TH .*"p2c2r '"$version"'"' "$man/libp2c2r.3"; then

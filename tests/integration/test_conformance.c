@@ -17,7 +17,11 @@
  * - section 5.3: PEER_REGISTER with an empty type name is malformed
  *   (EPROTO), with 33 types ELIMIT, with none or a bad name EINVAL;
  * - section 9: the reason texts of a malformed CREDIT or RESULT and of one
- *   sent before PEER_REGISTER say which it was. */
+ *   sent before PEER_REGISTER say which it was;
+ * - section 5.9: JOB_REQ of a wrong length or an unknown op, JOB_LIST of a
+ *   wrong length and a malformed JOB_SUBMIT cut with EPROTO; job messages
+ *   are a renter's (a peer is cut); without --state a JOB_REQ is REJECTED
+ *   with EUNSUPPORTED and the connection stays. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +334,33 @@ static void case_cuts(void)
                "malformed RESULT");
     expect_cut("RESULT before PEER_REGISTER", ROLE_PEER, 0, MSG_RESULT, (uint8_t[8]){0}, 8, P2C2R_EPROTO,
                "RESULT before PEER_REGISTER");
+    uint8_t jreq[PROTO_JOB_REQ_LEN + 1] = {PROTO_JOB_STATUS, 0, 1};
+    expect_cut("JOB_REQ of 11 bytes", ROLE_RENTER, 0, MSG_JOB_REQ, jreq, sizeof(jreq), P2C2R_EPROTO,
+               "JOB_REQ body must be 10 bytes");
+    jreq[0] = 9;
+    expect_cut("JOB_REQ op 9", ROLE_RENTER, 0, MSG_JOB_REQ, jreq, PROTO_JOB_REQ_LEN, P2C2R_EPROTO,
+               "unknown JOB_REQ operation 9");
+    expect_cut("JOB_LIST of 4 bytes", ROLE_RENTER, 0, MSG_JOB_LIST, jreq, 4, P2C2R_EPROTO, "JOB_LIST body");
+    uint8_t jsub[16] = {1, 0, 0, 0, 1}; /* one entry whose length runs past the body */
+    jsub[12] = 200;
+    expect_cut("JOB_SUBMIT with a short entry", ROLE_RENTER, 0, MSG_JOB_SUBMIT, jsub, sizeof(jsub), P2C2R_EPROTO,
+               "malformed JOB_SUBMIT");
+    jreq[0] = PROTO_JOB_STATUS;
+    expect_cut("JOB_REQ from a registered peer", ROLE_PEER, 1, MSG_JOB_REQ, jreq, PROTO_JOB_REQ_LEN, P2C2R_EPROTO,
+               "not allowed for peer");
+    {
+        /* Without --state: refused, and the connection goes on. */
+        struct h_raw r = open_hello(ROLE_RENTER);
+        H_REQUIRE(h_raw_send_frame(&r, MSG_JOB_REQ, 0, 77, jreq, PROTO_JOB_REQ_LEN, 2000) == 0, "JOB_REQ: send");
+        struct h_outcome o;
+        int rc = h_raw_outcome(&r, &o, h_bound_ms(5000));
+        H_CHECK(rc == H_RAW_FRAME && o.type == MSG_REJECTED && o.ticket == 77 && o.status == P2C2R_EUNSUPPORTED &&
+                    o.len > 0 && memmem(o.out, o.len, "--state", 7) != NULL,
+                "JOB_REQ without --state: REJECTED EUNSUPPORTED naming --state (got %d, type 0x%02x, %s)", rc,
+                o.type, h_err(o.status));
+        H_REQUIRE(h_raw_send_frame(&r, MSG_STATS_REQ, 0, 78, NULL, 0, 2000) == 0, "STATS_REQ after it");
+        h_raw_close(&r);
+    }
 
     /* PEER_REGISTER bodies built by hand: header fields, then type entries
      * (name_len, name, u32 version, u8 flags). */

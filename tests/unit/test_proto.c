@@ -1251,6 +1251,105 @@ static void test_result_deliver(void)
     check_deliver(UINT64_MAX, 0xffff, 0xffff, UINT32_MAX, UINT32_MAX, big, sizeof(big));
 }
 
+/* ---- durable jobs: JOB_INFO records, JOB_SUBMIT as a checked batch ---------- */
+
+static int any_job_info(const uint8_t *b, size_t n)
+{
+    struct msg_job_info m;
+    size_t used;
+    int rc = proto_parse_job_info(b, n, &m, &used);
+    /* A record is a prefix of its body: the rest (a GET's output, the next
+     * record of a list) is the caller's. */
+    return rc == 0 && used != n ? P2C2R_EPROTO : rc;
+}
+
+/* A small well-formed task body (echo of "hi"); free it. */
+static uint8_t *h_task_for_test(size_t *len)
+{
+    size_t n = proto_task_size(4, 0, 0, 2);
+    uint8_t *b = malloc(n);
+    if (!b)
+        abort();
+    size_t o = proto_put_task_head(b, "echo", 4, 0, 0, 0, NULL, 0, NULL, 0, 2);
+    memcpy(b + o, "hi", 2);
+    *len = n;
+    return b;
+}
+
+static void test_job_info(void)
+{
+    struct msg_job_info m = {0};
+    m.id = 0x0102030405060708ull;
+    m.key = UINT64_MAX;
+    m.submit_ms = 1796563443572ull;
+    m.done_ms = 1796563443575ull;
+    m.exec_us = 1622;
+    m.peer_id = 7;
+    m.flags = PROTO_DELIVER_F_VERIFIED;
+    m.out_len = 32;
+    m.status = (uint16_t)-P2C2R_ETASK;
+    m.attempts = 2;
+    m.state = 3;
+    m.type.p = (const uint8_t *)"sha256";
+    m.type.len = 6;
+    uint8_t b[PROTO_JOB_INFO_FIXED + PROTO_MAX_TYPE_NAME + 4];
+    size_t n = proto_put_job_info(b, &m);
+    CHECK_EQU(n, proto_job_info_size(6));
+    struct msg_job_info g;
+    size_t used = 0;
+    CHECK_EQ(proto_parse_job_info(b, n, &g, &used), 0);
+    CHECK_EQU(used, n);
+    CHECK(g.id == m.id && g.key == m.key && g.submit_ms == m.submit_ms && g.done_ms == m.done_ms);
+    CHECK(g.exec_us == m.exec_us && g.peer_id == m.peer_id && g.flags == m.flags && g.out_len == 32);
+    CHECK(g.status == m.status && g.attempts == 2 && g.state == 3);
+    CHECK(g.type.len == 6 && memcmp(g.type.p, "sha256", 6) == 0 && view_inside(g.type, b, n));
+    /* Every strict prefix is refused; a record followed by more bytes is
+     * parsed as itself (used says where it ends). */
+    for (size_t k = 0; k < n; k++) {
+        uint8_t *c = dup_exact(b, k);
+        CHECK_EQ(any_job_info(c, k), P2C2R_EPROTO);
+        free(c);
+    }
+    b[n] = 0xee;
+    CHECK_EQ(proto_parse_job_info(b, n + 1, &g, &used), 0);
+    CHECK_EQU(used, n);
+    /* A state outside 1..3, a type name over the limit. */
+    b[52] = 0;
+    CHECK_EQ(proto_parse_job_info(b, n, &g, &used), P2C2R_EPROTO);
+    b[52] = 4;
+    CHECK_EQ(proto_parse_job_info(b, n, &g, &used), P2C2R_EPROTO);
+    b[52] = 1;
+    b[53] = PROTO_MAX_TYPE_NAME + 1;
+    CHECK_EQ(proto_parse_job_info(b, sizeof(b), &g, &used), P2C2R_EPROTO);
+    b[53] = 6;
+    check_frame(MSG_JOB_INFO, 0, 1ull << 63 | 5, b, n);
+    uint8_t req[PROTO_JOB_REQ_LEN] = {PROTO_JOB_GET, PROTO_JOB_F_RELEASE, 1, 2, 3, 4, 5, 6, 7, 8};
+    check_frame(MSG_JOB_REQ, 0, 1ull << 63 | 6, req, sizeof(req));
+    CHECK(strcmp(proto_type_name(MSG_JOB_SUBMIT), "JOB_SUBMIT") == 0);
+    CHECK(strcmp(proto_type_name(MSG_JOB_LIST_OK), "JOB_LIST_OK") == 0);
+
+    /* proto_batch_check: a batch with one malformed task is refused whole. */
+    uint8_t batch[256];
+    size_t tl;
+    uint8_t *task = h_task_for_test(&tl);
+    wr32(batch, 2);
+    size_t o = 4;
+    for (int i = 0; i < 2; i++) {
+        wr64(batch + o, (uint64_t)i + 1);
+        wr32(batch + o + 8, (uint32_t)tl);
+        memcpy(batch + o + PROTO_BATCH_ENTRY_PREFIX, task, tl);
+        o += PROTO_BATCH_ENTRY_PREFIX + tl;
+    }
+    struct proto_batch_iter it;
+    uint32_t count = 0;
+    CHECK_EQ(proto_batch_check(batch, o, &it, &count), 0);
+    CHECK_EQU(count, 2);
+    batch[4 + PROTO_BATCH_ENTRY_PREFIX] = 0; /* the first task's type length */
+    CHECK_EQ(proto_batch_check(batch, o, &it, &count), P2C2R_EPROTO);
+    CHECK_EQ(proto_batch_check(batch, o - 1, &it, &count), P2C2R_EPROTO);
+    free(task);
+}
+
 /* ---- empty and free-form bodies: CANCEL, STATS_REQ, STATS --------------- */
 
 static void test_other_frames(void)
@@ -1335,6 +1434,7 @@ int main(void)
     test_batch();
     test_result_deliver();
     test_other_frames();
+    test_job_info();
     test_back_to_back();
     test_stream();
     return check_report("test_proto");

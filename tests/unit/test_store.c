@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "check.h"
+#include "coord/ledger.h"
 #include "coord/store.h"
 #include "p2c2r/error.h"
 
@@ -50,6 +51,12 @@ static const char v1_ddl[] =
     " exec_us_ewma INTEGER NOT NULL,"
     " PRIMARY KEY (pk, type)"
     ") STRICT, WITHOUT ROWID;";
+
+/* Version 2 added these to version 1 (the schema before durable jobs and
+ * the ledger, as released). */
+static const char v2_ddl[] =
+    "ALTER TABLE peers ADD COLUMN good INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE peers ADD COLUMN lies INTEGER NOT NULL DEFAULT 0;";
 
 /* ---- helpers ---- */
 
@@ -862,6 +869,100 @@ static void test_crash(void)
     store_close(s);
 }
 
+/* A database of the schema before durable jobs (version 2) with a peer
+ * record migrates to this build's: the record is kept, the jobs and ledger
+ * tables exist, empty, and the empty ledger balances. */
+static void test_migration_v2(void)
+{
+    char dir[300], path[320], sql[512], err[512];
+    dir_name(dir, sizeof(dir), "migrate-v2");
+    db_path(path, sizeof(path), dir);
+    CHECK_EQ(mkdir(dir, 0700), 0);
+    sql_exec(path, v1_ddl);
+    sql_exec(path, v2_ddl);
+    sql_exec(path, "INSERT INTO peers VALUES (zeroblob(32), 1, 2, 3, 4, 5, 6, 7, 0, 1, 'g', 'p', 8, 9);");
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = 2; PRAGMA application_id = %d", STORE_APPLICATION_ID);
+    sql_exec(path, sql);
+    struct store *s = open_ok(dir);
+    if (s == NULL)
+        return;
+    struct store_stats st;
+    store_stats(s, &st);
+    CHECK_EQ(st.version_found, 2);
+    CHECK_EQ(st.version, STORE_SCHEMA_VERSION);
+    uint8_t pk[STORE_PK_LEN] = {0};
+    struct store_peer p;
+    CHECK_EQ(store_peer_get(s, pk, &p), 0);
+    CHECK_EQU(p.good, 8);
+    CHECK_EQU(p.lies, 9);
+    CHECK_EQ(ledger_check(store_sqlite(s), NULL, err, sizeof(err)), 0);
+    store_close(s);
+    CHECK_EQ(sql_int(path, "SELECT count(*) FROM jobs"), 0);
+    CHECK_EQ(sql_int(path, "SELECT count(*) FROM job_blobs"), 0);
+    CHECK_EQ(sql_int(path, "SELECT count(*) FROM ledger_txn"), 0);
+    CHECK_EQ(sql_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+}
+
+/* ledger_check against books made by hand: balanced ones pass, and each
+ * way of breaking them is named. */
+static void test_ledger_check(void)
+{
+    char dir[300], err[512];
+    dir_name(dir, sizeof(dir), "ledger");
+    struct store *s = open_ok(dir);
+    if (s == NULL)
+        return;
+    sqlite3 *db = store_sqlite(s);
+    static const char work[] =
+        "INSERT INTO ledger_txn (id, ts_ms, kind, task, job, type, peer, account, units) VALUES"
+        " (1, 10, 'work', 5, 0, 'echo', zeroblob(32), 'r', 3);"
+        "INSERT INTO ledger_entry (txn, account, amount, task, peer) VALUES"
+        " (1, 'peer:00', 3000, 5, zeroblob(32)), (1, 'renter:r', -6000, 5, zeroblob(32)),"
+        " (1, 'coordinator', 3000, 5, zeroblob(32));";
+    CHECK_EQ(sqlite3_exec(db, work, NULL, NULL, NULL), SQLITE_OK);
+    struct ledger_totals t;
+    CHECK_EQ(ledger_check(db, &t, err, sizeof(err)), 0);
+    CHECK_EQU(t.txns, 1);
+    CHECK_EQ(t.earned, 3000);
+    CHECK_EQ(t.spent, 6000);
+    /* A proper reversal. */
+    static const char rev[] =
+        "INSERT INTO ledger_txn (id, ts_ms, kind, task, job, type, peer, account, units, reverses) VALUES"
+        " (2, 11, 'reversal', 5, 0, 'echo', zeroblob(32), 'r', 3, 1);"
+        "UPDATE ledger_txn SET reversed = 1 WHERE id = 1;"
+        "INSERT INTO ledger_entry (txn, account, amount, task, peer) VALUES"
+        " (2, 'peer:00', -3000, 5, zeroblob(32)), (2, 'renter:r', 6000, 5, zeroblob(32)),"
+        " (2, 'coordinator', -3000, 5, zeroblob(32));";
+    CHECK_EQ(sqlite3_exec(db, rev, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(ledger_check(db, &t, err, sizeof(err)), 0);
+    CHECK_EQU(t.reversals, 1);
+    CHECK_EQ(t.reversed, 3000);
+    /* One entry changed: the books no longer balance. */
+    CHECK_EQ(sqlite3_exec(db, "UPDATE ledger_entry SET amount = 2999 WHERE txn = 1 AND account = 'peer:00'",
+                          NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(ledger_check(db, &t, err, sizeof(err)), P2C2R_EPROTO);
+    CHECK(strstr(err, "do not balance") != NULL);
+    /* Balanced again, but the reversal pays back another account. */
+    CHECK_EQ(sqlite3_exec(db, "UPDATE ledger_entry SET amount = 3000 WHERE txn = 1 AND account = 'peer:00';"
+                              "UPDATE ledger_entry SET account = 'renter:other' WHERE txn = 2 AND amount = 6000;",
+                          NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(ledger_check(db, &t, err, sizeof(err)), P2C2R_EPROTO);
+    CHECK(strstr(err, "negate") != NULL);
+    /* Right again; then a work transaction reversed twice. */
+    CHECK_EQ(sqlite3_exec(db, "UPDATE ledger_entry SET account = 'renter:r' WHERE txn = 2 AND amount = 6000;",
+                          NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(ledger_check(db, &t, err, sizeof(err)), 0);
+    static const char twice[] =
+        "INSERT INTO ledger_txn (id, ts_ms, kind, task, job, type, peer, account, units, reverses) VALUES"
+        " (3, 12, 'reversal', 5, 0, 'echo', zeroblob(32), 'r', 3, 1);"
+        "INSERT INTO ledger_entry (txn, account, amount, task, peer) SELECT 3, account, amount, task, peer"
+        " FROM ledger_entry WHERE txn = 2;";
+    CHECK_EQ(sqlite3_exec(db, twice, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(ledger_check(db, &t, err, sizeof(err)), P2C2R_EPROTO);
+    CHECK(strstr(err, "reversed more than once") != NULL);
+    store_close(s);
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -884,6 +985,8 @@ int main(void)
     test_migration();
     test_backup();
     test_crash();
+    test_migration_v2();
+    test_ledger_check();
     if (check_failed)
         fprintf(stderr, "test_store: files kept in %s\n", base_dir);
     else
