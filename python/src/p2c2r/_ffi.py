@@ -139,7 +139,7 @@ def sized(cls: Type[S]) -> S:
     """A zeroed instance of a sized struct with ``size`` set (the C
     ``P2C2R_*_INIT``)."""
     s = cls()
-    s.size = ctypes.sizeof(cls)  # type: ignore[attr-defined]
+    s.size = ctypes.sizeof(cls)
     return s
 
 

@@ -112,7 +112,9 @@ class Task:
     def _fill(self, t: _ffi.Task) -> None:
         """Fills a sized C task; the bytes it points at stay referenced by
         the ctypes struct (ctypes keeps assigned bytes objects alive)."""
-        tb = self.type.encode() if isinstance(self.type, str) else bytes(self.type)
+        if not isinstance(self.type, str):
+            raise error(-1, f"task type must be a str, not {type(self.type).__name__}")
+        tb = self.type.encode()
         if not 1 <= len(tb) <= TYPE_MAX or b"\0" in tb:
             raise error(-1, f"task type {self.type!r} must be 1..{TYPE_MAX} bytes without NUL")
         data = _bytes(self.data, "task data")

@@ -6,8 +6,8 @@
 How it works: libp2c2r's non-blocking face (``p2c2r_client_connect_start``,
 ``p2c2r_client_fd``, ``p2c2r_client_want_write``, ``p2c2r_client_process``,
 ``p2c2r_client_poll``, ``p2c2r_client_timeout_ms``) is driven from the loop:
-the client's descriptor is watched with ``loop.add_reader`` (and
-``loop.add_writer`` while the library has output queued or a connect in
+the client's descriptor is watched through ``loop.add_reader`` for reading
+(and for writing while the library has output queued or a connect in
 progress), and a ``loop.call_later`` timer fires when the library needs a
 call although the descriptor stays quiet (a connect timing out, a reconnect
 due).  Every readiness runs ``process`` and then collects every finished
@@ -18,16 +18,21 @@ Tasks beyond the coordinator's in-flight limit (``max_inflight``) wait in
 this client, in submission order, and go out as results free their places,
 so any number of ``run`` calls may be pending at once.
 
-When the library replaces the socket under its descriptor number (a lost
-connection parks an eventfd there; a reconnect puts a new socket there), the
-registration is renewed: epoll keys its interest list by the open file, not
-by the number.
+The loop does not watch the library's descriptor itself but an epoll
+descriptor of this client's that holds it.  When the library replaces the
+socket under its descriptor number (a lost connection parks an eventfd there;
+a reconnect puts a new socket there), epoll, which keys its interest list by
+the open file and not by the number, silently stops reporting it; asyncio's
+selector cannot drop a registration whose file is gone, so the client renews
+the inner registration itself on every change of state, and the loop's
+registration (of the inner epoll) stays valid.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import ctypes
+import select
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 from . import _ffi
@@ -55,7 +60,13 @@ class AsyncClient(_Handle):
         self._loop = loop
         self._fd = -1
         self._state = 0
-        self._writing = False
+        # The loop watches an epoll descriptor of our own, which holds the
+        # library's descriptor: its open file never changes, so the loop's
+        # registration stays valid whatever the library puts under its
+        # number (see the module's docstring).
+        self._ep = select.epoll()
+        self._mask = 0
+        self._loop.add_reader(self._ep.fileno(), self._on_io)
         self._timer: Optional[asyncio.TimerHandle] = None
         self._futs: Dict[int, "asyncio.Future[Result]"] = {}
         self._backlog: Deque[Tuple[_Start, "asyncio.Future[Result]"]] = collections.deque()
@@ -98,17 +109,10 @@ class AsyncClient(_Handle):
         timer to the library's next deadline."""
         if self._c is None or self._fd < 0:
             return
-        if force:
-            self._loop.remove_reader(self._fd)
-            self._loop.remove_writer(self._fd)
-            self._writing = False
-            self._loop.add_reader(self._fd, self._on_io)
         want = bool(self._lib.p2c2r_client_want_write(self._c))
-        if want and not self._writing:
-            self._loop.add_writer(self._fd, self._on_io)
-        elif not want and self._writing:
-            self._loop.remove_writer(self._fd)
-        self._writing = want
+        mask = select.EPOLLIN | (select.EPOLLOUT if want else 0)
+        if force or mask != self._mask:
+            self._watch(mask, force)
         ms = self._lib.p2c2r_client_timeout_ms(self._c)
         if self._timer is not None:
             self._timer.cancel()
@@ -116,12 +120,34 @@ class AsyncClient(_Handle):
         if ms >= 0:
             self._timer = self._loop.call_later(ms / 1000.0, self._on_io)
 
+    def _watch(self, mask: int, renew: bool) -> None:
+        """Sets the events the inner epoll watches on the library's
+        descriptor.  Renewing drops the old registration first: after the
+        library put another open file under the number, the old one is
+        gone from the interest list (or refers to the old file)."""
+        if renew:
+            try:
+                self._ep.unregister(self._fd)
+            except OSError:
+                pass
+            self._ep.register(self._fd, mask)
+        else:
+            try:
+                self._ep.modify(self._fd, mask)
+            except FileNotFoundError:
+                self._ep.register(self._fd, mask)
+        self._mask = mask
+
     def _on_io(self) -> None:
         """The descriptor is ready or the timer fired: move the connection
         on, collect results, send what waits."""
         if self._c is None:
             return
         before = self._state
+        try:
+            self._ep.poll(0)  # empties the inner ready list; process finds out what is ready
+        except OSError:
+            pass
         rc = self._lib.p2c2r_client_process(self._c)
         self._state = self._lib.p2c2r_client_state(self._c)
         self._drain()
@@ -281,9 +307,8 @@ class AsyncClient(_Handle):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._fd >= 0:
-            self._loop.remove_reader(self._fd)
-            self._loop.remove_writer(self._fd)
+        self._loop.remove_reader(self._ep.fileno())
+        self._ep.close()
         super().close()
         self._fd = -1
         e = error(-4, "the client was closed")

@@ -75,17 +75,11 @@ class _Handle:
             c, self._c = self._c, None
             self._lib.p2c2r_client_close(c)
 
-    def cancel(self, ticket: Ticket) -> None:
-        """Asks the coordinator to cancel a task.  Its result (``ECANCELLED``,
-        or the real one if it finished first) still arrives.  Raises
-        ``ENOTFOUND`` for an unknown or already collected ticket."""
-        self._check(self._lib.p2c2r_client_cancel(self._ptr(), _ffi.Ticket(int(ticket))))
-
     @property
     def state(self) -> int:
         """The connection state: 1 connecting, 2 ready, 3 backoff (waiting
         to reconnect), 4 failed (``enum p2c2r_state``); 0 once closed."""
-        return self._lib.p2c2r_client_state(self._c) if self._c else 0
+        return int(self._lib.p2c2r_client_state(self._c)) if self._c else 0
 
     @property
     def pending(self) -> int:
@@ -125,6 +119,8 @@ class _Handle:
     def _stats(self, timeout: Optional[float]) -> Dict[str, Any]:
         out = ctypes.c_void_p()
         self._check(self._lib.p2c2r_client_stats(self._ptr(), timeout_ms(timeout), ctypes.byref(out)))
+        if not out.value:
+            raise error(-2, "no statistics returned")
         try:
             text = ctypes.string_at(out.value).decode("utf-8", "replace")
         finally:
@@ -233,6 +229,12 @@ class Client(_Handle):
         arr = c_results(max)
         n = self._check(self._lib.p2c2r_client_poll(self._ptr(), arr, max, timeout_ms(timeout)))
         return [take_result(arr[i]) for i in range(n)]
+
+    def cancel(self, ticket: Ticket) -> None:
+        """Asks the coordinator to cancel a task.  Its result (``ECANCELLED``,
+        or the real one if it finished first) still arrives.  Raises
+        ``ENOTFOUND`` for an unknown or already collected ticket."""
+        self._check(self._lib.p2c2r_client_cancel(self._ptr(), _ffi.Ticket(int(ticket))))
 
     def run(self, type: str, data: Optional[Data] = b"", *, params: Params = None,
             priority: PriorityLike = Priority.INTERACTIVE, deadline_ms: int = 0,

@@ -1,0 +1,109 @@
+"""A peer killed mid-run: its tasks are retried on the others and every task
+gets exactly one outcome, correct, through both clients.
+
+Three p2c2r-peer processes serve a coordinator without local peers.  When a
+third of the results are in, one peer is frozen (SIGSTOP) until the
+coordinator shows tasks assigned to it, then killed (SIGKILL): those tasks
+were on it when it died, so they can only finish if the coordinator retries
+them elsewhere."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import signal
+import time
+from typing import Dict, List
+
+import p2c2r
+from conftest import Network
+
+N_TASKS = 300
+
+
+def inputs() -> List[bytes]:
+    rng = random.Random(14)
+    return [rng.randbytes(rng.randrange(1, 256 << 10)) for _ in range(N_TASKS)]
+
+
+def start(net: Network) -> None:
+    net.start_coord(local_peers=0)
+    for i in range(3):
+        net.start_peer(f"peer-{i + 1}", 2)
+    net.wait_peers(3)
+
+
+def kill_with_tasks(net: Network, name: str) -> int:
+    """Freezes peer name until the coordinator shows tasks on it, then kills
+    it; returns how many it held."""
+    victim = next(p for p in net.procs if p.name == name)
+    victim.signal(signal.SIGSTOP)
+    held = 0
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        st = net.peer(name)
+        held = int(st.get("inflight", 0)) if st else 0
+        if held > 0:
+            break
+        time.sleep(0.01)
+    victim.signal(signal.SIGKILL)
+    victim.p.wait(10)
+    return held
+
+
+def check(net: Network, data: List[bytes], outcomes: Dict[int, p2c2r.Result], held: int) -> None:
+    assert held > 0, "the frozen peer never held a task"
+    assert sorted(outcomes) == list(range(N_TASKS)), "a task without an outcome"
+    bad = [(i, r.error) for i, r in outcomes.items() if not r.ok]
+    assert not bad, f"failed tasks: {bad[:5]}"
+    for i, r in outcomes.items():
+        assert r.output == hashlib.sha256(data[i]).digest(), f"task {i}: wrong digest"
+    st = net.stats()
+    c = st["counters"]
+    assert c["requeued"] + c["retries"] >= 1, c  # the dead peer's tasks ran again
+    assert c["lost"] == 0 and st["peers_connected"] == 2
+
+
+def test_peer_killed_blocking(net: Network) -> None:
+    start(net)
+    data = inputs()
+    with p2c2r.Client(net.addr) as cl:
+        tickets = cl.submit_batch([p2c2r.Task("sha256", d, user=i) for i, d in enumerate(data)])
+        assert len(set(tickets)) == N_TASKS
+        outcomes: Dict[int, p2c2r.Result] = {}
+        held = 0
+        end = time.monotonic() + 120
+        while len(outcomes) < N_TASKS and time.monotonic() < end:
+            for r in cl.poll(64, 1.0):
+                assert r.user not in outcomes, f"a second outcome for task {r.user}"
+                outcomes[r.user] = r
+            if not held and len(outcomes) >= N_TASKS // 3:
+                held = kill_with_tasks(net, "peer-2")
+        assert cl.poll(64, 0.3) == []  # and nothing more arrives
+        assert cl.pending == 0
+    check(net, data, outcomes, held)
+
+
+def test_peer_killed_asyncio(net: Network) -> None:
+    start(net)
+    data = inputs()
+
+    async def main() -> None:
+        async with await p2c2r.AsyncClient.connect(net.addr) as cl:
+            outcomes: Dict[int, p2c2r.Result] = {}
+
+            async def one(i: int) -> None:
+                r = await cl.submit("sha256", data[i], user=i)
+                assert i not in outcomes
+                outcomes[i] = r
+
+            tasks = [asyncio.ensure_future(one(i)) for i in range(N_TASKS)]
+            while len(outcomes) < N_TASKS // 3:
+                await asyncio.sleep(0.005)
+            # Freezing and killing take a while: off the loop, which keeps collecting.
+            held = await asyncio.get_running_loop().run_in_executor(None, kill_with_tasks, net, "peer-3")
+            await asyncio.gather(*tasks)
+            assert cl.pending == 0
+            check(net, data, outcomes, held)
+
+    asyncio.run(asyncio.wait_for(main(), 150))
