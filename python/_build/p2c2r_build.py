@@ -14,13 +14,15 @@ Hooks: build_wheel, build_sdist, build_editable (PEP 660, a .pth file
 pointing at src/), prepare_metadata_for_build_wheel and _editable, and the
 get_requires_* hooks (all empty).  Metadata comes from pyproject.toml's
 [project] table (name, version, description, requires-python, readme,
-license, urls); read with tomllib (Python 3.11+) or tomli.
+classifiers, urls); read with tomllib, or on Pythons older than 3.11 by
+_mini_toml, which reads the subset of TOML that file uses.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
+import json
 import os
 import tarfile
 import time
@@ -35,15 +37,38 @@ EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "315532800"))  # 1980-01-01, zip
 
 
 def _project() -> Dict[str, object]:
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        data = f.read()
     try:
         import tomllib  # type: ignore[import-not-found]
-    except ImportError:  # Python < 3.11
-        try:
-            import tomli as tomllib  # type: ignore[no-redef,import-not-found]
-        except ImportError:
-            raise RuntimeError("building p2c2r needs Python 3.11+ (tomllib) or the tomli package") from None
-    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
-        return tomllib.load(f)["project"]  # type: ignore[no-any-return]
+    except ImportError:  # Python < 3.11: this file's own subset of TOML
+        return _mini_toml(data.decode("utf-8"))["project"]  # type: ignore[return-value]
+    return tomllib.loads(data.decode("utf-8"))["project"]  # type: ignore[no-any-return]
+
+
+def _mini_toml(text: str) -> Dict[str, Dict[str, object]]:
+    """The subset of TOML pyproject.toml uses, for Pythons without tomllib:
+    [tables], comment lines, and keys whose values are basic strings or
+    arrays of them (which read as JSON), arrays possibly over several lines.
+    tests check it reads pyproject.toml as tomllib does."""
+    out: Dict[str, Dict[str, object]] = {}
+    table: Dict[str, object] = {}
+    key, acc = "", ""
+    for line in text.splitlines():
+        if acc:
+            acc += line.strip()
+        else:
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            if s.startswith("[") and "=" not in s:
+                table = out.setdefault(s.strip("[] "), {})
+                continue
+            key, _, acc = (x.strip() for x in s.partition("="))
+        if acc.count("[") == acc.count("]"):
+            table[key] = json.loads(acc.replace(",]", "]"))
+            acc = ""
+    return out
 
 
 def _names() -> Tuple[str, str, str]:

@@ -92,6 +92,21 @@ def test_pyproject_version_is_the_package_version() -> None:
         assert tomllib.load(f)["project"]["version"] == p2c2r.__version__
 
 
+def test_backend_reads_pyproject_without_tomllib() -> None:
+    """Pythons before 3.11 build with the backend's own TOML subset reader:
+    it must read pyproject.toml exactly as tomllib does."""
+    if tomllib is None:
+        pytest.skip("tomllib needs Python 3.11")
+    sys.path.insert(0, os.path.join(PYDIR, "_build"))
+    try:
+        import p2c2r_build
+    finally:
+        sys.path.pop(0)
+    with open(os.path.join(PYDIR, "pyproject.toml"), "rb") as f:
+        data = f.read()
+    assert p2c2r_build._mini_toml(data.decode()) == tomllib.loads(data.decode())
+
+
 def test_types_check_strict() -> None:
     pytest.importorskip("mypy", reason="mypy is not installed (Debian python3-mypy, scripts/deps.sh)")
     p = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
