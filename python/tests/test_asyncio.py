@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from typing import Dict, List
 
@@ -83,6 +84,16 @@ def test_connect_failures(which: str, closed_port: str, silent_listener: str) ->
         with pytest.raises(p2c2r.P2C2RError) as e:
             await p2c2r.AsyncClient.connect(addr, connect_timeout=0.3)
         assert e.value.name == want
+    arun(main())
+
+
+def test_failed_connects_leak_nothing(closed_port: str) -> None:
+    async def main() -> None:
+        before = len(os.listdir("/proc/self/fd"))
+        for addr in ["nowhere", closed_port] * 25:
+            with pytest.raises(p2c2r.P2C2RError):
+                await p2c2r.AsyncClient.connect(addr)
+        assert len(os.listdir("/proc/self/fd")) == before
     arun(main())
 
 

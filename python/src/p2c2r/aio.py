@@ -82,8 +82,12 @@ class AsyncClient(_Handle):
         exchange is done.  Raises as :class:`p2c2r.Client` does (``EIO``
         when refused, ``ETIMEDOUT`` after connect_timeout, ``EAUTH``, ...)."""
         self = cls(asyncio.get_running_loop())
-        self._open(self._lib.p2c2r_client_connect_start, addr,
-                   options(token, name, connect_timeout, max_result_bytes, reconnect))
+        try:
+            self._open(self._lib.p2c2r_client_connect_start, addr,
+                       options(token, name, connect_timeout, max_result_bytes, reconnect))
+        except BaseException:
+            self.close()
+            raise
         self._fd = self._lib.p2c2r_client_fd(self._c)
         self._ready = self._loop.create_future()
         self._rearm(force=True)
@@ -230,7 +234,10 @@ class AsyncClient(_Handle):
         """Submits a task and returns a future of its :class:`p2c2r.Result`
         (a failed task is a result with its status; :meth:`Result.value`
         raises it).  Arguments as :meth:`p2c2r.Client.submit`; a bad argument
-        raises ``EINVAL`` here.  Cancelling the future cancels the task."""
+        raises ``EINVAL`` here.  Cancelling the future cancels the task.
+        Tasks beyond the in-flight limit, or submitted while the client
+        waits to reconnect (``reconnect=``), wait in the client until they
+        can go out: bound them with ``asyncio.wait_for``."""
         return self.submit_task(_task(type, data, params, priority, deadline_ms, kw))
 
     def submit_task(self, task: Task) -> "asyncio.Future[Result]":
@@ -302,7 +309,7 @@ class AsyncClient(_Handle):
     def close(self) -> None:
         """Closes the connection; pending futures fail with ``ECLOSED``.
         Idempotent."""
-        if self._c is None:
+        if self._ep.closed:
             return
         if self._timer is not None:
             self._timer.cancel()
