@@ -48,6 +48,18 @@ os.environ["P2C2R_LIB"] = os.path.abspath(os.environ.get("P2C2R_LIB") or os.path
 sys.path.insert(0, os.path.join(PYDIR, "src"))
 
 
+def program_env() -> Dict[str, str]:
+    """The environment of this build's C programs (daemons, CLI, py_layout).
+    In a sanitizer build the interpreter runs with the ASan runtime
+    preloaded and leak checks off (tests/python/CMakeLists.txt); the
+    programs, ASan builds themselves, get neither."""
+    env = dict(os.environ)
+    if "P2C2R_DAEMON_ASAN_OPTIONS" in env:
+        env.pop("LD_PRELOAD", None)
+        env["ASAN_OPTIONS"] = env.pop("P2C2R_DAEMON_ASAN_OPTIONS")
+    return env
+
+
 class Proc:
     """A daemon started by a test, with its log file."""
 
@@ -56,7 +68,8 @@ class Proc:
         self.argv = argv
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "wb")
-        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir,
+                                  env=program_env())
 
     def running(self) -> bool:
         return self.p.poll() is None
@@ -130,7 +143,7 @@ class Network:
 
     def stats(self) -> Dict[str, Any]:
         out = subprocess.run([CLI, "stats", "--json", "--coordinator", self.addr], capture_output=True,
-                             timeout=20)
+                             timeout=20, env=program_env())
         if out.returncode != 0:
             raise RuntimeError(f"p2c2r stats failed: {out.stderr.decode(errors='replace')}")
         doc: Dict[str, Any] = json.loads(out.stdout)

@@ -8,7 +8,7 @@ import sys
 
 from PIL import Image
 
-from conftest import CLI, DEMO_SCENE, PYDIR, Network
+from conftest import CLI, DEMO_SCENE, PYDIR, Network, program_env
 
 
 def test_render_frame_example(net: Network, tmp_path: "os.PathLike[str]") -> None:
@@ -23,7 +23,7 @@ def test_render_frame_example(net: Network, tmp_path: "os.PathLike[str]") -> Non
     assert p.returncode == 0, p.stdout + p.stderr
     assert "7 bands" in p.stdout and "wrote" in p.stdout, p.stdout
     q = subprocess.run([CLI, "render", DEMO_SCENE, "--local", "-o", ref, *size], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=300, env=program_env())
     assert q.returncode == 0, q.stderr
     a, b = Image.open(out), Image.open(ref)
     assert a.size == b.size == (160, 90)

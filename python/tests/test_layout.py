@@ -11,6 +11,7 @@ import pytest
 
 import p2c2r
 from p2c2r import _ffi, errors
+from conftest import program_env
 
 LAYOUT = os.environ.get("P2C2R_PY_LAYOUT", "")
 
@@ -19,7 +20,7 @@ LAYOUT = os.environ.get("P2C2R_PY_LAYOUT", "")
 def c_layout() -> "dict[str, dict[str, tuple[int, int]]]":
     if not LAYOUT:
         pytest.skip("P2C2R_PY_LAYOUT (the py_layout program) not set: run through ctest")
-    out = subprocess.run([LAYOUT], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([LAYOUT], capture_output=True, text=True, check=True, env=program_env()).stdout
     lay: "dict[str, dict[str, tuple[int, int]]]" = {}
     for line in out.splitlines():
         s, f, off, size = line.split()
