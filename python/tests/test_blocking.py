@@ -65,6 +65,22 @@ def test_batch_in_order(coord: str) -> None:
             c.submit_batch([])
 
 
+def test_run_batch_leaves_other_tasks_alone(coord: str) -> None:
+    scene, params = slow_raytrace(DEMO_SCENE)
+    with p2c2r.Client(coord) as c:
+        other = c.submit("echo", b"not part of the batch")
+        res = c.run_batch([p2c2r.Task("echo", b"%d" % i) for i in range(50)], timeout=60)
+        assert [r.value() for r in res] == [b"%d" % i for i in range(50)]
+        assert c.wait(other, 30).value() == b"not part of the batch"
+        # A batch that times out cancels what is left and leaves nothing pending.
+        other = c.submit("echo", b"still mine")
+        with pytest.raises(errors.ETIMEDOUT):
+            c.run_batch([p2c2r.Task("raytrace", scene, params=params, nocache=True, user=i)
+                         for i in range(3)], timeout=0.2)
+        assert c.wait(other, 30).value() == b"still mine"
+        assert c.pending == 0
+
+
 def test_task_errors_carry_the_name(coord: str) -> None:
     with p2c2r.Client(coord) as c:
         with pytest.raises(errors.EUNSUPPORTED) as e:

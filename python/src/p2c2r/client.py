@@ -250,7 +250,7 @@ class Client(_Handle):
             r = self.wait(t, timeout)
         except P2C2RError as e:
             if e.name == "ETIMEDOUT":
-                self._cancel_and_drop(t)
+                self._abandon([t])
             raise
         return r.value()
 
@@ -258,35 +258,37 @@ class Client(_Handle):
         """Submits tasks as one batch and returns their results in the same
         order (failed tasks included: check :attr:`Result.ok` or call
         :meth:`Result.value`).  Raises ``ETIMEDOUT`` when timeout seconds
-        pass before all are in (the rest are cancelled)."""
+        pass before all are in (the rest are cancelled).  Collects only
+        these tasks' results: other tasks in flight on the client are left
+        for their own ``wait`` or ``poll``."""
         tickets = self.submit_batch(tasks)
-        index = {int(t): i for i, t in enumerate(tickets)}
-        out: List[Optional[Result]] = [None] * len(tickets)
-        left = len(tickets)
         limit = None if timeout is None else _now() + timeout
-        while left:
-            wait = None if limit is None else max(0.0, limit - _now())
-            got = self.poll(64, wait)
-            if not got and limit is not None and _now() >= limit:
-                for t in tickets:
-                    if out[index[int(t)]] is None:
-                        self._cancel_and_drop(t)
-                raise error(-5, f"{left} of {len(tickets)} results missing after {timeout} s")
-            for r in got:
-                i = index.get(int(r.ticket))
-                if i is not None and out[i] is None:
-                    out[i] = r
-                    left -= 1
-        return [r for r in out if r is not None]
+        out: List[Result] = []
+        for i, t in enumerate(tickets):
+            try:
+                out.append(self.wait(t, None if limit is None else max(0.0, limit - _now())))
+            except P2C2RError as e:
+                self._abandon(tickets[i:])
+                if e.name == "ETIMEDOUT":
+                    raise error(-5, f"{len(tickets) - i} of {len(tickets)} results missing after {timeout} s")
+                raise
+        return out
 
-    def _cancel_and_drop(self, t: Ticket) -> None:
-        """Cancels a task whose result nobody will collect and collects it
-        when it comes, so it does not stay pending."""
-        try:
-            self.cancel(t)
-            self.wait(t, 5.0)
-        except P2C2RError:
-            pass
+    def _abandon(self, tickets: Sequence[Ticket]) -> None:
+        """Cancels tasks whose results nobody will collect and collects them
+        as they come (a few seconds at most), so they do not stay
+        pending."""
+        for t in tickets:
+            try:
+                self.cancel(t)
+            except P2C2RError:
+                pass
+        limit = _now() + 5.0
+        for t in tickets:
+            try:
+                self.wait(t, max(0.0, limit - _now()))
+            except P2C2RError:
+                pass
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Blocks until everything queued is written (``ETIMEDOUT`` after
