@@ -103,8 +103,13 @@ def test_cancel_and_timeout(coord: str) -> None:
     async def main() -> None:
         async with await p2c2r.AsyncClient.connect(coord) as c:
             # wait_for cancels the future, which cancels the task.
+            cancelled = (await c.stats())["counters"]["cancelled"]
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(c.run("raytrace", scene, params=params, nocache=True), 0.1)
+            end = time.monotonic() + 30
+            while (await c.stats())["counters"]["cancelled"] == cancelled and time.monotonic() < end:
+                await asyncio.sleep(0.02)
+            assert (await c.stats())["counters"]["cancelled"] == cancelled + 1
             # cancel() keeps the future and resolves it with ECANCELLED.
             f = c.submit("raytrace", scene, params=params, nocache=True)
             await asyncio.sleep(0.05)
