@@ -40,6 +40,25 @@ def test_gather_many_beyond_max_inflight(net: Network) -> None:
     arun(main())
 
 
+def test_one_bad_task_in_a_turns_batch(net: Network) -> None:
+    """Tasks submitted in one turn go out as one batch, which is all or
+    nothing in the library: a task over the coordinator's frame limit gets
+    its own ETOOBIG and the others still run."""
+    addr = net.start_coord("--max-frame", "65536")
+
+    async def main() -> None:
+        async with await p2c2r.AsyncClient.connect(addr) as c:
+            sizes = [10, 20, 100000, 30, 100000, 40]
+            futs = [c.submit("echo", bytes(n)) for n in sizes]
+            res = await asyncio.gather(*futs, return_exceptions=True)
+            for n, r in zip(sizes, res):
+                if n == 100000:
+                    assert isinstance(r, errors.ETOOBIG), r
+                else:
+                    assert isinstance(r, p2c2r.Result) and r.value() == bytes(n)
+    arun(main())
+
+
 def test_interleaved_with_other_coroutines(coord: str) -> None:
     ticks: List[float] = []
 

@@ -38,3 +38,14 @@ def test_render_frame_reports_a_refused_connection(tmp_path: "os.PathLike[str]",
                         "--coordinator", closed_port, "-o", os.path.join(str(tmp_path), "x.png")],
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode != 0 and "EIO" in p.stderr, p.stderr
+
+
+def test_bench_example_runs(coord: str) -> None:
+    env = dict(os.environ, PYTHONPATH=os.path.join(PYDIR, "src"))
+    p = subprocess.run([sys.executable, os.path.join(PYDIR, "examples", "bench.py"), "-c", coord,
+                        "--tasks", "300", "--inflight", "16", "--latency-tasks", "20"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for line in ("blocking run(), 1 in flight", "blocking, 16 in flight", "asyncio run(), 1 in flight",
+                 "asyncio, 16 in flight"):
+        assert line in p.stdout, p.stdout

@@ -14,9 +14,11 @@ due).  Every readiness runs ``process`` and then collects every finished
 result with ``poll(..., 0)``, resolving each task's future.  No thread is
 started; the library is only called from the loop's thread.
 
-Tasks beyond the coordinator's in-flight limit (``max_inflight``) wait in
-this client, in submission order, and go out as results free their places,
-so any number of ``run`` calls may be pending at once.
+Tasks submitted in one turn of the loop go out at its end, together, as one
+``p2c2r_client_submit_batch`` (one frame, one write).  Tasks beyond the
+coordinator's in-flight limit (``max_inflight``) wait in this client, in
+submission order, and go out as results free their places, so any number of
+``run`` calls may be pending at once.
 
 The loop does not watch the library's descriptor itself but an epoll
 descriptor of this client's that holds it.  When the library replaces the
@@ -32,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import itertools
 import select
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _ffi
 from ._task import (Data, Params, Priority, PriorityLike, Result, Task, Ticket, c_results, options,
@@ -45,6 +48,9 @@ _POLL_BATCH = 64
 
 #: A queued start: returns the ticket, or raises EAGAIN to stay queued.
 _Start = Callable[[], Ticket]
+#: What waits in the backlog: a task (its filled C struct) or an upload.
+_Item = Union[_ffi.Task, _Start]
+_BATCH_MAX = 1024
 
 
 class AsyncClient(_Handle):
@@ -69,7 +75,8 @@ class AsyncClient(_Handle):
         self._loop.add_reader(self._ep.fileno(), self._on_io)
         self._timer: Optional[asyncio.TimerHandle] = None
         self._futs: Dict[int, "asyncio.Future[Result]"] = {}
-        self._backlog: Deque[Tuple[_Start, "asyncio.Future[Result]"]] = collections.deque()
+        self._backlog: Deque[Tuple[_Item, "asyncio.Future[Result]"]] = collections.deque()
+        self._pump_due = False
         self._ready: Optional["asyncio.Future[None]"] = None
         self._results = c_results(_POLL_BATCH)
         self._error = 0  # the connection's error once FAILED
@@ -180,23 +187,79 @@ class AsyncClient(_Handle):
                 break
 
     def _pump(self) -> None:
-        """Starts queued tasks while the library takes them."""
+        """Starts queued tasks and uploads, in order, while the library takes
+        them.  Consecutive tasks go out as one p2c2r_client_submit_batch (one
+        frame, one write) up to the room the in-flight limit leaves."""
         while self._backlog and self._c is not None:
-            start, fut = self._backlog[0]
+            item, fut = self._backlog[0]
             if fut.done():  # cancelled while it waited
                 self._backlog.popleft()
                 continue
-            try:
-                t = start()
-            except P2C2RError as e:
-                if e.name == "EAGAIN":
+            if not isinstance(item, _ffi.Task):
+                if not self._start_one(item, fut):
                     return
-                self._backlog.popleft()
-                fut.set_exception(e)
                 continue
+            run = []
+            room = self._room()
+            for it, f in itertools.islice(self._backlog, 0, min(room, _BATCH_MAX)):
+                if not isinstance(it, _ffi.Task):
+                    break
+                run.append((it, f))
+            if not run:
+                return  # the in-flight limit is reached: results will make room
+            arr = (_ffi.Task * len(run))()
+            for i, (it, _) in enumerate(run):
+                arr[i] = it
+            tks = (_ffi.Ticket * len(run))()
+            rc = self._lib.p2c2r_client_submit_batch(self._c, arr, len(run), tks)
+            if rc < 0:
+                # A batch is all or nothing: the first task alone says
+                # whether it can go (EAGAIN: wait) or why it fails.
+                if not self._start_one(self._submit_one(item), fut):
+                    return
+                continue
+            for i, (_, f) in enumerate(run):
+                self._backlog.popleft()
+                self._track(Ticket(tks[i].id), f)
+
+    def _room(self) -> int:
+        """Tasks the in-flight limit still admits."""
+        p = _ffi.sized(_ffi.Pressure)
+        if self._lib.p2c2r_client_pressure(self._c, ctypes.byref(p)) < 0:
+            return 1
+        return max(0, int(p.max_inflight) - int(p.inflight))
+
+    def _submit_one(self, t: _ffi.Task) -> _Start:
+        def start() -> Ticket:
+            tk = _ffi.Ticket()
+            self._check(self._lib.p2c2r_client_submit(self._ptr(), ctypes.byref(t), ctypes.byref(tk)))
+            return Ticket(tk.id)
+        return start
+
+    def _start_one(self, start: _Start, fut: "asyncio.Future[Result]") -> bool:
+        """Starts the backlog's first entry alone; False when the library
+        cannot take it yet (EAGAIN)."""
+        try:
+            t = start()
+        except P2C2RError as e:
+            if e.name == "EAGAIN":
+                return False
             self._backlog.popleft()
-            self._futs[int(t)] = fut
-            fut.add_done_callback(self._make_canceller(t))
+            fut.set_exception(e)
+            return True
+        self._backlog.popleft()
+        self._track(t, fut)
+        return True
+
+    def _track(self, t: Ticket, fut: "asyncio.Future[Result]") -> None:
+        self._futs[int(t)] = fut
+        fut.add_done_callback(self._make_canceller(t))
+
+    def _pump_soon(self) -> None:
+        self._pump_due = False
+        if self._c is not None and self._state == _ffi.STATE_READY:
+            self._pump()
+            self._rearm()
 
     def _fail_backlog(self, e: P2C2RError) -> None:
         while self._backlog:
@@ -213,17 +276,19 @@ class AsyncClient(_Handle):
                 self._rearm()
         return on_done
 
-    def _start(self, start: _Start) -> "asyncio.Future[Result]":
-        """Starts (or queues) one task or upload and returns its future."""
+    def _start(self, item: "_Item") -> "asyncio.Future[Result]":
+        """Queues one task (a filled C struct) or upload (a start function)
+        and returns its future.  The queue goes out at the end of this turn
+        of the loop, so the tasks submitted in one turn share a frame."""
         self._ptr()
         fut: "asyncio.Future[Result]" = self._loop.create_future()
         if self._error:
             fut.set_exception(error(self._error, self._last_error()))
             return fut
-        self._backlog.append((start, fut))
-        if len(self._backlog) == 1 and self._state == _ffi.STATE_READY:
-            self._pump()
-            self._rearm()
+        self._backlog.append((item, fut))
+        if not self._pump_due and self._state == _ffi.STATE_READY:
+            self._pump_due = True
+            self._loop.call_soon(self._pump_soon)
         return fut
 
     # ---- tasks -------------------------------------------------------------------------
@@ -244,12 +309,7 @@ class AsyncClient(_Handle):
         """:meth:`submit` for a :class:`p2c2r.Task`."""
         t = _ffi.sized(_ffi.Task)
         task._fill(t)  # argument errors are raised now, not through the future
-
-        def start() -> Ticket:
-            tk = _ffi.Ticket()
-            self._check(self._lib.p2c2r_client_submit(self._ptr(), ctypes.byref(t), ctypes.byref(tk)))
-            return Ticket(tk.id)
-        return self._start(start)
+        return self._start(t)
 
     def submit_batch(self, tasks: Iterable[Task]) -> List["asyncio.Future[Result]"]:
         """Submits many tasks and returns their futures in order."""
