@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import signal
 import time
 
 import pytest
@@ -156,6 +157,36 @@ def test_timeouts_and_cancel(coord: str) -> None:
         with pytest.raises(errors.ENOTFOUND):
             c.cancel(p2c2r.Ticket(123456789))
         assert c.run("echo", b"after") == b"after"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_long_waits_let_signal_handlers_run(coord: str) -> None:
+    """A wait without a timeout still lets Python run its signal handlers,
+    so Ctrl-C interrupts it (here SIGALRM's handler raises)."""
+    scene, params = slow_raytrace(DEMO_SCENE)
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with p2c2r.Client(coord) as c:
+            for collect in (lambda t: c.wait(t), lambda t: c.poll(8, None)):
+                t = c.submit("raytrace", scene, params=params, nocache=True)
+                signal.setitimer(signal.ITIMER_REAL, 0.3)
+                with pytest.raises(Interrupted):
+                    collect(t)
+                # Interrupted while the task ran (seconds of work), not once
+                # its result had been taken (and lost with the exception).
+                assert c.pending == 1
+                c.cancel(t)
+                assert c.wait(t, 30).status in (0, -12)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def test_blobs_stats_pressure(coord: str) -> None:

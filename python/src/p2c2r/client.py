@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import _ffi
 from ._task import (Data, Params, Pressure, PriorityLike, Priority, Result, Task, Ticket, c_results,
@@ -212,23 +212,34 @@ class Client(_Handle):
 
         Raises ``ETIMEDOUT`` when the timeout passes (the task stays in
         flight: wait again or cancel it), ``ENOTFOUND`` for an unknown or
-        collected ticket."""
+        collected ticket.
+
+        Long waits are made of slices of at most 0.2 s, between which Python
+        runs its signal handlers, so Ctrl-C (KeyboardInterrupt) interrupts
+        them; a result still returns as soon as it arrives."""
         r = _ffi.sized(_ffi.Result)
-        self._check(self._lib.p2c2r_client_wait(self._ptr(), _ffi.Ticket(int(ticket)),
-                                                timeout_ms(timeout), ctypes.byref(r)))
-        return take_result(r)
+        tk = _ffi.Ticket(int(ticket))
+        for ms in _slices(timeout):
+            rc = self._lib.p2c2r_client_wait(self._ptr(), tk, ms, ctypes.byref(r))
+            if rc != -5:  # anything but ETIMEDOUT ends the wait
+                self._check(rc)
+                return take_result(r)
+        raise error(-5, f"no result for ticket {int(ticket)} within {timeout} s")
 
     def poll(self, max: int = 64, timeout: Optional[float] = 0) -> List[Result]:
         """Collects up to max finished results in completion order, waiting up
         to timeout seconds (0 = don't block, None = forever) for the first.
         Also sends what was submitted.  A failed connection is not raised
         here: its outstanding tasks come back as results carrying the
-        failure."""
+        failure.  Long waits are sliced as :meth:`wait`'s."""
         if max < 1:
             raise error(-1, "poll needs max >= 1")
         arr = c_results(max)
-        n = self._check(self._lib.p2c2r_client_poll(self._ptr(), arr, max, timeout_ms(timeout)))
-        return [take_result(arr[i]) for i in range(n)]
+        for ms in _slices(timeout):
+            n = self._check(self._lib.p2c2r_client_poll(self._ptr(), arr, max, ms))
+            if n:
+                return [take_result(arr[i]) for i in range(n)]
+        return []
 
     def cancel(self, ticket: Ticket) -> None:
         """Asks the coordinator to cancel a task.  Its result (``ECANCELLED``,
@@ -313,6 +324,28 @@ class Client(_Handle):
 
 def _now() -> float:
     return time.monotonic()
+
+
+_SLICE_MS = 200
+
+
+def _slices(timeout: Optional[float]) -> Iterator[int]:
+    """The library timeouts (ms) a wait of timeout seconds (None = forever)
+    is made of: at most _SLICE_MS each, the first one even when timeout is
+    0, so that Python can run signal handlers in between."""
+    total = timeout_ms(timeout)
+    if total >= 0 and total <= _SLICE_MS:
+        yield total
+        return
+    end = None if total < 0 else _now() + total / 1000.0
+    while True:
+        if end is None:
+            yield _SLICE_MS
+            continue
+        left = int((end - _now()) * 1000)
+        if left <= 0:
+            return
+        yield min(left, _SLICE_MS)
 
 
 __all__ = ["Client"]
