@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import random
 import signal
+import threading
 import time
 from typing import Dict, List
 
@@ -75,7 +76,9 @@ def test_peer_killed_blocking(net: Network) -> None:
     data = inputs()
     with p2c2r.Client(net.addr) as cl:
         outcomes: Dict[int, p2c2r.Result] = {}
-        held, sent = 0, 0
+        sent = 0
+        held: List[int] = []
+        killer = threading.Thread(target=lambda: held.append(kill_with_tasks(net, "peer-2")))
         end = time.monotonic() + 120
         while len(outcomes) < N_TASKS and time.monotonic() < end:
             # A window of tasks in flight, so work remains when the peer dies.
@@ -86,11 +89,16 @@ def test_peer_killed_blocking(net: Network) -> None:
             for r in cl.poll(64, 1.0):
                 assert r.user not in outcomes, f"a second outcome for task {r.user}"
                 outcomes[r.user] = r
-            if not held and len(outcomes) >= N_TASKS // 3:
-                held = kill_with_tasks(net, "peer-2")
+            if not killer.is_alive() and not held and len(outcomes) >= N_TASKS // 3:
+                # Freezing and killing take a while: in a thread, while this
+                # one keeps the window full (so tasks reach the frozen peer).
+                killer.start()
+        assert killer.ident is not None, f"only {len(outcomes)} outcomes: the kill never started"
+        killer.join()
+        assert held, "the killer thread failed"
         assert cl.poll(64, 0.3) == []  # and nothing more arrives
         assert cl.pending == 0
-    check(net, data, outcomes, held)
+    check(net, data, outcomes, held[0])
 
 
 def test_peer_killed_asyncio(net: Network) -> None:

@@ -48,11 +48,15 @@ class _Handle:
     def _last_error(self) -> str:
         return _ffi.text(self._lib.p2c2r_client_last_error(self._c)) if self._c else ""
 
-    def _check(self, rc: int) -> int:
-        """Raises rc's error (with the connection's last error text when the
-        code is a connection-level one) unless rc >= 0."""
+    def _check(self, rc: int, last_error: bool = False) -> int:
+        """Returns rc unless it is negative; then raises its error, with
+        p2c2r_client_last_error's text when the connection has failed (the
+        code is then the connection's) or when last_error is set (a blob
+        refusal's reason)."""
         if rc < 0:
-            raise error(rc, self._last_error())
+            failed = self._c is not None and self._lib.p2c2r_client_state(self._c) in (
+                _ffi.STATE_BACKOFF, _ffi.STATE_FAILED)
+            raise error(rc, self._last_error() if failed or last_error else "")
         return rc
 
     def _submit(self, spec: Task) -> Ticket:
@@ -313,7 +317,7 @@ class Client(_Handle):
         b = _bytes(data, "blob data")
         h = (ctypes.c_uint8 * 32)()
         self._check(self._lib.p2c2r_client_put_blob(self._ptr(), b, len(b), timeout_ms(timeout),
-                                                    ctypes.byref(h)))
+                                                    ctypes.byref(h)), last_error=True)
         return bytes(h)
 
     def stats(self, timeout: Optional[float] = 5.0) -> Dict[str, Any]:
