@@ -16,10 +16,15 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import time
 from typing import List
 
-import p2c2r
+try:
+    import p2c2r
+except ImportError:  # not installed: the package of this checkout (and its build/ library)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+    import p2c2r
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("--coordinator", "-c", default=os.environ.get("P2C2R_COORDINATOR", "127.0.0.1:8765"))

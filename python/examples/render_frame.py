@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +39,11 @@ ap.add_argument("--show", action="store_true", help="open the frame in an image 
 args, _ = ap.parse_known_args()  # known only: a notebook kernel passes its own
 
 # %% Connect and load the scene.
-import p2c2r
+try:
+    import p2c2r
+except ImportError:  # not installed: the package of this checkout (and its build/ library)
+    sys.path.insert(0, os.path.join(HERE, "..", "src"))
+    import p2c2r
 from PIL import Image
 
 client = p2c2r.Client(args.coordinator, token=args.token, name="render_frame.py")

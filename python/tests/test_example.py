@@ -33,7 +33,9 @@ def test_render_frame_example(net: Network, tmp_path: "os.PathLike[str]") -> Non
 
 
 def test_render_frame_reports_a_refused_connection(tmp_path: "os.PathLike[str]", closed_port: str) -> None:
-    env = dict(os.environ, PYTHONPATH=os.path.join(PYDIR, "src"))
+    # Without PYTHONPATH: the example falls back to the package of its checkout.
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
     p = subprocess.run([sys.executable, os.path.join(PYDIR, "examples", "render_frame.py"),
                         "--coordinator", closed_port, "-o", os.path.join(str(tmp_path), "x.png")],
                        capture_output=True, text=True, env=env, timeout=60)
