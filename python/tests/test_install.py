@@ -109,6 +109,6 @@ def test_backend_reads_pyproject_without_tomllib() -> None:
 
 def test_types_check_strict() -> None:
     pytest.importorskip("mypy", reason="mypy is not installed (Debian python3-mypy, scripts/deps.sh)")
-    p = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+    p = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir=/dev/null",
                         os.path.join(PYDIR, "src", "p2c2r")], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
