@@ -21,7 +21,7 @@ try:
 except ImportError:  # Python < 3.11
     tomllib = None  # type: ignore[assignment]
 
-PIP = ["--disable-pip-version-check", "--no-index", "--no-input", "-q"]
+PIP = ["--disable-pip-version-check", "--no-index", "--no-input", "--no-cache-dir", "-q"]
 
 
 def run(argv: "list[str]", **kw: object) -> "subprocess.CompletedProcess[str]":
