@@ -127,7 +127,7 @@ static const struct stat_def {
     {G_TOP, K_GAUGE, "tasks_live", "p2c2r_tasks_live", "Accepted tasks not yet freed.", S(tasks_live)},
     {G_TOP, K_GAUGE, "queued", "p2c2r_queued", "Tasks waiting in queues.", S(queued)},
     {G_TOP, K_GAUGE, "queued_bytes", "p2c2r_queued_bytes", "Input bytes of the tasks waiting in queues.", S(queued_bytes)},
-    {G_TOP, K_GAUGE, "shares", "p2c2r_shares", "Renter shares the scheduler is fair between (one per token, or per connection without tokens).", S(shares)},
+    {G_TOP, K_GAUGE, "shares", "p2c2r_shares", "Renter shares the scheduler is fair between (one per account in use, or per connection without a credentials file).", S(shares)},
     {G_TOP, K_GAUGE, "jobs_pending", "p2c2r_jobs_pending", "Durable jobs without a committed outcome.", S(js.pending)},
     {G_TOP, K_GAUGE, "jobs_done", "p2c2r_jobs_done", "Durable jobs with a committed outcome kept for fetching.", S(js.done)},
     {G_COUNTERS, K_COUNTER, "submitted", "p2c2r_submitted_total", "Tasks received.", N(submitted)},
