@@ -262,6 +262,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 static int on_frame(struct fconn *f, const struct frame_hdr *h, const uint8_t *body)
 {
     struct conn *c = f->tcp.data;
+    if (c->state >= CS_DRAINING)
+        return 1; /* a TLS handshake finishing while its refusal waits */
     return conn_dispatch(c, h, body) != 0 || c->state >= CS_DRAINING;
 }
 
@@ -275,15 +277,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             conn_close(c);
         return;
     }
-    if (nread == 0 || c->state >= CS_DRAINING)
-        return; /* nothing, or discarding while the error leaves */
+    /* Nothing, or discarding while the error leaves; but a TLS handshake
+     * goes on, or the error could never be sent. */
+    if (nread == 0 || (c->state >= CS_DRAINING && (!c->io.tls || c->tls_done)))
+        return;
     struct coord *co = c->co;
     co->n.bytes_in += (uint64_t)nread;
     co->now = now_us();
     c->last_rx_us = co->now;
     struct frame_hdr bad;
     int code = 0;
-    switch (fconn_input(&c->io, b, (size_t)nread, co->rbuf, on_frame, &bad, &code)) {
+    int rc = fconn_input(&c->io, b, (size_t)nread, co->rbuf, on_frame, &bad, &code);
+    if (co->tls && tlsserve_after_read(c, rc))
+        return;
+    switch (rc) {
     case FCONN_IN_BAD_HEADER:
         if (code == P2C2R_ETOOBIG)
             conn_fail(c, P2C2R_ETOOBIG, "frame body of %u bytes over the limit of %u", bad.body_len,
@@ -333,6 +340,8 @@ void conn_on_connection(uv_stream_t *server, int status)
     if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &sl) == 0)
         addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
     uv_tcp_nodelay(&c->io.tcp, 1);
+    if (co->tls)
+        tlsserve_accept(c);
     if (co->stopping) {
         conn_fail(c, P2C2R_ESHUTDOWN, "coordinator shutting down");
         return;

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/tls.h"
 #include "coord/coord_int.h"
 
 static void finish_shutdown(struct coord *co);
@@ -174,7 +175,9 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     if ((cfg->type_deadlines && (rc = config_type_deadlines(co, cfg->type_deadlines, err, errcap)) != 0) ||
         (cfg->cache_types && (rc = config_cache_types(co, cfg->cache_types, err, errcap)) != 0) ||
         (rc = verify_parse(co, cfg->verify ? cfg->verify : "adaptive", err, errcap)) != 0 ||
-        (cfg->tokens_file && (rc = config_load_tokens(co, cfg->tokens_file, err, errcap)) != 0)) {
+        (cfg->tokens_file && (rc = config_load_tokens(co, cfg->tokens_file, err, errcap)) != 0) ||
+        (rc = tlsserve_init(co, err, errcap)) != 0) {
+        tls_ctx_free(co->tls);
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -184,6 +187,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     socklen_t sl;
     if (addr_parse(cfg->listen, &ss, &sl) != 0) {
         snprintf(err, errcap, "cannot parse listen address '%s': expected HOST:PORT", cfg->listen);
+        tls_ctx_free(co->tls);
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -192,6 +196,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     /* The state before the socket: a coordinator that cannot keep what it
      * knows about peers does not start. */
     if (peerdb_open(co, err, errcap) != 0) {
+        tls_ctx_free(co->tls);
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -208,6 +213,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
         peerdb_close(co);
+        tls_ctx_free(co->tls);
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -240,6 +246,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
         peerdb_close(co);
+        tls_ctx_free(co->tls);
         free(co->tokens);
         free(co->rbuf);
         free(co);
@@ -316,6 +323,7 @@ void coord_free(struct coord *co)
     coord_state_free(co);
     rcache_free(co->cache);
     blobs_free(co);
+    tls_ctx_free(co->tls);
     free(co->tokens);
     free(co->rbuf);
     free(co);

@@ -46,6 +46,10 @@ struct coord_config {
      * in memory only and are lost at exit. */
     const char *state_dir;
     uint32_t max_keys;            /* peer keys remembered; a new key beyond is refused */
+    /* TLS (tlsserve.c): with a certificate and its key (PEM files), every
+     * connection must speak TLS 1.3; with client_ca too, a client
+     * certificate, when one is presented, must chain to those CAs. */
+    const char *tls_cert, *tls_key, *tls_client_ca;
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */

@@ -16,6 +16,7 @@
  *   blobs.c   the blob store and per-peer blob hints
  *   claims.c  measured claims: capability clamps, earned slots, stallers, exec_us bounds
  *   stats.c   one counter table rendered as STATS JSON and Prometheus text
+ *   tlsserve.c TLS on the coordinator's port: the context, each connection's session, refusals
  *   peerdb.c  what is known about each peer key (reputation, quarantine, the
  *             operator's ban, pin and group), loaded from and flushed to the store
  *
@@ -329,6 +330,7 @@ struct conn {
     struct list_node tasks; /* renter: its outstanding tasks */
     struct peer_rec *peer;  /* peer: after PEER_REGISTER */
     uint8_t nonce[PROTO_NONCE_LEN]; /* peer: the challenge its HELLO_OK carried */
+    uint8_t tls_done;       /* its TLS handshake completed (tlsserve.c) */
 };
 
 struct counters {
@@ -341,6 +343,7 @@ struct counters {
     uint64_t conns_total, proto_errors, auth_failures, limit_cuts;
     uint64_t verify_runs, verified, unverified, disagreements, liars;
     uint64_t bytes_in, bytes_out;
+    uint64_t tls_handshakes, tls_failures, tls_plain_refused; /* tlsserve.c */
 };
 
 struct token {
@@ -363,6 +366,7 @@ struct type_verify {
 
 struct coord {
     struct coord_config cfg;
+    struct tls_ctx *tls; /* NULL = plaintext (tlsserve.c) */
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_check_t flusher;
@@ -695,6 +699,17 @@ void verify_sweep(struct coord *co);
 /* Sets up the empty scheduling state of a zeroed coordinator (lists, the
  * free slab): for coord_new, and for unit tests that build a coordinator in
  * memory. */
+/* tlsserve.c: TLS on the coordinator's port. */
+/* Loads cfg.tls_cert / tls_key / tls_client_ca into co->tls (none: plaintext).
+ * Returns 0 or P2C2R_EINVAL with the reason in err. */
+int tlsserve_init(struct coord *co, char *err, size_t errcap);
+/* Puts a new connection under TLS when the port requires it. */
+void tlsserve_accept(struct conn *c);
+/* After a read: counts a completed handshake, and for an fconn_input
+ * result of TLS (FCONN_IN_TLS, _NOT_TLS, _EOF) cuts or closes c.  Returns 1
+ * when it handled rc. */
+int tlsserve_after_read(struct conn *c, int rc);
+
 void coord_state_init(struct coord *co);
 /* Frees the scheduling state (type arrays, the heaps, the task slab and
  * the bodies of live tasks): for coord_free, and for unit tests that build a

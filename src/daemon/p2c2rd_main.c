@@ -22,6 +22,7 @@
 
 struct local_peers {
     int64_t n, slots;
+    int tls; /* the port requires TLS: the local peers speak it too */
     const char *token;
     const char *state_dir; /* keys under it, or NULL: made in memory */
     struct peer_agent *agent;
@@ -48,6 +49,9 @@ static void on_listening(void *arg, const char *addr)
     pc.threads = (uint32_t)lp->n;
     pc.name = "local";
     pc.token = lp->token;
+    /* They connect to this very process: TLS because the port requires
+     * it, without verification because there is no one to impersonate. */
+    pc.tls = lp->tls;
     /* One key per local peer, so that they count as independent peers (the
      * operator's own, in one process): kept in the state directory, so
      * their records carry over a restart, or made in memory for this run. */
@@ -108,6 +112,7 @@ int main(int argc, char **argv)
     coord_config_defaults(&cfg);
     const char *listen = cfg.listen, *tokens = NULL, *ready = NULL, *level = "info";
     const char *local_token = NULL, *state_dir = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL, *tls_client_ca = NULL;
     int64_t max_keys = cfg.max_keys;
     int64_t local = 0, local_slots = 4, max_body = cfg.max_body, max_inflight = cfg.renter_max_inflight;
     int64_t max_output = (int64_t)cfg.max_output, queue_max = cfg.queue_max;
@@ -155,6 +160,9 @@ int main(int argc, char **argv)
         {"liar-quarantine", 0, OPT_INT, "MS", 1, 86400000, "quarantine of a peer caught returning a wrong result; doubles on each repeat up to 64x", &liar_ms, CLIOPT_DEFAULT},
         {"state", 0, OPT_STR, "DIR", 0, 0, "keep peer records (reputation, quarantines, the operator's bans, pins and groups) in DIR/p2c2r.db across restarts, and local peers' keys in DIR; without it they live in memory only", &state_dir},
         {"max-peer-keys", 0, OPT_INT, "N", 1, 100000000, "peer keys remembered; a peer with a new key beyond this is refused", &max_keys, CLIOPT_DEFAULT},
+        {"tls-cert", 0, OPT_STR, "FILE", 0, 0, "certificate chain (PEM): every renter and peer must then connect with TLS 1.3 (default: plaintext)", &tls_cert},
+        {"tls-key", 0, OPT_STR, "FILE", 0, 0, "private key (PEM) of --tls-cert", &tls_key},
+        {"tls-client-ca", 0, OPT_STR, "FILE", 0, 0, "CAs (PEM) a client certificate must chain to when a peer presents one; a client without one is still accepted", &tls_client_ca},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
@@ -179,7 +187,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "p2c2rd: --local-peers with --tokens needs --local-token TOKEN (a token from the file)\n");
         return 2;
     }
-    struct local_peers lp = {local, local_slots, local_token, state_dir, NULL, 0, 0};
+    struct local_peers lp = {local, local_slots, tls_cert != NULL, local_token, state_dir, NULL, 0, 0};
     cfg.listen = listen;
     cfg.tokens_file = tokens;
     cfg.ready_file = ready;
@@ -210,6 +218,9 @@ int main(int argc, char **argv)
     cfg.liar_quarantine_ms = (uint32_t)liar_ms;
     cfg.state_dir = state_dir;
     cfg.max_keys = (uint32_t)max_keys;
+    cfg.tls_cert = tls_cert;
+    cfg.tls_key = tls_key;
+    cfg.tls_client_ca = tls_client_ca;
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;
