@@ -124,6 +124,15 @@ struct p2c2r_client_options {
                                   attempt, with jitter (each delay is drawn from [d/2, d]) */
     uint32_t reconnect_max_ms; /* the delay stops doubling here; 0 = 5000 (at least
                                   reconnect_ms, at most 10 minutes) */
+    /* TLS 1.3 (docs/PROTOCOL.md, "TLS"), required by a coordinator started
+     * with --tls-cert.  tls_ca_file turns it on: a PEM file of the CAs the
+     * coordinator's certificate must chain to (for a self-signed one, the
+     * certificate itself); read once, at connect.  The certificate must carry
+     * tls_server_name, or when that is NULL the host of the address given to
+     * connect (a DNS name, or an IP address for an IP SAN such as 127.0.0.1).
+     * Both borrowed for the call.  NULL = plaintext, as before these fields. */
+    const char *tls_ca_file;
+    const char *tls_server_name;
 };
 
 /* The smallest size p2c2r_client_connect accepts: the first layout, up to
