@@ -48,10 +48,13 @@ int tls_ctx_client_new(const char *ca_file, const char *cert_file, const char *k
 
 void tls_ctx_free(struct tls_ctx *ctx);
 
-/* A connection on ctx.  For a client, host is the name or IP address the
- * server's certificate must carry (also sent as SNI when it is a name); a
- * server passes NULL.  Ciphertext waiting to be sent may grow to out_max
- * bytes.  Returns NULL when out of memory (or host unusable). */
+/* A connection on ctx (borrowed: it must outlive the connection).  For a
+ * client, host (borrowed likewise) is the name or IP address the server's
+ * certificate must carry (also sent as SNI when it is a name); a server
+ * passes NULL.  Ciphertext waiting to be sent may grow to out_max bytes.
+ * Nothing of OpenSSL's is allocated until the handshake's first step (the
+ * first tls_read or tls_write), and it is freed when the handshake ends.
+ * Returns NULL when out of memory. */
 struct tls *tls_new(struct tls_ctx *ctx, const char *host, size_t out_max);
 void tls_free(struct tls *t);
 

@@ -115,6 +115,8 @@ void conn_close(struct conn *c)
         co->walk = c->all_node.next;
     list_remove(&c->all_node);
     list_remove(&c->drain_node);
+    if (co->tls)
+        tlsserve_closed(c);
     co->nconns--;
     LOG_D("conn_closed", "conn=%" PRIu64 " addr=%s", c->id, c->addr);
     uv_close((uv_handle_t *)&c->io.tcp, on_closed);
@@ -340,17 +342,24 @@ void conn_on_connection(uv_stream_t *server, int status)
     if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &sl) == 0)
         addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
     uv_tcp_nodelay(&c->io.tcp, 1);
-    if (co->tls)
-        tlsserve_accept(c);
+    list_init(&c->tls_wait_node);
+    int refused = co->stopping || co->nconns > co->cfg.max_conns;
+    if (co->tls && !tlsserve_accept(c, refused))
+        return; /* waits for a handshake slot */
     if (co->stopping) {
         conn_fail(c, P2C2R_ESHUTDOWN, "coordinator shutting down");
         return;
     }
     if (co->nconns > co->cfg.max_conns) {
         conn_fail(c, P2C2R_ELIMIT, "too many connections (limit %u)", co->cfg.max_conns);
-        uv_read_start((uv_stream_t *)&c->io.tcp, on_alloc, on_read);
+        conn_read_start(c);
         return;
     }
+    conn_read_start(c);
+}
+
+void conn_read_start(struct conn *c)
+{
     uv_read_start((uv_stream_t *)&c->io.tcp, on_alloc, on_read);
 }
 

@@ -331,6 +331,8 @@ struct conn {
     struct peer_rec *peer;  /* peer: after PEER_REGISTER */
     uint8_t nonce[PROTO_NONCE_LEN]; /* peer: the challenge its HELLO_OK carried */
     uint8_t tls_done;       /* its TLS handshake completed (tlsserve.c) */
+    uint8_t tls_slot;       /* it holds one of the handshake slots (tlsserve.c) */
+    struct list_node tls_wait_node; /* waiting for a handshake slot (tlsserve.c) */
 };
 
 struct counters {
@@ -367,6 +369,8 @@ struct type_verify {
 struct coord {
     struct coord_config cfg;
     struct tls_ctx *tls; /* NULL = plaintext (tlsserve.c) */
+    uint32_t tls_busy;   /* handshakes in progress */
+    struct list_node tls_wait; /* connections waiting to begin theirs */
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_check_t flusher;
@@ -703,8 +707,15 @@ void verify_sweep(struct coord *co);
 /* Loads cfg.tls_cert / tls_key / tls_client_ca into co->tls (none: plaintext).
  * Returns 0 or P2C2R_EINVAL with the reason in err. */
 int tlsserve_init(struct coord *co, char *err, size_t errcap);
-/* Puts a new connection under TLS when the port requires it. */
-void tlsserve_accept(struct conn *c);
+/* Puts a new connection under TLS when the port requires it.  Returns 1
+ * when it may start reading now, 0 when it waits for a handshake slot
+ * (tlsserve starts its reads then).  force: a connection being refused,
+ * which reads at once so that its ERROR can follow a handshake. */
+int tlsserve_accept(struct conn *c, int force);
+/* A connection closes: gives back its slot or its place in the queue. */
+void tlsserve_closed(struct conn *c);
+/* Starts reading on c (conn.c). */
+void conn_read_start(struct conn *c);
 /* After a read: counts a completed handshake, and for an fconn_input
  * result of TLS (FCONN_IN_TLS, _NOT_TLS, _EOF) cuts or closes c.  Returns 1
  * when it handled rc. */

@@ -19,6 +19,7 @@
 int tlsserve_init(struct coord *co, char *err, size_t errcap)
 {
     const struct coord_config *cfg = &co->cfg;
+    list_init(&co->tls_wait);
     if (!cfg->tls_cert && !cfg->tls_key && !cfg->tls_client_ca)
         return 0;
     if (!cfg->tls_cert || !cfg->tls_key) {
@@ -30,7 +31,33 @@ int tlsserve_init(struct coord *co, char *err, size_t errcap)
     return rc == 0 ? 0 : P2C2R_EINVAL;
 }
 
-void tlsserve_accept(struct conn *c)
+/* Handshakes in progress at once.  Each costs tens of KB of OpenSSL state
+ * until it ends (and the session is then reduced to its keys, common/tls);
+ * 10,000 peers connecting at once used to hold 390 MB at the peak, which
+ * glibc then kept.  The rest wait in the kernel, unread, for their turn:
+ * they hold only their connection and an empty session. */
+#define HANDSHAKES_MAX 64
+
+static void slot_take(struct conn *c)
+{
+    c->tls_slot = 1;
+    c->co->tls_busy++;
+}
+
+/* A slot came free: the oldest waiting connection starts its handshake. */
+static void slot_give(struct coord *co)
+{
+    co->tls_busy--;
+    struct list_node *n = list_pop_front(&co->tls_wait);
+    if (n) {
+        struct conn *w = list_entry(n, struct conn, tls_wait_node);
+        list_init(&w->tls_wait_node);
+        slot_take(w);
+        conn_read_start(w);
+    }
+}
+
+int tlsserve_accept(struct conn *c, int force)
 {
     struct coord *co = c->co;
     /* The ciphertext buffer's cap: the plaintext output cap and a record
@@ -41,9 +68,25 @@ void tlsserve_accept(struct conn *c)
         /* Out of memory for one session: this connection is refused; the
          * plaintext ERROR is all it can be told. */
         conn_fail(c, P2C2R_ENOMEM, "out of memory for a TLS session");
-        return;
+        return 1;
     }
     fconn_tls_attach(&c->io, t);
+    if (force || co->tls_busy < HANDSHAKES_MAX) {
+        slot_take(c);
+        return 1;
+    }
+    list_push_back(&co->tls_wait, &c->tls_wait_node);
+    return 0;
+}
+
+void tlsserve_closed(struct conn *c)
+{
+    if (list_linked(&c->tls_wait_node))
+        list_remove(&c->tls_wait_node);
+    if (c->tls_slot) {
+        c->tls_slot = 0;
+        slot_give(c->co);
+    }
 }
 
 int tlsserve_after_read(struct conn *c, int rc)
@@ -52,9 +95,17 @@ int tlsserve_after_read(struct conn *c, int rc)
     if (c->io.tls && !c->tls_done && tls_ready(c->io.tls)) {
         c->tls_done = 1;
         co->n.tls_handshakes++;
+        if (c->tls_slot) {
+            c->tls_slot = 0;
+            slot_give(co);
+        }
         char subj[256];
         tls_peer_subject(c->io.tls, subj, sizeof(subj));
         LOG_D("tls_handshake", "conn=%" PRIu64 " addr=%s client_cert=\"%s\"", c->id, c->addr, subj);
+    }
+    if ((rc == FCONN_IN_NOT_TLS || rc == FCONN_IN_TLS) && c->tls_slot) {
+        c->tls_slot = 0; /* no handshake to wait for while the refusal drains */
+        slot_give(co);
     }
     switch (rc) {
     case FCONN_IN_NOT_TLS:
