@@ -505,6 +505,19 @@ static struct aead *aead_get(void)
     return a;
 }
 
+/* d's key when the context holds another's (to be loaded with the IV), or
+ * NULL when it already holds d's: consecutive records of one connection
+ * skip the key schedule. */
+static const uint8_t *key_to_load(const struct dir *d, const struct dir **loaded, uint64_t *gen)
+{
+    uint64_t g = __atomic_load_n(&key_gen, __ATOMIC_RELAXED);
+    if (*loaded == d && *gen == g)
+        return NULL;
+    *loaded = d;
+    *gen = g;
+    return d->key;
+}
+
 static void nonce_of(const struct dir *d, uint8_t *n)
 {
     memcpy(n, d->iv, IV_LEN);
@@ -529,13 +542,7 @@ static int seal(struct tls *t, uint8_t ct, const uint8_t *p, size_t n)
     uint8_t nonce[IV_LEN];
     nonce_of(&t->tx, nonce);
     int l = 0, ok;
-    const uint8_t *key = NULL;
-    uint64_t gen = __atomic_load_n(&key_gen, __ATOMIC_RELAXED);
-    if (a->enc_key != &t->tx || a->enc_gen != gen) {
-        key = t->tx.key;
-        a->enc_key = &t->tx;
-        a->enc_gen = gen;
-    }
+    const uint8_t *key = key_to_load(&t->tx, &a->enc_key, &a->enc_gen);
     ok = EVP_EncryptInit_ex(a->enc, NULL, NULL, key, nonce) &&
          EVP_EncryptUpdate(a->enc, NULL, &l, r, REC_HDR) &&
          (n == 0 || EVP_EncryptUpdate(a->enc, r + REC_HDR, &l, p, (int)n)) &&
@@ -562,13 +569,7 @@ static int open_rec(struct tls *t, const uint8_t *rec, size_t len, uint8_t *dst,
     size_t clen = len - REC_HDR - TAG_LEN;
     uint8_t nonce[IV_LEN];
     nonce_of(&t->rx, nonce);
-    const uint8_t *key = NULL;
-    uint64_t gen = __atomic_load_n(&key_gen, __ATOMIC_RELAXED);
-    if (a->dec_key != &t->rx || a->dec_gen != gen) {
-        key = t->rx.key;
-        a->dec_key = &t->rx;
-        a->dec_gen = gen;
-    }
+    const uint8_t *key = key_to_load(&t->rx, &a->dec_key, &a->dec_gen);
     int l = 0;
     int ok = EVP_DecryptInit_ex(a->dec, NULL, NULL, key, nonce) &&
              EVP_DecryptUpdate(a->dec, NULL, &l, rec, REC_HDR) &&
