@@ -68,6 +68,15 @@ static void cleanup(void)
     }
 }
 
+static void on_signal(int sig)
+{
+    /* Not async-signal-safe, but a benchmark interrupted by the operator
+     * must not leave daemons behind. */
+    cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static void die(const char *what)
 {
     fprintf(stderr, "bench_tls: %s\n", what);
@@ -78,6 +87,7 @@ static void die(const char *what)
 /* Starts argv with stdout to out (NULL: the log file log) and stderr to log. */
 static pid_t spawn(char *const argv[], const char *out, const char *log)
 {
+    fflush(stdout); /* or the child would write our buffered lines again */
     pid_t pid = fork();
     if (pid < 0)
         die("fork failed");
@@ -330,6 +340,8 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/bench_tls.XXXXXX");
     if (!mkdtemp(tmpdir)) {
         tmpdir[0] = '\0';
