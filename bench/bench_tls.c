@@ -223,6 +223,24 @@ static long proc_kib(pid_t pid, const char *field)
     return v;
 }
 
+/* utime + stime of pid, in microseconds. */
+static double proc_cpu_us(pid_t pid)
+{
+    char path[64], b[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(b, 1, sizeof(b) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    b[n] = '\0';
+    char *p = strrchr(b, ')');
+    unsigned long ut = 0, st = 0;
+    /* After the command: state, then fields 4..13, then utime and stime. */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static long opt_long(int argc, char **argv, const char *name, long def)
 {
     for (int i = 2; i + 1 < argc; i++)
@@ -290,7 +308,7 @@ static int bench_speed(int rounds, long w2_tasks, long w1_tasks)
 {
     if (rounds > 32)
         rounds = 32;
-    double w2[2][32], w1p50[2][32], w1p99[2][32];
+    double w2[2][32], w2cpu[2][32], w1p50[2][32], w1p99[2][32];
     for (int r = 0; r < rounds; r++) {
         /* Alternate which mode goes first, so drift hits both alike. */
         for (int j = 0; j < 2; j++) {
@@ -300,9 +318,14 @@ static int bench_speed(int rounds, long w2_tasks, long w1_tasks)
             pid_t pp = peers_start(&cp, tls, 2, 128);
             wait_peers(&cp, tls, 2);
             client_run(&cp, tls, 1000, 256); /* warm-up */
+            double c0 = proc_cpu_us(cp.pid), p0 = proc_cpu_us(pp);
             const char *js = client_run(&cp, tls, w2_tasks, 256);
+            double c1 = proc_cpu_us(cp.pid), p1 = proc_cpu_us(pp);
             w2[tls][r] = json_real(js, "tasks_per_s");
-            printf("{\"bench\":\"W2\",\"round\":%d,\"tls\":%s,\"client\":%s}\n", r, tls ? "true" : "false", js);
+            w2cpu[tls][r] = (c1 - c0) / (double)w2_tasks;
+            printf("{\"bench\":\"W2\",\"round\":%d,\"tls\":%s,\"coord_cpu_us_per_task\":%.3f,"
+                   "\"peer_cpu_us_per_task\":%.3f,\"client\":%s}\n",
+                   r, tls ? "true" : "false", w2cpu[tls][r], (p1 - p0) / (double)w2_tasks, js);
             stop(pp);
             stop(cp.pid);
             /* W1 on fresh daemons with one slot per connection, as compare.sh. */
@@ -319,16 +342,18 @@ static int bench_speed(int rounds, long w2_tasks, long w1_tasks)
             stop(cp.pid);
         }
     }
-    double m2[2], m50[2], m99[2];
+    double m2[2], mc[2], m50[2], m99[2];
     for (int tls = 0; tls < 2; tls++) {
         m2[tls] = median(w2[tls], rounds);
+        mc[tls] = median(w2cpu[tls], rounds);
         m50[tls] = median(w1p50[tls], rounds);
         m99[tls] = median(w1p99[tls], rounds);
     }
     printf("{\"bench\":\"summary\",\"rounds\":%d,\"w2_tasks_per_s_plain\":%.0f,\"w2_tasks_per_s_tls\":%.0f,"
-           "\"w2_ratio\":%.3f,\"w1_p50_us_plain\":%.1f,\"w1_p50_us_tls\":%.1f,\"w1_p50_delta_us\":%.1f,"
+           "\"w2_ratio\":%.3f,\"w2_coord_cpu_us_per_task_plain\":%.3f,\"w2_coord_cpu_us_per_task_tls\":%.3f,"
+           "\"w1_p50_us_plain\":%.1f,\"w1_p50_us_tls\":%.1f,\"w1_p50_delta_us\":%.1f,"
            "\"w1_p99_us_plain\":%.1f,\"w1_p99_us_tls\":%.1f}\n",
-           rounds, m2[0], m2[1], m2[1] / m2[0], m50[0], m50[1], m50[1] - m50[0], m99[0], m99[1]);
+           rounds, m2[0], m2[1], m2[1] / m2[0], mc[0], mc[1], m50[0], m50[1], m50[1] - m50[0], m99[0], m99[1]);
     return 0;
 }
 

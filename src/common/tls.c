@@ -640,8 +640,10 @@ static size_t next_record(struct tls *t, const uint8_t **rec, uint8_t *scratch)
     uint8_t h[REC_HDR];
     if (have >= REC_HDR) {
         size_t hi = buf_used(&t->in) < REC_HDR ? buf_used(&t->in) : REC_HDR;
-        memcpy(h, buf_head(&t->in), hi);
-        memcpy(h + hi, t->lent, REC_HDR - hi);
+        if (hi)
+            memcpy(h, buf_head(&t->in), hi);
+        if (hi < REC_HDR)
+            memcpy(h + hi, t->lent, REC_HDR - hi);
         size_t len = REC_HDR + ((size_t)h[3] << 8 | h[4]);
         if (h[0] != CT_APPDATA || len > REC_HDR + REC_MAX_CIPHER || len < REC_HDR + TAG_LEN + 1)
             return (size_t)-1;
