@@ -142,7 +142,7 @@ static void coord_start(struct coordp *cp, int tls)
     char *argv[] = {bin, "--listen", "127.0.0.1:0", "--ready-file", ready, "--local-peers", "0",
                     "--log-level", "warn", tls ? "--tls-cert" : NULL, cert, "--tls-key", key, NULL};
     cp->pid = spawn(argv, NULL, log);
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 6000; i++) {
         FILE *f = fopen(ready, "r");
         if (f) {
             int ok = fgets(cp->addr, sizeof(cp->addr), f) != NULL;
@@ -153,7 +153,7 @@ static void coord_start(struct coordp *cp, int tls)
         }
         sleep_ms(10);
     }
-    die("p2c2rd not ready after 10 s");
+    die("p2c2rd not ready after 60 s");
 }
 
 static pid_t peers_start(const struct coordp *cp, int tls, long conns, long slots)

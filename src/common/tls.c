@@ -266,12 +266,13 @@ static int load_ca(SSL_CTX *s, const char *ca_file, char *err, size_t errcap)
 }
 
 static void aead_once(void);
+static pthread_once_t aead_init = PTHREAD_ONCE_INIT;
 static int fail_text(struct tls *t, const char *why);
+static uint64_t key_gen; /* bumped by each handoff: a freed dir's address may be reused */
 
 static int ctx_new(int server, struct tls_ctx **out, char *err, size_t errcap)
 {
     pthread_once(&bio_once, bio_method_make);
-    static pthread_once_t aead_init = PTHREAD_ONCE_INIT;
     pthread_once(&aead_init, aead_once);
     ERR_clear_error();
     struct tls_ctx *c = calloc(1, sizeof(*c));
@@ -366,6 +367,24 @@ struct tls *tls_new(struct tls_ctx *ctx, const char *host, size_t out_max)
     t->server = (uint8_t)ctx->server;
     t->ctx = ctx;
     t->host = host;
+    return t;
+}
+
+struct tls *tls_new_keyed(const uint8_t *key, const uint8_t *iv, size_t out_max)
+{
+    pthread_once(&aead_init, aead_once);
+    struct tls *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    buf_init(&t->in, 1u << 20);
+    buf_init(&t->out, out_max);
+    buf_init(&t->pend, REC_MAX_CIPHER);
+    memcpy(t->rx.key, key, KEY_LEN);
+    memcpy(t->rx.iv, iv, IV_LEN);
+    t->tx = t->rx;
+    t->ready = 1;
+    t->secrets = 3;
+    __atomic_add_fetch(&key_gen, 1, __ATOMIC_RELAXED);
     return t;
 }
 
@@ -472,7 +491,6 @@ struct aead {
 };
 static pthread_key_t aead_key;
 static EVP_CIPHER *aes_gcm;
-static uint64_t key_gen; /* bumped by each handoff: a freed dir's address may be reused */
 
 static void aead_free(void *p)
 {

@@ -58,6 +58,12 @@ void tls_ctx_free(struct tls_ctx *ctx);
 struct tls *tls_new(struct tls_ctx *ctx, const char *host, size_t out_max);
 void tls_free(struct tls *t);
 
+/* For tests and fuzzing: a session past its handshake, without OpenSSL's
+ * part, whose record layer uses key (16 bytes) and iv (12 bytes) in both
+ * directions from record number 0, so that what one such session writes
+ * another reads.  NULL when out of memory. */
+struct tls *tls_new_keyed(const uint8_t *key, const uint8_t *iv, size_t out_max);
+
 /* Lends n ciphertext bytes: tls_read consumes them, and they must stay
  * valid until it returns 0 (or an error).  Bytes committed with
  * tls_in_commit are consumed first. */
