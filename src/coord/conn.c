@@ -70,6 +70,8 @@ void conn_on_check(uv_check_t *h)
     struct coord *co = h->data;
     co->now = now_us();
     conn_reap(co);
+    if (co->tls)
+        tlsserve_admit(co);
     /* Hedges are due at a type's p95, often a few hundred microseconds:
      * looking at each type's oldest attempt after every loop iteration
      * costs O(types) and starts a copy as soon as one is due, instead of
@@ -283,6 +285,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
      * goes on, or the error could never be sent. */
     if (nread == 0 || (c->state >= CS_DRAINING && (!c->io.tls || c->tls_done)))
         return;
+    if (c->co->tls && tlsserve_hold(c, b, (size_t)nread))
+        return; /* kept until a handshake slot is free */
+    conn_input(c, b, (size_t)nread);
+}
+
+void conn_input(struct conn *c, const uv_buf_t *b, size_t nread)
+{
     struct coord *co = c->co;
     co->n.bytes_in += (uint64_t)nread;
     co->now = now_us();
@@ -343,22 +352,21 @@ void conn_on_connection(uv_stream_t *server, int status)
         addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
     uv_tcp_nodelay(&c->io.tcp, 1);
     list_init(&c->tls_wait_node);
-    int refused = co->stopping || co->nconns > co->cfg.max_conns;
-    if (co->tls && !tlsserve_accept(c, refused))
-        return; /* waits for a handshake slot */
+    if (co->tls)
+        tlsserve_accept(c, co->stopping || co->nconns > co->cfg.max_conns);
     if (co->stopping) {
         conn_fail(c, P2C2R_ESHUTDOWN, "coordinator shutting down");
         return;
     }
     if (co->nconns > co->cfg.max_conns) {
         conn_fail(c, P2C2R_ELIMIT, "too many connections (limit %u)", co->cfg.max_conns);
-        conn_read_start(c);
+        conn_start_reading(c);
         return;
     }
-    conn_read_start(c);
+    conn_start_reading(c);
 }
 
-void conn_read_start(struct conn *c)
+void conn_start_reading(struct conn *c)
 {
     uv_read_start((uv_stream_t *)&c->io.tcp, on_alloc, on_read);
 }

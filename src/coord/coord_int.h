@@ -332,7 +332,10 @@ struct conn {
     uint8_t nonce[PROTO_NONCE_LEN]; /* peer: the challenge its HELLO_OK carried */
     uint8_t tls_done;       /* its TLS handshake completed (tlsserve.c) */
     uint8_t tls_slot;       /* it holds one of the handshake slots (tlsserve.c) */
-    struct list_node tls_wait_node; /* waiting for a handshake slot (tlsserve.c) */
+    struct list_node tls_wait_node; /* on co->tls_wait or co->tls_held (tlsserve.c) */
+    uint8_t *tls_stash;     /* its first bytes, read while it waits (tlsserve.c) */
+    uint32_t tls_stash_len;
+    uint64_t tls_slot_us;   /* when it took its handshake slot */
 };
 
 struct counters {
@@ -369,8 +372,9 @@ struct type_verify {
 struct coord {
     struct coord_config cfg;
     struct tls_ctx *tls; /* NULL = plaintext (tlsserve.c) */
-    uint32_t tls_busy;   /* handshakes in progress */
+    uint32_t tls_busy;   /* handshakes in progress (slots taken) */
     struct list_node tls_wait; /* connections waiting to begin theirs */
+    struct list_node tls_held; /* connections holding a slot, oldest first */
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_check_t flusher;
@@ -707,15 +711,24 @@ void verify_sweep(struct coord *co);
 /* Loads cfg.tls_cert / tls_key / tls_client_ca into co->tls (none: plaintext).
  * Returns 0 or P2C2R_EINVAL with the reason in err. */
 int tlsserve_init(struct coord *co, char *err, size_t errcap);
-/* Puts a new connection under TLS when the port requires it.  Returns 1
- * when it may start reading now, 0 when it waits for a handshake slot
- * (tlsserve starts its reads then).  force: a connection being refused,
- * which reads at once so that its ERROR can follow a handshake. */
-int tlsserve_accept(struct conn *c, int force);
+/* Puts a new connection under TLS when the port requires it.  force: a
+ * connection being refused takes a handshake slot at once, so that its
+ * ERROR can follow a handshake. */
+void tlsserve_accept(struct conn *c, int force);
+/* Before c's bytes are handled: returns 1 when they open a handshake and
+ * no handshake slot is free: they are kept and reads stop until
+ * tlsserve_admit gives c a slot.  A connection that sends nothing never
+ * takes a slot. */
+int tlsserve_hold(struct conn *c, const uv_buf_t *b, size_t n);
+/* At the top of a loop iteration: cuts handshakes that held their slot
+ * too long, gives free slots to waiting connections and handles the bytes
+ * they had sent. */
+void tlsserve_admit(struct coord *co);
 /* A connection closes: gives back its slot or its place in the queue. */
 void tlsserve_closed(struct conn *c);
-/* Starts reading on c (conn.c). */
-void conn_read_start(struct conn *c);
+/* Starts reading on c; handles n bytes read for c (conn.c). */
+void conn_start_reading(struct conn *c);
+void conn_input(struct conn *c, const uv_buf_t *b, size_t n);
 /* After a read: counts a completed handshake, and for an fconn_input
  * result of TLS (FCONN_IN_TLS, _NOT_TLS, _EOF) cuts or closes c.  Returns 1
  * when it handled rc. */

@@ -57,6 +57,7 @@ struct snap {
     struct counters n;
     struct rcache_stats cs;
     uint64_t connections, renters, peers, tasks_live, queued, queued_bytes, keys_known;
+    uint64_t tls_handshaking;
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
 };
 
@@ -67,6 +68,7 @@ static void snap_take(const struct coord *co, struct snap *s)
     if (co->cache)
         rcache_stats(co->cache, &s->cs);
     s->connections = co->nconns;
+    s->tls_handshaking = co->tls_busy;
     s->renters = co->nrenters;
     s->peers = co->npeers;
     s->keys_known = co->nkeys;
@@ -100,6 +102,7 @@ static const struct stat_def {
     {G_TOP, K_GAUGE, "connections", "p2c2r_connections", "Open connections.", S(connections)},
     {G_TOP, K_GAUGE, "renters", "p2c2r_renters", "Renter connections.", S(renters)},
     {G_TOP, K_GAUGE, "peers_connected", "p2c2r_peers_connected", "Registered peer connections.", S(peers)},
+    {G_TOP, K_GAUGE, "tls_handshaking", "p2c2r_tls_handshaking", "TLS handshakes in progress (at most 256; more wait their turn).", S(tls_handshaking)},
     {G_TOP, K_GAUGE, "keys_known", "p2c2r_peer_keys_known", "Peer keys the coordinator keeps a record of (connected or not).", S(keys_known)},
     {G_TOP, K_GAUGE, "tasks_live", "p2c2r_tasks_live", "Accepted tasks not yet freed.", S(tasks_live)},
     {G_TOP, K_GAUGE, "queued", "p2c2r_queued", "Tasks waiting in queues.", S(queued)},

@@ -325,6 +325,77 @@ static void test_rogue_peer(void)
     h_stop(p);
 }
 
+static void test_silent_sockets(void)
+{
+    h_phase("silent sockets, trickled and stalled handshakes do not block a TLS client");
+    enum { N = 150, STALL = 300 }; /* 600 descriptors in all: under a soft limit of 1024 */
+    static struct h_raw raw[2 * N];
+    int open = 0;
+    for (int i = 0; i < 2 * N; i++) {
+        if (h_raw_connect(&raw[i], h_addr()) != 0)
+            break;
+        open++;
+        /* The second half send the start of a handshake record and stall:
+         * no slot is taken before a whole first record. */
+        if (i >= N) {
+            static const uint8_t start[] = {0x16, 0x03, 0x01, 0x01, 0x00, 0x01};
+            h_raw_send(&raw[i], start, sizeof(start), 1000);
+        }
+    }
+    H_CHECK(open == 2 * N, "only %d of %d sockets opened", open, 2 * N);
+    /* And 300 clients that send a whole ClientHello and then stall: they
+     * take every handshake slot (256) until the slot's 2 s deadline. */
+    static p2c2r_client *stall[STALL];
+    long long fails0 = h_stat("counters.tls_failures");
+    int nstall = 0;
+    for (int i = 0; i < STALL; i++) {
+        struct p2c2r_client_options o = P2C2R_CLIENT_OPTIONS_INIT;
+        o.tls_ca_file = ca;
+        o.connect_timeout_ms = 60000;
+        stall[i] = NULL;
+        if (p2c2r_client_connect_start(h_addr(), &o, &stall[i]) != 0)
+            break;
+        nstall++;
+        for (int k = 0; k < 50 && p2c2r_client_want_write(stall[i]); k++) {
+            struct pollfd pfd = {p2c2r_client_fd(stall[i]), POLLOUT, 0};
+            poll(&pfd, 1, 10);
+            p2c2r_client_process(stall[i]);
+        }
+    }
+    H_CHECK(nstall == STALL, "only %d of %d stalling clients started", nstall, STALL);
+    long long busy = -1;
+    for (int k = 0; k < 40 && busy < 256; k++) {
+        busy = h_stat("tls_handshaking");
+        h_sleep_ms(busy < 256 ? 25 : 0);
+    }
+    int ww = 0;
+    for (int i = 0; i < nstall; i++)
+        ww += p2c2r_client_want_write(stall[i]);
+    h_log("handshakes in progress: %lld (at most 256), connections %lld, stallers with output left %d", busy,
+          h_stat("connections"), ww);
+    int rc;
+    char why[256];
+    uint64_t t0 = h_now_ms();
+    p2c2r_client *c = connect_tls(h_addr(), ca, NULL, &rc, why, sizeof(why));
+    H_CHECK(c != NULL, "TLS client behind %d idle sockets and %d stalled handshakes: %s (%s) after %llu ms",
+            open, nstall, h_err(rc), why,
+            (unsigned long long)(h_now_ms() - t0));
+    if (c)
+        echo_ok(c, "behind silent sockets", "still served");
+    p2c2r_client_close(c);
+    /* The stalled handshakes are cut when their slots' 2 s run out. */
+    long long fails = fails0;
+    for (uint64_t end = h_now_ms() + (uint64_t)h_bound_ms(10000); fails <= fails0 && h_now_ms() < end;) {
+        h_sleep_ms(50);
+        fails = h_stat("counters.tls_failures");
+    }
+    H_CHECK(fails > fails0, "no stalled handshake was cut at its deadline");
+    for (int i = 0; i < nstall; i++)
+        p2c2r_client_close(stall[i]);
+    for (int i = 0; i < open; i++)
+        h_raw_close(&raw[i]);
+}
+
 /* ---- the non-blocking face and reconnect ----------------------------------------- */
 
 static void test_nonblocking(void)
@@ -497,6 +568,7 @@ int main(int argc, char **argv)
     test_plaintext_refused();
     test_wrong_ca();
     test_rogue_peer();
+    test_silent_sockets();
     test_nonblocking();
     test_cli();
     test_reconnect(&coord, cargs);
