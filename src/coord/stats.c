@@ -102,7 +102,7 @@ static const struct stat_def {
     {G_TOP, K_GAUGE, "connections", "p2c2r_connections", "Open connections.", S(connections)},
     {G_TOP, K_GAUGE, "renters", "p2c2r_renters", "Renter connections.", S(renters)},
     {G_TOP, K_GAUGE, "peers_connected", "p2c2r_peers_connected", "Registered peer connections.", S(peers)},
-    {G_TOP, K_GAUGE, "tls_handshaking", "p2c2r_tls_handshaking", "TLS handshakes in progress (at most 256; more wait their turn).", S(tls_handshaking)},
+    {G_TOP, K_GAUGE, "tls_handshaking", "p2c2r_tls_handshaking", "TLS handshakes in progress (at most 128; more wait their turn).", S(tls_handshaking)},
     {G_TOP, K_GAUGE, "keys_known", "p2c2r_peer_keys_known", "Peer keys the coordinator keeps a record of (connected or not).", S(keys_known)},
     {G_TOP, K_GAUGE, "tasks_live", "p2c2r_tasks_live", "Accepted tasks not yet freed.", S(tasks_live)},
     {G_TOP, K_GAUGE, "queued", "p2c2r_queued", "Tasks waiting in queues.", S(queued)},

@@ -43,7 +43,7 @@ int tlsserve_init(struct coord *co, char *err, size_t errcap)
  * stop, and the kernel holds the rest.  A slot held HANDSHAKE_MS without the
  * handshake finishing is taken back with the connection, so stalled
  * handshakes cannot keep the slots from everyone for a HELLO timeout. */
-#define HANDSHAKES_MAX 256
+#define HANDSHAKES_MAX 128
 #define HANDSHAKE_MS 2000
 #define STASH_MAX (16u * 1024 + 5) /* one record: a larger ClientHello is refused */
 

@@ -344,7 +344,7 @@ static void test_silent_sockets(void)
     }
     H_CHECK(open == 2 * N, "only %d of %d sockets opened", open, 2 * N);
     /* And 300 clients that send a whole ClientHello and then stall: they
-     * take every handshake slot (256) until the slot's 2 s deadline. */
+     * take every handshake slot (128) until the slot's 2 s deadline. */
     static p2c2r_client *stall[STALL];
     long long fails0 = h_stat("counters.tls_failures");
     int nstall = 0;
@@ -364,14 +364,14 @@ static void test_silent_sockets(void)
     }
     H_CHECK(nstall == STALL, "only %d of %d stalling clients started", nstall, STALL);
     long long busy = -1;
-    for (int k = 0; k < 40 && busy < 256; k++) {
+    for (int k = 0; k < 40 && busy < 128; k++) {
         busy = h_stat("tls_handshaking");
-        h_sleep_ms(busy < 256 ? 25 : 0);
+        h_sleep_ms(busy < 128 ? 25 : 0);
     }
     int ww = 0;
     for (int i = 0; i < nstall; i++)
         ww += p2c2r_client_want_write(stall[i]);
-    h_log("handshakes in progress: %lld (at most 256), connections %lld, stallers with output left %d", busy,
+    h_log("handshakes in progress: %lld (at most 128), connections %lld, stallers with output left %d", busy,
           h_stat("connections"), ww);
     int rc;
     char why[256];
