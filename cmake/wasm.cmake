@@ -1,6 +1,7 @@
-# The built-in executors as WebAssembly (scripts/wasm.sh): build/wasm/
-# p2c2r_exec.js + p2c2r_exec.wasm, what the contribute page's worker runs
-# (web/, docs/TASKS.md "WebAssembly").  On by default when Debian's emcc is
+# The built-in executors as WebAssembly (scripts/wasm.sh): build/www/
+# p2c2r_exec.js + p2c2r_exec.wasm, what the contribute page's worker runs,
+# beside copies of web/* (the page, its script, the worker): build/www is a
+# directory for p2c2rd --http-root (docs/TASKS.md "WebAssembly").  On by default when Debian's emcc is
 # installed (scripts/deps.sh installs it), off in sanitizer and fuzz builds.
 # The Debian sources and the static libraries built from them are cached in
 # P2C2R_WASM_DEPS, shared by every build directory of the tree.
@@ -23,11 +24,22 @@ if(P2C2R_WASM)
        ${CMAKE_SOURCE_DIR}/scripts/wasm.sh ${CMAKE_SOURCE_DIR}/scripts/wasm_fetch.sh
        ${CMAKE_SOURCE_DIR}/include/p2c2r/executor.h ${CMAKE_SOURCE_DIR}/include/p2c2r/error.h)
   add_custom_command(
-    OUTPUT ${CMAKE_BINARY_DIR}/wasm/p2c2r_exec.js ${CMAKE_BINARY_DIR}/wasm/p2c2r_exec.wasm
+    OUTPUT ${CMAKE_BINARY_DIR}/www/p2c2r_exec.js ${CMAKE_BINARY_DIR}/www/p2c2r_exec.wasm
     COMMAND ${CMAKE_COMMAND} -E env P2C2R_WASM_DEPS=${P2C2R_WASM_DEPS}
-            bash ${CMAKE_SOURCE_DIR}/scripts/wasm.sh ${CMAKE_BINARY_DIR}/wasm
+            bash ${CMAKE_SOURCE_DIR}/scripts/wasm.sh ${CMAKE_BINARY_DIR}/www
     DEPENDS ${P2C2R_WASM_INPUTS}
     COMMENT "Building the executors to WebAssembly (scripts/wasm.sh)"
     VERBATIM)
-  add_custom_target(p2c2r_wasm ALL DEPENDS ${CMAKE_BINARY_DIR}/wasm/p2c2r_exec.wasm)
+  file(GLOB P2C2R_WEB_FILES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/web/*.html ${CMAKE_SOURCE_DIR}/web/*.js)
+  set(P2C2R_WEB_COPIES "")
+  foreach(f IN LISTS P2C2R_WEB_FILES)
+    get_filename_component(n ${f} NAME)
+    add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/www/${n}
+                       COMMAND ${CMAKE_COMMAND} -E copy_if_different ${f} ${CMAKE_BINARY_DIR}/www/${n}
+                       DEPENDS ${f} VERBATIM)
+    list(APPEND P2C2R_WEB_COPIES ${CMAKE_BINARY_DIR}/www/${n})
+  endforeach()
+  add_custom_target(p2c2r_wasm ALL DEPENDS ${CMAKE_BINARY_DIR}/www/p2c2r_exec.wasm ${P2C2R_WEB_COPIES})
+  install(FILES ${CMAKE_BINARY_DIR}/www/p2c2r_exec.js ${CMAKE_BINARY_DIR}/www/p2c2r_exec.wasm
+          ${P2C2R_WEB_FILES} DESTINATION ${CMAKE_INSTALL_DATADIR}/p2c2r/www)
 endif()

@@ -13,11 +13,11 @@
 # $P2C2R_WASM_DEPS (default OUTDIR/deps; CMake passes one directory shared
 # by every build tree) and kept; a lock lets two builds share it.
 #
-# Usage: scripts/wasm.sh [OUTDIR]      (default build/wasm)
+# Usage: scripts/wasm.sh [OUTDIR]      (default build/www)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=$(realpath -m "${1:-$root/build/wasm}")
+out=$(realpath -m "${1:-$root/build/www}")
 jobs=${JOBS:-2}
 if ! command -v emcc >/dev/null; then
     echo "wasm: emcc not found: install Debian's emscripten (scripts/deps.sh --wasm)" >&2
