@@ -473,10 +473,9 @@
         };
     }
 
+    root.ContributeSession = ContributeSession;
     if (typeof module !== "undefined" && module.exports)
         module.exports = {ContributeSession, challengeMessage};
-    else
-        root.ContributeSession = ContributeSession;
     if (typeof document !== "undefined")
         document.addEventListener("DOMContentLoaded", page);
 })(typeof self !== "undefined" ? self : this);

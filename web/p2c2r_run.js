@@ -114,8 +114,7 @@
         return {types, run, sha256hex};
     }
 
+    root.p2c2rRunner = p2c2rRunner;
     if (typeof module !== "undefined" && module.exports)
         module.exports = {p2c2rRunner, errorName};
-    else
-        root.p2c2rRunner = p2c2rRunner;
 })(typeof self !== "undefined" ? self : this);

@@ -1,0 +1,174 @@
+/* test_wasm_peer.js - a browser peer, end to end: p2c2rd serves the
+ * contribute page and the WebAssembly module (--http-root build/www); the
+ * page's own code (web/contribute.js, the session; web/worker.js in a Web
+ * Worker shim, node_worker.js, that loads its scripts and the module from
+ * the gateway's /static/) registers as a peer over /ws; a WebSocket renter
+ * submits every successful case of wasm_cases.js (except those with blobs,
+ * which a gateway renter cannot upload).  The coordinator runs with
+ * --verify '*=quorum2' and one native local peer, so every task runs on
+ * both peers and is delivered only when their outputs are equal: each
+ * result must come back verified and equal to the native driver's bytes.
+ *
+ *   node --experimental-websocket test_wasm_peer.js P2C2RD NATIVE_DRIVER SOURCE_ROOT DATA_DIR WWW_DIR WORK_DIR
+ * Exits 77 (skipped) when this p2c2rd has no gateway or node no WebSocket. */
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const {spawn, execFileSync} = require("child_process");
+const {cases} = require("./wasm_cases.js");
+const {runNative} = require("./wasm_native.js");
+const {NodeWebWorker} = require("./node_worker.js");
+const {ContributeSession} = require("../../../web/contribute.js");
+
+const TIMEOUT_MS = 300000;
+
+function skip(why) {
+    console.log("test_wasm_peer skipped: " + why);
+    process.exit(77);
+}
+
+function sleep(ms) {
+    return new Promise((r) => setTimeout(r, ms));
+}
+
+async function until(what, pred, ms) {
+    const end = Date.now() + ms;
+    while (!pred()) {
+        if (Date.now() > end)
+            throw new Error("timed out waiting for " + what);
+        await sleep(20);
+    }
+}
+
+async function main() {
+    const [p2c2rd, driver, root, dataDir, www, work] = process.argv.slice(2);
+    if (!work) {
+        console.error("usage: node --experimental-websocket test_wasm_peer.js P2C2RD NATIVE_DRIVER SOURCE_ROOT " +
+                      "DATA_DIR WWW_DIR WORK_DIR");
+        process.exit(2);
+    }
+    if (typeof WebSocket === "undefined")
+        skip("this node has no WebSocket (node 20.10+ with --experimental-websocket, or 22+)");
+    const help = execFileSync(p2c2rd, ["--help"]).toString();
+    if (!help.includes("--http-root"))
+        skip("this p2c2rd has no gateway (--http, --http-root: docs/GATEWAY.md)");
+
+    fs.rmSync(work, {recursive: true, force: true});
+    fs.mkdirSync(work, {recursive: true});
+    const ready = path.join(work, "ready");
+    const logPath = path.join(work, "p2c2rd.log");
+    const log = fs.openSync(logPath, "w");
+    const d = spawn(p2c2rd, ["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--http-root", www,
+        "--ready-file", ready, "--local-peers", "1", "--verify", "*=quorum2", "--log-level", "info",
+        "--state", path.join(work, "state")], {stdio: ["ignore", log, log]});
+    let session = null, renter = null;
+    let failed = true;
+    try {
+        await until("p2c2rd's ready file", () => fs.existsSync(ready) && fs.readFileSync(ready, "utf8").trim(), 30000);
+        let http = null;
+        await until("p2c2rd's HTTP port", () => {
+            const m = /event=http_listening addr=(\S+)/.exec(fs.readFileSync(logPath, "utf8"));
+            http = m && m[1];
+            return http;
+        }, 30000);
+
+        /* The page is served where the brief says. */
+        const page = await fetch(`http://${http}/contribute`);
+        const html = await page.text();
+        if (page.status !== 200 || !html.includes("static/contribute.js"))
+            throw new Error(`/contribute: HTTP ${page.status}, not the contribute page`);
+
+        session = new ContributeSession({
+            url: `ws://${http}/ws`, peerId: "node-tab", slots: 2, WebSocket, crypto: globalThis.crypto,
+            makeWorker: () => new NodeWebWorker(`http://${http}/static/worker.js`), heartbeatMs: 200,
+        });
+        await session.start();
+        await until("the browser peer to register", () => session.stats.state === "running" ||
+                    session.stats.state === "error", 30000);
+        if (session.stats.state !== "running")
+            throw new Error("the browser peer did not register: " + session.stats.message);
+        console.log(`browser peer registered as peer ${session.stats.peerNum}, types ` +
+                    session.types.map((t) => t.name).join(","));
+
+        renter = new WebSocket(`ws://${http}/ws`);
+        const inbox = [];
+        renter.onmessage = (ev) => inbox.push(JSON.parse(ev.data));
+        await until("the challenge", () => inbox.length, 10000);
+        renter.send(JSON.stringify({msg_type: "gamer_register", client_id: "test_wasm_peer"}));
+        await until("registration_ack", () => inbox.length > 1, 10000);
+        if (inbox[1].status !== "ok")
+            throw new Error("renter refused: " + JSON.stringify(inbox[1]));
+        inbox.length = 0;
+
+        const todo = [];
+        for (const c of cases(root, dataDir)) {
+            if (c.blobs.length)
+                continue;
+            const n = runNative(driver, work, c);
+            if (!n.ok)
+                continue; /* error cases: test_wasm_exec compares those */
+            todo.push({c, native: n.output});
+        }
+        todo.forEach((t, i) => renter.send(JSON.stringify({
+            msg_type: "task_submit", task_id: i, task_type: t.c.type, data: t.c.input.toString("base64"),
+            params: t.c.params, no_cache: true})));
+        const outcome = new Map();
+        const t0 = Date.now();
+        await until("every outcome", () => {
+            while (inbox.length) {
+                const m = inbox.shift();
+                if (m.task_id !== undefined)
+                    outcome.set(m.task_id, m);
+            }
+            return outcome.size === todo.length;
+        }, TIMEOUT_MS);
+
+        let bad = 0;
+        const perType = {};
+        todo.forEach((t, i) => {
+            const m = outcome.get(i);
+            const pt = (perType[t.c.type] = perType[t.c.type] || {cases: 0, ok: 0});
+            pt.cases++;
+            const got = m.msg_type === "result_delivery" && m.success ? Buffer.from(m.result || "", "base64") : null;
+            if (got && m.verified === true && Buffer.compare(got, t.native) === 0) {
+                pt.ok++;
+                return;
+            }
+            bad++;
+            console.log(`FAIL ${t.c.name}: ${JSON.stringify(m).slice(0, 300)}`);
+        });
+        for (const type of Object.keys(perType)) {
+            const pt = perType[type];
+            const s = session.stats.perType[type] || {done: 0, failed: 0};
+            console.log(`type ${type}: ${pt.ok}/${pt.cases} verified (quorum2: browser + native) and equal to ` +
+                        `the native driver; the browser peer ran ${s.done}, failed ${s.failed}`);
+            if (s.done < pt.cases) {
+                console.log(`FAIL the browser peer ran ${s.done} ${type} tasks, expected ${pt.cases}`);
+                bad++;
+            }
+        }
+        if (session.stats.failed !== 0 || session.stats.heartbeats < 1) {
+            console.log(`FAIL browser peer: ${session.stats.failed} failures, ${session.stats.heartbeats} heartbeats`);
+            bad++;
+        }
+        console.log(`${todo.length} tasks in ${Date.now() - t0} ms; browser peer: ${session.stats.done} done, ` +
+                    `${session.stats.heartbeats} heartbeats`);
+        console.log(bad ? `FAIL ${bad} problem(s)` : "PASS");
+        failed = bad > 0;
+    } finally {
+        if (session)
+            session.stop();
+        if (renter)
+            renter.close();
+        d.kill("SIGTERM");
+        await new Promise((r) => (d.exitCode !== null ? r() : d.on("exit", r)));
+        if (failed)
+            console.log("---- p2c2rd log (tail)\n" + fs.readFileSync(logPath, "utf8").split("\n").slice(-40).join("\n"));
+    }
+    process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+});
