@@ -468,6 +468,8 @@
                 capabilities: {cpu_cores: cores, ram_gb: navigator.deviceMemory || 0, gpu: false, gpu_vram_gb: 0},
                 onUpdate,
             });
+            /* For a person at the console, and for test_wasm_browser. */
+            root.p2c2rSession = session;
             session.start();
             render(session, el);
         };

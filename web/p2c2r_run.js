@@ -10,8 +10,10 @@
  *        type: string, params: string ("key=value\n" lines) or an object,
  *        input: Uint8Array, blobs: array of Uint8Array (referenced by the
  *        SHA-256 hex of their bytes, e.g. pathfind's map=<hex>)
- *     -> {ok: true, output: Uint8Array, ms} or {ok: false, code, error, ms}
- *        (code: the p2c2r error name, e.g. "EINVAL")
+ *     -> {ok: true, output: Uint8Array, ms, execMs} or {ok: false, code, error, ms, execMs}
+ *        (code: the p2c2r error name, e.g. "EINVAL"; ms: the whole call,
+ *        copies in and out of the module's memory included; execMs: the
+ *        executor alone)
  *   sha256hex(bytes)           the SHA-256 of bytes, as the module computes it */
 (function (root) {
     "use strict";
@@ -95,15 +97,17 @@
                         return {ok: false, code: errorName(rc), error: "blob not taken", ms: now() - t0};
                     }
                 }
+                const t1 = now();
                 const rc = mod._p2c2r_wasm_run(ptrs[0], ptrs[1], pb.length, ptrs[2],
                                                input ? input.length : 0);
+                const execMs = now() - t1;
                 if (rc !== 0) {
                     return {ok: false, code: errorName(rc), error: mod.UTF8ToString(mod._p2c2r_wasm_error()),
-                            ms: now() - t0};
+                            ms: now() - t0, execMs};
                 }
                 const op = mod._p2c2r_wasm_output();
                 const output = mod.HEAPU8.slice(op, op + mod._p2c2r_wasm_output_len());
-                return {ok: true, output, ms: now() - t0};
+                return {ok: true, output, ms: now() - t0, execMs};
             } finally {
                 mod._p2c2r_wasm_blobs_clear();
                 for (const p of ptrs)

@@ -9,7 +9,13 @@
  * both peers and is delivered only when their outputs are equal: each
  * result must come back verified and equal to the native driver's bytes.
  *
- *   node --experimental-websocket test_wasm_peer.js P2C2RD NATIVE_DRIVER SOURCE_ROOT DATA_DIR WWW_DIR WORK_DIR
+ * With --chromium PATH the peer is the real page instead, in headless
+ * Chromium driven over the DevTools protocol: it loads /contribute, presses
+ * start, and the same checks apply to the figures the page shows; a
+ * screenshot of the page is saved as WORK_DIR/contribute.png.
+ *
+ *   node --experimental-websocket test_wasm_peer.js [--chromium PATH] P2C2RD NATIVE_DRIVER SOURCE_ROOT
+ *        DATA_DIR WWW_DIR WORK_DIR
  * Exits 77 (skipped) when this p2c2rd has no gateway or node no WebSocket. */
 "use strict";
 const fs = require("fs");
@@ -22,6 +28,106 @@ const {ContributeSession} = require("../../../web/contribute.js");
 
 const TIMEOUT_MS = 300000;
 
+/* A peer made of the page's own code, in this process. */
+class NodePeer {
+    async start(http) {
+        this.session = new ContributeSession({
+            url: `ws://${http}/ws`, peerId: "node-tab", slots: 2, WebSocket, crypto: globalThis.crypto,
+            makeWorker: () => new NodeWebWorker(`http://${http}/static/worker.js`), heartbeatMs: 200,
+        });
+        await this.session.start();
+    }
+
+    async stats() {
+        return {...this.session.stats, types: this.session.types};
+    }
+
+    async stop() {
+        this.session.stop();
+    }
+}
+
+/* The page in headless Chromium, over the DevTools protocol. */
+class ChromiumPeer {
+    constructor(bin, work) {
+        this.bin = bin;
+        this.work = work;
+        this.seq = 0;
+        this.pending = new Map();
+    }
+
+    async start(http) {
+        const profile = path.join(this.work, "chromium-profile");
+        this.proc = spawn(this.bin, ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-dev-shm-usage", "--remote-debugging-port=0", `--user-data-dir=${profile}`,
+            "--window-size=1000,900", `http://${http}/contribute`], {stdio: ["ignore", "ignore", "pipe"]});
+        let err = "";
+        this.proc.stderr.on("data", (b) => { err += b.toString(); });
+        let devtools = null;
+        await until("Chromium's DevTools port", () => {
+            const m = /DevTools listening on ws:\/\/([^/\s]+)\//.exec(err);
+            devtools = m && m[1];
+            if (this.proc.exitCode !== null)
+                throw new Error("chromium exited: " + err.slice(-500));
+            return devtools;
+        }, 60000);
+        let page = null;
+        await until("the contribute page's target", () => page, 30000, async () => {
+            const list = await (await fetch(`http://${devtools}/json/list`)).json();
+            page = list.find((t) => t.type === "page" && t.url.endsWith("/contribute"));
+        });
+        this.ws = new WebSocket(page.webSocketDebuggerUrl);
+        this.ws.onmessage = (ev) => {
+            const m = JSON.parse(ev.data);
+            const p = this.pending.get(m.id);
+            if (p) {
+                this.pending.delete(m.id);
+                m.error ? p.reject(new Error(JSON.stringify(m.error))) : p.resolve(m.result);
+            }
+        };
+        await new Promise((r, j) => { this.ws.onopen = r; this.ws.onerror = () => j(new Error("devtools socket")); });
+        await until("the page to load", () => this.loaded, 30000, async () => {
+            this.loaded = await this.eval("document.readyState === 'complete' && !!document.getElementById('start')");
+        });
+        await this.eval("document.getElementById('slots').value = '2'; document.getElementById('start').click(); true");
+    }
+
+    call(method, params) {
+        const id = ++this.seq;
+        this.ws.send(JSON.stringify({id, method, params: params || {}}));
+        return new Promise((resolve, reject) => this.pending.set(id, {resolve, reject}));
+    }
+
+    async eval(expr) {
+        const r = await this.call("Runtime.evaluate", {expression: expr, returnByValue: true});
+        if (r.exceptionDetails)
+            throw new Error("page: " + JSON.stringify(r.exceptionDetails).slice(0, 300));
+        return r.result.value;
+    }
+
+    async stats() {
+        return this.eval(`(() => { const s = window.p2c2rSession; if (!s) return {state: "none", perType: {}};
+            return {...s.stats, types: s.types, shown: document.getElementById("done").textContent,
+                    shownState: document.getElementById("state").textContent}; })()`);
+    }
+
+    async screenshot(file) {
+        const r = await this.call("Page.captureScreenshot", {format: "png"});
+        fs.writeFileSync(file, Buffer.from(r.data, "base64"));
+    }
+
+    async stop() {
+        if (this.ws) {
+            await this.eval("window.p2c2rSession && window.p2c2rSession.stop(); true").catch(() => {});
+            this.ws.close();
+        }
+        if (this.proc && this.proc.exitCode === null) {
+            this.proc.kill("SIGTERM");
+            await new Promise((r) => this.proc.on("exit", r));
+        }
+    }
+}
+
 function skip(why) {
     console.log("test_wasm_peer skipped: " + why);
     process.exit(77);
@@ -31,17 +137,28 @@ function sleep(ms) {
     return new Promise((r) => setTimeout(r, ms));
 }
 
-async function until(what, pred, ms) {
+/* Waits until pred() holds, running poll() (async) before each look. */
+async function until(what, pred, ms, poll) {
     const end = Date.now() + ms;
-    while (!pred()) {
+    for (;;) {
+        if (poll)
+            await poll().catch(() => {});
+        if (pred())
+            return;
         if (Date.now() > end)
             throw new Error("timed out waiting for " + what);
-        await sleep(20);
+        await sleep(poll ? 100 : 20);
     }
 }
 
 async function main() {
-    const [p2c2rd, driver, root, dataDir, www, work] = process.argv.slice(2);
+    const args = process.argv.slice(2);
+    let chromium = null;
+    if (args[0] === "--chromium") {
+        chromium = args[1];
+        args.splice(0, 2);
+    }
+    const [p2c2rd, driver, root, dataDir, www, work] = args;
     if (!work) {
         console.error("usage: node --experimental-websocket test_wasm_peer.js P2C2RD NATIVE_DRIVER SOURCE_ROOT " +
                       "DATA_DIR WWW_DIR WORK_DIR");
@@ -61,7 +178,7 @@ async function main() {
     const d = spawn(p2c2rd, ["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--http-root", www,
         "--ready-file", ready, "--local-peers", "1", "--verify", "*=quorum2", "--log-level", "info",
         "--state", path.join(work, "state")], {stdio: ["ignore", log, log]});
-    let session = null, renter = null;
+    let peer = null, renter = null;
     let failed = true;
     try {
         await until("p2c2rd's ready file", () => fs.existsSync(ready) && fs.readFileSync(ready, "utf8").trim(), 30000);
@@ -78,17 +195,15 @@ async function main() {
         if (page.status !== 200 || !html.includes("static/contribute.js"))
             throw new Error(`/contribute: HTTP ${page.status}, not the contribute page`);
 
-        session = new ContributeSession({
-            url: `ws://${http}/ws`, peerId: "node-tab", slots: 2, WebSocket, crypto: globalThis.crypto,
-            makeWorker: () => new NodeWebWorker(`http://${http}/static/worker.js`), heartbeatMs: 200,
-        });
-        await session.start();
-        await until("the browser peer to register", () => session.stats.state === "running" ||
-                    session.stats.state === "error", 30000);
-        if (session.stats.state !== "running")
-            throw new Error("the browser peer did not register: " + session.stats.message);
-        console.log(`browser peer registered as peer ${session.stats.peerNum}, types ` +
-                    session.types.map((t) => t.name).join(","));
+        peer = chromium ? new ChromiumPeer(chromium, work) : new NodePeer();
+        await peer.start(http);
+        let st = null;
+        await until("the browser peer to register", () => st && (st.state === "running" || st.state === "error"),
+                    60000, async () => { st = await peer.stats(); });
+        if (st.state !== "running")
+            throw new Error("the browser peer did not register: " + st.message);
+        console.log(`browser peer (${chromium ? "headless Chromium" : "node"}) registered as peer ${st.peerNum}, ` +
+                    "types " + st.types.map((t) => t.name).join(","));
 
         renter = new WebSocket(`ws://${http}/ws`);
         const inbox = [];
@@ -137,9 +252,14 @@ async function main() {
             bad++;
             console.log(`FAIL ${t.c.name}: ${JSON.stringify(m).slice(0, 300)}`);
         });
+        /* The figures of the page catch up with its last result. */
+        /* The figures of the page catch up with its last result; the page
+         * sends a heartbeat every 5 s. */
+        await until("the page's figures and a heartbeat", () => st.done >= todo.length && st.heartbeats >= 1 &&
+                    (!chromium || st.shown === String(st.done)), 20000, async () => { st = await peer.stats(); });
         for (const type of Object.keys(perType)) {
             const pt = perType[type];
-            const s = session.stats.perType[type] || {done: 0, failed: 0};
+            const s = st.perType[type] || {done: 0, failed: 0};
             console.log(`type ${type}: ${pt.ok}/${pt.cases} verified (quorum2: browser + native) and equal to ` +
                         `the native driver; the browser peer ran ${s.done}, failed ${s.failed}`);
             if (s.done < pt.cases) {
@@ -147,17 +267,25 @@ async function main() {
                 bad++;
             }
         }
-        if (session.stats.failed !== 0 || session.stats.heartbeats < 1) {
-            console.log(`FAIL browser peer: ${session.stats.failed} failures, ${session.stats.heartbeats} heartbeats`);
+        if (st.failed !== 0 || st.heartbeats < 1) {
+            console.log(`FAIL browser peer: ${st.failed} failures, ${st.heartbeats} heartbeats`);
             bad++;
         }
-        console.log(`${todo.length} tasks in ${Date.now() - t0} ms; browser peer: ${session.stats.done} done, ` +
-                    `${session.stats.heartbeats} heartbeats`);
+        if (chromium) {
+            if (st.shown !== String(st.done) || !st.shownState.startsWith("running")) {
+                console.log(`FAIL the page shows ${st.shown} tasks done, state '${st.shownState}'`);
+                bad++;
+            }
+            await peer.screenshot(path.join(work, "contribute.png"));
+            console.log("screenshot: " + path.join(work, "contribute.png"));
+        }
+        console.log(`${todo.length} tasks in ${Date.now() - t0} ms; browser peer: ${st.done} done, ` +
+                    `${st.heartbeats} heartbeats`);
         console.log(bad ? `FAIL ${bad} problem(s)` : "PASS");
         failed = bad > 0;
     } finally {
-        if (session)
-            session.stop();
+        if (peer)
+            await peer.stop().catch(() => {});
         if (renter)
             renter.close();
         d.kill("SIGTERM");
