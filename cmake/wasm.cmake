@@ -2,12 +2,12 @@
 # p2c2r_exec.js + p2c2r_exec.wasm, what the contribute page's worker runs,
 # beside copies of web/* (the page, its script, the worker): build/www is a
 # directory for p2c2rd --http-root (docs/TASKS.md "WebAssembly").  On by default when Debian's emcc is
-# installed (scripts/deps.sh installs it), off in sanitizer and fuzz builds.
+# installed (scripts/deps.sh installs it), off in fuzz builds.
 # The Debian sources and the static libraries built from them are cached in
 # P2C2R_WASM_DEPS, shared by every build directory of the tree.
 find_program(P2C2R_EMCC emcc)
 set(P2C2R_WASM_DEFAULT OFF)
-if(P2C2R_EMCC AND NOT P2C2R_SANITIZE AND NOT P2C2R_FUZZ)
+if(P2C2R_EMCC AND NOT P2C2R_FUZZ)
   set(P2C2R_WASM_DEFAULT ON)
 endif()
 option(P2C2R_WASM "Build the executors to WebAssembly with emcc" ${P2C2R_WASM_DEFAULT})

@@ -39,7 +39,8 @@ class NodePeer {
     }
 
     async stats() {
-        return {...this.session.stats, types: this.session.types};
+        const s = this.session;
+        return {...s.stats, types: s.types, busy: s.workers.filter((w) => w && w.busy).length};
     }
 
     async stop() {
@@ -107,7 +108,8 @@ class ChromiumPeer {
 
     async stats() {
         return this.eval(`(() => { const s = window.p2c2rSession; if (!s) return {state: "none", perType: {}};
-            return {...s.stats, types: s.types, shown: document.getElementById("done").textContent,
+            return {...s.stats, types: s.types, busy: s.workers.filter((w) => w && w.busy).length,
+                    shown: document.getElementById("done").textContent,
                     shownState: document.getElementById("state").textContent}; })()`);
     }
 
@@ -278,6 +280,28 @@ async function main() {
             }
             await peer.screenshot(path.join(work, "contribute.png"));
             console.log("screenshot: " + path.join(work, "contribute.png"));
+        }
+        /* The tab does not freeze: while a long task (a whole demo frame,
+         * seconds of work) runs in a worker, the page's own thread still
+         * answers (each look at its figures is a call into it) and shows
+         * the task running. */
+        const frame = Buffer.from(fs.readFileSync(path.join(root, "examples/scenes/demo.json")));
+        renter.send(JSON.stringify({msg_type: "task_submit", task_id: "long", task_type: "raytrace",
+            data: frame.toString("base64"), params: "spp=4\n", no_cache: true}));
+        let seenBusy = 0, answered = false;
+        await until("the long task", () => answered, TIMEOUT_MS, async () => {
+            st = await peer.stats();
+            if (st.busy > 0 && (st.perType.raytrace || {done: 0}).done === todo.filter((t) => t.c.type ===
+                "raytrace").length)
+                seenBusy++;
+            while (inbox.length)
+                answered = answered || inbox.shift().task_id === "long";
+        });
+        if (!seenBusy) {
+            console.log("FAIL the page never answered while its worker ran the long task");
+            bad++;
+        } else {
+            console.log(`the page answered ${seenBusy} time(s) while its worker ran a whole demo frame`);
         }
         console.log(`${todo.length} tasks in ${Date.now() - t0} ms; browser peer: ${st.done} done, ` +
                     `${st.heartbeats} heartbeats`);
