@@ -53,7 +53,8 @@ for pb in "${need[@]}"; do
         fi
     done
     if [ -z "$got" ]; then
-        echo "wasm_fetch: apt-get source $p failed (is the Debian mirror reachable?):" >&2
+        echo "wasm_fetch: apt-get source $p failed (is the Debian mirror reachable? configure with" \
+             "-DP2C2R_WASM=OFF to build without the WebAssembly executors):" >&2
         tail -5 "$p.tree/log" >&2
         exit 1
     fi

@@ -242,6 +242,7 @@
         async handle(m) {
             switch (m.msg_type) {
             case "challenge": {
+                this.maxMessage = m.max_message || 0;
                 const subtle = this.opts.crypto.subtle;
                 const msg = await challengeMessage(subtle, b64decode(m.nonce), m.conn_id);
                 const sig = new Uint8Array(await subtle.sign({name: "Ed25519"}, this.keyPair.privateKey, msg));
@@ -356,6 +357,13 @@
             const pt = (this.stats.perType[type] = this.stats.perType[type] || {done: 0, failed: 0, ms: 0});
             pt.ms += m.ms;
             this.stats.ms += m.ms;
+            /* A result over the coordinator's frame limit (max_message is
+             * 4/3 of it plus 64 KiB) would cost the connection: it is
+             * answered as too big instead, as a native peer does. */
+            const limit = this.maxMessage ? Math.floor((this.maxMessage - 65536) * 3 / 4) - 4096 : Infinity;
+            if (m.ok && m.bytes > limit)
+                m = {ok: false, ms: m.ms, code: "ETOOBIG",
+                     error: `output of ${m.bytes} bytes over the coordinator's limit of ${limit}`};
             if (m.ok) {
                 pt.done++;
                 this.stats.done++;

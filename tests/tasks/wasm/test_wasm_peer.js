@@ -27,6 +27,8 @@ const {NodeWebWorker} = require("./node_worker.js");
 const {ContributeSession} = require("../../../web/contribute.js");
 
 const TIMEOUT_MS = 300000;
+/* p2c2rd's frame limit: over every case's input and output but one. */
+const MAX_FRAME = 4 << 20;
 
 /* A peer made of the page's own code, in this process. */
 class NodePeer {
@@ -179,6 +181,7 @@ async function main() {
     const log = fs.openSync(logPath, "w");
     const d = spawn(p2c2rd, ["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--http-root", www,
         "--ready-file", ready, "--local-peers", "1", "--verify", "*=quorum2", "--log-level", "info",
+        "--max-frame", String(MAX_FRAME),
         "--state", path.join(work, "state")], {stdio: ["ignore", log, log]});
     let peer = null, renter = null;
     let failed = true;
@@ -281,6 +284,31 @@ async function main() {
             await peer.screenshot(path.join(work, "contribute.png"));
             console.log("screenshot: " + path.join(work, "contribute.png"));
         }
+        /* An output over the coordinator's frame limit: the page answers
+         * ETOOBIG, as a native peer does, and keeps its connection (sending
+         * the output would have cost it the connection). */
+        renter.send(JSON.stringify({msg_type: "task_submit", task_id: "big", task_type: "upscale",
+            data: fs.readFileSync(path.join(root, "examples/images/demo.png")).toString("base64"),
+            params: "scale=16\nformat=raw\n", no_cache: true}));
+        let big = null;
+        await until("the oversized result", () => big, TIMEOUT_MS, async () => {
+            while (inbox.length && !big) {
+                const m = inbox.shift();
+                if (m.task_id === "big")
+                    big = m;
+            }
+        });
+        st = await peer.stats();
+        if (big.success !== false || big.error_code !== "ETOOBIG" || st.connects !== 1 || st.state !== "running" ||
+            st.failed !== 1) {
+            console.log(`FAIL an output over --max-frame: ${JSON.stringify(big).slice(0, 300)}; browser peer ` +
+                        `connected ${st.connects} time(s), ${st.state}, ${st.failed} failure(s)`);
+            bad++;
+        } else {
+            console.log(`an output over --max-frame: ETOOBIG from the page ("${st.log[st.log.length - 1]}"), ` +
+                        "still connected");
+        }
+
         /* The tab does not freeze: while a long task (a whole demo frame,
          * seconds of work) runs in a worker, the page's own thread still
          * answers (each look at its figures is a call into it) and shows
