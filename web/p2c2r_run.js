@@ -62,7 +62,7 @@
             const p = put(bytes);
             const md = mod._p2c2r_wasm_alloc(32);
             try {
-                if (mod._p2c2r_wasm_sha256(p, bytes.length, md) !== 0)
+                if (!md || mod._p2c2r_wasm_sha256(p, bytes.length, md) !== 0)
                     throw new Error("p2c2r_exec: sha256 failed");
                 return hex(mod.HEAPU8.slice(md, md + 32));
             } finally {
@@ -87,8 +87,10 @@
             const t0 = now();
             const tb = enc.encode(type + "\0");
             const pb = enc.encode(paramsText(params));
-            const ptrs = [put(tb), put(pb), put(input || new Uint8Array(0))];
+            const ptrs = [];
             try {
+                for (const b of [tb, pb, input || new Uint8Array(0)])
+                    ptrs.push(put(b)); /* one at a time: a failed put frees those before it */
                 for (const b of blobs || []) {
                     const bp = put(b);
                     const rc = mod._p2c2r_wasm_blob_add(bp, b.length);
