@@ -1,6 +1,7 @@
 # The built-in executors as WebAssembly (scripts/wasm.sh): build/www/
 # p2c2r_exec.js + p2c2r_exec.wasm, what the contribute page's worker runs,
-# beside copies of web/* (the page, its script, the worker): build/www is a
+# beside copies of web/*.html, *.js, *.css (the page, its script, the worker,
+# and any other page there): build/www is a
 # directory for p2c2rd --http-root (docs/TASKS.md "WebAssembly").  On by default when Debian's emcc is
 # installed (scripts/deps.sh installs it), off in fuzz builds.
 # The Debian sources and the static libraries built from them are cached in
@@ -30,7 +31,8 @@ if(P2C2R_WASM)
     DEPENDS ${P2C2R_WASM_INPUTS}
     COMMENT "Building the executors to WebAssembly (scripts/wasm.sh)"
     VERBATIM)
-  file(GLOB P2C2R_WEB_FILES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/web/*.html ${CMAKE_SOURCE_DIR}/web/*.js)
+  file(GLOB P2C2R_WEB_FILES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/web/*.html ${CMAKE_SOURCE_DIR}/web/*.js
+       ${CMAKE_SOURCE_DIR}/web/*.css)
   set(P2C2R_WEB_COPIES "")
   foreach(f IN LISTS P2C2R_WEB_FILES)
     get_filename_component(n ${f} NAME)
