@@ -1,10 +1,10 @@
 # The built-in executors as WebAssembly (scripts/wasm.sh): build/www/
 # p2c2r_exec.js + p2c2r_exec.wasm, what the contribute page's worker runs,
-# beside copies of web/*.html, *.js, *.css (the page, its script, the worker,
-# and any other page there): build/www is a
-# directory for p2c2rd --http-root (docs/TASKS.md "WebAssembly").  On by default when Debian's emcc is
-# installed (scripts/deps.sh installs it), off in fuzz builds.
-# The Debian sources and the static libraries built from them are cached in
+# beside copies of web/*.html, *.js and *.css (the page, its script, the
+# worker, and any other page there): build/www is a directory for p2c2rd
+# --http-root (docs/TASKS.md, "WebAssembly").  On by default when Debian's
+# emcc is installed (scripts/deps.sh installs it), off in fuzz builds.  The
+# Debian sources and the static libraries built from them are cached in
 # P2C2R_WASM_DEPS, shared by every build directory of the tree.
 find_program(P2C2R_EMCC emcc)
 set(P2C2R_WASM_DEFAULT OFF)
