@@ -7,6 +7,10 @@ pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       libuv1-dev libssl-dev libsodium-dev libzstd-dev libxxhash-dev libsqlite3-dev
       libpng-dev libjpeg62-turbo-dev libjansson-dev python3 python3-pil python3-numpy
       python3-venv python3-pytest python3-mypy)
+# libjs-chart.js: the dashboard's plots (p2c2rd serves it from
+# /usr/share/javascript/chart.js as /static/chart.js); chromium: the pages'
+# test in a headless browser (tests/browser).
+pkgs+=(libjs-chart.js chromium)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(gearman-job-server libgearman-dev nats-server libnats-dev)
 fi
