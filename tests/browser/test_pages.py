@@ -152,12 +152,18 @@ class Env:
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
+        check(self.procs[0].returncode == 0, "p2c2rd exit status %r (sanitizer reports in its log)"
+              % self.procs[0].returncode)
 
 
 def load(env, stop):
     """A renter keeping the peers busy: sha256 of fresh inputs, 16 in flight."""
     w = WS("127.0.0.1", env.port)
     w.send_json({"msg_type": "gamer_register", "client_id": "load", "token": "rtok"})
+    w.recv_json()
+    # One input the executor refuses: a failure with its reason on the page.
+    w.send_json({"msg_type": "task_submit", "task_id": "bad", "task_type": "pathfind", "data": b64(b"not a map")})
     w.recv_json()
     n = 0
     inflight = 0
@@ -234,6 +240,10 @@ def t_dashboard(env, cdp, outdir):
     check(pts is not None and pts >= 2, "the throughput plot has points (%r; -1: no Chart.js)" % pts)
     lat = cdp.eval("window.Chart ? Chart.getChart('chart-lat').data.datasets[3].data.filter(v => v > 0).length : -1")
     check(lat is not None and lat >= 1, "the latency plot has points (%r)" % lat)
+    refusals = cdp.eval("[...document.querySelectorAll('#refusals tbody tr')].map(r => r.innerText)") or []
+    check(any(r.startswith("outcome: pathfind\tEINVAL\t1") for r in refusals)
+          and any("token or peer identity refused\t1" in r for r in refusals),
+          "failures and refusals by reason: %r" % refusals)
     cdp.screenshot(os.path.join(outdir, "dashboard.png"))
     check(not cdp.errors, "no script errors on /: %r" % cdp.errors)
 
