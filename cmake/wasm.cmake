@@ -31,17 +31,9 @@ if(P2C2R_WASM)
     DEPENDS ${P2C2R_WASM_INPUTS}
     COMMENT "Building the executors to WebAssembly (scripts/wasm.sh)"
     VERBATIM)
-  file(GLOB P2C2R_WEB_FILES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/web/*.html ${CMAKE_SOURCE_DIR}/web/*.js
-       ${CMAKE_SOURCE_DIR}/web/*.css)
-  set(P2C2R_WEB_COPIES "")
-  foreach(f IN LISTS P2C2R_WEB_FILES)
-    get_filename_component(n ${f} NAME)
-    add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/www/${n}
-                       COMMAND ${CMAKE_COMMAND} -E copy_if_different ${f} ${CMAKE_BINARY_DIR}/www/${n}
-                       DEPENDS ${f} VERBATIM)
-    list(APPEND P2C2R_WEB_COPIES ${CMAKE_BINARY_DIR}/www/${n})
-  endforeach()
-  add_custom_target(p2c2r_wasm ALL DEPENDS ${CMAKE_BINARY_DIR}/www/p2c2r_exec.wasm ${P2C2R_WEB_COPIES})
+  # The pages themselves (web/*) are cmake/web.cmake's, collected by p2c2r_www.
+  add_custom_target(p2c2r_wasm ALL DEPENDS ${CMAKE_BINARY_DIR}/www/p2c2r_exec.wasm)
+  add_dependencies(p2c2r_wasm p2c2r_www)
   install(FILES ${CMAKE_BINARY_DIR}/www/p2c2r_exec.js ${CMAKE_BINARY_DIR}/www/p2c2r_exec.wasm
-          ${P2C2R_WEB_FILES} DESTINATION ${CMAKE_INSTALL_DATADIR}/p2c2r/www)
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/p2c2r/www)
 endif()

@@ -11,7 +11,7 @@ pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       libuv1-dev libssl-dev openssl libsodium-dev libzstd-dev libxxhash-dev libsqlite3-dev
       libpng-dev libjpeg62-turbo-dev libjansson-dev python3 python3-pil python3-numpy
       python3-venv python3-pytest python3-mypy
-      emscripten nodejs chromium)
+      emscripten nodejs chromium libjs-chart.js)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(gearman-job-server libgearman-dev nats-server libnats-dev)
 fi

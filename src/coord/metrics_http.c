@@ -49,6 +49,14 @@
 #define HEADER_MAX 512u        /* our answer's status line and header fields */
 #define BODY_KEEP (1u << 20)   /* m->body capacity kept between answers */
 
+/* The charting library the dashboard (/) loads as /static/chart.js: Debian's
+ * libjs-chart.js, served from where the package installs it (nothing of it
+ * is copied into p2c2r).  Without the package the route is a 404 and the
+ * page shows its figures without plots. */
+#ifndef P2C2R_CHARTJS_PATH
+#define P2C2R_CHARTJS_PATH "/usr/share/javascript/chart.js/chart.min.js"
+#endif
+
 enum mconn_state { MC_READING, MC_WRITING, MC_DRAINING, MC_CLOSED };
 
 struct mconn {
@@ -510,19 +518,20 @@ static const struct status_text statuses[] = {
 /* The route table: what each path is (docs/GATEWAY.md, "The HTTP port").
  * Static pages are files of the root directory, looked up when asked for,
  * so pages can be added without touching the server. */
-enum route_kind { RT_METRICS, RT_WS, RT_FILE, RT_STATIC };
+enum route_kind { RT_METRICS, RT_WS, RT_FILE, RT_STATIC, RT_SYSTEM };
 
 static const struct route {
     const char *path;
     uint8_t kind;
     uint8_t prefix;   /* path is a prefix; the rest names a file of the root */
-    const char *file; /* RT_FILE: the file in the root directory */
+    const char *file; /* RT_FILE: the file in the root directory; RT_SYSTEM: an absolute path */
 } routes[] = {
     {"/metrics", RT_METRICS, 0, NULL},
     {"/ws", RT_WS, 0, NULL},
     {"/", RT_FILE, 0, "index.html"},
     {"/contribute", RT_FILE, 0, "contribute.html"},
     {"/demo", RT_FILE, 0, "demo.html"},
+    {"/static/chart.js", RT_SYSTEM, 0, P2C2R_CHARTJS_PATH},
     {"/static/", RT_STATIC, 1, NULL},
 };
 
@@ -553,15 +562,10 @@ static const char *content_type(const char *name)
     return "application/octet-stream";
 }
 
-/* Reads the root's file name into o (capped at MHTTP_BODY_MAX).  Returns 0,
- * or -1 when there is no such regular file or it does not fit. */
-static int read_file(const struct mhttp *m, const char *name, struct buf *o)
+/* Reads the file at path into o (capped at MHTTP_BODY_MAX).  Returns 0, or
+ * -1 when there is no such regular file or it does not fit. */
+static int read_path(const char *path, struct buf *o)
 {
-    if (!m->root)
-        return -1;
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", m->root, name) >= sizeof(path))
-        return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -1;
@@ -585,6 +589,15 @@ static int read_file(const struct mhttp *m, const char *name, struct buf *o)
     return rc;
 }
 
+/* Reads the root's file name into o, as read_path. */
+static int read_file(const struct mhttp *m, const char *name, struct buf *o)
+{
+    char path[4096];
+    if (!m->root || (size_t)snprintf(path, sizeof(path), "%s/%s", m->root, name) >= sizeof(path))
+        return -1;
+    return read_path(path, o);
+}
+
 /* Answers a.  The body of a 200 is rendered (or read) into m->body, which
  * every answer reuses: it is either taken by the kernel or copied before
  * this returns. */
@@ -600,8 +613,9 @@ static void conn_answer(struct mconn *c, struct answer a)
             m->fn(m->arg, &m->body);
             assert(c->state == MC_READING);
             ctype = "text/plain; version=0.0.4; charset=utf-8";
-        } else if (read_file(m, a.file, &m->body) == 0) {
-            ctype = content_type(a.file);
+        } else if (a.rt->kind == RT_SYSTEM ? read_path(a.rt->file, &m->body) == 0
+                                           : read_file(m, a.file, &m->body) == 0) {
+            ctype = content_type(a.rt->kind == RT_SYSTEM ? a.rt->file : a.file);
         } else {
             a.code = 404;
         }

@@ -271,6 +271,7 @@ static void stats_peer_page(struct coord *co, const struct conn *asker, struct b
         json_str(o, pc->name);
         buf_append(o, ",\"addr\":", 8);
         json_str(o, pc->addr);
+        jprintf(o, ",\"transport\":\"%s\"", pc->gw ? "ws" : "tcp");
         jprintf(o, ",\"state\":\"%s\",\"cores\":%u,\"slots\":%u,\"held_limit\":%u,\"inflight\":%u"
                    ",\"overdue\":%u,\"stalls\":%u,\"mem_bytes\":%" PRIu64 ",\"gpu\":%s,\"gpu_model\":",
                 peer_state_name(p->state), p->cores, p->slots, peer_slots(p), p->inflight,
@@ -311,6 +312,34 @@ static void stats_peer_page(struct coord *co, const struct conn *asker, struct b
     *total = seen;
 }
 
+/* The rest of a type's STATS object: its latency by stage (the histograms
+ * of p2c2r_stage_seconds, as count and sum, so that a client can take the
+ * mean between two readings, and quantiles since start) and its refusals and
+ * failed outcomes by error name (non-zero ones), then the closing brace. */
+static void type_stages_json(struct buf *o, const struct ttype *tt)
+{
+    static const char *const stage[] = {"queue", "dispatch", "exec", "total"};
+    const struct hist *hs[] = {&tt->h_queue, &tt->h_dispatch, &tt->h_exec, &tt->h_total};
+    buf_append(o, ",\"stages\":{", 11);
+    for (int k = 0; k < 4; k++)
+        jprintf(o, "%s\"%s\":{\"count\":%" PRIu64 ",\"sum_us\":%" PRIu64 ",\"p50_us\":%" PRIu64
+                   ",\"p95_us\":%" PRIu64 ",\"max_us\":%" PRIu64 "}",
+                k ? "," : "", stage[k], hs[k]->count, hs[k]->sum_us, hist_quantile(hs[k], 0.5),
+                hist_quantile(hs[k], 0.95), hs[k]->max_us);
+    const char *key[] = {"},\"rejected_by\":{", "},\"failed_by\":{"};
+    const uint64_t *v[] = {tt->rejected, tt->outcomes};
+    for (int k = 0; k < 2; k++) {
+        buf_append(o, key[k], strlen(key[k]));
+        int first = 1;
+        for (int s = 1; s < NCODES; s++)
+            if (v[k][s]) {
+                jprintf(o, "%s\"%s\":%" PRIu64, first ? "" : ",", p2c2r_errname(-s), v[k][s]);
+                first = 0;
+            }
+    }
+    buf_append(o, "}}", 2);
+}
+
 /* The STATS document (docs/PROTOCOL.md 5.7) with a page of the peer list,
  * appended to o. */
 static void stats_json(struct coord *co, const struct conn *asker, struct buf *o, uint32_t offset,
@@ -346,13 +375,14 @@ static void stats_json(struct coord *co, const struct conn *asker, struct buf *o
                    ",\"attempt_samples\":%" PRIu64 ",\"attempt_p50_us\":%" PRIu64 ",\"attempt_p95_us\":%" PRIu64
                    ",\"hedges\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"verify\":\"%s\",\"verify_runs\":%" PRIu64
                    ",\"verified\":%" PRIu64 ",\"unverified\":%" PRIu64 ",\"disagreements\":%" PRIu64
-                   ",\"rate_samples\":%" PRIu32 ",\"us_per_unit\":%.6g,\"admission_probes\":%" PRIu64 "}",
+                   ",\"rate_samples\":%" PRIu32 ",\"us_per_unit\":%.6g,\"admission_probes\":%" PRIu64,
                 tt->npeers, tt->queued, byc[0], byc[1], byc[2], type_free_slots(tt), tt->slots_total,
                 type_cacheable(tt) ? "true" : "false",
                 tt->deadline_ms ? tt->deadline_ms : co->cfg.default_deadline_ms,
                 hist_quantile(&tt->h_exec, 0.95), tt->att_n, tt->att_p50, tt->att_p95, tt->hedges,
                 tt->retries, verify_policy_name(tt->verify), tt->verify_runs, tt->verified, tt->unverified,
                 tt->disagreements, tt->rate.n, urate_win_get(&tt->rate), tt->probes);
+        type_stages_json(o, tt);
     }
     buf_append(o, "]", 1);
     account_stats_json(co, asker, o);

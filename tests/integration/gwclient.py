@@ -2,6 +2,7 @@
 Python standard library only, for the gateway tests (docs/GATEWAY.md).
 
     ws = WS(host, port)            # handshake; ws.challenge is the first message
+    ws = WS(host, port, path, challenge=False)   # any other WebSocket server
     ws.send_json({...}); ws.recv_json()
     ws.send_binary(b"..."); op, payload = ws.recv()
 """
@@ -25,7 +26,7 @@ class Closed(Exception):
 
 
 class WS:
-    def __init__(self, host, port, path="/ws", timeout=10.0, handshake=True):
+    def __init__(self, host, port, path="/ws", timeout=10.0, handshake=True, challenge=True):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
@@ -43,7 +44,8 @@ class WS:
             want = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
             if b"Sec-WebSocket-Accept: " + want not in head:
                 raise RuntimeError("bad Sec-WebSocket-Accept: %r" % head)
-            self.challenge = self.recv_json()
+            if challenge:  # p2c2rd speaks first; another server (DevTools) may not
+                self.challenge = self.recv_json()
 
     def _read_until(self, mark):
         while mark not in self.buf:

@@ -96,6 +96,15 @@ int main(int argc, char **argv)
     H_CHECK(status_is(r, 200) && strstr(r, "text/javascript") && strstr(r, "console.log('p2c2r');"),
             "/static/app.js: %.80s", r ? r : "(failed)");
     free(r);
+    /* /static/chart.js is Debian's libjs-chart.js where the package put it
+     * (the dashboard's plots), whatever the root holds. */
+    r = h_http_get(host, port, "/static/chart.js", NULL);
+    if (access("/usr/share/javascript/chart.js/chart.min.js", R_OK) == 0)
+        H_CHECK(status_is(r, 200) && strstr(r, "text/javascript") && strstr(r, "Chart.js v"),
+                "/static/chart.js: %.80s", r ? r : "(failed)");
+    else
+        H_CHECK(status_is(r, 404), "/static/chart.js without libjs-chart.js: %.60s", r ? r : "(failed)");
+    free(r);
     static const char *const refused[] = {"/static/.secret", "/static/../www/app.js", "/static/", "/static/a/b",
                                           "/static/%2e%2e"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
