@@ -30,14 +30,19 @@ int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2
     return cli_connect_as(addr, token, "p2c2r-cli", spin_us, c);
 }
 
-int cli_connect_as(const char *addr, const char *token, const char *name, uint32_t spin_us, p2c2r_client **c)
+int cli_connect_try(const char *addr, const char *token, const char *name, uint32_t spin_us, p2c2r_client **c)
 {
     struct p2c2r_client_options o = P2C2R_CLIENT_OPTIONS_INIT;
     o.token = token;
     o.name = name;
     o.connect_timeout_ms = 5000;
     o.spin_us = spin_us;
-    int rc = p2c2r_client_connect(addr, &o, c);
+    return p2c2r_client_connect(addr, &o, c);
+}
+
+int cli_connect_as(const char *addr, const char *token, const char *name, uint32_t spin_us, p2c2r_client **c)
+{
+    int rc = cli_connect_try(addr, token, name, spin_us, c);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, addr, p2c2r_strerror(rc));
         if (rc == P2C2R_EIO || rc == P2C2R_ETIMEDOUT)
