@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/campath.h"
 #include "cli/cli_util.h"
 #include "cli/render_int.h"
 #include "common/cliopt.h"
@@ -45,32 +46,6 @@ int render_write_file(const char *path, const uint8_t *p, size_t n)
     if (close(fd) != 0)
         rc = -1;
     return rc;
-}
-
-/* Rewrites the scene's width and height (0 = keep) with jansson.  Returns
- * 0, or -1 when out of memory. */
-static int override_size(struct render *r, int64_t w, int64_t h)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb(r->json, r->json_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
-        return 0; /* left as it is: the scene check reports what is wrong */
-    }
-    if ((w && json_object_set_new(root, "width", json_integer(w)) != 0) ||
-        (h && json_object_set_new(root, "height", json_integer(h)) != 0)) {
-        json_decref(root);
-        return -1;
-    }
-    /* Reals are printed with 17 significant digits: they read back exactly. */
-    char *s = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!s)
-        return -1;
-    free(r->json);
-    r->json = s;
-    r->json_len = strlen(s);
-    return 0;
 }
 
 /* ---- splitting ----------------------------------------------------------------- */
@@ -600,8 +575,21 @@ int cmd_render(int argc, char **argv)
         status = rc;
         goto out;
     }
-    if ((width || height) && override_size(&r, width, height) != 0)
-        goto out;
+    if (width || height || strstr(r.json, "\"camera_path\"")) {
+        /* --width/--height, and a camera path's first key (render_anim.c
+         * renders the whole path). */
+        char *fs, cerr[256];
+        size_t fl;
+        rc = campath_frame_scene(r.json, r.json_len, 0, 1, width, height, &fs, &fl, cerr, sizeof(cerr));
+        if (rc == 0) {
+            free(r.json);
+            r.json = fs;
+            r.json_len = fl;
+        } else if (rc == -2 || strstr(r.json, "\"camera_path\"")) {
+            fprintf(stderr, "%s: %s: %s\n", RPROG, r.scene_path, rc == -2 ? "out of memory" : cerr);
+            goto out;
+        } /* else left as it is: the scene check reports what is wrong */
+    }
     if ((rc = rt_scene_parse(r.json, r.json_len, r.blobs, r.nblobs, &r.scene, err, sizeof(err))) != 0) {
         fprintf(stderr, "%s: %s: %s\n", RPROG, r.scene_path, rc == P2C2R_EINVAL ? err : p2c2r_strerror(rc));
         goto out;

@@ -248,6 +248,47 @@ static void test_coord_kill(struct h_proc **co)
     json_decref(rep);
 }
 
+/* Usage errors and bad scenes, and --video with or without ffmpeg. */
+static void test_usage(void)
+{
+    h_phase("usage errors, a bad camera path, --video");
+    char out[400], bad[400], run[400];
+    h_path(out, sizeof(out), "single.png");
+    int rc = h_cli("render", g_scene, "--frames", "2", "-o", out, "-c", h_addr(), NULL);
+    H_EXPECT_EXIT(rc, 2, "-o without %d");
+    H_CHECK_ERR("%d");
+    h_path(run, sizeof(run), "no-such-run.json");
+    rc = h_cli("render", "--resume", run, "-c", h_addr(), NULL);
+    H_EXPECT_EXIT(rc, 2, "--resume of a missing run file");
+    H_CHECK_ERR("run file");
+    rc = h_cli("render", g_scene, "--resume", run, NULL);
+    H_EXPECT_EXIT(rc, 2, "--resume with a scene");
+    static const char path_bad[] = "{\"width\": 8, \"height\": 8, \"camera\": {\"position\": [0, 1, 5], "
+                                   "\"look_at\": [0, 0, 0]}, \"camera_path\": [{\"t\": 1}, {\"t\": 0}]}";
+    h_path(bad, sizeof(bad), "bad_path.json");
+    h_write_file(bad, path_bad, sizeof(path_bad) - 1);
+    pattern(out, sizeof(out), "bad");
+    rc = h_cli("render", bad, "--frames", "2", "-o", out, "-c", h_addr(), NULL);
+    H_EXPECT_EXIT(rc, 1, "a camera path going back in time");
+    H_CHECK_ERR("camera_path[1]");
+    pattern(out, sizeof(out), "video");
+    char video[400];
+    h_path(video, sizeof(video), "anim.mp4");
+    const char *argv[] = {"sh", "-c", "command -v ffmpeg", NULL};
+    struct h_cmd ff = h_run_cmd(NULL, argv);
+    int have = ff.code == 0;
+    h_cmd_free(&ff);
+    rc = h_cli("render", g_scene, "--frames", "2", "--width", "32", "--height", "16", "-o", out, "--local", "--video",
+               video, NULL);
+    if (have) {
+        H_EXPECT_EXIT(rc, 0, "render with --video");
+        H_CHECK(access(video, F_OK) == 0, "ffmpeg made no %s", video);
+    } else {
+        H_EXPECT_EXIT(rc, 2, "--video without ffmpeg");
+        H_CHECK_ERR("ffmpeg");
+    }
+}
+
 /* Last: it changes the scene. */
 static void test_changed(void)
 {
@@ -308,6 +349,7 @@ int main(int argc, char **argv)
     test_resume(&co);
     test_peer_kill(peers);
     test_coord_kill(&co);
+    test_usage();
     test_changed();
     peers[2] = co;
     h_stop_all(peers + 1, 2);
