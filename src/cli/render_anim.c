@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -835,10 +836,11 @@ static int run_durable(struct anim *a)
                     RPROG, (long long)a->o->timeout, RPROG, a->run_path);
             return 1;
         }
-        if (!progress) {
-            struct timespec ts = {0, 50 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        /* Asking about every outstanding job costs the coordinator a walk
+         * of them: a pause between rounds keeps that small beside the
+         * rendering (a frame's latency grows by at most the pause). */
+        struct timespec ts = {0, (progress ? 20 : 50) * 1000000L};
+        nanosleep(&ts, NULL);
     }
     if (a->tty && !a->o->json) {
         draw_progress(a);
@@ -1048,6 +1050,24 @@ int render_anim(const struct anim_opts *o)
         fprintf(stderr, "%s: -o must name the frames with one %%d, e.g. frame_%%04d.png, got '%s'\n", RPROG, a->out);
         status = 2;
         goto out;
+    }
+    {
+        /* The frames' directory (one level, as `-o out/f_%04d.png` suggests). */
+        char dir[ANIM_PATH];
+        snprintf(dir, sizeof(dir), "%s", a->out_pat.prefix);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+                fprintf(stderr, "%s: cannot make the directory %s for the frames: %s\n", RPROG, dir, strerror(errno));
+                goto out;
+            }
+        }
+        /* Now that it exists, the run file can name it absolutely. */
+        if (!o->resume) {
+            abs_path(o->out, a->out, sizeof(a->out));
+            pattern_parse(a->out, &a->out_pat);
+        }
     }
     a->scene_is_pattern = strchr(a->scene, '%') != NULL;
     if (a->scene_is_pattern && pattern_parse(a->scene, &a->scene_pat) != 0) {
