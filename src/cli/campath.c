@@ -203,8 +203,8 @@ int campath_frame_scene(const char *json, size_t len, uint32_t i, uint32_t n, in
             json_object_set_new(c, "fov", json_real(cam.fov)) || json_object_set_new(root, "camera", c))
             goto out;
         json_object_del(root, "camera_path");
-        json_object_del(root, "camera_interp");
     }
+    json_object_del(root, "camera_interp"); /* alone it means nothing: the executor would refuse it */
     rc = -2;
     if ((width && json_object_set_new(root, "width", json_integer(width)) != 0) ||
         (height && json_object_set_new(root, "height", json_integer(height)) != 0))
