@@ -520,7 +520,7 @@ static int submit_some(struct anim *a, int *progress)
         }
         if (rc)
             return rc;
-        int full = 0;
+        int full = 0, noblob = 0;
         for (size_t k = 0; k < n; k++) {
             struct atile *t = &a->t[which[k]];
             if (codes[k] == 0) {
@@ -529,11 +529,14 @@ static int submit_some(struct anim *a, int *progress)
                 outstanding++;
                 any = 1;
             } else if (codes[k] == P2C2R_EQUEUEFULL || codes[k] == P2C2R_ENOBLOB) {
-                full = 1; /* again later (blobs again after a reconnect) */
+                full = 1; /* again later */
+                noblob |= codes[k] == P2C2R_ENOBLOB;
             } else {
                 frame_fail(a, t->frame, "the coordinator refused a tile", codes[k]);
             }
         }
+        if (noblob && (rc = upload_blobs(a)) != 0)
+            return rc;
         if (full)
             break;
     }
@@ -817,6 +820,8 @@ static int run_durable(struct anim *a)
         uint64_t now = cli_now_us();
         if (progress)
             a->t_last_progress = now;
+        if (rc && g_stop)
+            break; /* a call cut short by Ctrl-C: nothing to reconnect for */
         if (rc) {
             if (!is_conn_error(rc)) {
                 fprintf(stderr, "%s: %s\n", RPROG, p2c2r_strerror(rc));
