@@ -35,10 +35,14 @@ void cli_tls_apply(struct p2c2r_client_options *o)
     o->tls_server_name = cli_tls_name;
 }
 
-/* Connects through the non-blocking face, so that a failure's reason
- * (p2c2r_client_last_error) can still be read when it fails. */
-int cli_connect_opts(const char *addr, struct p2c2r_client_options *o, p2c2r_client **out)
+/* Connects with o (TLS options from the command line applied) through the
+ * non-blocking face, so that a failure's reason (p2c2r_client_last_error)
+ * can still be read: on failure returns the error and leaves in *failed the
+ * client (NULL when none was made).  Prints nothing but a usage error. */
+static int connect_quiet(const char *addr, struct p2c2r_client_options *o, p2c2r_client **out,
+                         p2c2r_client **failed)
 {
+    *failed = NULL;
     cli_tls_apply(o);
     if (o->connect_timeout_ms <= 0)
         o->connect_timeout_ms = 5000;
@@ -66,6 +70,16 @@ int cli_connect_opts(const char *addr, struct p2c2r_client_options *o, p2c2r_cli
         *out = c;
         return 0;
     }
+    *failed = c;
+    return rc;
+}
+
+int cli_connect_opts(const char *addr, struct p2c2r_client_options *o, p2c2r_client **out)
+{
+    p2c2r_client *c;
+    int rc = connect_quiet(addr, o, out, &c);
+    if (rc == 0)
+        return 0;
     const char *why = rc == P2C2R_ETLS && !c && o->tls_ca_file ? "cannot load the CA file"
                       : c ? p2c2r_client_last_error(c) : "";
     fprintf(stderr, "%s: cannot connect to coordinator %s: %s%s%s\n", PROG, addr, p2c2r_strerror(rc),
@@ -90,6 +104,19 @@ int cli_connect_opts(const char *addr, struct p2c2r_client_options *o, p2c2r_cli
 int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c)
 {
     return cli_connect_as(addr, token, "p2c2r-cli", spin_us, c);
+}
+
+int cli_connect_try(const char *addr, const char *token, const char *name, uint32_t spin_us, p2c2r_client **c)
+{
+    struct p2c2r_client_options o = P2C2R_CLIENT_OPTIONS_INIT;
+    o.token = token;
+    o.name = name;
+    o.connect_timeout_ms = 5000;
+    o.spin_us = spin_us;
+    p2c2r_client *failed;
+    int rc = connect_quiet(addr, &o, c, &failed);
+    p2c2r_client_close(failed);
+    return rc == P2C2R_ECLOSED ? P2C2R_EIO : rc;
 }
 
 int cli_connect_as(const char *addr, const char *token, const char *name, uint32_t spin_us, p2c2r_client **c)

@@ -42,6 +42,8 @@ int cli_connect(const char *addr, const char *token, p2c2r_client **c);
 int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c);
 /* The same with the HELLO name given (the account of durable jobs). */
 int cli_connect_as(const char *addr, const char *token, const char *name, uint32_t spin_us, p2c2r_client **c);
+/* The same without a word on stderr (for reconnecting quietly). */
+int cli_connect_try(const char *addr, const char *token, const char *name, uint32_t spin_us, p2c2r_client **c);
 
 /* Reads a whole file ("-" = stdin, at most 1 GiB) into a new malloc'd
  * buffer.  Returns 0 or -1 with errno set. */

@@ -28,51 +28,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/campath.h"
 #include "cli/cli_util.h"
+#include "cli/render_int.h"
 #include "common/cliopt.h"
 #include "p2c2r/client.h"
 #include "tasks/raytrace.h"
 
-#define RPROG "p2c2r render"
-#define RENDER_MAX_TILES 4096
-#define RENDER_TILE_BYTES (12u << 20)
-#define RENDER_MAX_BLOBS 4
-#define RENDER_ERR_LEN 200
-
-/* `p2c2r render`: argv[0] is the subcommand's name ("render"), the options
- * and the scene follow.  Returns the exit status (0, 1 or 2, see above).
- * Blocking; prints its report on stdout and errors on stderr. */
-int cmd_render(int argc, char **argv);
-
-struct band {
-    uint32_t y, h;
-    double est;          /* estimated share of the frame's cost, 0..1 */
-    int status;          /* 0 ok, else a p2c2r error */
-    int done;
-    uint32_t peer;       /* peer id, or for --local the worker thread + 1 */
-    uint32_t exec_us;    /* executor time */
-    uint64_t done_us;    /* from submit (or start) to the result */
-    uint16_t attempts;
-    char err[RENDER_ERR_LEN];
-};
-
-struct render {
-    const char *scene_path;
-    char *json;          /* the scene as sent (after --width/--height) */
-    size_t json_len;
-    struct p2c2r_blob blobs[RENDER_MAX_BLOBS];
-    uint8_t *blob_data[RENDER_MAX_BLOBS];
-    size_t nblobs;
-    struct rt_scene *scene;
-    uint32_t width, height, spp;
-    struct band *bands;
-    uint32_t nbands, asked;
-    uint8_t *frame;      /* width * height * 4 */
-    uint64_t t_start, t_submit, t_end, est_us;
-};
 
 /* Writes the whole buffer to path (created or truncated). */
-static int render_write_file(const char *path, const uint8_t *p, size_t n)
+int render_write_file(const char *path, const uint8_t *p, size_t n)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -81,32 +46,6 @@ static int render_write_file(const char *path, const uint8_t *p, size_t n)
     if (close(fd) != 0)
         rc = -1;
     return rc;
-}
-
-/* Rewrites the scene's width and height (0 = keep) with jansson.  Returns
- * 0, or -1 when out of memory. */
-static int override_size(struct render *r, int64_t w, int64_t h)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb(r->json, r->json_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
-        return 0; /* left as it is: the scene check reports what is wrong */
-    }
-    if ((w && json_object_set_new(root, "width", json_integer(w)) != 0) ||
-        (h && json_object_set_new(root, "height", json_integer(h)) != 0)) {
-        json_decref(root);
-        return -1;
-    }
-    /* Reals are printed with 17 significant digits: they read back exactly. */
-    char *s = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!s)
-        return -1;
-    free(r->json);
-    r->json = s;
-    r->json_len = strlen(s);
-    return 0;
 }
 
 /* ---- splitting ----------------------------------------------------------------- */
@@ -142,7 +81,7 @@ static void split_bands(const double *cost, uint32_t h, uint32_t n, uint32_t *st
 
 /* Builds r->bands: n bands by cost (or rows), then any band over the
  * per-task output or work limit cut into equal parts. */
-static int make_bands(struct render *r, uint32_t n, int by_cost)
+int make_bands(struct render *r, uint32_t n, int by_cost)
 {
     uint32_t h = r->height;
     uint64_t row_bytes = (uint64_t)r->width * 4, row_samples = (uint64_t)r->width * r->spp;
@@ -241,7 +180,7 @@ static void *local_worker_main(void *arg)
     }
 }
 
-static int render_local(struct render *r, uint32_t threads)
+int render_local(struct render *r, uint32_t threads)
 {
     struct local_pool pool = {r, PTHREAD_MUTEX_INITIALIZER, 0};
     if (threads > r->nbands)
@@ -275,7 +214,7 @@ static int render_local(struct render *r, uint32_t threads)
     return failed;
 }
 
-static int render_fabric(struct render *r, const char *addr, const char *token, int64_t timeout_ms)
+int render_fabric(struct render *r, const char *addr, const char *token, int64_t timeout_ms)
 {
     p2c2r_client *c = NULL;
     struct p2c2r_task *tasks = calloc(r->nbands, sizeof(*tasks));
@@ -509,7 +448,7 @@ out:
 
 /* ---- the command --------------------------------------------------------------- */
 
-static void render_fini(struct render *r)
+void render_fini(struct render *r)
 {
     free(r->json);
     for (size_t i = 0; i < r->nblobs; i++)
@@ -519,7 +458,7 @@ static void render_fini(struct render *r)
     free(r->frame);
 }
 
-static int load_blobs(struct render *r, const struct cliopt_multi *files)
+int load_blobs(struct render *r, const struct cliopt_multi *files)
 {
     if (files->n > RENDER_MAX_BLOBS) {
         fprintf(stderr, "%s: at most %d --blob files (a task carries at most 4 blobs)\n", RPROG, RENDER_MAX_BLOBS);
@@ -551,10 +490,20 @@ int cmd_render(int argc, char **argv)
     const char *coord = cli_default_coordinator(), *token = getenv("P2C2R_TOKEN"), *out = NULL;
     const char *split = "cost";
     struct cliopt_multi blob_files = {{0}, 0};
+    const char *resume = NULL, *video = NULL, *env_acct = getenv("P2C2R_ACCOUNT");
+    const char *account = env_acct && *env_acct ? env_acct : "p2c2r-cli";
     int64_t tiles = 16, spp = 0, width = 0, height = 0, threads = 0, timeout = 600000;
-    int json = 0, local = 0;
+    int64_t frames = 0, fps = 24, window = 1024;
+    int json = 0, local = 0, live = 0;
     const struct cliopt opts[] = {
-        {"output", 'o', OPT_STR, "FILE", 0, 0, "write the frame here as PNG (required)", &out},
+        {"output", 'o', OPT_STR, "FILE", 0, 0, "write the frame here as PNG (required; with --frames a pattern such as frame_%04d.png)", &out},
+        {"frames", 'f', OPT_INT, "N", 1, 1000000, "render an animation of N frames (the scene's camera_path, or SCENE is a pattern scene_%04d.json) as durable jobs", &frames},
+        {"resume", 'r', OPT_STR, "RUN", 0, 0, "continue the animation whose run file (printed at its start, next to the frames) is RUN", &resume},
+        {"video", 0, OPT_STR, "FILE", 0, 0, "with --frames: also encode the frames into this video with ffmpeg (must be installed)", &video},
+        {"fps", 0, OPT_INT, "N", 1, 1000, "with --video: frames per second (default 24)", &fps},
+        {"account", 'a', OPT_STR, "NAME", 0, 0, "with --frames: the account the durable jobs belong to (default $P2C2R_ACCOUNT or p2c2r-cli)", &account},
+        {"window", 0, OPT_INT, "N", 1, 1000000, "with --frames: at most N tiles submitted and not yet fetched (default 1024)", &window},
+        {"live", 0, OPT_FLAG, NULL, 0, 0, "with --frames: render frame after frame as live tasks instead of durable jobs", &live},
         {"tiles", 'n', OPT_INT, "N", 1, RENDER_MAX_TILES, "split the frame into N bands of about equal cost (default 16)", &tiles},
         {"spp", 's', OPT_INT, "N", 1, RT_MAX_SPP, "samples per pixel (default: the scene's spp)", &spp},
         {"width", 0, OPT_INT, "W", 1, RT_MAX_DIM, "frame width, overriding the scene's", &width},
@@ -564,20 +513,37 @@ int cmd_render(int argc, char **argv)
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         CLI_TLS_OPTS,
-        {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up when the frame is not done after MS (default 600000)", &timeout},
+        {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up when the frame is not done after MS (with --frames: after MS without progress; default 600000)", &timeout},
         {"local", 0, OPT_FLAG, NULL, 0, 0, "render in this process instead of on the fabric", &local},
         {"threads", 0, OPT_INT, "N", 0, 1024, "with --local: worker threads (default: one per core)", &threads},
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print the report as one JSON object", &json},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), RPROG,
-                          "SCENE.json -o FRAME.png [OPTIONS]",
+                          "SCENE.json -o FRAME.png [OPTIONS] | SCENE.json --frames N -o FRAME_%04d.png | --resume RUN",
                           "Renders a raytrace scene (docs/tasks/raytrace.md) split into tiles that run as\n"
                           "one batch on the fabric's peers (or in-process with --local), writes the frame\n"
-                          "as PNG and reports which peer rendered which tile and how long it took.",
+                          "as PNG and reports which peer rendered which tile and how long it took.\n"
+                          "With --frames N it renders an animation as durable jobs that survive this\n"
+                          "program's exit and the coordinator's restart (p2c2rd --state DIR): Ctrl-C\n"
+                          "leaves them running, --resume RUN collects them.",
                           &pos);
     if (rc)
         return rc == 1 ? 0 : 2;
+    if (threads == 0) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = nc > 0 ? nc : 1;
+    }
+    if (frames || resume) {
+        struct anim_opts ao = {coord, token, account, out, pos < argc ? argv[pos] : NULL, resume, video,
+                               &blob_files, frames, tiles, spp, width, height, threads, timeout, fps, window,
+                               strcmp(split, "rows") != 0, json, local, live};
+        if (pos < argc - 1 || (strcmp(split, "cost") != 0 && strcmp(split, "rows") != 0)) {
+            fprintf(stderr, "%s: expected one SCENE and --split cost or rows\n", RPROG);
+            return 2;
+        }
+        return render_anim(&ao);
+    }
     if (pos != argc - 1) {
         fprintf(stderr, "%s: expected exactly one SCENE.json (e.g. 'p2c2r render examples/scenes/demo.json -o demo.png')\n",
                 RPROG);
@@ -591,10 +557,6 @@ int cmd_render(int argc, char **argv)
     if (!by_cost && strcmp(split, "rows") != 0) {
         fprintf(stderr, "%s: --split must be cost or rows, got '%s'\n", RPROG, split);
         return 2;
-    }
-    if (threads == 0) {
-        long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = nc > 0 ? nc : 1;
     }
     struct render r;
     memset(&r, 0, sizeof(r));
@@ -614,8 +576,21 @@ int cmd_render(int argc, char **argv)
         status = rc;
         goto out;
     }
-    if ((width || height) && override_size(&r, width, height) != 0)
-        goto out;
+    if (width || height || strstr(r.json, "\"camera_path\"")) {
+        /* --width/--height, and a camera path's first key (render_anim.c
+         * renders the whole path). */
+        char *fs, cerr[256];
+        size_t fl;
+        rc = campath_frame_scene(r.json, r.json_len, 0, 1, width, height, &fs, &fl, cerr, sizeof(cerr));
+        if (rc == 0) {
+            free(r.json);
+            r.json = fs;
+            r.json_len = fl;
+        } else if (rc == -2 || strstr(r.json, "\"camera_path\"")) {
+            fprintf(stderr, "%s: %s: %s\n", RPROG, r.scene_path, rc == -2 ? "out of memory" : cerr);
+            goto out;
+        } /* else left as it is: the scene check reports what is wrong */
+    }
     if ((rc = rt_scene_parse(r.json, r.json_len, r.blobs, r.nblobs, &r.scene, err, sizeof(err))) != 0) {
         fprintf(stderr, "%s: %s: %s\n", RPROG, r.scene_path, rc == P2C2R_EINVAL ? err : p2c2r_strerror(rc));
         goto out;

@@ -300,7 +300,7 @@ async function main() {
         });
         st = await peer.stats();
         if (big.success !== false || big.error_code !== "ETOOBIG" || st.connects !== 1 || st.state !== "running" ||
-            st.failed !== 1) {
+            st.failed < 1) { /* the coordinator may try the page more than once (the native peer fails it too) */
             console.log(`FAIL an output over --max-frame: ${JSON.stringify(big).slice(0, 300)}; browser peer ` +
                         `connected ${st.connects} time(s), ${st.state}, ${st.failed} failure(s)`);
             bad++;
