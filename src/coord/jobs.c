@@ -853,8 +853,11 @@ int jobs_on_submit(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
         return reject(c, h->req_id, P2C2R_ELIMIT, "too many accounts with durable jobs (%u)", js->acct_cap);
     char why[500];
     int code = tier_checks(c, a, it, why, sizeof(why));
-    if (code)
+    if (code) {
+        co->n.jobs_submitted += count;
+        co->n.jobs_refused += count;
         return reject(c, h->req_id, code, "%s", why);
+    }
     struct ack *ack = xcalloc(1, sizeof(*ack) + (size_t)count * sizeof(ack->e[0]));
     ack->c = c;
     ack->req_id = h->req_id;

@@ -13,7 +13,15 @@
  *   account and tier;
  * - SIGHUP reloads the accounts file during traffic: nobody's work is lost,
  *   a removed account is cut, a new one can log in, a changed tier applies,
- *   and a bad file changes nothing. */
+ *   and a bad file changes nothing;
+ * - /metrics answered anybody with credentials configured: now only an
+ *   operator's bearer token (or --metrics-token);
+ * - four connections of one account held four memory shares of blobs: now
+ *   one, and another account is still served;
+ * - JOB_SUBMIT skipped every tier limit: now priority, deadline, input,
+ *   verify, max_jobs and rate refuse the batch whole with SUBMIT's texts;
+ * - every tier paid --credit-price: two tiers priced 1000 and 5000 pay 1:5
+ *   for the same work and the ledger balances. */
 #include <signal.h>
 #include <sys/wait.h>
 #include <stdio.h>
