@@ -21,7 +21,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/p2c2rd --listen $(LISTEN) --local-peers $(LOCAL_PEERS) --http $(HTTP) --state $(BUILD)/state
+	$(BUILD)/p2c2rd --listen $(LISTEN) --local-peers $(LOCAL_PEERS) --http $(HTTP) --http-root $(BUILD)/www --state $(BUILD)/state
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

@@ -52,6 +52,8 @@ if(NOT P2C2R_SANITIZE)
   target_link_options(p2c2r PRIVATE -Wl,--no-undefined)
 endif()
 target_include_directories(p2c2r PUBLIC ${P2C2R_LIB_INCLUDES})
+# TLS (src/common/tls.c): OpenSSL's libssl and libcrypto.
+target_link_libraries(p2c2r PRIVATE OpenSSL::SSL)
 
 # Static, installed: libp2c2r.a holds one object, the partial link (ld -r) of
 # all of the above, in which every hidden symbol is then made local (objcopy
@@ -68,6 +70,7 @@ add_library(p2c2r_archive STATIC $<TARGET_OBJECTS:p2c2r_lib_objs> $<TARGET_OBJEC
 target_link_libraries(p2c2r_archive INTERFACE crypto png16 z jansson jpeg m)
 set_target_properties(p2c2r_archive PROPERTIES OUTPUT_NAME p2c2r EXPORT_NAME p2c2r_static)
 target_include_directories(p2c2r_archive PUBLIC ${P2C2R_LIB_INCLUDES})
+target_link_libraries(p2c2r_archive INTERFACE OpenSSL::SSL)
 set(P2C2R_ARCHIVE_OBJ ${CMAKE_CURRENT_BINARY_DIR}/CMakeFiles/p2c2r_archive.dir/libp2c2r.o)
 add_custom_command(TARGET p2c2r_archive POST_BUILD
   COMMAND ${CMAKE_LINKER} -r -o ${P2C2R_ARCHIVE_OBJ} --whole-archive $<TARGET_FILE:p2c2r_archive>

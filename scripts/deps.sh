@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages p2c2r needs to build, test and benchmark.
 # Idempotent: installs only what is missing.  Usage: scripts/deps.sh [--bench]
+# emscripten + nodejs: the WebAssembly build of the executors (scripts/wasm.sh,
+# which fetches the Debian sources of its libraries at build time) and its
+# byte-identity test under node; chromium: the contribute page's test in a
+# real browser (headless, driven over the DevTools protocol).
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-      libuv1-dev libssl-dev libsodium-dev libzstd-dev libxxhash-dev libsqlite3-dev
+      libuv1-dev libssl-dev openssl libsodium-dev libzstd-dev libxxhash-dev libsqlite3-dev
       libpng-dev libjpeg62-turbo-dev libjansson-dev python3 python3-pil python3-numpy
-      python3-venv python3-pytest python3-mypy)
+      python3-venv python3-pytest python3-mypy
+      emscripten nodejs chromium)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(gearman-job-server libgearman-dev nats-server libnats-dev)
 fi

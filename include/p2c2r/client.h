@@ -130,6 +130,15 @@ struct p2c2r_client_options {
                                    of the built-in types itself while the coordinator is
                                    unreachable (at most 1 s) */
     uint32_t local_frame_us;    /* the frame that budget renews with; 0 = 16667 (60 Hz) */
+    /* TLS 1.3 (docs/PROTOCOL.md, "TLS"), required by a coordinator started
+     * with --tls-cert.  tls_ca_file turns it on: a PEM file of the CAs the
+     * coordinator's certificate must chain to (for a self-signed one, the
+     * certificate itself); read once, at connect.  The certificate must carry
+     * tls_server_name, or when that is NULL the host of the address given to
+     * connect (a DNS name, or an IP address for an IP SAN such as 127.0.0.1).
+     * Both borrowed for the call.  NULL = plaintext, as before these fields. */
+    const char *tls_ca_file;
+    const char *tls_server_name;
 };
 
 /* The smallest size p2c2r_client_connect accepts: the first layout, up to

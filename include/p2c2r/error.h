@@ -40,9 +40,10 @@ enum p2c2r_error {
     P2C2R_ESTATE = -20,      /* call not valid in the current state */
     P2C2R_ENOBLOB = -21,     /* a blob the task references is not present */
     P2C2R_EDEADLINE = -22,   /* rejected at admission: the task would miss its deadline */
+    P2C2R_ETLS = -23,        /* TLS failed: handshake, certificate, or TLS required/not offered */
 };
 
-#define P2C2R_ERROR_MIN (-22)
+#define P2C2R_ERROR_MIN (-23)
 
 /* Returns a human-readable description of an error code: a static string,
  * never NULL, valid for as long as the library is loaded; the caller must

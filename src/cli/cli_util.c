@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +26,67 @@ const char *cli_default_coordinator(void)
     return e && *e ? e : "127.0.0.1:8765";
 }
 
+const char *cli_tls_ca, *cli_tls_name;
+
+void cli_tls_apply(struct p2c2r_client_options *o)
+{
+    const char *ca = cli_tls_ca ? cli_tls_ca : getenv("P2C2R_TLS_CA");
+    o->tls_ca_file = ca && *ca ? ca : NULL;
+    o->tls_server_name = cli_tls_name;
+}
+
+/* Connects through the non-blocking face, so that a failure's reason
+ * (p2c2r_client_last_error) can still be read when it fails. */
+int cli_connect_opts(const char *addr, struct p2c2r_client_options *o, p2c2r_client **out)
+{
+    cli_tls_apply(o);
+    if (o->connect_timeout_ms <= 0)
+        o->connect_timeout_ms = 5000;
+    if (o->tls_server_name && !o->tls_ca_file) {
+        fprintf(stderr, "%s: --tls-name needs --tls-ca FILE (the CA that signed the coordinator's "
+                        "certificate)\n", PROG);
+        return P2C2R_EINVAL;
+    }
+    p2c2r_client *c = NULL;
+    int rc = p2c2r_client_connect_start(addr, o, &c);
+    if (rc == 0) {
+        while (p2c2r_client_state(c) == P2C2R_STATE_CONNECTING) {
+            struct pollfd pfd = {p2c2r_client_fd(c), POLLIN | (p2c2r_client_want_write(c) ? POLLOUT : 0), 0};
+            poll(&pfd, 1, p2c2r_client_timeout_ms(c));
+            int r = p2c2r_client_process(c);
+            if (r < 0) {
+                rc = r;
+                break;
+            }
+        }
+        if (rc == 0 && p2c2r_client_state(c) != P2C2R_STATE_READY)
+            rc = P2C2R_EIO;
+    }
+    if (rc == 0) {
+        *out = c;
+        return 0;
+    }
+    const char *why = rc == P2C2R_ETLS && !c && o->tls_ca_file ? "cannot load the CA file"
+                      : c ? p2c2r_client_last_error(c) : "";
+    fprintf(stderr, "%s: cannot connect to coordinator %s: %s%s%s\n", PROG, addr, p2c2r_strerror(rc),
+            why && *why ? ": " : "", why ? why : "");
+    if (rc == P2C2R_ETLS && !c)
+        fprintf(stderr, "Check --tls-ca %s: it must be a readable PEM file of CA certificates.\n",
+                o->tls_ca_file);
+    else if (rc == P2C2R_ETLS && !o->tls_ca_file)
+        fprintf(stderr, "This coordinator requires TLS: pass --tls-ca FILE (or set P2C2R_TLS_CA) with "
+                        "the CA that signed its certificate.\n");
+    else if (rc == P2C2R_ETLS)
+        fprintf(stderr, "Pass the CA that signed the coordinator's certificate with --tls-ca, and the "
+                        "name it was issued for with --tls-name if that is not the host you connect to.\n");
+    else if (rc == P2C2R_EIO || rc == P2C2R_ETIMEDOUT || rc == P2C2R_ECLOSED)
+        fprintf(stderr, "Is p2c2rd running there? Start one with 'make run', or pass --coordinator HOST:PORT.\n");
+    else if (rc == P2C2R_EAUTH)
+        fprintf(stderr, "Pass a valid token with --token or P2C2R_TOKEN.\n");
+    p2c2r_client_close(c);
+    return rc == P2C2R_ECLOSED ? P2C2R_EIO : rc;
+}
+
 int cli_connect_spin(const char *addr, const char *token, uint32_t spin_us, p2c2r_client **c)
 {
     return cli_connect_as(addr, token, "p2c2r-cli", spin_us, c);
@@ -37,15 +99,7 @@ int cli_connect_as(const char *addr, const char *token, const char *name, uint32
     o.name = name;
     o.connect_timeout_ms = 5000;
     o.spin_us = spin_us;
-    int rc = p2c2r_client_connect(addr, &o, c);
-    if (rc != 0) {
-        fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, addr, p2c2r_strerror(rc));
-        if (rc == P2C2R_EIO || rc == P2C2R_ETIMEDOUT)
-            fprintf(stderr, "Is p2c2rd running there? Start one with 'make run', or pass --coordinator HOST:PORT.\n");
-        else if (rc == P2C2R_EAUTH)
-            fprintf(stderr, "Pass a valid token with --token or P2C2R_TOKEN.\n");
-    }
-    return rc;
+    return cli_connect_opts(addr, &o, c);
 }
 
 int cli_connect(const char *addr, const char *token, p2c2r_client **c)

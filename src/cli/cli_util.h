@@ -18,6 +18,24 @@ uint64_t cli_now_us(void);
 /* $P2C2R_COORDINATOR, else "127.0.0.1:8765". */
 const char *cli_default_coordinator(void);
 
+/* TLS for every subcommand that connects: CLI_TLS_OPTS in its option table
+ * (--tls-ca FILE, default $P2C2R_TLS_CA; --tls-name NAME), and
+ * cli_tls_apply on its client options (cli_connect does it). */
+extern const char *cli_tls_ca, *cli_tls_name;
+#define CLI_TLS_OPTS                                                                               \
+    {"tls-ca", 0, OPT_STR, "FILE", 0, 0,                                                           \
+     "connect with TLS 1.3, trusting the coordinator's certificate only if it chains to a CA in "  \
+     "FILE (PEM; default $P2C2R_TLS_CA)", &cli_tls_ca},                                            \
+    {"tls-name", 0, OPT_STR, "NAME", 0, 0,                                                          \
+     "name or IP address the coordinator's certificate must carry (default: the host of "          \
+     "--coordinator)", &cli_tls_name}
+void cli_tls_apply(struct p2c2r_client_options *o);
+
+/* Connects with o (5 s timeout unless o says otherwise; TLS options
+ * applied) and on failure prints on stderr what went wrong (the
+ * library's reason) and what to do.  Returns 0 or the p2c2r error. */
+int cli_connect_opts(const char *addr, struct p2c2r_client_options *o, p2c2r_client **c);
+
 /* Connects (5 s timeout) and on failure prints on stderr what went wrong and
  * what to do.  Returns 0 or the p2c2r error. */
 int cli_connect(const char *addr, const char *token, p2c2r_client **c);

@@ -87,6 +87,7 @@ static int run_remote(const char *coord, const char *token, int timeout_ms, stru
     struct p2c2r_client_options co = {.size = sizeof co, .token = token, .name = "p2c2r-cli",
                                       .connect_timeout_ms = 5000};
     p2c2r_client *c;
+    cli_tls_apply(&co);
     int rc = p2c2r_client_connect(coord, &co, &c);
     if (rc != 0) {
         snprintf(err, err_cap, "cannot connect to coordinator %s: %s%s", coord, p2c2r_strerror(rc),
@@ -290,6 +291,7 @@ int cmd_path(int argc, char **argv)
         {"blob", 0, OPT_FLAG, NULL, 0, 0, "upload the map as a blob and send only the query (as a game does)", &blob},
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        CLI_TLS_OPTS,
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up waiting after MS (default 30000)", &timeout},
     };
     int pos;

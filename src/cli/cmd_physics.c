@@ -124,6 +124,7 @@ static int run_remote(const char *coord, const char *token, int64_t timeout, con
     p2c2r_client *c;
     struct p2c2r_client_options o = {.size = sizeof o, .token = token, .name = "p2c2r-physics",
                                      .connect_timeout_ms = 5000};
+    cli_tls_apply(&o);
     int rc = p2c2r_client_connect(coord, &o, &c);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", PROG, coord, p2c2r_strerror(rc));
@@ -188,6 +189,7 @@ int cmd_physics(int argc, char **argv)
         {"local", 0, OPT_FLAG, NULL, 0, 0, "simulate in this process instead of on the fabric", &local},
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        CLI_TLS_OPTS,
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up waiting after MS (default 60000)", &timeout},
         {"rows", 0, OPT_INT, "N", 0, 1000000, "bodies and contacts listed in the summary (default 20)", &rows},
     };

@@ -563,6 +563,7 @@ int cmd_render(int argc, char **argv)
         {"split", 0, OPT_STR, "HOW", 0, 0, "cost (estimated by a sparse pass, default) or rows (equal heights)", &split},
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        CLI_TLS_OPTS,
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up when the frame is not done after MS (default 600000)", &timeout},
         {"local", 0, OPT_FLAG, NULL, 0, 0, "render in this process instead of on the fabric", &local},
         {"threads", 0, OPT_INT, "N", 0, 1024, "with --local: worker threads (default: one per core)", &threads},

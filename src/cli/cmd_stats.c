@@ -431,6 +431,7 @@ int cmd_stats(int argc, char **argv)
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        CLI_TLS_OPTS,
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up waiting for the answer after MS (default 5000)", &timeout},
         {"page-peers", 0, OPT_INT, "N", 1, 1000, "peers asked for per STATS request (default 1000, the coordinator's most)", &page},
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print the coordinator's JSON document (every page of peers in peers[])", &json},

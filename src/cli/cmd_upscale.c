@@ -92,6 +92,7 @@ int cmd_upscale(int argc, char **argv)
         {"in-channels", 0, OPT_INT, "C", 3, 4, "channels of raw IN: 3 (RGB) or 4 (RGBA, default)", &in_ch},
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        CLI_TLS_OPTS,
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up waiting after MS (default 60000)", &timeout},
         {"local", 0, OPT_FLAG, NULL, 0, 0, "run the executor in this process instead of on the fabric", &local},
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print the outcome as one JSON object", &json},
@@ -214,6 +215,7 @@ int cmd_upscale(int argc, char **argv)
          * default 16 MiB result limit. */
         struct p2c2r_client_options o = {.size = sizeof o, .token = token, .name = "p2c2r-upscale",
                                          .connect_timeout_ms = 5000, .max_result_bytes = UP_MAX_FILE};
+        cli_tls_apply(&o);
         rc = p2c2r_client_connect(coord, &o, &c);
         if (rc != 0) {
             fprintf(stderr, "%s: cannot connect to coordinator %s: %s\n", UP_PROG, coord, p2c2r_strerror(rc));

@@ -96,6 +96,7 @@ static int cmd_submit(int argc, char **argv)
         {"min-mem", 0, OPT_STR, "BYTES", 0, 0, "run only on a peer with at least BYTES of memory (K/M/G/T suffixes; default any)", &min_mem_s},
         {"no-cache", 0, OPT_FLAG, NULL, 0, 0, "make a peer run it: no answer from the coordinator's result cache", &no_cache},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        CLI_TLS_OPTS,
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print the outcome as JSON (the output goes to --output only)", &json},
     };
     int pos;
@@ -315,6 +316,7 @@ static int cmd_bench(int argc, char **argv)
         {"no-verify", 0, OPT_FLAG, NULL, 0, 0, "do not check echo outputs", &noverify},
         {"spin-us", 0, OPT_INT, "US", 0, 1000000, "busy-poll this long before sleeping in a wait (default 0)", &spin},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
+        CLI_TLS_OPTS,
         {"json", 0, OPT_FLAG, NULL, 0, 0, "print one JSON object instead of text", &json},
         {"trace", 0, OPT_STR, "FILE", 0, 0, "write what each task went through (warm-up included) to FILE as Chrome trace-event JSON, for chrome://tracing or ui.perfetto.dev", &trace},
     };

@@ -21,7 +21,15 @@
  * then, and c->fd holds a placeholder (an eventfd never written, so never
  * readable) under the same number, so a caller polling it does not spin.
  * Each attempt begins with an empty input and output buffer: what was queued
- * for a lost connection belonged to tasks that have already failed. */
+ * for a lost connection belonged to tasks that have already failed.
+ *
+ * TLS (tls_ca_file): each attempt gets a new session (common/tls.h, memory
+ * only).  Frames are queued in plaintext in c->out as without TLS;
+ * client_write encrypts what the handshake allows and sends the
+ * ciphertext; c_recv stands for recv() and decrypts.  The handshake
+ * advances inside process like the rest of the I/O, so the non-blocking
+ * face is unchanged: want_write reports ciphertext waiting, and the
+ * session's buffered input is drained before a wait would sleep on it. */
 #include "p2c2r/client.h"
 
 #include <errno.h>
@@ -252,6 +260,8 @@ static void fd_park(p2c2r_client *c)
 /* Errors a new attempt could get past. */
 static int transient(int err)
 {
+    /* Not ETLS: an untrusted certificate or a coordinator without TLS
+     * fails every attempt the same way. */
     return err == P2C2R_ECLOSED || err == P2C2R_EIO || err == P2C2R_ETIMEDOUT ||
            err == P2C2R_ESHUTDOWN || err == P2C2R_ELIMIT || err == P2C2R_ENOMEM;
 }
@@ -282,8 +292,11 @@ static void conn_failed(p2c2r_client *c, int err, const char *why)
     if (c->err)
         return;
     c->err = err;
-    if (why && !c->last_error[0])
-        snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+    if (why && !c->last_error[0]) { /* a longer reason is cut */
+        size_t n = strnlen(why, sizeof(c->last_error) - 1);
+        memcpy(c->last_error, why, n);
+        c->last_error[n] = '\0';
+    }
     c->failing = 1;
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (struct entry *e = c->buckets[i]; e; e = e->hnext) {
@@ -322,6 +335,15 @@ static void attempt_start(p2c2r_client *c)
     c->big.buf = NULL;
     c->attempt_deadline_us = now_us() + (uint64_t)c->connect_timeout_ms * 1000;
     c->state = S_TCP;
+    if (c->tls_ctx) {
+        tls_free(c->tls);
+        c->tls = tls_new(c->tls_ctx, c->tls_host, c->out.max + c->out.max / 512 + 65536);
+        c->tls_fresh = 1;
+        if (!c->tls) {
+            conn_failed(c, P2C2R_ENOMEM, "out of memory for a TLS session");
+            return;
+        }
+    }
     int s = socket(c->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0) {
         conn_failed(c, P2C2R_EIO, "cannot create a socket");
@@ -390,14 +412,46 @@ static void tcp_check(p2c2r_client *c, uint64_t now)
 
 /* ---- I/O ------------------------------------------------------------------------ */
 
+size_t client_unsent(const p2c2r_client *c)
+{
+    return buf_used(&c->out) + (c->tls ? buf_used(tls_out(c->tls)) : 0);
+}
+
+int client_want_out(const p2c2r_client *c)
+{
+    if (!c->tls)
+        return buf_used(&c->out) > 0;
+    return buf_used(tls_out(c->tls)) > 0 || (buf_used(&c->out) > 0 && tls_ready(c->tls));
+}
+
+/* TLS failed on this attempt: the connection fails with the reason. */
+static void tls_conn_failed(p2c2r_client *c)
+{
+    char why[320];
+    snprintf(why, sizeof(why), "TLS with the coordinator failed: %s", tls_error(c->tls));
+    conn_failed(c, P2C2R_ETLS, why);
+}
+
 int client_write(p2c2r_client *c)
 {
     if (c->state != S_HELLO && c->state != S_READY)
         return c->err;
-    while (buf_used(&c->out)) {
-        ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
-        if (n > 0) {
+    struct buf *src = &c->out;
+    if (c->tls) {
+        if (buf_used(&c->out)) {
+            long n = tls_write(c->tls, buf_head(&c->out), buf_used(&c->out));
+            if (n < 0) {
+                tls_conn_failed(c);
+                return c->err;
+            }
             buf_consume(&c->out, (size_t)n);
+        }
+        src = tls_out(c->tls);
+    }
+    while (buf_used(src)) {
+        ssize_t n = send(c->fd, buf_head(src), buf_used(src), MSG_NOSIGNAL);
+        if (n > 0) {
+            buf_consume(src, (size_t)n);
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -407,8 +461,48 @@ int client_write(p2c2r_client *c)
         conn_failed(c, P2C2R_EIO, "write to coordinator failed");
         return c->err;
     }
+    if (c->tls)
+        tls_out_done(c->tls);
     buf_shrink(&c->out, 1u << 20);
     return 0;
+}
+
+/* recv() from the coordinator, through TLS when it is on: bytes (> 0), 0 at
+ * the end of the stream, or -1 with errno (EAGAIN: nothing now); -2 when TLS
+ * failed, which has failed the connection. */
+static ssize_t c_recv(p2c2r_client *c, uint8_t *p, size_t n)
+{
+    if (!c->tls)
+        return recv(c->fd, p, n, 0);
+    for (;;) {
+        int k = tls_read(c->tls, p, n);
+        if (k > 0)
+            return k;
+        if (k == P2C2R_ECLOSED)
+            return 0;
+        if (k < 0) {
+            tls_conn_failed(c);
+            return -2;
+        }
+        size_t cap;
+        uint8_t *s = tls_in_space(c->tls, 64u * 1024, &cap);
+        if (!s) {
+            conn_failed(c, P2C2R_ENOMEM, "out of memory for TLS input");
+            return -2;
+        }
+        ssize_t r = recv(c->fd, s, cap, 0);
+        if (r <= 0)
+            return r;
+        if (c->tls_fresh) {
+            c->tls_fresh = 0;
+            if (s[0] != TLS_RECORD_HANDSHAKE) {
+                conn_failed(c, P2C2R_ETLS, "the coordinator answered without TLS: it has no "
+                                           "--tls-cert (connect without a TLS CA), or it is not p2c2rd");
+                return -2;
+            }
+        }
+        tls_in_commit(c->tls, (size_t)r);
+    }
 }
 
 static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_t *body)
@@ -577,10 +671,13 @@ static int do_read(p2c2r_client *c)
     int completed = 0;
     if (c->state != S_HELLO && c->state != S_READY)
         return 0;
-    for (int rounds = 0; rounds < 64 && !c->err; rounds++) {
+    /* Input TLS holds is never left behind: no poll would report it. */
+    for (int rounds = 0; (rounds < 64 || (c->tls && tls_buffered(c->tls))) && !c->err; rounds++) {
         if (c->big.buf) {
             size_t want = c->big.len - c->big.have;
-            ssize_t n = recv(c->fd, c->big.buf + c->big.have, want, 0);
+            ssize_t n = c_recv(c, c->big.buf + c->big.have, want);
+            if (n == -2)
+                break;
             if (n == 0) {
                 conn_failed(c, P2C2R_ECLOSED, "coordinator closed the connection");
                 break;
@@ -596,8 +693,8 @@ static int do_read(p2c2r_client *c)
             c->big.have += (size_t)n;
             if (c->big.have == c->big.len)
                 completed += big_finish(c);
-            else
-                break; /* the socket is drained */
+            else if (!c->tls)
+                break; /* the socket is drained (TLS: read on until EAGAIN) */
             continue;
         }
         size_t want = READ_CHUNK;
@@ -611,7 +708,9 @@ static int do_read(p2c2r_client *c)
             conn_failed(c, P2C2R_ETOOBIG, "frame from coordinator over the result limit");
             break;
         }
-        ssize_t n = recv(c->fd, p, c->in.cap - c->in.len, 0);
+        ssize_t n = c_recv(c, p, c->in.cap - c->in.len);
+        if (n == -2)
+            break;
         if (n == 0) {
             conn_failed(c, P2C2R_ECLOSED, "coordinator closed the connection");
             break;
@@ -645,8 +744,8 @@ static int do_read(p2c2r_client *c)
         }
         if (!c->err && big_begin(c))
             continue;
-        if ((size_t)n < want)
-            break; /* drained the socket */
+        if ((size_t)n < want && !c->tls)
+            break; /* drained the socket (TLS: a record at a time, read on until EAGAIN) */
     }
     buf_shrink(&c->in, 4u << 20);
     return completed;
@@ -732,7 +831,11 @@ int client_wait_io(p2c2r_client *c, uint64_t deadline_us)
     client_write(c);
     if (c->err)
         return c->err;
-    if (c->spin_us && !buf_used(&c->out) && c->state == S_READY) {
+    if (c->tls && tls_buffered(c->tls)) {
+        do_read(c); /* decrypted input no poll would report */
+        return c->err;
+    }
+    if (c->spin_us && !client_unsent(c) && c->state == S_READY) {
         /* Busy-poll briefly before sleeping: on a core of its own this
          * saves the scheduler's wake-up latency on the answer. */
         uint64_t until = now_us() + c->spin_us;
@@ -747,7 +850,7 @@ int client_wait_io(p2c2r_client *c, uint64_t deadline_us)
             }
         } while (now_us() < until);
     }
-    struct pollfd pfd = {c->fd, POLLIN | (buf_used(&c->out) ? POLLOUT : 0), 0};
+    struct pollfd pfd = {c->fd, POLLIN | (client_want_out(c) ? POLLOUT : 0), 0};
     int ms;
     if (deadline_us == UINT64_MAX) {
         ms = -1;
@@ -763,7 +866,7 @@ int client_wait_io(p2c2r_client *c, uint64_t deadline_us)
     if (r > 0) {
         if (pfd.revents & (POLLIN | POLLERR | POLLHUP))
             do_read(c);
-        if (!c->err && buf_used(&c->out))
+        if (!c->err && client_want_out(c))
             client_write(c);
     }
     if (!c->err)
@@ -807,6 +910,21 @@ int p2c2r_client_connect_start(const char *addr, const struct p2c2r_client_optio
     rc = P2C2R_ENOMEM;
     if ((o.token && !(c->token = strdup(o.token))) || (o.name && !(c->name = strdup(o.name))))
         goto fail;
+    if (o.tls_ca_file) {
+        const char *host = o.tls_server_name;
+        if (!host && tls_host_of(addr, c->tls_host, sizeof(c->tls_host)) == 0)
+            host = c->tls_host;
+        rc = P2C2R_EINVAL;
+        if (!host || strlen(host) >= sizeof(c->tls_host))
+            goto fail;
+        if (host != c->tls_host)
+            snprintf(c->tls_host, sizeof(c->tls_host), "%s", host);
+        char terr[256];
+        if (tls_ctx_client_new(o.tls_ca_file, NULL, NULL, &c->tls_ctx, terr, sizeof(terr)) != 0) {
+            rc = P2C2R_ETLS; /* the CA file: missing, unreadable or not PEM */
+            goto fail;
+        }
+    }
     c->max_result = o.max_result_bytes;
     c->spin_us = o.spin_us > 1000000 ? 1000000 : o.spin_us;
     c->connect_timeout_ms = o.connect_timeout_ms;
@@ -885,6 +1003,8 @@ void p2c2r_client_close(p2c2r_client *c)
     free(c->stats_json);
     free(c->ctl_body);
     free(c->big.buf);
+    tls_free(c->tls);
+    tls_ctx_free(c->tls_ctx);
     buf_fini(&c->in);
     buf_fini(&c->out);
     free(c);

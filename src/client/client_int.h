@@ -15,6 +15,7 @@
 #include "common/buf.h"
 #include "common/list.h"
 #include "common/proto.h"
+#include "common/tls.h"
 #include "p2c2r/client.h"
 
 #define READ_CHUNK (256u * 1024)
@@ -138,6 +139,13 @@ struct p2c2r_client {
     uint8_t ctl_type;
     uint8_t *ctl_body;
     size_t ctl_len;
+    /* TLS (common/tls.h): the context made at connect from tls_ca_file, the
+     * name the coordinator's certificate must carry, and the session of the
+     * current attempt (a new one, with a new handshake, per attempt). */
+    struct tls_ctx *tls_ctx;
+    struct tls *tls;
+    char tls_host[256];
+    int tls_fresh; /* nothing received yet on this attempt's session */
 };
 
 /* A reply to the control request (JOB_ACK, JOB_INFO, JOB_LIST_OK, or a
@@ -171,6 +179,11 @@ void entry_complete(p2c2r_client *c, struct entry *e, int status, const void *ou
 /* I/O (client.c): one write of what is queued; a blocking wait for
  * progress until deadline_us (monotonic); a deadline from a timeout. */
 int client_write(p2c2r_client *c);
+/* Bytes not yet written (plaintext queued, and under TLS ciphertext too). */
+size_t client_unsent(const p2c2r_client *c);
+/* 1 when a write could make progress now (under TLS, plaintext waits for
+ * the handshake: until then only the handshake's own bytes count). */
+int client_want_out(const p2c2r_client *c);
 int client_wait_io(p2c2r_client *c, uint64_t deadline_us);
 uint64_t client_deadline_after(int timeout_ms);
 

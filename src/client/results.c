@@ -79,7 +79,7 @@ int p2c2r_client_poll(p2c2r_client *c, struct p2c2r_result *out, size_t max, int
         take_result(c, e, (uint8_t *)out + n * rsize, rsize);
         n++;
     }
-    if (!c->err && buf_used(&c->out))
+    if (!c->err && client_want_out(c))
         client_write(c);
     return (int)n;
 }
@@ -107,7 +107,7 @@ int p2c2r_client_want_write(const p2c2r_client *c)
 {
     if (!c)
         return 0;
-    return c->state == S_TCP || ((c->state == S_HELLO || c->state == S_READY) && buf_used(&c->out) > 0);
+    return c->state == S_TCP || ((c->state == S_HELLO || c->state == S_READY) && client_want_out(c));
 }
 
 int p2c2r_client_flush(p2c2r_client *c, int timeout_ms)
@@ -117,7 +117,7 @@ int p2c2r_client_flush(p2c2r_client *c, int timeout_ms)
     uint64_t deadline = client_deadline_after(timeout_ms);
     for (;;) {
         client_write(c);
-        if (!buf_used(&c->out) || c->err)
+        if (!client_unsent(c) || c->err)
             return c->err;
         if (timeout_ms >= 0 && now_us() >= deadline)
             return P2C2R_ETIMEDOUT;
@@ -138,7 +138,7 @@ static void pressure_out(const p2c2r_client *c, const struct fadv *f, struct p2c
     p2c2r_pressure_init(&p);
     fadv_pressure(f, now_us() / 1000, &p);
     p.max_inflight = c->max_inflight;
-    p.unsent_bytes = buf_used(&c->out);
+    p.unsent_bytes = client_unsent(c);
     sized_out(out, sized_size(out), &p, &pressure_layout);
 }
 

@@ -34,6 +34,7 @@ static const size_t options_ends[] = {
     FIELD_END(struct p2c2r_client_options, reconnect_max_ms),
     FIELD_END(struct p2c2r_client_options, local_fallback_us),
     FIELD_END(struct p2c2r_client_options, local_frame_us),
+    FIELD_END(struct p2c2r_client_options, tls_server_name),
 };
 static const size_t result_ends[] = {
     P2C2R_RESULT_SIZE_MIN,
@@ -61,7 +62,7 @@ const struct layout advice_layout = LAYOUT(struct p2c2r_frame_advice, advice_end
 #define LAST_LISTED(T, f) \
     _Static_assert(sizeof(T) - FIELD_END(T, f) < _Alignof(T), #T ": list the new field in its ends[]")
 LAST_LISTED(struct p2c2r_task, user);
-LAST_LISTED(struct p2c2r_client_options, local_frame_us);
+LAST_LISTED(struct p2c2r_client_options, tls_server_name);
 LAST_LISTED(struct p2c2r_result, user);
 LAST_LISTED(struct p2c2r_pressure, miss_ratio);
 LAST_LISTED(struct p2c2r_frame_advice, miss_ratio);

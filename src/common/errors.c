@@ -32,6 +32,7 @@ static const struct errinfo table[] = {
     {"ESTATE", "not valid in the current state"},
     {"ENOBLOB", "a referenced blob is not present: upload it first"},
     {"EDEADLINE", "would miss its deadline at the current load: lower the quality or allow more time"},
+    {"ETLS", "TLS failed (certificate not trusted or not for this host, or TLS required by one side and not spoken by the other)"},
 };
 
 static const struct errinfo *lookup(int code)

@@ -5,12 +5,14 @@
  * while writing is set, sending holds the bytes libuv is writing and out
  * collects new frames, so frames leave in the order they were queued; a
  * large payload is written directly only when nothing is queued or being
- * written, for the same reason. */
+ * written, for the same reason.  Under TLS the ciphertext buffer takes out's
+ * place in that double buffering, and nothing is written directly. */
 #include "common/fconn.h"
 
 #include <assert.h>
 #include <string.h>
 
+#include "common/tls.h"
 #include "p2c2r/error.h"
 
 #define DIRECT_MIN (16u * 1024) /* payloads worth writing without a copy */
@@ -26,11 +28,13 @@ void fconn_init(struct fconn *f, struct list_node *dirty_list, size_t in_max, si
     f->keep_in = keep_in;
     f->keep_out = keep_out;
     f->on_error = on_error;
-    f->open = f->writing = f->dirty = f->encoded = 0;
+    f->open = f->writing = f->dirty = f->encoded = f->tls_fresh = 0;
+    f->tls = NULL;
 }
 
 void fconn_fini(struct fconn *f)
 {
+    fconn_tls_detach(f);
     buf_fini(&f->in);
     buf_fini(&f->out);
     buf_fini(&f->sending);
@@ -43,6 +47,32 @@ void fconn_stop(struct fconn *f)
         list_remove(&f->dirty_node);
         f->dirty = 0;
     }
+}
+
+void fconn_tls_attach(struct fconn *f, struct tls *t)
+{
+    assert(!f->tls && buf_used(&f->sending) == 0);
+    f->tls = t;
+    f->tls_fresh = 1;
+    /* The ciphertext buffer and sending trade places (fconn_flush). */
+    f->sending.max = tls_out(t)->max;
+}
+
+void fconn_tls_detach(struct fconn *f)
+{
+    if (f->tls) {
+        /* Ciphertext may sit in sending, swapped in from the session. */
+        if (!f->writing)
+            buf_consume(&f->sending, buf_used(&f->sending));
+        tls_free(f->tls);
+        f->tls = NULL;
+        f->tls_fresh = 0;
+    }
+}
+
+size_t fconn_queued(const struct fconn *f)
+{
+    return buf_used(&f->out) + (f->tls ? buf_used(tls_out(f->tls)) : 0);
 }
 
 void fconn_mark_dirty(struct fconn *f)
@@ -75,7 +105,7 @@ int fconn_send(struct fconn *f, uint8_t type, uint64_t req_id, const uint8_t *pr
     if (prefix_len)
         memcpy(head + PROTO_HDR_LEN, prefix, prefix_len);
     size_t hl = PROTO_HDR_LEN + prefix_len;
-    if (payload_len >= DIRECT_MIN && f->open && !f->writing && !f->encoded && buf_used(&f->out) == 0) {
+    if (payload_len >= DIRECT_MIN && f->open && !f->writing && !f->encoded && !f->tls && buf_used(&f->out) == 0) {
         uv_buf_t v[2] = {uv_buf_init((char *)head, (unsigned)hl),
                          uv_buf_init((char *)payload, (unsigned)payload_len)};
         int n = uv_try_write((uv_stream_t *)&f->tcp, v, 2);
@@ -104,7 +134,7 @@ int fconn_send(struct fconn *f, uint8_t type, uint64_t req_id, const uint8_t *pr
 int fconn_send_bytes(struct fconn *f, const uint8_t *bytes, size_t n)
 {
     size_t done = 0;
-    if (n >= DIRECT_MIN && f->open && !f->writing && !f->encoded && buf_used(&f->out) == 0) {
+    if (n >= DIRECT_MIN && f->open && !f->writing && !f->encoded && !f->tls && buf_used(&f->out) == 0) {
         uv_buf_t v = uv_buf_init((char *)bytes, (unsigned)n);
         int w = uv_try_write((uv_stream_t *)&f->tcp, &v, 1);
         done = w > 0 ? (size_t)w : 0;
@@ -127,30 +157,63 @@ static void on_write(uv_write_t *req, int status)
         f->on_error(f, status);
         return;
     }
-    if (buf_used(&f->out) && f->open)
+    if (fconn_queued(f) && f->open)
         fconn_mark_dirty(f);
+}
+
+/* Encrypts the frames queued in out into the TLS session's buffer.  Returns
+ * 0, or a libuv error when the session failed.  Frames queued after a
+ * failure (the owner's ERROR frame) are dropped: only the session's alert
+ * can still go out. */
+static int tls_encrypt(struct fconn *f)
+{
+    if (buf_used(&f->out) == 0)
+        return 0;
+    if (tls_failed(f->tls)) {
+        buf_consume(&f->out, buf_used(&f->out));
+        return 0;
+    }
+    long n = tls_write(f->tls, buf_head(&f->out), buf_used(&f->out));
+    if (n < 0)
+        return UV_EPROTO;
+    buf_consume(&f->out, (size_t)n);
+    if (buf_used(&f->out) == 0)
+        buf_shrink(&f->out, f->keep_out);
+    return 0;
 }
 
 int fconn_flush(struct fconn *f)
 {
-    if (f->writing || !f->open || buf_used(&f->out) == 0)
+    if (f->writing || !f->open)
         return 0;
-    uv_buf_t b = uv_buf_init((char *)buf_head(&f->out), (unsigned)buf_used(&f->out));
+    struct buf *src = &f->out;
+    if (f->tls) {
+        int rc = tls_encrypt(f);
+        if (rc < 0)
+            return rc;
+        src = tls_out(f->tls);
+    }
+    if (buf_used(src) == 0)
+        return 0;
+    uv_buf_t b = uv_buf_init((char *)buf_head(src), (unsigned)buf_used(src));
     int n = uv_try_write((uv_stream_t *)&f->tcp, &b, 1);
     if (n == UV_EAGAIN)
         n = 0;
     if (n < 0)
         return n;
-    buf_consume(&f->out, (size_t)n);
-    if (buf_used(&f->out) == 0) {
-        buf_shrink(&f->out, f->keep_out);
+    buf_consume(src, (size_t)n);
+    if (buf_used(src) == 0) {
+        if (f->tls)
+            tls_out_done(f->tls);
+        else
+            buf_shrink(&f->out, f->keep_out);
         return 0;
     }
     /* The kernel took only part: hand the rest to libuv and keep collecting
-     * new frames in the other buffer. */
+     * new frames (new ciphertext) in the other buffer. */
     struct buf t = f->sending;
-    f->sending = f->out;
-    f->out = t;
+    f->sending = *src;
+    *src = t;
     b = uv_buf_init((char *)buf_head(&f->sending), (unsigned)buf_used(&f->sending));
     f->writing = 1;
     f->wreq.data = f;
@@ -179,7 +242,8 @@ void fconn_alloc(struct fconn *f, uint8_t *shared, size_t shared_len, uv_buf_t *
     /* With nothing pending, read into the owner's shared buffer: an idle
      * connection then holds no input memory at all, which is what keeps
      * 10,000 peer connections cheap. */
-    if (buf_used(&f->in) == 0) {
+    if (buf_used(&f->in) == 0 || f->tls) {
+        /* Under TLS every read is ciphertext, decrypted in place there. */
         *out = uv_buf_init((char *)shared, (unsigned)shared_len);
         return;
     }
@@ -222,19 +286,75 @@ static int split(struct fconn *f, const uint8_t *p, size_t n, fconn_frame_fn fn,
     return rc;
 }
 
-int fconn_input(struct fconn *f, const uv_buf_t *b, size_t nread, const uint8_t *shared,
-                fconn_frame_fn fn, struct frame_hdr *bad, int *bad_code)
+/* Handles plaintext p[0..n) that is not in f's input buffer: whole frames
+ * straight from p when nothing is pending, the rest kept in f->in. */
+static int input_plain(struct fconn *f, const uint8_t *p, size_t n, fconn_frame_fn fn,
+                       struct frame_hdr *bad, int *bad_code)
 {
     size_t used;
     int rc;
-    if ((const uint8_t *)b->base == shared) {
-        rc = split(f, shared, nread, fn, &used, bad, bad_code);
-        if (rc == FCONN_IN_OK && used < nread && buf_append(&f->in, shared + used, nread - used) != 0)
+    if (buf_used(&f->in) == 0) {
+        rc = split(f, p, n, fn, &used, bad, bad_code);
+        if (rc == FCONN_IN_OK && used < n && buf_append(&f->in, p + used, n - used) != 0)
             rc = FCONN_IN_FULL;
         return rc;
     }
-    buf_commit(&f->in, nread);
+    if (buf_append(&f->in, p, n) != 0)
+        return FCONN_IN_FULL;
     rc = split(f, buf_head(&f->in), buf_used(&f->in), fn, &used, bad, bad_code);
+    buf_consume(&f->in, rc == FCONN_IN_OK ? used : buf_used(&f->in));
+    buf_shrink(&f->in, f->keep_in);
+    return rc;
+}
+
+/* TLS: decrypts the n bytes read at p record by record into a scratch
+ * buffer of the loop's thread and handles each record's plaintext.  (Not in
+ * place: a record begun in an earlier read can decrypt to more bytes than it
+ * takes from this one.) */
+static int input_tls(struct fconn *f, const uint8_t *p, size_t n, fconn_frame_fn fn,
+                     struct frame_hdr *bad, int *bad_code)
+{
+    static _Thread_local uint8_t plain[16384]; /* one record's plaintext */
+    if (f->tls_fresh) {
+        f->tls_fresh = 0;
+        if (p[0] != TLS_RECORD_HANDSHAKE) {
+            fconn_tls_detach(f);
+            return FCONN_IN_NOT_TLS;
+        }
+    }
+    tls_feed(f->tls, p, n);
+    int rc = FCONN_IN_OK;
+    for (;;) {
+        int k = tls_read(f->tls, plain, sizeof(plain));
+        if (k == 0)
+            break;
+        if (k < 0) {
+            rc = k == P2C2R_ECLOSED ? FCONN_IN_EOF : FCONN_IN_TLS;
+            break;
+        }
+        rc = input_plain(f, plain, (size_t)k, fn, bad, bad_code);
+        if (rc != FCONN_IN_OK)
+            break;
+    }
+    if (f->tls) {
+        tls_feed(f->tls, NULL, 0); /* what a stop left is dropped with the connection */
+        /* The handshake's answers, and frames held back until it completed. */
+        if (f->open && fconn_queued(f))
+            fconn_mark_dirty(f);
+    }
+    return rc;
+}
+
+int fconn_input(struct fconn *f, const uv_buf_t *b, size_t nread, const uint8_t *shared,
+                fconn_frame_fn fn, struct frame_hdr *bad, int *bad_code)
+{
+    if (f->tls)
+        return input_tls(f, (const uint8_t *)b->base, nread, fn, bad, bad_code);
+    if ((const uint8_t *)b->base == shared)
+        return input_plain(f, shared, nread, fn, bad, bad_code);
+    size_t used;
+    buf_commit(&f->in, nread);
+    int rc = split(f, buf_head(&f->in), buf_used(&f->in), fn, &used, bad, bad_code);
     buf_consume(&f->in, rc == FCONN_IN_OK ? used : buf_used(&f->in));
     buf_shrink(&f->in, f->keep_in);
     return rc;

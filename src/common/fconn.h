@@ -14,6 +14,12 @@
  * partial frame is copied into the connection's own buffer, which is sized
  * to take the whole frame in one more read.
  *
+ * TLS (common/tls): with a session attached (fconn_tls_attach), frames are
+ * still built in plaintext in out; the flush encrypts them into the
+ * session's ciphertext buffer and writes from there, and reads are
+ * decrypted in place in the shared buffer before they are split.  Nothing
+ * else changes for the owner, and a plaintext connection pays one test.
+ *
  * Every buffer has a hard cap given at fconn_init: a remote can never make
  * one grow past it.  Everything runs on the loop's thread. */
 #ifndef P2C2R_FCONN_H
@@ -28,6 +34,7 @@
 #include "common/proto.h"
 
 struct fconn;
+struct tls;
 
 /* Handles one whole frame (body borrowed for the call).  Returns 0 to go
  * on, nonzero to stop: the rest of the input is then dropped (the owner has
@@ -45,11 +52,13 @@ struct fconn {
     uint8_t open;            /* set by the owner: writes allowed (connected, not closing) */
     uint8_t writing, dirty;
     uint8_t encoded;         /* the owner rewrites the output before each flush: never write it directly */
+    uint8_t tls_fresh;       /* TLS attached and no byte read yet (see FCONN_IN_NOT_TLS) */
     uint32_t max_body;       /* frames with longer bodies are refused at their header */
     size_t keep_in, keep_out; /* buffers over these are freed when they empty */
     struct list_node dirty_node;
     struct list_node *dirty_list; /* the owner's list of connections to flush */
     fconn_error_fn on_error;
+    struct tls *tls;         /* NULL = plaintext */
 };
 
 /* Sets up f's buffers and list links (not the TCP handle, which the owner
@@ -59,14 +68,23 @@ struct fconn {
 void fconn_init(struct fconn *f, struct list_node *dirty_list, size_t in_max, size_t out_max,
                 size_t keep_in, size_t keep_out, fconn_error_fn on_error);
 
-/* Frees the buffers.  Call after the handle is closed. */
+/* Frees the buffers (and the TLS session).  Call after the handle is closed. */
 void fconn_fini(struct fconn *f);
 
 /* Drops queued output and takes f off the dirty list (the connection is
  * closing). */
 void fconn_stop(struct fconn *f);
 
-static inline size_t fconn_queued(const struct fconn *f) { return buf_used(&f->out); }
+/* Bytes queued and not yet handed to libuv (plaintext and ciphertext). */
+size_t fconn_queued(const struct fconn *f);
+
+/* Puts the connection under TLS: takes ownership of t (common/tls.h), which
+ * the caller made with tls_new before anything was sent or read.  A client
+ * session starts its handshake at the next flush. */
+void fconn_tls_attach(struct fconn *f, struct tls *t);
+
+/* Frees the TLS session, if any (a link that reconnects gets a new one). */
+void fconn_tls_detach(struct fconn *f);
 
 /* Reserves a whole frame in f's output and writes its header.  Returns the
  * body pointer (body_len bytes for the caller to fill now), or NULL when the
@@ -104,15 +122,26 @@ void fconn_flush_all(struct list_node *dirty_list);
 void fconn_alloc(struct fconn *f, uint8_t *shared, size_t shared_len, uv_buf_t *out);
 
 /* Result of fconn_input. */
-enum fconn_in { FCONN_IN_OK = 0, FCONN_IN_STOPPED = 1, FCONN_IN_BAD_HEADER = 2, FCONN_IN_FULL = 3 };
+enum fconn_in {
+    FCONN_IN_OK = 0,
+    FCONN_IN_STOPPED = 1,
+    FCONN_IN_BAD_HEADER = 2,
+    FCONN_IN_FULL = 3,
+    FCONN_IN_TLS = 4,     /* the TLS session failed: tls_error(f->tls) says why */
+    FCONN_IN_NOT_TLS = 5, /* TLS attached, but the remote's first byte opens no TLS
+                             record: the session is detached, so the owner may
+                             answer in plaintext */
+    FCONN_IN_EOF = 6,     /* the remote closed its TLS session */
+};
 
 /* The read callback's half: hands every whole frame of the nread bytes just
  * read into b (from fconn_alloc) to fn and keeps a partial frame's bytes.
  * Returns FCONN_IN_OK, FCONN_IN_STOPPED (fn returned nonzero; the rest is
  * dropped), FCONN_IN_BAD_HEADER (*bad has the header and *bad_code the
  * decoder's error: P2C2R_ETOOBIG for a body over max_body, else
- * P2C2R_EPROTO), or FCONN_IN_FULL (a partial frame would pass the input
- * cap).  After anything but OK the owner cuts the connection. */
+ * P2C2R_EPROTO), FCONN_IN_FULL (a partial frame would pass the input
+ * cap), or under TLS FCONN_IN_TLS, FCONN_IN_NOT_TLS or FCONN_IN_EOF.
+ * After anything but OK the owner cuts the connection. */
 int fconn_input(struct fconn *f, const uv_buf_t *b, size_t nread, const uint8_t *shared,
                 fconn_frame_fn fn, struct frame_hdr *bad, int *bad_code);
 

@@ -73,6 +73,8 @@ void conn_on_check(uv_check_t *h)
     struct coord *co = h->data;
     co->now = now_us();
     conn_reap(co);
+    if (co->tls)
+        tlsserve_admit(co);
     /* Hedges are due at a type's p95, often a few hundred microseconds:
      * looking at each type's oldest attempt after every loop iteration
      * costs O(types) and starts a copy as soon as one is due, instead of
@@ -127,6 +129,8 @@ void conn_close(struct conn *c)
         co->walk = c->all_node.next;
     list_remove(&c->all_node);
     list_remove(&c->drain_node);
+    if (co->tls)
+        tlsserve_closed(c);
     co->nconns--;
     LOG_D("conn_closed", "conn=%" PRIu64 " addr=%s", c->id, c->addr);
     uv_close((uv_handle_t *)&c->io.tcp, on_closed);
@@ -281,6 +285,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 static int on_frame(struct fconn *f, const struct frame_hdr *h, const uint8_t *body)
 {
     struct conn *c = f->tcp.data;
+    if (c->state >= CS_DRAINING)
+        return 1; /* a TLS handshake finishing while its refusal waits */
     return conn_dispatch(c, h, body) != 0 || c->state >= CS_DRAINING;
 }
 
@@ -294,15 +300,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             conn_close(c);
         return;
     }
-    if (nread == 0 || c->state >= CS_DRAINING)
-        return; /* nothing, or discarding while the error leaves */
+    /* Nothing, or discarding while the error leaves; but a TLS handshake
+     * goes on, or the error could never be sent. */
+    if (nread == 0 || (c->state >= CS_DRAINING && (!c->io.tls || c->tls_done)))
+        return;
+    if (c->co->tls && tlsserve_hold(c, b, (size_t)nread))
+        return; /* kept until a handshake slot is free */
+    conn_input(c, b, (size_t)nread);
+}
+
+void conn_input(struct conn *c, const uv_buf_t *b, size_t nread)
+{
     struct coord *co = c->co;
     co->n.bytes_in += (uint64_t)nread;
     co->now = now_us();
     c->last_rx_us = co->now;
     struct frame_hdr bad;
     int code = 0;
-    switch (fconn_input(&c->io, b, (size_t)nread, co->rbuf, on_frame, &bad, &code)) {
+    int rc = fconn_input(&c->io, b, (size_t)nread, co->rbuf, on_frame, &bad, &code);
+    if (co->tls && tlsserve_after_read(c, rc))
+        return;
+    switch (rc) {
     case FCONN_IN_BAD_HEADER:
         if (code == P2C2R_ETOOBIG)
             conn_fail(c, P2C2R_ETOOBIG, "frame body of %u bytes over the limit of %u", bad.body_len,
@@ -322,7 +340,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 void conn_abandon(struct conn *c) { uv_close((uv_handle_t *)&c->io.tcp, on_closed); }
 
-int conn_setup(struct conn *c, struct list_node *dirty_list, size_t out_max)
+int conn_setup(struct conn *c, struct list_node *dirty_list, size_t out_max, int tls)
 {
     struct coord *co = c->co;
     c->id = ++co->next_conn_id;
@@ -347,6 +365,12 @@ int conn_setup(struct conn *c, struct list_node *dirty_list, size_t out_max)
     if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &sl) == 0)
         addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
     uv_tcp_nodelay(&c->io.tcp, 1);
+    list_init(&c->tls_wait_node);
+    /* Before any ERROR below: a refusal goes out over TLS once the
+     * handshake is done (tlsserve.c). */
+    if (tls && co->tls)
+        tlsserve_accept(c, co->stopping ||
+                               co->nconns > 2 * ((uint64_t)co->cfg.max_conns + co->cfg.max_unauth));
     if (co->stopping) {
         conn_fail(c, P2C2R_ESHUTDOWN, "coordinator shutting down");
         return 1;
@@ -376,8 +400,14 @@ void conn_on_connection(uv_stream_t *server, int status)
         conn_abandon(c);
         return;
     }
-    if (conn_setup(c, &co->dirty, co->cfg.max_output) != 0 && co->stopping)
+    int refused = conn_setup(c, &co->dirty, co->cfg.max_output, 1);
+    if (refused && co->stopping)
         return;
+    conn_start_reading(c);
+}
+
+void conn_start_reading(struct conn *c)
+{
     uv_read_start((uv_stream_t *)&c->io.tcp, on_alloc, on_read);
 }
 

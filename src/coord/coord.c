@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/tls.h"
 #include "coord/coord_int.h"
 #include "coord/jobs.h"
 
@@ -226,7 +227,9 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         (cfg->cache_types && (rc = config_cache_types(co, cfg->cache_types, err, errcap)) != 0) ||
         (rc = verify_parse(co, cfg->verify ? cfg->verify : "adaptive", err, errcap)) != 0 ||
         (cfg->trust_pools && (rc = pools_parse_trust(co, cfg->trust_pools, err, errcap)) != 0) ||
-        (rc = account_init(co, err, errcap)) != 0) {
+        (rc = account_init(co, err, errcap)) != 0 ||
+        (rc = tlsserve_init(co, err, errcap)) != 0) {
+        tls_ctx_free(co->tls);
         account_fini(co);
         free(co->rbuf);
         free(co);
@@ -236,6 +239,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     socklen_t sl;
     if (addr_parse(cfg->listen, &ss, &sl) != 0) {
         snprintf(err, errcap, "cannot parse listen address '%s': expected HOST:PORT", cfg->listen);
+        tls_ctx_free(co->tls);
         account_fini(co);
         free(co->rbuf);
         free(co);
@@ -244,6 +248,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     /* The state before the socket: a coordinator that cannot keep what it
      * knows about peers does not start. */
     if (peerdb_open(co, err, errcap) != 0) {
+        tls_ctx_free(co->tls);
         account_fini(co);
         free(co->rbuf);
         free(co);
@@ -260,6 +265,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         uv_run(&co->loop, UV_RUN_DEFAULT);
         uv_loop_close(&co->loop);
         peerdb_close(co);
+        tls_ctx_free(co->tls);
         account_fini(co);
         free(co->rbuf);
         free(co);
@@ -300,6 +306,7 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
         uv_loop_close(&co->loop);
         jobs_close(co);
         peerdb_close(co);
+        tls_ctx_free(co->tls);
         coord_state_free(co);
         blobs_free(co);
         account_fini(co);
@@ -393,6 +400,7 @@ void coord_free(struct coord *co)
     coord_state_free(co);
     rcache_free(co->cache);
     blobs_free(co);
+        tls_ctx_free(co->tls);
     gw_fini(co);
     account_fini(co);
     free(co->rbuf);

@@ -74,6 +74,10 @@ struct coord_config {
     uint32_t credit_hold_s;       /* a liar's work credits younger than this are reversed */
     int job_sync_full;            /* fsync every commit (synchronous=FULL): acknowledged jobs
                                      survive a power loss, not only a crash of the process */
+    /* TLS (tlsserve.c): with a certificate and its key (PEM files), every
+     * connection must speak TLS 1.3; with client_ca too, a client
+     * certificate, when one is presented, must chain to those CAs. */
+    const char *tls_cert, *tls_key, *tls_client_ca;
 
     /* Called once on the loop thread after the socket is bound, with the
      * bound address ("HOST:PORT"); may start local peers. */

@@ -19,6 +19,7 @@
  *   blobs.c   the blob store and per-peer blob hints
  *   claims.c  measured claims: capability clamps, earned slots, stallers, exec_us bounds
  *   stats.c   one counter table rendered as STATS JSON and Prometheus text
+ *   tlsserve.c TLS on the coordinator's port: the context, each connection's session, refusals
  *   peerdb.c  what is known about each peer key (reputation, quarantine, the
  *             operator's ban, pin and group), loaded from and flushed to the store
  *
@@ -404,6 +405,12 @@ struct conn {
     struct account *acct;   /* after HELLO, with a credentials file: whose it is (account.h) */
     struct list_node anode; /* its account's conns */
     struct gw *gw;          /* a WebSocket gateway connection (gateway.c), else NULL */
+    uint8_t tls_done;       /* its TLS handshake completed (tlsserve.c) */
+    uint8_t tls_slot;       /* it holds one of the handshake slots (tlsserve.c) */
+    struct list_node tls_wait_node; /* on co->tls_wait or co->tls_held (tlsserve.c) */
+    uint8_t *tls_stash;     /* its first bytes, read while it waits (tlsserve.c) */
+    uint32_t tls_stash_len;
+    uint64_t tls_slot_us;   /* when it took its handshake slot */
 };
 
 struct counters {
@@ -423,6 +430,7 @@ struct counters {
     uint64_t jobs_submitted, jobs_acked, jobs_refused, jobs_finished, jobs_deleted;
     uint64_t job_commits, job_commit_errors;
     uint64_t ledger_txns, ledger_reversals, credits_earned, credits_spent;
+    uint64_t tls_handshakes, tls_failures, tls_plain_refused; /* tlsserve.c */
 };
 
 /* One pool's figures (STATS "pools", p2c2r_pool_*): uint64_t only, read
@@ -445,6 +453,10 @@ struct type_verify {
 
 struct coord {
     struct coord_config cfg;
+    struct tls_ctx *tls; /* NULL = plaintext (tlsserve.c) */
+    uint32_t tls_busy;   /* handshakes in progress (slots taken) */
+    struct list_node tls_wait; /* connections waiting to begin theirs */
+    struct list_node tls_held; /* connections holding a slot, oldest first */
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_check_t flusher;
@@ -815,9 +827,11 @@ void conn_reap(struct coord *co);
 int conn_dispatch(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 /* Sets up a connection whose TCP handle is open (accepted, or handed over
  * by the gateway): id, buffers (output up to out_max, flushed from
- * dirty_list), lists, counters.  Returns 0, or 1 when it was refused (the
- * coordinator is stopping or at --max-conns: conn_fail was called). */
-int conn_setup(struct conn *c, struct list_node *dirty_list, size_t out_max);
+ * dirty_list), lists, counters; tls: an accepted connection on the
+ * coordinator's port, which speaks TLS when the coordinator requires it.
+ * Returns 0, or 1 when it was refused (the coordinator is stopping or at
+ * --max-conns: conn_fail was called). */
+int conn_setup(struct conn *c, struct list_node *dirty_list, size_t out_max, int tls);
 /* Frees a connection whose handle was initialised but never set up. */
 void conn_abandon(struct conn *c);
 void conn_on_check(uv_check_t *h);
@@ -942,6 +956,33 @@ void verify_sweep(struct coord *co);
 /* Sets up the empty scheduling state of a zeroed coordinator (lists, the
  * free slab): for coord_new, and for unit tests that build a coordinator in
  * memory. */
+/* tlsserve.c: TLS on the coordinator's port. */
+/* Loads cfg.tls_cert / tls_key / tls_client_ca into co->tls (none: plaintext).
+ * Returns 0 or P2C2R_EINVAL with the reason in err. */
+int tlsserve_init(struct coord *co, char *err, size_t errcap);
+/* Puts a new connection under TLS when the port requires it.  force: a
+ * connection being refused takes a handshake slot at once, so that its
+ * ERROR can follow a handshake. */
+void tlsserve_accept(struct conn *c, int force);
+/* Before c's bytes are handled: returns 1 when they open a handshake and
+ * no handshake slot is free: they are kept and reads stop until
+ * tlsserve_admit gives c a slot.  A connection that sends nothing never
+ * takes a slot. */
+int tlsserve_hold(struct conn *c, const uv_buf_t *b, size_t n);
+/* At the top of a loop iteration: cuts handshakes that held their slot
+ * too long, gives free slots to waiting connections and handles the bytes
+ * they had sent. */
+void tlsserve_admit(struct coord *co);
+/* A connection closes: gives back its slot or its place in the queue. */
+void tlsserve_closed(struct conn *c);
+/* Starts reading on c; handles n bytes read for c (conn.c). */
+void conn_start_reading(struct conn *c);
+void conn_input(struct conn *c, const uv_buf_t *b, size_t n);
+/* After a read: counts a completed handshake, and for an fconn_input
+ * result of TLS (FCONN_IN_TLS, _NOT_TLS, _EOF) cuts or closes c.  Returns 1
+ * when it handled rc. */
+int tlsserve_after_read(struct conn *c, int rc);
+
 void coord_state_init(struct coord *co);
 /* Frees the scheduling state (type arrays, the heaps, the task slab and
  * the bodies of live tasks): for coord_free, and for unit tests that build a

@@ -893,7 +893,7 @@ int gw_upgrade(void *arg, int fd, const char *accept, const uint8_t *extra, size
     g->tid_max = co->cfg.renter_max_inflight + GW_TID_SLACK;
     ident_nonce(g->nonce);
     co->n.gw_upgrades++;
-    int refused = conn_setup(c, &G->dirty, out_max);
+    int refused = conn_setup(c, &G->dirty, out_max, 0);
     c->io.encoded = 1;
     char nb[64];
     size_t nl = b64_encode(g->nonce, sizeof(g->nonce), nb);

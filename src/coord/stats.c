@@ -58,6 +58,7 @@ struct snap {
     struct counters n;
     struct rcache_stats cs;
     uint64_t connections, renters, peers, tasks_live, queued, queued_bytes, keys_known, shares;
+    uint64_t tls_handshaking;
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
     uint64_t mem_used, mem_limit, mem_share, mem_peak, mem_tasks, mem_blobs, mem_buffers, unauth;
     uint64_t http_answers, http_refused, http_evicted, http_unauthorized, http_timeouts; /* the HTTP port */
@@ -71,6 +72,7 @@ static void snap_take(const struct coord *co, struct snap *s)
     if (co->cache)
         rcache_stats(co->cache, &s->cs);
     s->connections = co->nconns;
+    s->tls_handshaking = co->tls_busy;
     s->renters = co->nrenters;
     s->peers = co->npeers;
     s->keys_known = co->nkeys;
@@ -123,11 +125,12 @@ static const struct stat_def {
     {G_TOP, K_GAUGE, "connections", "p2c2r_connections", "Open connections.", S(connections)},
     {G_TOP, K_GAUGE, "renters", "p2c2r_renters", "Renter connections.", S(renters)},
     {G_TOP, K_GAUGE, "peers_connected", "p2c2r_peers_connected", "Registered peer connections.", S(peers)},
+    {G_TOP, K_GAUGE, "tls_handshaking", "p2c2r_tls_handshaking", "TLS handshakes in progress (at most 128; more wait their turn).", S(tls_handshaking)},
     {G_TOP, K_GAUGE, "keys_known", "p2c2r_peer_keys_known", "Peer keys the coordinator keeps a record of (connected or not).", S(keys_known)},
     {G_TOP, K_GAUGE, "tasks_live", "p2c2r_tasks_live", "Accepted tasks not yet freed.", S(tasks_live)},
     {G_TOP, K_GAUGE, "queued", "p2c2r_queued", "Tasks waiting in queues.", S(queued)},
     {G_TOP, K_GAUGE, "queued_bytes", "p2c2r_queued_bytes", "Input bytes of the tasks waiting in queues.", S(queued_bytes)},
-    {G_TOP, K_GAUGE, "shares", "p2c2r_shares", "Renter shares the scheduler is fair between (one per token, or per connection without tokens).", S(shares)},
+    {G_TOP, K_GAUGE, "shares", "p2c2r_shares", "Renter shares the scheduler is fair between (one per account in use, or per connection without a credentials file).", S(shares)},
     {G_TOP, K_GAUGE, "jobs_pending", "p2c2r_jobs_pending", "Durable jobs without a committed outcome.", S(js.pending)},
     {G_TOP, K_GAUGE, "jobs_done", "p2c2r_jobs_done", "Durable jobs with a committed outcome kept for fetching.", S(js.done)},
     {G_COUNTERS, K_COUNTER, "submitted", "p2c2r_submitted_total", "Tasks received.", N(submitted)},
@@ -172,6 +175,9 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "protocol_errors", "p2c2r_protocol_errors_total", "Connections cut for protocol errors.", N(proto_errors)},
     {G_COUNTERS, K_COUNTER, "auth_failures", "p2c2r_auth_failures_total", "Connections refused for their token (HELLO) or their identity (PEER_REGISTER: no key, a bad signature, a banned key).", N(auth_failures)},
     {G_COUNTERS, K_COUNTER, "limit_cuts", "p2c2r_limit_cuts_total", "Connections cut for going over a limit (output buffered, connections, types).", N(limit_cuts)},
+    {G_COUNTERS, K_COUNTER, "tls_handshakes", "p2c2r_tls_handshakes_total", "TLS handshakes completed (--tls-cert).", N(tls_handshakes)},
+    {G_COUNTERS, K_COUNTER, "tls_failures", "p2c2r_tls_failures_total", "Connections cut for a failed TLS handshake or record (bad client certificate, no TLS 1.3, corrupt record).", N(tls_failures)},
+    {G_COUNTERS, K_COUNTER, "tls_plain_refused", "p2c2r_tls_plain_refused_total", "Connections refused for not speaking TLS while TLS is required.", N(tls_plain_refused)},
     {G_COUNTERS, K_COUNTER, "bytes_in", "p2c2r_bytes_in_total", "Bytes read.", N(bytes_in)},
     {G_COUNTERS, K_COUNTER, "bytes_out", "p2c2r_bytes_out_total", "Bytes queued for sending.", N(bytes_out)},
     {G_COUNTERS, K_COUNTER, "blobs_put", "p2c2r_blobs_put_total", "Blobs stored (new uploads).", N(blobs_put)},

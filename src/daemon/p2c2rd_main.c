@@ -31,6 +31,7 @@
 
 struct local_peers {
     int64_t n, slots;
+    int tls; /* the port requires TLS: the local peers speak it too */
     const char *token;
     const char *state_dir; /* keys under it, or NULL: made in memory */
     struct peer_agent *agent;
@@ -57,6 +58,9 @@ static void on_listening(void *arg, const char *addr)
     pc.threads = (uint32_t)lp->n;
     pc.name = "local";
     pc.token = lp->token;
+    /* They connect to this very process: TLS because the port requires
+     * it, without verification because there is no one to impersonate. */
+    pc.tls = lp->tls;
     /* One key per local peer, so that they count as independent peers (the
      * operator's own, in one process): kept in the state directory, so
      * their records carry over a restart, or made in memory for this run. */
@@ -185,6 +189,7 @@ int main(int argc, char **argv)
     const char *local_token = NULL, *state_dir = NULL, *accounts = NULL;
     int hash_tok = 0, new_tok = 0;
     int64_t login_failures = cfg.login_failures, login_backoff = cfg.login_backoff_ms;
+    const char *tls_cert = NULL, *tls_key = NULL, *tls_client_ca = NULL;
     int64_t max_keys = cfg.max_keys;
     int64_t local = 0, local_slots = 4, max_body = cfg.max_body, max_inflight = cfg.renter_max_inflight;
     int64_t max_output = (int64_t)cfg.max_output, queue_max = cfg.queue_max;
@@ -267,6 +272,9 @@ int main(int argc, char **argv)
         {"credit-hold", 0, OPT_INT, "SECONDS", 0, 315360000, "a peer caught lying loses the credits it earned in this time before", &credit_hold, CLIOPT_DEFAULT},
         {"job-sync", 0, OPT_STR, "normal|full", 0, 0, "normal: an acknowledged durable job survives a crash of p2c2rd (SIGKILL, OOM); full: also a power loss, at an fsync per group commit", &job_sync, CLIOPT_DEFAULT},
         {"check-ledger", 0, OPT_FLAG, NULL, 0, 0, "check that the credit ledger in --state DIR balances, print its totals and exit (0: balanced, 1: not, or unreadable)", &check_ledger},
+        {"tls-cert", 0, OPT_STR, "FILE", 0, 0, "certificate chain (PEM): every renter and peer must then connect with TLS 1.3 (default: plaintext)", &tls_cert},
+        {"tls-key", 0, OPT_STR, "FILE", 0, 0, "private key (PEM) of --tls-cert", &tls_key},
+        {"tls-client-ca", 0, OPT_STR, "FILE", 0, 0, "CAs (PEM) a client certificate must chain to when a peer presents one; a client without one is still accepted", &tls_client_ca},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2rd",
@@ -303,7 +311,7 @@ int main(int argc, char **argv)
                         "account's token)\n");
         return 2;
     }
-    struct local_peers lp = {local, local_slots, local_token, state_dir, NULL, 0, 0};
+    struct local_peers lp = {local, local_slots, tls_cert != NULL, local_token, state_dir, NULL, 0, 0};
     cfg.listen = listen;
     cfg.tokens_file = tokens;
     cfg.accounts_file = accounts;
@@ -371,6 +379,9 @@ int main(int argc, char **argv)
     cfg.job_sync_full = strcmp(job_sync, "full") == 0;
     if (check_ledger)
         return check_ledger_main(state_dir);
+    cfg.tls_cert = tls_cert;
+    cfg.tls_key = tls_key;
+    cfg.tls_client_ca = tls_client_ca;
     cfg.on_listening = on_listening;
     cfg.on_ready = on_ready;
     cfg.arg = &lp;

@@ -27,6 +27,7 @@
 
 #include "common/ident.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "p2c2r/error.h"
 
 _Static_assert(PROTO_NONCE_LEN == IDENT_NONCE_LEN && PROTO_PK_LEN == IDENT_PK_LEN &&
@@ -276,7 +277,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     struct frame_hdr bad;
     int code = 0;
     int rc = fconn_input(&l->io, b, (size_t)nread, l->a->rbuf, on_frame, &bad, &code);
-    if (rc == FCONN_IN_BAD_HEADER)
+    if (rc == FCONN_IN_TLS) {
+        char why[320];
+        snprintf(why, sizeof(why), "TLS failed: %s", tls_error(l->io.tls));
+        link_close(l, why);
+    } else if (rc == FCONN_IN_NOT_TLS) {
+        link_close(l, "the coordinator answered without TLS: it has no --tls-cert (drop --tls-ca), "
+                      "or this is not a p2c2r coordinator");
+    } else if (rc == FCONN_IN_EOF) {
+        link_close(l, "coordinator closed the connection");
+    } else if (rc == FCONN_IN_BAD_HEADER)
         link_close(l, code == P2C2R_ETOOBIG ? "frame from coordinator over the announced limit"
                                             : "malformed frame from coordinator");
     else if (rc == FCONN_IN_FULL)
@@ -311,6 +321,7 @@ static void on_tcp_closed(uv_handle_t *h)
     struct link *l = h->data;
     l->tcp_open = 0;
     l->state = LS_IDLE;
+    fconn_tls_detach(&l->io); /* each connection does its own handshake */
     buf_consume(&l->io.in, buf_used(&l->io.in));
     buf_consume(&l->io.out, buf_used(&l->io.out));
     buf_consume(&l->io.sending, buf_used(&l->io.sending));
@@ -351,6 +362,16 @@ static void on_connect(uv_connect_t *req, int status)
     l->io.open = 1;
     l->max_output = a->cfg.max_output;
     uv_tcp_nodelay(&l->io.tcp, 1);
+    if (a->tls) {
+        /* The HELLO below waits in the plaintext output until the handshake,
+         * which the first flush starts, has completed. */
+        struct tls *t = tls_new(a->tls, a->tls_host, l->io.out.max + l->io.out.max / 512 + 65536);
+        if (!t) {
+            link_close(l, "out of memory for a TLS session");
+            return;
+        }
+        fconn_tls_attach(&l->io, t);
+    }
     struct msg_hello m = {PROTO_VERSION, PROTO_VERSION, ROLE_PEER, {NULL, 0}, {NULL, 0}};
     if (a->cfg.token) {
         m.token.p = (const uint8_t *)a->cfg.token;

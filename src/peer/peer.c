@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/tls.h"
 #include "p2c2r/error.h"
 #include "peer/prepared.h"
 #include "tasks/tasks.h"
@@ -160,6 +161,22 @@ int peer_agent_new(const struct peer_config *cfg, struct peer_agent **out, char 
         free(a);
         return P2C2R_EINVAL;
     }
+    if (cfg->tls) {
+        const char *host = cfg->tls_name;
+        if (!host && tls_host_of(cfg->coordinator, a->tls_host, sizeof(a->tls_host)) == 0)
+            host = a->tls_host;
+        int rc = host && strlen(host) < sizeof(a->tls_host)
+                     ? tls_ctx_client_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, &a->tls, err, errcap)
+                     : P2C2R_EINVAL;
+        if (rc != 0) {
+            if (!host || strlen(host) >= sizeof(a->tls_host))
+                snprintf(err, errcap, "no host name to verify the coordinator's certificate against");
+            free(a);
+            return rc;
+        }
+        if (host != a->tls_host)
+            snprintf(a->tls_host, sizeof(a->tls_host), "%s", host);
+    }
     a->nkeys = cfg->nkeys ? cfg->nkeys : 1;
     a->keys = xcalloc(a->nkeys, sizeof(*a->keys));
     if (cfg->nkeys)
@@ -262,5 +279,6 @@ void peer_agent_free(struct peer_agent *a)
     for (uint32_t i = 0; i < a->nkeys; i++)
         ident_fini(&a->keys[i]);
     free(a->keys);
+    tls_ctx_free(a->tls);
     free(a);
 }

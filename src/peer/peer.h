@@ -43,6 +43,13 @@ struct peer_config {
      * the coordinator sees a new peer at every start. */
     const struct ident *keys;
     uint32_t nkeys;
+    /* TLS to the coordinator (common/tls.h).  tls_ca: the CAs its
+     * certificate must chain to, verified against tls_name (NULL = the host
+     * of coordinator).  tls_cert and tls_key: a client certificate to
+     * present (optional).  tls set with tls_ca NULL skips verification: only
+     * for p2c2rd's own local peers, which connect to the process they run in. */
+    int tls;
+    const char *tls_ca, *tls_cert, *tls_key, *tls_name;
 };
 
 /* Fills cfg with defaults (slots and threads = number of cores). */

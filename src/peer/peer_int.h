@@ -204,6 +204,8 @@ struct peer_agent {
     struct pblob_cache blobs;
     struct prep_cache *prep; /* NULL when --prepared-cache is 0 */
     struct pool pool;
+    struct tls_ctx *tls;    /* NULL = plaintext */
+    char tls_host[256];     /* what the coordinator's certificate must name */
 };
 
 /* The executor this peer serves for a type name, or NULL. */

@@ -42,6 +42,7 @@ int main(int argc, char **argv)
     int64_t prepared = (int64_t)cfg.prepared_cache_bytes;
     const char *gpu = NULL, *key_file = "p2c2r-peer.key", *pool = "volunteer";
     int64_t cost = 0;
+    const char *tls_ca = getenv("P2C2R_TLS_CA"), *tls_cert = NULL, *tls_key = NULL, *tls_name = NULL;
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator address; $P2C2R_COORDINATOR when set", &coordinator, CLIOPT_DEFAULT},
         {"slots", 's', OPT_INT, "N", 1, 65535, "tasks run at once per connection; one per online core", &slots, CLIOPT_DEFAULT},
@@ -58,6 +59,10 @@ int main(int argc, char **argv)
         {"name", 'n', OPT_STR, "NAME", 0, 0, "name shown in coordinator stats", &name},
         {"key", 'k', OPT_STR, "FILE", 0, 0, "this peer's identity (Ed25519 key pair); created 0600 on first start, relative to the working directory; keep it: the coordinator's record of this peer follows it", &key_file, CLIOPT_DEFAULT},
         {"log-level", 0, OPT_STR, "LEVEL", 0, 0, "debug, info, warn, error or off", &level, CLIOPT_DEFAULT},
+        {"tls-ca", 0, OPT_STR, "FILE", 0, 0, "connect with TLS 1.3 and trust the coordinator's certificate only if it chains to a CA in FILE (PEM; default $P2C2R_TLS_CA)", &tls_ca},
+        {"tls-name", 0, OPT_STR, "NAME", 0, 0, "name or IP address the coordinator's certificate must carry (default: the host of --coordinator)", &tls_name},
+        {"tls-cert", 0, OPT_STR, "FILE", 0, 0, "client certificate (PEM) to present to a coordinator that checks them (--tls-client-ca); needs --tls-key", &tls_cert},
+        {"tls-key", 0, OPT_STR, "FILE", 0, 0, "private key (PEM) of --tls-cert", &tls_key},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), "p2c2r-peer",
@@ -112,6 +117,22 @@ int main(int argc, char **argv)
         return 2;
     }
     cfg.cost = (uint32_t)cost;
+    if (tls_ca && !*tls_ca)
+        tls_ca = NULL; /* P2C2R_TLS_CA= turns it off */
+    if ((tls_cert || tls_key || tls_name) && !tls_ca) {
+        fprintf(stderr, "p2c2r-peer: --tls-cert, --tls-key and --tls-name need --tls-ca FILE (the CA "
+                        "that signed the coordinator's certificate)\n");
+        return 2;
+    }
+    if (!tls_cert != !tls_key) {
+        fprintf(stderr, "p2c2r-peer: a client certificate needs both --tls-cert FILE and --tls-key FILE\n");
+        return 2;
+    }
+    cfg.tls = tls_ca != NULL;
+    cfg.tls_ca = tls_ca;
+    cfg.tls_cert = tls_cert;
+    cfg.tls_key = tls_key;
+    cfg.tls_name = tls_name;
     cfg.handle_signals = 1;
     char err[512];
     struct peer_agent *a;

@@ -17,13 +17,13 @@
  * every pixel.  Reentrant: all state lives in the call. */
 #include "tasks/raytrace.h"
 
-#include <openssl/evp.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tasks/task_cost.h"
+#include "tasks/task_sha256.h"
 
 struct rt_params {
     struct rt_tile tile;
@@ -107,15 +107,15 @@ static void scene_free(void *obj) { rt_scene_free(obj); }
 static int scene_key(const struct p2c2r_exec_call *c, uint8_t key[32])
 {
     static const char tag[] = "p2c2r raytrace scene v1";
-    unsigned int n = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(ctx, tag, sizeof(tag)) &&
-             EVP_DigestUpdate(ctx, c->input, c->input_len);
+    struct task_sha256 *h = task_sha256_new();
+    int ok = h && task_sha256_update(h, tag, sizeof(tag)) == 0 &&
+             task_sha256_update(h, c->input, c->input_len) == 0;
     for (size_t i = 0; ok && i < c->nblobs; i++)
-        ok = EVP_DigestUpdate(ctx, c->blobs[i].hash, 32);
-    ok = ok && EVP_DigestFinal_ex(ctx, key, &n) && n == 32;
-    EVP_MD_CTX_free(ctx);
+        ok = task_sha256_update(h, c->blobs[i].hash, 32) == 0;
+    if (ok)
+        ok = task_sha256_final(h, key) == 0;
+    else
+        task_sha256_free(h);
     return ok ? 0 : -1;
 }
 

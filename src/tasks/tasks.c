@@ -9,7 +9,8 @@
  * hashing). */
 #include "tasks/tasks.h"
 
-#include <openssl/evp.h>
+#include "tasks/task_sha256.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,24 +101,25 @@ static int sha256_check(const struct p2c2r_exec_call *c)
 static int sha256_run(struct p2c2r_exec_call *c)
 {
     int hex;
-    unsigned char md[32];
-    unsigned int mdlen = 0;
+    uint8_t md[32];
     if (sha256_hex(c, &hex) != 0) {
         set_err(c, "param format must be raw or hex");
         return P2C2R_EINVAL;
     }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    struct task_sha256 *h = task_sha256_new();
+    int ok = h != NULL;
     for (size_t off = 0; ok && off < c->input_len; off += TASK_CANCEL_CHUNK) {
         if (p2c2r_exec_cancelled(c)) {
-            EVP_MD_CTX_free(ctx);
+            task_sha256_free(h);
             return cancelled(c);
         }
         size_t n = c->input_len - off < TASK_CANCEL_CHUNK ? c->input_len - off : TASK_CANCEL_CHUNK;
-        ok = EVP_DigestUpdate(ctx, c->input + off, n);
+        ok = task_sha256_update(h, c->input + off, n) == 0;
     }
-    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
-    EVP_MD_CTX_free(ctx);
+    if (ok)
+        ok = task_sha256_final(h, md) == 0;
+    else
+        task_sha256_free(h);
     if (!ok) {
         set_err(c, "sha256 failed");
         return P2C2R_ETASK;

@@ -60,7 +60,10 @@ static struct {
     int sanitized;
     int ncoords;
     int finished;
+    const char *tls_ca; /* h_set_tls_ca */
 } H;
+
+void h_set_tls_ca(const char *ca_file) { H.tls_ca = ca_file; }
 
 /* Each process's command line, kept for h_respawn. */
 static char **saved_argv[H_MAX_PROCS];
@@ -225,6 +228,7 @@ const char *h_err(int code)
 p2c2r_client *h_renter(const char *name)
 {
     struct p2c2r_client_options o = {sizeof o, NULL, name, h_bound_ms(5000), 0, 0};
+    o.tls_ca_file = H.tls_ca;
     p2c2r_client *c = NULL;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);
     H_REQUIRE(rc == 0, "%s: connect to %s: %s", name, h_addr(), h_err(rc));
@@ -854,6 +858,7 @@ const char *h_json_text(const json_t *v)
 json_t *h_stats(const char *token)
 {
     struct p2c2r_client_options o = {sizeof o, token, "it-stats", h_bound_ms(5000), 0};
+    o.tls_ca_file = H.tls_ca;
     p2c2r_client *c;
     if (p2c2r_client_connect(H.addr, &o, &c) != 0)
         return NULL;
@@ -1444,6 +1449,7 @@ static int renter_stalled(const struct h_renter *r, uint64_t last)
 static void renter_api(struct h_renter *r, int *seen)
 {
     struct p2c2r_client_options o = {sizeof o, NULL, r->name, h_bound_ms(5000), 0};
+    o.tls_ca_file = H.tls_ca;
     p2c2r_client *c = NULL;
     int window = r->window < RENTER_MAX_WINDOW ? r->window : RENTER_MAX_WINDOW;
     int rc = p2c2r_client_connect(h_addr(), &o, &c);

@@ -222,6 +222,11 @@ p2c2r_ticket h_submit(p2c2r_client *c, const struct p2c2r_task *t);
 /* Waits up to timeout_ms (stretched with h_bound_ms) for t's result;
  * requires that one arrives and checks that it is t's.  Release it. */
 struct p2c2r_result h_wait(p2c2r_client *c, p2c2r_ticket t, int timeout_ms);
+/* The CA file (PEM) every client the harness connects (h_renter, h_stats,
+ * the h_renter_* workers) uses from now on, for a coordinator started with
+ * --tls-cert; NULL = plaintext (the default).  The string is borrowed. */
+void h_set_tls_ca(const char *ca_file);
+
 /* A renter connected to the current coordinator under name (connect timeout
  * 5 s, stretched); ends the test when it cannot connect. */
 p2c2r_client *h_renter(const char *name);

@@ -25,6 +25,8 @@ int main(void)
     F(p2c2r_client_options, reconnect_max_ms);
     F(p2c2r_client_options, local_fallback_us);
     F(p2c2r_client_options, local_frame_us);
+    F(p2c2r_client_options, tls_ca_file);
+    F(p2c2r_client_options, tls_server_name);
     Z(p2c2r_task);
     F(p2c2r_task, size);
     F(p2c2r_task, type);

@@ -201,6 +201,7 @@ static void test_errors(void)
         {P2C2R_ESTATE, "ESTATE"},
         {P2C2R_ENOBLOB, "ENOBLOB"},
         {P2C2R_EDEADLINE, "EDEADLINE"},
+        {P2C2R_ETLS, "ETLS"},
     };
     /* The table covers every code down to P2C2R_ERROR_MIN, in order. */
     CHECK_EQU(ARRAY_LEN(codes), (size_t)(1 - P2C2R_ERROR_MIN));

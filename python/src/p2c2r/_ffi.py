@@ -62,6 +62,8 @@ class ClientOptions(Structure):
         ("reconnect_max_ms", c_uint32),
         ("local_fallback_us", c_uint32),
         ("local_frame_us", c_uint32),
+        ("tls_ca_file", c_char_p),
+        ("tls_server_name", c_char_p),
     ]
 
 

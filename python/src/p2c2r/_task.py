@@ -264,7 +264,8 @@ class Pressure:
 
 def options(token: Optional[str], name: Optional[str], connect_timeout: Optional[float],
             max_result_bytes: int, reconnect: Optional[Tuple[float, float]],
-            local_fallback: Optional[Tuple[float, float]] = None) -> _ffi.ClientOptions:
+            local_fallback: Optional[Tuple[float, float]] = None,
+            tls_ca: Optional[str] = None, tls_name: Optional[str] = None) -> _ffi.ClientOptions:
     """A sized struct p2c2r_client_options from the keyword arguments of the
     clients' constructors."""
     o = _ffi.sized(_ffi.ClientOptions)
@@ -285,6 +286,10 @@ def options(token: Optional[str], name: Optional[str], connect_timeout: Optional
             raise error(-1, "local_fallback is (budget, frame) in seconds, budget in (0, 1]")
         o.local_fallback_us = us
         o.local_frame_us = frame_us
+    if tls_name is not None and tls_ca is None:
+        raise error(-1, "tls_name needs tls_ca (the CA file the coordinator's certificate chains to)")
+    o.tls_ca_file = tls_ca.encode() if tls_ca is not None else None
+    o.tls_server_name = tls_name.encode() if tls_name is not None else None
     return o
 
 

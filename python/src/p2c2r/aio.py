@@ -85,7 +85,8 @@ class AsyncClient(_Handle):
     async def connect(cls, addr: str, *, token: Optional[str] = None, name: Optional[str] = None,
                       connect_timeout: Optional[float] = None, max_result_bytes: int = 0,
                       reconnect: Optional[Tuple[float, float]] = None,
-                      local_fallback: Optional[Tuple[float, float]] = None) -> "AsyncClient":
+                      local_fallback: Optional[Tuple[float, float]] = None,
+                      tls_ca: Optional[str] = None, tls_name: Optional[str] = None) -> "AsyncClient":
         """Connects without blocking the loop and returns once the HELLO
         exchange is done.  Raises as :class:`p2c2r.Client` does (``EIO``
         when refused, ``ETIMEDOUT`` after connect_timeout, ``EAUTH``, ...)."""
@@ -93,7 +94,7 @@ class AsyncClient(_Handle):
         try:
             self._open(self._lib.p2c2r_client_connect_start, addr,
                        options(token, name, connect_timeout, max_result_bytes, reconnect,
-                           local_fallback))
+                           local_fallback, tls_ca, tls_name))
         except BaseException:
             self.close()
             raise

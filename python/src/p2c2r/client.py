@@ -159,6 +159,10 @@ class Client(_Handle):
             this process, spending at most ``budget`` of CPU per ``frame``
             (0 = 1/60 s); their results have :attr:`Result.local` set and
             the bytes a peer would return.  None = off.
+        tls_ca: a PEM file of the CAs the coordinator's certificate chains
+            to: connect with TLS 1.3 (required by ``p2c2rd --tls-cert``).
+        tls_name: the name the certificate must carry (default: the host
+            of ``addr``).
 
     Raises:
         P2C2RError: ``EADDR`` (malformed or unresolvable address), ``EIO``
@@ -172,11 +176,12 @@ class Client(_Handle):
     def __init__(self, addr: str, *, token: Optional[str] = None, name: Optional[str] = None,
                  connect_timeout: Optional[float] = None, max_result_bytes: int = 0,
                  reconnect: Optional[Tuple[float, float]] = None,
-                 local_fallback: Optional[Tuple[float, float]] = None) -> None:
+                 local_fallback: Optional[Tuple[float, float]] = None,
+                 tls_ca: Optional[str] = None, tls_name: Optional[str] = None) -> None:
         super().__init__()
         self._open(self._lib.p2c2r_client_connect, addr,
                    options(token, name, connect_timeout, max_result_bytes, reconnect,
-                           local_fallback))
+                           local_fallback, tls_ca, tls_name))
 
     def __enter__(self) -> "Client":
         return self

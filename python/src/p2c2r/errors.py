@@ -26,7 +26,7 @@ CODES: Dict[int, str] = {
     -7: "EPROTO", -8: "ETOOBIG", -9: "EAUTH", -10: "EUNSUPPORTED", -11: "EQUEUEFULL",
     -12: "ECANCELLED", -13: "ETASK", -14: "ENOTFOUND", -15: "EVERSION", -16: "ELOST",
     -17: "ESHUTDOWN", -18: "ELIMIT", -19: "EADDR", -20: "ESTATE", -21: "ENOBLOB",
-    -22: "EDEADLINE",
+    -22: "EDEADLINE", -23: "ETLS",
 }
 
 
@@ -177,6 +177,10 @@ class ENOBLOB(P2C2RError):
 
 class EDEADLINE(P2C2RError):
     """Rejected at admission: the task would miss its deadline (code -22)."""
+
+
+class ETLS(P2C2RError):
+    """TLS failed: handshake, certificate, or TLS required / not offered (code -23)."""
 
 
 _CLASSES: Dict[str, Type[P2C2RError]] = {n: globals()[n] for n in CODES.values()}
