@@ -678,6 +678,16 @@ P2C2R_API int p2c2r_client_trace_stop(p2c2r_client *c);
  * Thread context: the client's thread; blocks up to timeout_ms. */
 P2C2R_API int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json);
 
+/* The same with a page of the peer list: limit peers (0: 100; at most
+ * 1000) from the offset'th in registration order.  The document's
+ * peers_total and peers_offset say where the page lies; peers are listed
+ * to operator credentials only (docs/PROTOCOL.md 5.7).  The coordinator
+ * answers one full document per connection per --stats-interval: asking
+ * for the pages one after the other is never refused, only paced.
+ * Since 1.2 (libp2c2r.map). */
+P2C2R_API int p2c2r_client_stats_page(p2c2r_client *c, uint32_t offset, uint32_t limit, int timeout_ms,
+                                      char **json);
+
 /* Frees a string from p2c2r_client_stats.  NULL is a no-op.  Any thread. */
 P2C2R_API void p2c2r_stats_free(char *json);
 

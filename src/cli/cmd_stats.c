@@ -1,6 +1,9 @@
 /* cmd_stats.c - `p2c2r stats`: the coordinator's STATS document
- * (docs/PROTOCOL.md 5.7) as tables a person can read, or unchanged with
- * --json.
+ * (docs/PROTOCOL.md 5.7) as tables a person can read, or as JSON with
+ * --json.  The coordinator lists peers a page at a time (to operator
+ * credentials only): this program asks for the pages one after the other
+ * (--page-peers each) and shows every peer, the document's peers[]
+ * holding them all.
  *
  * The text form names every figure by its JSON key (peers_connected,
  * hedge_wins, fail_rate, ...), so what is read on screen can be found in the
@@ -373,24 +376,74 @@ static int print_human(const char *js)
     return rc;
 }
 
+/* Fetches the STATS document with every peer: its first page, then the
+ * next ones (each a full answer, paced by the coordinator's
+ * --stats-interval) appended to its peers[], until peers_total are listed
+ * or a page comes back empty (peers left meanwhile).  Peers that register
+ * or leave while the pages are read may be missed or listed twice.
+ * Returns 0 with *out a new JSON text (free it), or the error's code. */
+static int fetch_all(p2c2r_client *c, uint32_t page, int timeout_ms, char **out)
+{
+    char *js = NULL;
+    int rc = p2c2r_client_stats_page(c, 0, page, timeout_ms, &js);
+    if (rc)
+        return rc;
+    json_t *root = json_loads(js, 0, NULL);
+    json_t *peers = json_object_get(root, "peers");
+    uint64_t total = u64(root, "peers_total");
+    if (!json_is_array(peers) || json_array_size(peers) >= total) {
+        /* One page holds it all (or a renter's document: no peers). */
+        json_decref(root);
+        *out = strdup(js);
+        p2c2r_stats_free(js);
+        return *out ? 0 : P2C2R_ENOMEM;
+    }
+    p2c2r_stats_free(js);
+    while (json_array_size(peers) < total) {
+        rc = p2c2r_client_stats_page(c, (uint32_t)json_array_size(peers), page, timeout_ms, &js);
+        if (rc) {
+            json_decref(root);
+            return rc;
+        }
+        json_t *pg = json_loads(js, 0, NULL);
+        p2c2r_stats_free(js);
+        json_t *more = json_object_get(pg, "peers");
+        size_t n = json_array_size(more);
+        json_array_extend(peers, more);
+        json_decref(pg);
+        if (n == 0)
+            break;
+    }
+    json_object_set_new(root, "peers_offset", json_integer(0));
+    char *txt = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!txt)
+        return P2C2R_ENOMEM;
+    *out = txt;
+    return 0;
+}
+
 int cmd_stats(int argc, char **argv)
 {
     const char *coord = cli_default_coordinator(), *token = getenv("P2C2R_TOKEN");
     int json = 0;
-    int64_t timeout = 5000;
+    int64_t timeout = 5000, page = 1000;
     const struct cliopt opts[] = {
         {"coordinator", 'c', OPT_STR, "HOST:PORT", 0, 0, "coordinator (default $P2C2R_COORDINATOR or 127.0.0.1:8765)", &coord},
         {"token", 0, OPT_STR, "TOKEN", 0, 0, "credential (default $P2C2R_TOKEN)", &token},
         CLI_TLS_OPTS,
         {"timeout", 0, OPT_INT, "MS", 1, 86400000, "give up waiting for the answer after MS (default 5000)", &timeout},
-        {"json", 0, OPT_FLAG, NULL, 0, 0, "print the coordinator's JSON document unchanged", &json},
+        {"page-peers", 0, OPT_INT, "N", 1, 1000, "peers asked for per STATS request (default 1000, the coordinator's most)", &page},
+        {"json", 0, OPT_FLAG, NULL, 0, 0, "print the coordinator's JSON document (every page of peers in peers[])", &json},
     };
     int pos;
     int rc = cliopt_parse(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), PROG, "[OPTIONS]",
                           "Shows the coordinator's counters (tasks, refusals, retries, hedges, cache),\n"
                           "its task types (queues by priority class, attempt-time percentiles) and\n"
                           "its peers (state, load, failure rate, trust, round trip).  Field names are\n"
-                          "those of the JSON document (docs/PROTOCOL.md, STATS).",
+                          "those of the JSON document (docs/PROTOCOL.md, STATS).  With an operator\n"
+                          "token (or a coordinator without credentials) every peer is listed: the\n"
+                          "coordinator sends a page (--page-peers) per --stats-interval.",
                           &pos);
     if (rc)
         return rc == 1 ? 0 : 2;
@@ -402,7 +455,7 @@ int cmd_stats(int argc, char **argv)
     if (cli_connect(coord, token, &c) != 0)
         return 1;
     char *js = NULL;
-    rc = p2c2r_client_stats(c, (int)timeout, &js);
+    rc = fetch_all(c, (uint32_t)page, (int)timeout, &js);
     if (rc != 0) {
         fprintf(stderr, "%s: no statistics from %s: %s%s%s\n", PROG, coord, p2c2r_strerror(rc),
                 *p2c2r_client_last_error(c) ? ": " : "", p2c2r_client_last_error(c));
@@ -414,6 +467,6 @@ int cmd_stats(int argc, char **argv)
         rc = printf("%s\n", js) < 0 ? -1 : 0;
     else
         rc = print_human(js);
-    p2c2r_stats_free(js);
+    free(js);
     return rc ? 1 : 0;
 }

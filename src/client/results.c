@@ -252,7 +252,9 @@ int p2c2r_client_trace_stop(p2c2r_client *c)
     return rc;
 }
 
-int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
+/* Sends STATS_REQ (with the page offset, limit when page is nonzero) and
+ * waits for its answer. */
+static int stats_request(p2c2r_client *c, int page, uint32_t offset, uint32_t limit, int timeout_ms, char **json)
 {
     if (!c || !json)
         return P2C2R_EINVAL;
@@ -260,15 +262,20 @@ int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
         return c->err;
     if (c->state != S_READY)
         return P2C2R_EAGAIN;
-    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN);
+    uint32_t body = page ? 8 : 0;
+    uint8_t *b = buf_reserve(&c->out, PROTO_HDR_LEN + body);
     if (!b)
         return P2C2R_ENOMEM;
     c->stats_id = ++c->next_ctl | STATS_REQ_BIT;
     c->stats_done = 0;
     free(c->stats_json);
     c->stats_json = NULL;
-    proto_put_hdr(b, MSG_STATS_REQ, 0, c->stats_id, 0);
-    buf_commit(&c->out, PROTO_HDR_LEN);
+    proto_put_hdr(b, MSG_STATS_REQ, 0, c->stats_id, body);
+    if (page) {
+        wr32(b + PROTO_HDR_LEN, offset);
+        wr32(b + PROTO_HDR_LEN + 4, limit);
+    }
+    buf_commit(&c->out, PROTO_HDR_LEN + body);
     uint64_t deadline = client_deadline_after(timeout_ms);
     while (!c->stats_done && !c->err) {
         if (timeout_ms >= 0 && now_us() >= deadline)
@@ -280,6 +287,16 @@ int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
     *json = c->stats_json;
     c->stats_json = NULL;
     return 0;
+}
+
+int p2c2r_client_stats(p2c2r_client *c, int timeout_ms, char **json)
+{
+    return stats_request(c, 0, 0, 0, timeout_ms, json);
+}
+
+int p2c2r_client_stats_page(p2c2r_client *c, uint32_t offset, uint32_t limit, int timeout_ms, char **json)
+{
+    return stats_request(c, 1, offset, limit, timeout_ms, json);
 }
 
 void p2c2r_stats_free(char *json) { free(json); }

@@ -48,7 +48,7 @@ struct acct_table {
 };
 
 static const char *const limit_name[AL_N] = {"conns", "tasks", "rate", "priority", "deadline",
-                                             "input", "output", "blob_bytes", "blob_count", "verify"};
+                                             "input", "output", "blob_bytes", "blob_count", "verify", "jobs"};
 
 /* ---- applying a parsed file ------------------------------------------------- */
 
@@ -168,8 +168,15 @@ static void apply(struct coord *co, const struct acct_file *f)
             a->bucket = a->tier->t.burst;
     }
     index_hashes(tab, f->naccts);
-    for (uint32_t i = 0; i < tab->naccts; i++)
+    for (uint32_t i = 0; i < tab->naccts; i++) {
         cut += acct_cut_misfits(tab->accts[i]);
+        /* A tier's new weight applies to the share its accounts already
+         * have, not only from their next login. */
+        char key[ACCT_NAME_MAX + 8];
+        size_t kl = account_share_key(tab->accts[i], key, sizeof(key));
+        if (!tab->accts[i]->removed)
+            share_reweight(co, key, kl, tab->accts[i]->tier->t.weight);
+    }
     LOG_I("accounts_loaded", "path=%s accounts=%u tiers=%u cut=%u",
           co->cfg.accounts_file ? co->cfg.accounts_file : co->cfg.tokens_file, f->naccts, f->ntiers, cut);
 }
@@ -211,8 +218,10 @@ void account_fini(struct coord *co)
     struct acct_table *tab = co->accts;
     if (!tab)
         return;
-    for (uint32_t i = 0; i < tab->naccts; i++)
+    for (uint32_t i = 0; i < tab->naccts; i++) {
+        mem_acct_unref(tab->accts[i]->macct); /* after every task, blob and connection let go */
         free(tab->accts[i]);
+    }
     for (uint32_t i = 0; i < tab->ntiers; i++)
         free(tab->tiers[i]);
     free(tab->accts);
@@ -359,7 +368,24 @@ int account_is_operator(const struct coord *co, const struct conn *c)
     return !co->accts || (c->acct && c->acct->role == ACCT_OPERATOR);
 }
 
+int account_http_auth(void *arg, const char *token, size_t len)
+{
+    const struct coord *co = arg;
+    if (!co->accts || len == 0)
+        return 0;
+    uint8_t h[ACCT_HASH_LEN];
+    acct_token_hash(token, len, h);
+    const struct account *a = find_by_hash(co->accts, h);
+    return a && a->role == ACCT_OPERATOR;
+}
+
 /* ---- limits ------------------------------------------------------------------- */
+
+size_t account_share_key(const struct account *a, char *key, size_t cap)
+{
+    int n = snprintf(key, cap, "acct:%s", a->name);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
 
 uint32_t account_tasks(const struct account *a)
 {
@@ -376,8 +402,10 @@ static int refuse(struct account *a, int lim, int code)
     return code;
 }
 
-int account_check_submit(struct coord *co, struct conn *c, const struct msg_task *m, size_t body_len,
-                         uint32_t dl_ms, int verify, char *reason, size_t cap)
+/* The tier checks of a SUBMIT (jobs < 0) or of a durable job (jobs: the
+ * account's pending jobs, this one not counted). */
+static int check_task(struct coord *co, struct conn *c, const struct msg_task *m, size_t body_len, uint32_t dl_ms,
+                      int verify, int64_t jobs, char *reason, size_t cap)
 {
     struct account *a = c->acct;
     if (!a)
@@ -410,7 +438,12 @@ int account_check_submit(struct coord *co, struct conn *c, const struct msg_task
         return refuse(a, AL_VERIFY, P2C2R_ELIMIT);
     }
     uint32_t n;
-    if (t->max_tasks && (n = account_tasks(a)) >= t->max_tasks) {
+    if (jobs >= 0 && t->max_jobs && (uint64_t)jobs >= t->max_jobs) {
+        snprintf(reason, cap, "account %s has %" PRId64 " durable jobs without an outcome, tier %s allows %u "
+                 "(max_jobs): retry when one of them ends", a->name, jobs, t->name, t->max_jobs);
+        return refuse(a, AL_JOBS, P2C2R_EQUEUEFULL);
+    }
+    if (jobs < 0 && t->max_tasks && (n = account_tasks(a)) >= t->max_tasks) {
         snprintf(reason, cap, "account %s has %u tasks in flight and queued, tier %s allows %u (max_tasks): "
                  "retry when one of its outcomes arrives", a->name, n, t->name, t->max_tasks);
         return refuse(a, AL_TASKS, P2C2R_EQUEUEFULL);
@@ -433,6 +466,33 @@ int account_check_submit(struct coord *co, struct conn *c, const struct msg_task
         a->bucket -= 1;
     }
     return 0;
+}
+
+int account_check_submit(struct coord *co, struct conn *c, const struct msg_task *m, size_t body_len,
+                         uint32_t dl_ms, int verify, char *reason, size_t cap)
+{
+    return check_task(co, c, m, body_len, dl_ms, verify, -1, reason, cap);
+}
+
+int account_check_job(struct coord *co, struct conn *c, const struct msg_task *m, size_t body_len, uint32_t dl_ms,
+                      int verify, uint32_t pending, char *reason, size_t cap)
+{
+    return check_task(co, c, m, body_len, dl_ms, verify, pending, reason, cap);
+}
+
+void account_rate_refund(struct conn *c, uint32_t n)
+{
+    struct account *a = c->acct;
+    if (!a || !a->tier->t.rate || a->bucket < 0)
+        return;
+    a->bucket += n;
+    if (a->bucket > a->tier->t.burst)
+        a->bucket = a->tier->t.burst;
+}
+
+uint32_t account_max_deadline(const struct conn *c)
+{
+    return c->acct ? c->acct->tier->t.max_deadline_ms : 0;
 }
 
 void account_on_accepted(struct conn *c)
@@ -494,11 +554,30 @@ void account_blob_charge(struct account *a, uint64_t len, int sign)
     }
 }
 
+/* ---- prices ---------------------------------------------------------------------- */
+
+static uint64_t tier_price(const struct coord *co, const struct tier *t)
+{
+    return t->price ? t->price : co->cfg.credit_price_milli;
+}
+
+uint64_t account_price(const struct coord *co, const char *name)
+{
+    const struct acct_table *tab = co->accts;
+    if (tab && name)
+        for (uint32_t i = 0; i < tab->naccts; i++)
+            if (strcmp(tab->accts[i]->name, name) == 0)
+                return tier_price(co, &tab->accts[i]->tier->t);
+    return co->cfg.credit_price_milli;
+}
+
+const char *account_name(const struct conn *c) { return c->acct ? c->acct->name : c->name; }
+
 /* ---- figures -------------------------------------------------------------------- */
 
 /* The figures of an account or a tier: one table for STATS and Prometheus
  * (p2c2r_account_KEY and p2c2r_tier_KEY, counters with _total). */
-enum { F_CONNS, F_TASKS, F_BLOB_BYTES, F_BLOB_COUNT, F_LOGINS, F_SUBMITTED, F_ACCEPTED, F_BLOBS_PUT, F_N };
+enum { F_CONNS, F_TASKS, F_BLOB_BYTES, F_BLOB_COUNT, F_MEM, F_LOGINS, F_SUBMITTED, F_ACCEPTED, F_BLOBS_PUT, F_N };
 static const struct afig {
     const char *key;
     uint8_t counter;
@@ -508,6 +587,7 @@ static const struct afig {
     {"tasks", 0, "Tasks in flight and queued"},
     {"blob_bytes", 0, "Bytes of the blobs it uploaded that are in the store"},
     {"blob_count", 0, "Blobs it uploaded that are in the store"},
+    {"mem_bytes", 0, "Bytes charged to its share of the memory budget (all its connections)"},
     {"logins", 1, "Successful logins (HELLO)"},
     {"submitted", 1, "Tasks submitted"},
     {"accepted", 1, "Tasks accepted"},
@@ -520,6 +600,7 @@ static void acct_values(const struct account *a, uint64_t v[F_N])
     v[F_TASKS] = account_tasks(a);
     v[F_BLOB_BYTES] = a->blob_bytes;
     v[F_BLOB_COUNT] = a->blob_count;
+    v[F_MEM] = a->macct ? a->macct->used : 0;
     v[F_LOGINS] = a->n.logins;
     v[F_SUBMITTED] = a->n.submitted;
     v[F_ACCEPTED] = a->n.accepted;
@@ -562,17 +643,17 @@ static void json_figs(struct buf *o, const uint64_t v[F_N], const struct acct_co
     buf_append(o, "}", 1);
 }
 
-static void json_limits(struct buf *o, const struct tier *t)
+static void json_limits(const struct coord *co, struct buf *o, const struct tier *t)
 {
     char tmp[512];
     int l = snprintf(tmp, sizeof(tmp),
                      ",\"limits\":{\"max_conns\":%u,\"max_tasks\":%u,\"rate\":%u,\"burst\":%u,"
                      "\"max_priority\":\"%s\",\"min_deadline_ms\":%u,\"max_deadline_ms\":%u,\"max_input\":%" PRIu64
                      ",\"max_output\":%" PRIu64 ",\"blob_bytes\":%" PRIu64 ",\"blob_count\":%u,\"weight\":%.6g,"
-                     "\"verify\":[",
+                     "\"max_jobs\":%u,\"price\":%" PRIu64 ",\"verify\":[",
                      t->max_conns, t->max_tasks, t->rate, t->burst, acct_prio_name(t->max_priority),
                      t->min_deadline_ms, t->max_deadline_ms, t->max_input, t->max_output, t->blob_bytes,
-                     t->blob_count, t->weight);
+                     t->blob_count, t->weight, t->max_jobs, tier_price(co, t));
     buf_append(o, tmp, (size_t)l);
     int first = 1;
     for (int k = 0; k < VP_COUNT; k++)
@@ -585,7 +666,7 @@ static void json_limits(struct buf *o, const struct tier *t)
 }
 
 /* Account and tier names are [A-Za-z0-9._-] (acctfile.c): no escaping. */
-static void json_account(struct buf *o, const struct account *a, int limits)
+static void json_account(const struct coord *co, struct buf *o, const struct account *a, int limits)
 {
     char tmp[256];
     uint64_t v[F_N];
@@ -595,7 +676,7 @@ static void json_account(struct buf *o, const struct account *a, int limits)
     buf_append(o, tmp, (size_t)l);
     json_figs(o, v, &a->n);
     if (limits)
-        json_limits(o, &a->tier->t);
+        json_limits(co, o, &a->tier->t);
     buf_append(o, "}", 1);
 }
 
@@ -607,14 +688,14 @@ void account_stats_json(struct coord *co, const struct conn *c, struct buf *o)
     char tmp[256];
     if (!account_is_operator(co, c)) {
         buf_append(o, ",\"account\":", 11);
-        json_account(o, c->acct, 1);
+        json_account(co, o, c->acct, 1);
         return;
     }
     buf_append(o, ",\"accounts\":[", 13);
     for (uint32_t i = 0; i < tab->naccts; i++) {
         if (i)
             buf_append(o, ",", 1);
-        json_account(o, tab->accts[i], 0);
+        json_account(co, o, tab->accts[i], 0);
     }
     buf_append(o, "],\"tiers\":[", 11);
     int first = 1;
@@ -628,7 +709,7 @@ void account_stats_json(struct coord *co, const struct conn *c, struct buf *o)
         int l = snprintf(tmp, sizeof(tmp), "%s{\"name\":\"%s\",\"accounts\":%u", first ? "" : ",", r->t.name, na);
         buf_append(o, tmp, (size_t)l);
         json_figs(o, v, &r->n);
-        json_limits(o, &r->t);
+        json_limits(co, o, &r->t);
         buf_append(o, "}", 1);
         first = 0;
     }

@@ -30,11 +30,12 @@
 struct coord;
 struct conn;
 struct ttype;
+struct mem_acct;
 
 /* The limits a refusal can name; each has a counter per account and tier. */
 enum acct_limit {
     AL_CONNS, AL_TASKS, AL_RATE, AL_PRIORITY, AL_DEADLINE, AL_INPUT, AL_OUTPUT, AL_BLOB_BYTES, AL_BLOB_COUNT,
-    AL_VERIFY, AL_N
+    AL_VERIFY, AL_JOBS, AL_N
 };
 
 struct acct_counters {
@@ -62,6 +63,8 @@ struct account {
     uint64_t bucket_us;           /* when bucket was last refilled */
     uint64_t blob_bytes;          /* blobs it uploaded that are in the store */
     uint32_t blob_count;
+    struct mem_acct *macct;       /* its share of the memory budget, charged by all its connections
+                                   * (limits_renter_ready); NULL until its first renter login */
     struct acct_counters n;
 };
 
@@ -94,6 +97,10 @@ void account_logout(struct conn *c);
  * account): an operator account, or any connection without credentials. */
 int account_is_operator(const struct coord *co, const struct conn *c);
 
+/* Whether token (len bytes) is an operator account's: the HTTP port's
+ * check of /metrics' bearer token (mhttp_auth_fn; arg is the coord). */
+int account_http_auth(void *arg, const char *token, size_t len);
+
 /* The tier checks of one task submitted on c (m parsed; body_len its size;
  * dl_ms its deadline as it will be; tt its type, NULL when unknown;
  * verify its type's enum verify_policy).  Returns 0, or the code to refuse
@@ -101,6 +108,17 @@ int account_is_operator(const struct coord *co, const struct conn *c);
  * counted against the account and its tier. */
 int account_check_submit(struct coord *co, struct conn *c, const struct msg_task *m, size_t body_len,
                          uint32_t dl_ms, int verify, char *reason, size_t cap);
+/* The same checks for one entry of a JOB_SUBMIT (a durable job), except
+ * that the account's durable jobs without an outcome (pending, this
+ * entry's batch included) count against the tier's max_jobs instead of
+ * its tasks against max_tasks. */
+int account_check_job(struct coord *co, struct conn *c, const struct msg_task *m, size_t body_len, uint32_t dl_ms,
+                      int verify, uint32_t pending, char *reason, size_t cap);
+/* Gives back n submits to the rate of c's account (a JOB_SUBMIT refused
+ * whole after n of its entries passed). */
+void account_rate_refund(struct conn *c, uint32_t n);
+/* The longest deadline c's tier allows (ms), 0 for no limit. */
+uint32_t account_max_deadline(const struct conn *c);
 /* A task of c was accepted. */
 void account_on_accepted(struct conn *c);
 /* Whether a result of len bytes is over the output limit of r's tier; if so
@@ -119,6 +137,18 @@ void account_blob_charge(struct account *a, uint64_t len, int sign);
 void account_stats_json(struct coord *co, const struct conn *c, struct buf *o);
 /* The same figures as Prometheus series (labelled by account and tier). */
 void account_metrics(struct coord *co, struct buf *o);
+
+/* The key of a's fair share ("acct:NAME") in key (at least
+ * ACCT_NAME_MAX + 6 bytes); returns its length. */
+size_t account_share_key(const struct account *a, char *key, size_t cap);
+
+/* The price (millicredits per cost unit) the account called name pays:
+ * its tier's price, or --credit-price (no such account, no credentials, a
+ * tier without a price of its own).  Linear in the accounts. */
+uint64_t account_price(const struct coord *co, const char *name);
+/* Who c's work is for, in durable jobs and the ledger: its account's name,
+ * or without credentials its HELLO name. */
+const char *account_name(const struct conn *c);
 
 /* Sums c's outstanding tasks over the account's connections. */
 uint32_t account_tasks(const struct account *a);

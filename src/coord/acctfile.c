@@ -20,15 +20,18 @@
  * Platinum (5/20/50/500 concurrent jobs, latency SLA 1000/500/200/25 ms,
  * priority weight 0.8/1.0/1.2/2.0): tasks in flight are ten times the
  * concurrent jobs (a p2c2r task is a frame-sized piece of work), the SLA is
- * the shortest deadline a task may ask for, the weight is the share weight.
+ * the shortest deadline a task may ask for, the weight is the share weight;
+ * durable jobs waiting for an outcome are ten times the tasks in flight, and
+ * every tier pays --credit-price (price 0).
  * "unlimited" is what --tokens accounts get: today's behaviour, bounded by
  * the global options only. */
 static const struct tier builtin[] = {
-    {"bronze", 4, 50, 100, 200, 1, 0x3, 1000, 600000, 1u << 20, 4u << 20, 16u << 20, 256, 0.8},
-    {"silver", 8, 200, 500, 1000, 1, 0x7, 500, 600000, 4u << 20, 16u << 20, 64u << 20, 1024, 1.0},
-    {"gold", 32, 500, 2000, 4000, 0, ACCT_VERIFY_ALL, 200, 3600000, 16u << 20, 64u << 20, 256u << 20, 4096, 1.2},
-    {"platinum", 128, 5000, 20000, 40000, 0, ACCT_VERIFY_ALL, 25, 3600000, 64u << 20, 64u << 20, 512u << 20, 16384, 2.0},
-    {"unlimited", 0, 0, 0, 0, 0, ACCT_VERIFY_ALL, 0, 0, 0, 0, 0, 0, 1.0},
+    {"bronze", 4, 50, 100, 200, 1, 0x3, 1000, 600000, 1u << 20, 4u << 20, 16u << 20, 256, 0.8, 500, 0},
+    {"silver", 8, 200, 500, 1000, 1, 0x7, 500, 600000, 4u << 20, 16u << 20, 64u << 20, 1024, 1.0, 2000, 0},
+    {"gold", 32, 500, 2000, 4000, 0, ACCT_VERIFY_ALL, 200, 3600000, 16u << 20, 64u << 20, 256u << 20, 4096, 1.2, 5000, 0},
+    {"platinum", 128, 5000, 20000, 40000, 0, ACCT_VERIFY_ALL, 25, 3600000, 64u << 20, 64u << 20, 512u << 20, 16384, 2.0,
+     50000, 0},
+    {"unlimited", 0, 0, 0, 0, 0, ACCT_VERIFY_ALL, 0, 0, 0, 0, 0, 0, 1.0, 0, 0},
 };
 
 static const char *const verify_names[] = {"none", "adaptive", "quorum2", "quorum3"};
@@ -211,6 +214,8 @@ static const struct tkey {
     {"blob_count", K_U32, 0, T(blob_count), 100000000, "a number of blobs"},
     {"weight", K_WEIGHT, 0, T(weight), 0, "a number over 0 and at most 1000, e.g. 1.2"},
     {"verify", K_VERIFY, 0, T(verify), 0, "a comma list of none, adaptive, quorum2, quorum3, or all"},
+    {"max_jobs", K_U32, 0, T(max_jobs), 1u << 28, "a number of durable jobs without an outcome (0 or unlimited: none)"},
+    {"price", K_U32, 0, T(price), 1000000000, "millicredits per cost unit (0: p2c2rd --credit-price)"},
 };
 #undef T
 
@@ -224,7 +229,7 @@ static int tier_set(struct pstate *s, struct sv key, struct sv val)
     if (i == sizeof(tier_keys) / sizeof(tier_keys[0]))
         return perr(s, "unknown tier key '%.*s': expected max_conns, max_tasks, rate, burst, max_priority, "
                        "min_deadline_ms, max_deadline_ms, max_input, max_output, blob_bytes, blob_count, weight, "
-                       "verify or base", (int)(key.n > 64 ? 64 : key.n), key.p);
+                       "verify, max_jobs, price or base", (int)(key.n > 64 ? 64 : key.n), key.p);
     const struct tkey *k = &tier_keys[i];
     if (s->seen & (1u << i))
         return perr(s, "tier key '%s' given twice in [tier %s]", k->key, t->name);

@@ -54,6 +54,8 @@ struct tier {
     uint64_t blob_bytes;      /* bytes of blobs it uploaded still in the store */
     uint32_t blob_count;      /* and their count */
     double weight;            /* its share of the fabric against other accounts (> 0) */
+    uint32_t max_jobs;        /* durable jobs without an outcome (JOB_SUBMIT), apart from max_tasks */
+    uint32_t price;           /* millicredits it pays per cost unit of verified work (0: --credit-price) */
 };
 
 struct acct_def {

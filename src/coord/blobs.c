@@ -109,6 +109,17 @@ static int blob_room(struct coord *co, struct mem_acct *up, size_t charge)
     return 0;
 }
 
+void blobs_shed(struct coord *co, struct mem_acct *a, uint64_t n)
+{
+    struct list_node *it = co->blob_lru.next;
+    for (int walked = 0; walked < BLOB_EVICT_WALK && it != &co->blob_lru && a->used + n > co->mem.share; walked++) {
+        struct blob *b = list_entry(it, struct blob, lru);
+        it = it->next;
+        if (b->owner == a)
+            blob_remove(co, b);
+    }
+}
+
 /* Makes room for a new blob of len bytes in owner's quota by evicting its
  * own blobs that no task references, oldest first, looking at no more than
  * BLOB_OWN_WALK of them.  Returns 0 when it fits, else P2C2R_ELIMIT with the

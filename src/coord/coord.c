@@ -316,6 +316,10 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
     }
     if (co->metrics) {
         mhttp_set_token(co->metrics, cfg->http_token);
+        /* With credentials, an operator's token opens /metrics too, and
+         * /metrics is closed without one (docs/ACCOUNTS.md). */
+        if (co->accts)
+            mhttp_set_auth(co->metrics, account_http_auth, co);
         mhttp_set_root(co->metrics, cfg->http_root);
         mhttp_set_upgrade(co->metrics, gw_upgrade, co);
     }

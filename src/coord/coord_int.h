@@ -638,6 +638,9 @@ void sched_sweep_hedges(struct coord *co, uint64_t now);
  * weight if new (an existing share takes the new weight): returns a new
  * reference. */
 struct share *share_get(struct coord *co, const char *key, size_t len, double weight);
+/* Gives the share called key, if it exists, a new weight (a reloaded
+ * tier's); no reference taken. */
+void share_reweight(struct coord *co, const char *key, size_t len, double weight);
 /* Takes one more reference to sh (NULL: none) and returns sh. */
 struct share *share_ref(struct share *sh);
 /* Drops a reference; the last one frees sh and its queues (which are
@@ -799,6 +802,11 @@ int peer_has_blob(const struct peer_rec *p, const uint8_t *h);
 void peer_mark_blob(struct peer_rec *p, const uint8_t *h);
 int blob_on_put(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 void blobs_free(struct coord *co);
+/* Evicts a's own blobs that no task references, oldest first, until a's
+ * share of the memory budget takes n more bytes (or none is left to
+ * evict): a frame of its renter must not be refused for blobs it could
+ * upload again. */
+void blobs_shed(struct coord *co, struct mem_acct *a, uint64_t n);
 
 /* ---- conn.c: connections -------------------------------------------------- */
 

@@ -159,7 +159,7 @@ static size_t id_slot(const struct jobs *js, uint64_t id)
  * HELLO name (without credentials every connection is an operator). */
 static const char *job_owner(const struct conn *c)
 {
-    return c->acct ? c->acct->name : c->name;
+    return account_name(c);
 }
 
 static size_t key_slot(const struct jobs *js, const char *account, uint64_t key)
@@ -720,7 +720,7 @@ static int reject(struct conn *c, uint64_t req_id, int code, const char *fmt, ..
     __attribute__((format(printf, 4, 5)));
 static int reject(struct conn *c, uint64_t req_id, int code, const char *fmt, ...)
 {
-    char text[256];
+    char text[600];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(text, sizeof(text), fmt, ap);
@@ -737,6 +737,51 @@ static int reject(struct conn *c, uint64_t req_id, int code, const char *fmt, ..
 
 static const char no_state[] =
     "durable jobs need a coordinator that keeps a database: start p2c2rd with --state DIR";
+
+/* A durable job's deadline (ms from its submission): its own, or
+ * --job-deadline cut to the longest c's tier allows. */
+static uint64_t job_deadline_ms(const struct conn *c, const struct msg_task *m)
+{
+    if (m->deadline_ms)
+        return m->deadline_ms;
+    uint64_t d = (uint64_t)c->co->cfg.job_deadline_s * 1000;
+    uint32_t max = account_max_deadline(c);
+    return max && d > max ? max : d;
+}
+
+/* The tier checks of SUBMIT (account_check_job) on every new entry of a
+ * JOB_SUBMIT: 0, or the code of the first refusal with its reason, which
+ * names the entry and the limit, in why.  A refused batch stores nothing
+ * and spends none of the account's rate. */
+static int tier_checks(struct conn *c, struct acct *a, struct proto_batch_iter it, char *why, size_t cap)
+{
+    struct coord *co = c->co;
+    uint64_t key;
+    const uint8_t *tb;
+    size_t tl;
+    uint32_t passed = 0, pending = a->pending;
+    if (!c->acct)
+        return 0;
+    for (uint32_t i = 0; proto_batch_next(&it, &key, &tb, &tl) == 1; i++) {
+        struct msg_task m;
+        (void)proto_parse_task(tb, tl, &m); /* checked with the whole batch */
+        if (key && job_find_key(co->jobs, a->name, key))
+            continue; /* answered with the job it names */
+        int ti = type_find(co, m.type.p, m.type.len);
+        uint64_t dl = job_deadline_ms(c, &m);
+        char r[400];
+        int code = account_check_job(co, c, &m, tl, dl > UINT32_MAX ? UINT32_MAX : (uint32_t)dl,
+                                     ti >= 0 ? co->types[ti].verify : -1, pending, r, sizeof(r));
+        if (code) {
+            account_rate_refund(c, passed);
+            snprintf(why, cap, "job %u of the batch: %s", i, r);
+            return code;
+        }
+        passed++;
+        pending++;
+    }
+    return 0;
+}
 
 /* One entry of a JOB_SUBMIT: the job it names (new or known), or a code. */
 static void submit_entry(struct conn *c, struct acct *a, uint64_t key, const uint8_t *tb, size_t tl,
@@ -772,7 +817,7 @@ static void submit_entry(struct conn *c, struct acct *a, uint64_t key, const uin
     memcpy(j->type, m.type.p, m.type.len);
     j->type[m.type.len] = '\0';
     j->submit_ms = wall_ms();
-    uint64_t dl_ms = m.deadline_ms ? m.deadline_ms : (uint64_t)co->cfg.job_deadline_s * 1000;
+    uint64_t dl_ms = job_deadline_ms(c, &m);
     j->deadline_ms = j->submit_ms + dl_ms;
     j->body = xmalloc(tl);
     memcpy(j->body, tb, tl);
@@ -786,6 +831,7 @@ static void submit_entry(struct conn *c, struct acct *a, uint64_t key, const uin
     }
     a->pending++;
     js->npending++;
+    account_on_accepted(c);
     job_mark(js, j, JP_NEW);
     e->j = j;
 }
@@ -805,6 +851,13 @@ int jobs_on_submit(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
     struct acct *a = acct_intern(js, job_owner(c));
     if (!a)
         return reject(c, h->req_id, P2C2R_ELIMIT, "too many accounts with durable jobs (%u)", js->acct_cap);
+    char why[500];
+    int code = tier_checks(c, a, it, why, sizeof(why));
+    if (code) {
+        co->n.jobs_submitted += count;
+        co->n.jobs_refused += count;
+        return reject(c, h->req_id, code, "%s", why);
+    }
     struct ack *ack = xcalloc(1, sizeof(*ack) + (size_t)count * sizeof(ack->e[0]));
     ack->c = c;
     ack->req_id = h->req_id;

@@ -90,8 +90,7 @@ int ledger_pending(const struct coord *co) { return co->ledger && co->ledger->n 
 
 uint64_t ledger_price(const struct coord *co, const char *account, uint64_t units)
 {
-    (void)account; /* one price for every account until tenants have tiers */
-    return units * co->cfg.credit_price_milli;
+    return units * account_price(co, account); /* its tier's price, or --credit-price */
 }
 
 static struct lpend *lp_add(struct ledger *l)
@@ -110,7 +109,7 @@ void ledger_on_verified(struct coord *co, const struct task *t, const uint32_t *
     struct ledger *l = co->ledger;
     if (!l || n == 0)
         return;
-    const char *account = t->renter ? t->renter->name : t->job ? jobs_account(t->job) : "";
+    const char *account = t->renter ? account_name(t->renter) : t->job ? jobs_account(t->job) : "";
     uint64_t units = t->cost ? t->cost : 1;
     uint64_t price = ledger_price(co, account, units);
     uint64_t now = wall_ms();

@@ -2,7 +2,8 @@
  * database (store.h), written in the same group commits as durable jobs
  * (jobs_flush).
  *
- * Accounts: "peer:<64 hex digits of its key>", "renter:<HELLO name>" and
+ * Accounts: "peer:<64 hex digits of its key>", "renter:<account name>" (its
+ * credential account's, or without credentials its HELLO name) and
  * "coordinator".  Amounts are millicredits.  Each transaction names one
  * task (and its durable job, 0 for a live task), one peer key and the
  * renter's account; its entries sum to zero:
@@ -40,7 +41,8 @@ int ledger_write(struct coord *co);
 void ledger_committed(struct coord *co);
 
 /* What a renter's account pays, in millicredits, for work of this many
- * cost units: the one place a price is decided (per tier later). */
+ * cost units: the one place a price is decided (its tier's price, or
+ * --credit-price; account_price). */
 uint64_t ledger_price(const struct coord *co, const char *account, uint64_t units);
 
 /* Verification accepted t's result, computed by the peers with these ids

@@ -100,7 +100,20 @@ int limits_conn_hello(struct conn *c)
 
 void limits_renter_ready(struct conn *c)
 {
-    c->macct = mem_acct_new();
+    struct account *a = c->acct;
+    if (a) {
+        /* Every connection of a credential account charges its one share;
+         * the record holds a reference of its own, so the share (and what
+         * its tasks and blobs hold) outlives a reconnection. */
+        if (!a->macct)
+            a->macct = mem_acct_new();
+        c->macct = a->macct;
+        mem_acct_ref(c->macct);
+    } else {
+        c->macct = mem_acct_new();
+    }
+    c->macct->conns++;
+    c->macct->gone = 0;
     /* Its buffers were the coordinator's until now. */
     mem_release(&c->co->mem, NULL, MEM_BUFFERS, c->buf_charged);
     mem_charge(&c->co->mem, c->macct, MEM_BUFFERS, c->buf_charged);
@@ -116,7 +129,8 @@ void limits_conn_closed(struct conn *c)
     mem_release(&c->co->mem, c->macct, MEM_BUFFERS, c->buf_charged);
     c->buf_charged = 0;
     if (c->macct) {
-        c->macct->gone = 1;
+        if (--c->macct->conns == 0)
+            c->macct->gone = 1;
         mem_acct_unref(c->macct);
         c->macct = NULL;
     }
@@ -193,6 +207,8 @@ int limits_after_read(struct conn *c)
         if (want > c->io.in.max)
             want = c->io.in.max;
         uint64_t more = want - c->io.in.cap;
+        if (c->macct && c->macct->used + more > co->mem.share)
+            blobs_shed(co, c->macct, more); /* the account's other connections' blobs too */
         if (mem_admit(&co->mem, c->macct, more, why, sizeof(why)) != MEM_OK) {
             co->n.mem_refused++;
             conn_fail(c, P2C2R_ELIMIT, "frame of %u bytes refused: %s", h.body_len, why);

@@ -16,13 +16,13 @@
  * mem_admit, which refuses, and for output by cutting the renter that does
  * not read.
  *
- * The account (struct mem_acct) is the hook for per-account shares: today
- * each renter connection has its own; a caller that wants several
- * connections to share one (an account with many connections) gives them
- * the same mem_acct and the totals aggregate, since every charge goes
- * through the account.  An account is reference counted: its connection
- * and every task and blob charged to it hold one, so a task that outlives
- * its renter keeps counting against the account it came from.
+ * The account (struct mem_acct) is one share of the budget: with
+ * credentials every connection of one credential account charges the same
+ * mem_acct (limits_renter_ready), so opening more connections buys no more
+ * memory; without, each renter connection has its own.  An account is
+ * reference counted: its connections, its credential account record and
+ * every task and blob charged to it hold one, so a task that outlives its
+ * renter keeps counting against the account it came from.
  *
  * Thread context: the coordinator's loop only; nothing is locked. */
 #ifndef P2C2R_MEM_H
@@ -40,13 +40,15 @@ enum mem_kind { MEM_TASKS, MEM_BLOBS, MEM_BUFFERS, MEM_KINDS };
  * (1.75M of them cost 229 MiB of RSS, about 137 bytes each). */
 #define MEM_BLOB_OVERHEAD 144u
 
-/* One renter's (or, later, one account's) share of the budget. */
+/* One account's (without credentials: one renter connection's) share of
+ * the budget. */
 struct mem_acct {
     uint64_t used;           /* bytes charged to it, all kinds */
     uint64_t by_kind[MEM_KINDS];
     uint64_t blob_bytes;     /* of its MEM_BLOBS charge: its stored blobs */
     uint32_t refs;           /* its connection(s), and each task and blob charged to it */
-    uint8_t gone;            /* no connection holds it any more */
+    uint32_t conns;          /* renter connections charging it now */
+    uint8_t gone;            /* no connection holds it any more (conns fell to 0) */
 };
 
 struct mem_budget {

@@ -92,6 +92,8 @@ struct mhttp {
     char addr[64];
     struct buf body;    /* rendered metrics or a file, reused by every answer */
     char *token;        /* bearer token /metrics requires, NULL: none */
+    mhttp_auth_fn auth; /* or another check of the bearer token, NULL: none */
+    void *auth_arg;
     char *root;         /* directory of static pages, NULL: none */
     mhttp_upgrade_fn upgrade;
     void *upgrade_arg;
@@ -506,7 +508,7 @@ struct status_text {
 static const struct status_text statuses[] = {
     {200, "OK", NULL},
     {400, "Bad Request", "bad request\n"},
-    {401, "Unauthorized", "unauthorized: send Authorization: Bearer TOKEN (p2c2rd --metrics-token)\n"},
+    {401, "Unauthorized", "unauthorized: send Authorization: Bearer TOKEN (p2c2rd --metrics-token, or an operator account's token)\n"},
     {404, "Not Found", "not found: metrics are at /metrics, the WebSocket gateway at /ws\n"},
     {405, "Method Not Allowed", "method not allowed: use GET or HEAD\n"},
     {426, "Upgrade Required", "upgrade required: /ws speaks WebSocket (RFC 6455, version 13) only\n"},
@@ -692,18 +694,22 @@ static const struct route *route_find(const struct mhttp_req *r, char *file, siz
 }
 
 /* Whether r carries "Authorization: Bearer TOKEN" with m's token (compared
- * in time independent of where they differ). */
+ * in time independent of where they differ) or one m's check accepts. */
 static int authorized(const struct mhttp *m, const struct mhttp_req *r)
 {
-    if (!m->token)
+    if (!m->token && !m->auth)
         return 1;
-    size_t tl = strlen(m->token);
-    if (!r->auth || r->auth_len != 7 + tl || !ieq(r->auth, 7, "bearer "))
+    if (!r->auth || r->auth_len < 7 || !ieq(r->auth, 7, "bearer "))
         return 0;
-    unsigned char d = 0;
-    for (size_t k = 0; k < tl; k++)
-        d |= (unsigned char)(r->auth[7 + k] ^ m->token[k]);
-    return d == 0;
+    size_t tl = m->token ? strlen(m->token) : 0;
+    if (m->token && r->auth_len == 7 + tl) {
+        unsigned char d = 0;
+        for (size_t k = 0; k < tl; k++)
+            d |= (unsigned char)(r->auth[7 + k] ^ m->token[k]);
+        if (d == 0)
+            return 1;
+    }
+    return m->auth && m->auth(m->auth_arg, r->auth + 7, r->auth_len - 7);
 }
 
 /* Whether the root directory has a file called name. */
@@ -1077,6 +1083,12 @@ void mhttp_set_token(struct mhttp *m, const char *token)
 {
     free(m->token);
     m->token = token && *token ? xstrdup(token) : NULL;
+}
+
+void mhttp_set_auth(struct mhttp *m, mhttp_auth_fn fn, void *arg)
+{
+    m->auth = fn;
+    m->auth_arg = arg;
 }
 
 void mhttp_set_root(struct mhttp *m, const char *dir)

@@ -5,8 +5,10 @@
  *
  * Routes (a static table in metrics_http.c; a query string is ignored):
  *   /metrics          200 with the body the render callback produces; when a
- *                     token is set (mhttp_set_token), only for a request with
- *                     "Authorization: Bearer TOKEN", else 401
+ *                     token or a token check is set (mhttp_set_token,
+ *                     mhttp_set_auth), only for a request with
+ *                     "Authorization: Bearer TOKEN" one of them accepts,
+ *                     else 401
  *   /ws               a WebSocket upgrade (GET with Upgrade: websocket,
  *                     Connection: upgrade, Sec-WebSocket-Version: 13 and a
  *                     Sec-WebSocket-Key) handed to the upgrade callback; a
@@ -102,6 +104,13 @@ struct mhttp_stats {
 /* Requires "Authorization: Bearer TOKEN" for /metrics (token copied; NULL
  * or "" for none). */
 void mhttp_set_token(struct mhttp *m, const char *token);
+
+/* A second way to be authorized for /metrics: fn(arg, token, len) returns
+ * nonzero for a bearer token it accepts (the coordinator: an operator
+ * account's).  With fn set /metrics needs a token, whether or not
+ * mhttp_set_token set one.  fn NULL: none. */
+typedef int (*mhttp_auth_fn)(void *arg, const char *token, size_t len);
+void mhttp_set_auth(struct mhttp *m, mhttp_auth_fn fn, void *arg);
 
 /* Serves static pages from dir (copied; NULL for none). */
 void mhttp_set_root(struct mhttp *m, const char *dir);

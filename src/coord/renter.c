@@ -81,7 +81,7 @@ static void renter_join_share(struct conn *c, const struct bytes_view *tok)
     double weight = 1.0;
     (void)tok;
     if (c->acct) { /* every connection of an account is one share, weighted by its tier */
-        len = (size_t)snprintf(key, sizeof(key), "acct:%s", c->acct->name);
+        len = account_share_key(c->acct, key, sizeof(key));
         weight = c->acct->tier->t.weight;
     } else {
         len = (size_t)snprintf(key, sizeof(key), "conn:%" PRIu64, c->id);

@@ -134,24 +134,44 @@ static void share_init(struct share *sh, uint32_t id, const char *key, size_t le
     sh->key[len] = '\0';
 }
 
+static struct share *share_find(struct coord *co, const char *key, size_t len)
+{
+    for (struct share *sh = co->share_tab[key_bucket(key, len)]; sh; sh = sh->hnext)
+        if (sh->key_len == len && memcmp(sh->key, key, len) == 0)
+            return sh;
+    return NULL;
+}
+
+/* A new weight applies from the next charge; the sums of the types the
+ * share has work in follow. */
+static void share_set_weight(struct coord *co, struct share *sh, double weight)
+{
+    if (weight > 0 && weight != sh->weight) {
+        for (uint32_t i = 0; i < PROTO_MAX_TYPES; i++)
+            if (sh->sq[i] && sh->sq[i]->hidx != NO_IDX)
+                co->types[i].wsum += weight - sh->weight;
+        sh->weight = weight;
+    }
+}
+
+void share_reweight(struct coord *co, const char *key, size_t len, double weight)
+{
+    struct share *sh = share_find(co, key, len);
+    if (sh)
+        share_set_weight(co, sh, weight);
+}
+
 struct share *share_get(struct coord *co, const char *key, size_t len, double weight)
 {
     assert(len <= SHARE_KEY_MAX);
     uint32_t b = key_bucket(key, len);
-    for (struct share *sh = co->share_tab[b]; sh; sh = sh->hnext)
-        if (sh->key_len == len && memcmp(sh->key, key, len) == 0) {
-            /* A new weight applies from the next charge; the sums of the
-             * types the share has work in follow. */
-            if (weight > 0 && weight != sh->weight) {
-                for (uint32_t i = 0; i < PROTO_MAX_TYPES; i++)
-                    if (sh->sq[i] && sh->sq[i]->hidx != NO_IDX)
-                        co->types[i].wsum += weight - sh->weight;
-                sh->weight = weight;
-            }
-            sh->refs++;
-            return sh;
-        }
-    struct share *sh = xmalloc(sizeof(*sh));
+    struct share *sh = share_find(co, key, len);
+    if (sh) {
+        share_set_weight(co, sh, weight);
+        sh->refs++;
+        return sh;
+    }
+    sh = xmalloc(sizeof(*sh));
     share_init(sh, ++co->next_share_id, key, len, weight);
     sh->refs = 1;
     sh->hnext = co->share_tab[b];

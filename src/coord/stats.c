@@ -210,7 +210,7 @@ static const struct stat_def {
     {G_TOP, K_GAUGE, "unauthenticated", "p2c2r_unauthenticated_connections", "Connections that have not completed HELLO.", S(unauth)},
     {G_MEM, K_GAUGE, "used", "p2c2r_mem_used_bytes", "Bytes charged to the memory budget (tasks, blobs, connection buffers).", S(mem_used)},
     {G_MEM, K_GAUGE, "limit", "p2c2r_mem_limit_bytes", "Bytes new work may take the charged total to (--mem-budget less headroom and the result cache).", S(mem_limit)},
-    {G_MEM, K_GAUGE, "share", "p2c2r_mem_share_bytes", "Bytes one renter may hold (--mem-share).", S(mem_share)},
+    {G_MEM, K_GAUGE, "share", "p2c2r_mem_share_bytes", "Bytes one renter (with credentials: one account, over its connections) may hold (--mem-share).", S(mem_share)},
     {G_MEM, K_GAUGE, "peak", "p2c2r_mem_peak_bytes", "Highest charged total since start.", S(mem_peak)},
     {G_MEM, K_GAUGE, "tasks", "p2c2r_mem_tasks_bytes", "Charged for tasks (slot and body) until they are freed.", S(mem_tasks)},
     {G_MEM, K_GAUGE, "blobs", "p2c2r_mem_blobs_bytes", "Charged for stored blobs (bytes plus per-blob overhead).", S(mem_blobs)},

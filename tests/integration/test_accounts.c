@@ -13,7 +13,15 @@
  *   account and tier;
  * - SIGHUP reloads the accounts file during traffic: nobody's work is lost,
  *   a removed account is cut, a new one can log in, a changed tier applies,
- *   and a bad file changes nothing. */
+ *   and a bad file changes nothing;
+ * - /metrics answered anybody with credentials configured: now only an
+ *   operator's bearer token (or --metrics-token);
+ * - four connections of one account held four memory shares of blobs: now
+ *   one, and another account is still served;
+ * - JOB_SUBMIT skipped every tier limit: now priority, deadline, input,
+ *   verify, max_jobs and rate refuse the batch whole with SUBMIT's texts;
+ * - every tier paid --credit-price: two tiers priced 1000 and 5000 pay 1:5
+ *   for the same work and the ledger balances. */
 #include <signal.h>
 #include <sys/wait.h>
 #include <stdio.h>
@@ -293,6 +301,9 @@ static int blob_put_raw(struct h_raw *r, uint64_t req, size_t len, uint8_t fill,
     return -(int)e.code;
 }
 
+/* The status code of an HTTP answer ("HTTP/1.x NNN ..."), 0 for none. */
+static int http_status(const char *r) { return r && strlen(r) > 12 ? atoi(r + 9) : 0; }
+
 #define EXPECT_REFUSAL(rc, code, what, text)                                                                    \
     H_CHECK((rc) == (code) && strstr((text), (what)) != NULL, "%s: got %s '%s', expected %s naming %s", (what), \
             h_err(rc), (text), h_err(code), (what))
@@ -409,8 +420,20 @@ static void tier_limits(struct h_proc *peer)
     char host[64];
     int port = 0;
     H_REQUIRE(h_http_addr(host, sizeof(host), &port), "no metrics address in the coordinator's log");
-    char *m = h_http_get(host, port, "/metrics", NULL);
+    /* With credentials and no --metrics-token, /metrics wants an operator's
+     * token: anybody else would read every account's figures. */
+    static const char *const refused[] = {NULL, "Authorization: Bearer " TOK_OTHER "\r\n",
+                                          "Authorization: Bearer " TOK_PEER "\r\n",
+                                          "Authorization: Bearer " TOK_OPS "x\r\n"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char *a = h_http_get(host, port, "/metrics", refused[i]);
+        H_CHECK(http_status(a) == 401, "GET /metrics with %s: %.40s", refused[i] ? refused[i] : "no token",
+                a ? a : "(failed)");
+        free(a);
+    }
+    char *m = h_http_get(host, port, "/metrics", "Authorization: Bearer " TOK_OPS "\r\n");
     H_REQUIRE(m, "GET /metrics failed");
+    H_CHECK(http_status(m) == 200, "GET /metrics with the operator's token: %.40s", m);
     static const char *const series[] = {
         "p2c2r_account_refused_total{account=\"tight\",limit=\"priority\"} 1\n",
         "p2c2r_account_refused_total{account=\"tight\",limit=\"deadline\"} 2\n",
@@ -515,6 +538,234 @@ static void reload_during_traffic(const char *path, struct h_proc *co)
     p2c2r_client_close(c);
 }
 
+/* ---- the seams between accounts and the other limits ------------------------- */
+
+#define TOK_GREEDY "greedy-renter-token-2b4d6f8a0c1e3a5c7e9b1d3f5a7c9e0b"
+#define TOK_BYSTANDER "bystander-token-6c8e0a2b4d6f8a1c3e5b7d9f0a2c4e6b"
+#define TOK_JOBBER "jobber-renter-token-4e6a8c0b2d4f6a8c1e3b5d7f9a0c2e4d"
+#define TOK_CHEAP "cheap-renter-token-8a0c2e4b6d8f0a2c4e6b8d0f1a3c5e7b"
+#define TOK_DEAR "dear-renter-token-0c2e4a6b8d0f2a4c6e8b0d1f3a5c7e9b"
+#define TOK_JOBRUSH "jobrush-renter-token-5d7f9b1c3e5a7c9e0b2d4f6a8c1e3b5d"
+
+static const char SEAM_TIERS[] =
+    "\n[tier jobby]\nbase = unlimited\nmax_priority = interactive\nmax_deadline_ms = 60000\nmax_input = 4k\n"
+    "verify = none, adaptive\nmax_jobs = 4\n"
+    "\n[tier jobrate]\nbase = unlimited\nrate = 1\nburst = 2\n"
+    "\n[tier cheap]\nbase = unlimited\nprice = 1000\n"
+    "\n[tier dear]\nbase = unlimited\nprice = 5000\n";
+
+static const char *const SEAM_ACCTS[][4] = {
+    {"volunteers", "peer", TOK_PEER, "unlimited"}, {"ops", "operator", TOK_OPS, "unlimited"},
+    {"greedy", "renter", TOK_GREEDY, "unlimited"}, {"bystander", "renter", TOK_BYSTANDER, "unlimited"},
+    {"jobber", "renter", TOK_JOBBER, "jobby"},     {"cheapo", "renter", TOK_CHEAP, "cheap"},
+    {"rich", "renter", TOK_DEAR, "dear"},          {"jobrush", "renter", TOK_JOBRUSH, "jobrate"},
+};
+
+/* Memory shares are per account: one account's connections charge one
+ * share, so four connections hold no more than one could. */
+static void mem_share_per_account(void)
+{
+    enum { CONNS = 4, BLOBS = 64, LEN = 64 << 10 };
+    h_phase("%d connections of one account share one memory share", CONNS);
+    struct h_raw r[CONNS];
+    char text[300];
+    int ok = 0, refused = 0, other = 0;
+    for (int i = 0; i < CONNS; i++) {
+        int rc = hello(&r[i], ROLE_RENTER, TOK_GREEDY, text, sizeof(text));
+        H_REQUIRE(rc == 0, "greedy's connection %d: %s %s", i, h_err(rc), text);
+    }
+    /* Each connection alone uploads more than the share (distinct
+     * blobs: the fill byte and the connection make them so). */
+    for (int b = 0; b < BLOBS; b++)
+        for (int i = 0; i < CONNS; i++) {
+            int rc = blob_put_raw(&r[i], (uint64_t)b + 1, LEN - (size_t)i, (uint8_t)b, text, sizeof(text));
+            ok += rc == 0;
+            refused += rc == P2C2R_ELIMIT;
+            if (rc != 0 && rc != P2C2R_ELIMIT && other++ == 0)
+                h_log("blob %d on connection %d: %s %s", b, i, h_err(rc), text);
+        }
+    h_log("greedy: %d blobs stored, %d refused (ELIMIT), %d other", ok, refused, other);
+    json_t *js = h_stats(TOK_OPS);
+    H_REQUIRE(js, "STATS for the operator failed");
+    long long share = h_json_int(js, "mem.share"), blobs = h_json_int(js, "mem.blobs");
+    long long held = h_json_int(js, "accounts[name=greedy].mem_bytes");
+    h_log("mem.share %lld, mem.blobs %lld, greedy's mem_bytes %lld", share, blobs, held);
+    H_CHECK(share > 0 && (long long)CONNS * BLOBS * LEN > 2 * share, "the uploads (%d bytes) should be over the share",
+            CONNS * BLOBS * LEN);
+    H_CHECK(blobs <= share, "mem.blobs %lld: one account's %d connections hold more than its share %lld", blobs,
+            CONNS, share);
+    H_CHECK(held > 0 && held <= share, "greedy's mem_bytes %lld, share %lld", held, share);
+    H_CHECK(h_json_int(js, "accounts[name=bystander].mem_bytes") == 0, "the bystander was charged for greedy");
+    json_decref(js);
+    for (int i = 0; i < CONNS; i++)
+        h_raw_close(&r[i]);
+
+    h_phase("another account is still served");
+    struct h_raw by;
+    int rc = hello(&by, ROLE_RENTER, TOK_BYSTANDER, text, sizeof(text));
+    H_REQUIRE(rc == 0, "bystander: HELLO %s %s", h_err(rc), text);
+    rc = blob_put_raw(&by, 1, LEN, 0xee, text, sizeof(text));
+    H_CHECK(rc == 0, "bystander's blob: %s %s", h_err(rc), text);
+    rc = submit_raw(&by, 2, "echo", PRIO_INTERACTIVE, 10000, 100, text, sizeof(text));
+    H_CHECK(rc == 0, "bystander's task: %s %s", h_err(rc), text);
+    h_raw_close(&by);
+}
+
+/* Submits n durable echo jobs of input_len bytes with priority, deadline
+ * and type; returns p2c2r_job_submit's code (each job's in codes). */
+static int job_submit(p2c2r_client *c, const char *type, uint8_t prio, uint32_t dl_ms, size_t input_len, size_t n,
+                      int *codes)
+{
+    static char in[8192];
+    memset(in, 'j', sizeof(in));
+    struct p2c2r_task t[8];
+    uint64_t ids[8];
+    for (size_t i = 0; i < n; i++) {
+        struct p2c2r_task x = {sizeof x, type, 0, dl_ms, prio, NULL, 0, in, input_len, NULL, 0, 0, 0, 0, 0, 0};
+        t[i] = x;
+    }
+    return p2c2r_job_submit(c, t, n, NULL, h_bound_ms(5000), ids, codes);
+}
+
+/* Durable jobs pass every check of the tenant's tier, with SUBMIT's texts. */
+static void jobs_respect_tier(void)
+{
+    h_phase("JOB_SUBMIT goes through the tier's checks");
+    struct p2c2r_client_options o = {sizeof o, TOK_JOBBER, "jobber", h_bound_ms(5000), 0, 0};
+    p2c2r_client *c = NULL;
+    int rc = p2c2r_client_connect(h_addr(), &o, &c);
+    H_REQUIRE(rc == 0, "jobber: connect %s", h_err(rc));
+    int codes[8];
+    static const struct {
+        const char *type;
+        uint8_t prio;
+        uint32_t dl_ms;
+        size_t len, n;
+        int code;
+        const char *names;
+    } cases[] = {
+        {"echo", PRIO_REALTIME, 0, 10, 1, P2C2R_ELIMIT, "(max_priority)"},
+        {"echo", PRIO_INTERACTIVE, 120000, 10, 1, P2C2R_ELIMIT, "(min_deadline_ms, max_deadline_ms)"},
+        {"echo", PRIO_BACKGROUND, 0, 8192, 1, P2C2R_ETOOBIG, "max_input"},
+        {"sha256", PRIO_BACKGROUND, 0, 10, 1, P2C2R_ELIMIT, "(verify)"},
+        {"echo", PRIO_BACKGROUND, 0, 10, 5, P2C2R_EQUEUEFULL, "(max_jobs)"},
+        {"echo", PRIO_BACKGROUND, 0, 10, 3, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rc = job_submit(c, cases[i].type, cases[i].prio, cases[i].dl_ms, cases[i].len, cases[i].n, codes);
+        const char *why = p2c2r_client_last_error(c);
+        if (cases[i].names) {
+            EXPECT_REFUSAL(rc, cases[i].code, cases[i].names, why);
+        } else {
+            H_CHECK(rc == 0, "jobs within the tier: %s %s", h_err(rc), why);
+            for (size_t k = 0; rc == 0 && k < cases[i].n; k++)
+                H_CHECK(codes[k] == 0, "job %zu within the tier: %s", k, h_err(codes[k]));
+        }
+    }
+    json_t *js = h_stats(TOK_OPS);
+    static const char *const lims[] = {"priority", "deadline", "input", "verify", "jobs"};
+    for (size_t i = 0; i < sizeof(lims) / sizeof(lims[0]); i++) {
+        char path[80];
+        snprintf(path, sizeof(path), "accounts[name=jobber].refused.%s", lims[i]);
+        H_CHECK(h_json_int(js, path) == 1, "%s = %lld", path, h_json_int(js, path));
+    }
+    H_CHECK(h_json_int(js, "accounts[name=jobber].accepted") == 3, "jobber accepted %lld",
+            h_json_int(js, "accounts[name=jobber].accepted"));
+    json_decref(js);
+    p2c2r_client_close(c);
+
+    h_phase("JOB_SUBMIT spends the tier's rate: a batch over the burst is refused whole");
+    o.token = TOK_JOBRUSH;
+    o.name = "jobrush";
+    rc = p2c2r_client_connect(h_addr(), &o, &c);
+    H_REQUIRE(rc == 0, "jobrush: connect %s", h_err(rc));
+    rc = job_submit(c, "echo", PRIO_BACKGROUND, 0, 10, 3, codes);
+    EXPECT_REFUSAL(rc, P2C2R_EAGAIN, "(rate)", p2c2r_client_last_error(c));
+    /* Nothing of the refused batch was spent: the burst is still there. */
+    rc = job_submit(c, "echo", PRIO_BACKGROUND, 0, 10, 2, codes);
+    H_CHECK(rc == 0 && codes[0] == 0 && codes[1] == 0, "a batch within the burst after a refused one: %s %s",
+            h_err(rc), p2c2r_client_last_error(c));
+    p2c2r_client_close(c);
+}
+
+/* Runs n verified echo tasks of one size as token's account. */
+static void run_paid(const char *token, const char *name, int n)
+{
+    struct p2c2r_client_options o = {sizeof o, token, name, h_bound_ms(5000), 0, 0};
+    p2c2r_client *c = NULL;
+    int rc = p2c2r_client_connect(h_addr(), &o, &c);
+    H_REQUIRE(rc == 0, "%s: connect %s", name, h_err(rc));
+    int good = 0;
+    for (int i = 0; i < n; i++) {
+        char in[64];
+        struct p2c2r_task t = {sizeof t, "sha256", 0, 0, P2C2R_PRIO_INTERACTIVE, NULL, 0, in, 0, NULL, 0,
+                               P2C2R_TASK_NOCACHE, 0, 0, 0, 0};
+        t.input_len = (size_t)snprintf(in, sizeof(in), "%c-task-%08d", name[0], i); /* one size: one cost */
+        struct p2c2r_result res = h_wait(c, h_submit(c, &t), 20000);
+        good += res.status == 0;
+        p2c2r_result_release(&res);
+    }
+    H_CHECK(good == n, "%s: %d of %d tasks done", name, good, n);
+    p2c2r_client_close(c);
+}
+
+/* The renter:NAME balance and entry count in p2c2r ledger --json. */
+static void balance_of(json_t *doc, const char *acct, long long *bal, long long *entries)
+{
+    *bal = *entries = 0;
+    json_t *arr = json_object_get(doc, "balances");
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *e = json_array_get(arr, i);
+        const char *a = json_string_value(json_object_get(e, "account"));
+        if (a && strcmp(a, acct) == 0) {
+            *bal = json_integer_value(json_object_get(e, "millicredits"));
+            *entries = json_integer_value(json_object_get(e, "entries"));
+        }
+    }
+}
+
+static void tenant_seams(void)
+{
+    char path[320], state[320];
+    h_path(path, sizeof(path), "accounts-seams");
+    h_path(state, sizeof(state), "state-seams");
+    write_accounts(path, SEAM_ACCTS, 8, SEAM_TIERS);
+    struct h_proc *co = h_coord_start(
+        NULL, (const char *[]){"--accounts", path, "--state", state, "--verify", "echo=none,sha256=quorum2",
+                               "--mem-budget", "67108864", "--mem-share", "3145728", NULL});
+    struct h_proc *p1 = h_peer_start("seam-peer-1", 4, NULL, (const char *[]){"--token", TOK_PEER, NULL});
+    struct h_proc *p2 = h_peer_start("seam-peer-2", 4, NULL, (const char *[]){"--token", TOK_PEER, NULL});
+    h_wait_peers(2, TOK_OPS);
+    mem_share_per_account();
+    jobs_respect_tier();
+
+    h_phase("two tiers pay their own prices in the ledger");
+    int n = (int)(20 * h_scale()) + 5;
+    run_paid(TOK_CHEAP, "cheapo", n);
+    run_paid(TOK_DEAR, "rich", n);
+    h_stop_all((struct h_proc *const[]){p1, p2, co}, 3);
+    int rc = h_cli("ledger", "--state", state, "--json", NULL);
+    H_EXPECT_EXIT(rc, 0, "p2c2r ledger");
+    json_t *doc = h_out_json();
+    H_REQUIRE(doc, "p2c2r ledger --json printed no JSON");
+    long long cb, ce, rb, re;
+    balance_of(doc, "renter:cheapo", &cb, &ce);
+    balance_of(doc, "renter:rich", &rb, &re);
+    h_log("renter:cheapo %lld millicredits in %lld entries, renter:rich %lld in %lld", cb, ce, rb, re);
+    H_CHECK(cb < 0 && rb < 0 && ce > 0 && re > 0, "both renters paid");
+    /* The same work per entry (one size of task, split among two peers):
+     * the dear tier pays five times the cheap one for each. */
+    H_CHECK(rb * ce == 5 * cb * re, "price per entry: rich %lld/%lld, cheapo %lld/%lld, expected 5:1", rb, re, cb,
+            ce);
+    H_CHECK(h_json_int(json_object_get(doc, "totals"), "sum_millicredits") == 0, "the books do not balance");
+    json_decref(doc);
+    const char *chk[] = {h_coord_bin(), "--check-ledger", "--state", state, NULL};
+    struct h_cmd r = h_run_cmd(NULL, chk);
+    H_CHECK(r.code == 0 && strstr(r.out, "ledger balanced"), "p2c2rd --check-ledger: exit %d\n%s%s", r.code, r.out,
+            r.err);
+    h_cmd_free(&r);
+}
+
 int main(int argc, char **argv)
 {
     h_init(argc, argv, "accounts");
@@ -539,5 +790,6 @@ int main(int argc, char **argv)
     tier_limits(peer);
     reload_during_traffic(path, co);
     h_stop_all((struct h_proc *const[]){peer, co}, 2);
+    tenant_seams();
     return h_finish();
 }

@@ -81,7 +81,7 @@ class Env:
         self.cli = cli
         tokens = os.path.join(self.tmp, "tokens")
         with open(tokens, "w") as f:
-            f.write("renter:rtok\npeer:ptok\n")
+            f.write("renter:rtok\npeer:ptok\noperator:otok\n")
         self.ready = os.path.join(self.tmp, "ready")
         self.log_path = os.path.join(self.tmp, "p2c2rd.log")
         self.log = open(self.log_path, "wb")
@@ -519,7 +519,8 @@ def t_refusals(env):
     check(after["protocol_errors"] > before["protocol_errors"], "protocol_errors counted")
     # ... and the counters are the Prometheus ones too (one table)
     with socket.create_connection((env.host, env.port), timeout=10) as s:
-        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        # with credentials /metrics is an operator's (docs/ACCOUNTS.md, "Who may read /metrics")
+        s.sendall(b"GET /metrics HTTP/1.0\r\nAuthorization: Bearer otok\r\n\r\n")
         body = b""
         while True:
             d = s.recv(65536)

@@ -5,7 +5,8 @@
  * an offset and a limit gets that page, and the pages together list every peer once.  One
  * connection asking ten times back to back gets ten answers: the first in full, one held
  * back to the next --stats-interval and answered in full, the others at once with a small
- * rate_limited document; the counters say so. */
+ * rate_limited document; the counters say so.  `p2c2r stats` asks for the pages in turn and
+ * lists all 130. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,26 @@ int main(int argc, char **argv)
     H_CHECK(h_json_int(st, "counters.stats_delayed") >= 1, "counters.stats_delayed %lld",
             h_json_int(st, "counters.stats_delayed"));
     json_decref(st);
+
+    h_phase("p2c2r stats lists every peer, page by page");
+    rc = h_cli("stats", "--coordinator", h_addr(), "--json", "--page-peers", "40", NULL);
+    H_EXPECT_EXIT(rc, 0, "p2c2r stats --json");
+    json_t *doc = h_out_json();
+    H_CHECK(doc && json_array_size(h_json_at(doc, "peers")) == NPEERS && h_json_int(doc, "peers_total") == NPEERS,
+            "p2c2r stats --json listed %zu of %lld peers", doc ? json_array_size(h_json_at(doc, "peers")) : 0,
+            doc ? h_json_int(doc, "peers_total") : -1);
+    memset(seen, 0, sizeof(seen));
+    for (size_t i = 0; doc && i < json_array_size(h_json_at(doc, "peers")); i++) {
+        long long id = json_integer_value(json_object_get(json_array_get(h_json_at(doc, "peers"), i), "id"));
+        if (id >= 1 && id <= NPEERS)
+            seen[id]++;
+    }
+    for (int i = 1; i <= NPEERS; i++)
+        H_CHECK(seen[i] == 1, "p2c2r stats: peer %d listed %d times", i, seen[i]);
+    json_decref(doc);
+    rc = h_cli("stats", "--coordinator", h_addr(), NULL); /* one page of 1000 */
+    H_EXPECT_EXIT(rc, 0, "p2c2r stats");
+    H_CHECK(h_out_has("peers (state"), "p2c2r stats printed no peer table");
     h_raw_close(&r);
     for (int i = 0; i < NPEERS; i++)
         h_raw_close(&peers[i]);

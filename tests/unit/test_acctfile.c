@@ -40,6 +40,10 @@ static void test_example(void)
         CHECK_EQ(f.tiers[br].blob_bytes, 8u << 20);
         CHECK_EQ(f.tiers[br].max_tasks, 50); /* the rest is bronze's */
         CHECK(f.tiers[br].weight == 0.8);
+        CHECK_EQ(f.tiers[st].max_jobs, 20000);
+        CHECK_EQ(f.tiers[st].price, 1500);
+        CHECK_EQ(f.tiers[br].max_jobs, 500); /* ten times its max_tasks */
+        CHECK_EQ(f.tiers[br].price, 0);      /* --credit-price */
     }
     uint8_t h[ACCT_HASH_LEN];
     acct_token_hash("game-studio-token-change-me", 27, h);

@@ -17,8 +17,10 @@
  * tasks-held limit (growth per answer, halving per stall, down to 1), when an attempt is
  * overdue, and the stall sweep on the fake clock. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "common/util.h"
@@ -401,6 +403,18 @@ static struct share *fx_dispatch(struct fx *f, struct peer_rec *p)
     return sh;
 }
 
+/* Runs n dispatches to p: how many went to a's tasks and how many to b's. */
+static void fx_dispatch_count(struct fx *f, struct peer_rec *p, int n, const struct share *a, const struct share *b,
+                              int *na, int *nb)
+{
+    *na = *nb = 0;
+    for (int i = 0; i < n; i++) {
+        struct share *sh = fx_dispatch(f, p);
+        *na += sh == a;
+        *nb += sh == b;
+    }
+}
+
 /* Two shares with weights 1 and 2, both backlogged with tasks of equal
  * cost: B gets two dispatches for each of A's, in every prefix of the
  * order (within one task of the exact ratio), whatever the classes (A's
@@ -446,17 +460,72 @@ static void test_fair_weights(void)
         fx_queued_in(&f, a, ti, PRIO_INTERACTIVE, 100, 30);
         fx_queued_in(&f, b, ti, PRIO_INTERACTIVE, 100, 10);
     }
-    na = nb = 0;
-    for (int i = 0; i < 40; i++) {
-        struct share *sh = fx_dispatch(&f, p);
-        na += sh == a;
-        nb += sh == b;
-    }
+    fx_dispatch_count(&f, p, 40, a, b, &na, &nb);
     CHECK_EQ(na, 10);
     CHECK_EQ(nb, 30);
     share_put(co, a);
     share_put(co, b);
     CHECK_EQU(co->nshares, 2); /* their queued tasks still hold them */
+    fx_fini(&f);
+}
+
+/* Writes an accounts file at path: account "alpha" (token "alpha-token")
+ * in tier "w" of weight w. */
+static void write_weight_file(const char *path, double w)
+{
+    uint8_t h[ACCT_HASH_LEN];
+    char hx[2 * ACCT_HASH_LEN + 1];
+    acct_token_hash("alpha-token", 11, h);
+    hex_encode(h, ACCT_HASH_LEN, hx);
+    FILE *fp = fopen(path, "w");
+    CHECK(fp != NULL);
+    if (!fp)
+        return;
+    fprintf(fp, "[tier w]\nbase = unlimited\nweight = %g\n\n[account alpha]\nrole = renter\n"
+                "token_hash = blake2b:%s\ntier = w\n", w, hx);
+    fclose(fp);
+}
+
+/* A SIGHUP that changes a tier's weight changes the weight of the share
+ * its accounts already have (and the type's sum of weights), not only at
+ * their next login: the order between shares follows at once. */
+static void test_reload_weight(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    char path[] = "/tmp/p2c2r-weight-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    close(fd);
+    write_weight_file(path, 1.0);
+    co->cfg.accounts_file = path;
+    char err[256];
+    CHECK_EQ(account_init(co, err, sizeof(err)), 0);
+    int ti = fx_type(&f, "t");
+    struct peer_rec *p = fx_peer(&f, 1u << ti, 1, 1);
+    struct share *a = share_get(co, "acct:alpha", 10, 1.0);
+    struct share *b = share_get(co, "conn:2", 6, 1.0);
+    for (int i = 0; i < 40; i++) {
+        fx_queued_in(&f, a, ti, PRIO_INTERACTIVE, 100, 10);
+        fx_queued_in(&f, b, ti, PRIO_INTERACTIVE, 100, 10);
+    }
+    CHECK_NEAR(co->types[ti].wsum, 2.0);
+    write_weight_file(path, 3.0);
+    account_reload(co);
+    CHECK_NEAR(a->weight, 3.0);
+    CHECK_NEAR(b->weight, 1.0);
+    CHECK_NEAR(co->types[ti].wsum, 4.0);
+    int na, nb;
+    fx_dispatch_count(&f, p, 40, a, b, &na, &nb);
+    CHECK_EQ(na, 30);
+    CHECK_EQ(nb, 10);
+    share_put(co, a);
+    share_put(co, b);
+    account_fini(co);
+    unlink(path);
     fx_fini(&f);
 }
 
@@ -1849,6 +1918,7 @@ int main(void)
     test_aging();
     test_fair_weights();
     test_fair_flood();
+    test_reload_weight();
     test_fair_look();
     test_share_queue();
     test_look_past();
