@@ -168,8 +168,9 @@ static void budget_check(const struct p2c2r_task *proto, const uint8_t *want, si
     p2c2r_client_options_init(&o);
     o.connect_timeout_ms = h_bound_ms(5000);
     /* SMALL_BUDGET_US, or 32 tiles' time on the peer when that is more (a
-     * sanitizer build, a busy machine; a first local run is slower): a budget one tile overruns would
-     * refuse every later tile as over the whole budget. */
+     * sanitizer build, a busy machine; a first local run is slower still):
+     * a budget one tile overruns would refuse every later tile as over the
+     * whole budget. */
     uint64_t budget = (uint64_t)tile_us * 32 > SMALL_BUDGET_US ? (uint64_t)tile_us * 32 : SMALL_BUDGET_US;
     o.local_fallback_us = (uint32_t)(budget < 1000000 ? budget : 1000000);
     h_log("budget: %u us a frame (the tile took up to %u us on the peer)", o.local_fallback_us, tile_us);
