@@ -232,6 +232,9 @@ def main():
         check(MTOK.encode() not in seen, "the /metrics bearer token crossed the relay in clear")
         check(secret not in seen and b64(secret).encode() not in seen, "the task input crossed the relay in clear")
         check(b"gamer_register" not in seen and b"HTTP/1.1" not in seen, "HTTP or JSON crossed the relay in clear")
+        st, body = metrics(ctx, c.host, c.port, MTOK)
+        check(b"p2c2r_http_tls_plain_refused_total 2" in body and b"p2c2r_http_tls_failures_total 1" in body,
+              "the refusals counted: %r" % [ln for ln in body.split(b"\n") if b"http_tls" in ln])
         check(c.stop() == 0, "p2c2rd exits 0 on SIGTERM")
         # --http-plain (loopback only): the operator's explicit opt-out; the
         # same relay check now sees the token, so the check above can fail.
