@@ -848,7 +848,8 @@ static void conn_upgrade(struct mconn *c, const struct mhttp_req *r, size_t n)
     }
     uv_os_fd_t fd;
     int nfd = bad ? -1 : uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-    if (nfd < 0 || m->upgrade(m->upgrade_arg, nfd, c->tls, accept, buf_head(&x), buf_used(&x)) != 0) {
+    const uint8_t *ex = buf_used(&x) ? buf_head(&x) : NULL; /* x may hold no memory */
+    if (nfd < 0 || m->upgrade(m->upgrade_arg, nfd, c->tls, accept, ex, buf_used(&x)) != 0) {
         if (nfd >= 0)
             close(nfd);
         buf_fini(&x);
