@@ -11,6 +11,9 @@ checks:
   - a plaintext HTTP request gets "400 TLS required" in plaintext and the end;
   - a wss renter round trip (gamer_register, echo byte-exact, a data_frame
     sha256 input of 100 kB, 50 in flight) served by the native peer;
+  - an upgrade with its first messages in the same TLS record (11 kB: more
+    than the HTTP head buffer takes, so the rest is still in the session at
+    the handover) gets them all served;
   - through a relay that records every byte both ways: neither the renter's
     token, nor the /metrics bearer token, nor the task's bytes (the result
     comes back unmasked), nor any HTTP or JSON is seen (and, to show the
@@ -20,6 +23,7 @@ checks:
 Usage: test_wss.py P2C2RD P2C2R-PEER SCRIPTS_DIR
 """
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -33,7 +37,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gwclient import WS, b64, unb64, wait_started, stop_started  # noqa: E402
+from gwclient import WS, OP_TEXT, b64, unb64, wait_started, stop_started  # noqa: E402
 
 FAILS = []
 CHECKS = [0]
@@ -171,6 +175,24 @@ def renter_round_trip(host, port, ctx, secret):
     w.close()
 
 
+def pipelined_upgrade(host, port, ctx):
+    """The upgrade request and the first messages in one TLS write: what
+    the client sent after its head crosses to the gateway with the session."""
+    w = WS(host, port, tls=ctx, handshake=False)
+    req = ("GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" % (host, port))
+    reg = json.dumps({"msg_type": "gamer_register", "client_id": "pipe", "token": RTOK}).encode()
+    sub = json.dumps({"msg_type": "task_submit", "task_id": "p", "task_type": "echo",
+                      "data": b64(b"x" * 8000)}).encode()
+    w.sock.sendall(req.encode() + WS.frame(OP_TEXT, reg) + WS.frame(OP_TEXT, sub))
+    head = w._read_until(b"\r\n\r\n")
+    check(b" 101 " in head, "pipelined upgrade answered 101: %r" % head[:80])
+    kinds = [w.recv_json().get("msg_type") for _ in range(3)]
+    check(kinds == ["challenge", "registration_ack", "result_delivery"],
+          "pipelined messages after the upgrade served: %r" % kinds)
+    w.close()
+
+
 def plaintext_refused(host, port):
     s = socket.create_connection((host, port), timeout=10)
     s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + MTOK.encode() + b"\r\n\r\n")
@@ -218,6 +240,7 @@ def main():
         plaintext_refused(c.host, c.port)
         secret = b"task-input-that-must-not-cross-in-clear-5d2e"
         renter_round_trip(c.host, c.port, ctx, secret)
+        pipelined_upgrade(c.host, c.port, ctx)
         # The relay: everything between a wss renter and https scraper and
         # the coordinator is ciphertext.
         r = Relay(c.host, c.port)
