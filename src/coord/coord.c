@@ -322,6 +322,8 @@ int coord_new(const struct coord_config *cfg, struct coord **out, char *err, siz
             mhttp_set_auth(co->metrics, account_http_auth, co);
         mhttp_set_root(co->metrics, cfg->http_root);
         mhttp_set_upgrade(co->metrics, gw_upgrade, co);
+        if (co->tls && !cfg->http_plain)
+            mhttp_set_tls(co->metrics, co->tls); /* https and wss, same certificate */
     }
     if (cfg->cache_bytes)
         co->cache = rcache_new(limits_cache_bytes(co), (uint64_t)cfg->cache_ttl_ms * 1000);
@@ -333,8 +335,8 @@ int coord_run(struct coord *co)
 {
     LOG_I("listening", "addr=%s", co->addr);
     if (co->metrics) {
-        LOG_I("http_listening", "addr=%s metrics=/metrics gateway=/ws root=%s", mhttp_addr(co->metrics),
-              co->cfg.http_root ? co->cfg.http_root : "-");
+        LOG_I("http_listening", "addr=%s metrics=/metrics gateway=/ws root=%s tls=%d", mhttp_addr(co->metrics),
+              co->cfg.http_root ? co->cfg.http_root : "-", co->tls && !co->cfg.http_plain);
         LOG_I("metrics_listening", "addr=%s", mhttp_addr(co->metrics));
     }
     if (co->cfg.on_listening)

@@ -33,6 +33,7 @@ struct coord_config {
     const char *http_listen;      /* HOST:PORT of the HTTP port (/metrics, /ws, pages), NULL = none */
     const char *http_token;       /* bearer token /metrics requires, NULL = none */
     const char *http_root;        /* directory of the static pages, NULL = none */
+    int http_plain;               /* HTTP port in plaintext despite tls_cert (loopback only) */
     const char *type_deadlines;   /* "TYPE=MS,..." default deadlines per type, NULL = none */
     const char *cache_types;      /* "TYPE,..." or "*": deterministic types whose results are cached */
     size_t cache_bytes;           /* result cache size, 0 = no cache (and no coalescing) */

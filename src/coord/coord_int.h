@@ -982,6 +982,15 @@ void conn_input(struct conn *c, const uv_buf_t *b, size_t n);
  * result of TLS (FCONN_IN_TLS, _NOT_TLS, _EOF) cuts or closes c.  Returns 1
  * when it handled rc. */
 int tlsserve_after_read(struct conn *c, int rc);
+/* wss (gateway.c): c, a gateway connection made from an HTTP port
+ * connection, goes on under t (taken), past its handshake, with out_max
+ * bytes of output. */
+void tlsserve_adopt(struct conn *c, struct tls *t, size_t out_max);
+/* Decrypts the n ciphertext bytes a gateway connection read and hands the
+ * plaintext to fn; a failed session (counted in tls_failures) or the
+ * remote's close_notify closes c. */
+void tlsserve_gw_input(struct conn *c, const uint8_t *p, size_t n,
+                       void (*fn)(struct conn *c, uint8_t *p, size_t n));
 
 void coord_state_init(struct coord *co);
 /* Frees the scheduling state (type arrays, the heaps, the task slab and

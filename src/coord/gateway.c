@@ -867,10 +867,14 @@ static void gw_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     co->n.bytes_in += (uint64_t)nread;
     co->now = now_us();
     c->last_rx_us = co->now;
-    gw_input(c, (uint8_t *)b->base, (size_t)nread);
+    if (c->io.tls)
+        tlsserve_gw_input(c, (const uint8_t *)b->base, (size_t)nread, gw_input);
+    else
+        gw_input(c, (uint8_t *)b->base, (size_t)nread);
 }
 
-int gw_upgrade(void *arg, int fd, const char *accept, const uint8_t *extra, size_t extra_len)
+int gw_upgrade(void *arg, int fd, struct tls *tls, const char *accept, const uint8_t *extra,
+               size_t extra_len)
 {
     struct coord *co = arg;
     struct gateway *G = co->gw;
@@ -894,6 +898,8 @@ int gw_upgrade(void *arg, int fd, const char *accept, const uint8_t *extra, size
     ident_nonce(g->nonce);
     co->n.gw_upgrades++;
     int refused = conn_setup(c, &G->dirty, out_max, 0);
+    if (tls)
+        tlsserve_adopt(c, tls, out_max);
     c->io.encoded = 1;
     char nb[64];
     size_t nl = b64_encode(g->nonce, sizeof(g->nonce), nb);

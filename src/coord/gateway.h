@@ -29,8 +29,11 @@ void gw_fini(struct coord *co);
  * accept and the challenge, and feeds it extra (the bytes after the request
  * head).  Returns 0 (fd taken, even when the connection is then refused with
  * an error message, e.g. over --max-conns), or -1 when fd could not be
- * opened (fd still the caller's). */
-int gw_upgrade(void *arg, int fd, const char *accept, const uint8_t *extra, size_t extra_len);
+ * opened (fd still the caller's).  tls (taken with fd; NULL: plaintext) is
+ * the wss connection's session: the connection goes on under it. */
+struct tls;
+int gw_upgrade(void *arg, int fd, struct tls *tls, const char *accept, const uint8_t *extra,
+               size_t extra_len);
 
 /* Translates the queued frames of every gateway connection with output into
  * WebSocket messages and writes them (each loop iteration, with the native

@@ -40,6 +40,7 @@
 
 #include "common/list.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "common/util.h"
 #include "common/ws.h"
 #include "p2c2r/error.h"
@@ -48,6 +49,7 @@
 #define LINGER_MS 1000u
 #define HEADER_MAX 512u        /* our answer's status line and header fields */
 #define BODY_KEEP (1u << 20)   /* m->body capacity kept between answers */
+#define UPGRADE_EXTRA_MAX (256u << 10) /* plaintext a TLS client may send after its /ws head at once */
 
 /* The charting library the dashboard (/) loads as /static/chart.js: Debian's
  * libjs-chart.js, served from where the package installs it (nothing of it
@@ -73,6 +75,8 @@ struct mconn {
     uint64_t deadline_ms; /* uv_now() by which it must make progress */
     uint8_t state, listed, reading, writing, eof, shut_done;
     uint8_t line_seen; /* the request line of the head in `in` has ended */
+    uint8_t tls_fresh; /* under TLS and no byte read yet */
+    struct tls *tls;   /* NULL = plaintext */
 };
 
 struct mhttp {
@@ -97,6 +101,7 @@ struct mhttp {
     char *root;         /* directory of static pages, NULL: none */
     mhttp_upgrade_fn upgrade;
     void *upgrade_arg;
+    struct tls_ctx *tls; /* borrowed; NULL = plaintext */
     char discard[4096]; /* where DRAINING connections read into */
 };
 
@@ -335,6 +340,7 @@ static void on_conn_closed(uv_handle_t *h)
     assert(!c->writing && c->held == 0);
     buf_fini(&c->in);
     buf_fini(&c->out);
+    tls_free(c->tls);
     free(c);
     mhttp_handle_gone(m);
 }
@@ -441,7 +447,7 @@ static void on_write(uv_write_t *req, int status)
  * connection stays open for more requests.  What the kernel takes at once
  * is never copied; the rest is copied into c->out, within the server-wide
  * MHTTP_HELD_MAX, and written from there while reading waits. */
-static void conn_send(struct mconn *c, const uv_buf_t *bufs, unsigned n, int keep)
+static void conn_send_raw(struct mconn *c, const uv_buf_t *bufs, unsigned n, int keep)
 {
     struct mhttp *m = c->m;
     uv_stream_t *s = (uv_stream_t *)&c->tcp;
@@ -497,6 +503,48 @@ static void conn_send(struct mconn *c, const uv_buf_t *bufs, unsigned n, int kee
     } else {
         conn_drain(c);
     }
+}
+
+/* Under TLS: what the session queued (handshake messages, records) goes
+ * out the plaintext way and the session's buffer is emptied. */
+static void conn_send_tls_out(struct mconn *c, int keep)
+{
+    struct buf *o = tls_out(c->tls);
+    size_t n = buf_used(o);
+    if (n == 0) {
+        if (!keep)
+            conn_drain(c);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)buf_head(o), (unsigned)n);
+    conn_send_raw(c, &b, 1, keep);
+    if (c->tls) { /* conn_send_raw copied what the kernel did not take */
+        buf_consume(o, n);
+        tls_out_done(c->tls);
+    }
+}
+
+/* Sends an answer: under TLS encrypted first, into the session's buffer
+ * (capped at one whole answer). */
+static void conn_send(struct mconn *c, const uv_buf_t *bufs, unsigned n, int keep)
+{
+    if (!c->tls) {
+        conn_send_raw(c, bufs, n, keep);
+        return;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        size_t off = 0;
+        while (off < bufs[k].len) {
+            long w = tls_write(c->tls, (const uint8_t *)bufs[k].base + off, bufs[k].len - off);
+            if (w <= 0) {
+                LOG_D("metrics_tls_write_error", "err=%s", w == 0 ? "handshake not done" : tls_error(c->tls));
+                conn_close(c);
+                return;
+            }
+            off += (size_t)w;
+        }
+    }
+    conn_send_tls_out(c, keep);
 }
 
 struct status_text {
@@ -783,15 +831,34 @@ static void conn_upgrade(struct mconn *c, const struct mhttp_req *r, size_t n)
         return;
     }
     buf_consume(&c->in, n);
+    /* Under TLS the session goes with the socket, and with it everything
+     * the client sent after its head: the plaintext already taken out of
+     * the session and what the session still holds. */
+    struct buf x;
+    buf_init(&x, (size_t)MHTTP_HEAD_MAX + UPGRADE_EXTRA_MAX);
+    int bad = buf_append(&x, buf_head(&c->in), buf_used(&c->in)) != 0;
+    while (c->tls && !bad) {
+        uint8_t *p = buf_reserve(&x, 16384);
+        int k = p ? tls_read(c->tls, p, 16384) : P2C2R_ETOOBIG;
+        if (k <= 0) {
+            bad = k < 0;
+            break;
+        }
+        buf_commit(&x, (size_t)k);
+    }
     uv_os_fd_t fd;
-    int nfd = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-    if (nfd < 0 || m->upgrade(m->upgrade_arg, nfd, accept, buf_head(&c->in), buf_used(&c->in)) != 0) {
+    int nfd = bad ? -1 : uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    const uint8_t *ex = buf_used(&x) ? buf_head(&x) : NULL; /* x may hold no memory */
+    if (nfd < 0 || m->upgrade(m->upgrade_arg, nfd, c->tls, accept, ex, buf_used(&x)) != 0) {
         if (nfd >= 0)
             close(nfd);
+        buf_fini(&x);
         buf_consume(&c->in, buf_used(&c->in));
         conn_answer(c, (struct answer){.code = 503, .minor = 1});
         return;
     }
+    buf_fini(&x);
+    c->tls = NULL; /* the callback took it */
     m->n.answers++;
     m->n.upgrades++;
     conn_close(c);
@@ -843,6 +910,59 @@ static int conn_head_ready(struct mconn *c)
 
 static void on_resume(uv_idle_t *h);
 
+/* Under TLS: decrypts what the session holds into c->in, as far as it has
+ * room (the rest stays in the session for the next call), and sends what
+ * the handshake queued.  Returns 0, or -1 when c was closed or is now
+ * writing its handshake flight (conn_process runs again after it). */
+static int conn_tls_pump(struct mconn *c)
+{
+    struct mhttp *m = c->m;
+    for (;;) {
+        size_t room = MHTTP_HEAD_MAX - buf_used(&c->in);
+        uint8_t *p = room ? buf_reserve(&c->in, room) : NULL;
+        if (!p)
+            break;
+        int k = tls_read(c->tls, p, room);
+        if (k == 0)
+            break;
+        if (k < 0) {
+            if (k == P2C2R_ETLS) {
+                m->n.tls_failures++;
+                LOG_D("metrics_tls_failed", "err=%s", tls_error(c->tls));
+                conn_send_tls_out(c, 0); /* the alert, then the end */
+            } else {
+                conn_close(c); /* close_notify */
+            }
+            return -1;
+        }
+        buf_commit(&c->in, (size_t)k);
+    }
+    if (buf_used(tls_out(c->tls)) > 0) {
+        conn_send_tls_out(c, 1);
+        if (c->state != MC_READING)
+            return -1;
+    }
+    return 0;
+}
+
+/* A client that sent plaintext to a TLS port gets one plaintext answer
+ * saying so, and the end. */
+static void conn_refuse_plain(struct mconn *c)
+{
+#define PLAIN_BODY "TLS required: this port speaks HTTPS only (https:// and wss:// URLs)\n"
+    _Static_assert(sizeof(PLAIN_BODY) - 1 == 69, "Content-Length below");
+    static const char ans[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                              "Content-Length: 69\r\nConnection: close\r\n\r\n" PLAIN_BODY;
+#undef PLAIN_BODY
+    tls_free(c->tls);
+    c->tls = NULL;
+    c->m->n.tls_plain_refused++;
+    c->m->n.answers++;
+    buf_consume(&c->in, buf_used(&c->in));
+    uv_buf_t b = uv_buf_init((char *)ans, sizeof(ans) - 1);
+    conn_send_raw(c, &b, 1, 0);
+}
+
 /* Connections with a request left in their input wait on m->pending for the
  * next loop iteration, not reading meanwhile. */
 static void conn_defer(struct mconn *c)
@@ -862,6 +982,8 @@ static void conn_defer(struct mconn *c)
 static void conn_process(struct mconn *c)
 {
     if (c->state != MC_READING)
+        return;
+    if (c->tls && conn_tls_pump(c) != 0)
         return;
     if (buf_used(&c->in) > 0 && conn_head_ready(c)) {
         struct mhttp_req r;
@@ -924,6 +1046,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
         *out = uv_buf_init(c->m->discard, sizeof(c->m->discard));
         return;
     }
+    if (c->tls) {
+        /* Ciphertext goes to the session's own buffer. */
+        size_t cap = 0;
+        uint8_t *p = tls_in_space(c->tls, 16384 + 64, &cap);
+        *out = p ? uv_buf_init((char *)p, (unsigned)cap) : uv_buf_init(NULL, 0);
+        return;
+    }
     /* Never more than fits under the head limit: a full buffer is a 431,
      * answered before the next read. */
     size_t room = MHTTP_HEAD_MAX - buf_used(&c->in);
@@ -950,7 +1079,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (nread == 0 || c->state != MC_READING)
         return;
-    buf_commit(&c->in, (size_t)nread);
+    if (c->tls) {
+        if (c->tls_fresh) {
+            c->tls_fresh = 0;
+            if ((uint8_t)b->base[0] != TLS_RECORD_HANDSHAKE) {
+                conn_refuse_plain(c);
+                return;
+            }
+        }
+        tls_in_commit(c->tls, (size_t)nread);
+    } else {
+        buf_commit(&c->in, (size_t)nread);
+    }
     conn_process(c);
 }
 
@@ -973,6 +1113,16 @@ static void on_connection(uv_stream_t *server, int status)
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
+    }
+    if (m->tls) {
+        /* One whole answer, encrypted (a record header and tag per 16 KiB). */
+        size_t out_max = (size_t)MHTTP_BODY_MAX + HEADER_MAX + MHTTP_BODY_MAX / 512 + 4096;
+        c->tls = tls_new(m->tls, NULL, out_max);
+        c->tls_fresh = 1;
+        if (!c->tls) {
+            conn_close(c);
+            return;
+        }
     }
     m->n.accepted++;
     if (m->nconns >= MHTTP_MAX_CONNS) {
@@ -1096,6 +1246,8 @@ void mhttp_set_root(struct mhttp *m, const char *dir)
     free(m->root);
     m->root = dir && *dir ? xstrdup(dir) : NULL;
 }
+
+void mhttp_set_tls(struct mhttp *m, struct tls_ctx *ctx) { m->tls = ctx; }
 
 void mhttp_set_upgrade(struct mhttp *m, mhttp_upgrade_fn fn, void *arg)
 {

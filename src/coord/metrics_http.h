@@ -97,6 +97,8 @@ struct mhttp_stats {
     uint64_t bad;        /* of those, 400, 431 and 505 */
     uint64_t timeouts;   /* connections closed for missing a deadline */
     uint64_t overloaded; /* connections closed because MHTTP_HELD_MAX was reached */
+    uint64_t tls_plain_refused; /* under TLS: plaintext requests answered 400 */
+    uint64_t tls_failures;      /* under TLS: failed handshakes and records */
     uint32_t conns;      /* connections open now (refused ones not counted) */
     size_t held;         /* answer bytes waiting for slow readers now */
 };
@@ -115,14 +117,24 @@ void mhttp_set_auth(struct mhttp *m, mhttp_auth_fn fn, void *arg);
 /* Serves static pages from dir (copied; NULL for none). */
 void mhttp_set_root(struct mhttp *m, const char *dir);
 
+/* Speaks TLS (common/tls.h) on every connection accepted from now on, with
+ * ctx (borrowed until mhttp_stop): HTTPS, and wss at /ws.  A client whose
+ * first byte opens no TLS record gets a plaintext "400 Bad Request" saying
+ * TLS is required, and the end.  NULL: plaintext. */
+struct tls_ctx;
+void mhttp_set_tls(struct mhttp *m, struct tls_ctx *ctx);
+
 /* A WebSocket upgrade of /ws, checked and answerable: fd is a duplicate of
  * the connection's socket that the callback now owns (the server closes its
- * own handle), accept is the Sec-WebSocket-Accept value for the 101 answer
+ * own handle), tls the connection's TLS session past its handshake (NULL
+ * for plaintext), which the callback owns too once it returns 0 and whose
+ * ciphertext input is all consumed (everything it held is in extra), accept is the Sec-WebSocket-Accept value for the 101 answer
  * the callback must send first, and extra[0..extra_len) the bytes the
  * client sent after its request head (borrowed for the call).  Returns 0
  * when it took fd, else nonzero, and the server answers 503 and closes fd. */
-typedef int (*mhttp_upgrade_fn)(void *arg, int fd, const char *accept, const uint8_t *extra,
-                                size_t extra_len);
+struct tls;
+typedef int (*mhttp_upgrade_fn)(void *arg, int fd, struct tls *tls, const char *accept,
+                                const uint8_t *extra, size_t extra_len);
 
 /* Hands WebSocket upgrades of /ws to fn (borrowed until mhttp_stop); without
  * it /ws is 404. */

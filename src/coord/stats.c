@@ -62,6 +62,7 @@ struct snap {
     uint64_t blob_count, blob_bytes, blob_max, cache_max;
     uint64_t mem_used, mem_limit, mem_share, mem_peak, mem_tasks, mem_blobs, mem_buffers, unauth;
     uint64_t http_answers, http_refused, http_evicted, http_unauthorized, http_timeouts; /* the HTTP port */
+    uint64_t http_tls_plain_refused, http_tls_failures; /* the HTTP port under TLS */
     struct jobs_stats js;
 };
 
@@ -100,6 +101,8 @@ static void snap_take(const struct coord *co, struct snap *s)
         s->http_evicted = h.evicted;
         s->http_unauthorized = h.unauthorized;
         s->http_timeouts = h.timeouts;
+        s->http_tls_plain_refused = h.tls_plain_refused;
+        s->http_tls_failures = h.tls_failures;
     }
     jobs_stats(co, &s->js);
 }
@@ -192,6 +195,8 @@ static const struct stat_def {
     {G_COUNTERS, K_COUNTER, "http_evicted", "p2c2r_http_evicted_total", "Idle HTTP connections closed to make room for a new one.", S(http_evicted)},
     {G_COUNTERS, K_COUNTER, "http_unauthorized", "p2c2r_http_unauthorized_total", "HTTP 401 answers (/metrics without the bearer token).", S(http_unauthorized)},
     {G_COUNTERS, K_COUNTER, "http_timeouts", "p2c2r_http_timeouts_total", "HTTP connections closed for missing a deadline (head or answer).", S(http_timeouts)},
+    {G_COUNTERS, K_COUNTER, "http_tls_plain_refused", "p2c2r_http_tls_plain_refused_total", "Plaintext HTTP requests answered 400 TLS required (the HTTP port under --tls-cert).", S(http_tls_plain_refused)},
+    {G_COUNTERS, K_COUNTER, "http_tls_failures", "p2c2r_http_tls_failures_total", "Failed TLS handshakes and records on the HTTP port.", S(http_tls_failures)},
     {G_COUNTERS, K_COUNTER, "gateway_upgrades", "p2c2r_gateway_upgrades_total", "WebSocket connections the HTTP port handed to the gateway (/ws).", N(gw_upgrades)},
     {G_COUNTERS, K_COUNTER, "gateway_messages_in", "p2c2r_gateway_messages_in_total", "WebSocket messages and control frames read by the gateway.", N(gw_messages_in)},
     {G_COUNTERS, K_COUNTER, "gateway_messages_out", "p2c2r_gateway_messages_out_total", "JSON messages the gateway sent.", N(gw_messages_out)},

@@ -9,7 +9,9 @@
  * not chain to --tls-client-ca) is counted in tls_failures and cut with the
  * TLS alert OpenSSL queued.  Nothing here blocks: the handshake advances
  * inside the connection's reads and flushes. */
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +20,32 @@
 #include "coord/coord_int.h"
 #include "p2c2r/error.h"
 
+/* Whether addr ("HOST:PORT") is a loopback address: 127.0.0.0/8 or ::1. */
+static int addr_is_loopback(const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (addr_parse(addr, &ss, &sl) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&ss)->sin6_addr);
+    return 0;
+}
+
 int tlsserve_init(struct coord *co, char *err, size_t errcap)
 {
     const struct coord_config *cfg = &co->cfg;
     list_init(&co->tls_wait);
     list_init(&co->tls_held);
+    const char *http = cfg->http_listen ? cfg->http_listen : cfg->metrics_listen;
+    if (cfg->http_plain && http && !addr_is_loopback(http)) {
+        snprintf(err, errcap, "--http-plain keeps the HTTP port in clear, so it is only for a loopback "
+                              "address (127.0.0.1:PORT or [::1]:PORT), not %s: drop --http-plain to "
+                              "serve https and wss with --tls-cert", http);
+        return P2C2R_EINVAL;
+    }
     if (!cfg->tls_cert && !cfg->tls_key && !cfg->tls_client_ca)
         return 0;
     if (!cfg->tls_cert || !cfg->tls_key) {
@@ -183,4 +206,38 @@ int tlsserve_after_read(struct conn *c, int rc)
     default:
         return 0;
     }
+}
+
+void tlsserve_adopt(struct conn *c, struct tls *t, size_t out_max)
+{
+    /* The ciphertext cap of the connection it joins (the HTTP port sized
+     * the session for one answer). */
+    tls_out(t)->max = out_max + out_max / 512 + 65536;
+    fconn_tls_attach(&c->io, t);
+    c->io.tls_fresh = 0; /* past its handshake: its next record is data */
+    c->tls_done = 1;
+}
+
+void tlsserve_gw_input(struct conn *c, const uint8_t *p, size_t n,
+                       void (*fn)(struct conn *c, uint8_t *p, size_t n))
+{
+    static _Thread_local uint8_t plain[16384]; /* one record's plaintext */
+    struct tls *t = c->io.tls;
+    tls_feed(t, p, n);
+    while (c->state < CS_DRAINING) {
+        int k = tls_read(t, plain, sizeof(plain));
+        if (k == 0)
+            break;
+        if (k < 0) {
+            if (k == P2C2R_ETLS) {
+                c->co->n.tls_failures++;
+                LOG_D("conn_tls_failed", "conn=%" PRIu64 " addr=%s err=%s", c->id, c->addr, tls_error(t));
+            }
+            tls_feed(t, NULL, 0);
+            conn_close(c);
+            return;
+        }
+        fn(c, plain, (size_t)k);
+    }
+    tls_feed(t, NULL, 0); /* what a cut left is dropped with the connection */
 }

@@ -200,7 +200,7 @@ int main(int argc, char **argv)
     int64_t cache_bytes = (int64_t)cfg.cache_bytes, cache_ttl = cfg.cache_ttl_ms;
     int64_t hedge_min_us = (int64_t)cfg.hedge_min_us, aging_ms = cfg.aging_ms;
     int64_t strikes = cfg.breaker_strikes, cooldown_ms = cfg.breaker_cooldown_ms, ping_ms = cfg.ping_ms;
-    int no_hedge = 0, no_admission = 0;
+    int no_hedge = 0, no_admission = 0, http_plain = 0;
     const char *verify = cfg.verify, *trust_pools = NULL;
     int64_t liar_ms = cfg.liar_quarantine_ms;
     int64_t mem_budget = (int64_t)cfg.mem_budget, mem_share = (int64_t)cfg.mem_share;
@@ -238,6 +238,7 @@ int main(int argc, char **argv)
         {"http", 0, OPT_STR, "HOST:PORT", 0, 0, "serve HTTP on HOST:PORT: Prometheus metrics at /metrics, the JSON/WebSocket gateway at /ws, pages from --http-root (default off)", &http},
         {"metrics-token", 0, OPT_STR, "TOKEN", 0, 0, "require 'Authorization: Bearer TOKEN' for /metrics (with credentials an operator's token is accepted too, and required without this option)", &metrics_token},
         {"http-root", 0, OPT_STR, "DIR", 0, 0, "directory of the pages served at /, /contribute, /demo and /static/NAME (default: " P2C2R_WWW_DIR " when it exists)", &http_root},
+        {"http-plain", 0, OPT_FLAG, NULL, 0, 0, "with --tls-cert, keep the HTTP port plaintext (http/ws); only for a loopback --http address", &http_plain},
         {"metrics", 'm', OPT_STR, "HOST:PORT", 0, 0, "deprecated: the same as --http HOST:PORT", &metrics},
         {"type-deadline", 0, OPT_STR, "TYPE=MS,...", 0, 0, "default deadline per task type, e.g. upscale=16,pathfind=100", &type_deadlines},
         {"cache-types", 0, OPT_STR, "TYPE,...", 0, 0, "types whose results may be cached and coalesced, when their peers declare them deterministic; '*' = all, '' = none", &cache_types, CLIOPT_DEFAULT},
@@ -346,6 +347,7 @@ int main(int argc, char **argv)
     cfg.cache_bytes = (size_t)cache_bytes;
     cfg.cache_ttl_ms = (uint32_t)cache_ttl;
     cfg.hedge = !no_hedge;
+    cfg.http_plain = http_plain;
     cfg.hedge_min_us = (uint64_t)hedge_min_us;
     cfg.aging_ms = (uint32_t)aging_ms;
     cfg.breaker_strikes = (uint32_t)strikes;

@@ -3,6 +3,7 @@ Python standard library only, for the gateway tests (docs/GATEWAY.md).
 
     ws = WS(host, port)            # handshake; ws.challenge is the first message
     ws = WS(host, port, path, challenge=False)   # any other WebSocket server
+    ws = WS(host, port, tls=ssl_context)          # wss
     ws.send_json({...}); ws.recv_json()
     ws.send_binary(b"..."); op, payload = ws.recv()
 """
@@ -10,8 +11,10 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import socket
 import struct
+import time
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -26,8 +29,10 @@ class Closed(Exception):
 
 
 class WS:
-    def __init__(self, host, port, path="/ws", timeout=10.0, handshake=True, challenge=True):
+    def __init__(self, host, port, path="/ws", timeout=10.0, handshake=True, challenge=True, tls=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:  # wss: tls is an ssl.SSLContext trusting the server's CA
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.challenge = None
@@ -154,3 +159,33 @@ def b64(b):
 
 def unb64(s):
     return base64.b64decode(s.encode(), validate=True)
+
+
+def wait_started(d, ready, log_path, who, timeout=30):
+    """Waits for a p2c2rd started with --ready-file ready and its log at
+    log_path (--http and --log-level info): returns (addr, http host, http port)."""
+    end = time.time() + timeout
+    while not os.path.exists(ready) and time.time() < end and d.poll() is None:
+        time.sleep(0.05)
+    if not os.path.exists(ready):
+        raise SystemExit("%s: p2c2rd did not become ready:\n%s" % (who, open(log_path, errors="replace").read()))
+    addr = open(ready).read().strip()
+    http = None
+    while http is None and time.time() < end:
+        for line in open(log_path, errors="replace"):
+            if "event=http_listening addr=" in line:
+                http = line.split("event=http_listening addr=")[1].split()[0]
+        time.sleep(0.05)
+    host, port = http.rsplit(":", 1)
+    return addr, host, int(port)
+
+
+def stop_started(d, *others):
+    """SIGTERM to p2c2rd d and the processes others; returns d's exit status."""
+    for p in (d,) + others:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    rc = d.wait(30)
+    for p in others:
+        p.wait(30)
+    return rc

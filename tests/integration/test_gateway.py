@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -34,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gwclient import WS, Closed, b64, unb64, OP_TEXT, OP_BINARY, OP_PING, OP_PONG, OP_CLOSE  # noqa: E402
+from gwclient import WS, Closed, b64, unb64, wait_started, stop_started, OP_TEXT, OP_BINARY, OP_PING, OP_PONG, OP_CLOSE  # noqa: E402
 
 FAILS = []
 CHECKS = [0]
@@ -90,20 +89,7 @@ class Env:
              "--tokens", tokens, "--hello-timeout", "1500", "--max-output", "262144", "--ping-interval", "300",
              "--verify", "wsq=quorum2,*=none", "--log-level", "info"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.time() + 30
-        while not os.path.exists(self.ready) and time.time() < end and self.d.poll() is None:
-            time.sleep(0.05)
-        if not os.path.exists(self.ready):
-            raise SystemExit("test_gateway: p2c2rd did not become ready")
-        self.addr = open(self.ready).read().strip()
-        self.http = None
-        while self.http is None and time.time() < end:
-            for line in open(self.log_path, errors="replace"):
-                if "event=http_listening addr=" in line:
-                    self.http = line.split("event=http_listening addr=")[1].split()[0]
-            time.sleep(0.05)
-        self.host, port = self.http.rsplit(":", 1)
-        self.port = int(port)
+        self.addr, self.host, self.port = wait_started(self.d, self.ready, self.log_path, "test_gateway")
         self.peer = subprocess.Popen(
             [peer_bin, "--coordinator", self.addr, "--types", "echo,sha256", "--slots", "4", "--token", "ptok",
              "--key", os.path.join(self.tmp, "peer.key"), "--log-level", "warn"],
@@ -130,12 +116,7 @@ class Env:
         return m["stats"]
 
     def stop(self):
-        for p in (self.peer, self.d):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        rc = self.d.wait(30)
-        self.peer.wait(30)
-        return rc
+        return stop_started(self.d, self.peer)
 
 
 def expect_refusal(w, code, status, what):
