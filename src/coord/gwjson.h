@@ -31,6 +31,7 @@ enum gw_kind {
     GW_TASK_RESULT,
     GW_HEARTBEAT,
     GW_STATS_REQUEST,
+    GW_BLOB_PUT,
     GW_KINDS
 };
 
@@ -86,6 +87,10 @@ struct gw_msg {
     uint32_t exec_us;
     /* heartbeat: new slots (0: unchanged) */
     uint32_t credit;
+    /* task_submit "blobs": nblobs SHA-256 hashes.  blob_put uses tid (its
+     * request_id), data and data_frame. */
+    uint8_t blobs[PROTO_MAX_BLOBS * PROTO_HASH_LEN];
+    uint8_t nblobs;
 };
 
 /* Decodes the text message t[0..n).  Returns 0 with *out filled (release
