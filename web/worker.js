@@ -5,8 +5,9 @@
  *
  * Messages from the page:
  *   {kind: "run", id, type, params, data, blobs}
- *        data: the input, base64 (as task_assign carries it); params: an
- *        object of strings; blobs: [Uint8Array] the task references
+ *        data: the input, a Uint8Array (binary_inputs) or base64 (as
+ *        task_assign's data carries it); params: an object of strings;
+ *        blobs: [Uint8Array] the task references
  * to the page:
  *   {kind: "ready", types: [{name, version}]}        once the module loaded
  *   {kind: "failed", error}      the module did not load, or trapped (then the
@@ -57,7 +58,8 @@ self.onmessage = (ev) => {
         return;
     let r;
     try {
-        r = runner.run(m.type, m.params, fromBase64(m.data), m.blobs || []);
+        const input = typeof m.data === "string" ? fromBase64(m.data) : m.data;
+        r = runner.run(m.type, m.params, input, m.blobs || []);
     } catch (e) {
         /* A trap in the module (out of memory): the task failed, and the
          * module's state is no longer to be trusted, so this worker asks to

@@ -62,7 +62,7 @@ struct gw {
     struct buf pre;  /* the 101 answer and the challenge, before anything else */
     uint8_t nonce[IDENT_NONCE_LEN];
     uint8_t pk[IDENT_PK_LEN];
-    uint8_t key_ok, binary_results;
+    uint8_t key_ok, binary_results, binary_inputs;
     uint8_t reg_pending; /* ROLE_RENTER / ROLE_PEER: its registration is not answered yet */
     char name[PROTO_MAX_NAME + 1];
     struct gw_msg *pend; /* waiting for its binary message */
@@ -359,16 +359,17 @@ static int put_params(struct buf *o, const uint8_t *p, size_t n)
 static int tr_assign(struct conn *c, struct buf *o, const struct frame_hdr *h, const uint8_t *b)
 {
     struct msg_task m;
-    (void)c;
+    int binary = c->gw->binary_inputs;
     if (proto_parse_task(b, h->body_len, &m) != 0)
         return 0;
     int rc = 0;
     size_t start = msg_begin(o, &rc);
     rc |= gw_printf(o, "{\"msg_type\":\"task_assign\",\"task_id\":\"%" PRIu64 "\",\"task_type\":", h->req_id);
     rc |= gw_put_str(o, (const char *)m.type.p, m.type.len);
-    rc |= gw_printf(o, ",\"priority\":%u,\"deadline_ms\":%u,\"min_version\":%u,\"data\":", m.priority,
-                    m.deadline_ms, m.min_version);
-    rc |= gw_put_b64(o, m.input.p, m.input.len);
+    rc |= gw_printf(o, ",\"priority\":%u,\"deadline_ms\":%u,\"min_version\":%u,%s", m.priority,
+                    m.deadline_ms, m.min_version, binary ? "\"data_frame\":true" : "\"data\":");
+    if (!binary)
+        rc |= gw_put_b64(o, m.input.p, m.input.len);
     rc |= gw_printf(o, ",\"params\":");
     rc |= put_params(o, m.params.p, m.params.len);
     if (m.nblobs) {
@@ -384,7 +385,7 @@ static int tr_assign(struct conn *c, struct buf *o, const struct frame_hdr *h, c
     if (rc)
         return -1;
     msg_end(o, start, WS_OP_TEXT);
-    return 0;
+    return binary ? put_binary(o, m.input.p, m.input.len) : 0;
 }
 
 static int tr_frame(struct conn *c, struct buf *o, const struct frame_hdr *h, const uint8_t *b)
@@ -577,6 +578,7 @@ static int on_peer_register(struct conn *c, const struct gw_msg *m)
     }
     memcpy(g->pk, m->key, IDENT_PK_LEN);
     g->key_ok = 1;
+    g->binary_inputs = m->binary_inputs;
     if (hello(c, m, ROLE_PEER) != 0)
         return -1;
     struct msg_register r;

@@ -582,6 +582,7 @@ static int dec_peer_register(const struct jv *o, struct gw_msg *m, char *err, si
     if ((rc = get_str(o, "peer_id", 0, PROTO_MAX_NAME, &m->name, err, errcap)) ||
         (rc = get_str(o, "token", 0, PROTO_MAX_TOKEN, &m->token, err, errcap)) ||
         (rc = get_uint(o, "slots", 1, 65535, 1, &slots, err, errcap)) ||
+        (rc = get_bool(o, "binary_inputs", 0, &m->binary_inputs, err, errcap)) ||
         (rc = get_b64_fixed(o, "key", m->key, sizeof(m->key), err, errcap)) ||
         (rc = get_b64_fixed(o, "signature", m->sig, sizeof(m->sig), err, errcap)))
         return rc;

@@ -62,6 +62,7 @@ struct gw_msg {
     struct gw_str name;  /* client_id / peer_id */
     struct gw_str token;
     uint8_t binary_results; /* gamer_register */
+    uint8_t binary_inputs;  /* peer_register: task_assign data as binary messages */
     /* task_submit */
     struct gw_str task_type;
     struct gw_str data;     /* base64 text */

@@ -245,8 +245,9 @@ def t_renter_native_peer(env):
     w.close()
 
 
-def peer_loop(w, handler, stop):
-    """Runs a WebSocket peer until stop is set: handler(msg) -> reply or None."""
+def peer_loop(w, handler, stop, on_binary=None):
+    """Runs a WebSocket peer until stop is set: handler(msg) and on_binary(bytes)
+    -> a reply (a dict as JSON, bytes as a binary message), a list of them, or None."""
     w.sock.settimeout(0.2)
     while not stop.is_set():
         try:
@@ -255,10 +256,9 @@ def peer_loop(w, handler, stop):
             continue
         except (Closed, OSError):
             return
-        if op == OP_TEXT:
-            r = handler(json.loads(p))
-            if r is not None:
-                w.send_json(r)
+        r = handler(json.loads(p)) if op == OP_TEXT else on_binary(p) if op == OP_BINARY and on_binary else None
+        for x in r if isinstance(r, list) else [r] if r is not None else []:
+            w.send_binary(x) if isinstance(x, bytes) else w.send_json(x)
 
 
 def cli(env, *args, inp=b""):
@@ -429,6 +429,59 @@ def t_blobs(env):
         co.log.close()
         log = open(co.log_path, errors="replace").read()
         check("ERROR: AddressSanitizer" not in log and "runtime error:" not in log, "sanitizer report (quota)")
+
+
+def t_binary_inputs(env):
+    """A peer registered with binary_inputs gets each task_assign's input as the
+    next binary message (no 'data'); a blob stays a text message before it."""
+    w = env.ws()
+    w.send_json(Key().register(w.challenge, peer_id="wsbin", token="ptok", slots=2, binary_inputs=True,
+                               task_types=[{"name": "wsbin", "version": 1}]))
+    m = w.recv_json()
+    check(m.get("success") is True, "binary_inputs peer registered %r" % m)
+    seen = []
+    blobs = {}
+    pending = []
+
+    def handle(msg):
+        if msg["msg_type"] == "blob":
+            blobs[msg["hash"]] = unb64(msg["data"])
+        elif msg["msg_type"] == "task_assign":
+            pending.append(msg)
+
+    def on_binary(p):
+        a = pending.pop() if pending else None
+        seen.append((a, p))
+        if a is None:
+            return None
+        out = p[::-1] + b"".join(blobs[h] for h in a.get("blobs", []))
+        return [{"msg_type": "task_result", "task_id": a["task_id"], "success": True, "result_frame": True}, out]
+    stop = threading.Event()
+    th = threading.Thread(target=peer_loop, args=(w, handle, stop, on_binary))
+    th.start()
+    try:
+        data = os.urandom(200000)
+        rc, out, err = cli(env, "wsbin", inp=data)
+        check(rc == 0 and out == data[::-1], "binary_inputs: native renter served byte-exact: rc %d %s" % (rc, err))
+        a = seen[-1][0] if seen else {}
+        check(a.get("data_frame") is True and "data" not in a and a.get("task_type") == "wsbin",
+              "task_assign with data_frame %r" % a)
+        blobf = os.path.join(env.tmp, "binblob.bin")
+        bdata = os.urandom(3000)
+        open(blobf, "wb").write(bdata)
+        rc, out, err = cli(env, "wsbin", "-b", "k=" + blobf, inp=b"abc")
+        check(rc == 0 and out == b"cba" + bdata, "binary_inputs with a blob: rc %d %s" % (rc, err))
+        # A WebSocket renter, an empty input: still one binary message.
+        r = env.renter("gbin")
+        r.send_json({"msg_type": "task_submit", "task_id": "z", "task_type": "wsbin", "data": ""})
+        m = r.recv_json()
+        check(m.get("success") is True and unb64(m["result"]) == b"" and seen and seen[-1][1] == b"",
+              "binary_inputs with an empty input %r" % m)
+        r.close()
+    finally:
+        stop.set()
+        th.join()
+        w.close()
 
 
 def t_quorum(env):
@@ -635,7 +688,8 @@ def main():
     try:
         if not check(wait_peers(env, 1), "the native peer registered"):
             return 1
-        for t in (t_handshake, t_renter_native_peer, t_blobs, t_ws_peer_native_renter, t_quorum, t_refusals):
+        for t in (t_handshake, t_renter_native_peer, t_blobs, t_ws_peer_native_renter, t_binary_inputs, t_quorum,
+                  t_refusals):
             print("test_gateway:", t.__name__, flush=True)
             try:
                 t(env)

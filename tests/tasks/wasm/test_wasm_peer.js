@@ -3,8 +3,9 @@
  * page's own code (web/contribute.js, the session; web/worker.js in a Web
  * Worker shim, node_worker.js, that loads its scripts and the module from
  * the gateway's /static/) registers as a peer over /ws; a WebSocket renter
- * submits every successful case of wasm_cases.js (except those with blobs,
- * which a gateway renter cannot upload).  The coordinator runs with
+ * submits every successful case of wasm_cases.js (except those with blobs).
+ * The page takes its inputs as binary messages (binary_inputs); a second
+ * session of the same code with base64 inputs runs one case of each type.  The coordinator runs with
  * --verify '*=quorum2' and one native local peer, so every task runs on
  * both peers and is delivered only when their outputs are equal: each
  * result must come back verified and equal to the native driver's bytes.
@@ -32,10 +33,15 @@ const MAX_FRAME = 4 << 20;
 
 /* A peer made of the page's own code, in this process. */
 class NodePeer {
+    constructor(opts) {
+        this.opts = opts || {};
+    }
+
     async start(http) {
         this.session = new ContributeSession({
             url: `ws://${http}/ws`, peerId: "node-tab", slots: 2, WebSocket, crypto: globalThis.crypto,
             makeWorker: () => new NodeWebWorker(`http://${http}/static/worker.js`), heartbeatMs: 200,
+            ...this.opts,
         });
         await this.session.start();
     }
@@ -276,6 +282,12 @@ async function main() {
             console.log(`FAIL browser peer: ${st.failed} failures, ${st.heartbeats} heartbeats`);
             bad++;
         }
+        /* The page registers with binary_inputs: every input came as a
+         * binary WebSocket message, none as base64. */
+        if (!(st.binaryInputs >= todo.length)) {
+            console.log(`FAIL ${st.binaryInputs} inputs came as binary messages, expected ${todo.length}`);
+            bad++;
+        }
         if (chromium) {
             if (st.shown !== String(st.done) || !st.shownState.startsWith("running")) {
                 console.log(`FAIL the page shows ${st.shown} tasks done, state '${st.shownState}'`);
@@ -330,6 +342,46 @@ async function main() {
             bad++;
         } else {
             console.log(`the page answered ${seenBusy} time(s) while its worker ran a whole demo frame`);
+        }
+        if (!chromium) {
+            /* The same page code with binaryInputs false (base64 inputs), one
+             * case of each type, beside the binary one. */
+            const b64peer = new NodePeer({peerId: "node-tab-b64", binaryInputs: false});
+            await b64peer.start(http);
+            let sb = null;
+            await until("the base64 peer to register", () => sb && sb.state === "running", 60000,
+                        async () => { sb = await b64peer.stats(); });
+            await peer.stop();
+            const some = todo.filter((t, i) => todo.findIndex((u) => u.c.type === t.c.type) === i);
+            some.forEach((t, i) => renter.send(JSON.stringify({
+                msg_type: "task_submit", task_id: "b64-" + i, task_type: t.c.type,
+                data: t.c.input.toString("base64"), params: t.c.params, no_cache: true})));
+            const got = new Map();
+            await until("the base64 peer's outcomes", () => {
+                while (inbox.length) {
+                    const m = inbox.shift();
+                    if (String(m.task_id).startsWith("b64-"))
+                        got.set(m.task_id, m);
+                }
+                return got.size === some.length;
+            }, TIMEOUT_MS);
+            some.forEach((t, i) => {
+                const m = got.get("b64-" + i);
+                const out = m.success ? Buffer.from(m.result || "", "base64") : null;
+                if (!out || m.verified !== true || Buffer.compare(out, t.native) !== 0) {
+                    console.log(`FAIL base64 inputs, ${t.c.name}: ${JSON.stringify(m).slice(0, 300)}`);
+                    bad++;
+                }
+            });
+            sb = await b64peer.stats();
+            if (sb.done < some.length || sb.binaryInputs !== 0 || sb.failed !== 0) {
+                console.log(`FAIL the base64 peer ran ${sb.done}/${some.length}, ${sb.binaryInputs} binary inputs, ` +
+                            `${sb.failed} failures`);
+                bad++;
+            } else {
+                console.log(`base64 inputs (binaryInputs false): ${some.length} types verified, equal to native`);
+            }
+            peer = b64peer;
         }
         console.log(`${todo.length} tasks in ${Date.now() - t0} ms; browser peer: ${st.done} done, ` +
                     `${st.heartbeats} heartbeats`);
