@@ -9,7 +9,9 @@
  * binary_inputs, unless opts.binaryInputs is false: then base64), answers
  * with task_result, sends a heartbeat
  * every few seconds, keeps the blobs the coordinator sends (bounded), and
- * reconnects after a dropped connection.  Everything it does is counted in
+ * reconnects after a dropped connection.  A task_cancel of a running task
+ * terminates its worker (the executors have no cancel flag in WebAssembly)
+ * and starts a fresh one in its slot.  Everything it does is counted in
  * session.stats, which the page shows.
  *
  * The session takes its environment as options (WebSocket, a worker
@@ -59,6 +61,7 @@
             this.stats = {
                 state: "stopped", message: "", peerNum: null, connects: 0, started: null,
                 done: 0, failed: 0, cancelled: 0, ms: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, binaryInputs: 0,
+                cancelStops: 0, /* workers terminated to stop a cancelled task */
                 perType: {}, log: [],
             };
             this.workers = [];
@@ -167,7 +170,14 @@
                 w.busy = null;
                 w.onmessage = (ev) => {
                     const m = ev.data;
+                    if (w.retired)
+                        return; /* terminated for a cancel: what it still says is moot */
                     if (m.kind === "ready") {
+                        if (this.stopped && this.types) {
+                            w.terminate(); /* a replacement that finished loading after stop() */
+                            resolve();
+                            return;
+                        }
                         this.types = this.types || m.types;
                         this.workers[i] = w;
                         resolve();
@@ -301,8 +311,10 @@
                 const before = this.queue.length;
                 this.queue = this.queue.filter((t) => String(t.task_id) !== id);
                 const r = this.running.get(id);
-                if (r)
+                if (r) {
                     r.cancelled = true; /* its result will not be sent */
+                    this.stopWorker(id);
+                }
                 if (r || this.queue.length !== before) {
                     this.stats.cancelled++;
                     this.update();
@@ -331,6 +343,25 @@
             default:
                 break; /* newer messages this page does not know */
             }
+        }
+
+        /* Stops the task id where it runs: WebAssembly cannot be interrupted
+         * from outside, so its worker is terminated and a fresh one (the
+         * module compiled again) takes its slot; the slot is busy until it
+         * is ready. */
+        stopWorker(id) {
+            const i = this.workers.findIndex((w) => w && w.busy === id);
+            if (i < 0)
+                return;
+            const w = this.workers[i];
+            w.retired = true;
+            w.terminate();
+            this.workers[i] = null;
+            this.running.delete(id);
+            this.stats.cancelStops++;
+            this.note(`task ${id} cancelled: its worker ${i} stopped and replaced`);
+            if (!this.stopped)
+                this.spawnWorker(i).catch((e) => this.fail(String(e.message)));
         }
 
         heartbeat() {

@@ -15,6 +15,8 @@
  *   {kind: "done", id, ok, result, bytes, code, error, ms}
  *        result: the output, base64; bytes: its length; code: a p2c2r
  *        error name when !ok
+ * A cancelled task is not told to the worker: the page terminates it (the
+ * module cannot be interrupted) and starts a new one.
  * The files it loads sit beside it (the gateway serves them under /static/). */
 "use strict";
 

@@ -5,7 +5,9 @@
  * the gateway's /static/) registers as a peer over /ws; a WebSocket renter
  * submits every successful case of wasm_cases.js (except those with blobs).
  * The page takes its inputs as binary messages (binary_inputs); a second
- * session of the same code with base64 inputs runs one case of each type.  The coordinator runs with
+ * session of the same code with base64 inputs runs one case of each type.
+ * A long frame cancelled while it runs stops in the page (its worker is
+ * replaced), judged by the page's counters.  The coordinator runs with
  * --verify '*=quorum2' and one native local peer, so every task runs on
  * both peers and is delivered only when their outputs are equal: each
  * result must come back verified and equal to the native driver's bytes.
@@ -48,7 +50,8 @@ class NodePeer {
 
     async stats() {
         const s = this.session;
-        return {...s.stats, types: s.types, busy: s.workers.filter((w) => w && w.busy).length};
+        return {...s.stats, types: s.types, busy: s.workers.filter((w) => w && w.busy).length,
+                ready: s.workers.filter((w) => w && !w.busy).length, slots: s.slots};
     }
 
     async stop() {
@@ -117,6 +120,7 @@ class ChromiumPeer {
     async stats() {
         return this.eval(`(() => { const s = window.p2c2rSession; if (!s) return {state: "none", perType: {}};
             return {...s.stats, types: s.types, busy: s.workers.filter((w) => w && w.busy).length,
+                    ready: s.workers.filter((w) => w && !w.busy).length, slots: s.slots,
                     shown: document.getElementById("done").textContent,
                     shownState: document.getElementById("state").textContent}; })()`);
     }
@@ -159,6 +163,19 @@ async function until(what, pred, ms, poll) {
             throw new Error("timed out waiting for " + what);
         await sleep(poll ? 100 : 20);
     }
+}
+
+/* The renter's outcome of task id (other messages in inbox are dropped). */
+async function outcomeOf(inbox, id) {
+    let m = null;
+    await until(`the outcome of ${id}`, () => m, TIMEOUT_MS, async () => {
+        while (inbox.length && !m) {
+            const x = inbox.shift();
+            if (x.task_id === id)
+                m = x;
+        }
+    });
+    return m;
 }
 
 async function main() {
@@ -302,14 +319,7 @@ async function main() {
         renter.send(JSON.stringify({msg_type: "task_submit", task_id: "big", task_type: "upscale",
             data: fs.readFileSync(path.join(root, "examples/images/demo.png")).toString("base64"),
             params: "scale=16\nformat=raw\n", no_cache: true}));
-        let big = null;
-        await until("the oversized result", () => big, TIMEOUT_MS, async () => {
-            while (inbox.length && !big) {
-                const m = inbox.shift();
-                if (m.task_id === "big")
-                    big = m;
-            }
-        });
+        const big = await outcomeOf(inbox, "big");
         st = await peer.stats();
         if (big.success !== false || big.error_code !== "ETOOBIG" || st.connects !== 1 || st.state !== "running" ||
             st.failed < 1) { /* the coordinator may try the page more than once (the native peer fails it too) */
@@ -342,6 +352,53 @@ async function main() {
             bad++;
         } else {
             console.log(`the page answered ${seenBusy} time(s) while its worker ran a whole demo frame`);
+        }
+        /* A cancelled task stops in the page: a long frame (minutes of work
+         * in the module) is cancelled while it runs; the page terminates
+         * that worker and starts a fresh one, judged by its counters: one
+         * cancel stop, no raytrace finished, every slot has an idle worker
+         * again, and the fresh worker then runs a task correctly. */
+        {
+            st = await peer.stats();
+            const rtDone = (s) => (s.perType.raytrace || {done: 0}).done;
+            const before = {cancelled: st.cancelled, stops: st.cancelStops, rt: rtDone(st)};
+            renter.send(JSON.stringify({msg_type: "task_submit", task_id: "cancel-me", task_type: "raytrace",
+                data: frame.toString("base64"), params: "spp=512\n", no_cache: true}));
+            await until("the page to run the long task", () => st.busy > 0, TIMEOUT_MS,
+                        async () => { st = await peer.stats(); });
+            renter.send(JSON.stringify({msg_type: "task_cancel", task_id: "cancel-me"}));
+            let outcome = null;
+            await until("the cancelled task's worker to be replaced", () => outcome &&
+                        st.cancelStops === before.stops + 1 && st.busy === 0 && st.ready === st.slots,
+                        TIMEOUT_MS, async () => {
+                st = await peer.stats();
+                while (inbox.length) {
+                    const m = inbox.shift();
+                    if (m.task_id === "cancel-me")
+                        outcome = m;
+                }
+            });
+            if (outcome.success !== false || outcome.error_code !== "ECANCELLED" ||
+                st.cancelled !== before.cancelled + 1 || rtDone(st) !== before.rt) {
+                console.log(`FAIL cancel: ${JSON.stringify(outcome).slice(0, 200)}; page cancelled ` +
+                            `${before.cancelled} -> ${st.cancelled}, raytrace done ${before.rt} -> ${rtDone(st)}`);
+                bad++;
+            }
+            const rt = todo.find((t) => t.c.type === "raytrace");
+            renter.send(JSON.stringify({msg_type: "task_submit", task_id: "after-cancel", task_type: "raytrace",
+                data: rt.c.input.toString("base64"), params: rt.c.params, no_cache: true}));
+            const after = await outcomeOf(inbox, "after-cancel");
+            st = await peer.stats();
+            const out = after.success ? Buffer.from(after.result || "", "base64") : null;
+            if (!out || after.verified !== true || Buffer.compare(out, rt.native) !== 0 ||
+                rtDone(st) !== before.rt + 1) {
+                console.log(`FAIL after the cancel: ${JSON.stringify(after).slice(0, 200)}, raytrace done ` +
+                            `${rtDone(st)}`);
+                bad++;
+            } else {
+                console.log(`a cancelled long frame stopped in the page (${st.cancelStops} worker stop(s), ` +
+                            `${st.ready}/${st.slots} workers idle), then a fresh worker ran ${rt.c.name}`);
+            }
         }
         if (!chromium) {
             /* The same page code with binaryInputs false (base64 inputs), one
