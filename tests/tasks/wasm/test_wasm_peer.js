@@ -3,7 +3,8 @@
  * page's own code (web/contribute.js, the session; web/worker.js in a Web
  * Worker shim, node_worker.js, that loads its scripts and the module from
  * the gateway's /static/) registers as a peer over /ws; a WebSocket renter
- * submits every successful case of wasm_cases.js (except those with blobs).
+ * submits every successful case of wasm_cases.js, their blobs (a map, a mesh)
+ * uploaded first with blob_put.
  * The page takes its inputs as binary messages (binary_inputs); a second
  * session of the same code with base64 inputs runs one case of each type.
  * A long frame cancelled while it runs stops in the page (its worker is
@@ -245,16 +246,35 @@ async function main() {
 
         const todo = [];
         for (const c of cases(root, dataDir)) {
-            if (c.blobs.length)
-                continue;
             const n = runNative(driver, work, c);
             if (!n.ok)
                 continue; /* error cases: test_wasm_exec compares those */
             todo.push({c, native: n.output});
         }
-        todo.forEach((t, i) => renter.send(JSON.stringify({
-            msg_type: "task_submit", task_id: i, task_type: t.c.type, data: t.c.input.toString("base64"),
-            params: t.c.params, no_cache: true})));
+        /* The cases' blobs (a map, a mesh) go up first with blob_put; each
+         * blob_ack's hash is the blob's SHA-256, named in the task's blobs. */
+        const blobs = [...new Set(todo.flatMap((t) => t.c.blobs))];
+        blobs.forEach((b, k) => renter.send(JSON.stringify({msg_type: "blob_put", request_id: "blob-" + k,
+                                                            data: b.toString("base64")})));
+        const acks = new Map();
+        await until("every blob_ack", () => {
+            while (inbox.length) {
+                const m = inbox.shift();
+                acks.set(m.request_id, m);
+            }
+            return acks.size === blobs.length;
+        }, 30000);
+        blobs.forEach((b, k) => {
+            const m = acks.get("blob-" + k);
+            const want = require("crypto").createHash("sha256").update(b).digest("hex");
+            if (m.msg_type !== "blob_ack" || m.hash !== want)
+                throw new Error("blob_put: " + JSON.stringify(m));
+        });
+        const hashOf = (b) => acks.get("blob-" + blobs.indexOf(b)).hash;
+        const submit = (t, id) => renter.send(JSON.stringify({
+            msg_type: "task_submit", task_id: id, task_type: t.c.type, data: t.c.input.toString("base64"),
+            params: t.c.params, no_cache: true, ...(t.c.blobs.length ? {blobs: t.c.blobs.map(hashOf)} : {})}));
+        todo.forEach((t, i) => submit(t, i));
         const outcome = new Map();
         const t0 = Date.now();
         await until("every outcome", () => {
@@ -410,9 +430,7 @@ async function main() {
                         async () => { sb = await b64peer.stats(); });
             await peer.stop();
             const some = todo.filter((t, i) => todo.findIndex((u) => u.c.type === t.c.type) === i);
-            some.forEach((t, i) => renter.send(JSON.stringify({
-                msg_type: "task_submit", task_id: "b64-" + i, task_type: t.c.type,
-                data: t.c.input.toString("base64"), params: t.c.params, no_cache: true})));
+            some.forEach((t, i) => submit(t, "b64-" + i));
             const got = new Map();
             await until("the base64 peer's outcomes", () => {
                 while (inbox.length) {
