@@ -5,9 +5,13 @@
  * signature (WebCrypto; the key pair is kept in IndexedDB so the tab keeps
  * its reputation), registers the types the WebAssembly module runs, hands
  * each task_assign to a free Web Worker (worker.js, one task at a time per
- * worker, one worker per slot), answers with task_result, sends a heartbeat
+ * worker, one worker per slot; inputs come as binary WebSocket messages,
+ * binary_inputs, unless opts.binaryInputs is false: then base64), answers
+ * with task_result, sends a heartbeat
  * every few seconds, keeps the blobs the coordinator sends (bounded), and
- * reconnects after a dropped connection.  Everything it does is counted in
+ * reconnects after a dropped connection.  A task_cancel of a running task
+ * terminates its worker (the executors have no cancel flag in WebAssembly)
+ * and starts a fresh one in its slot.  Everything it does is counted in
  * session.stats, which the page shows.
  *
  * The session takes its environment as options (WebSocket, a worker
@@ -49,13 +53,15 @@
         /* opts: url (ws://host/ws), token, peerId, slots, WebSocket,
          * makeWorker() -> a Worker, crypto (WebCrypto), keyStore {load(),
          * save(keyPair)} (optional), onUpdate(session), heartbeatMs,
-         * capabilities. */
+         * capabilities, binaryInputs (default true: register with
+         * binary_inputs, task inputs as binary messages; false: base64). */
         constructor(opts) {
             this.opts = opts;
             this.slots = Math.max(1, Math.min(64, opts.slots | 0 || 1));
             this.stats = {
                 state: "stopped", message: "", peerNum: null, connects: 0, started: null,
-                done: 0, failed: 0, cancelled: 0, ms: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0,
+                done: 0, failed: 0, cancelled: 0, ms: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, binaryInputs: 0,
+                cancelStops: 0, /* workers terminated to stop a cancelled task */
                 perType: {}, log: [],
             };
             this.workers = [];
@@ -65,6 +71,8 @@
             this.blobs = new Map();   /* hex -> Uint8Array, oldest first */
             this.blobBytes = 0;
             this.gen = 0;             /* connection generation: results of older ones are dropped */
+            this.binaryInputs = opts.binaryInputs !== false;
+            this.awaiting = null;     /* a task_assign whose input is the next (binary) message */
             this.ws = null;
             this.stopped = true;
             this.fatal = false;
@@ -162,7 +170,14 @@
                 w.busy = null;
                 w.onmessage = (ev) => {
                     const m = ev.data;
+                    if (w.retired)
+                        return; /* terminated for a cancel: what it still says is moot */
                     if (m.kind === "ready") {
+                        if (this.stopped && this.types) {
+                            w.terminate(); /* a replacement that finished loading after stop() */
+                            resolve();
+                            return;
+                        }
                         this.types = this.types || m.types;
                         this.workers[i] = w;
                         resolve();
@@ -197,7 +212,16 @@
                 if (gen !== this.gen)
                     return;
                 if (typeof ev.data !== "string") {
-                    this.note("unexpected binary message ignored");
+                    const t = this.awaiting;
+                    this.awaiting = null;
+                    if (!t) {
+                        this.note("unexpected binary message ignored");
+                        return;
+                    }
+                    t.bytes = new Uint8Array(ev.data);
+                    this.stats.binaryInputs++;
+                    this.queue.push(t);
+                    this.pump();
                     return;
                 }
                 let m;
@@ -216,6 +240,7 @@
                 clearInterval(this.heartbeatTimer);
                 /* The coordinator hands this connection's tasks to other peers. */
                 this.queue = [];
+                this.awaiting = null;
                 this.running.clear();
                 this.stats.peerNum = null;
                 if (this.stopped)
@@ -254,6 +279,8 @@
                 };
                 if (this.opts.token)
                     reg.token = this.opts.token;
+                if (this.binaryInputs)
+                    reg.binary_inputs = true;
                 this.send(reg);
                 break;
             }
@@ -272,6 +299,10 @@
                 this.heartbeatTimer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs || HEARTBEAT_MS);
                 break;
             case "task_assign":
+                if (m.data_frame) {
+                    this.awaiting = m; /* its input is the next message (binary_inputs) */
+                    break;
+                }
                 this.queue.push(m);
                 this.pump();
                 break;
@@ -280,8 +311,10 @@
                 const before = this.queue.length;
                 this.queue = this.queue.filter((t) => String(t.task_id) !== id);
                 const r = this.running.get(id);
-                if (r)
+                if (r) {
                     r.cancelled = true; /* its result will not be sent */
+                    this.stopWorker(id);
+                }
                 if (r || this.queue.length !== before) {
                     this.stats.cancelled++;
                     this.update();
@@ -310,6 +343,25 @@
             default:
                 break; /* newer messages this page does not know */
             }
+        }
+
+        /* Stops the task id where it runs: WebAssembly cannot be interrupted
+         * from outside, so its worker is terminated and a fresh one (the
+         * module compiled again) takes its slot; the slot is busy until it
+         * is ready. */
+        stopWorker(id) {
+            const i = this.workers.findIndex((w) => w && w.busy === id);
+            if (i < 0)
+                return;
+            const w = this.workers[i];
+            w.retired = true;
+            w.terminate();
+            this.workers[i] = null;
+            this.running.delete(id);
+            this.stats.cancelStops++;
+            this.note(`task ${id} cancelled: its worker ${i} stopped and replaced`);
+            if (!this.stopped)
+                this.spawnWorker(i).catch((e) => this.fail(String(e.message)));
         }
 
         heartbeat() {
@@ -343,8 +395,9 @@
                 }
                 w.busy = id;
                 this.running.set(id, {task: t, gen: this.gen});
-                this.stats.bytesIn += Math.floor((t.data || "").length * 3 / 4);
-                w.postMessage({kind: "run", id, type: t.task_type, params: t.params || {}, data: t.data || "", blobs});
+                this.stats.bytesIn += t.bytes ? t.bytes.length : Math.floor((t.data || "").length * 3 / 4);
+                w.postMessage({kind: "run", id, type: t.task_type, params: t.params || {}, data: t.bytes || t.data || "",
+                               blobs});
             }
         }
 

@@ -5,8 +5,9 @@
  *
  * Messages from the page:
  *   {kind: "run", id, type, params, data, blobs}
- *        data: the input, base64 (as task_assign carries it); params: an
- *        object of strings; blobs: [Uint8Array] the task references
+ *        data: the input, a Uint8Array (binary_inputs) or base64 (as
+ *        task_assign's data carries it); params: an object of strings;
+ *        blobs: [Uint8Array] the task references
  * to the page:
  *   {kind: "ready", types: [{name, version}]}        once the module loaded
  *   {kind: "failed", error}      the module did not load, or trapped (then the
@@ -14,6 +15,8 @@
  *   {kind: "done", id, ok, result, bytes, code, error, ms}
  *        result: the output, base64; bytes: its length; code: a p2c2r
  *        error name when !ok
+ * A cancelled task is not told to the worker: the page terminates it (the
+ * module cannot be interrupted) and starts a new one.
  * The files it loads sit beside it (the gateway serves them under /static/). */
 "use strict";
 
@@ -57,7 +60,8 @@ self.onmessage = (ev) => {
         return;
     let r;
     try {
-        r = runner.run(m.type, m.params, fromBase64(m.data), m.blobs || []);
+        const input = typeof m.data === "string" ? fromBase64(m.data) : m.data;
+        r = runner.run(m.type, m.params, input, m.blobs || []);
     } catch (e) {
         /* A trap in the module (out of memory): the task failed, and the
          * module's state is no longer to be trusted, so this worker asks to

@@ -2,10 +2,10 @@
  *
  * Input: bytes are split into WebSocket messages (common/ws.h); each text
  * message is decoded (gwjson.h), checked against the connection's role, and
- * turned into one binary frame (HELLO, PEER_REGISTER, SUBMIT, CANCEL,
- * RESULT, CREDIT, STATS_REQ) given to conn_dispatch, the native handler
- * table.  A task_submit with data_frame (a task_result with result_frame)
- * waits for the binary message that carries its bytes.
+ * turned into one binary frame (HELLO, PEER_REGISTER, SUBMIT, BLOB_PUT,
+ * CANCEL, RESULT, CREDIT, STATS_REQ) given to conn_dispatch, the native
+ * handler table.  A task_submit or blob_put with data_frame (a task_result
+ * with result_frame) waits for the binary message that carries its bytes.
  *
  * Output: the coordinator queues binary frames for a gateway connection as
  * for any other (conn_frame, conn_send); the connection's output list is
@@ -14,7 +14,8 @@
  * when the renter asked for them).  GW_RAW frames carry WebSocket bytes
  * that go out as they are (a pong), so their order with the rest is kept.
  *
- * Renter task ids: the renter's task_id (any JSON string or integer) is
+ * Renter task ids: the renter's task_id (any JSON string or integer; a
+ * blob_put's request_id likewise, its slot marked blob) is
  * kept in a slot of a per-connection table and the slot's id (generation
  * << 32 | index) is the native ticket, so a DELIVER finds the task_id in
  * O(1); the table holds at most max_inflight + GW_TID_SLACK slots.
@@ -44,6 +45,7 @@ struct gw_tid {
     uint64_t submit_us;
     uint32_t gen, next;
     uint8_t used, len;
+    uint8_t blob; /* a blob_put's request_id, not a task_id */
     char text[GW_MAX_ID + 3];
 };
 
@@ -60,7 +62,7 @@ struct gw {
     struct buf pre;  /* the 101 answer and the challenge, before anything else */
     uint8_t nonce[IDENT_NONCE_LEN];
     uint8_t pk[IDENT_PK_LEN];
-    uint8_t key_ok, binary_results;
+    uint8_t key_ok, binary_results, binary_inputs;
     uint8_t reg_pending; /* ROLE_RENTER / ROLE_PEER: its registration is not answered yet */
     char name[PROTO_MAX_NAME + 1];
     struct gw_msg *pend; /* waiting for its binary message */
@@ -124,6 +126,7 @@ static int tid_alloc(struct gw *g, const struct gw_msg *m, uint64_t now, uint32_
     struct gw_tid *t = &g->tids[i];
     g->free_tid = t->next;
     t->used = 1;
+    t->blob = m->kind == GW_BLOB_PUT;
     t->gen++;
     t->submit_us = now;
     t->len = m->tid_len;
@@ -265,7 +268,8 @@ static int tr_rejected(struct conn *c, struct buf *o, const struct frame_hdr *h,
         return 0;
     int rc = 0;
     size_t start = msg_begin(o, &rc);
-    rc |= gw_printf(o, "{\"msg_type\":\"task_rejected\",\"task_id\":%.*s,\"error\":\"%s\",\"reason\":", t->len,
+    rc |= gw_printf(o, "{\"msg_type\":\"%s\",\"%s\":%.*s,\"error\":\"%s\",\"reason\":",
+                    t->blob ? "blob_rejected" : "task_rejected", t->blob ? "request_id" : "task_id", t->len,
                     t->text, p2c2r_errname(-(int)e.code));
     rc |= gw_put_str(o, (const char *)e.text.p, e.text.len);
     rc |= gw_printf(o, "}");
@@ -355,16 +359,17 @@ static int put_params(struct buf *o, const uint8_t *p, size_t n)
 static int tr_assign(struct conn *c, struct buf *o, const struct frame_hdr *h, const uint8_t *b)
 {
     struct msg_task m;
-    (void)c;
+    int binary = c->gw->binary_inputs;
     if (proto_parse_task(b, h->body_len, &m) != 0)
         return 0;
     int rc = 0;
     size_t start = msg_begin(o, &rc);
     rc |= gw_printf(o, "{\"msg_type\":\"task_assign\",\"task_id\":\"%" PRIu64 "\",\"task_type\":", h->req_id);
     rc |= gw_put_str(o, (const char *)m.type.p, m.type.len);
-    rc |= gw_printf(o, ",\"priority\":%u,\"deadline_ms\":%u,\"min_version\":%u,\"data\":", m.priority,
-                    m.deadline_ms, m.min_version);
-    rc |= gw_put_b64(o, m.input.p, m.input.len);
+    rc |= gw_printf(o, ",\"priority\":%u,\"deadline_ms\":%u,\"min_version\":%u,%s", m.priority,
+                    m.deadline_ms, m.min_version, binary ? "\"data_frame\":true" : "\"data\":");
+    if (!binary)
+        rc |= gw_put_b64(o, m.input.p, m.input.len);
     rc |= gw_printf(o, ",\"params\":");
     rc |= put_params(o, m.params.p, m.params.len);
     if (m.nblobs) {
@@ -380,7 +385,7 @@ static int tr_assign(struct conn *c, struct buf *o, const struct frame_hdr *h, c
     if (rc)
         return -1;
     msg_end(o, start, WS_OP_TEXT);
-    return 0;
+    return binary ? put_binary(o, m.input.p, m.input.len) : 0;
 }
 
 static int tr_frame(struct conn *c, struct buf *o, const struct frame_hdr *h, const uint8_t *b)
@@ -430,6 +435,18 @@ static int tr_frame(struct conn *c, struct buf *o, const struct frame_hdr *h, co
         start = msg_begin(o, &rc);
         rc |= gw_printf(o, "{\"msg_type\":\"task_cancel\",\"task_id\":\"%" PRIu64 "\"}", h->req_id);
         break;
+    case MSG_BLOB_OK: {
+        struct gw_tid *t = tid_find(g, h->req_id);
+        if (!t || h->body_len != PROTO_HASH_LEN)
+            return 0;
+        char hx[2 * PROTO_HASH_LEN + 1];
+        hex_encode(b, PROTO_HASH_LEN, hx);
+        start = msg_begin(o, &rc);
+        rc |= gw_printf(o, "{\"msg_type\":\"blob_ack\",\"request_id\":%.*s,\"hash\":\"%s\"}", t->len, t->text,
+                        hx);
+        tid_release(g, t);
+        break;
+    }
     case MSG_BLOB_DATA: {
         if (h->body_len < PROTO_HASH_LEN)
             return 0;
@@ -447,7 +464,7 @@ static int tr_frame(struct conn *c, struct buf *o, const struct frame_hdr *h, co
         return h->body_len <= WS_CONTROL_MAX && (buf_append(o, hdr, hl) || buf_append(o, b, h->body_len)) ? -1 : 0;
     }
     default:
-        return 0; /* ACCEPTED (never asked for), PONG, BLOB_OK: nothing to say */
+        return 0; /* ACCEPTED (never asked for), PONG: nothing to say */
     }
     if (rc)
         return -1;
@@ -561,6 +578,7 @@ static int on_peer_register(struct conn *c, const struct gw_msg *m)
     }
     memcpy(g->pk, m->key, IDENT_PK_LEN);
     g->key_ok = 1;
+    g->binary_inputs = m->binary_inputs;
     if (hello(c, m, ROLE_PEER) != 0)
         return -1;
     struct msg_register r;
@@ -603,22 +621,57 @@ static long b64_len(const char *s, size_t n)
     return l;
 }
 
+/* The length of m's input: len when it came as a binary message (in), else
+ * its base64 data's.  -1 when m's data is not base64 or the input is over
+ * max_body: the connection is cut and the slot released. */
+static long input_len(struct conn *c, const struct gw_msg *m, uint32_t slot, const uint8_t *in, size_t len)
+{
+    struct gw *g = c->gw;
+    struct coord *co = c->co;
+    long dl = in ? (long)len : b64_len(m->data.p, m->data.len);
+    if (dl < 0 || (size_t)dl > co->cfg.max_body) {
+        tid_release(g, &g->tids[slot]);
+        if (dl < 0) {
+            co->n.gw_bad++;
+            conn_fail(c, P2C2R_EINVAL, "%s 'data' is not base64 (RFC 4648, with padding)", gw_kind_name(m->kind));
+        } else {
+            conn_fail(c, P2C2R_ETOOBIG, "%s input of %ld bytes over the limit of %u", gw_kind_name(m->kind), dl,
+                      co->cfg.max_body);
+        }
+        return -1;
+    }
+    return dl;
+}
+
+/* Writes m's input (in[0..len), or its data decoded: dl bytes) at dst.
+ * Returns 0, or -1 when the base64 does not decode (cut, slot released). */
+static int input_put(struct conn *c, const struct gw_msg *m, uint32_t slot, const uint8_t *in, size_t len,
+                     uint8_t *dst, long dl)
+{
+    if (in) {
+        memcpy(dst, in, len);
+        return 0;
+    }
+    if (b64_decode(m->data.p, m->data.len, dst) == dl)
+        return 0;
+    tid_release(c->gw, &c->gw->tids[slot]);
+    c->co->n.gw_bad++;
+    conn_fail(c, P2C2R_EINVAL, "%s 'data' is not base64 (RFC 4648, with padding)", gw_kind_name(m->kind));
+    return -1;
+}
+
 /* Sends the SUBMIT of m (ticket: its task_id slot) with input in[0..len),
  * or with m->data decoded when in is NULL. */
 static int submit(struct conn *c, const struct gw_msg *m, uint32_t slot, const uint8_t *in, size_t len)
 {
     struct gw *g = c->gw;
     struct coord *co = c->co;
-    long dl = in ? (long)len : b64_len(m->data.p, m->data.len);
-    if (dl < 0) {
-        tid_release(g, &g->tids[slot]);
-        co->n.gw_bad++;
-        conn_fail(c, P2C2R_EINVAL, "task_submit 'data' is not base64 (RFC 4648, with padding)");
+    long dl = input_len(c, m, slot, in, len);
+    if (dl < 0)
         return -1;
-    }
     size_t tl = m->task_type.len;
-    size_t n = proto_task_size_ext(tl, m->params_len, 0, 0, (size_t)dl);
-    if ((size_t)dl > co->cfg.max_body || n > co->cfg.max_body) {
+    size_t n = proto_task_size_ext(tl, m->params_len, m->nblobs, 0, (size_t)dl);
+    if (n > co->cfg.max_body) {
         tid_release(g, &g->tids[slot]);
         conn_fail(c, P2C2R_ETOOBIG, "task input of %ld bytes over the limit of %u", dl, co->cfg.max_body);
         return -1;
@@ -630,16 +683,26 @@ static int submit(struct conn *c, const struct gw_msg *m, uint32_t slot, const u
         return -1;
     size_t hl = proto_put_task_head_ext(b, m->task_type.p, tl, m->min_version, m->deadline_ms, m->priority,
                                         m->no_cache ? PROTO_TASK_F_NOCACHE : 0, m->params, m->params_len,
-                                        NULL, 0, NULL, (uint32_t)dl);
-    if (in) {
-        memcpy(b + hl, in, len);
-    } else if (b64_decode(m->data.p, m->data.len, b + hl) != dl) {
-        tid_release(g, &g->tids[slot]);
-        co->n.gw_bad++;
-        conn_fail(c, P2C2R_EINVAL, "task_submit 'data' is not base64 (RFC 4648, with padding)");
+                                        m->nblobs ? m->blobs : NULL, m->nblobs, NULL, (uint32_t)dl);
+    if (input_put(c, m, slot, in, len, b + hl, dl) != 0)
         return -1;
-    }
     return gw_dispatch(c, MSG_SUBMIT, tid_ticket(g, slot), b, n);
+}
+
+/* Sends the BLOB_PUT of m (ticket: its request_id slot): the native
+ * handler stores it (the memory budget, the account's blob quota) and
+ * answers BLOB_OK or REJECTED, written as blob_ack or blob_rejected. */
+static int blob_put(struct conn *c, const struct gw_msg *m, uint32_t slot, const uint8_t *in, size_t len)
+{
+    long dl = input_len(c, m, slot, in, len);
+    if (dl < 0)
+        return -1;
+    struct buf *s = &c->co->gw->scratch;
+    buf_consume(s, buf_used(s));
+    uint8_t *b = buf_reserve(s, (size_t)dl + 3);
+    if (!b || input_put(c, m, slot, in, len, b, dl) != 0)
+        return -1;
+    return gw_dispatch(c, MSG_BLOB_PUT, tid_ticket(c->gw, slot), b, (size_t)dl);
 }
 
 static int result(struct conn *c, const struct gw_msg *m, const uint8_t *out, size_t len)
@@ -678,7 +741,8 @@ static int kind_allowed(const struct conn *c, int kind)
     if (c->state == CS_HELLO)
         return kind == GW_GAMER_REGISTER || kind == GW_PEER_REGISTER;
     if (c->role == ROLE_RENTER)
-        return kind == GW_TASK_SUBMIT || kind == GW_TASK_CANCEL || kind == GW_STATS_REQUEST;
+        return kind == GW_TASK_SUBMIT || kind == GW_TASK_CANCEL || kind == GW_STATS_REQUEST ||
+               kind == GW_BLOB_PUT;
     return c->peer && (kind == GW_TASK_RESULT || kind == GW_HEARTBEAT);
 }
 
@@ -711,7 +775,8 @@ static int on_text(struct conn *c, const char *p, size_t n)
     case GW_PEER_REGISTER:
         rc = on_peer_register(c, m);
         break;
-    case GW_TASK_SUBMIT: {
+    case GW_TASK_SUBMIT:
+    case GW_BLOB_PUT: {
         uint32_t slot;
         if (tid_alloc(g, m, co->now, &slot) != 0) {
             conn_fail(c, P2C2R_ELIMIT, "more than %u tasks outstanding or refused unread", g->tid_max);
@@ -723,13 +788,13 @@ static int on_text(struct conn *c, const char *p, size_t n)
             g->pend_tid = slot;
             return 0;
         }
-        rc = submit(c, m, slot, NULL, 0);
+        rc = m->kind == GW_BLOB_PUT ? blob_put(c, m, slot, NULL, 0) : submit(c, m, slot, NULL, 0);
         break;
     }
     case GW_TASK_CANCEL:
         for (uint32_t i = 0; i < g->ntids; i++) {
             struct gw_tid *t = &g->tids[i];
-            if (t->used && t->len == m->tid_len && memcmp(t->text, m->tid, t->len) == 0) {
+            if (t->used && !t->blob && t->len == m->tid_len && memcmp(t->text, m->tid, t->len) == 0) {
                 rc = gw_dispatch(c, MSG_CANCEL, tid_ticket(g, i), NULL, 0);
                 break;
             }
@@ -767,12 +832,14 @@ static int on_binary(struct conn *c, const uint8_t *p, size_t n)
     struct gw_msg *m = g->pend;
     if (!m) {
         c->co->n.gw_bad++;
-        conn_fail(c, P2C2R_EPROTO, "binary message without a task_submit data_frame or task_result "
-                                   "result_frame before it");
+        conn_fail(c, P2C2R_EPROTO, "binary message without a task_submit or blob_put data_frame or a "
+                                   "task_result result_frame before it");
         return -1;
     }
     g->pend = NULL;
-    int rc = m->kind == GW_TASK_SUBMIT ? submit(c, m, g->pend_tid, p, n) : result(c, m, p, n);
+    int rc = m->kind == GW_TASK_SUBMIT ? submit(c, m, g->pend_tid, p, n)
+             : m->kind == GW_BLOB_PUT  ? blob_put(c, m, g->pend_tid, p, n)
+                                       : result(c, m, p, n);
     gw_msg_free(m);
     free(m);
     return rc;

@@ -361,32 +361,32 @@ static int get_b64_fixed(const struct jv *o, const char *key, uint8_t *out, size
 
 static int id_char_ok(unsigned char ch) { return ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\'; }
 
-/* task_id: a non-negative integer (up to 2^53, exact in every JSON
- * implementation) or a string of 1..GW_MAX_ID printable ASCII characters
- * other than '"' and '\'. */
-static int get_task_id(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
+/* An id field (task_id, request_id): a non-negative integer (up to 2^53,
+ * exact in every JSON implementation) or a string of 1..GW_MAX_ID printable
+ * ASCII characters other than '"' and '\'. */
+static int get_id(const struct jv *o, const char *key, struct gw_msg *m, char *err, size_t errcap)
 {
-    struct jv v = jv_get(o, "task_id");
+    struct jv v = jv_get(o, key);
     if (v.t == JV_NONE)
-        return BAD("field 'task_id' is missing");
+        return BAD("field '%s' is missing", key);
     if (v.t == JV_INT) {
         if (v.i < 0 || v.i > (long long)1 << 53)
-            return BAD("field 'task_id' must be an integer in 0..2^53 or a string");
+            return BAD("field '%s' must be an integer in 0..2^53 or a string", key);
         m->tid_len = (uint8_t)snprintf(m->tid, sizeof(m->tid), "%lld", v.i);
         m->tid_is_num = 1;
         m->tid_num = (uint64_t)v.i;
         return 0;
     }
     if (v.t != JV_STR)
-        return BAD("field 'task_id' must be a string or an integer");
+        return BAD("field '%s' must be a string or an integer", key);
     if (v.len == 0 || v.len > GW_MAX_ID)
-        return BAD("field 'task_id' must be 1..%d characters", GW_MAX_ID);
+        return BAD("field '%s' must be 1..%d characters", key, GW_MAX_ID);
     int digits = v.len <= 20;
     uint64_t num = 0;
     for (size_t k = 0; k < v.len; k++) {
         unsigned char ch = (unsigned char)v.s[k];
         if (!id_char_ok(ch))
-            return BAD("field 'task_id' must be printable ASCII without '\"' or '\\'");
+            return BAD("field '%s' must be printable ASCII without '\"' or '\\'", key);
         if (ch < '0' || ch > '9' || num > (UINT64_MAX - (ch - '0')) / 10)
             digits = 0;
         else
@@ -398,6 +398,48 @@ static int get_task_id(const struct jv *o, struct gw_msg *m, char *err, size_t e
     m->tid_len = (uint8_t)(v.len + 2);
     m->tid_is_num = (uint8_t)digits;
     m->tid_num = num;
+    return 0;
+}
+
+static int get_task_id(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    return get_id(o, "task_id", m, err, errcap);
+}
+
+static int hex_digit(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* task_submit "blobs": an array of 0..PROTO_MAX_BLOBS SHA-256 hashes, each
+ * 64 hex digits.  An array: only from jansson (the fast parser leaves
+ * arrays to it). */
+static int get_blobs(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    struct jv v = jv_get(o, "blobs");
+    if (absent(&v))
+        return 0;
+    if (v.t != JV_ARR || json_array_size(v.j) > PROTO_MAX_BLOBS)
+        return BAD("field 'blobs' must be an array of 0..%d blob hashes (64 hex digits each)", PROTO_MAX_BLOBS);
+    for (size_t i = 0; i < json_array_size(v.j); i++) {
+        struct jv e = jv_of(json_array_get(v.j, i));
+        if (e.t != JV_STR || e.len != 2 * PROTO_HASH_LEN)
+            return BAD("'blobs' entries must be SHA-256 hashes of 64 hex digits (blob_ack's 'hash')");
+        uint8_t *h = m->blobs + i * PROTO_HASH_LEN;
+        for (size_t k = 0; k < PROTO_HASH_LEN; k++) {
+            int hi = hex_digit((unsigned char)e.s[2 * k]), lo = hex_digit((unsigned char)e.s[2 * k + 1]);
+            if (hi < 0 || lo < 0)
+                return BAD("'blobs' entries must be SHA-256 hashes of 64 hex digits (blob_ack's 'hash')");
+            h[k] = (uint8_t)(hi << 4 | lo);
+        }
+    }
+    m->nblobs = (uint8_t)json_array_size(v.j);
     return 0;
 }
 
@@ -485,7 +527,7 @@ static int dec_task_submit(const struct jv *o, struct gw_msg *m, char *err, size
         (rc = get_uint(o, "deadline_ms", 0, UINT32_MAX, 0, &dl, err, errcap)) ||
         (rc = get_uint(o, "min_version", 0, UINT32_MAX, 0, &ver, err, errcap)) ||
         (rc = get_bool(o, "no_cache", 0, &m->no_cache, err, errcap)) ||
-        (rc = get_bool(o, "verify", 1, &verify, err, errcap)))
+        (rc = get_bool(o, "verify", 1, &verify, err, errcap)) || (rc = get_blobs(o, m, err, errcap)))
         return rc;
     if (m->data_frame && m->data.p)
         return BAD("task_submit carries 'data' or 'data_frame': true, not both");
@@ -514,6 +556,20 @@ static int dec_task_submit(const struct jv *o, struct gw_msg *m, char *err, size
     return 0;
 }
 
+static int dec_blob_put(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
+{
+    int rc;
+    if ((rc = get_id(o, "request_id", m, err, errcap)) ||
+        (rc = get_bool(o, "data_frame", 0, &m->data_frame, err, errcap)) ||
+        (rc = get_str(o, "data", 0, SIZE_MAX, &m->data, err, errcap)))
+        return rc;
+    if (m->data_frame && m->data.p)
+        return BAD("blob_put carries 'data' or 'data_frame': true, not both");
+    if (!m->data_frame && !m->data.p)
+        return BAD("blob_put needs 'data' (base64) or 'data_frame': true");
+    return 0;
+}
+
 static int dec_task_cancel(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
     return get_task_id(o, m, err, errcap);
@@ -526,6 +582,7 @@ static int dec_peer_register(const struct jv *o, struct gw_msg *m, char *err, si
     if ((rc = get_str(o, "peer_id", 0, PROTO_MAX_NAME, &m->name, err, errcap)) ||
         (rc = get_str(o, "token", 0, PROTO_MAX_TOKEN, &m->token, err, errcap)) ||
         (rc = get_uint(o, "slots", 1, 65535, 1, &slots, err, errcap)) ||
+        (rc = get_bool(o, "binary_inputs", 0, &m->binary_inputs, err, errcap)) ||
         (rc = get_b64_fixed(o, "key", m->key, sizeof(m->key), err, errcap)) ||
         (rc = get_b64_fixed(o, "signature", m->sig, sizeof(m->sig), err, errcap)))
         return rc;
@@ -647,6 +704,7 @@ static const struct {
     [GW_TASK_RESULT] = {"task_result", dec_task_result},
     [GW_HEARTBEAT] = {"heartbeat", dec_heartbeat},
     [GW_STATS_REQUEST] = {"stats_request", dec_stats_request},
+    [GW_BLOB_PUT] = {"blob_put", dec_blob_put},
 };
 
 const char *gw_kind_name(int kind) { return kind >= 0 && kind < GW_KINDS ? kinds[kind].name : "?"; }

@@ -31,6 +31,7 @@ enum gw_kind {
     GW_TASK_RESULT,
     GW_HEARTBEAT,
     GW_STATS_REQUEST,
+    GW_BLOB_PUT,
     GW_KINDS
 };
 
@@ -61,6 +62,7 @@ struct gw_msg {
     struct gw_str name;  /* client_id / peer_id */
     struct gw_str token;
     uint8_t binary_results; /* gamer_register */
+    uint8_t binary_inputs;  /* peer_register: task_assign data as binary messages */
     /* task_submit */
     struct gw_str task_type;
     struct gw_str data;     /* base64 text */
@@ -86,6 +88,10 @@ struct gw_msg {
     uint32_t exec_us;
     /* heartbeat: new slots (0: unchanged) */
     uint32_t credit;
+    /* task_submit "blobs": nblobs SHA-256 hashes.  blob_put uses tid (its
+     * request_id), data and data_frame. */
+    uint8_t blobs[PROTO_MAX_BLOBS * PROTO_HASH_LEN];
+    uint8_t nblobs;
 };
 
 /* Decodes the text message t[0..n).  Returns 0 with *out filled (release

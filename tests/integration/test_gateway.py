@@ -74,24 +74,35 @@ class Key:
         return m
 
 
+class Coord:
+    """A p2c2rd in tmp/name (--listen and --http on port 0) with extra args."""
+    def __init__(self, p2c2rd, tmp, name, args):
+        self.ready = os.path.join(tmp, name + ".ready")
+        self.log_path = os.path.join(tmp, name + ".log")
+        self.log = open(self.log_path, "wb")
+        self.d = subprocess.Popen(
+            [p2c2rd, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ready-file", self.ready, *args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.addr, self.host, self.port = wait_started(self.d, self.ready, self.log_path, "test_gateway")
+        self.http = "%s:%d" % (self.host, self.port)
+
+
 class Env:
     def __init__(self, p2c2rd, peer_bin, cli):
         self.tmp = tempfile.mkdtemp(prefix="p2c2r-gw-")
+        self.p2c2rd = p2c2rd
         self.cli = cli
         tokens = os.path.join(self.tmp, "tokens")
         with open(tokens, "w") as f:
             f.write("renter:rtok\npeer:ptok\noperator:otok\n")
-        self.ready = os.path.join(self.tmp, "ready")
-        self.log_path = os.path.join(self.tmp, "p2c2rd.log")
-        self.log = open(self.log_path, "wb")
-        self.d = subprocess.Popen(
-            [p2c2rd, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ready-file", self.ready,
-             "--tokens", tokens, "--hello-timeout", "1500", "--max-output", "262144", "--ping-interval", "300",
-             "--verify", "wsq=quorum2,*=none", "--log-level", "info"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.addr, self.host, self.port = wait_started(self.d, self.ready, self.log_path, "test_gateway")
+        co = Coord(p2c2rd, self.tmp, "p2c2rd",
+                   ["--tokens", tokens, "--hello-timeout", "1500", "--max-output", "262144", "--ping-interval",
+                    "300", "--verify", "wsq=quorum2,*=none", "--log-level", "info"])
+        self.d, self.log, self.log_path = co.d, co.log, co.log_path
+        self.addr, self.http, self.host, self.port = co.addr, co.http, co.host, co.port
         self.peer = subprocess.Popen(
-            [peer_bin, "--coordinator", self.addr, "--types", "echo,sha256", "--slots", "4", "--token", "ptok",
+            [peer_bin, "--coordinator", self.addr, "--types", "echo,sha256,pathfind", "--slots", "4",
+             "--token", "ptok",
              "--key", os.path.join(self.tmp, "peer.key"), "--log-level", "warn"],
             stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -216,8 +227,9 @@ def t_renter_native_peer(env):
     w.close()
 
 
-def peer_loop(w, handler, stop):
-    """Runs a WebSocket peer until stop is set: handler(msg) -> reply or None."""
+def peer_loop(w, handler, stop, on_binary=None):
+    """Runs a WebSocket peer until stop is set: handler(msg) and on_binary(bytes)
+    -> a reply (a dict as JSON, bytes as a binary message), a list of them, or None."""
     w.sock.settimeout(0.2)
     while not stop.is_set():
         try:
@@ -226,10 +238,9 @@ def peer_loop(w, handler, stop):
             continue
         except (Closed, OSError):
             return
-        if op == OP_TEXT:
-            r = handler(json.loads(p))
-            if r is not None:
-                w.send_json(r)
+        r = handler(json.loads(p)) if op == OP_TEXT else on_binary(p) if op == OP_BINARY and on_binary else None
+        for x in r if isinstance(r, list) else [r] if r is not None else []:
+            w.send_binary(x) if isinstance(x, bytes) else w.send_json(x)
 
 
 def cli(env, *args, inp=b""):
@@ -326,6 +337,134 @@ def t_ws_peer_native_renter(env):
         w.close()
 
 
+ARENA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tasks", "pathfind", "data", "arena.map")
+
+
+def t_blobs(env):
+    """blob_put -> blob_ack, a task_submit naming the blob: a pathfind over an
+    uploaded map, byte-exact with a native renter's (the CLI's --blob)."""
+    w = env.renter("gb")
+    mapb = open(ARENA, "rb").read()
+    hx = hashlib.sha256(mapb).hexdigest()
+    w.send_json({"msg_type": "blob_put", "request_id": "map-1", "data": b64(mapb)})
+    m = w.recv_json()
+    check(m == {"msg_type": "blob_ack", "request_id": "map-1", "hash": hx}, "blob_ack %r" % m)
+    # data_frame: the bytes as a binary message; an integer request_id
+    other = os.urandom(70000)
+    w.send_json({"msg_type": "blob_put", "request_id": 9, "data_frame": True})
+    w.send_binary(other)
+    m = w.recv_json()
+    check(m == {"msg_type": "blob_ack", "request_id": 9, "hash": hashlib.sha256(other).hexdigest()},
+          "blob_ack of a data_frame blob %r" % m)
+    queries = b"queries 3\n19 26 19 29\n44 30 43 28\n3 45 39 11\n"
+    w.send_json({"msg_type": "task_submit", "task_id": "pf", "task_type": "pathfind", "data": b64(queries),
+                 "params": {"map": hx}, "blobs": [hx], "no_cache": True})
+    m = w.recv_json()
+    got = unb64(m["result"]) if m.get("success") else None
+    mapf = os.path.join(env.tmp, "arena.map")
+    shutil.copyfile(ARENA, mapf)
+    rc, want, err = cli(env, "pathfind", "-b", "map=" + mapf, inp=queries)
+    check(rc == 0 and want and want.split(b"\n")[2].startswith(b"51.84062043 "), "native pathfind: rc %d %s %r"
+          % (rc, err, want))
+    check(m.get("msg_type") == "result_delivery" and got == want,
+          "pathfind over a blob_put map, byte-exact with the native renter %r" % m)
+    # a hash the store does not hold: task_rejected ENOBLOB, the connection stays
+    nohx = hashlib.sha256(b"never uploaded").hexdigest()
+    w.send_json({"msg_type": "task_submit", "task_id": "nb", "task_type": "pathfind", "data": b64(queries),
+                 "params": {"map": nohx}, "blobs": [nohx]})
+    m = w.recv_json()
+    check(m.get("msg_type") == "task_rejected" and m.get("task_id") == "nb" and m.get("error") == "ENOBLOB",
+          "task_submit naming an unknown blob %r" % m)
+    w.send_json({"msg_type": "task_submit", "task_id": "e", "task_type": "echo", "data": b64(b"after")})
+    m = w.recv_json()
+    check(m.get("success") is True and unb64(m["result"]) == b"after", "served after ENOBLOB %r" % m)
+    w.close()
+    # An account's blob quota: blob_rejected ELIMIT, the connection stays open.
+    acct = os.path.join(env.tmp, "accounts")
+    hl = subprocess.run([env.p2c2rd, "--hash-token"], input=b"quota-renter-token-0123456789",
+                        capture_output=True, timeout=30).stdout.decode().strip()
+    with open(acct, "w") as f:
+        f.write("[tier small]\nbase = unlimited\nblob_bytes = 4k\n\n[account small]\nrole = renter\n%s\n"
+                "tier = small\n" % hl)
+    co = Coord(env.p2c2rd, env.tmp, "quota", ["--accounts", acct, "--log-level", "info"])
+    try:
+        q = WS(co.host, co.port)
+        q.send_json({"msg_type": "gamer_register", "client_id": "q", "token": "quota-renter-token-0123456789"})
+        m = q.recv_json()
+        check(m.get("status") == "ok", "quota renter registered %r" % m)
+        small = os.urandom(1000)
+        q.send_json({"msg_type": "blob_put", "request_id": "s", "data": b64(small)})
+        m = q.recv_json()
+        check(m == {"msg_type": "blob_ack", "request_id": "s", "hash": hashlib.sha256(small).hexdigest()},
+              "blob_ack within the quota %r" % m)
+        q.send_json({"msg_type": "blob_put", "request_id": "big", "data": b64(os.urandom(8000))})
+        m = q.recv_json()
+        check(m.get("msg_type") == "blob_rejected" and m.get("request_id") == "big" and m.get("error") == "ELIMIT"
+              and "blob_bytes" in m.get("reason", ""), "blob over the account's quota %r" % m)
+        q.send_json({"msg_type": "blob_put", "request_id": "s2", "data": b64(small)})
+        m = q.recv_json()
+        check(m.get("msg_type") == "blob_ack" and m.get("request_id") == "s2", "served after blob_rejected %r" % m)
+        q.close()
+    finally:
+        check(stop_started(co.d) == 0, "quota p2c2rd exit status")
+        co.log.close()
+        log = open(co.log_path, errors="replace").read()
+        check("ERROR: AddressSanitizer" not in log and "runtime error:" not in log, "sanitizer report (quota)")
+
+
+def t_binary_inputs(env):
+    """A peer registered with binary_inputs gets each task_assign's input as the
+    next binary message (no 'data'); a blob stays a text message before it."""
+    w = env.ws()
+    w.send_json(Key().register(w.challenge, peer_id="wsbin", token="ptok", slots=2, binary_inputs=True,
+                               task_types=[{"name": "wsbin", "version": 1}]))
+    m = w.recv_json()
+    check(m.get("success") is True, "binary_inputs peer registered %r" % m)
+    seen = []
+    blobs = {}
+    pending = []
+
+    def handle(msg):
+        if msg["msg_type"] == "blob":
+            blobs[msg["hash"]] = unb64(msg["data"])
+        elif msg["msg_type"] == "task_assign":
+            pending.append(msg)
+
+    def on_binary(p):
+        a = pending.pop() if pending else None
+        seen.append((a, p))
+        if a is None:
+            return None
+        out = p[::-1] + b"".join(blobs[h] for h in a.get("blobs", []))
+        return [{"msg_type": "task_result", "task_id": a["task_id"], "success": True, "result_frame": True}, out]
+    stop = threading.Event()
+    th = threading.Thread(target=peer_loop, args=(w, handle, stop, on_binary))
+    th.start()
+    try:
+        data = os.urandom(200000)
+        rc, out, err = cli(env, "wsbin", inp=data)
+        check(rc == 0 and out == data[::-1], "binary_inputs: native renter served byte-exact: rc %d %s" % (rc, err))
+        a = seen[-1][0] if seen else {}
+        check(a.get("data_frame") is True and "data" not in a and a.get("task_type") == "wsbin",
+              "task_assign with data_frame %r" % a)
+        blobf = os.path.join(env.tmp, "binblob.bin")
+        bdata = os.urandom(3000)
+        open(blobf, "wb").write(bdata)
+        rc, out, err = cli(env, "wsbin", "-b", "k=" + blobf, inp=b"abc")
+        check(rc == 0 and out == b"cba" + bdata, "binary_inputs with a blob: rc %d %s" % (rc, err))
+        # A WebSocket renter, an empty input: still one binary message.
+        r = env.renter("gbin")
+        r.send_json({"msg_type": "task_submit", "task_id": "z", "task_type": "wsbin", "data": ""})
+        m = r.recv_json()
+        check(m.get("success") is True and unb64(m["result"]) == b"" and seen and seen[-1][1] == b"",
+              "binary_inputs with an empty input %r" % m)
+        r.close()
+    finally:
+        stop.set()
+        th.join()
+        w.close()
+
+
 def t_quorum(env):
     """Two WebSocket peers of a quorum2 type: both run each task, results compared."""
     ws, stops, ths = [], [], []
@@ -392,6 +531,19 @@ def t_refusals(env):
                "a peer message from a renter")
     renter_bad(b'{"msg_type":"gamer_register"}', "EPROTO", 1002, "registering twice")
     renter_bad(b"\x00\x01", "EPROTO", 1002, "binary without data_frame", op=OP_BINARY)
+    five = ",".join(['"%s"' % ("0" * 64)] * 5)
+    for payload, what in ((b'{"msg_type":"blob_put","request_id":"b"}', "blob_put without data"),
+                          (b'{"msg_type":"blob_put","data":""}', "blob_put without request_id"),
+                          (b'{"msg_type":"blob_put","request_id":"b","data":"!!!!"}', "blob_put data not base64"),
+                          (b'{"msg_type":"blob_put","request_id":"b","data":"","data_frame":true}',
+                           "blob_put with data and data_frame"),
+                          (b'{"msg_type":"task_submit","task_id":1,"task_type":"echo","data":"","blobs":["zz"]}',
+                           "blobs entry not a hash"),
+                          (b'{"msg_type":"task_submit","task_id":1,"task_type":"echo","data":"","blobs":"ab"}',
+                           "blobs not an array"),
+                          (('{"msg_type":"task_submit","task_id":1,"task_type":"echo","data":"","blobs":[%s]}'
+                            % five).encode(), "five blobs")):
+        renter_bad(payload, "EINVAL", 1008, what)
     renter_bad(b'{"msg_type":"task_submit","task_id":1,"task_type":"echo","data":"","x":1,"x":2}', "EPROTO", 1002,
                "duplicate keys")
     renter_bad(b'{"msg_type":"task_submit","task_id":"a\\u0001","task_type":"echo","data":""}', "EINVAL", 1008,
@@ -517,7 +669,8 @@ def main():
     try:
         if not check(wait_peers(env, 1), "the native peer registered"):
             return 1
-        for t in (t_handshake, t_renter_native_peer, t_ws_peer_native_renter, t_quorum, t_refusals):
+        for t in (t_handshake, t_renter_native_peer, t_blobs, t_ws_peer_native_renter, t_binary_inputs, t_quorum,
+                  t_refusals):
             print("test_gateway:", t.__name__, flush=True)
             try:
                 t(env)

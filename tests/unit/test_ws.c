@@ -242,6 +242,13 @@ static void test_gwjson(void)
     CHECK(m->kind == GW_PEER_REGISTER && m->ntypes == 2 && m->types[0].det && !m->types[1].det &&
           m->types[1].version == 2 && m->slots == 3 && m->cores == 8 && m->mem_bytes == 536870912ull);
     gw_msg_free(m);
+    CHECK_EQ(dec("{\"msg_type\":\"blob_put\",\"request_id\":\"m\",\"data\":\"aGk=\"}", m), 0);
+    CHECK(m->kind == GW_BLOB_PUT && m->tid_len == 3 && m->data.len == 4 && !m->data_frame);
+    gw_msg_free(m);
+    CHECK_EQ(dec("{\"msg_type\":\"task_submit\",\"task_id\":1,\"task_type\":\"e\",\"data\":\"\",\"blobs\":["
+                 "\"000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F\"]}", m), 0);
+    CHECK(m->nblobs == 1 && m->blobs[0] == 0 && m->blobs[10] == 10 && m->blobs[31] == 31);
+    gw_msg_free(m);
     CHECK_EQ(dec("{\"msg_type\":\"heartbeat\",\"slots\":4,\"load\":0.3}", m), 0);
     CHECK(m->credit == 4);
     gw_msg_free(m);
@@ -272,6 +279,11 @@ static void test_gwjson(void)
         {"{\"msg_type\":\"peer_register\",\"task_types\":[],\"key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}", P2C2R_EINVAL},
         {"{\"msg_type\":\"heartbeat\",\"load\":-1}", P2C2R_EINVAL},
         {"{\"msg_type\":\"gamer_register\",\"binary_results\":1}", P2C2R_EINVAL},
+        {"{\"msg_type\":\"blob_put\",\"request_id\":\"m\"}", P2C2R_EINVAL},
+        {"{\"msg_type\":\"blob_put\",\"data\":\"\"}", P2C2R_EINVAL},
+        {"{\"msg_type\":\"blob_put\",\"request_id\":1,\"data\":\"\",\"data_frame\":true}", P2C2R_EINVAL},
+        {"{\"msg_type\":\"task_submit\",\"task_id\":1,\"task_type\":\"e\",\"data\":\"\",\"blobs\":[\"00\"]}", P2C2R_EINVAL},
+        {"{\"msg_type\":\"task_submit\",\"task_id\":1,\"task_type\":\"e\",\"data\":\"\",\"blobs\":{}}", P2C2R_EINVAL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = dec(bad[i].t, m);

@@ -3,8 +3,12 @@
  * page's own code (web/contribute.js, the session; web/worker.js in a Web
  * Worker shim, node_worker.js, that loads its scripts and the module from
  * the gateway's /static/) registers as a peer over /ws; a WebSocket renter
- * submits every successful case of wasm_cases.js (except those with blobs,
- * which a gateway renter cannot upload).  The coordinator runs with
+ * submits every successful case of wasm_cases.js, their blobs (a map, a mesh)
+ * uploaded first with blob_put.
+ * The page takes its inputs as binary messages (binary_inputs); a second
+ * session of the same code with base64 inputs runs one case of each type.
+ * A long frame cancelled while it runs stops in the page (its worker is
+ * replaced), judged by the page's counters.  The coordinator runs with
  * --verify '*=quorum2' and one native local peer, so every task runs on
  * both peers and is delivered only when their outputs are equal: each
  * result must come back verified and equal to the native driver's bytes.
@@ -32,17 +36,23 @@ const MAX_FRAME = 4 << 20;
 
 /* A peer made of the page's own code, in this process. */
 class NodePeer {
+    constructor(opts) {
+        this.opts = opts || {};
+    }
+
     async start(http) {
         this.session = new ContributeSession({
             url: `ws://${http}/ws`, peerId: "node-tab", slots: 2, WebSocket, crypto: globalThis.crypto,
             makeWorker: () => new NodeWebWorker(`http://${http}/static/worker.js`), heartbeatMs: 200,
+            ...this.opts,
         });
         await this.session.start();
     }
 
     async stats() {
         const s = this.session;
-        return {...s.stats, types: s.types, busy: s.workers.filter((w) => w && w.busy).length};
+        return {...s.stats, types: s.types, busy: s.workers.filter((w) => w && w.busy).length,
+                ready: s.workers.filter((w) => w && !w.busy).length, slots: s.slots};
     }
 
     async stop() {
@@ -111,6 +121,7 @@ class ChromiumPeer {
     async stats() {
         return this.eval(`(() => { const s = window.p2c2rSession; if (!s) return {state: "none", perType: {}};
             return {...s.stats, types: s.types, busy: s.workers.filter((w) => w && w.busy).length,
+                    ready: s.workers.filter((w) => w && !w.busy).length, slots: s.slots,
                     shown: document.getElementById("done").textContent,
                     shownState: document.getElementById("state").textContent}; })()`);
     }
@@ -153,6 +164,19 @@ async function until(what, pred, ms, poll) {
             throw new Error("timed out waiting for " + what);
         await sleep(poll ? 100 : 20);
     }
+}
+
+/* The renter's outcome of task id (other messages in inbox are dropped). */
+async function outcomeOf(inbox, id) {
+    let m = null;
+    await until(`the outcome of ${id}`, () => m, TIMEOUT_MS, async () => {
+        while (inbox.length && !m) {
+            const x = inbox.shift();
+            if (x.task_id === id)
+                m = x;
+        }
+    });
+    return m;
 }
 
 async function main() {
@@ -222,16 +246,35 @@ async function main() {
 
         const todo = [];
         for (const c of cases(root, dataDir)) {
-            if (c.blobs.length)
-                continue;
             const n = runNative(driver, work, c);
             if (!n.ok)
                 continue; /* error cases: test_wasm_exec compares those */
             todo.push({c, native: n.output});
         }
-        todo.forEach((t, i) => renter.send(JSON.stringify({
-            msg_type: "task_submit", task_id: i, task_type: t.c.type, data: t.c.input.toString("base64"),
-            params: t.c.params, no_cache: true})));
+        /* The cases' blobs (a map, a mesh) go up first with blob_put; each
+         * blob_ack's hash is the blob's SHA-256, named in the task's blobs. */
+        const blobs = [...new Set(todo.flatMap((t) => t.c.blobs))];
+        blobs.forEach((b, k) => renter.send(JSON.stringify({msg_type: "blob_put", request_id: "blob-" + k,
+                                                            data: b.toString("base64")})));
+        const acks = new Map();
+        await until("every blob_ack", () => {
+            while (inbox.length) {
+                const m = inbox.shift();
+                acks.set(m.request_id, m);
+            }
+            return acks.size === blobs.length;
+        }, 30000);
+        blobs.forEach((b, k) => {
+            const m = acks.get("blob-" + k);
+            const want = require("crypto").createHash("sha256").update(b).digest("hex");
+            if (m.msg_type !== "blob_ack" || m.hash !== want)
+                throw new Error("blob_put: " + JSON.stringify(m));
+        });
+        const hashOf = (b) => acks.get("blob-" + blobs.indexOf(b)).hash;
+        const submit = (t, id) => renter.send(JSON.stringify({
+            msg_type: "task_submit", task_id: id, task_type: t.c.type, data: t.c.input.toString("base64"),
+            params: t.c.params, no_cache: true, ...(t.c.blobs.length ? {blobs: t.c.blobs.map(hashOf)} : {})}));
+        todo.forEach((t, i) => submit(t, i));
         const outcome = new Map();
         const t0 = Date.now();
         await until("every outcome", () => {
@@ -276,6 +319,12 @@ async function main() {
             console.log(`FAIL browser peer: ${st.failed} failures, ${st.heartbeats} heartbeats`);
             bad++;
         }
+        /* The page registers with binary_inputs: every input came as a
+         * binary WebSocket message, none as base64. */
+        if (!(st.binaryInputs >= todo.length)) {
+            console.log(`FAIL ${st.binaryInputs} inputs came as binary messages, expected ${todo.length}`);
+            bad++;
+        }
         if (chromium) {
             if (st.shown !== String(st.done) || !st.shownState.startsWith("running")) {
                 console.log(`FAIL the page shows ${st.shown} tasks done, state '${st.shownState}'`);
@@ -290,14 +339,7 @@ async function main() {
         renter.send(JSON.stringify({msg_type: "task_submit", task_id: "big", task_type: "upscale",
             data: fs.readFileSync(path.join(root, "examples/images/demo.png")).toString("base64"),
             params: "scale=16\nformat=raw\n", no_cache: true}));
-        let big = null;
-        await until("the oversized result", () => big, TIMEOUT_MS, async () => {
-            while (inbox.length && !big) {
-                const m = inbox.shift();
-                if (m.task_id === "big")
-                    big = m;
-            }
-        });
+        const big = await outcomeOf(inbox, "big");
         st = await peer.stats();
         if (big.success !== false || big.error_code !== "ETOOBIG" || st.connects !== 1 || st.state !== "running" ||
             st.failed < 1) { /* the coordinator may try the page more than once (the native peer fails it too) */
@@ -330,6 +372,91 @@ async function main() {
             bad++;
         } else {
             console.log(`the page answered ${seenBusy} time(s) while its worker ran a whole demo frame`);
+        }
+        /* A cancelled task stops in the page: a long frame (minutes of work
+         * in the module) is cancelled while it runs; the page terminates
+         * that worker and starts a fresh one, judged by its counters: one
+         * cancel stop, no raytrace finished, every slot has an idle worker
+         * again, and the fresh worker then runs a task correctly. */
+        {
+            st = await peer.stats();
+            const rtDone = (s) => (s.perType.raytrace || {done: 0}).done;
+            const before = {cancelled: st.cancelled, stops: st.cancelStops, rt: rtDone(st)};
+            renter.send(JSON.stringify({msg_type: "task_submit", task_id: "cancel-me", task_type: "raytrace",
+                data: frame.toString("base64"), params: "spp=512\n", no_cache: true}));
+            await until("the page to run the long task", () => st.busy > 0, TIMEOUT_MS,
+                        async () => { st = await peer.stats(); });
+            renter.send(JSON.stringify({msg_type: "task_cancel", task_id: "cancel-me"}));
+            let outcome = null;
+            await until("the cancelled task's worker to be replaced", () => outcome &&
+                        st.cancelStops === before.stops + 1 && st.busy === 0 && st.ready === st.slots,
+                        TIMEOUT_MS, async () => {
+                st = await peer.stats();
+                while (inbox.length) {
+                    const m = inbox.shift();
+                    if (m.task_id === "cancel-me")
+                        outcome = m;
+                }
+            });
+            if (outcome.success !== false || outcome.error_code !== "ECANCELLED" ||
+                st.cancelled !== before.cancelled + 1 || rtDone(st) !== before.rt) {
+                console.log(`FAIL cancel: ${JSON.stringify(outcome).slice(0, 200)}; page cancelled ` +
+                            `${before.cancelled} -> ${st.cancelled}, raytrace done ${before.rt} -> ${rtDone(st)}`);
+                bad++;
+            }
+            const rt = todo.find((t) => t.c.type === "raytrace");
+            renter.send(JSON.stringify({msg_type: "task_submit", task_id: "after-cancel", task_type: "raytrace",
+                data: rt.c.input.toString("base64"), params: rt.c.params, no_cache: true}));
+            const after = await outcomeOf(inbox, "after-cancel");
+            st = await peer.stats();
+            const out = after.success ? Buffer.from(after.result || "", "base64") : null;
+            if (!out || after.verified !== true || Buffer.compare(out, rt.native) !== 0 ||
+                rtDone(st) !== before.rt + 1) {
+                console.log(`FAIL after the cancel: ${JSON.stringify(after).slice(0, 200)}, raytrace done ` +
+                            `${rtDone(st)}`);
+                bad++;
+            } else {
+                console.log(`a cancelled long frame stopped in the page (${st.cancelStops} worker stop(s), ` +
+                            `${st.ready}/${st.slots} workers idle), then a fresh worker ran ${rt.c.name}`);
+            }
+        }
+        if (!chromium) {
+            /* The same page code with binaryInputs false (base64 inputs), one
+             * case of each type, beside the binary one. */
+            const b64peer = new NodePeer({peerId: "node-tab-b64", binaryInputs: false});
+            await b64peer.start(http);
+            let sb = null;
+            await until("the base64 peer to register", () => sb && sb.state === "running", 60000,
+                        async () => { sb = await b64peer.stats(); });
+            await peer.stop();
+            const some = todo.filter((t, i) => todo.findIndex((u) => u.c.type === t.c.type) === i);
+            some.forEach((t, i) => submit(t, "b64-" + i));
+            const got = new Map();
+            await until("the base64 peer's outcomes", () => {
+                while (inbox.length) {
+                    const m = inbox.shift();
+                    if (String(m.task_id).startsWith("b64-"))
+                        got.set(m.task_id, m);
+                }
+                return got.size === some.length;
+            }, TIMEOUT_MS);
+            some.forEach((t, i) => {
+                const m = got.get("b64-" + i);
+                const out = m.success ? Buffer.from(m.result || "", "base64") : null;
+                if (!out || m.verified !== true || Buffer.compare(out, t.native) !== 0) {
+                    console.log(`FAIL base64 inputs, ${t.c.name}: ${JSON.stringify(m).slice(0, 300)}`);
+                    bad++;
+                }
+            });
+            sb = await b64peer.stats();
+            if (sb.done < some.length || sb.binaryInputs !== 0 || sb.failed !== 0) {
+                console.log(`FAIL the base64 peer ran ${sb.done}/${some.length}, ${sb.binaryInputs} binary inputs, ` +
+                            `${sb.failed} failures`);
+                bad++;
+            } else {
+                console.log(`base64 inputs (binaryInputs false): ${some.length} types verified, equal to native`);
+            }
+            peer = b64peer;
         }
         console.log(`${todo.length} tasks in ${Date.now() - t0} ms; browser peer: ${st.done} done, ` +
                     `${st.heartbeats} heartbeats`);
