@@ -22,7 +22,7 @@ set(P2C2R_LIB_INCLUDES $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include>
 
 # Shared: soname libp2c2r.so.SOVERSION; the file is named
 # SOVERSION.MINOR.PATCH so that it sorts within its ABI.  The version script
-# gives every export the P2C2R_1 node and makes everything else local;
+# exports the p2c2r_* functions unversioned and makes everything else local;
 # --no-undefined turns a common module the client starts to use (and that
 # p2c2r_common_lib lacks) into a link error instead of a library that fails
 # at load time.  Sanitized builds leave the sanitizer runtime undefined in

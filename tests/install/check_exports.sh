@@ -5,7 +5,8 @@
 # library to it in both directions:
 #   - the shared library exports exactly those functions (nothing missing,
 #     so `cc game.c -lp2c2r` links; nothing extra, so internal code stays
-#     private), each under the P2C2R_1 version node;
+#     private), each unversioned (an anonymous node in libp2c2r.map), so
+#     `nm -D` shows exactly the declared names;
 #   - the static archive defines every one of them and no other global
 #     symbol (its internal helpers are local, so they cannot clash with a
 #     game's own buf_init or util_*).
@@ -30,8 +31,8 @@ if [ ! -s "$tmp/api" ]; then
     exit 1
 fi
 
-# Dynamic symbols: "name@@P2C2R_1 T addr" (binutils >= 2.37 prints the
-# version); the version node itself is an absolute symbol (A).
+# Dynamic symbols: "name T addr" ("name@@NODE" if a symbol version crept in;
+# binutils >= 2.37 prints it); a version node itself is an absolute symbol (A).
 nm -D --defined-only --format=posix "$so" | awk '$2 != "A" { print $1 " " $2 }' >"$tmp/dyn"
 awk '$2 == "T" { sub(/@.*/, "", $1); print $1 }' "$tmp/dyn" | sort -u >"$tmp/so_funcs"
 awk '$2 != "T" { print $1 " (" $2 ")" }' "$tmp/dyn" >"$tmp/so_other"
@@ -60,12 +61,9 @@ report "declared P2C2R_API but not defined in $(basename "$ar")" "$tmp/d3"
 report "global functions in $(basename "$ar") that are not P2C2R_API" "$tmp/d4"
 report "global data symbols in $(basename "$ar")" "$tmp/ar_other"
 
-# The version node: every export is name@@P2C2R_1, or of a later node of
-# soname 1 (P2C2R_1.1: functions added within it; libp2c2r.map).
-grep -vE '@@P2C2R_1(\.[0-9]+)? ' "$tmp/dyn" | sed 's/ .*//' >"$tmp/unversioned" || true
-if grep -q '@' "$tmp/dyn"; then
-    report "exports without a P2C2R_1 version" "$tmp/unversioned"
-fi
+# No symbol versions: every export is the bare name the header declares.
+grep '@' "$tmp/dyn" | sed 's/ .*//' >"$tmp/versioned" || true
+report "exports with a symbol version (libp2c2r.map must stay an anonymous node)" "$tmp/versioned"
 
 n=$(wc -l <"$tmp/api")
 if [ $fail -ne 0 ]; then
