@@ -195,4 +195,8 @@ struct mhttp_req {
  * written only on success.  Thread-safe. */
 int mhttp_parse_head(const char *p, size_t n, struct mhttp_req *out);
 
+/* Whether p[0..n) equals the lower-case literal lit, ignoring the case of
+ * p's ASCII letters (header names and tokens: http_parse.c). */
+int http_ieq(const char *p, size_t n, const char *lit);
+
 #endif
