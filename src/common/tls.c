@@ -77,26 +77,33 @@ struct tls {
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
-static int bio_read(BIO *b, char *dst, int len)
+/* Takes up to n ciphertext bytes (t->in first, then lent) into dst; an
+ * emptied t->in gives its memory back (an idle connection holds none). */
+static size_t take(struct tls *t, uint8_t *dst, size_t n)
 {
-    struct tls *t = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    size_t want = (size_t)len, got = 0;
-    size_t h = buf_used(&t->in);
+    size_t got = 0, h = buf_used(&t->in);
     if (h) {
-        got = h < want ? h : want;
+        got = h < n ? h : n;
         memcpy(dst, buf_head(&t->in), got);
         buf_consume(&t->in, got);
         if (buf_used(&t->in) == 0)
             buf_shrink(&t->in, 0);
     }
-    if (got < want && t->lent_n) {
-        size_t k = t->lent_n < want - got ? t->lent_n : want - got;
+    if (got < n && t->lent_n) {
+        size_t k = t->lent_n < n - got ? t->lent_n : n - got;
         memcpy(dst + got, t->lent, k);
         t->lent += k;
         t->lent_n -= k;
         got += k;
     }
+    return got;
+}
+
+static int bio_read(BIO *b, char *dst, int len)
+{
+    struct tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    size_t got = take(t, (uint8_t *)dst, (size_t)len);
     if (got == 0) {
         BIO_set_retry_read(b);
         return -1;
@@ -628,25 +635,6 @@ static int non_data(struct tls *t, uint8_t ct, const uint8_t *p, size_t n)
     if (ct == CT_HANDSHAKE && n >= 4 && p[0] == 24)
         return fail_text(t, "TLS KeyUpdate is not supported: reconnect instead");
     return fail_text(t, "unexpected TLS record after the handshake");
-}
-
-/* Takes up to n ciphertext bytes (t->in first, then lent) into dst. */
-static size_t take(struct tls *t, uint8_t *dst, size_t n)
-{
-    size_t got = 0, h = buf_used(&t->in);
-    if (h) {
-        got = h < n ? h : n;
-        memcpy(dst, buf_head(&t->in), got);
-        buf_consume(&t->in, got);
-    }
-    if (got < n && t->lent_n) {
-        size_t k = t->lent_n < n - got ? t->lent_n : n - got;
-        memcpy(dst + got, t->lent, k);
-        t->lent += k;
-        t->lent_n -= k;
-        got += k;
-    }
-    return got;
 }
 
 /* The next whole record: a pointer to it (in lent, or in scratch when it
