@@ -882,6 +882,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     conn_process(c);
 }
 
+/* Between requests: nothing of a head read, nothing being answered. */
+static int conn_idle(const struct mconn *o)
+{
+    return o->state == MC_READING && !o->writing && buf_used(&o->in) == 0 &&
+           !list_linked(&o->pnode);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct mhttp *m = server->data;
@@ -919,8 +926,7 @@ static void on_connection(uv_stream_t *server, int status)
         struct list_node *n;
         for (n = m->conns.next; n != &m->conns; n = n->next) {
             struct mconn *o = list_entry(n, struct mconn, node);
-            if (o->state == MC_READING && !o->writing && buf_used(&o->in) == 0 &&
-                !list_linked(&o->pnode)) {
+            if (conn_idle(o)) {
                 m->n.evicted++;
                 LOG_D("metrics_conn_evicted", "conns=%u evicted=%" PRIu64, m->nconns, m->n.evicted);
                 conn_close(o);
@@ -1048,6 +1054,9 @@ void mhttp_stats(const struct mhttp *m, struct mhttp_stats *out)
     assert(m && out);
     *out = m->n;
     out->conns = m->nconns;
+    out->busy = 0;
+    for (const struct list_node *n = m->conns.next; n != &m->conns; n = n->next)
+        out->busy += !conn_idle(list_entry(n, const struct mconn, node));
     out->held = m->held;
 }
 

@@ -100,6 +100,7 @@ struct mhttp_stats {
     uint64_t tls_plain_refused; /* under TLS: plaintext requests answered 400 */
     uint64_t tls_failures;      /* under TLS: failed handshakes and records */
     uint32_t conns;      /* connections open now (refused ones not counted) */
+    uint32_t busy;       /* of those, in the middle of a request or an answer */
     size_t held;         /* answer bytes waiting for slow readers now */
 };
 
