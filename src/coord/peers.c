@@ -548,19 +548,24 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
     } else if (t->vs && status != 0 && status != P2C2R_ECANCELLED) {
         verify_on_error(co, t, p);
     } else if (status == 0) {
+        /* A DELIVER carries 16 bytes before the output and no frame may
+         * pass max_body: an output over that cannot reach the renter. */
+        int undeliverable = m.output.len > co->cfg.max_body - PROTO_DELIVER_PREFIX;
         if (t->err_status && t->err_peer != p->id) {
-            struct peer_rec *bad = peer_find(co, t->err_peer);
-            if (bad)
-                peer_strike(co, bad, "an error another peer's success contradicted");
+            struct peer_rec *first = peer_find(co, t->err_peer);
+            /* An output too big to deliver confirms an ETOOBIG; any other
+             * success contradicts the first peer's error. */
+            if (first && undeliverable && t->err_status == (uint16_t)-P2C2R_ETOOBIG)
+                peer_good(co, first);
+            else if (first)
+                peer_strike(co, first, "an error another peer's success contradicted");
         }
         if (hedge && !t->vs) { /* answered first (a later answer is a check) */
             co->n.hedge_wins++;
             tt->hedge_wins++;
         }
-        if (m.output.len > co->cfg.max_body - PROTO_DELIVER_PREFIX) {
-            /* A DELIVER carries 16 bytes before the output and no frame may
-             * pass max_body: this output cannot reach the renter.  The
-             * executor is deterministic, so another run would not help. */
+        if (undeliverable) {
+            /* The executor is deterministic, so another run would not help. */
             char msg[160];
             snprintf(msg, sizeof(msg), "result of %zu bytes over the largest deliverable (%u bytes: max_body - 16)",
                      m.output.len, co->cfg.max_body - PROTO_DELIVER_PREFIX);

@@ -1621,6 +1621,7 @@ struct h_fake_peer {
     atomic_int delay_ms, fail_code;
     uint32_t exec_us; /* 0: report the delay */
     uint32_t us_per_byte; /* delay grows with the input */
+    uint32_t out_len;     /* 0, or the length every successful output is stretched to */
     uint32_t peer_id;
     struct ident key;
     atomic_int stop, closed;
@@ -1706,12 +1707,21 @@ static void fake_assign(struct h_fake_peer *fp, const struct h_frame *f)
     struct fake_reply *x = &fp->q[fp->nq];
     x->task_id = f->hdr.req_id;
     x->due_ms = h_now_ms() + (uint64_t)delay;
+    size_t honest = olen;
+    if (fp->out_len && !fail)
+        olen = fp->out_len;
     x->len = PROTO_RESULT_PREFIX + olen;
     x->body = malloc(x->len);
     H_REQUIRE(x->body, "out of memory");
     proto_put_result_head(x->body, status, fp->exec_us ? fp->exec_us : (uint32_t)delay * 1000u);
-    if (olen)
-        memcpy(x->body + PROTO_RESULT_PREFIX, out, olen);
+    /* The honest output, repeated to fill out_len (zeros when it is empty). */
+    for (size_t at = 0; at < olen; at += honest ? honest : olen) {
+        size_t n = honest ? (honest < olen - at ? honest : olen - at) : olen - at;
+        if (honest)
+            memcpy(x->body + PROTO_RESULT_PREFIX + at, out, n);
+        else
+            memset(x->body + PROTO_RESULT_PREFIX + at, 0, n);
+    }
     if (lie && !fail && olen) {
         x->body[PROTO_RESULT_PREFIX] ^= fp->lie_mask;
         x->body[PROTO_RESULT_PREFIX + olen - 1] ^= 0xa5;
@@ -1763,6 +1773,7 @@ struct h_fake_peer *h_fake_peer_start(const struct h_fake_peer_cfg *cfg)
     snprintf(fp->name, sizeof(fp->name), "%s", cfg->name ? cfg->name : "fake-peer");
     atomic_store(&fp->delay_ms, cfg->delay_ms);
     fp->us_per_byte = cfg->us_per_byte;
+    fp->out_len = cfg->out_len;
     atomic_store(&fp->fail_code, cfg->fail_code);
     fp->exec_us = cfg->exec_us;
     fp->lie_after = cfg->lie_after;

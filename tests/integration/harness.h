@@ -440,6 +440,7 @@ struct h_fake_peer_cfg {
     uint16_t cores;    /* 0 = 1 */
     int delay_ms;      /* how long each task is held before its RESULT, or H_FAKE_NEVER */
     uint32_t us_per_byte; /* ...plus this many us per byte of the task's input (a cost-bound executor) */
+    uint32_t out_len;  /* 0, or every successful output is this long (the honest one repeated) */
     int fail_code;     /* 0, or a negative p2c2r_error every RESULT carries */
     /* Claims a liar might make (docs/PROTOCOL.md 5.3): each 0 keeps the
      * honest default. */

@@ -21,7 +21,10 @@
  *    none is delivered.
  * 4. A cached lie is impossible: a lone liar's answer (delivered, since no
  *    peer could check it, but not flagged VERIFIED) is not cached, so after
- *    it left another renter gets the right digest from an honest peer. */
+ *    it left another renter gets the right digest from an honest peer.
+ * 5. An error is not a lie when the other peer's "success" could not be
+ *    delivered either: a peer that said ETOOBIG is not struck because a
+ *    second peer returned an output over the largest frame. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,9 +334,57 @@ static void test_cached_lie(void)
     h_stop(co);
 }
 
+/* ---- 5. ETOOBIG confirmed by an undeliverable success ----------------------------- */
+
+static void test_toobig_agreed(void)
+{
+    h_phase("one peer says ETOOBIG, another returns an output no frame can carry");
+    const char *cargs[] = {"--verify", "echo=none", "--max-frame", "4096", NULL};
+    struct h_proc *co = h_coord_start(NULL, cargs);
+    struct h_fake_peer_cfg ca = {.name = "says-toobig", .types = "echo", .slots = 1, .fail_code = P2C2R_ETOOBIG};
+    /* A RESULT of exactly the largest frame: its output is 8 bytes over
+     * what a DELIVER (16 bytes before the output) can carry. */
+    struct h_fake_peer_cfg cb = {.name = "too-big", .types = "echo", .slots = 1, .out_len = 4096 - 8};
+    struct h_fake_peer *a = h_fake_peer_start(&ca);
+    struct h_fake_peer *b = h_fake_peer_start(&cb);
+    h_wait_peers(2, NULL);
+    p2c2r_client *c = NULL;
+    struct p2c2r_client_options o = {sizeof o, NULL, "toobig-renter", h_bound_ms(5000), 0};
+    H_REQUIRE(p2c2r_client_connect(h_addr(), &o, &c) == 0, "connect toobig-renter");
+    int toobig = 0;
+    struct p2c2r_task t = P2C2R_TASK_INIT;
+    t.type = "echo";
+    char in[32];
+    for (int i = 0; i < 12; i++) {
+        t.input = in;
+        t.input_len = (size_t)snprintf(in, sizeof(in), "grows-%d", i);
+        struct p2c2r_result r = h_wait(c, h_submit(c, &t), 30000);
+        toobig += r.status == P2C2R_ETOOBIG;
+        p2c2r_result_release(&r);
+    }
+    p2c2r_client_close(c);
+    H_CHECK(toobig == 12, "every task ends ETOOBIG (the output cannot be delivered): %d of 12", toobig);
+    struct h_fake_counts na;
+    h_fake_peer_counts(a, &na);
+    /* Tasks that reached the ETOOBIG peer first were run again on the other. */
+    H_REQUIRE(na.assigned >= 1, "the ETOOBIG peer was given no task: the case is not exercised");
+    long long strikes = peer_stat(h_fake_peer_id(a), "strikes");
+    H_CHECK(strikes == 0, "the peer whose ETOOBIG was right is not struck: %lld strikes after %ld tasks", strikes,
+            na.assigned);
+    H_CHECK(peer_state_is(h_fake_peer_id(a), "ok"), "and stays in service");
+    struct h_fake_counts nb;
+    h_fake_peer_counts(b, &nb);
+    H_CHECK(!nb.closed && nb.answered >= na.assigned, "the other peer answered every retry and was not cut: %ld "
+            "answers, closed %d", nb.answered, nb.closed);
+    h_fake_peer_stop(a);
+    h_fake_peer_stop(b);
+    h_stop(co);
+}
+
 int main(int argc, char **argv)
 {
     h_init(argc, argv, "verify");
+    test_toobig_agreed();
     test_honest_then_liar();
     test_cached_lie();
     test_behave_then_lie();
