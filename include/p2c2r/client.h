@@ -192,15 +192,17 @@ P2C2R_API int p2c2r_client_connect_start(const char *addr, const struct p2c2r_cl
  *
  * The P2C2R design's order of fallback is first peer, another peer, the
  * operator's own machines, the game itself.  With local_fallback_us set, the
- * last step is the library's: while the coordinator is unreachable, tasks
- * of the built-in types (echo, sha256, pathfind, physics, raytrace,
- * upscale: the executors of include/p2c2r/executor.h, which libp2c2r links)
- * run in this process, synchronously, inside p2c2r_client_process, _poll
- * and _wait, never on a thread of their own.  That covers the
- * tasks outstanding when the connection is lost (instead of failing them)
- * and the tasks submitted while there is none (BACKOFF or FAILED, or
- * CONNECTING again after a failure; without the option, submit returns
- * EAGAIN or the failure then).  Only tasks whose every input the library
+ * last step is the library's: while the coordinator is unreachable, or
+ * when it refuses a task that the peers cannot run in time (EDEADLINE), at
+ * all (EUNSUPPORTED) or now (EQUEUEFULL), tasks of the built-in types
+ * (echo, sha256, pathfind, physics, raytrace, upscale: the executors of
+ * include/p2c2r/executor.h, which libp2c2r links) run in this process,
+ * synchronously, inside p2c2r_client_process, _poll and _wait, never on a
+ * thread of their own.  That covers the tasks outstanding when the
+ * connection is lost (instead of failing them), the tasks submitted while
+ * there is none (BACKOFF or FAILED, or CONNECTING again after a failure;
+ * without the option, submit returns EAGAIN or the failure then), and
+ * those refusals (the pressure figures count the refusal as it arrives).  Only tasks whose every input the library
  * holds qualify: a built-in type, no requirements (GPU, cores, memory), and
  * only blobs this client uploaded (put_blob, put_blob_start), whose bytes
  * the library then keeps, up to 64 MiB, the oldest dropped first; a task
@@ -218,7 +220,7 @@ P2C2R_API int p2c2r_client_connect_start(const char *addr, const struct p2c2r_cl
  * A task whose estimate is over the whole budget does not run locally: it
  * gets the outcome it would have had without the option (the connection's
  * failure, e.g. ECLOSED, or for a task submitted while disconnected, that
- * failure, else ECLOSED); but once a type's tasks were all over the budget
+ * failure, else ECLOSED; a refused task, its refusal); but once a type's tasks were all over the budget
  * for a second, one estimated at up to 4 budgets runs as a frame's only
  * task (a probe: refusals teach nothing, and the estimate may be stale).  One that fits the budget but not what is left of this
  * frame's waits for the next frame; one whose deadline (deadline_ms, 0 =
@@ -392,8 +394,9 @@ P2C2R_API int p2c2r_client_cancel(p2c2r_client *c, p2c2r_ticket t);
 #define P2C2R_RESULT_VERIFIED 0x4u /* independent peers returned the same output (the
                                       coordinator's verification policy for the type accepted
                                       it); absent on a result nobody checked */
-#define P2C2R_RESULT_LOCAL 0x8u /* run in this process by the local fallback while the
-                                   coordinator was unreachable (see "Local fallback") */
+#define P2C2R_RESULT_LOCAL 0x8u /* run in this process by the local fallback: the
+                                   coordinator was unreachable or refused the task (see
+                                   "Local fallback") */
 
 /* One task's outcome.  The caller sets size (P2C2R_RESULT_INIT or
  * p2c2r_result_init) before handing the struct to p2c2r_client_wait or

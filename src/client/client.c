@@ -77,26 +77,37 @@ int ctype_ix(p2c2r_client *c, const char *name)
     return i;
 }
 
+/* Counts status as the coordinator's outcome of task e in the pressure
+ * figures; returns whether it was late. */
+static int entry_count(p2c2r_client *c, struct entry *e, int status, uint64_t now)
+{
+    uint64_t rtt = now > e->submit_us ? now - e->submit_us : 0;
+    struct fadv *ft = e->ctype_ix >= 0 ? &c->types[e->ctype_ix].adv : NULL;
+    enum fadv_kind k = fadv_classify(status, rtt, e->deadline_ms);
+    uint32_t r32 = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
+    fadv_outcome(&c->all, now / 1000, c->all.epoch, k, r32);
+    if (ft)
+        fadv_outcome(ft, now / 1000, e->epoch, k, r32);
+    e->counted = 1;
+    return k == FADV_LATE;
+}
+
 /* Counts e's outcome (or its loss, inside conn_failed) and traces it. */
 static void entry_ended(p2c2r_client *c, struct entry *e)
 {
     uint64_t now = now_us();
-    uint64_t rtt = now > e->submit_us ? now - e->submit_us : 0;
     struct fadv *ft = e->ctype_ix >= 0 ? &c->types[e->ctype_ix].adv : NULL;
     int late = 0;
     if (e->kind == ENTRY_BLOB) {
         c->nblob_open--;
+    } else if (e->counted) {
+        /* Its refusal was counted when the local fallback took it. */
     } else if (c->failing) {
         fadv_lost(&c->all);
         if (ft)
             fadv_lost(ft);
     } else {
-        enum fadv_kind k = fadv_classify(e->res.status, rtt, e->deadline_ms);
-        uint32_t r32 = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
-        late = k == FADV_LATE;
-        fadv_outcome(&c->all, now / 1000, c->all.epoch, k, r32);
-        if (ft)
-            fadv_outcome(ft, now / 1000, e->epoch, k, r32);
+        late = entry_count(c, e, e->res.status, now);
     }
     if (e->traced && c->trace) {
         struct trace_task tt = {
@@ -558,9 +569,17 @@ static int handle_frame(p2c2r_client *c, const struct frame_hdr *h, const uint8_
         /* A task the coordinator refused (EQUEUEFULL, EDEADLINE,
          * EUNSUPPORTED, ...): its one result, with the reason as text. */
         struct entry *e = *ticket_slot(c, h->req_id);
-        if (!e || e->done)
+        if (!e || e->done || e->lwait)
             return 0;
         int st = m.code ? -(int)m.code : P2C2R_EINVAL;
+        if (e->lbody && local_takes_refusal(st)) {
+            /* The fabric cannot run it in time (or at all): the game's own
+             * process may (local.c); the refusal is its outcome otherwise.
+             * The frame helper hears of the refusal now, whatever follows. */
+            entry_count(c, e, st, now_us());
+            local_enqueue(c, e, st);
+            return 0;
+        }
         entry_complete(c, e, st, m.text.p, m.text.len, 0, 0, 0, 0);
         return 1;
     }
@@ -787,6 +806,8 @@ int p2c2r_client_process(p2c2r_client *c)
         return c->err;
     }
     int n = step(c) + nl;
+    if (c->nlocal && !c->local_blocked)
+        n += local_run(c); /* refused tasks handed to the fallback just now */
     if (c->report) {
         int r = c->report;
         c->report = 0;

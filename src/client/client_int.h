@@ -38,6 +38,7 @@ struct entry {
     uint8_t kind;     /* enum entry_kind */
     uint8_t traced;   /* submitted while a trace ran */
     uint8_t lwait;    /* on c->localq, waiting to run locally (local.c) */
+    uint8_t counted;  /* its outcome is in the pressure figures already (a refusal it ran past) */
     int lerr;         /* while lwait: its outcome should it never run */
     /* Local fallback (local_keep): its encoded task body and cost, NULL/0
      * when it cannot run locally. */

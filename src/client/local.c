@@ -1,6 +1,7 @@
 /* local.c - libp2c2r's local fallback: the game itself is the last step of the fallback
  * order (first peer, another peer, the operator's machines, the game).  While the
- * coordinator is unreachable, tasks of the built-in types run here, in the caller's thread,
+ * coordinator is unreachable, or when it refuses a task it cannot run in time (EDEADLINE),
+ * at all (EUNSUPPORTED) or now (EQUEUEFULL), tasks of the built-in types run here, in the caller's thread,
  * inside the calls that make progress, within local_us of wall time per frame of
  * local_frame_us (include/p2c2r/client.h, "Local fallback").
  *
@@ -242,6 +243,22 @@ void local_learn_delivered(p2c2r_client *c, const struct entry *e, uint32_t exec
         rate_add(&c->types[e->ctype_ix].local_rate, exec_us, e->cost);
 }
 
+int local_takes_refusal(int st)
+{
+    return st == P2C2R_EDEADLINE || st == P2C2R_EUNSUPPORTED || st == P2C2R_EQUEUEFULL;
+}
+
+/* Why e waits to run here, for the texts of its outcome when it does not. */
+static const char *local_why(const struct entry *e)
+{
+    switch (e->lerr) {
+    case P2C2R_EDEADLINE: return "the coordinator refused it (it would miss its deadline on the peers)";
+    case P2C2R_EUNSUPPORTED: return "the coordinator refused it (no peer runs its type)";
+    case P2C2R_EQUEUEFULL: return "the coordinator refused it (its queues are full)";
+    default: return "the coordinator is unreachable";
+    }
+}
+
 void local_enqueue(p2c2r_client *c, struct entry *e, int err)
 {
     e->lwait = 1;
@@ -251,9 +268,13 @@ void local_enqueue(p2c2r_client *c, struct entry *e, int err)
     c->local_blocked = 0;
 }
 
-/* Takes e off the queue and completes it with status and out (an error text, copied). */
+/* Takes e off the queue and completes it with status and an error text: why it waited
+ * (local_why), then text. */
 static void local_end(p2c2r_client *c, struct entry *e, int status, const char *text)
 {
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s%s", local_why(e), text);
+    text = msg;
     list_remove(&e->lnode);
     e->lwait = 0;
     c->nlocal--;
@@ -266,7 +287,7 @@ int local_cancel(p2c2r_client *c, struct entry *e)
 {
     if (!e->lwait)
         return 0;
-    local_end(c, e, P2C2R_ECANCELLED, "cancelled while waiting to run locally");
+    local_end(c, e, P2C2R_ECANCELLED, ", and it was cancelled while waiting to run locally");
     return 1;
 }
 
@@ -277,7 +298,7 @@ static void local_exec(p2c2r_client *c, struct entry *e, const struct p2c2r_exec
     char err[256] = "";
     struct p2c2r_blob bl[PROTO_MAX_BLOBS];
     if (blobs_resolve(c, m->blobs, m->nblobs, bl) != 0) {
-        local_end(c, e, e->lerr, "a blob of the task is no longer kept for local runs");
+        local_end(c, e, e->lerr, ", and a blob of the task is no longer kept for local runs");
         return;
     }
     struct tasks_out o = {NULL, 0, c->max_result};
@@ -356,13 +377,13 @@ int local_run(p2c2r_client *c)
         if (est > (double)c->local_us && !probe) {
             if (refused && !*refused)
                 *refused = now;
-            local_end(c, e, e->lerr, "the coordinator is unreachable and the task does not fit the local "
-                                     "fallback's budget per frame");
+            local_end(c, e, e->lerr, ", and the task does not fit the local fallback's budget per frame");
             done++;
             continue;
         }
         if (now >= dl || (double)now + est > (double)dl) {
-            local_end(c, e, P2C2R_ETIMEDOUT, "deadline passed while the coordinator was unreachable");
+            local_end(c, e, P2C2R_ETIMEDOUT, ", and its deadline passed (or would, by its estimate) before it "
+                                             "could run locally");
             done++;
             continue;
         }
@@ -382,7 +403,7 @@ int local_run(p2c2r_client *c)
         if (proto_parse_task(e->lbody, e->lbody_len, &m) == 0)
             ex = tasks_find((const char *)m.type.p, m.type.len);
         if (!ex) { /* cannot happen: local_keep kept a built-in task it encoded itself */
-            local_end(c, e, e->lerr, "cannot run this task locally");
+            local_end(c, e, e->lerr, ", and it cannot run locally");
             done++;
             continue;
         }

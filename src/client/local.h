@@ -1,5 +1,6 @@
 /* local.h - libp2c2r's local fallback: tasks of the built-in types run in the renter's own
- * process while the coordinator is unreachable, within a CPU budget per frame
+ * process while the coordinator is unreachable or when it refuses them (deadline, no peer,
+ * full queues), within a CPU budget per frame
  * (include/p2c2r/client.h, "Local fallback").  Internal to the library; everything runs on
  * the client's thread, inside the public calls that make progress (process, poll, wait,
  * flush): the library stays free of threads. */
@@ -46,9 +47,15 @@ void local_drop(struct entry *e);
  * per cost unit, when e's cost is known. */
 void local_learn_delivered(p2c2r_client *c, const struct entry *e, uint32_t exec_us);
 
-/* The connection failed with err: e (incomplete, kept by local_keep) waits to run locally
- * instead of failing now; err is its outcome should it not fit. */
+/* The connection failed with err, or the coordinator refused e with err (local_takes_refusal):
+ * e (incomplete, kept by local_keep) waits to run locally instead of failing now; err is its
+ * outcome should it not fit. */
 void local_enqueue(p2c2r_client *c, struct entry *e, int err);
+
+/* Whether a task the coordinator refused with status st may run locally instead: it would
+ * miss its deadline on the fabric (EDEADLINE), no peer serves its type (EUNSUPPORTED), or the
+ * queues are full (EQUEUEFULL). */
+int local_takes_refusal(int st);
 
 /* Runs what fits of the waiting tasks in this frame's budget and completes those that will
  * never run (over the budget, past their deadline).  Returns the results completed. */

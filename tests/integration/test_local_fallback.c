@@ -22,6 +22,12 @@
  * - budget: a renter whose frame is a minute long and whose budget is 2 ms submits 1000
  *           small tiles (300 ms deadline) while no coordinator is reachable: some run, the
  *           rest wait for the next frame and time out; one result each.
+ * - refused: a new coordinator whose only peer serves physics slowly (a fake peer, 60 ms a
+ *           step, taught by a renter without the fallback) refuses the game's physics step
+ *           with a 30 ms deadline (EDEADLINE) and a sha256 task no peer serves
+ *           (EUNSUPPORTED): both run in the game's process, LOCAL, with the right bytes; a
+ *           step 10,000 times as costly is refused and over the local budget: its outcome is
+ *           the refusal, not run; a renter without the fallback gets the refusals.
  * Nothing is judged by wall-clock speed: which tasks fit follows from the costs (the big tile
  * costs 4096 times a small one), the rest are outcomes and bytes. */
 #include <poll.h>
@@ -230,6 +236,105 @@ static void budget_check(const struct p2c2r_task *proto, const uint8_t *want, si
     p2c2r_client_close(d);
 }
 
+/* A physics scene of PHYSICS's two bodies for n steps (its cost: bodies x steps). */
+static char *physics_steps(int n)
+{
+    char *p = strdup(PHYSICS);
+    H_REQUIRE(p != NULL, "out of memory");
+    char *at = strstr(p, "\"steps\": 4");
+    H_REQUIRE(at != NULL, "PHYSICS has no steps");
+    char *out = malloc(strlen(p) + 16);
+    H_REQUIRE(out != NULL, "out of memory");
+    snprintf(out, strlen(p) + 16, "%.*s\"steps\": %d%s", (int)(at - p), p, n, at + strlen("\"steps\": 4"));
+    free(p);
+    return out;
+}
+
+/* The coordinator is up but refuses: the game runs what fits itself (want: the physics step's
+ * bytes from a real peer). */
+static void refused_check(const uint8_t *want, size_t want_len)
+{
+    const char *cargs[] = {"--verify", "none", "--no-hedge", NULL};
+    h_coord_start(NULL, cargs);
+    struct h_fake_peer_cfg fc = {.name = "slow-physics", .types = "physics", .slots = 4, .delay_ms = 60};
+    struct h_fake_peer *slow = h_fake_peer_start(&fc);
+    h_wait_peers(1, NULL);
+    /* Another renter teaches the coordinator the fake's 60 ms a step. */
+    p2c2r_client *teacher = h_renter("teacher");
+    struct p2c2r_task t;
+    p2c2r_task_init(&t);
+    t.type = "physics";
+    t.input = PHYSICS;
+    t.input_len = strlen(PHYSICS);
+    t.flags = P2C2R_TASK_NOCACHE;
+    t.deadline_ms = DEADLINE_MS;
+    for (int i = 0; i < 24; i++) {
+        struct p2c2r_result r = h_wait(teacher, h_submit(teacher, &t), 30000);
+        H_REQUIRE(r.status == 0, "teaching step %d: %s", i, h_err(r.status));
+        p2c2r_result_release(&r);
+    }
+    struct p2c2r_client_options o;
+    p2c2r_client_options_init(&o);
+    o.name = "game-refused";
+    o.connect_timeout_ms = h_bound_ms(5000);
+    o.local_fallback_us = BUDGET_US;
+    p2c2r_client *g;
+    int rc = p2c2r_client_connect(h_addr(), &o, &g);
+    H_REQUIRE(rc == 0, "connect: %s", h_err(rc));
+    /* 30 ms: the peers would take 60 ms, the game's own run about a millisecond. */
+    t.deadline_ms = 30;
+    t.priority = P2C2R_PRIO_REALTIME;
+    struct p2c2r_result r = h_wait(g, h_submit(g, &t), 10000);
+    H_CHECK(r.status == 0 && (r.flags & P2C2R_RESULT_LOCAL) && r.peer_id == 0 && r.output_len == want_len &&
+                memcmp(r.output, want, want_len) == 0,
+            "a step the coordinator refused (EDEADLINE) ran locally with a peer's bytes: %s flags %#x %.200s",
+            h_err(r.status), r.flags, r.status && r.output ? (const char *)r.output : "");
+    h_log("refused: the step ran locally in %u us", r.exec_us);
+    p2c2r_result_release(&r);
+    /* The same step from a renter without the fallback: the refusal. */
+    r = h_wait(teacher, h_submit(teacher, &t), 10000);
+    H_CHECK(r.status == P2C2R_EDEADLINE, "without the fallback: %s (want EDEADLINE)", h_err(r.status));
+    p2c2r_result_release(&r);
+    /* No peer serves sha256. */
+    static const char text[] = "run me where you can";
+    struct p2c2r_task st;
+    p2c2r_task_init(&st);
+    st.type = "sha256";
+    st.input = text;
+    st.input_len = sizeof(text) - 1;
+    uint8_t md[32];
+    h_sha256(text, sizeof(text) - 1, md);
+    r = h_wait(g, h_submit(g, &st), 10000);
+    H_CHECK(r.status == 0 && (r.flags & P2C2R_RESULT_LOCAL) && r.output_len == 32 && memcmp(r.output, md, 32) == 0,
+            "a type no peer serves (EUNSUPPORTED) ran locally: %s flags %#x", h_err(r.status), r.flags);
+    p2c2r_result_release(&r);
+    r = h_wait(teacher, h_submit(teacher, &st), 10000);
+    H_CHECK(r.status == P2C2R_EUNSUPPORTED, "without the fallback: %s (want EUNSUPPORTED)", h_err(r.status));
+    p2c2r_result_release(&r);
+    /* 10,000 times the step's cost (40,000 steps): refused, and over the local budget (8 ms)
+     * by the time per unit the game's own run taught (a 4-step run takes far more than 1 us). */
+    char *huge = physics_steps(40000);
+    struct p2c2r_task ht = t;
+    ht.input = huge;
+    ht.input_len = strlen(huge);
+    r = h_wait(g, h_submit(g, &ht), 10000);
+    H_CHECK(r.status == P2C2R_EDEADLINE && !(r.flags & P2C2R_RESULT_LOCAL),
+            "a refused step over the local budget keeps its refusal: %s flags %#x", h_err(r.status), r.flags);
+    if (r.output)
+        h_log("its reason: %.*s", (int)r.output_len, (const char *)r.output);
+    p2c2r_result_release(&r);
+    struct p2c2r_pressure pr;
+    p2c2r_pressure_init(&pr);
+    rc = p2c2r_client_type_pressure(g, "physics", &pr);
+    H_CHECK(rc == 0 && pr.rejected_deadline == 2, "the frame helper counts both refusals: %s, %llu",
+            h_err(rc), (unsigned long long)pr.rejected_deadline);
+    H_CHECK(p2c2r_client_pending(g) == 0, "%zu pending", p2c2r_client_pending(g));
+    free(huge);
+    p2c2r_client_close(g);
+    p2c2r_client_close(teacher);
+    h_fake_peer_stop(slow);
+}
+
 static void tally_fini(struct tally *ty)
 {
     for (int i = 0; i <= NFIT; i++)
@@ -382,6 +487,9 @@ int main(int argc, char **argv)
     p2c2r_client_close(c);
     p2c2r_client_close(plain);
     h_fake_peer_stop(fp);
+
+    refused_check(ref[NPATH], ref_len[NPATH]);
+
     for (int i = 0; i < NFIT; i++)
         free(ref[i]);
     frame_fini(&ft);
