@@ -24,10 +24,17 @@
  * coordinator SIGKILLed half way through: the second half runs in the game's
  * process, and "local" counts those results).  On a
  * 2-core machine the peers and the game share the cores, so the figures are
- * the fabric's overhead under contention, not a deployment's.
+ * the fabric's overhead under contention, not a deployment's; --pin keeps
+ * the game's thread on CPU 0 and the coordinator and peers on the others,
+ * as on a game's machine that does not host the peers.  By default the game
+ * waits in poll(2) and wakes for every result; --checkpoints N plays a game
+ * busy with its own work, which calls process and poll right after its
+ * submits and then at N points of the frame, the last 0.3 ms before its end
+ * (a result counts as "same frame" when that look collects it).
  * Figures in docs/PERFORMANCE.md, "The 16 ms frame". */
 #include <inttypes.h>
 #include <math.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,9 +56,13 @@ static struct {
     const char *bin_dir;
     const char *scenarios;
     int64_t seconds;
-    int quick, json;
+    int quick, json, pin;
+    int64_t checkpoints;
     const char *trace;
-} opt = {BENCH_BIN_DIR, "local2,peers4,kill4,coordkill2", 20, 0, 0, NULL};
+} opt = {BENCH_BIN_DIR, "local2,peers4,kill4,coordkill2", 20, 0, 0, 0, 0, NULL};
+
+/* With --checkpoints, the last look of a frame is this long before its end. */
+#define LAST_LOOK_US 300u
 
 #define COORDKILL_LOCAL_US 6000 /* coordkill2's local fallback budget per frame */
 
@@ -181,6 +192,25 @@ struct outcome {
     int spp_final;
 };
 
+/* Binds the calling thread (and what it forks from now on) to the CPUs
+ * [lo, hi) that this process may use. */
+static void pin_to(int lo, int hi)
+{
+    static cpu_set_t all; /* the process's CPUs, read once, before any pinning */
+    static int have_all;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (!have_all) {
+        H_REQUIRE(sched_getaffinity(0, sizeof(all), &all) == 0, "sched_getaffinity failed");
+        have_all = 1;
+    }
+    for (int i = lo; i < hi && i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &all))
+            CPU_SET(i, &set);
+    H_REQUIRE(CPU_COUNT(&set) > 0, "--pin: no CPU in [%d, %d) (it needs at least 2)", lo, hi);
+    H_REQUIRE(sched_setaffinity(0, sizeof(set), &set) == 0, "sched_setaffinity failed");
+}
+
 static void run(const struct scen *sc, struct outcome *o)
 {
     memset(o, 0, sizeof(*o));
@@ -188,6 +218,8 @@ static void run(const struct scen *sc, struct outcome *o)
             sc->kill ? ", one killed half way" : sc->kill_coord ? ", the coordinator killed half way" : "",
             opt.seconds);
     const char *cargs[] = {"--log-level", "warn", NULL};
+    if (opt.pin)
+        pin_to(1, CPU_SETSIZE); /* the daemons inherit it */
     struct h_proc *co = h_coord_start(NULL, cargs);
     struct h_proc *peers[MAX_PEERS];
     for (int i = 0; i < sc->peers; i++) {
@@ -195,6 +227,8 @@ static void run(const struct scen *sc, struct outcome *o)
         snprintf(name, sizeof(name), "%s-peer-%d", sc->name, i);
         peers[i] = h_peer_start(name, 1, "pathfind,physics,raytrace,upscale", NULL);
     }
+    if (opt.pin)
+        pin_to(0, 1);
     h_wait_peers(sc->peers, NULL);
     p2c2r_client *c = NULL;
     int rc;
@@ -337,10 +371,42 @@ static void run(const struct scen *sc, struct outcome *o)
         }
         for (int k = 0; k < NKIND; k++)
             sub_us[f << 4 | (uint64_t)k] = t0;
+        if (opt.checkpoints) {
+            /* A game busy with its own work looks at the fabric only at a
+             * few points of the frame; the first look, right after the
+             * submits, sends them (p2c2r_client_poll flushes). */
+            rc = p2c2r_client_process(c);
+            int n = p2c2r_client_poll(c, res, 64, 0);
+            uint64_t arrive = now_us();
+            for (int i = 0; i < n; i++)
+                TAKE(res[i], arrive);
+        }
         lib += now_us() - t0;
         libcpu += cpu_us() - c0;
-        /* Wait for results until the frame ends. */
-        for (;;) {
+        for (int64_t k = 1; k <= opt.checkpoints; k++) {
+            uint64_t at = fstart + FRAME_US * (uint64_t)k / (uint64_t)opt.checkpoints;
+            at -= k == opt.checkpoints ? LAST_LOOK_US : 0;
+            uint64_t now = now_us();
+            if (at > now) {
+                struct timespec ts = {0, (long)(at - now) * 1000};
+                nanosleep(&ts, NULL);
+            }
+            t0 = now_us();
+            c0 = cpu_us();
+            rc = p2c2r_client_process(c);
+            H_REQUIRE(rc >= 0 || (sc->kill_coord && f >= frames / 2), "process: %s", h_err(rc));
+            int n;
+            do {
+                n = rc >= 0 || sc->kill_coord ? p2c2r_client_poll(c, res, 64, 0) : 0;
+                uint64_t arrive = now_us();
+                for (int i = 0; i < n; i++)
+                    TAKE(res[i], arrive);
+            } while (n == 64);
+            lib += now_us() - t0;
+            libcpu += cpu_us() - c0;
+        }
+        /* Wait for results until the frame ends, woken by each. */
+        for (; !opt.checkpoints;) {
             uint64_t now = now_us();
             if (now >= fend)
                 break;
@@ -468,6 +534,9 @@ int main(int argc, char **argv)
         {"quick", 0, OPT_FLAG, NULL, 0, 0, "smoke run: 3 s per scenario unless --seconds is given", &opt.quick},
         {"trace", 0, OPT_STR, "FILE", 0, 0, "write a Chrome trace of every task (the last scenario's)", &opt.trace},
         {"json", 0, OPT_FLAG, NULL, 0, 0, "one JSON line per scenario on stdout (the tables go to stderr)", &opt.json},
+        {"pin", 0, OPT_FLAG, NULL, 0, 0, "the game on CPU 0, the coordinator and peers on the other CPUs", &opt.pin},
+        {"checkpoints", 0, OPT_INT, "N", 0, 16, "look at the fabric N times a frame (the last 0.3 ms before its end) "
+         "instead of waking for every result (0)", &opt.checkpoints, CLIOPT_DEFAULT},
     };
     int nopts = (int)(sizeof(opts) / sizeof(opts[0]));
     int64_t seconds_default = opt.seconds;
