@@ -66,18 +66,50 @@ double peer_trust(const struct peer_rec *p)
     return (p->good + 1.0) / (p->good + p->strikes + 2.0);
 }
 
+/* p's typical execution time for type ti, in us: its own average, else
+ * the type's, else 1 ms. */
+static double peer_exec(const struct coord *co, const struct peer_rec *p, int ti)
+{
+    const struct ttype *tt = &co->types[ti];
+    return p->ty[ti].exec_ewma > 0 ? p->ty[ti].exec_ewma : tt->exec_ewma > 0 ? tt->exec_ewma : 1000;
+}
+
+/* The score of p for a task it would run in own us, behind its load of
+ * tasks of typical length exec; lower is better. */
+static double score_of(const struct peer_rec *p, double own, double exec)
+{
+    double load = peer_slots(p) ? (double)p->inflight / peer_slots(p) : 1;
+    double trust = peer_trust(p);
+    return (p->rtt_us + own + exec * load) * (1 + 4 * p->fail_ewma) * (1.5 - 0.5 * trust);
+}
+
 /* Expected time for p to return a task of type ti, in us; lower is better.
  * See docs/ARCHITECTURE.md, "Peer choice". */
 double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
 {
-    const struct ttype *tt = &co->types[ti];
-    double exec = p->ty[ti].exec_ewma > 0 ? p->ty[ti].exec_ewma : tt->exec_ewma > 0 ? tt->exec_ewma : 1000;
-    double load = peer_slots(p) ? (double)p->inflight / peer_slots(p) : 1;
-    double trust = peer_trust(p);
-    return (p->rtt_us + exec * (1 + load)) * (1 + 4 * p->fail_ewma) * (1.5 - 0.5 * trust);
+    double exec = peer_exec(co, p, ti);
+    return score_of(p, exec, exec);
 }
 
-/* p's score for t: peer_score, lowered by up to BLOB_AFFINITY in the share
+/* What t itself should take on p, in us: t's cost times p's time per cost
+ * unit (its own, else its pool's, else the type's), so a big task goes to
+ * the peer fastest per unit, not to the one whose tasks were small; a task
+ * of unknown cost or a type with nothing learned: p's typical time. */
+static double task_own_us(const struct coord *co, const struct peer_rec *p, const struct task *t, double exec)
+{
+    const struct ttype *tt = &co->types[t->tt];
+    if (!t->cost)
+        return exec;
+    double r = p->ty[t->tt].rate;
+    if (r <= 0)
+        r = urate_win_get(&tt->prate[p->pool]);
+    if (r <= 0)
+        r = urate_win_get(&tt->rate);
+    return r > 0 ? (double)t->cost * r : exec;
+}
+
+/* p's score for t: as peer_score, with t's own expected time on p (task_own_us)
+ * in place of p's average, lowered by up to BLOB_AFFINITY in the share
  * of t's blob bytes p (probably) holds.  A holder skips the transfer, and
  * its executor may keep what it derived from the blob (a parsed map, a
  * mesh's BVH: docs/TASKS.md, "Cost, cancel and prepared state").  Among
@@ -85,7 +117,8 @@ double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
  * faster or idler peer still does. */
 double task_score(const struct coord *co, const struct peer_rec *p, const struct task *t)
 {
-    double s = peer_score(co, p, t->tt);
+    double exec = peer_exec(co, p, t->tt);
+    double s = score_of(p, task_own_us(co, p, t, exec), exec);
     if (t->nblobs == 0 || !p->has)
         return s;
     size_t held = 0, all = 0;

@@ -963,6 +963,54 @@ static void test_pick_few(void)
     fx_fini(&f);
 }
 
+/* A task is placed on its own estimate: its cost times each peer's time per
+ * cost unit.  A peer whose past tasks were small has the lower average
+ * time, but the peer that is faster per unit wins a big task (issue 10,
+ * item 1: placement on this task's estimate); with no cost known, or no
+ * rate learned, the average decides as before. */
+static void test_pick_by_rate(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct coord *co = f.co;
+    int ti = fx_type(&f, "raytrace");
+    struct peer_rec *steady = fx_peer(&f, 1u << ti, 1, 4);
+    struct peer_rec *small = fx_peer(&f, 1u << ti, 1, 4);
+    steady->ty[ti].exec_ewma = 1000; /* tiles of 1000 units at 1 us a unit */
+    steady->ty[ti].rate = 1.0f;
+    small->ty[ti].exec_ewma = 500; /* tiles of 250 units at 2 us a unit */
+    small->ty[ti].rate = 2.0f;
+    struct task *t = fx_task(&f, ti, PRIO_REALTIME, 0, 100);
+    t->cost = 0; /* unknown: the averages decide, the small-task peer looks faster */
+    CHECK(pick_peer(co, t) == small);
+    t->cost = 2000; /* 2 ms on the steady peer, 4 ms on the other */
+    unsigned missed = 0;
+    for (int i = 0; i < 50; i++)
+        missed += pick_peer(co, t) != steady;
+    CHECK_EQU(missed, 0);
+    CHECK_NEAR(task_score(co, steady, t), (steady->rtt_us + 2000.0) * 1.25);
+    CHECK_NEAR(task_score(co, small, t), (small->rtt_us + 4000.0) * 1.25);
+    /* A small task goes to the peer whose rate makes it quickest too. */
+    t->cost = 100;
+    CHECK(pick_peer(co, t) == steady);
+    /* A peer with no rate of its own is judged at the type's (median) rate. */
+    small->ty[ti].rate = 0;
+    for (int i = 0; i < 8; i++)
+        urate_win_add(&co->types[ti].rate, 0.5);
+    t->cost = 2000;
+    CHECK(pick_peer(co, t) == small);
+    CHECK_NEAR(task_score(co, small, t), (small->rtt_us + 1000.0) * 1.25);
+    /* Load still counts, at the typical task length: the steady peer with 3
+     * of 4 slots busy adds 0.75 x 1000 us. */
+    small->ty[ti].rate = 2.0f;
+    steady->inflight = 3;
+    CHECK_NEAR(task_score(co, steady, t), (steady->rtt_us + 2000.0 + 750.0) * 1.25);
+    steady->inflight = 0;
+    task_set_state(t, TS_QUEUED);
+    task_free(co, t);
+    fx_fini(&f);
+}
+
 /* A task goes to a peer that already holds its blobs when the scores are
  * otherwise close (within BLOB_AFFINITY), never when the holder is clearly
  * slower; a partial holder gets a partial discount. */
@@ -1928,6 +1976,7 @@ int main(void)
     test_pick_few();
     test_pick_sampled();
     test_pick_blob_holder();
+    test_pick_by_rate();
     test_admission();
     test_rate_outliers();
     test_admission_probe();
