@@ -54,13 +54,16 @@
          * makeWorker() -> a Worker, crypto (WebCrypto), keyStore {load(),
          * save(keyPair)} (optional), onUpdate(session), heartbeatMs,
          * capabilities, binaryInputs (default true: register with
-         * binary_inputs, task inputs as binary messages; false: base64). */
+         * binary_inputs, task inputs as binary messages, and send each
+         * output as a binary message after its task_result (result_frame);
+         * false: base64 both ways). */
         constructor(opts) {
             this.opts = opts;
             this.slots = Math.max(1, Math.min(64, opts.slots | 0 || 1));
             this.stats = {
                 state: "stopped", message: "", peerNum: null, connects: 0, started: null,
                 done: 0, failed: 0, cancelled: 0, ms: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, binaryInputs: 0,
+                binaryResults: 0, /* outputs sent as binary messages (result_frame) */
                 cancelStops: 0, /* workers terminated to stop a cancelled task */
                 perType: {}, log: [],
             };
@@ -396,7 +399,8 @@
                 w.busy = id;
                 this.running.set(id, {task: t, gen: this.gen});
                 this.stats.bytesIn += t.bytes ? t.bytes.length : Math.floor((t.data || "").length * 3 / 4);
-                w.postMessage({kind: "run", id, type: t.task_type, params: t.params || {}, data: t.bytes || t.data || "",
+                w.postMessage({kind: "run", id, binary: this.binaryInputs, type: t.task_type, params: t.params || {},
+                               data: t.bytes || t.data || "",
                                blobs});
             }
         }
@@ -421,8 +425,19 @@
                 pt.done++;
                 this.stats.done++;
                 this.stats.bytesOut += m.bytes;
-                this.send({msg_type: "task_result", task_id: r.task.task_id, peer_id: this.opts.peerId || "browser",
-                           success: true, result: m.result, processing_time_ms: m.ms});
+                const res = {msg_type: "task_result", task_id: r.task.task_id, peer_id: this.opts.peerId || "browser",
+                             success: true, processing_time_ms: m.ms};
+                if (m.output instanceof Uint8Array && this.ws && this.ws.readyState === 1) {
+                    /* The output follows as the next message, binary: no
+                     * base64 on either side (docs/GATEWAY.md 5.4). */
+                    res.result_frame = true;
+                    this.ws.send(JSON.stringify(res));
+                    this.ws.send(m.output);
+                    this.stats.binaryResults++;
+                } else {
+                    res.result = m.result;
+                    this.send(res);
+                }
             } else {
                 pt.failed++;
                 this.stats.failed++;

@@ -4,17 +4,19 @@
  * starts one worker per slot.
  *
  * Messages from the page:
- *   {kind: "run", id, type, params, data, blobs}
+ *   {kind: "run", id, binary, type, params, data, blobs}
  *        data: the input, a Uint8Array (binary_inputs) or base64 (as
  *        task_assign's data carries it); params: an object of strings;
- *        blobs: [Uint8Array] the task references
+ *        blobs: [Uint8Array] the task references; binary: answer with the
+ *        output's bytes (output) instead of base64 (result)
  * to the page:
  *   {kind: "ready", types: [{name, version}]}        once the module loaded
  *   {kind: "failed", error}      the module did not load, or trapped (then the
  *                                page replaces the worker)
- *   {kind: "done", id, ok, result, bytes, code, error, ms}
- *        result: the output, base64; bytes: its length; code: a p2c2r
- *        error name when !ok
+ *   {kind: "done", id, ok, result | output, bytes, code, error, ms}
+ *        result: the output, base64, or output: its bytes (a Uint8Array
+ *        whose buffer is transferred) when the run asked for binary;
+ *        bytes: its length; code: a p2c2r error name when !ok
  * A cancelled task is not told to the worker: the page terminates it (the
  * module cannot be interrupted) and starts a new one.
  * The files it loads sit beside it (the gateway serves them under /static/). */
@@ -72,7 +74,11 @@ self.onmessage = (ev) => {
         self.postMessage({kind: "failed", error});
         return;
     }
-    if (r.ok)
+    if (r.ok && m.binary) {
+        const output = new Uint8Array(r.output); /* a copy of its own, to transfer */
+        self.postMessage({kind: "done", id: m.id, ok: true, output, bytes: output.length, ms: r.ms},
+                         [output.buffer]);
+    } else if (r.ok)
         self.postMessage({kind: "done", id: m.id, ok: true, result: toBase64(r.output), bytes: r.output.length,
                           ms: r.ms});
     else

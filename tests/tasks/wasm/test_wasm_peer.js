@@ -325,6 +325,11 @@ async function main() {
             console.log(`FAIL ${st.binaryInputs} inputs came as binary messages, expected ${todo.length}`);
             bad++;
         }
+        /* ...and every output went back as a binary message (result_frame). */
+        if (!(st.binaryResults >= st.done && st.done >= todo.length)) {
+            console.log(`FAIL ${st.binaryResults} outputs went back as binary messages, of ${st.done} done`);
+            bad++;
+        }
         if (chromium) {
             if (st.shown !== String(st.done) || !st.shownState.startsWith("running")) {
                 console.log(`FAIL the page shows ${st.shown} tasks done, state '${st.shownState}'`);
