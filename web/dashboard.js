@@ -1,7 +1,7 @@
 // dashboard.js - the live dashboard at / (README "A tour"; docs/GATEWAY.md
-// 4.7).  A renter connection of the gateway asks for the STATS document
-// (stats_request) once per interval (1 s; ?interval=MS, 200 at least) and
-// draws it: peers (operator view), queues by class and by account,
+// 4.7).  A renter connection of the gateway subscribes to the STATS
+// document (stats_request with every_ms: the coordinator pushes it once per
+// interval, 1 s; ?interval=MS, 200 at least) and draws each: peers (operator view), queues by class and by account,
 // throughput and latency by stage as plots (Chart.js from Debian's
 // libjs-chart.js at /static/chart.js), refusals with their reasons, cache
 // and verification figures.  Rates are differences between two readings.
@@ -23,7 +23,7 @@ const $ = (id) => document.getElementById(id);
 const dash = {updates: 0, stats: null, view: "-"};
 window.p2c2rDash = dash;
 
-let prev = null, prevAt = 0, pending = false, sentAt = 0;
+let prev = null, prevAt = 0;
 const prevPeer = new Map();
 
 // ---- formatting ------------------------------------------------------------
@@ -341,25 +341,16 @@ function main() {
         onState: setConn,
         tokenBox: $("token-box"),
         tokenHint: "An operator token shows every peer and account; a renter token your own account and the fabric's totals.",
-        onReady: () => {
-            pending = false;
-        },
+        // Each (re)connection subscribes: the coordinator pushes a reading
+        // every interval, and holds the next one back while this tab has
+        // not taken the last (a hidden or slow tab is never flooded).
+        onReady: () => gw.send({msg_type: "stats_request", every_ms: interval}),
         onMessage: (m) => {
-            if (m.msg_type !== "stats")
-                return;
-            pending = false;
-            if (!m.stats.rate_limited)
+            if (m.msg_type === "stats" && !m.stats.rate_limited)
                 update(m.stats);
         },
     });
     $("token-open").addEventListener("click", () => gw.askToken("use another token"));
-    setInterval(() => {
-        // One request at a time; an answer lost to a reconnect is given up after 5 s.
-        if (pending && performance.now() - sentAt < 5000)
-            return;
-        pending = gw.send({msg_type: "stats_request"});
-        sentAt = performance.now();
-    }, interval);
     gw.start();
 }
 

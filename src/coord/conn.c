@@ -26,6 +26,11 @@ const char *conn_state_name(int s)
  * body pointer (body_len bytes to fill now), or NULL when the connection is
  * draining or its output would pass its cap: the caller must then cut the
  * connection. */
+size_t conn_out_pending(const struct conn *c)
+{
+    return buf_used(&c->io.out) + buf_used(&c->io.sending);
+}
+
 uint8_t *conn_frame(struct conn *c, uint8_t type, uint16_t flags, uint64_t req_id, uint32_t body_len)
 {
     if (c->state >= CS_DRAINING)

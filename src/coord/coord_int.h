@@ -402,6 +402,7 @@ struct conn {
     struct list_node stats_node;
     uint64_t stats_next_us, stats_req_id;
     uint32_t stats_offset, stats_limit;
+    uint32_t stats_every_ms; /* a subscription: an answer every so often, 0 = none */
     struct account *acct;   /* after HELLO, with a credentials file: whose it is (account.h) */
     struct list_node anode; /* its account's conns */
     struct gw *gw;          /* a WebSocket gateway connection (gateway.c), else NULL */
@@ -811,6 +812,8 @@ void blobs_shed(struct coord *co, struct mem_acct *a, uint64_t n);
 /* ---- conn.c: connections -------------------------------------------------- */
 
 /* Reserves a frame in c's output (NULL: draining, or over its cap). */
+/* Bytes c has queued that the kernel has not taken yet. */
+size_t conn_out_pending(const struct conn *c);
 uint8_t *conn_frame(struct conn *c, uint8_t type, uint16_t flags, uint64_t req_id, uint32_t body_len);
 /* Sends prefix + payload as one frame; -1 when over the output cap. */
 int conn_send(struct conn *c, uint8_t type, uint64_t req_id, const uint8_t *prefix, size_t prefix_len,
@@ -881,6 +884,8 @@ void limits_task_ungrow(struct coord *co, struct task *t, size_t len);
 
 #define STATS_PEERS_DEFAULT 100u /* peers in a STATS answer that names no page */
 #define STATS_PEERS_MAX 1000u
+#define STATS_EVERY_MIN_MS 100u   /* a subscription's period (STATS_REQ every_ms), at least */
+#define STATS_EVERY_MAX_MS 60000u /* ...and at most */
 int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 /* Sends the STATS answers held back by the rate limit whose turn came. */
 void stats_sweep(struct coord *co, uint64_t now);

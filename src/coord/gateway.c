@@ -814,9 +814,13 @@ static int on_text(struct conn *c, const char *p, size_t n)
             rc = gw_dispatch(c, MSG_CREDIT, 0, b, 4);
         }
         break;
-    case GW_STATS_REQUEST:
-        rc = gw_dispatch(c, MSG_STATS_REQ, 0, NULL, 0);
+    case GW_STATS_REQUEST: {
+        /* Offset 0, limit 0 (the default page), every_ms (PROTOCOL.md 5.7). */
+        uint8_t b[12] = {0};
+        wr32(b + 8, m->every_ms);
+        rc = gw_dispatch(c, MSG_STATS_REQ, 0, b, m->every_ms ? sizeof(b) : 0);
         break;
+    }
     default:
         break;
     }

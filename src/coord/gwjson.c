@@ -689,8 +689,10 @@ static int dec_heartbeat(const struct jv *o, struct gw_msg *m, char *err, size_t
 
 static int dec_stats_request(const struct jv *o, struct gw_msg *m, char *err, size_t errcap)
 {
-    (void)o, (void)m, (void)err, (void)errcap;
-    return 0;
+    uint64_t every;
+    int rc = get_uint(o, "every_ms", 0, 60000, 0, &every, err, errcap);
+    m->every_ms = (uint32_t)every;
+    return rc;
 }
 
 static const struct {

@@ -88,6 +88,8 @@ struct gw_msg {
     uint32_t exec_us;
     /* heartbeat: new slots (0: unchanged) */
     uint32_t credit;
+    /* stats_request: a subscription's period (0: one answer) */
+    uint32_t every_ms;
     /* task_submit "blobs": nblobs SHA-256 hashes.  blob_put uses tid (its
      * request_id), data and data_frame. */
     uint8_t blobs[PROTO_MAX_BLOBS * PROTO_HASH_LEN];

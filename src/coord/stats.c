@@ -404,7 +404,8 @@ static void stats_json(struct coord *co, const struct conn *asker, struct buf *o
     jprintf(o, "],\"peers_total\":%u,\"peers_offset\":%u}", total, offset);
 }
 
-/* Sends the STATS answer c is owed (c->stats_req_id and its page). */
+/* Sends the STATS answer c is owed (c->stats_req_id and its page); with a
+ * subscription, c waits on co->stats_wait for the next one. */
 static int stats_answer(struct conn *c)
 {
     struct coord *co = c->co;
@@ -412,6 +413,11 @@ static int stats_answer(struct conn *c)
     buf_init(&o, 8u << 20);
     stats_json(co, c, &o, c->stats_offset, c->stats_limit);
     c->stats_next_us = co->now + co->cfg.stats_interval_ms * 1000ull;
+    if (c->stats_every_ms) {
+        c->stats_next_us = co->now + c->stats_every_ms * 1000ull;
+        if (!list_linked(&c->stats_node))
+            list_push_back(&co->stats_wait, &c->stats_node);
+    }
     uint8_t *b = conn_frame(c, MSG_STATS, 0, c->stats_req_id, (uint32_t)buf_used(&o));
     int rc = 0;
     if (b) {
@@ -424,9 +430,46 @@ static int stats_answer(struct conn *c)
     return rc;
 }
 
+/* Takes the request's id and page as what c's next answer carries. */
+static void stats_set_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
+{
+    c->stats_req_id = h->req_id;
+    c->stats_offset = 0;
+    c->stats_limit = STATS_PEERS_DEFAULT;
+    if (h->body_len >= 8) {
+        c->stats_offset = rd32(body);
+        c->stats_limit = rd32(body + 4);
+        if (c->stats_limit == 0)
+            c->stats_limit = STATS_PEERS_DEFAULT;
+        if (c->stats_limit > STATS_PEERS_MAX)
+            c->stats_limit = STATS_PEERS_MAX;
+    }
+}
+
+/* The period a subscription asks for, within the rate limit's bounds. */
+static uint32_t stats_period(const struct coord *co, uint32_t every_ms)
+{
+    if (every_ms == 0)
+        return 0;
+    if (every_ms < co->cfg.stats_interval_ms)
+        every_ms = co->cfg.stats_interval_ms;
+    return every_ms < STATS_EVERY_MIN_MS ? STATS_EVERY_MIN_MS
+           : every_ms > STATS_EVERY_MAX_MS ? STATS_EVERY_MAX_MS : every_ms;
+}
+
 int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body)
 {
     struct coord *co = c->co;
+    /* Optional body: u32 offset, u32 limit of the peer page, u32 every_ms
+     * (5.7).  A request while a subscription runs replaces it, and is
+     * answered at the subscription's next turn. */
+    uint32_t every = h->body_len >= 12 ? stats_period(co, rd32(body + 8)) : 0;
+    if (c->stats_every_ms && list_linked(&c->stats_node)) {
+        c->stats_every_ms = every;
+        stats_set_request(c, h, body);
+        return 0;
+    }
+    c->stats_every_ms = every;
     /* One full answer per connection per --stats-interval.  A request
      * that comes sooner waits for its turn; one more while it waits is
      * answered at once with a small document saying so, so a client
@@ -449,18 +492,7 @@ int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *b
         co->n.stats_delayed++;
         list_push_back(&co->stats_wait, &c->stats_node);
     }
-    /* Optional body: u32 offset, u32 limit of the peer page (5.7). */
-    c->stats_req_id = h->req_id;
-    c->stats_offset = 0;
-    c->stats_limit = STATS_PEERS_DEFAULT;
-    if (h->body_len >= 8) {
-        c->stats_offset = rd32(body);
-        c->stats_limit = rd32(body + 4);
-        if (c->stats_limit == 0)
-            c->stats_limit = STATS_PEERS_DEFAULT;
-        if (c->stats_limit > STATS_PEERS_MAX)
-            c->stats_limit = STATS_PEERS_MAX;
-    }
+    stats_set_request(c, h, body);
     return list_linked(&c->stats_node) ? 0 : stats_answer(c);
 }
 
@@ -471,6 +503,10 @@ void stats_sweep(struct coord *co, uint64_t now)
         struct conn *c = list_entry(n, struct conn, stats_node);
         n = n->next;
         if (now < c->stats_next_us)
+            continue;
+        /* A subscriber that has not taken its last answer yet gets the
+         * next one only when it has: answers never pile up. */
+        if (c->stats_every_ms && conn_out_pending(c))
             continue;
         list_remove(&c->stats_node);
         if (c->state == CS_READY)

@@ -207,6 +207,28 @@ def t_renter_native_peer(env):
     w.send_json({"msg_type": "stats_request"})
     m = w.recv_json()
     check(m["msg_type"] == "stats" and m["stats"]["counters"]["gateway_upgrades"] >= 1, "stats %r" % m)
+    # stats_request with every_ms: readings are pushed without asking again,
+    # no faster than asked, until every_ms 0 ends the subscription.
+    w.send_json({"msg_type": "stats_request", "every_ms": 200})
+    t0 = time.time()
+    pushed = [w.recv_json() for _ in range(4)]
+    span = time.time() - t0
+    check(all(p["msg_type"] == "stats" and "counters" in p["stats"] for p in pushed),
+          "4 readings pushed after one stats_request: %r" % [p.get("msg_type") for p in pushed])
+    check(span >= 0.55, "4 readings at every_ms 200 take at least 3 periods: %.3f s" % span)
+    w.send_json({"msg_type": "stats_request", "every_ms": 0})
+    m = w.recv_json()  # the last reading: the request's own answer
+    check(m["msg_type"] == "stats", "every_ms 0 is answered once: %r" % m.get("msg_type"))
+    w.sock.settimeout(1.0)
+    try:
+        extra = w.recv_json()
+    except (socket.timeout, TimeoutError):
+        extra = None
+    w.sock.settimeout(10.0)
+    check(extra is None, "no reading after the subscription ended: %r" % (extra and extra.get("msg_type")))
+    w.send_json({"msg_type": "stats_request", "every_ms": 60001})
+    m = w.recv_json()
+    check(m["msg_type"] == "error" and "every_ms" in m.get("message", ""), "every_ms over 60000: %r" % m)
     w.close()
     # binary_results: the result follows as a binary message.
     w = env.renter("g2", binary_results=True)
