@@ -222,8 +222,11 @@ static void scenario_sigstop(void)
     enum { N = 20 };
     h_phase("sigstop: a frozen peer's tasks move to another within their deadline");
     struct h_proc *co = h_coord_start(NULL, NULL); /* --peer-timeout 30 s */
-    struct h_proc *a = h_peer_start("frozen", 2, "echo", NULL);
-    struct h_proc *b = h_peer_start("awake", 2, "echo", NULL);
+    /* More slots on the peer that will freeze: it is the better choice
+     * for most tasks by load, whatever round trips a loaded machine
+     * measured, so some of them are sure to be stuck on it. */
+    struct h_proc *a = h_peer_start("frozen", 4, "echo", NULL);
+    struct h_proc *b = h_peer_start("awake", 1, "echo", NULL);
     h_wait_peers(2, NULL);
     p2c2r_client *c = h_renter("sigstop-renter");
     h_signal(a, SIGSTOP);
