@@ -260,6 +260,18 @@ static int key_load_one(void *arg, const struct store_peer *sp)
     return 0;
 }
 
+/* A type peers ran before a restart is known again at once, so durable
+ * jobs of it are taken while its peers reconnect (instead of EUNSUPPORTED);
+ * a type with no peer and no queue yields its slot to a new one. */
+static int type_known(void *arg, const char *type)
+{
+    struct coord *co = arg;
+    size_t len = strlen(type);
+    if (type_name_ok((const uint8_t *)type, len))
+        (void)type_intern(co, (const uint8_t *)type, len);
+    return 0;
+}
+
 int peerdb_open(struct coord *co, char *err, size_t errcap)
 {
     list_init(&co->key_dirty);
@@ -275,6 +287,9 @@ int peerdb_open(struct coord *co, char *err, size_t errcap)
     if (rc == 0 && (rc = store_peer_each(co->store, key_load_one, co)) != 0)
         snprintf(err, errcap, "store: cannot read the peer records of %s/p2c2r.db: %s",
                  co->cfg.state_dir, store_last_error(co->store));
+    if (rc == 0 && (rc = store_speed_types(co->store, PROTO_MAX_TYPES, type_known, co)) != 0)
+        snprintf(err, errcap, "store: cannot read the task types of %s/p2c2r.db: %s", co->cfg.state_dir,
+                 store_last_error(co->store));
     if (rc != 0) {
         peerdb_close(co);
         return rc;

@@ -951,6 +951,25 @@ int store_speed_put(struct store *s, const uint8_t pk[STORE_PK_LEN], const char 
     return 0;
 }
 
+int store_speed_types(struct store *s, size_t max, int (*fn)(void *arg, const char *type), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT DISTINCT type FROM peer_speed LIMIT ?1", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+    int code = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st, 0);
+        if (type && fn(arg, type) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        code = store_fail(s, rc);
+    sqlite3_finalize(st);
+    return code;
+}
+
 int store_speed_get(struct store *s, const uint8_t pk[STORE_PK_LEN], const char *type,
                     uint64_t *exec_us)
 {

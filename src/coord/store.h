@@ -165,6 +165,11 @@ int store_speed_put(struct store *s, const uint8_t pk[STORE_PK_LEN], const char 
 int store_speed_get(struct store *s, const uint8_t pk[STORE_PK_LEN], const char *type,
                     uint64_t *exec_us);
 
+/* Calls fn(arg, type) for each task type some peer has a recorded time
+ * for (at most max of them), until fn returns non-zero.  Returns 0 or a
+ * read error. */
+int store_speed_types(struct store *s, size_t max, int (*fn)(void *arg, const char *type), void *arg);
+
 /* Flushes, then copies the database to a new file at path with SQLite's
  * online backup, through path.tmp and a link, so path never holds half a
  * copy.  Refuses when path exists (EINVAL): a backup never replaces a file.

@@ -22,7 +22,10 @@
  * 5. A peer's measured execution time survives a restart of the
  *    coordinator (issue 13, item 4, with the reputation and quarantines
  *    tests/integration/test_identity.c covers): after the restart the peer,
- *    back with its key, has its time before it ran anything. */
+ *    back with its key, has its time before it ran anything.  After another
+ *    restart, before any peer is back, a durable sha256 job is taken (the
+ *    type is known from the database) and runs when its peer returns; a
+ *    type nobody ran is refused. */
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -566,6 +569,42 @@ static void test_speeds(void)
             after, before);
     struct h_proc *ps2[] = {p2, h_coord()};
     h_stop_all(ps2, 2);
+
+    h_phase("after a restart, durable jobs of known types are taken before their peers are back");
+    h_coord_start(NULL, args);
+    p2c2r_client *c = h_renter("early-renter");
+    struct p2c2r_task jt[2];
+    static const char early[] = "submitted before the peers were back";
+    for (int k = 0; k < 2; k++) {
+        p2c2r_task_init(&jt[k]);
+        jt[k].type = k ? "nosuchtype" : "sha256";
+        jt[k].input = early;
+        jt[k].input_len = sizeof(early) - 1;
+    }
+    uint64_t ids[2] = {0, 0};
+    int codes[2] = {0, 0};
+    int rc = p2c2r_job_submit(c, jt, 2, NULL, h_bound_ms(5000), ids, codes);
+    H_CHECK(rc == 0 && codes[0] == 0 && ids[0] != 0,
+            "a sha256 job before its peers reconnected: %s, code %s (was EUNSUPPORTED)", h_err(rc), h_err(codes[0]));
+    H_CHECK(rc == 0 && codes[1] == P2C2R_EUNSUPPORTED, "a job of a type never run: %s", h_err(codes[1]));
+    struct h_proc *p3 = h_peer_start("speedy", 2, "sha256", NULL);
+    if (ids[0]) {
+        struct p2c2r_job_info info = P2C2R_JOB_INFO_INIT;
+        rc = p2c2r_job_wait(c, ids[0], h_bound_ms(20000), &info);
+        H_CHECK(rc == 0 && info.state == P2C2R_JOB_DONE && info.status == 0,
+                "the early job ran once the peer was back: %s, state %d status %s", h_err(rc), info.state,
+                h_err(info.status));
+        struct p2c2r_result r = P2C2R_RESULT_INIT;
+        rc = p2c2r_job_get(c, ids[0], P2C2R_JOB_RELEASE, h_bound_ms(5000), &r);
+        uint8_t md[32];
+        h_sha256(early, sizeof(early) - 1, md);
+        H_CHECK(rc == 0 && r.status == 0 && r.output_len == 32 && memcmp(r.output, md, 32) == 0,
+                "its digest: %s %s, %zu bytes", h_err(rc), h_err(r.status), r.output_len);
+        p2c2r_result_release(&r);
+    }
+    p2c2r_client_close(c);
+    struct h_proc *ps3[] = {p3, h_coord()};
+    h_stop_all(ps3, 2);
 }
 
 int main(int argc, char **argv)
