@@ -10,7 +10,10 @@
 #   4. when nats-server and libnats-dev are installed (scripts/deps.sh
 #      --bench): NATS JetStream doing the same (bench/competitors/
 #      bench_jetstream.c: a work-queue stream on file storage, a job counted
-#      at its PubAck, a worker acking each), batches of 1 and 32.
+#      at its PubAck, a worker acking each), batches of 1 and 32;
+#   5. when redis-server is installed (scripts/deps.sh --bench): Redis with
+#      an append-only file (everysec and always), RPUSH of a 64-byte job,
+#      one at a time and pipelined 32 deep (redis-benchmark).
 # Each line also gives the coordinator's CPU (utime + stime from /proc, 10 ms
 # ticks) per task or job: on a shared machine wall-clock throughput varies
 # run to run far more than the 10% the comparison is about, CPU time much
@@ -106,4 +109,35 @@ if command -v nats-server >/dev/null && [ -f /usr/include/nats/nats.h ]; then
     wait "$nats" 2>/dev/null || true
 else
     echo "== NATS JetStream: not installed (bash scripts/deps.sh --bench), skipped"
+fi
+
+# Redis with an append-only file: RPUSH of a 64-byte job by one client, one at
+# a time (-P 1) and pipelined 32 deep (-P 32); a reply means the write is in
+# the AOF (handed to the kernel before the reply: a process crash keeps it),
+# fsynced once a second (everysec, as --job-sync normal) or before the reply
+# (always, as --job-sync full).
+if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+    echo "== Redis $(redis-server --version | grep -Eo 'v=[0-9.]+') with appendonly (RPUSH, 64 B, 1 client)"
+    for fsync in everysec always; do
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        mkdir -p "$dir/redis-$fsync"
+        redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/redis-$fsync" --save '' --appendonly yes \
+            --appendfsync "$fsync" --daemonize no >"$dir/redis.log" 2>&1 &
+        redis=$!
+        for _ in $(seq 200); do
+            redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
+            sleep 0.05
+        done
+        for batch in 1 32; do
+            n=$((batch == 1 ? 20000 : 400000))
+            [ "$fsync" = always ] && [ "$batch" = 1 ] && n=5000
+            echo "Redis appendfsync $fsync, pipeline $batch: $(redis-benchmark -h 127.0.0.1 -p "$port" -c 1 -n "$n" \
+                -t rpush -d 64 -P "$batch" --csv 2>/dev/null | tail -1)"
+        done
+        kill "$redis"
+        wait "$redis" 2>/dev/null || true
+    done
+    echo "(csv: test, requests/s, latency avg, min, p50, p95, p99, max in ms)"
+else
+    echo "== Redis: not installed (bash scripts/deps.sh --bench), skipped"
 fi

@@ -13,7 +13,7 @@ pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       python3-venv python3-pytest python3-mypy
       emscripten nodejs chromium libjs-chart.js)
 if [ "${1:-}" = "--bench" ]; then
-    pkgs+=(gearman-job-server libgearman-dev nats-server libnats-dev)
+    pkgs+=(gearman-job-server libgearman-dev nats-server libnats-dev redis-server)
 fi
 
 missing=()
