@@ -584,6 +584,9 @@ void task_sweep_deadlines(struct coord *co, uint64_t now);
 /* ---- sched.c: queues, choice of task and peer, admission, retries, hedges */
 
 int task_fits(const struct coord *co, const struct task *t, const struct peer_rec *p);
+/* Whether a connected peer outside group, and outside the groups t excludes, could run t
+ * (version, requirements): whether another run could judge an error of group's. */
+int task_other_group_can_run(const struct coord *co, const struct task *t, uint32_t group);
 double peer_trust(const struct peer_rec *p);
 double peer_score(const struct coord *co, const struct peer_rec *p, int ti);
 double task_score(const struct coord *co, const struct peer_rec *p, const struct task *t);

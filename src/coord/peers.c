@@ -593,7 +593,9 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
                 peer_good(co, first);
             peer_good(co, p);
             task_finish(co, t, status, m.output.p, m.output.len, m.exec_us, p->id);
-        } else if (t->tries < co->cfg.max_attempts && tt->npeers > 1) {
+        } else if (t->tries < co->cfg.max_attempts && task_other_group_can_run(co, t, p->group)) {
+            /* Only a peer of another group can show whether the task or
+             * this peer is at fault; with none, the error stands. */
             t->err_status = m.status;
             t->err_peer = p->id;
             t->err_group = p->group;

@@ -40,6 +40,18 @@ static int type_has_unexcluded(const struct ttype *tt, int ti, const struct task
     return 0;
 }
 
+int task_other_group_can_run(const struct coord *co, const struct task *t, uint32_t group)
+{
+    const struct ttype *tt = &co->types[t->tt];
+    for (uint32_t i = 0; i < tt->npeers; i++) {
+        const struct peer_rec *q = tt->peers[i];
+        if (q->group != group && !task_excludes(t, q->group) && q->ty[t->tt].version >= t->min_version &&
+            reqs_met(&t->reqs, q))
+            return 1;
+    }
+    return 0;
+}
+
 /* Whether p may run t: version, requirements, not a peer that already
  * failed it (unless no other peer of the type that could run it is left),
  * and, while t's result is being verified, not of a group that already
