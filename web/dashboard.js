@@ -342,8 +342,8 @@ function main() {
         tokenBox: $("token-box"),
         tokenHint: "An operator token shows every peer and account; a renter token your own account and the fabric's totals.",
         // Each (re)connection subscribes: the coordinator pushes a reading
-        // every interval, and holds the next one back while this tab has
-        // not taken the last (a hidden or slow tab is never flooded).
+        // every interval, and holds the next one back while this tab is
+        // not reading (a hidden or slow tab is never flooded).
         onReady: () => gw.send({msg_type: "stats_request", every_ms: interval}),
         onMessage: (m) => {
             if (m.msg_type === "stats" && !m.stats.rate_limited)

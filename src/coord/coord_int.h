@@ -889,6 +889,7 @@ void limits_task_ungrow(struct coord *co, struct task *t, size_t len);
 #define STATS_PEERS_MAX 1000u
 #define STATS_EVERY_MIN_MS 100u   /* a subscription's period (STATS_REQ every_ms), at least */
 #define STATS_EVERY_MAX_MS 60000u /* ...and at most */
+#define STATS_HOLD_BYTES (256u << 10) /* a subscriber with this much unsent output waits */
 int stats_on_request(struct conn *c, const struct frame_hdr *h, const uint8_t *body);
 /* Sends the STATS answers held back by the rate limit whose turn came. */
 void stats_sweep(struct coord *co, uint64_t now);

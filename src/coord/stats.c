@@ -504,9 +504,11 @@ void stats_sweep(struct coord *co, uint64_t now)
         n = n->next;
         if (now < c->stats_next_us)
             continue;
-        /* A subscriber that has not taken its last answer yet gets the
-         * next one only when it has: answers never pile up. */
-        if (c->stats_every_ms && conn_out_pending(c))
+        /* A subscriber whose output the kernel is not taking (a slow or
+         * stopped reader) gets its next answer only when it does: answers
+         * never pile up.  A busy one (output in flight, being taken) is
+         * not held back. */
+        if (c->stats_every_ms && conn_out_pending(c) >= STATS_HOLD_BYTES)
             continue;
         list_remove(&c->stats_node);
         if (c->state == CS_READY)
