@@ -128,7 +128,7 @@ struct p2c2r_client_options {
      * flight on a lost connection fails, as before these fields. */
     uint32_t local_fallback_us; /* CPU time per frame this process may spend running tasks
                                    of the built-in types itself while the coordinator is
-                                   unreachable (at most 1 s) */
+                                   unreachable or refuses them (at most 1 s) */
     uint32_t local_frame_us;    /* the frame that budget renews with; 0 = 16667 (60 Hz) */
     /* TLS 1.3 (docs/PROTOCOL.md, "TLS"), required by a coordinator started
      * with --tls-cert.  tls_ca_file turns it on: a PEM file of the CAs the

@@ -176,8 +176,8 @@ class Result:
         attempts: assignments it took (0 = refused, or answered from the
             cache).
         cached, hedged, verified, local: ``P2C2R_RESULT_*`` flags (local: run
-            in this process by the local fallback while the coordinator was
-            unreachable).
+            in this process by the local fallback: the coordinator was
+            unreachable or refused the task).
         user: the task's :attr:`Task.user`.
     """
     ticket: Ticket

@@ -155,7 +155,9 @@ class Client(_Handle):
             with the connection's error); None = a lost connection fails the
             client for good.
         local_fallback: ``(budget, frame)`` in seconds: while the
-            coordinator is unreachable, run tasks of the built-in types in
+            coordinator is unreachable, or when it refuses a task it cannot
+            run in time (EDEADLINE), at all (EUNSUPPORTED) or now
+            (EQUEUEFULL), run tasks of the built-in types in
             this process, spending at most ``budget`` of CPU per ``frame``
             (0 = 1/60 s); their results have :attr:`Result.local` set and
             the bytes a peer would return.  None = off.
