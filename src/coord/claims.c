@@ -77,7 +77,9 @@ uint64_t claims_overdue_after(const struct coord *co, const struct peer_rec *p, 
     uint64_t floor = budget / 4 < STALL_FLOOR_US ? budget / 4 : STALL_FLOOR_US;
     if (floor < STALL_MIN_US)
         floor = STALL_MIN_US;
-    double exec = p->ty[t->tt].exec_ewma > 0 ? p->ty[t->tt].exec_ewma : tt->exec_ewma;
+    double exec = task_expected_us(co, p, t);
+    if (exec <= 0)
+        exec = p->ty[t->tt].exec_ewma > 0 ? p->ty[t->tt].exec_ewma : tt->exec_ewma;
     if (exec <= 0) {
         /* Nothing measured for the type yet: half of the task's time. */
         uint64_t half = budget / 2;
@@ -93,8 +95,8 @@ static void stall_hedge(struct coord *co, struct attempt *a)
 {
     struct task *t = a->t;
     if (!co->cfg.hedge || a->cancelled || t->state != TS_RUNNING || t->nlive != 1 || (!t->renter && !t->job) ||
-        co->now >= t->deadline_us)
-        return;
+        co->now >= t->deadline_us || co->now - a->start_us < co->cfg.hedge_min_us)
+        return; /* --hedge-min-us holds for these hedges too */
     struct peer_rec *q = pick_peer(co, t);
     if (!q) {
         /* The overdue attempt may be the check of a result t already has,

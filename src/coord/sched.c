@@ -103,21 +103,26 @@ double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
     return score_of(p, exec, exec);
 }
 
-/* What t itself should take on p, in us: t's cost times p's time per cost
- * unit (its own, else its pool's, else the type's), so a big task goes to
- * the peer fastest per unit, not to the one whose tasks were small; a task
- * of unknown cost or a type with nothing learned: p's typical time. */
-static double task_own_us(const struct coord *co, const struct peer_rec *p, const struct task *t, double exec)
+double task_expected_us(const struct coord *co, const struct peer_rec *p, const struct task *t)
 {
     const struct ttype *tt = &co->types[t->tt];
     if (!t->cost)
-        return exec;
+        return 0;
     double r = p->ty[t->tt].rate;
     if (r <= 0)
         r = urate_win_get(&tt->prate[p->pool]);
     if (r <= 0)
         r = urate_win_get(&tt->rate);
-    return r > 0 ? (double)t->cost * r : exec;
+    return r > 0 ? (double)t->cost * r : 0;
+}
+
+/* What t itself should take on p, in us (task_expected_us), so a big task
+ * goes to the peer fastest per unit, not to the one whose tasks were small;
+ * a task of unknown cost or a type with nothing learned: p's typical time. */
+static double task_own_us(const struct coord *co, const struct peer_rec *p, const struct task *t, double exec)
+{
+    double own = task_expected_us(co, p, t);
+    return own > 0 ? own : exec;
 }
 
 /* p's score for t: as peer_score, with t's own expected time on p (task_own_us)

@@ -4,8 +4,8 @@
  * Two peers of one slot serve raytrace; the coordinator verifies nothing
  * (--verify none), so each task runs once unless hedged.  40 tiny tiles
  * teach the coordinator the type's attempt p95 (a few ms); then one tile
- * that runs for seconds outlives it, is hedged onto the other, idle peer,
- * and both copies run.  The first to finish is delivered (flag HEDGED) and
+ * that runs for seconds outlives it and --hedge-min-us (200 ms), is hedged
+ * onto the other, idle peer, and both copies run.  The first to finish is delivered (flag HEDGED) and
  * the coordinator cancels the other.  The peers' own counters, logged when
  * they stop, say that exactly one job was cancelled while running and that
  * its executor stopped early (cancelled_stopped), not ran to the end.  No
@@ -36,7 +36,11 @@ int main(int argc, char **argv)
     /* The long tile runs for seconds (tens of them under a sanitizer on a
      * busy machine): a peer timeout of 120 s keeps the coordinator from
      * cutting its peer as a staller (half the peer timeout) meanwhile. */
-    const char *cargs[] = {"--verify", "none", "--peer-timeout", "120000", NULL};
+    /* --hedge-min-us: the copies start 200 ms apart, so the first is done
+     * well before the second (two copies started together on a loaded
+     * machine could finish within the cancel's way to the peer, and then
+     * neither is cancelled while running). */
+    const char *cargs[] = {"--verify", "none", "--peer-timeout", "120000", "--hedge-min-us", "200000", NULL};
     h_coord_start(NULL, cargs);
     struct h_proc *a = h_peer_start("peer-a", 1, "raytrace", NULL);
     struct h_proc *b = h_peer_start("peer-b", 1, "raytrace", NULL);
@@ -59,10 +63,10 @@ int main(int argc, char **argv)
         p2c2r_result_release(&r);
     }
 
-    /* 128x128 at 256 spp (64 under a sanitizer): seconds of one core on
-     * either peer. */
+    /* 128x128 at 1024 spp (256 under a sanitizer): about 1.5 s of one core
+     * here, several times --hedge-min-us on a much faster machine. */
     h_phase("a long tile, hedged");
-    t.params = h_sanitized() ? "spp=64" : "spp=256";
+    t.params = h_sanitized() ? "spp=256" : "spp=1024";
     t.params_len = strlen(t.params);
     struct p2c2r_result r = h_wait(c, h_submit(c, &t), 120000);
     H_CHECK(r.status == 0, "the long tile: %s", h_err(r.status));
