@@ -77,9 +77,7 @@ uint64_t claims_overdue_after(const struct coord *co, const struct peer_rec *p, 
     uint64_t floor = budget / 4 < STALL_FLOOR_US ? budget / 4 : STALL_FLOOR_US;
     if (floor < STALL_MIN_US)
         floor = STALL_MIN_US;
-    double exec = task_expected_us(co, p, t);
-    if (exec <= 0)
-        exec = p->ty[t->tt].exec_ewma > 0 ? p->ty[t->tt].exec_ewma : tt->exec_ewma;
+    double exec = p->ty[t->tt].exec_ewma > 0 ? p->ty[t->tt].exec_ewma : tt->exec_ewma;
     if (exec <= 0) {
         /* Nothing measured for the type yet: half of the task's time. */
         uint64_t half = budget / 2;

@@ -587,10 +587,6 @@ int task_fits(const struct coord *co, const struct task *t, const struct peer_re
 /* Whether a connected peer outside group, and outside the groups t excludes, could run t
  * (version, requirements): whether another run could judge an error of group's. */
 int task_other_group_can_run(const struct coord *co, const struct task *t, uint32_t group);
-/* What t itself should take on p, in us: its cost times p's time per cost unit for the type
- * (its own, else its pool's, else the type's median); 0 when the cost or every rate is
- * unknown. */
-double task_expected_us(const struct coord *co, const struct peer_rec *p, const struct task *t);
 double peer_trust(const struct peer_rec *p);
 double peer_score(const struct coord *co, const struct peer_rec *p, int ti);
 double task_score(const struct coord *co, const struct peer_rec *p, const struct task *t);
@@ -775,12 +771,10 @@ void claims_set_limit(struct coord *co, struct peer_rec *p, uint32_t limit);
  * reported comes back clamped to dur_us (counted when it was over). */
 uint32_t claims_on_answer(struct coord *co, struct peer_rec *p, uint32_t exec_us, uint64_t dur_us);
 /* How long after start_us an attempt of t on p is overdue: STALL_MULT times
- * p's predicted time (t's own expected time, task_expected_us, else p's exec
- * EWMA for the type, else the type's, plus its RTT), at least
- * min(STALL_FLOOR_US, a quarter of the time from start_us to t's deadline)
- * and STALL_MIN_US; with nothing measured for the type, half of that time to
- * the deadline.  A task far bigger than the type's usual one is not judged
- * by the usual one's time. */
+ * p's predicted time (its exec EWMA for the type, else the type's, plus its
+ * RTT), at least min(STALL_FLOOR_US, a quarter of the time from start_us to
+ * t's deadline) and STALL_MIN_US; with nothing measured for the type, half
+ * of that time to the deadline. */
 uint64_t claims_overdue_after(const struct coord *co, const struct peer_rec *p, const struct task *t,
                               uint64_t start_us);
 /* Judges a slice of the peers (STALL_WALK): overdue tasks are hedged, the

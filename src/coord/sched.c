@@ -103,7 +103,10 @@ double peer_score(const struct coord *co, const struct peer_rec *p, int ti)
     return score_of(p, exec, exec);
 }
 
-double task_expected_us(const struct coord *co, const struct peer_rec *p, const struct task *t)
+/* What t itself should take on p, in us: its cost times p's time per cost
+ * unit for the type (its own, else its pool's, else the type's median); 0
+ * when the cost or every rate is unknown. */
+static double task_expected_us(const struct coord *co, const struct peer_rec *p, const struct task *t)
 {
     const struct ttype *tt = &co->types[t->tt];
     if (!t->cost)

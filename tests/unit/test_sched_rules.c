@@ -1783,20 +1783,6 @@ static void test_overdue_after(void)
     co->types[ti].exec_ewma = 0, p->ty[ti].exec_ewma = 0;
     CHECK_EQU(claims_overdue_after(co, p, t, s), 1 * MS);
     fx_take(&f, t);
-    /* A task of known cost is judged by its own expected time: the type's
-     * usual tasks take 1 ms, this one 1000 units at 100 us a unit (100 ms):
-     * overdue after 4 x 100 ms, not after the 50 ms floor. */
-    t = fx_queued(&f, ti, PRIO_INTERACTIVE, 0, 2000);
-    p->ty[ti].exec_ewma = 1000, p->rtt_us = 0;
-    t->cost = 1000;
-    CHECK_EQU(claims_overdue_after(co, p, t, s), 50 * MS); /* no rate learned: the average decides */
-    p->ty[ti].rate = 100.0f;
-    CHECK_EQU(claims_overdue_after(co, p, t, s), 400 * MS);
-    p->ty[ti].rate = 0;
-    for (int i = 0; i < 8; i++)
-        urate_win_add(&co->types[ti].rate, 100.0);
-    CHECK_EQU(claims_overdue_after(co, p, t, s), 400 * MS); /* the type's rate when p has none */
-    fx_take(&f, t);
     fx_fini(&f);
 }
 
