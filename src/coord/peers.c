@@ -585,6 +585,10 @@ int peer_on_result(struct conn *c, const struct frame_hdr *h, const uint8_t *bod
                 t->err_peer = p->id;
                 t->err_group = p->group;
             }
+            /* Another copy still runs: a hedge of it must not go back to a
+             * group that already failed the task (it would only fail it
+             * again, one attempt each time the other copy looks slow). */
+            task_exclude(t, p->group);
         } else if (t->err_status == m.status && t->err_group != p->group) {
             /* Confirmed by an independent peer: two connections of one key
              * (or of one operator's group) cannot vouch for each other. */
