@@ -363,7 +363,8 @@ void tls_ctx_free(struct tls_ctx *ctx)
     free(ctx);
 }
 
-struct tls *tls_new(struct tls_ctx *ctx, const char *host, size_t out_max)
+/* A session with its buffers and nothing else set up; NULL without memory. */
+static struct tls *tls_alloc(size_t out_max)
 {
     struct tls *t = calloc(1, sizeof(*t));
     if (!t)
@@ -371,6 +372,14 @@ struct tls *tls_new(struct tls_ctx *ctx, const char *host, size_t out_max)
     buf_init(&t->in, 1u << 20);
     buf_init(&t->out, out_max);
     buf_init(&t->pend, REC_MAX_CIPHER);
+    return t;
+}
+
+struct tls *tls_new(struct tls_ctx *ctx, const char *host, size_t out_max)
+{
+    struct tls *t = tls_alloc(out_max);
+    if (!t)
+        return NULL;
     t->server = (uint8_t)ctx->server;
     t->ctx = ctx;
     t->host = host;
@@ -380,12 +389,9 @@ struct tls *tls_new(struct tls_ctx *ctx, const char *host, size_t out_max)
 struct tls *tls_new_keyed(const uint8_t *key, const uint8_t *iv, size_t out_max)
 {
     pthread_once(&aead_init, aead_once);
-    struct tls *t = calloc(1, sizeof(*t));
+    struct tls *t = tls_alloc(out_max);
     if (!t)
         return NULL;
-    buf_init(&t->in, 1u << 20);
-    buf_init(&t->out, out_max);
-    buf_init(&t->pend, REC_MAX_CIPHER);
     memcpy(t->rx.key, key, KEY_LEN);
     memcpy(t->rx.iv, iv, IV_LEN);
     t->tx = t->rx;

@@ -1715,13 +1715,11 @@ static void fake_assign(struct h_fake_peer *fp, const struct h_frame *f)
     H_REQUIRE(x->body, "out of memory");
     proto_put_result_head(x->body, status, fp->exec_us ? fp->exec_us : (uint32_t)delay * 1000u);
     /* The honest output, repeated to fill out_len (zeros when it is empty). */
-    for (size_t at = 0; at < olen; at += honest ? honest : olen) {
-        size_t n = honest ? (honest < olen - at ? honest : olen - at) : olen - at;
-        if (honest)
-            memcpy(x->body + PROTO_RESULT_PREFIX + at, out, n);
-        else
-            memset(x->body + PROTO_RESULT_PREFIX + at, 0, n);
-    }
+    uint8_t *o = x->body + PROTO_RESULT_PREFIX;
+    if (!honest)
+        memset(o, 0, olen);
+    for (size_t at = 0; honest && at < olen; at += honest)
+        memcpy(o + at, out, honest < olen - at ? honest : olen - at);
     if (lie && !fail && olen) {
         x->body[PROTO_RESULT_PREFIX] ^= fp->lie_mask;
         x->body[PROTO_RESULT_PREFIX + olen - 1] ^= 0xa5;

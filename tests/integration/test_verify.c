@@ -27,7 +27,10 @@
  *    second peer returned an output over the largest frame.
  * 6. Two connections of one key (one group) failing a task, with no other
  *    peer: the error is delivered, not bounced between them up to
- *    --max-attempts. */
+ *    --max-attempts.
+ * 7. A copy hangs on one peer and is hedged onto another that fails it at
+ *    once: that peer is not given the task again while the hanging copy
+ *    stays overdue (it was given it 146 times in 3 s before). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,11 +435,50 @@ static void test_one_group_fails(void)
     h_stop(co);
 }
 
+/* ---- 7. a peer that failed a task gets no hedge of the copy still running ---------------- */
+
+static void test_no_hedge_back(void)
+{
+    h_phase("a copy hangs; a hedge fails at once; the hanging copy is not hedged back to the failer");
+    const char *cargs[] = {"--verify", "echo=none", NULL};
+    struct h_proc *co = h_coord_start(NULL, cargs);
+    struct h_fake_peer_cfg cb = {.name = "hangs", .types = "echo", .slots = 1, .delay_ms = H_FAKE_NEVER};
+    struct h_fake_peer *b = h_fake_peer_start(&cb);
+    h_wait_peers(1, NULL);
+    p2c2r_client *c = h_renter("no-hedge-back");
+    struct p2c2r_task t = P2C2R_TASK_INIT;
+    t.type = "echo";
+    t.input = "stuck";
+    t.input_len = 5;
+    t.flags = P2C2R_TASK_NOCACHE;
+    t.deadline_ms = (uint32_t)h_bound_ms(3000);
+    p2c2r_ticket tk = h_submit(c, &t);
+    H_REQUIRE(p2c2r_client_flush(c, h_bound_ms(5000)) == 0, "flush");
+    H_REQUIRE(h_fake_peer_wait_assigned(b, 1, 5000), "the hanging peer got the task");
+    /* Now a peer that fails everything: the overdue copy is hedged onto it. */
+    struct h_fake_peer_cfg ca = {.name = "fails", .types = "echo", .slots = 1, .fail_code = P2C2R_ETASK};
+    struct h_fake_peer *a = h_fake_peer_start(&ca);
+    struct p2c2r_result r = h_wait(c, tk, 30000);
+    struct h_fake_counts na;
+    h_fake_peer_counts(a, &na);
+    h_log("no-hedge-back: outcome %s, the failing peer was given the task %ld time(s)", h_err(r.status),
+          na.assigned);
+    H_CHECK(na.assigned >= 1, "the hanging copy was hedged onto the failing peer");
+    H_CHECK(na.assigned == 1, "...once: it failed the task, so later hedges avoid it (given %ld times)",
+            na.assigned);
+    p2c2r_result_release(&r);
+    p2c2r_client_close(c);
+    h_fake_peer_stop(a);
+    h_fake_peer_stop(b);
+    h_stop(co);
+}
+
 int main(int argc, char **argv)
 {
     h_init(argc, argv, "verify");
     test_toobig_agreed();
     test_one_group_fails();
+    test_no_hedge_back();
     test_honest_then_liar();
     test_cached_lie();
     test_behave_then_lie();
